@@ -1,0 +1,45 @@
+//! # mirror-core
+//!
+//! The pull-mirroring engine of regmirror: it ties a local repository to a
+//! remote one with a [`PollMirroringPolicy`], and a `poll_mirror` job copies
+//! the remote tags that are new or moved (manifests byte for byte, blobs
+//! streamed and verified) into local stores.
+//!
+//! - [`remote`]: [`RemoteRegistry`], reaching registries over HTTP with
+//!   Basic/Bearer auth, retries and TLS settings.
+//! - [`store`]: [`BlobStore`], [`RepositoryStore`], [`PolicyStore`] and their
+//!   embedded backends (a directory and SQLite).
+//! - [`diff`]: which tags to copy. [`copy`]: the streaming copy.
+//!   [`poll`]: one poll of one policy. [`job`]: the job state machine.
+//! - [`Mirror`]: the engine that the server and the Python module drive.
+//!
+//! See `ARCHITECTURE.md` at the repository root for how a poll flows.
+
+#![warn(missing_docs)]
+
+pub mod copy;
+pub mod diff;
+pub mod digest;
+pub mod error;
+pub mod job;
+pub mod manifest;
+pub mod mirror;
+pub mod policy;
+pub mod poll;
+pub mod reference;
+pub mod remote;
+pub mod secret;
+pub mod store;
+pub mod worker;
+
+pub use copy::{Progress, ProgressSnapshot};
+pub use digest::{Digest, Hasher};
+pub use error::ErrorKind;
+pub use job::{Job, JobFilter, JobStatus, JobSubmission, LogLine};
+pub use manifest::{Descriptor, Manifest};
+pub use mirror::{Mirror, MirrorError, MirrorSettings, Stores};
+pub use policy::{MirroringStatus, NewPolicy, PolicyUpdate, PollMirroringPolicy, RemoteEndpoint};
+pub use reference::RepositoryName;
+pub use remote::{Permissions, RemoteConnector, RemoteError, RemoteRegistry};
+pub use secret::Secret;
+pub use store::{BlobStore, PolicyStore, RepositoryStore, StoreError};

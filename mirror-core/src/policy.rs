@@ -1,0 +1,466 @@
+//! Poll mirroring policies: what ties a local repository to a remote one.
+//!
+//! Field names follow Docker Trusted Registry's `PollMirroringPolicy`. The
+//! secrets (`password`, `auth_token`) live in [`RemoteEndpoint`] as
+//! [`Secret`]s and are never serialized: [`PollMirroringPolicy`]'s `Serialize`
+//! is the public view.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::reference::RepositoryName;
+use crate::secret::Secret;
+
+/// Where and how to reach a remote repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteEndpoint {
+    /// Full URL of the registry: `https://registry.example.com`,
+    /// `http://127.0.0.1:5001`; Docker Hub is `https://index.docker.io`.
+    pub host: String,
+    /// The remote repository, `namespace/name`.
+    pub repository: RepositoryName,
+    /// User name for Basic auth or the token server.
+    pub username: String,
+    /// Password or access token (write-only).
+    pub password: Secret,
+    /// A ready bearer token, sent as is (write-only).
+    pub auth_token: Secret,
+    /// Extra trusted CA certificates (PEM), may be empty.
+    pub remote_ca: String,
+    /// Skip TLS certificate verification.
+    pub skip_tls_verification: bool,
+}
+
+impl RemoteEndpoint {
+    /// An anonymous endpoint for `host` and `repository`.
+    ///
+    /// ```
+    /// let e = mirror_core::RemoteEndpoint::anonymous("https://index.docker.io", "nginx").unwrap();
+    /// assert_eq!(e.repository.as_str(), "library/nginx");
+    /// ```
+    pub fn anonymous(host: &str, repository: &str) -> Result<Self, InvalidPolicy> {
+        let host = normalize_host(host)?;
+        let repository = normalize_remote_repository(&host, repository)?;
+        Ok(RemoteEndpoint {
+            host,
+            repository,
+            username: String::new(),
+            password: Secret::default(),
+            auth_token: Secret::default(),
+            remote_ca: String::new(),
+            skip_tls_verification: false,
+        })
+    }
+}
+
+/// A policy field that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct InvalidPolicy {
+    /// The API field name (camelCase, as in DTR).
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl InvalidPolicy {
+    fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        InvalidPolicy {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Checks a remote host URL and returns it without a trailing `/`.
+///
+/// ```
+/// use mirror_core::policy::normalize_host;
+/// assert_eq!(normalize_host("https://r.example.com/").unwrap(), "https://r.example.com");
+/// assert!(normalize_host("r.example.com").is_err());
+/// assert!(normalize_host("ftp://x").is_err());
+/// ```
+pub fn normalize_host(host: &str) -> Result<String, InvalidPolicy> {
+    let host = host.trim().trim_end_matches('/');
+    let url = reqwest::Url::parse(host).map_err(|e| {
+        InvalidPolicy::new(
+            "remoteHost",
+            format!(
+                "{host:?} is not a URL ({e}); give a full URL such as https://registry.example.com"
+            ),
+        )
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(InvalidPolicy::new(
+            "remoteHost",
+            format!(
+                "scheme {:?} is not supported; use https:// or http://",
+                url.scheme()
+            ),
+        ));
+    }
+    if url.host_str().is_none_or(|h| h.is_empty()) {
+        return Err(InvalidPolicy::new("remoteHost", "the URL has no host"));
+    }
+    if url.path() != "/" && !url.path().is_empty() {
+        return Err(InvalidPolicy::new(
+            "remoteHost",
+            "the URL must not have a path; give only scheme, host and port",
+        ));
+    }
+    if url.query().is_some() || !url.username().is_empty() {
+        return Err(InvalidPolicy::new(
+            "remoteHost",
+            "the URL must not carry a query or credentials; use username and password",
+        ));
+    }
+    Ok(host.to_string())
+}
+
+/// Validates a remote repository name; on Docker Hub, `nginx` means `library/nginx`.
+pub fn normalize_remote_repository(
+    host: &str,
+    repo: &str,
+) -> Result<RepositoryName, InvalidPolicy> {
+    let repo = repo.trim().trim_matches('/');
+    let is_hub = is_docker_hub(host);
+    let full = if is_hub && !repo.contains('/') {
+        format!("library/{repo}")
+    } else {
+        repo.to_string()
+    };
+    RepositoryName::parse(&full).map_err(|e| InvalidPolicy::new("remoteRepository", e.reason))
+}
+
+/// Whether `host` names Docker Hub.
+pub fn is_docker_hub(host: &str) -> bool {
+    let h = host
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    matches!(
+        h,
+        "index.docker.io" | "docker.io" | "registry-1.docker.io" | "registry.hub.docker.com"
+    )
+}
+
+/// The outcome of the last evaluation of a policy, as DTR's `MirroringStatus`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct MirroringStatus {
+    /// `SUCCESS`, `PARTIAL`, `FAILED` or `NEVER_RUN`.
+    pub code: String,
+    /// A human-readable summary.
+    pub detail: String,
+    /// When the status was recorded.
+    pub timestamp: DateTime<Utc>,
+}
+
+/// A poll mirroring policy.
+///
+/// `Serialize` gives DTR's response shape (camelCase) and never includes the
+/// password or auth token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollMirroringPolicy {
+    /// Identifier (UUID).
+    pub id: String,
+    /// The local repository the policy feeds.
+    pub local_repository: RepositoryName,
+    /// The remote side, with its credentials.
+    #[serde(flatten, serialize_with = "serialize_endpoint")]
+    pub remote: RemoteEndpoint,
+    /// Whether scheduled polls evaluate this policy.
+    pub enabled: bool,
+    /// `true` ("Save & Apply"): mirror every current remote tag. `false`
+    /// ("Save"): mirror only tags that appear or move after creation.
+    pub initial_evaluation: bool,
+    /// When a poll last copied something (RFC 3339), empty if never.
+    #[serde(serialize_with = "serialize_opt_time")]
+    pub last_mirrored_at: Option<DateTime<Utc>>,
+    /// The outcome of the last evaluation.
+    pub last_status: MirroringStatus,
+    /// When the policy was created.
+    pub created_at: DateTime<Utc>,
+}
+
+fn serialize_opt_time<S: serde::Serializer>(
+    t: &Option<DateTime<Utc>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.collect_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        None => s.serialize_str(""),
+    }
+}
+
+fn serialize_endpoint<S: serde::Serializer>(e: &RemoteEndpoint, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(5))?;
+    m.serialize_entry("remoteHost", &e.host)?;
+    m.serialize_entry("remoteRepository", &e.repository)?;
+    m.serialize_entry("username", &e.username)?;
+    m.serialize_entry("remoteCA", &e.remote_ca)?;
+    m.serialize_entry("skipTLSVerification", &e.skip_tls_verification)?;
+    m.end()
+}
+
+/// What a caller gives to create a policy (the DTR create form).
+#[derive(Debug, Clone, Default)]
+pub struct NewPolicy {
+    /// Remote registry URL.
+    pub remote_host: String,
+    /// Remote repository, `namespace/name`.
+    pub remote_repository: String,
+    /// User name (may be empty).
+    pub username: String,
+    /// Password or access token (may be empty).
+    pub password: Secret,
+    /// A ready bearer token (may be empty).
+    pub auth_token: Secret,
+    /// Extra CA certificates, PEM (may be empty).
+    pub remote_ca: String,
+    /// Skip TLS verification.
+    pub skip_tls_verification: bool,
+    /// Enabled for scheduled polls (DTR's default is true).
+    pub enabled: bool,
+}
+
+impl NewPolicy {
+    /// Validates the fields and builds the remote endpoint.
+    pub fn endpoint(&self) -> Result<RemoteEndpoint, InvalidPolicy> {
+        let host = normalize_host(&self.remote_host)?;
+        let repository = normalize_remote_repository(&host, &self.remote_repository)?;
+        validate_ca(&self.remote_ca)?;
+        if self.username.len() > 255 {
+            return Err(InvalidPolicy::new("username", "longer than 255 characters"));
+        }
+        if !self.password.is_empty() && self.username.is_empty() {
+            return Err(InvalidPolicy::new(
+                "username",
+                "a password or access token needs a username",
+            ));
+        }
+        Ok(RemoteEndpoint {
+            host,
+            repository,
+            username: self.username.clone(),
+            password: self.password.clone(),
+            auth_token: self.auth_token.clone(),
+            remote_ca: self.remote_ca.clone(),
+            skip_tls_verification: self.skip_tls_verification,
+        })
+    }
+}
+
+/// Checks that `pem` is empty or holds only well-formed certificates: each
+/// `CERTIFICATE` block must be base64 of one DER `SEQUENCE` of the length
+/// it declares.
+pub fn validate_ca(pem: &str) -> Result<(), InvalidPolicy> {
+    use base64::Engine;
+    if pem.trim().is_empty() {
+        return Ok(());
+    }
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut rest = pem;
+    let mut count = 0;
+    while let Some(start) = rest.find(BEGIN) {
+        let after = &rest[start + BEGIN.len()..];
+        let end = after.find(END).ok_or_else(|| {
+            InvalidPolicy::new(
+                "remoteCA",
+                format!("certificate {} has no {END} line", count + 1),
+            )
+        })?;
+        let b64: String = after[..end]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(b64.as_bytes())
+            .map_err(|e| {
+                InvalidPolicy::new(
+                    "remoteCA",
+                    format!("certificate {} is not valid base64: {e}", count + 1),
+                )
+            })?;
+        if !is_der_sequence(&der) {
+            return Err(InvalidPolicy::new(
+                "remoteCA",
+                format!(
+                    "certificate {} is not a DER-encoded X.509 certificate",
+                    count + 1
+                ),
+            ));
+        }
+        count += 1;
+        rest = &after[end + END.len()..];
+    }
+    if count == 0 {
+        return Err(InvalidPolicy::new(
+            "remoteCA",
+            format!("not a PEM certificate (expected a {BEGIN} line)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `der` is exactly one DER SEQUENCE (the outer shape of X.509).
+fn is_der_sequence(der: &[u8]) -> bool {
+    if der.len() < 2 || der[0] != 0x30 {
+        return false;
+    }
+    let (len, header) = match der[1] {
+        n if n < 0x80 => (n as usize, 2),
+        n => {
+            let k = (n & 0x7f) as usize;
+            if k == 0 || k > 4 || der.len() < 2 + k {
+                return false;
+            }
+            let len = der[2..2 + k]
+                .iter()
+                .fold(0usize, |a, &b| (a << 8) | b as usize);
+            (len, 2 + k)
+        }
+    };
+    header + len == der.len() && len > 16
+}
+
+/// A partial update (DTR's `UpdatePollMirroringPolicy`): `None` keeps a field.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyUpdate {
+    /// New remote URL.
+    pub remote_host: Option<String>,
+    /// New remote repository.
+    pub remote_repository: Option<String>,
+    /// New user name.
+    pub username: Option<String>,
+    /// New password or token.
+    pub password: Option<Secret>,
+    /// New bearer token.
+    pub auth_token: Option<Secret>,
+    /// New CA bundle.
+    pub remote_ca: Option<String>,
+    /// New TLS verification switch.
+    pub skip_tls_verification: Option<bool>,
+    /// Enable or disable.
+    pub enabled: Option<bool>,
+}
+
+impl PolicyUpdate {
+    /// Whether the update touches how the remote is reached (so the
+    /// connection must be checked again before saving).
+    pub fn changes_remote(&self) -> bool {
+        self.remote_host.is_some()
+            || self.remote_repository.is_some()
+            || self.username.is_some()
+            || self.password.is_some()
+            || self.auth_token.is_some()
+            || self.remote_ca.is_some()
+            || self.skip_tls_verification.is_some()
+    }
+
+    /// Applies the update to `policy`, validating the result.
+    pub fn apply(
+        &self,
+        policy: &PollMirroringPolicy,
+    ) -> Result<PollMirroringPolicy, InvalidPolicy> {
+        let r = &policy.remote;
+        let form = NewPolicy {
+            remote_host: self.remote_host.clone().unwrap_or_else(|| r.host.clone()),
+            remote_repository: self
+                .remote_repository
+                .clone()
+                .unwrap_or_else(|| r.repository.to_string()),
+            username: self.username.clone().unwrap_or_else(|| r.username.clone()),
+            password: self.password.clone().unwrap_or_else(|| r.password.clone()),
+            auth_token: self
+                .auth_token
+                .clone()
+                .unwrap_or_else(|| r.auth_token.clone()),
+            remote_ca: self
+                .remote_ca
+                .clone()
+                .unwrap_or_else(|| r.remote_ca.clone()),
+            skip_tls_verification: self
+                .skip_tls_verification
+                .unwrap_or(r.skip_tls_verification),
+            enabled: self.enabled.unwrap_or(policy.enabled),
+        };
+        let mut next = policy.clone();
+        next.remote = form.endpoint()?;
+        next.enabled = form.enabled;
+        Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serialization_never_shows_secrets() {
+        let form = NewPolicy {
+            remote_host: "https://r.example.com".into(),
+            remote_repository: "a/b".into(),
+            username: "bot".into(),
+            password: Secret::new("pa55word"),
+            auth_token: Secret::new("tok3n"),
+            enabled: true,
+            ..Default::default()
+        };
+        let p = PollMirroringPolicy {
+            id: "x".into(),
+            local_repository: RepositoryName::parse("acme/b").unwrap(),
+            remote: form.endpoint().unwrap(),
+            enabled: true,
+            initial_evaluation: true,
+            last_mirrored_at: None,
+            last_status: MirroringStatus {
+                code: "NEVER_RUN".into(),
+                detail: String::new(),
+                timestamp: Utc::now(),
+            },
+            created_at: Utc::now(),
+        };
+        let json = serde_json::to_string(&p).unwrap();
+        let debug = format!("{p:?}");
+        for text in [&json, &debug] {
+            assert!(
+                !text.contains("pa55word") && !text.contains("tok3n"),
+                "{text}"
+            );
+        }
+        assert!(json.contains("\"remoteHost\":\"https://r.example.com\""));
+        assert!(json.contains("\"lastMirroredAt\":\"\""));
+    }
+
+    #[test]
+    fn hub_official_images_get_library_prefix() {
+        let r = normalize_remote_repository("https://index.docker.io", "nginx").unwrap();
+        assert_eq!(r.as_str(), "library/nginx");
+        let r = normalize_remote_repository("https://r.example.com", "nginx").unwrap();
+        assert_eq!(r.as_str(), "nginx");
+    }
+
+    #[test]
+    fn bad_fields_name_the_field() {
+        let form = NewPolicy {
+            remote_host: "https://r.example.com".into(),
+            remote_repository: "a/b".into(),
+            remote_ca: "-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n".into(),
+            ..Default::default()
+        };
+        assert_eq!(form.endpoint().unwrap_err().field, "remoteCA");
+        let form = NewPolicy {
+            remote_host: "https://r.example.com/v2/x".into(),
+            ..Default::default()
+        };
+        assert_eq!(form.endpoint().unwrap_err().field, "remoteHost");
+        let form = NewPolicy {
+            remote_host: "https://r.example.com".into(),
+            remote_repository: "UPPER/case".into(),
+            ..Default::default()
+        };
+        assert_eq!(form.endpoint().unwrap_err().field, "remoteRepository");
+    }
+}

@@ -1,0 +1,245 @@
+//! One poll of one policy: list, resolve digests, diff, copy, publish.
+//!
+//! This is where a poll decides what to copy:
+//! 1. list the remote tags (all pages);
+//! 2. HEAD each tag's manifest for its digest, many at once over kept-alive
+//!    connections (a GET only when `Docker-Content-Digest` is missing);
+//! 3. [`crate::diff::plan`] against the local tags (and the baseline of a
+//!    policy saved without initial evaluation);
+//! 4. for each tag to copy: [`crate::copy::image::copy_tree`], then publish
+//!    that tag at once, so a later failure leaves earlier tags complete.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::Utc;
+use futures_util::{StreamExt, TryStreamExt};
+
+use crate::copy::image::copy_tree;
+use crate::copy::{CopyContext, CopyError, Progress};
+use crate::diff::{Change, plan};
+use crate::digest::Digest;
+use crate::error::ErrorKind;
+use crate::policy::PollMirroringPolicy;
+use crate::reference::RepositoryName;
+use crate::remote::{RemoteError, RemoteRegistry};
+use crate::store::{RepositoryStore, StoreError, TagRecord};
+
+/// Where a poll writes its log lines.
+pub trait LogSink: Send + Sync {
+    /// Records one line.
+    fn line(&self, text: String);
+}
+
+/// What one poll did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PollReport {
+    /// Remote tags listed.
+    pub tags_listed: usize,
+    /// Tags copied and published.
+    pub tags_copied: usize,
+    /// Tags already up to date.
+    pub tags_unchanged: usize,
+    /// Tags left alone because they predate a "Save"-only policy.
+    pub tags_preexisting: usize,
+    /// Tags that failed (each also in `errors`).
+    pub tags_failed: usize,
+    /// Bytes written to the store.
+    pub bytes_copied: u64,
+    /// One line per failed tag: tag, digest and cause.
+    pub errors: Vec<String>,
+}
+
+/// Errors that stop a poll before it copies anything.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    /// Listing or resolving remote tags failed.
+    #[error("{context}: {source}")]
+    Remote {
+        /// What was being done.
+        context: String,
+        /// The remote error.
+        #[source]
+        source: RemoteError,
+    },
+    /// The local store failed.
+    #[error("{context}: {source}")]
+    Store {
+        /// What was being done.
+        context: String,
+        /// The store error.
+        #[source]
+        source: StoreError,
+    },
+    /// The poll was canceled.
+    #[error("canceled")]
+    Canceled,
+}
+
+impl PollError {
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            PollError::Remote { source, .. } => source.kind(),
+            PollError::Store { .. } => ErrorKind::Internal,
+            PollError::Canceled => ErrorKind::Canceled,
+        }
+    }
+}
+
+/// Resolves every tag's digest: HEAD first, GET only without the header.
+/// `concurrency` requests are in flight at once.
+pub async fn resolve_digests(
+    remote: &dyn RemoteRegistry,
+    repo: &RepositoryName,
+    tags: &[String],
+    concurrency: usize,
+) -> Result<HashMap<String, Digest>, RemoteError> {
+    futures_util::stream::iter(tags.iter().cloned())
+        .map(|tag| async move {
+            let head = match remote.head_manifest(repo, &tag).await {
+                Ok(h) => h,
+                // A tag deleted between the list and the HEAD: not an error.
+                Err(RemoteError::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let digest = match head.digest {
+                Some(d) => d,
+                None => remote.get_manifest(repo, &tag).await?.digest,
+            };
+            Ok(Some((tag, digest)))
+        })
+        .buffer_unordered(concurrency.max(1))
+        .try_filter_map(|x| async move { Ok(x) })
+        .try_collect()
+        .await
+}
+
+/// The inputs of a poll besides the policy.
+pub struct PollEnv<'a> {
+    /// The remote, bound to the policy's endpoint.
+    pub remote: Arc<dyn RemoteRegistry>,
+    /// Local repositories and tags.
+    pub repos: &'a dyn RepositoryStore,
+    /// Store, limits, cancellation, counters.
+    pub copy: CopyContext,
+    /// Concurrent HEAD requests.
+    pub head_concurrency: usize,
+    /// `None` for initial evaluation, else the policy's baseline.
+    pub baseline: Option<HashMap<String, Digest>>,
+    /// Log lines go here.
+    pub log: &'a dyn LogSink,
+}
+
+/// Polls one policy. Tag failures are reported in the [`PollReport`];
+/// only failures before copying (listing, store) return `Err`.
+pub async fn poll_policy(
+    env: &PollEnv<'_>,
+    policy: &PollMirroringPolicy,
+) -> Result<PollReport, PollError> {
+    let remote_repo = &policy.remote.repository;
+    let local_repo = &policy.local_repository;
+    let source = format!("{}/{}", policy.remote.host, remote_repo);
+    let remote = env.remote.as_ref();
+    let mut report = PollReport::default();
+
+    let tags = remote
+        .list_tags(remote_repo)
+        .await
+        .map_err(|source| PollError::Remote {
+            context: format!("listing tags of {source_name}", source_name = source),
+            source,
+        })?;
+    report.tags_listed = tags.len();
+    env.log
+        .line(format!("listed {} tags in {source}", tags.len()));
+    if env.copy.cancel.is_cancelled() {
+        return Err(PollError::Canceled);
+    }
+
+    let remote_digests = tokio::select! {
+        r = resolve_digests(remote, remote_repo, &tags, env.head_concurrency) => r.map_err(|source| PollError::Remote {
+            context: format!("reading tag digests of {source_name}", source_name = source),
+            source,
+        })?,
+        _ = env.copy.cancel.cancelled() => return Err(PollError::Canceled),
+    };
+    let local = env
+        .repos
+        .tag_digests(local_repo)
+        .await
+        .map_err(|source| PollError::Store {
+            context: format!("reading tags of {local_repo}"),
+            source,
+        })?;
+    let sync = plan(&remote_digests, &local, env.baseline.as_ref());
+    report.tags_unchanged = sync.unchanged.len();
+    report.tags_preexisting = sync.preexisting.len();
+    env.log.line(format!(
+        "{} tags to copy, {} unchanged, {} skipped as older than the policy",
+        sync.copy.len(),
+        sync.unchanged.len(),
+        sync.preexisting.len()
+    ));
+    Progress::add(&env.copy.progress.tags_planned, sync.copy.len() as u64);
+
+    for item in &sync.copy {
+        if env.copy.cancel.is_cancelled() {
+            return Err(PollError::Canceled);
+        }
+        let before = env.copy.progress.snapshot();
+        let copied = copy_tree(&env.copy, remote, remote_repo, &item.digest).await;
+        let records = match copied {
+            Ok(r) => r,
+            Err(CopyError::Canceled) => return Err(PollError::Canceled),
+            Err(e) => {
+                let line = format!("failed {}:{} ({}): {e}", remote_repo, item.tag, item.digest);
+                env.log.line(line.clone());
+                report.errors.push(line);
+                report.tags_failed += 1;
+                continue;
+            }
+        };
+        let top = records.last().expect("copy_tree returns the top manifest");
+        let tag = TagRecord {
+            name: item.tag.clone(),
+            digest: item.digest.clone(),
+            media_type: top.media_type.clone(),
+            size: top.size,
+            mirrored_by: Some(policy.id.clone()),
+            mirrored_from: Some(format!("{source}:{}", item.tag)),
+            updated_at: Utc::now(),
+        };
+        env.repos
+            .publish(local_repo, &records, &[tag])
+            .await
+            .map_err(|source| PollError::Store {
+                context: format!("publishing {local_repo}:{}", item.tag),
+                source,
+            })?;
+        let after = env.copy.progress.snapshot();
+        let bytes = after.bytes_copied - before.bytes_copied;
+        report.tags_copied += 1;
+        report.bytes_copied += bytes;
+        Progress::add(&env.copy.progress.tags_copied, 1);
+        env.log.line(format!(
+            "copied {} tag {}:{} -> {local_repo}:{} ({}, {} manifests, {} blobs copied, {} reused, {bytes} bytes)",
+            match item.change {
+                Change::New => "new",
+                Change::Moved => "moved",
+            },
+            remote_repo,
+            item.tag,
+            item.tag,
+            item.digest,
+            records.len(),
+            after.blobs_copied - before.blobs_copied,
+            after.blobs_reused - before.blobs_reused,
+        ));
+    }
+    env.log.line(format!(
+        "poll of {source} done: {} copied, {} unchanged, {} failed, {} bytes",
+        report.tags_copied, report.tags_unchanged, report.tags_failed, report.bytes_copied
+    ));
+    Ok(report)
+}

@@ -1,0 +1,714 @@
+//! [`HttpRemote`]: the registry HTTP API over reqwest.
+//!
+//! reqwest is used directly (not through a higher-level OCI client) because
+//! mirroring needs the headers: `Link` for tag pages, `Retry-After` on 429,
+//! `Docker-Content-Digest` on HEAD, exact `Content-Type`, and a streaming
+//! body that is never buffered whole.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode, Url};
+
+use super::auth::{AuthState, Challenge, Credentials, TokenResponse, parse_challenge};
+use super::retry::{RetryPolicy, parse_retry_after};
+use super::{
+    BlobBody, ManifestHead, Permissions, RemoteConnector, RemoteError, RemoteManifest,
+    RemoteRegistry,
+};
+use crate::digest::Digest;
+use crate::manifest::{ACCEPT_MANIFESTS, MAX_MANIFEST_SIZE};
+use crate::policy::{RemoteEndpoint, is_docker_hub};
+use crate::reference::RepositoryName;
+
+/// Tag list page size asked for.
+const TAG_PAGE_SIZE: usize = 1000;
+/// Hard cap on tag pages, against a registry whose `Link` loops.
+const MAX_TAG_PAGES: usize = 10_000;
+
+/// Network settings shared by every remote client.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Time allowed to open a connection.
+    pub connect_timeout: Duration,
+    /// Longest silence while reading a response before it counts as a
+    /// stalled transfer (bodies themselves have no total timeout).
+    pub idle_timeout: Duration,
+    /// Retries of transient failures.
+    pub retry: RetryPolicy,
+    /// Idle connections kept per host (HEAD pipelines reuse them).
+    pub pool_per_host: usize,
+    /// `User-Agent` sent.
+    pub user_agent: String,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            connect_timeout: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(60),
+            retry: RetryPolicy::default(),
+            pool_per_host: 32,
+            user_agent: concat!("regmirror/", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+}
+
+/// Makes [`HttpRemote`]s. Each endpoint gets its own client, so two policies
+/// with different credentials on one host never share tokens.
+#[derive(Debug, Clone, Default)]
+pub struct HttpConnector {
+    /// Settings for every client made.
+    pub settings: HttpSettings,
+}
+
+impl RemoteConnector for HttpConnector {
+    fn connect(&self, endpoint: &RemoteEndpoint) -> Result<Arc<dyn RemoteRegistry>, RemoteError> {
+        Ok(Arc::new(HttpRemote::new(endpoint, &self.settings)?))
+    }
+}
+
+/// A registry endpoint reached over HTTP(S).
+pub struct HttpRemote {
+    client: reqwest::Client,
+    /// Scheme, host and port (Docker Hub's API host for `index.docker.io`).
+    base: Url,
+    /// For messages.
+    host: String,
+    credentials: Credentials,
+    auth: Mutex<AuthState>,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for HttpRemote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpRemote")
+            .field("base", &self.base.as_str())
+            .field("credentials", &self.credentials)
+            .finish()
+    }
+}
+
+impl HttpRemote {
+    /// A client for `endpoint`.
+    pub fn new(endpoint: &RemoteEndpoint, settings: &HttpSettings) -> Result<Self, RemoteError> {
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .read_timeout(settings.idle_timeout)
+            .pool_max_idle_per_host(settings.pool_per_host)
+            .user_agent(settings.user_agent.clone());
+        if !endpoint.remote_ca.trim().is_empty() {
+            let certs = reqwest::Certificate::from_pem_bundle(endpoint.remote_ca.as_bytes())
+                .map_err(|e| RemoteError::Config {
+                    reason: format!("remoteCA cannot be parsed: {e}"),
+                })?;
+            builder = builder.tls_certs_merge(certs);
+        }
+        if endpoint.skip_tls_verification {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let client = builder.build().map_err(|e| RemoteError::Config {
+            reason: format!("cannot build the HTTP client: {}", error_chain(&e)),
+        })?;
+        let api_host = if is_docker_hub(&endpoint.host) {
+            // Docker Hub's web name is not its registry API host.
+            "https://registry-1.docker.io".to_string()
+        } else {
+            endpoint.host.clone()
+        };
+        let base = Url::parse(&api_host).map_err(|e| RemoteError::Config {
+            reason: format!("remoteHost {api_host:?} is not a URL: {e}"),
+        })?;
+        let credentials = if !endpoint.auth_token.is_empty() {
+            Credentials::Token(endpoint.auth_token.clone())
+        } else if !endpoint.username.is_empty() {
+            Credentials::Basic {
+                username: endpoint.username.clone(),
+                password: endpoint.password.clone(),
+            }
+        } else {
+            Credentials::Anonymous
+        };
+        Ok(HttpRemote {
+            client,
+            host: endpoint.host.clone(),
+            base,
+            credentials,
+            auth: Mutex::new(AuthState::default()),
+            retry: settings.retry.clone(),
+        })
+    }
+
+    fn url(&self, path: &str) -> Url {
+        let mut u = self.base.clone();
+        u.set_path(path);
+        u
+    }
+
+    /// The `Authorization` header to send up front for `scope`, if known.
+    fn auth_header(&self, scope: &str) -> Option<String> {
+        if let Credentials::Token(t) = &self.credentials {
+            return Some(format!("Bearer {}", t.expose()));
+        }
+        let state = self.auth.lock().unwrap_or_else(|p| p.into_inner());
+        match &state.challenge {
+            Some(Challenge::Basic) => self.credentials.basic_header(),
+            Some(Challenge::Bearer { .. }) => {
+                state.token(scope).map(|t| format!("Bearer {}", t.expose()))
+            }
+            None => None,
+        }
+    }
+
+    /// Answers a 401: learns the challenge and, for Bearer, fetches a token
+    /// for `scope`. Returns an error when there is nothing more to try.
+    async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        scope: &str,
+        repo: &str,
+    ) -> Result<(), RemoteError> {
+        let unauthorized = |reason: String| RemoteError::Unauthorized {
+            host: self.host.clone(),
+            repository: repo.to_string(),
+            reason,
+        };
+        if let Credentials::Token(_) = self.credentials {
+            return Err(unauthorized(
+                "the registry refused the given authToken".into(),
+            ));
+        }
+        let challenge = headers
+            .get(header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_challenge)
+            .ok_or_else(|| {
+                unauthorized("HTTP 401 without a usable WWW-Authenticate challenge".into())
+            })?;
+        match &challenge {
+            Challenge::Basic => {
+                if matches!(self.credentials, Credentials::Anonymous) {
+                    return Err(unauthorized(
+                        "the registry requires credentials (Basic auth) and none were given".into(),
+                    ));
+                }
+                self.auth
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .challenge = Some(challenge);
+                Ok(())
+            }
+            Challenge::Bearer { realm, service, .. } => {
+                let token = self
+                    .fetch_token(realm, service.as_deref(), scope, repo)
+                    .await?;
+                let mut state = self.auth.lock().unwrap_or_else(|p| p.into_inner());
+                state.challenge = Some(challenge.clone());
+                state.tokens.insert(scope.to_string(), token);
+                Ok(())
+            }
+        }
+    }
+
+    async fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        repo: &str,
+    ) -> Result<super::auth::CachedToken, RemoteError> {
+        let fail = |reason: String| RemoteError::Unauthorized {
+            host: self.host.clone(),
+            repository: repo.to_string(),
+            reason,
+        };
+        let mut url = Url::parse(realm)
+            .map_err(|e| fail(format!("token realm {realm:?} is not a URL: {e}")))?;
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(s) = service {
+                q.append_pair("service", s);
+            }
+            q.append_pair("scope", scope);
+        }
+        let mut attempt = 0;
+        loop {
+            let mut req = self.client.get(url.clone());
+            if let Some(h) = self.credentials.basic_header() {
+                req = req.header(header::AUTHORIZATION, h);
+            }
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) if attempt < self.retry.max_retries && !is_tls(&e) => {
+                    attempt += 1;
+                    tokio::time::sleep(self.retry.delay(attempt, None)).await;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(fail(format!(
+                        "token server {} could not be reached: {}",
+                        url.host_str().unwrap_or(""),
+                        error_chain(&e)
+                    )));
+                }
+            };
+            let status = resp.status();
+            if (status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS)
+                && attempt < self.retry.max_retries
+            {
+                attempt += 1;
+                let wait = parse_retry_after(resp.headers().get(header::RETRY_AFTER));
+                tokio::time::sleep(self.retry.delay(attempt, wait)).await;
+                continue;
+            }
+            if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                let who = match &self.credentials {
+                    Credentials::Basic { username, .. } => format!("user {username:?}"),
+                    _ => "anonymous access".into(),
+                };
+                return Err(fail(format!(
+                    "the token server refused {who} (HTTP {}): check username and password",
+                    status.as_u16()
+                )));
+            }
+            if !status.is_success() {
+                return Err(fail(format!(
+                    "the token server answered HTTP {}",
+                    status.as_u16()
+                )));
+            }
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|e| fail(format!("reading the token: {}", error_chain(&e))))?;
+            let parsed: TokenResponse = serde_json::from_slice(&body)
+                .map_err(|e| fail(format!("the token server's answer is not valid JSON: {e}")))?;
+            return parsed
+                .into_cached()
+                .ok_or_else(|| fail("the token server's answer holds no token".into()));
+        }
+    }
+
+    /// Sends a request built by `build`, with authentication for `scope`,
+    /// answering one 401 by authenticating, and retrying connection errors,
+    /// 429 and 5xx with backoff. Returns the first other response.
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        scope: &str,
+        repo: &str,
+        extra: &[(header::HeaderName, String)],
+    ) -> Result<reqwest::Response, RemoteError> {
+        let mut attempt: u32 = 0;
+        let mut authenticated = false;
+        loop {
+            let mut req = self.client.request(method.clone(), url.clone());
+            for (k, v) in extra {
+                req = req.header(k, v);
+            }
+            if let Some(h) = self.auth_header(scope) {
+                let mut v = HeaderValue::from_str(&h).map_err(|_| RemoteError::Config {
+                    reason: "credentials contain characters not allowed in an HTTP header".into(),
+                })?;
+                v.set_sensitive(true);
+                req = req.header(header::AUTHORIZATION, v);
+            }
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    let err = self.classify(&url, &e);
+                    if matches!(err, RemoteError::Tls { .. }) || attempt >= self.retry.max_retries {
+                        return Err(err);
+                    }
+                    attempt += 1;
+                    tracing::debug!(url = %url, attempt, "retrying after: {err}");
+                    tokio::time::sleep(self.retry.delay(attempt, None)).await;
+                    continue;
+                }
+            };
+            let status = resp.status();
+            if status == StatusCode::UNAUTHORIZED && !authenticated {
+                authenticated = true;
+                // A cached token may have been revoked or expired early: drop it.
+                self.auth
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .tokens
+                    .remove(scope);
+                self.authenticate(resp.headers(), scope, repo).await?;
+                continue;
+            }
+            let retryable = status == StatusCode::TOO_MANY_REQUESTS
+                || matches!(status.as_u16(), 500 | 502 | 503 | 504);
+            if retryable {
+                let retry_after = parse_retry_after(resp.headers().get(header::RETRY_AFTER));
+                if attempt >= self.retry.max_retries {
+                    return Err(RemoteError::Unavailable {
+                        url: url.to_string(),
+                        status: status.as_u16(),
+                        attempts: attempt + 1,
+                        retry_after,
+                    });
+                }
+                attempt += 1;
+                let wait = self.retry.delay(attempt, retry_after);
+                tracing::info!(url = %url, status = status.as_u16(), attempt, wait_ms = wait.as_millis() as u64, "remote busy, retrying");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            return Ok(resp);
+        }
+    }
+
+    fn classify(&self, url: &Url, e: &reqwest::Error) -> RemoteError {
+        if is_tls(e) {
+            RemoteError::Tls {
+                host: self.host.clone(),
+                reason: error_chain(e),
+            }
+        } else if e.is_connect() {
+            RemoteError::Unreachable {
+                host: self.host.clone(),
+                reason: error_chain(e),
+            }
+        } else {
+            RemoteError::Transfer {
+                url: url.to_string(),
+                reason: error_chain(e),
+            }
+        }
+    }
+
+    /// Maps a non-success status to an error about `what`.
+    async fn status_error(&self, resp: reqwest::Response, repo: &str, what: String) -> RemoteError {
+        let status = resp.status();
+        let url = resp.url().to_string();
+        let body = read_error_body(resp).await;
+        match status {
+            StatusCode::UNAUTHORIZED => RemoteError::Unauthorized {
+                host: self.host.clone(),
+                repository: repo.to_string(),
+                reason: format!("the registry refused the credentials{body}"),
+            },
+            StatusCode::FORBIDDEN => RemoteError::Denied {
+                host: self.host.clone(),
+                repository: repo.to_string(),
+                reason: format!("HTTP 403{body}"),
+            },
+            StatusCode::NOT_FOUND => RemoteError::NotFound {
+                host: self.host.clone(),
+                what,
+            },
+            _ => RemoteError::Protocol {
+                url,
+                reason: format!("HTTP {}{body}", status.as_u16()),
+            },
+        }
+    }
+}
+
+fn pull_scope(repo: &RepositoryName) -> String {
+    format!("repository:{repo}:pull")
+}
+
+/// The first OCI error message of a response body, as `: CODE message`.
+async fn read_error_body(resp: reqwest::Response) -> String {
+    let Ok(bytes) = resp.bytes().await else {
+        return String::new();
+    };
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        errors: Vec<Item>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Item {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    match serde_json::from_slice::<Envelope>(&bytes) {
+        Ok(e) if !e.errors.is_empty() => format!(": {} {}", e.errors[0].code, e.errors[0].message),
+        _ => String::new(),
+    }
+}
+
+fn is_tls(e: &reqwest::Error) -> bool {
+    let chain = error_chain(e).to_ascii_lowercase();
+    chain.contains("certificate")
+        || chain.contains("tls")
+        || chain.contains("handshake")
+        || chain.contains("invalidcontenttype")
+}
+
+/// An error and its sources on one line (reqwest's top message is vague).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let msg = s.to_string();
+        if !out.contains(&msg) {
+            out.push_str(": ");
+            out.push_str(&msg);
+        }
+        src = s.source();
+    }
+    out
+}
+
+fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get(name)?.to_str().ok().map(str::to_string)
+}
+
+/// The `rel="next"` target of a `Link` header, resolved against `base`.
+fn next_link(h: &HeaderMap, base: &Url) -> Option<Url> {
+    for value in h.get_all(header::LINK) {
+        let v = value.to_str().ok()?;
+        for part in v.split(',') {
+            let (target, params) = part.split_once(';')?;
+            if params.contains("rel=\"next\"") || params.contains("rel=next") {
+                let target = target.trim().trim_start_matches('<').trim_end_matches('>');
+                return base.join(target).ok();
+            }
+        }
+    }
+    None
+}
+
+#[async_trait]
+impl RemoteRegistry for HttpRemote {
+    async fn list_tags(&self, repo: &RepositoryName) -> Result<Vec<String>, RemoteError> {
+        let scope = pull_scope(repo);
+        let mut url = self.url(&format!("/v2/{repo}/tags/list"));
+        url.query_pairs_mut()
+            .append_pair("n", &TAG_PAGE_SIZE.to_string());
+        let mut tags: Vec<String> = Vec::new();
+        let mut seen_urls = std::collections::HashSet::new();
+        for _ in 0..MAX_TAG_PAGES {
+            seen_urls.insert(url.to_string());
+            let resp = self
+                .send(Method::GET, url.clone(), &scope, repo.as_str(), &[])
+                .await?;
+            if !resp.status().is_success() {
+                return Err(self
+                    .status_error(resp, repo.as_str(), format!("repository {repo}"))
+                    .await);
+            }
+            let next = next_link(resp.headers(), &url);
+            let body = resp.bytes().await.map_err(|e| self.classify(&url, &e))?;
+            #[derive(serde::Deserialize)]
+            struct Page {
+                #[serde(default)]
+                tags: Option<Vec<String>>,
+            }
+            let page: Page = serde_json::from_slice(&body).map_err(|e| RemoteError::Protocol {
+                url: url.to_string(),
+                reason: format!("tag list is not valid JSON: {e}"),
+            })?;
+            let before = tags.len();
+            tags.extend(page.tags.unwrap_or_default());
+            match next {
+                Some(n) if !seen_urls.contains(n.as_str()) && tags.len() > before => url = n,
+                _ => break,
+            }
+        }
+        tags.sort();
+        tags.dedup();
+        Ok(tags)
+    }
+
+    async fn head_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &str,
+    ) -> Result<ManifestHead, RemoteError> {
+        let url = self.url(&format!("/v2/{repo}/manifests/{reference}"));
+        let resp = self
+            .send(
+                Method::HEAD,
+                url,
+                &pull_scope(repo),
+                repo.as_str(),
+                &[(header::ACCEPT, ACCEPT_MANIFESTS.to_string())],
+            )
+            .await?;
+        if !resp.status().is_success() {
+            return Err(self
+                .status_error(resp, repo.as_str(), format!("manifest {repo}:{reference}"))
+                .await);
+        }
+        let h = resp.headers();
+        let digest = match header_str(h, "docker-content-digest") {
+            Some(d) => Some(Digest::parse(&d).map_err(|e| RemoteError::Protocol {
+                url: resp.url().to_string(),
+                reason: format!("Docker-Content-Digest: {e}"),
+            })?),
+            None => None,
+        };
+        Ok(ManifestHead {
+            digest,
+            media_type: header_str(h, "content-type"),
+            size: resp.content_length(),
+        })
+    }
+
+    async fn get_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &str,
+    ) -> Result<RemoteManifest, RemoteError> {
+        let what = format!("{repo}@{reference}");
+        let url = self.url(&format!("/v2/{repo}/manifests/{reference}"));
+        let resp = self
+            .send(
+                Method::GET,
+                url.clone(),
+                &pull_scope(repo),
+                repo.as_str(),
+                &[(header::ACCEPT, ACCEPT_MANIFESTS.to_string())],
+            )
+            .await?;
+        if !resp.status().is_success() {
+            return Err(self
+                .status_error(resp, repo.as_str(), format!("manifest {repo}:{reference}"))
+                .await);
+        }
+        if let Some(len) = resp.content_length()
+            && len > MAX_MANIFEST_SIZE
+        {
+            return Err(RemoteError::ManifestTooLarge { what, size: len });
+        }
+        let content_type = header_str(resp.headers(), "content-type");
+        let announced = header_str(resp.headers(), "docker-content-digest");
+        let mut body = Vec::new();
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| self.classify(&url, &e))?;
+            if (body.len() + chunk.len()) as u64 > MAX_MANIFEST_SIZE {
+                return Err(RemoteError::ManifestTooLarge {
+                    what,
+                    size: (body.len() + chunk.len()) as u64,
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let digest = Digest::of(&body);
+        // By digest, the bytes must hash to it; by tag, to what the registry announced.
+        let expected = if reference.starts_with("sha256:") {
+            Some(reference.to_string())
+        } else {
+            announced
+        };
+        if let Some(expected) = expected {
+            let expected = Digest::parse(&expected).map_err(|e| RemoteError::Protocol {
+                url: url.to_string(),
+                reason: format!("Docker-Content-Digest: {e}"),
+            })?;
+            if expected != digest {
+                return Err(RemoteError::DigestMismatch {
+                    what: format!("manifest {what}"),
+                    expected,
+                    actual: digest,
+                });
+            }
+        }
+        Ok(RemoteManifest {
+            bytes: Bytes::from(body),
+            content_type,
+            digest,
+        })
+    }
+
+    async fn get_blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<BlobBody, RemoteError> {
+        let url = self.url(&format!("/v2/{repo}/blobs/{digest}"));
+        let range = [(header::RANGE, format!("bytes={offset}-"))];
+        let extra: &[_] = if offset > 0 { &range } else { &[] };
+        let resp = self
+            .send(
+                Method::GET,
+                url.clone(),
+                &pull_scope(repo),
+                repo.as_str(),
+                extra,
+            )
+            .await?;
+        let status = resp.status();
+        if status == StatusCode::RANGE_NOT_SATISFIABLE {
+            return Err(RemoteError::Protocol {
+                url: url.to_string(),
+                reason: format!("the registry refused a resume at byte {offset} (HTTP 416)"),
+            });
+        }
+        if !status.is_success() {
+            return Err(self
+                .status_error(resp, repo.as_str(), format!("blob {digest} in {repo}"))
+                .await);
+        }
+        let partial = status == StatusCode::PARTIAL_CONTENT;
+        let start = if partial { offset } else { 0 };
+        let total = if partial {
+            header_str(resp.headers(), "content-range")
+                .and_then(|c| c.rsplit('/').next().and_then(|t| t.parse().ok()))
+        } else {
+            resp.content_length()
+        };
+        let u = url.to_string();
+        let stream = resp.bytes_stream().map(move |r| {
+            r.map_err(|e| RemoteError::Transfer {
+                url: u.clone(),
+                reason: error_chain(&e),
+            })
+        });
+        Ok(BlobBody {
+            offset: start,
+            total,
+            stream: Box::pin(stream),
+        })
+    }
+
+    async fn check_access(&self, repo: &RepositoryName) -> Result<Permissions, RemoteError> {
+        // Reading: the tag list is the cheapest call that needs pull access
+        // and says whether the repository exists.
+        let scope = pull_scope(repo);
+        let mut url = self.url(&format!("/v2/{repo}/tags/list"));
+        url.query_pairs_mut().append_pair("n", "1");
+        let resp = self
+            .send(Method::GET, url, &scope, repo.as_str(), &[])
+            .await?;
+        if !resp.status().is_success() {
+            return Err(self
+                .status_error(resp, repo.as_str(), format!("repository {repo}"))
+                .await);
+        }
+        // Writing: open an upload session and cancel it at once.
+        let push_scope = format!("repository:{repo}:pull,push");
+        let url = self.url(&format!("/v2/{repo}/blobs/uploads/"));
+        let write = match self
+            .send(Method::POST, url.clone(), &push_scope, repo.as_str(), &[])
+            .await
+        {
+            Ok(resp) if resp.status() == StatusCode::ACCEPTED => {
+                if let Some(loc) = header_str(resp.headers(), "location")
+                    && let Ok(loc) = url.join(&loc)
+                {
+                    let _ = self
+                        .send(Method::DELETE, loc, &push_scope, repo.as_str(), &[])
+                        .await;
+                }
+                true
+            }
+            _ => false,
+        };
+        Ok(Permissions { read: true, write })
+    }
+}

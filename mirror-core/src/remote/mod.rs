@@ -1,0 +1,228 @@
+//! Access to remote registries: the [`RemoteRegistry`] trait and its HTTP
+//! implementation.
+//!
+//! A `RemoteRegistry` is bound to one endpoint (host + credentials + TLS
+//! settings); a [`RemoteConnector`] makes one from a policy's
+//! [`RemoteEndpoint`]. Retries, authentication and Docker Hub's quirks live
+//! here, so the copy code only sees tags, manifests and byte streams.
+
+mod auth;
+mod http;
+mod retry;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::digest::Digest;
+use crate::error::ErrorKind;
+use crate::policy::RemoteEndpoint;
+use crate::reference::RepositoryName;
+use crate::store::ByteStream;
+
+pub use http::{HttpConnector, HttpRemote, HttpSettings};
+pub use retry::RetryPolicy;
+
+/// Errors from a remote registry.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// TLS handshake or certificate verification failed.
+    #[error("TLS error talking to {host}: {reason}")]
+    Tls {
+        /// The registry host.
+        host: String,
+        /// What the TLS layer said.
+        reason: String,
+    },
+    /// Could not connect.
+    #[error("cannot reach {host}: {reason}")]
+    Unreachable {
+        /// The registry host.
+        host: String,
+        /// Why.
+        reason: String,
+    },
+    /// 401: the credentials were refused or missing.
+    #[error("authentication failed for {repository} on {host}: {reason}")]
+    Unauthorized {
+        /// The registry host.
+        host: String,
+        /// The repository being accessed.
+        repository: String,
+        /// What the registry or token server said.
+        reason: String,
+    },
+    /// 403: authenticated but not allowed.
+    #[error("access to {repository} on {host} denied: {reason}")]
+    Denied {
+        /// The registry host.
+        host: String,
+        /// The repository being accessed.
+        repository: String,
+        /// What the registry said.
+        reason: String,
+    },
+    /// 404.
+    #[error("{what} not found on {host}")]
+    NotFound {
+        /// The registry host.
+        host: String,
+        /// What was missing, e.g. `repository acme/app`, `manifest acme/app:v1`.
+        what: String,
+    },
+    /// 429 or 5xx still failing after every retry.
+    #[error("{url} kept failing with HTTP {status} after {attempts} attempts{}", retry_after.map(|d| format!(" (last Retry-After {}s)", d.as_secs())).unwrap_or_default())]
+    Unavailable {
+        /// The request URL (no credentials).
+        url: String,
+        /// The last status.
+        status: u16,
+        /// Attempts made.
+        attempts: u32,
+        /// The last `Retry-After`, if any.
+        retry_after: Option<Duration>,
+    },
+    /// A connection failed or dropped mid-response.
+    #[error("transfer from {url} failed: {reason}")]
+    Transfer {
+        /// The request URL.
+        url: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The remote answered something that is not valid for the request.
+    #[error("unexpected answer from {url}: {reason}")]
+    Protocol {
+        /// The request URL.
+        url: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Content did not hash to the digest it was requested or announced by.
+    #[error("digest mismatch for {what}: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// What was fetched.
+        what: String,
+        /// The digest asked for or announced.
+        expected: Digest,
+        /// The digest of the bytes received.
+        actual: Digest,
+    },
+    /// The manifest is larger than the limit.
+    #[error("manifest {what} is {size} bytes, over the 4 MiB limit")]
+    ManifestTooLarge {
+        /// Which manifest.
+        what: String,
+        /// Its announced or received size.
+        size: u64,
+    },
+    /// The endpoint's settings are unusable (e.g. an unparsable CA).
+    #[error("invalid remote settings: {reason}")]
+    Config {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl RemoteError {
+    /// The kind of failure, for retries and error mapping.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RemoteError::Tls { .. } => ErrorKind::Tls,
+            RemoteError::Unreachable { .. } => ErrorKind::Unreachable,
+            RemoteError::Unauthorized { .. } => ErrorKind::Unauthorized,
+            RemoteError::Denied { .. } => ErrorKind::Denied,
+            RemoteError::NotFound { .. } => ErrorKind::NotFound,
+            RemoteError::Unavailable { .. } | RemoteError::Transfer { .. } => ErrorKind::Transient,
+            RemoteError::DigestMismatch { .. } => ErrorKind::DigestMismatch,
+            RemoteError::Protocol { .. }
+            | RemoteError::ManifestTooLarge { .. }
+            | RemoteError::Config { .. } => ErrorKind::Invalid,
+        }
+    }
+}
+
+/// What a HEAD on a manifest tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestHead {
+    /// `Docker-Content-Digest`, when the registry sent it.
+    pub digest: Option<Digest>,
+    /// `Content-Type`.
+    pub media_type: Option<String>,
+    /// `Content-Length`.
+    pub size: Option<u64>,
+}
+
+/// A fetched manifest, verified against its digest.
+#[derive(Debug, Clone)]
+pub struct RemoteManifest {
+    /// The bytes exactly as served.
+    pub bytes: Bytes,
+    /// The served `Content-Type`.
+    pub content_type: Option<String>,
+    /// The SHA-256 of `bytes`.
+    pub digest: Digest,
+}
+
+/// A blob response body.
+pub struct BlobBody {
+    /// The offset the body starts at (the requested one if the remote
+    /// honoured the `Range`, else 0).
+    pub offset: u64,
+    /// The blob's total size, when the remote said.
+    pub total: Option<u64>,
+    /// The bytes from `offset`.
+    pub stream: ByteStream<RemoteError>,
+}
+
+/// Read (and write) permission on a remote repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Permissions {
+    /// Tags and manifests can be read.
+    pub read: bool,
+    /// Blobs can be pushed.
+    pub write: bool,
+}
+
+/// One remote registry endpoint with its credentials.
+#[async_trait]
+pub trait RemoteRegistry: Send + Sync {
+    /// Every tag of `repo`, following pagination.
+    async fn list_tags(&self, repo: &RepositoryName) -> Result<Vec<String>, RemoteError>;
+
+    /// HEAD on a manifest by tag or digest.
+    async fn head_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &str,
+    ) -> Result<ManifestHead, RemoteError>;
+
+    /// GET a manifest by tag or digest; by digest, the bytes are verified.
+    async fn get_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &str,
+    ) -> Result<RemoteManifest, RemoteError>;
+
+    /// GET a blob from `offset` (a `Range` request when `offset > 0`).
+    async fn get_blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<BlobBody, RemoteError>;
+
+    /// Whether the credentials can read and write `repo`. Fails with the
+    /// reason when the registry cannot be reached or the repository read.
+    async fn check_access(&self, repo: &RepositoryName) -> Result<Permissions, RemoteError>;
+}
+
+/// Makes a [`RemoteRegistry`] for an endpoint.
+pub trait RemoteConnector: Send + Sync + 'static {
+    /// Builds (or reuses) a client for `endpoint`.
+    fn connect(
+        &self,
+        endpoint: &RemoteEndpoint,
+    ) -> Result<std::sync::Arc<dyn RemoteRegistry>, RemoteError>;
+}

@@ -1,0 +1,310 @@
+//! [`FsBlobStore`]: blobs as files under a data directory.
+//!
+//! A write goes to `uploads/<uuid>` through a 1 MiB buffer while SHA-256 is
+//! computed; `commit` checks digest and size, optionally fsyncs, and renames
+//! the file into `blobs/sha256/..`. A rename is atomic, so a reader sees
+//! either no blob or the whole verified blob; a crash leaves only an upload
+//! file, which [`BlobStore::purge_uploads`] removes on the next start.
+
+use std::fs::File;
+use std::io::{SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use tokio::io::AsyncReadExt;
+
+use super::layout::Layout;
+use super::{BlobReader, BlobStore, BlobWriter, StoreError};
+use crate::digest::{Digest, Hasher};
+
+/// How much is buffered before a write reaches the file.
+const WRITE_BUFFER: usize = 1024 * 1024;
+/// Read chunk size when serving a blob.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Settings of the filesystem blob store.
+#[derive(Debug, Clone)]
+pub struct FsOptions {
+    /// fsync each blob and its directory before it becomes visible, so a
+    /// power loss cannot leave a published tag pointing at lost bytes.
+    pub durable: bool,
+}
+
+impl Default for FsOptions {
+    fn default() -> Self {
+        FsOptions { durable: true }
+    }
+}
+
+/// Content-addressed blobs in a local directory.
+#[derive(Debug, Clone)]
+pub struct FsBlobStore {
+    layout: Layout,
+    options: FsOptions,
+}
+
+impl FsBlobStore {
+    /// Opens (creating if needed) the blob store under `root` with owner-only
+    /// permissions.
+    ///
+    /// ```
+    /// # tokio_test_block(async {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let store = mirror_core::store::FsBlobStore::open(dir.path(), Default::default()).unwrap();
+    /// # });
+    /// # fn tokio_test_block<F: std::future::Future>(f: F) { tokio::runtime::Runtime::new().unwrap().block_on(f); }
+    /// ```
+    pub fn open(root: &Path, options: FsOptions) -> Result<Self, StoreError> {
+        let layout = Layout::new(root);
+        for dir in [root.to_path_buf(), layout.blobs_dir(), layout.uploads_dir()] {
+            create_private_dir(&dir)?;
+        }
+        Ok(FsBlobStore { layout, options })
+    }
+}
+
+/// Creates `dir` (and parents) readable only by the owner.
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+        .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))
+}
+
+fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> impl std::future::Future<Output = Result<T, StoreError>> {
+    async move {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| StoreError::io("blocking task", std::io::Error::other(e)))?
+    }
+}
+
+#[async_trait]
+impl BlobStore for FsBlobStore {
+    async fn stat(&self, digest: &Digest) -> Result<Option<u64>, StoreError> {
+        match tokio::fs::metadata(self.layout.blob(digest)).await {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io(format!("stat of blob {digest}"), e)),
+        }
+    }
+
+    async fn writer(&self) -> Result<Box<dyn BlobWriter>, StoreError> {
+        let path = self.layout.upload(&uuid::Uuid::new_v4().to_string());
+        let p = path.clone();
+        let file = blocking(move || {
+            File::create(&p).map_err(|e| StoreError::io(format!("creating {}", p.display()), e))
+        })
+        .await?;
+        Ok(Box::new(FsBlobWriter {
+            file: Some(file),
+            path,
+            buffer: BytesMut::with_capacity(WRITE_BUFFER),
+            hasher: Hasher::new(),
+            layout: self.layout.clone(),
+            durable: self.options.durable,
+            done: false,
+        }))
+    }
+
+    async fn reader(
+        &self,
+        digest: &Digest,
+        offset: u64,
+        length: Option<u64>,
+    ) -> Result<BlobReader, StoreError> {
+        let path = self.layout.blob(digest);
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound {
+                    what: format!("blob {digest}"),
+                });
+            }
+            Err(e) => return Err(StoreError::io(format!("opening blob {digest}"), e)),
+        };
+        let size = file
+            .metadata()
+            .await
+            .map_err(|e| StoreError::io(format!("stat of blob {digest}"), e))?
+            .len();
+        let offset = offset.min(size);
+        let length = length.unwrap_or(size - offset).min(size - offset);
+        use tokio::io::AsyncSeekExt;
+        file.seek(SeekFrom::Start(offset))
+            .await
+            .map_err(|e| StoreError::io(format!("seeking blob {digest}"), e))?;
+        let reader = tokio::io::BufReader::with_capacity(READ_CHUNK, file.take(length));
+        let d = digest.clone();
+        let stream = tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK)
+            .map(move |r| r.map_err(|e| StoreError::io(format!("reading blob {d}"), e)));
+        Ok(BlobReader {
+            size,
+            offset,
+            length,
+            stream: Box::pin(stream),
+        })
+    }
+
+    async fn delete(&self, digest: &Digest) -> Result<(), StoreError> {
+        match tokio::fs::remove_file(self.layout.blob(digest)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io(format!("deleting blob {digest}"), e)),
+        }
+    }
+
+    async fn purge_uploads(&self) -> Result<usize, StoreError> {
+        let dir = self.layout.uploads_dir();
+        blocking(move || {
+            let mut n = 0;
+            let entries = std::fs::read_dir(&dir)
+                .map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?;
+            for entry in entries.flatten() {
+                if std::fs::remove_file(entry.path()).is_ok() {
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
+        .await
+    }
+}
+
+struct FsBlobWriter {
+    /// `None` only while a flush runs on the blocking pool.
+    file: Option<File>,
+    path: PathBuf,
+    buffer: BytesMut,
+    hasher: Hasher,
+    layout: Layout,
+    durable: bool,
+    /// Set once committed or canceled, so `Drop` leaves the file alone.
+    done: bool,
+}
+
+impl FsBlobWriter {
+    async fn flush(&mut self) -> Result<(), StoreError> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let mut file = self.file.take().ok_or_else(|| StoreError::Corrupt {
+            reason: "blob writer used after a failed write".into(),
+        })?;
+        let buf = self.buffer.split().freeze();
+        let path = self.path.clone();
+        let file = blocking(move || {
+            file.write_all(&buf)
+                .map_err(|e| StoreError::io(format!("writing {}", path.display()), e))?;
+            Ok(file)
+        })
+        .await?;
+        self.file = Some(file);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl BlobWriter for FsBlobWriter {
+    async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError> {
+        self.hasher.update(&chunk);
+        self.buffer.extend_from_slice(&chunk);
+        if self.buffer.len() >= WRITE_BUFFER {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    fn written(&self) -> u64 {
+        self.hasher.len()
+    }
+
+    async fn commit(
+        mut self: Box<Self>,
+        expected: &Digest,
+        size: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let actual = self.hasher.clone().finish();
+        let written = self.hasher.len();
+        if let Some(size) = size
+            && size != written
+        {
+            return Err(StoreError::SizeMismatch {
+                digest: expected.clone(),
+                expected: size,
+                actual: written,
+            });
+        }
+        if &actual != expected {
+            // Drop removes the upload file.
+            return Err(StoreError::DigestMismatch {
+                expected: expected.clone(),
+                actual,
+            });
+        }
+        self.flush().await?;
+        let file = self.file.take();
+        let from = self.path.clone();
+        let to = self.layout.blob(expected);
+        let durable = self.durable;
+        self.done = true;
+        blocking(move || {
+            let result = (|| {
+                if let Some(file) = file {
+                    if durable {
+                        file.sync_data().map_err(|e| {
+                            StoreError::io(format!("syncing {}", from.display()), e)
+                        })?;
+                    }
+                    drop(file);
+                }
+                let parent = to.parent().expect("blob path has a parent");
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| StoreError::io(format!("creating {}", parent.display()), e))?;
+                std::fs::rename(&from, &to).map_err(|e| {
+                    StoreError::io(format!("moving {} into place", from.display()), e)
+                })?;
+                if durable {
+                    File::open(parent)
+                        .and_then(|d| d.sync_all())
+                        .map_err(|e| StoreError::io(format!("syncing {}", parent.display()), e))?;
+                }
+                Ok(())
+            })();
+            if result.is_err() {
+                let _ = std::fs::remove_file(&from);
+            }
+            result
+        })
+        .await
+    }
+
+    async fn cancel(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.done = true;
+        self.file.take();
+        let path = self.path.clone();
+        blocking(move || {
+            let _ = std::fs::remove_file(path);
+            Ok(())
+        })
+        .await
+    }
+}
+
+impl Drop for FsBlobWriter {
+    fn drop(&mut self) {
+        if !self.done {
+            self.file.take();
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}

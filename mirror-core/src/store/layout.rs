@@ -1,0 +1,48 @@
+//! The filesystem layout of the embedded stores: the only place that builds paths.
+//!
+//! ```text
+//! <data>/
+//!   regmirror.db                   SQLite: repositories, tags, policies, jobs
+//!   blobs/sha256/<2 hex>/<64 hex>  committed blobs (layers, configs, manifests)
+//!   uploads/<uuid>                 blob writes in progress (never read)
+//! ```
+//!
+//! A blob path is derived only from a validated [`Digest`], so no input can
+//! escape the data directory.
+
+use std::path::{Path, PathBuf};
+
+use crate::digest::Digest;
+
+/// Paths under one data directory.
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    pub(crate) fn new(root: impl Into<PathBuf>) -> Self {
+        Layout { root: root.into() }
+    }
+
+    pub(crate) fn database(root: &Path) -> PathBuf {
+        root.join("regmirror.db")
+    }
+
+    pub(crate) fn blobs_dir(&self) -> PathBuf {
+        self.root.join("blobs").join("sha256")
+    }
+
+    pub(crate) fn blob(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.hex();
+        self.blobs_dir().join(&hex[..2]).join(hex)
+    }
+
+    pub(crate) fn uploads_dir(&self) -> PathBuf {
+        self.root.join("uploads")
+    }
+
+    pub(crate) fn upload(&self, id: &str) -> PathBuf {
+        self.uploads_dir().join(id)
+    }
+}

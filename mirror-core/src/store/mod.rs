@@ -1,0 +1,194 @@
+//! Storage traits and their embedded backends.
+//!
+//! - [`BlobStore`]: content-addressed bytes (layers, configs, manifests). It
+//!   sees digests only, never repositories or requests.
+//! - [`RepositoryStore`]: local repositories, which manifests and blobs each
+//!   holds, and tags. Publishing is one transaction.
+//! - [`PolicyStore`]: policies, their baselines, jobs and job logs.
+//!
+//! Embedded defaults: [`FsBlobStore`] (a directory) and [`SqliteStore`]
+//! (one SQLite file, implementing both metadata traits). Every backend must
+//! pass the conformance checks in `tests/`.
+
+mod blob_fs;
+mod layout;
+mod policy;
+mod repository;
+mod sqlite;
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::Stream;
+
+use crate::digest::Digest;
+
+pub use blob_fs::{FsBlobStore, FsOptions};
+pub use policy::PolicyStore;
+pub use repository::{
+    ManifestRecord, NewRepository, Repository, RepositoryStore, TagRecord, Visibility,
+};
+pub use sqlite::SqliteStore;
+
+/// Errors from a store backend.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The blob, repository, policy or job does not exist.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked up, e.g. `blob sha256:…`.
+        what: String,
+    },
+    /// A write was refused because its content does not match its digest.
+    #[error("content digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// The digest the content was announced with.
+        expected: Digest,
+        /// The digest of the bytes received.
+        actual: Digest,
+    },
+    /// A write was refused because its length is not the announced size.
+    #[error("content size mismatch for {digest}: expected {expected} bytes, got {actual}")]
+    SizeMismatch {
+        /// The digest the content was announced with.
+        digest: Digest,
+        /// Announced size.
+        expected: u64,
+        /// Bytes received.
+        actual: u64,
+    },
+    /// The operation conflicts with existing state (e.g. the repository exists).
+    #[error("{reason}")]
+    Conflict {
+        /// What conflicts.
+        reason: String,
+    },
+    /// A filesystem error.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A database error.
+    #[error("database error while {context}: {source}")]
+    Database {
+        /// What was being done.
+        context: String,
+        /// The backend's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Stored data could not be decoded (corruption or a newer format).
+    #[error("corrupt stored data: {reason}")]
+    Corrupt {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        StoreError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// A stream of blob bytes.
+pub type ByteStream<E> = Pin<Box<dyn Stream<Item = Result<Bytes, E>> + Send + 'static>>;
+
+/// A blob opened for reading.
+pub struct BlobReader {
+    /// Total size of the blob.
+    pub size: u64,
+    /// First byte offset the stream starts at.
+    pub offset: u64,
+    /// How many bytes the stream yields.
+    pub length: u64,
+    /// The bytes.
+    pub stream: ByteStream<StoreError>,
+}
+
+/// Content-addressed blob storage.
+///
+/// Writes go through a [`BlobWriter`], which hashes as it writes; a blob
+/// becomes visible only when [`BlobWriter::commit`] has checked its digest
+/// and size. Readers never see partial blobs.
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// The size of a committed blob, or `None` if it is absent.
+    async fn stat(&self, digest: &Digest) -> Result<Option<u64>, StoreError>;
+
+    /// Starts a new blob write.
+    async fn writer(&self) -> Result<Box<dyn BlobWriter>, StoreError>;
+
+    /// Opens a committed blob, optionally from `offset` for `length` bytes
+    /// (`None` = to the end). Fails with `NotFound` if absent.
+    async fn reader(
+        &self,
+        digest: &Digest,
+        offset: u64,
+        length: Option<u64>,
+    ) -> Result<BlobReader, StoreError>;
+
+    /// Reads a whole small blob (a manifest or config) into memory. Callers
+    /// must bound `max` (e.g. [`crate::manifest::MAX_MANIFEST_SIZE`]).
+    async fn read_small(&self, digest: &Digest, max: u64) -> Result<Bytes, StoreError> {
+        use futures_util::StreamExt;
+        let mut r = self.reader(digest, 0, None).await?;
+        if r.size > max {
+            return Err(StoreError::Conflict {
+                reason: format!(
+                    "blob {digest} is {} bytes, over the {max}-byte limit",
+                    r.size
+                ),
+            });
+        }
+        let mut out = Vec::with_capacity(r.size as usize);
+        while let Some(chunk) = r.stream.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(Bytes::from(out))
+    }
+
+    /// Stores small in-memory content under `expected` after verifying it.
+    async fn put(&self, bytes: Bytes, expected: &Digest) -> Result<(), StoreError> {
+        let len = bytes.len() as u64;
+        let mut w = self.writer().await?;
+        w.write(bytes).await?;
+        w.commit(expected, Some(len)).await
+    }
+
+    /// Deletes a blob (absent blobs are not an error).
+    async fn delete(&self, digest: &Digest) -> Result<(), StoreError>;
+
+    /// Removes leftovers of writes that never committed (after a crash).
+    /// Returns how many were removed.
+    async fn purge_uploads(&self) -> Result<usize, StoreError>;
+}
+
+/// An in-progress blob write. Dropping it without `commit` discards the data.
+#[async_trait]
+pub trait BlobWriter: Send {
+    /// Appends a chunk.
+    async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError>;
+
+    /// Bytes written so far.
+    fn written(&self) -> u64;
+
+    /// Verifies the digest (and size, when given) of everything written and
+    /// makes the blob visible; on mismatch discards it and fails.
+    async fn commit(
+        self: Box<Self>,
+        expected: &Digest,
+        size: Option<u64>,
+    ) -> Result<(), StoreError>;
+
+    /// Discards the write.
+    async fn cancel(self: Box<Self>) -> Result<(), StoreError>;
+}

@@ -1,0 +1,170 @@
+//! [`RepositoryStore`]: what each local repository holds.
+//!
+//! Blobs are shared and content-addressed in the [`super::BlobStore`]; this
+//! store records which manifests and blobs belong to which repository and
+//! where each tag points. [`RepositoryStore::publish`] links manifests and
+//! moves tags in one transaction, after every blob has been committed, so a
+//! tag never points at something missing.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::StoreError;
+use crate::digest::Digest;
+use crate::reference::RepositoryName;
+
+/// Who can pull a repository without credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Anyone may pull.
+    Public,
+    /// Only users with access.
+    Private,
+}
+
+impl Visibility {
+    /// The API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Public => "public",
+            Visibility::Private => "private",
+        }
+    }
+}
+
+/// What is needed to create a repository.
+#[derive(Debug, Clone)]
+pub struct NewRepository {
+    /// `namespace/name`.
+    pub name: RepositoryName,
+    /// Public or private.
+    pub visibility: Visibility,
+    /// One line of description.
+    pub short_description: String,
+}
+
+/// A local repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Repository {
+    /// Stable identifier (UUID).
+    pub id: String,
+    /// `namespace/name`.
+    pub name: RepositoryName,
+    /// Public or private.
+    pub visibility: Visibility,
+    /// One line of description.
+    pub short_description: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A manifest as stored in a repository: its identity and what it references.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestRecord {
+    /// Digest of the manifest bytes (in the blob store).
+    pub digest: Digest,
+    /// Media type of the manifest.
+    pub media_type: String,
+    /// Size of the manifest bytes.
+    pub size: u64,
+    /// Blobs it references (config and layers).
+    pub blobs: Vec<Digest>,
+    /// Child manifests (for an index).
+    pub children: Vec<Digest>,
+    /// The manifest it refers to, for referrers.
+    pub subject: Option<Digest>,
+    /// `artifactType`, or the config media type, for the referrers API.
+    pub artifact_type: Option<String>,
+}
+
+/// A tag and where it points.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagRecord {
+    /// The tag.
+    pub name: String,
+    /// The manifest digest it points to.
+    pub digest: Digest,
+    /// The manifest's media type.
+    pub media_type: String,
+    /// The manifest's size in bytes.
+    pub size: u64,
+    /// The policy that mirrored it, if any.
+    pub mirrored_by: Option<String>,
+    /// Where it was mirrored from (`host/repository:tag`), if mirrored.
+    pub mirrored_from: Option<String>,
+    /// When the tag last moved.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Local repositories, their manifests and tags.
+#[async_trait]
+pub trait RepositoryStore: Send + Sync + 'static {
+    /// Creates a repository; `Conflict` if it exists.
+    async fn create_repository(&self, repo: &NewRepository) -> Result<Repository, StoreError>;
+
+    /// One repository, or `None`.
+    async fn repository(&self, name: &RepositoryName) -> Result<Option<Repository>, StoreError>;
+
+    /// All repositories, sorted by name.
+    async fn repositories(&self) -> Result<Vec<Repository>, StoreError>;
+
+    /// Deletes a repository with its tags and links (blobs stay in the blob
+    /// store for garbage collection). Returns whether it existed.
+    async fn delete_repository(&self, name: &RepositoryName) -> Result<bool, StoreError>;
+
+    /// Every tag of a repository, sorted by name.
+    async fn tags(&self, repo: &RepositoryName) -> Result<Vec<TagRecord>, StoreError>;
+
+    /// Tag name to digest, for the diff.
+    async fn tag_digests(
+        &self,
+        repo: &RepositoryName,
+    ) -> Result<HashMap<String, Digest>, StoreError> {
+        Ok(self
+            .tags(repo)
+            .await?
+            .into_iter()
+            .map(|t| (t.name, t.digest))
+            .collect())
+    }
+
+    /// One tag, or `None`.
+    async fn tag(&self, repo: &RepositoryName, tag: &str) -> Result<Option<TagRecord>, StoreError>;
+
+    /// A manifest held by the repository, or `None`.
+    async fn manifest(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<ManifestRecord>, StoreError>;
+
+    /// Whether the repository holds (links) this blob.
+    async fn has_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool, StoreError>;
+
+    /// Manifests in the repository whose subject is `digest` (referrers).
+    async fn referrers(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Vec<ManifestRecord>, StoreError>;
+
+    /// In one transaction: links `manifests` (children before parents) and
+    /// their blobs to the repository, then points `tags` at their digests.
+    /// The caller guarantees every referenced blob is committed. Fails with
+    /// `NotFound` if the repository does not exist.
+    async fn publish(
+        &self,
+        repo: &RepositoryName,
+        manifests: &[ManifestRecord],
+        tags: &[TagRecord],
+    ) -> Result<(), StoreError>;
+
+    /// Removes a tag. Returns whether it existed.
+    async fn delete_tag(&self, repo: &RepositoryName, tag: &str) -> Result<bool, StoreError>;
+}

@@ -1,0 +1,1094 @@
+//! [`SqliteStore`]: the embedded metadata store (repositories, tags,
+//! policies, jobs, logs) in one SQLite file, `regmirror.db`.
+//!
+//! One connection behind a mutex, used from the blocking pool: SQLite
+//! serializes writers anyway, and metadata operations are small. WAL mode
+//! lets the file be read while a write is in progress, and `synchronous=FULL`
+//! makes a committed publish survive power loss.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::blob_fs::create_private_dir;
+use super::layout::Layout;
+use super::{
+    ManifestRecord, NewRepository, PolicyStore, Repository, RepositoryStore, StoreError, TagRecord,
+    Visibility,
+};
+use crate::digest::Digest;
+use crate::job::{Job, JobFilter, JobStatus, LogLine};
+use crate::policy::{MirroringStatus, PollMirroringPolicy, RemoteEndpoint};
+use crate::reference::RepositoryName;
+use crate::secret::Secret;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS repositories (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    visibility TEXT NOT NULL,
+    short_description TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS manifests (
+    repo TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    subject TEXT,
+    artifact_type TEXT,
+    PRIMARY KEY (repo, digest)
+);
+CREATE INDEX IF NOT EXISTS manifests_subject ON manifests (repo, subject);
+CREATE TABLE IF NOT EXISTS manifest_refs (
+    repo TEXT NOT NULL,
+    manifest TEXT NOT NULL,
+    target TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (repo, manifest, kind, position)
+);
+CREATE TABLE IF NOT EXISTS repo_blobs (
+    repo TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    PRIMARY KEY (repo, digest)
+);
+CREATE TABLE IF NOT EXISTS tags (
+    repo TEXT NOT NULL,
+    name TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mirrored_by TEXT,
+    mirrored_from TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (repo, name)
+);
+CREATE TABLE IF NOT EXISTS policies (
+    id TEXT PRIMARY KEY,
+    local_repository TEXT NOT NULL,
+    remote_host TEXT NOT NULL,
+    remote_repository TEXT NOT NULL,
+    username TEXT NOT NULL,
+    password TEXT NOT NULL,
+    auth_token TEXT NOT NULL,
+    remote_ca TEXT NOT NULL,
+    skip_tls_verification INTEGER NOT NULL,
+    enabled INTEGER NOT NULL,
+    initial_evaluation INTEGER NOT NULL,
+    last_mirrored_at TEXT,
+    status_code TEXT NOT NULL,
+    status_detail TEXT NOT NULL,
+    status_timestamp TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    lease_job TEXT,
+    lease_until TEXT
+);
+CREATE INDEX IF NOT EXISTS policies_local ON policies (local_repository);
+CREATE TABLE IF NOT EXISTS baselines (
+    policy_id TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    PRIMARY KEY (policy_id, tag)
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    retry_from_id TEXT NOT NULL,
+    worker_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    scheduled_at TEXT NOT NULL,
+    last_updated TEXT NOT NULL,
+    action TEXT NOT NULL,
+    retries_left INTEGER NOT NULL,
+    retries_total INTEGER NOT NULL,
+    parameters TEXT NOT NULL,
+    deadline TEXT NOT NULL,
+    stop_timeout TEXT NOT NULL,
+    heartbeat_at TEXT,
+    cancel_requested INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, scheduled_at);
+CREATE TABLE IF NOT EXISTS job_logs (
+    job_id TEXT NOT NULL,
+    line_num INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (job_id, line_num)
+);
+"#;
+
+/// Repositories, tags, policies and jobs in an embedded SQLite database.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteStore")
+    }
+}
+
+fn db_err(context: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+    move |e| StoreError::Database {
+        context: context.to_string(),
+        source: Box::new(e),
+    }
+}
+
+fn ts(t: &DateTime<Utc>) -> String {
+    // Fixed width, so that text order is time order.
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt {
+            reason: format!("bad timestamp {s:?}: {e}"),
+        })
+}
+
+fn parse_digest(s: &str) -> Result<Digest, StoreError> {
+    Digest::parse(s).map_err(|e| StoreError::Corrupt {
+        reason: e.to_string(),
+    })
+}
+
+fn parse_name(s: &str) -> Result<RepositoryName, StoreError> {
+    RepositoryName::parse(s).map_err(|e| StoreError::Corrupt {
+        reason: e.to_string(),
+    })
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `regmirror.db` in `data_dir`; the directory
+    /// and file are owner-only.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        create_private_dir(data_dir)?;
+        let path = Layout::database(data_dir);
+        let conn = Connection::open(&path).map_err(db_err("opening the database"))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+        }
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(db_err("configuring the database"))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+        )
+        .map_err(db_err("configuring the database"))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(db_err("creating the schema"))?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Database {
+            context: "running a database task".into(),
+            source: Box::new(e),
+        })?
+    }
+}
+
+fn repository_from_row(r: &Row) -> rusqlite::Result<(String, String, String, String, String)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+fn build_repository(
+    (id, name, vis, desc, created): (String, String, String, String, String),
+) -> Result<Repository, StoreError> {
+    Ok(Repository {
+        id,
+        name: parse_name(&name)?,
+        visibility: if vis == "public" {
+            Visibility::Public
+        } else {
+            Visibility::Private
+        },
+        short_description: desc,
+        created_at: parse_ts(&created)?,
+    })
+}
+
+type TagRow = (
+    String,
+    String,
+    String,
+    i64,
+    Option<String>,
+    Option<String>,
+    String,
+);
+
+fn build_tag((name, digest, mt, size, by, from, updated): TagRow) -> Result<TagRecord, StoreError> {
+    Ok(TagRecord {
+        name,
+        digest: parse_digest(&digest)?,
+        media_type: mt,
+        size: size as u64,
+        mirrored_by: by,
+        mirrored_from: from,
+        updated_at: parse_ts(&updated)?,
+    })
+}
+
+fn load_manifest(
+    conn: &Connection,
+    repo: &str,
+    digest: &str,
+) -> Result<Option<ManifestRecord>, StoreError> {
+    let row = conn
+        .query_row(
+            "SELECT media_type, size, subject, artifact_type FROM manifests WHERE repo=?1 AND digest=?2",
+            params![repo, digest],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            },
+        )
+        .optional()
+        .map_err(db_err("reading a manifest"))?;
+    let Some((media_type, size, subject, artifact_type)) = row else {
+        return Ok(None);
+    };
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT target, kind FROM manifest_refs WHERE repo=?1 AND manifest=?2 ORDER BY kind, position",
+        )
+        .map_err(db_err("reading manifest references"))?;
+    let refs = stmt
+        .query_map(params![repo, digest], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(db_err("reading manifest references"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db_err("reading manifest references"))?;
+    let mut blobs = Vec::new();
+    let mut children = Vec::new();
+    for (target, kind) in refs {
+        let d = parse_digest(&target)?;
+        if kind == "blob" {
+            blobs.push(d);
+        } else {
+            children.push(d);
+        }
+    }
+    Ok(Some(ManifestRecord {
+        digest: parse_digest(digest)?,
+        media_type,
+        size: size as u64,
+        blobs,
+        children,
+        subject: subject.map(|s| parse_digest(&s)).transpose()?,
+        artifact_type,
+    }))
+}
+
+#[async_trait]
+impl RepositoryStore for SqliteStore {
+    async fn create_repository(&self, repo: &NewRepository) -> Result<Repository, StoreError> {
+        let record = Repository {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: repo.name.clone(),
+            visibility: repo.visibility,
+            short_description: repo.short_description.clone(),
+            created_at: Utc::now(),
+        };
+        let r = record.clone();
+        self.with(move |c| {
+            let n = c
+                .execute(
+                    "INSERT OR IGNORE INTO repositories (id, name, visibility, short_description, created_at) VALUES (?1,?2,?3,?4,?5)",
+                    params![r.id, r.name.as_str(), r.visibility.as_str(), r.short_description, ts(&r.created_at)],
+                )
+                .map_err(db_err("creating a repository"))?;
+            if n == 0 {
+                return Err(StoreError::Conflict {
+                    reason: format!("repository {} already exists", r.name),
+                });
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(record)
+    }
+
+    async fn repository(&self, name: &RepositoryName) -> Result<Option<Repository>, StoreError> {
+        let name = name.to_string();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT id, name, visibility, short_description, created_at FROM repositories WHERE name=?1",
+                params![name],
+                repository_from_row,
+            )
+            .optional()
+            .map_err(db_err("reading a repository"))?
+            .map(build_repository)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn repositories(&self) -> Result<Vec<Repository>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c
+                .prepare("SELECT id, name, visibility, short_description, created_at FROM repositories ORDER BY name")
+                .map_err(db_err("listing repositories"))?;
+            let rows = stmt
+                .query_map([], repository_from_row)
+                .map_err(db_err("listing repositories"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db_err("listing repositories"))?;
+            rows.into_iter().map(build_repository).collect()
+        })
+        .await
+    }
+
+    async fn delete_repository(&self, name: &RepositoryName) -> Result<bool, StoreError> {
+        let name = name.to_string();
+        self.with(move |c| {
+            let tx = c.transaction().map_err(db_err("deleting a repository"))?;
+            let n = tx
+                .execute("DELETE FROM repositories WHERE name=?1", params![name])
+                .map_err(db_err("deleting a repository"))?;
+            for table in ["manifests", "manifest_refs", "repo_blobs", "tags"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE repo=?1"), params![name])
+                    .map_err(db_err("deleting a repository"))?;
+            }
+            tx.commit().map_err(db_err("deleting a repository"))?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn tags(&self, repo: &RepositoryName) -> Result<Vec<TagRecord>, StoreError> {
+        let repo = repo.to_string();
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT name, digest, media_type, size, mirrored_by, mirrored_from, updated_at FROM tags WHERE repo=?1 ORDER BY name",
+                )
+                .map_err(db_err("listing tags"))?;
+            let rows = stmt
+                .query_map(params![repo], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+                })
+                .map_err(db_err("listing tags"))?
+                .collect::<Result<Vec<TagRow>, _>>()
+                .map_err(db_err("listing tags"))?;
+            rows.into_iter().map(build_tag).collect()
+        })
+        .await
+    }
+
+    async fn tag(&self, repo: &RepositoryName, tag: &str) -> Result<Option<TagRecord>, StoreError> {
+        let (repo, tag) = (repo.to_string(), tag.to_string());
+        self.with(move |c| {
+            c.query_row(
+                "SELECT name, digest, media_type, size, mirrored_by, mirrored_from, updated_at FROM tags WHERE repo=?1 AND name=?2",
+                params![repo, tag],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+            )
+            .optional()
+            .map_err(db_err("reading a tag"))?
+            .map(build_tag)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn manifest(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<ManifestRecord>, StoreError> {
+        let (repo, digest) = (repo.to_string(), digest.to_string());
+        self.with(move |c| load_manifest(c, &repo, &digest)).await
+    }
+
+    async fn has_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool, StoreError> {
+        let (repo, digest) = (repo.to_string(), digest.to_string());
+        self.with(move |c| {
+            let n: i64 = c
+                .query_row(
+                    "SELECT (SELECT COUNT(*) FROM repo_blobs WHERE repo=?1 AND digest=?2) + (SELECT COUNT(*) FROM manifests WHERE repo=?1 AND digest=?2)",
+                    params![repo, digest],
+                    |r| r.get(0),
+                )
+                .map_err(db_err("looking up a blob link"))?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn referrers(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Vec<ManifestRecord>, StoreError> {
+        let (repo, digest) = (repo.to_string(), digest.to_string());
+        self.with(move |c| {
+            let digests: Vec<String> = {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT digest FROM manifests WHERE repo=?1 AND subject=?2 ORDER BY digest",
+                    )
+                    .map_err(db_err("listing referrers"))?;
+                stmt.query_map(params![repo, digest], |r| r.get(0))
+                    .map_err(db_err("listing referrers"))?
+                    .collect::<Result<_, _>>()
+                    .map_err(db_err("listing referrers"))?
+            };
+            let mut out = Vec::new();
+            for d in digests {
+                if let Some(m) = load_manifest(c, &repo, &d)? {
+                    out.push(m);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn publish(
+        &self,
+        repo: &RepositoryName,
+        manifests: &[ManifestRecord],
+        tags: &[TagRecord],
+    ) -> Result<(), StoreError> {
+        let repo = repo.to_string();
+        let manifests = manifests.to_vec();
+        let tags = tags.to_vec();
+        self.with(move |c| {
+            let ctx = "publishing manifests and tags";
+            let tx = c.transaction().map_err(db_err(ctx))?;
+            let exists: i64 = tx
+                .query_row("SELECT COUNT(*) FROM repositories WHERE name=?1", params![repo], |r| r.get(0))
+                .map_err(db_err(ctx))?;
+            if exists == 0 {
+                return Err(StoreError::NotFound { what: format!("repository {repo}") });
+            }
+            for m in &manifests {
+                let d = m.digest.to_string();
+                tx.execute(
+                    "INSERT OR REPLACE INTO manifests (repo, digest, media_type, size, subject, artifact_type) VALUES (?1,?2,?3,?4,?5,?6)",
+                    params![repo, d, m.media_type, m.size as i64, m.subject.as_ref().map(|s| s.to_string()), m.artifact_type],
+                )
+                .map_err(db_err(ctx))?;
+                tx.execute("DELETE FROM manifest_refs WHERE repo=?1 AND manifest=?2", params![repo, d])
+                    .map_err(db_err(ctx))?;
+                for (kind, list) in [("blob", &m.blobs), ("manifest", &m.children)] {
+                    for (i, target) in list.iter().enumerate() {
+                        let t = target.to_string();
+                        tx.execute(
+                            "INSERT INTO manifest_refs (repo, manifest, target, kind, position) VALUES (?1,?2,?3,?4,?5)",
+                            params![repo, d, t, kind, i as i64],
+                        )
+                        .map_err(db_err(ctx))?;
+                        if kind == "blob" {
+                            tx.execute("INSERT OR IGNORE INTO repo_blobs (repo, digest) VALUES (?1,?2)", params![repo, t])
+                                .map_err(db_err(ctx))?;
+                        }
+                    }
+                }
+            }
+            for t in &tags {
+                tx.execute(
+                    "INSERT OR REPLACE INTO tags (repo, name, digest, media_type, size, mirrored_by, mirrored_from, updated_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+                    params![repo, t.name, t.digest.to_string(), t.media_type, t.size as i64, t.mirrored_by, t.mirrored_from, ts(&t.updated_at)],
+                )
+                .map_err(db_err(ctx))?;
+            }
+            tx.commit().map_err(db_err(ctx))
+        })
+        .await
+    }
+
+    async fn delete_tag(&self, repo: &RepositoryName, tag: &str) -> Result<bool, StoreError> {
+        let (repo, tag) = (repo.to_string(), tag.to_string());
+        self.with(move |c| {
+            let n = c
+                .execute(
+                    "DELETE FROM tags WHERE repo=?1 AND name=?2",
+                    params![repo, tag],
+                )
+                .map_err(db_err("deleting a tag"))?;
+            Ok(n > 0)
+        })
+        .await
+    }
+}
+
+const POLICY_COLUMNS: &str = "id, local_repository, remote_host, remote_repository, username, password, auth_token, remote_ca, skip_tls_verification, enabled, initial_evaluation, last_mirrored_at, status_code, status_detail, status_timestamp, created_at";
+
+struct PolicyRow {
+    id: String,
+    local: String,
+    host: String,
+    remote: String,
+    username: String,
+    password: String,
+    auth_token: String,
+    remote_ca: String,
+    skip_tls: bool,
+    enabled: bool,
+    initial: bool,
+    last_mirrored: Option<String>,
+    code: String,
+    detail: String,
+    status_ts: String,
+    created: String,
+}
+
+fn policy_row(r: &Row) -> rusqlite::Result<PolicyRow> {
+    Ok(PolicyRow {
+        id: r.get(0)?,
+        local: r.get(1)?,
+        host: r.get(2)?,
+        remote: r.get(3)?,
+        username: r.get(4)?,
+        password: r.get(5)?,
+        auth_token: r.get(6)?,
+        remote_ca: r.get(7)?,
+        skip_tls: r.get(8)?,
+        enabled: r.get(9)?,
+        initial: r.get(10)?,
+        last_mirrored: r.get(11)?,
+        code: r.get(12)?,
+        detail: r.get(13)?,
+        status_ts: r.get(14)?,
+        created: r.get(15)?,
+    })
+}
+
+fn build_policy(p: PolicyRow) -> Result<PollMirroringPolicy, StoreError> {
+    Ok(PollMirroringPolicy {
+        id: p.id,
+        local_repository: parse_name(&p.local)?,
+        remote: RemoteEndpoint {
+            host: p.host,
+            repository: parse_name(&p.remote)?,
+            username: p.username,
+            password: Secret::new(p.password),
+            auth_token: Secret::new(p.auth_token),
+            remote_ca: p.remote_ca,
+            skip_tls_verification: p.skip_tls,
+        },
+        enabled: p.enabled,
+        initial_evaluation: p.initial,
+        last_mirrored_at: p.last_mirrored.map(|t| parse_ts(&t)).transpose()?,
+        last_status: MirroringStatus {
+            code: p.code,
+            detail: p.detail,
+            timestamp: parse_ts(&p.status_ts)?,
+        },
+        created_at: parse_ts(&p.created)?,
+    })
+}
+
+const JOB_COLUMNS: &str = "id, retry_from_id, worker_id, status, scheduled_at, last_updated, action, retries_left, retries_total, parameters, deadline, stop_timeout, heartbeat_at, cancel_requested";
+
+type JobRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i32,
+    i32,
+    String,
+    String,
+    String,
+    Option<String>,
+    bool,
+);
+
+fn job_row(r: &Row) -> rusqlite::Result<JobRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+        r.get(11)?,
+        r.get(12)?,
+        r.get(13)?,
+    ))
+}
+
+fn build_job(j: JobRow) -> Result<Job, StoreError> {
+    Ok(Job {
+        id: j.0,
+        retry_from_id: j.1,
+        worker_id: j.2,
+        status: JobStatus::parse(&j.3).ok_or_else(|| StoreError::Corrupt {
+            reason: format!("unknown job status {:?}", j.3),
+        })?,
+        scheduled_at: parse_ts(&j.4)?,
+        last_updated: parse_ts(&j.5)?,
+        action: j.6,
+        retries_left: j.7,
+        retries_total: j.8,
+        parameters: serde_json::from_str(&j.9).map_err(|e| StoreError::Corrupt {
+            reason: format!("job parameters: {e}"),
+        })?,
+        deadline: j.10,
+        stop_timeout: j.11,
+        heartbeat_at: j.12.map(|t| parse_ts(&t)).transpose()?,
+        cancel_requested: j.13,
+    })
+}
+
+fn load_job(c: &Connection, id: &str) -> Result<Option<Job>, StoreError> {
+    c.query_row(
+        &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id=?1"),
+        params![id],
+        job_row,
+    )
+    .optional()
+    .map_err(db_err("reading a job"))?
+    .map(build_job)
+    .transpose()
+}
+
+fn save_job(c: &Connection, j: &Job) -> Result<(), StoreError> {
+    let params_json = serde_json::to_string(&j.parameters).expect("string map serializes");
+    c.execute(
+        &format!("INSERT OR REPLACE INTO jobs ({JOB_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)"),
+        params![
+            j.id,
+            j.retry_from_id,
+            j.worker_id,
+            j.status.as_str(),
+            ts(&j.scheduled_at),
+            ts(&j.last_updated),
+            j.action,
+            j.retries_left,
+            j.retries_total,
+            params_json,
+            j.deadline,
+            j.stop_timeout,
+            j.heartbeat_at.as_ref().map(ts),
+            j.cancel_requested
+        ],
+    )
+    .map_err(db_err("saving a job"))?;
+    Ok(())
+}
+
+#[async_trait]
+impl PolicyStore for SqliteStore {
+    async fn insert_policy(&self, p: &PollMirroringPolicy) -> Result<(), StoreError> {
+        let p = p.clone();
+        self.with(move |c| {
+            c.execute(
+                &format!("INSERT INTO policies ({POLICY_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)"),
+                params![
+                    p.id,
+                    p.local_repository.as_str(),
+                    p.remote.host,
+                    p.remote.repository.as_str(),
+                    p.remote.username,
+                    p.remote.password.expose(),
+                    p.remote.auth_token.expose(),
+                    p.remote.remote_ca,
+                    p.remote.skip_tls_verification,
+                    p.enabled,
+                    p.initial_evaluation,
+                    p.last_mirrored_at.as_ref().map(ts),
+                    p.last_status.code,
+                    p.last_status.detail,
+                    ts(&p.last_status.timestamp),
+                    ts(&p.created_at)
+                ],
+            )
+            .map_err(db_err("saving a policy"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn policy(&self, id: &str) -> Result<Option<PollMirroringPolicy>, StoreError> {
+        let id = id.to_string();
+        self.with(move |c| {
+            c.query_row(
+                &format!("SELECT {POLICY_COLUMNS} FROM policies WHERE id=?1"),
+                params![id],
+                policy_row,
+            )
+            .optional()
+            .map_err(db_err("reading a policy"))?
+            .map(build_policy)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn policies(
+        &self,
+        local: Option<&RepositoryName>,
+    ) -> Result<Vec<PollMirroringPolicy>, StoreError> {
+        let local = local.map(|l| l.to_string());
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare(&format!(
+                    "SELECT {POLICY_COLUMNS} FROM policies WHERE ?1 IS NULL OR local_repository=?1 ORDER BY created_at, id"
+                ))
+                .map_err(db_err("listing policies"))?;
+            let rows = stmt
+                .query_map(params![local], policy_row)
+                .map_err(db_err("listing policies"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db_err("listing policies"))?;
+            rows.into_iter().map(build_policy).collect()
+        })
+        .await
+    }
+
+    async fn update_policy(&self, p: &PollMirroringPolicy) -> Result<bool, StoreError> {
+        let p = p.clone();
+        self.with(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE policies SET remote_host=?2, remote_repository=?3, username=?4, password=?5, auth_token=?6, remote_ca=?7, skip_tls_verification=?8, enabled=?9 WHERE id=?1",
+                    params![
+                        p.id,
+                        p.remote.host,
+                        p.remote.repository.as_str(),
+                        p.remote.username,
+                        p.remote.password.expose(),
+                        p.remote.auth_token.expose(),
+                        p.remote.remote_ca,
+                        p.remote.skip_tls_verification,
+                        p.enabled
+                    ],
+                )
+                .map_err(db_err("updating a policy"))?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn delete_policy(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.with(move |c| {
+            let tx = c.transaction().map_err(db_err("deleting a policy"))?;
+            let n = tx
+                .execute("DELETE FROM policies WHERE id=?1", params![id])
+                .map_err(db_err("deleting a policy"))?;
+            tx.execute("DELETE FROM baselines WHERE policy_id=?1", params![id])
+                .map_err(db_err("deleting a policy"))?;
+            tx.commit().map_err(db_err("deleting a policy"))?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn record_status(
+        &self,
+        id: &str,
+        status: &MirroringStatus,
+        mirrored_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let (id, status) = (id.to_string(), status.clone());
+        self.with(move |c| {
+            c.execute(
+                "UPDATE policies SET status_code=?2, status_detail=?3, status_timestamp=?4, last_mirrored_at=COALESCE(?5, last_mirrored_at) WHERE id=?1",
+                params![id, status.code, status.detail, ts(&status.timestamp), mirrored_at.as_ref().map(ts)],
+            )
+            .map_err(db_err("recording a policy status"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_baseline(
+        &self,
+        id: &str,
+        tags: &HashMap<String, Digest>,
+    ) -> Result<(), StoreError> {
+        let id = id.to_string();
+        let tags: Vec<(String, String)> = tags
+            .iter()
+            .map(|(t, d)| (t.clone(), d.to_string()))
+            .collect();
+        self.with(move |c| {
+            let tx = c.transaction().map_err(db_err("saving a baseline"))?;
+            tx.execute("DELETE FROM baselines WHERE policy_id=?1", params![id])
+                .map_err(db_err("saving a baseline"))?;
+            {
+                let mut stmt = tx
+                    .prepare("INSERT INTO baselines (policy_id, tag, digest) VALUES (?1,?2,?3)")
+                    .map_err(db_err("saving a baseline"))?;
+                for (t, d) in &tags {
+                    stmt.execute(params![id, t, d])
+                        .map_err(db_err("saving a baseline"))?;
+                }
+            }
+            tx.commit().map_err(db_err("saving a baseline"))
+        })
+        .await
+    }
+
+    async fn baseline(&self, id: &str) -> Result<HashMap<String, Digest>, StoreError> {
+        let id = id.to_string();
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare("SELECT tag, digest FROM baselines WHERE policy_id=?1")
+                .map_err(db_err("reading a baseline"))?;
+            let rows = stmt
+                .query_map(params![id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(db_err("reading a baseline"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db_err("reading a baseline"))?;
+            rows.into_iter()
+                .map(|(t, d)| Ok((t, parse_digest(&d)?)))
+                .collect()
+        })
+        .await
+    }
+
+    async fn lease_policy(
+        &self,
+        policy_id: &str,
+        job_id: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (pid, jid) = (policy_id.to_string(), job_id.to_string());
+        let now = ts(&Utc::now());
+        self.with(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE policies SET lease_job=?2, lease_until=?3 WHERE id=?1 AND (lease_job IS NULL OR lease_job=?2 OR lease_until < ?4)",
+                    params![pid, jid, ts(&until), now],
+                )
+                .map_err(db_err("leasing a policy"))?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn release_policy(&self, policy_id: &str, job_id: &str) -> Result<(), StoreError> {
+        let (pid, jid) = (policy_id.to_string(), job_id.to_string());
+        self.with(move |c| {
+            c.execute(
+                "UPDATE policies SET lease_job=NULL, lease_until=NULL WHERE id=?1 AND lease_job=?2",
+                params![pid, jid],
+            )
+            .map_err(db_err("releasing a policy lease"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn insert_job(&self, job: &Job) -> Result<(), StoreError> {
+        let job = job.clone();
+        self.with(move |c| save_job(c, &job)).await
+    }
+
+    async fn job(&self, id: &str) -> Result<Option<Job>, StoreError> {
+        let id = id.to_string();
+        self.with(move |c| load_job(c, &id)).await
+    }
+
+    async fn jobs(&self, f: &JobFilter) -> Result<Vec<Job>, StoreError> {
+        let f = f.clone();
+        self.with(move |c| {
+            let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE (?1 IS NULL OR action=?1) AND (?2 IS NULL OR status=?2)");
+            match f.running {
+                Some(true) => sql.push_str(" AND status IN ('waiting','running')"),
+                Some(false) => sql.push_str(" AND status NOT IN ('waiting','running')"),
+                None => {}
+            }
+            sql.push_str(" ORDER BY scheduled_at DESC, id DESC LIMIT ?3 OFFSET ?4");
+            let limit = if f.limit == 0 { -1 } else { f.limit as i64 };
+            let mut stmt = c.prepare(&sql).map_err(db_err("listing jobs"))?;
+            let rows = stmt
+                .query_map(
+                    params![f.action, f.status.map(|s| s.as_str()), limit, f.start as i64],
+                    job_row,
+                )
+                .map_err(db_err("listing jobs"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db_err("listing jobs"))?;
+            rows.into_iter().map(build_job).collect()
+        })
+        .await
+    }
+
+    async fn claim_job(
+        &self,
+        worker_id: &str,
+        job_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Job>, StoreError> {
+        let (worker, job_id) = (worker_id.to_string(), job_id.map(str::to_string));
+        self.with(move |c| {
+            let tx = c
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(db_err("claiming a job"))?;
+            let id: Option<String> = tx
+                .query_row(
+                    "SELECT id FROM jobs WHERE status='waiting' AND (?1 IS NULL OR id=?1) AND (?1 IS NOT NULL OR scheduled_at <= ?2) ORDER BY scheduled_at, id LIMIT 1",
+                    params![job_id, ts(&now)],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db_err("claiming a job"))?;
+            let Some(id) = id else { return Ok(None) };
+            tx.execute(
+                "UPDATE jobs SET status='running', worker_id=?2, last_updated=?3, heartbeat_at=?3 WHERE id=?1",
+                params![id, worker, ts(&now)],
+            )
+            .map_err(db_err("claiming a job"))?;
+            let job = load_job(&tx, &id)?;
+            tx.commit().map_err(db_err("claiming a job"))?;
+            Ok(job)
+        })
+        .await
+    }
+
+    async fn update_job(&self, job: &Job) -> Result<(), StoreError> {
+        let job = job.clone();
+        self.with(move |c| save_job(c, &job)).await
+    }
+
+    async fn heartbeat(&self, id: &str, now: DateTime<Utc>) -> Result<Option<Job>, StoreError> {
+        let id = id.to_string();
+        self.with(move |c| {
+            c.execute(
+                "UPDATE jobs SET heartbeat_at=?2 WHERE id=?1 AND status='running'",
+                params![id, ts(&now)],
+            )
+            .map_err(db_err("recording a heartbeat"))?;
+            load_job(c, &id)
+        })
+        .await
+    }
+
+    async fn request_cancel(&self, id: &str) -> Result<Option<Job>, StoreError> {
+        let id = id.to_string();
+        let now = ts(&Utc::now());
+        self.with(move |c| {
+            c.execute(
+                "UPDATE jobs SET cancel_requested=1, last_updated=?2 WHERE id=?1 AND status='running'",
+                params![id, now],
+            )
+            .map_err(db_err("canceling a job"))?;
+            c.execute(
+                "UPDATE jobs SET status='canceled', last_updated=?2 WHERE id=?1 AND status='waiting'",
+                params![id, now],
+            )
+            .map_err(db_err("canceling a job"))?;
+            load_job(c, &id)
+        })
+        .await
+    }
+
+    async fn delete_job(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.with(move |c| {
+            let tx = c.transaction().map_err(db_err("deleting a job"))?;
+            let n = tx
+                .execute("DELETE FROM jobs WHERE id=?1", params![id])
+                .map_err(db_err("deleting a job"))?;
+            tx.execute("DELETE FROM job_logs WHERE job_id=?1", params![id])
+                .map_err(db_err("deleting a job"))?;
+            tx.commit().map_err(db_err("deleting a job"))?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn stale_jobs(&self, before: DateTime<Utc>) -> Result<Vec<Job>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare(&format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs WHERE status='running' AND (heartbeat_at IS NULL OR heartbeat_at < ?1)"
+                ))
+                .map_err(db_err("finding stale jobs"))?;
+            let rows = stmt
+                .query_map(params![ts(&before)], job_row)
+                .map_err(db_err("finding stale jobs"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db_err("finding stale jobs"))?;
+            rows.into_iter().map(build_job).collect()
+        })
+        .await
+    }
+
+    async fn append_log(&self, id: &str, lines: &[String]) -> Result<(), StoreError> {
+        let (id, lines) = (id.to_string(), lines.to_vec());
+        self.with(move |c| {
+            let tx = c.transaction().map_err(db_err("appending job logs"))?;
+            let next: i64 = tx
+                .query_row(
+                    "SELECT COALESCE(MAX(line_num)+1, 0) FROM job_logs WHERE job_id=?1",
+                    params![id],
+                    |r| r.get(0),
+                )
+                .map_err(db_err("appending job logs"))?;
+            for (i, line) in lines.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO job_logs (job_id, line_num, data) VALUES (?1,?2,?3)",
+                    params![id, next + i as i64, line],
+                )
+                .map_err(db_err("appending job logs"))?;
+            }
+            tx.commit().map_err(db_err("appending job logs"))
+        })
+        .await
+    }
+
+    async fn logs(&self, id: &str, offset: i64, limit: i64) -> Result<Vec<LogLine>, StoreError> {
+        let id = id.to_string();
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT line_num, data FROM job_logs WHERE job_id=?1 AND line_num >= ?2 ORDER BY line_num LIMIT ?3",
+                )
+                .map_err(db_err("reading job logs"))?;
+            let limit = if limit <= 0 { -1 } else { limit };
+            let rows = stmt
+                .query_map(params![id, offset, limit], |r| {
+                    Ok(LogLine { line_num: r.get(0)?, data: r.get(1)? })
+                })
+                .map_err(db_err("reading job logs"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db_err("reading job logs"))?;
+            Ok(rows)
+        })
+        .await
+    }
+}

@@ -1,0 +1,86 @@
+//! [`Worker`]: the loop that takes queued jobs and runs them, as a server does.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::mirror::Mirror;
+
+/// Runs queued jobs until shut down.
+pub struct Worker {
+    mirror: Mirror,
+    /// Jobs run at once.
+    concurrency: usize,
+    /// How often the queue is checked when idle.
+    idle_poll: Duration,
+}
+
+impl Worker {
+    /// A worker for `mirror` running up to `concurrency` jobs at once.
+    pub fn new(mirror: Mirror, concurrency: usize) -> Self {
+        Worker {
+            mirror,
+            concurrency: concurrency.max(1),
+            idle_poll: Duration::from_millis(500),
+        }
+    }
+
+    /// Recovers jobs lost by a crash, then claims and runs due jobs until
+    /// `shutdown` is canceled. On shutdown, running jobs are canceled (they
+    /// stop between or inside blob transfers and publish nothing partial)
+    /// and awaited.
+    pub async fn run(self, shutdown: CancellationToken) {
+        if let Err(e) = self.mirror.recover().await {
+            tracing::error!("recovering jobs after a restart failed: {e}");
+        }
+        let tracker = TaskTracker::new();
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(self.concurrency));
+        let mut last_recover = tokio::time::Instant::now();
+        loop {
+            let permit = tokio::select! {
+                p = slots.clone().acquire_owned() => p.expect("never closed"),
+                _ = shutdown.cancelled() => break,
+            };
+            if last_recover.elapsed() > self.mirror.settings().stale_after {
+                last_recover = tokio::time::Instant::now();
+                let _ = self.mirror.recover().await;
+            }
+            let mirror = self.mirror.clone();
+            let cancel = shutdown.child_token();
+            // Claim here so an idle queue is noticed before spawning.
+            let claimed = mirror
+                .stores()
+                .policies
+                .claim_job(&mirror.settings().worker_id, None, chrono::Utc::now())
+                .await;
+            match claimed {
+                Ok(Some(job)) => {
+                    let id = job.id.clone();
+                    tracker.spawn(async move {
+                        let _permit = permit;
+                        let _ = mirror.resume_claimed(job, cancel).await;
+                        tracing::debug!(job = %id, "job finished");
+                    });
+                }
+                Ok(None) => {
+                    drop(permit);
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.idle_poll) => {}
+                        _ = shutdown.cancelled() => break,
+                    }
+                }
+                Err(e) => {
+                    drop(permit);
+                    tracing::error!("claiming a job failed: {e}");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                        _ = shutdown.cancelled() => break,
+                    }
+                }
+            }
+        }
+        tracker.close();
+        tracker.wait().await;
+    }
+}
