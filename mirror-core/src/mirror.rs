@@ -360,6 +360,17 @@ impl Mirror {
 
     /// Validates and queues a job.
     pub async fn submit_job(&self, submission: JobSubmission) -> Result<Job, MirrorError> {
+        self.validate_job(&submission).await?;
+        let job = Job::new(&submission);
+        self.inner.stores.policies.insert_job(&job).await?;
+        Ok(job)
+    }
+
+    /// Checks a submission as [`Mirror::submit_job`] would, without queueing
+    /// it: the action is known, the parameters are supported and name an
+    /// existing policy, the retries are in range. Schedulers use it to refuse
+    /// a bad cron when it is saved rather than when it fires.
+    pub async fn validate_job(&self, submission: &JobSubmission) -> Result<(), MirrorError> {
         if submission.action != POLL_MIRROR {
             return Err(MirrorError::InvalidJob {
                 field: "action",
@@ -389,9 +400,7 @@ impl Mirror {
                 reason: "must be between 0 and 100".into(),
             });
         }
-        let job = Job::new(&submission);
-        self.inner.stores.policies.insert_job(&job).await?;
-        Ok(job)
+        Ok(())
     }
 
     /// One job.
@@ -532,6 +541,7 @@ impl Mirror {
             }
             job.last_updated = Utc::now();
             policies.update_job(&job).await?;
+            policies.release_job_leases(&job.id).await?;
             policies
                 .append_log(
                     &job.id,
@@ -568,14 +578,16 @@ impl Mirror {
             .insert(job.id.clone(), progress.clone());
         let log = Arc::new(JobLog::default());
         let job_cancel = cancel.child_token();
-        let beat = tokio::spawn(heartbeat_loop(
+        // Aborted on drop too: if this future is dropped (its task aborted),
+        // the heartbeat stops, so the job shows up as lost and is recovered.
+        let beat = AbortOnDrop(tokio::spawn(heartbeat_loop(
             policies.clone(),
             job.id.clone(),
             self.inner.settings.heartbeat_interval,
             job_cancel.clone(),
             log.clone(),
             deadline_of(&job),
-        ));
+        )));
         log.line(format!(
             "job {} ({}) started on worker {}",
             job.id, job.action, self.inner.settings.worker_id
@@ -583,7 +595,7 @@ impl Mirror {
         let outcome = self
             .poll_mirror(&job, &job_cancel, &progress, log.as_ref())
             .await;
-        beat.abort();
+        drop(beat);
         let event = match &outcome {
             Ok(()) => JobEvent::Succeed,
             Err(_) if job_cancel.is_cancelled() => JobEvent::Cancel,
@@ -783,6 +795,15 @@ impl Mirror {
             policy.id, policy.remote.host, policy.remote.repository, policy.local_repository
         ));
         poll_policy(&env, policy).await
+    }
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

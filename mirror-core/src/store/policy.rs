@@ -68,6 +68,9 @@ pub trait PolicyStore: Send + Sync + 'static {
     /// Gives up a lease held by `job_id`.
     async fn release_policy(&self, policy_id: &str, job_id: &str) -> Result<(), StoreError>;
 
+    /// Gives up every lease held by `job_id` (its worker was lost).
+    async fn release_job_leases(&self, job_id: &str) -> Result<(), StoreError>;
+
     /// Stores a new job.
     async fn insert_job(&self, job: &Job) -> Result<(), StoreError>;
 

@@ -912,6 +912,19 @@ impl PolicyStore for SqliteStore {
         .await
     }
 
+    async fn release_job_leases(&self, job_id: &str) -> Result<(), StoreError> {
+        let jid = job_id.to_string();
+        self.with(move |c| {
+            c.execute(
+                "UPDATE policies SET lease_job=NULL, lease_until=NULL WHERE lease_job=?1",
+                params![jid],
+            )
+            .map_err(db_err("releasing policy leases"))?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn insert_job(&self, job: &Job) -> Result<(), StoreError> {
         let job = job.clone();
         self.with(move |c| save_job(c, &job)).await

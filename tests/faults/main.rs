@@ -1,0 +1,514 @@
+//! Faults a real registry will not produce on demand, against an in-process
+//! fake (429, 5xx, cut and stalled bodies, corrupt bytes, bad credentials),
+//! plus crash recovery and cancel. Each test checks what a user would: the
+//! job's status and log, the tags served, and that nothing partial is visible.
+
+mod fake_registry;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use fake_registry::{FakeRegistry, digest_of};
+use mirror_core::remote::{HttpConnector, HttpSettings, RetryPolicy};
+use mirror_core::store::FsOptions;
+use mirror_core::{
+    Digest, JobStatus, Mirror, MirrorSettings, NewPolicy, RepositoryName, Secret, Stores,
+};
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_retries: 4,
+        initial: Duration::from_millis(20),
+        max: Duration::from_secs(2),
+    }
+}
+
+fn mirror(dir: &Path) -> Mirror {
+    let stores = Stores::embedded(dir, FsOptions { durable: false }).unwrap();
+    let connector = HttpConnector {
+        settings: HttpSettings {
+            retry: fast_retry(),
+            idle_timeout: Duration::from_secs(5),
+            ..Default::default()
+        },
+    };
+    Mirror::new(
+        stores,
+        Arc::new(connector),
+        MirrorSettings {
+            retry: fast_retry(),
+            heartbeat_interval: Duration::from_millis(100),
+            stale_after: Duration::from_millis(500),
+            ..Default::default()
+        },
+    )
+}
+
+fn form(reg: &FakeRegistry, repo: &str) -> NewPolicy {
+    NewPolicy {
+        remote_host: reg.url(),
+        remote_repository: repo.into(),
+        enabled: true,
+        ..Default::default()
+    }
+}
+
+fn name(s: &str) -> RepositoryName {
+    RepositoryName::parse(s).unwrap()
+}
+
+async fn log_text(m: &Mirror, job: &str) -> String {
+    m.job_logs(job, 0, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.data)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn uploads_left(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("uploads")).unwrap().count()
+}
+
+fn layer(size: usize, seed: u8) -> Vec<u8> {
+    (0..size)
+        .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+        .collect()
+}
+
+#[tokio::test]
+async fn retries_429_and_waits_for_retry_after() {
+    let reg = FakeRegistry::start().await;
+    let (digest, _) = reg.add_image("team/app", "v1", &[layer(1000, 1)]);
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(dir.path());
+    let p = m
+        .add_policy(&name("local/app"), form(&reg, "team/app"), true)
+        .await
+        .unwrap();
+    reg.faults().tags_429.store(2, Ordering::SeqCst);
+    reg.counters().tag_list_times.lock().unwrap().clear();
+    let job = m.poll(&p.id).await.unwrap();
+    assert_eq!(
+        job.status,
+        JobStatus::Done,
+        "{}",
+        log_text(&m, &job.id).await
+    );
+    let times = reg.counters().tag_list_times.lock().unwrap().clone();
+    assert_eq!(times.len(), 3, "two 429s then a success");
+    for pair in times.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(950),
+            "retried before Retry-After: {:?}",
+            pair[1] - pair[0]
+        );
+    }
+    let tag = m
+        .stores()
+        .repos
+        .tag(&name("local/app"), "v1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(tag.digest.to_string(), digest);
+}
+
+#[tokio::test]
+async fn retries_server_errors_on_manifests() {
+    let reg = FakeRegistry::start().await;
+    let (digest, _) = reg.add_image("team/app", "v1", &[layer(1000, 1)]);
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(dir.path());
+    let p = m
+        .add_policy(&name("local/app"), form(&reg, "team/app"), true)
+        .await
+        .unwrap();
+    reg.faults().manifest_500.store(3, Ordering::SeqCst);
+    let job = m.poll(&p.id).await.unwrap();
+    assert_eq!(
+        job.status,
+        JobStatus::Done,
+        "{}",
+        log_text(&m, &job.id).await
+    );
+    let tag = m
+        .stores()
+        .repos
+        .tag(&name("local/app"), "v1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(tag.digest.to_string(), digest);
+}
+
+#[tokio::test]
+async fn persistent_server_errors_fail_the_tag_with_a_clear_log() {
+    let reg = FakeRegistry::start().await;
+    let (digest, _) = reg.add_image("team/app", "v1", &[layer(1000, 1)]);
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(dir.path());
+    let p = m
+        .add_policy(&name("local/app"), form(&reg, "team/app"), true)
+        .await
+        .unwrap();
+    reg.faults().manifest_500.store(100, Ordering::SeqCst);
+    let job = m.poll(&p.id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Errored);
+    let log = log_text(&m, &job.id).await;
+    assert!(
+        log.contains("team/app:v1") && log.contains(&digest),
+        "{log}"
+    );
+    assert!(log.contains("HTTP 500"), "{log}");
+    assert!(
+        m.stores()
+            .repos
+            .tag(&name("local/app"), "v1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let policy = m.policy(&p.id).await.unwrap();
+    assert_eq!(policy.last_status.code, "FAILED");
+}
+
+#[tokio::test]
+async fn resumes_a_blob_cut_mid_body_with_a_range_request() {
+    let reg = FakeRegistry::start().await;
+    let big = layer(3 * 1024 * 1024 + 17, 7);
+    let (digest, layers) = reg.add_image("team/app", "v1", &[big.clone()]);
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(dir.path());
+    let p = m
+        .add_policy(&name("local/app"), form(&reg, "team/app"), true)
+        .await
+        .unwrap();
+    reg.faults().blob_truncate.store(2, Ordering::SeqCst);
+    let job = m.poll(&p.id).await.unwrap();
+    assert_eq!(
+        job.status,
+        JobStatus::Done,
+        "{}",
+        log_text(&m, &job.id).await
+    );
+    assert!(
+        reg.counters().range_gets.load(Ordering::SeqCst) >= 1,
+        "no Range resume"
+    );
+    let tag = m
+        .stores()
+        .repos
+        .tag(&name("local/app"), "v1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(tag.digest.to_string(), digest);
+    let d = Digest::parse(&layers[0]).unwrap();
+    let stored = m.stores().blobs.read_small(&d, u64::MAX).await.unwrap();
+    assert_eq!(digest_of(&stored), layers[0]);
+    assert_eq!(uploads_left(dir.path()), 0);
+}
+
+#[tokio::test]
+async fn rejects_a_blob_whose_bytes_do_not_match_its_digest() {
+    let reg = FakeRegistry::start().await;
+    let (_, layers) = reg.add_image("team/app", "v1", &[layer(5000, 3)]);
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(dir.path());
+    let p = m
+        .add_policy(&name("local/app"), form(&reg, "team/app"), true)
+        .await
+        .unwrap();
+    reg.faults().corrupt_blobs.store(true, Ordering::SeqCst);
+    let job = m.poll(&p.id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Errored);
+    let log = log_text(&m, &job.id).await;
+    assert!(log.contains("does not match"), "{log}");
+    assert!(log.contains("expected sha256:"), "{log}");
+    assert!(
+        m.stores()
+            .repos
+            .tag(&name("local/app"), "v1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    for l in &layers {
+        let d = Digest::parse(l).unwrap();
+        assert_eq!(
+            m.stores().blobs.stat(&d).await.unwrap(),
+            None,
+            "corrupt blob stored"
+        );
+    }
+    assert_eq!(uploads_left(dir.path()), 0);
+    // Once the fault clears, the next poll completes.
+    reg.faults().corrupt_blobs.store(false, Ordering::SeqCst);
+    let job = m.poll(&p.id).await.unwrap();
+    assert_eq!(
+        job.status,
+        JobStatus::Done,
+        "{}",
+        log_text(&m, &job.id).await
+    );
+}
+
+#[tokio::test]
+async fn bad_credentials_give_a_clear_error() {
+    let reg = FakeRegistry::start().await;
+    reg.add_image("team/app", "v1", &[layer(100, 1)]);
+    *reg.faults().basic.lock().unwrap() = Some(("bot".into(), "right".into()));
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(dir.path());
+    let mut f = form(&reg, "team/app");
+    f.username = "bot".into();
+    f.password = Secret::new("wrong-pass-123");
+    let err = m
+        .add_policy(&name("local/app"), f.clone(), true)
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert_eq!(err.kind(), mirror_core::ErrorKind::Unauthorized, "{msg}");
+    assert!(
+        msg.contains("authentication failed") && msg.contains("team/app"),
+        "{msg}"
+    );
+    assert!(!msg.contains("wrong-pass-123"), "secret leaked: {msg}");
+    // Nothing was saved.
+    assert!(m.policies(None).await.unwrap().is_empty());
+    f.password = Secret::new("right");
+    m.add_policy(&name("local/app"), f, true).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_no_change_poll_makes_only_head_requests() {
+    let reg = FakeRegistry::start().await;
+    for t in ["a", "b", "c"] {
+        reg.add_image("team/app", t, &[layer(2000, t.as_bytes()[0])]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(dir.path());
+    let p = m
+        .add_policy(&name("local/app"), form(&reg, "team/app"), true)
+        .await
+        .unwrap();
+    let job = m.poll(&p.id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Done);
+    let c = reg.counters();
+    let (gets, blobs, heads) = (
+        c.manifest_gets.load(Ordering::SeqCst),
+        c.blob_gets.load(Ordering::SeqCst),
+        c.manifest_heads.load(Ordering::SeqCst),
+    );
+    let job = m.poll(&p.id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Done);
+    assert_eq!(
+        c.manifest_gets.load(Ordering::SeqCst),
+        gets,
+        "manifest GET on no change"
+    );
+    assert_eq!(
+        c.blob_gets.load(Ordering::SeqCst),
+        blobs,
+        "blob GET on no change"
+    );
+    assert_eq!(c.manifest_heads.load(Ordering::SeqCst), heads + 3);
+    assert!(
+        log_text(&m, &job.id)
+            .await
+            .contains("0 tags to copy, 3 unchanged")
+    );
+}
+
+#[tokio::test]
+async fn a_running_job_can_be_canceled_inside_a_blob() {
+    let reg = FakeRegistry::start().await;
+    reg.add_image("team/app", "v1", &[layer(2 * 1024 * 1024, 9)]);
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(dir.path());
+    let p = m
+        .add_policy(&name("local/app"), form(&reg, "team/app"), true)
+        .await
+        .unwrap();
+    reg.faults().stall_blobs.store(true, Ordering::SeqCst);
+    let m2 = m.clone();
+    let pid = p.id.clone();
+    let run = tokio::spawn(async move { m2.poll(&pid).await.unwrap() });
+    // Wait until the job is inside the stalled blob.
+    let job_id = loop {
+        let jobs = m.jobs(&Default::default()).await.unwrap();
+        if let Some(j) = jobs.first()
+            && m.progress(&j.id).is_some_and(|p| p.bytes_copied > 0)
+        {
+            break j.id.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    m.cancel_job(&job_id).await.unwrap();
+    let job = tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Canceled);
+    assert!(
+        m.stores()
+            .repos
+            .tag(&name("local/app"), "v1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(uploads_left(dir.path()), 0);
+    reg.faults().stall_blobs.store(false, Ordering::SeqCst);
+}
+
+#[tokio::test]
+async fn a_crash_mid_blob_leaves_nothing_visible_and_the_next_poll_completes() {
+    let reg = FakeRegistry::start().await;
+    let (digest, layers) = reg.add_image("team/app", "v1", &[layer(2 * 1024 * 1024, 5)]);
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(dir.path());
+    let p = m
+        .add_policy(&name("local/app"), form(&reg, "team/app"), true)
+        .await
+        .unwrap();
+    reg.faults().stall_blobs.store(true, Ordering::SeqCst);
+    let m2 = m.clone();
+    let pid = p.id.clone();
+    let run = tokio::spawn(async move { m2.poll(&pid).await });
+    let job_id = loop {
+        let jobs = m.jobs(&Default::default()).await.unwrap();
+        if let Some(j) = jobs.first()
+            && m.progress(&j.id).is_some_and(|p| p.bytes_copied > 0)
+        {
+            break j.id.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // A crash: the task vanishes mid-blob, with its heartbeat.
+    run.abort();
+    let _ = run.await;
+    // What a killed process leaves behind: an upload file nobody owns.
+    std::fs::write(dir.path().join("uploads").join("left-by-crash"), b"partial").unwrap();
+    reg.faults().stall_blobs.store(false, Ordering::SeqCst);
+
+    // Nothing partial is visible.
+    assert!(
+        m.stores()
+            .repos
+            .tag(&name("local/app"), "v1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let d = Digest::parse(&layers[0]).unwrap();
+    assert_eq!(m.stores().blobs.stat(&d).await.unwrap(), None);
+
+    // A restarted process on the same data directory finds the lost job.
+    drop(m);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let m = mirror(dir.path());
+    let recovered = m.recover().await.unwrap();
+    assert_eq!(recovered.len(), 1);
+    assert_eq!(recovered[0].id, job_id);
+    assert_eq!(m.job(&job_id).await.unwrap().status, JobStatus::Errored);
+    assert!(log_text(&m, &job_id).await.contains("worker lost"));
+    assert_eq!(uploads_left(dir.path()), 0);
+
+    let job = m.poll(&p.id).await.unwrap();
+    assert_eq!(
+        job.status,
+        JobStatus::Done,
+        "{}",
+        log_text(&m, &job.id).await
+    );
+    let tag = m
+        .stores()
+        .repos
+        .tag(&name("local/app"), "v1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(tag.digest.to_string(), digest);
+}
+
+/// Tag pages linked with `Link: <...>; rel="next"` are all followed.
+#[tokio::test]
+async fn follows_link_pagination_of_tag_lists() {
+    use wiremock::matchers::{method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/team/app/tags/list"))
+        .and(query_param("last", "b"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"name": "team/app", "tags": ["c"]})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2/team/app/tags/list"))
+        .and(query_param("n", "1000"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("Link", "</v2/team/app/tags/list?n=2&last=b>; rel=\"next\"")
+                .set_body_json(serde_json::json!({"name": "team/app", "tags": ["a", "b"]})),
+        )
+        .mount(&server)
+        .await;
+    let endpoint = mirror_core::RemoteEndpoint::anonymous(&server.uri(), "team/app").unwrap();
+    let remote = mirror_core::remote::HttpRemote::new(&endpoint, &Default::default()).unwrap();
+    use mirror_core::RemoteRegistry;
+    let tags = remote.list_tags(&name("team/app")).await.unwrap();
+    assert_eq!(tags, ["a", "b", "c"]);
+}
+
+/// A 429 from wiremock with `Retry-After` and no body is retried.
+#[tokio::test]
+async fn wiremock_429_then_success() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/team/app/tags/list"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "0"))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2/team/app/tags/list"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"name": "team/app", "tags": ["x"]})),
+        )
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let endpoint = mirror_core::RemoteEndpoint::anonymous(&server.uri(), "team/app").unwrap();
+    let settings = HttpSettings {
+        retry: fast_retry(),
+        ..Default::default()
+    };
+    let remote = mirror_core::remote::HttpRemote::new(&endpoint, &settings).unwrap();
+    use mirror_core::RemoteRegistry;
+    assert_eq!(remote.list_tags(&name("team/app")).await.unwrap(), ["x"]);
+    // And one that never stops says so.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "0"))
+        .mount(&server)
+        .await;
+    let endpoint = mirror_core::RemoteEndpoint::anonymous(&server.uri(), "team/app").unwrap();
+    let remote = mirror_core::remote::HttpRemote::new(&endpoint, &settings).unwrap();
+    let err = remote.list_tags(&name("team/app")).await.unwrap_err();
+    assert!(
+        err.to_string().contains("HTTP 429 after 5 attempts"),
+        "{err}"
+    );
+}
