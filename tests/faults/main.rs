@@ -79,26 +79,61 @@ fn layer(size: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-#[tokio::test]
-async fn retries_429_and_waits_for_retry_after() {
+/// A fake upstream with `team/app:v1` made of `layers`, and an engine in a
+/// temporary directory with a Save & Apply policy `local/app` <- `team/app`.
+struct Setup {
+    reg: FakeRegistry,
+    dir: tempfile::TempDir,
+    m: Mirror,
+    policy_id: String,
+    digest: String,
+    layers: Vec<String>,
+}
+
+async fn setup(layers: &[Vec<u8>]) -> Setup {
     let reg = FakeRegistry::start().await;
-    let (digest, _) = reg.add_image("team/app", "v1", &[layer(1000, 1)]);
+    let (digest, layers) = reg.add_image("team/app", "v1", layers);
     let dir = tempfile::tempdir().unwrap();
     let m = mirror(dir.path());
     let p = m
         .add_policy(&name("local/app"), form(&reg, "team/app"), true)
         .await
         .unwrap();
-    reg.faults().tags_429.store(2, Ordering::SeqCst);
-    reg.counters().tag_list_times.lock().unwrap().clear();
-    let job = m.poll(&p.id).await.unwrap();
+    Setup {
+        reg,
+        dir,
+        m,
+        policy_id: p.id,
+        digest,
+        layers,
+    }
+}
+
+impl Setup {
+    async fn tag_digest(&self) -> Option<String> {
+        self.m
+            .stores()
+            .repos
+            .tag(&name("local/app"), "v1")
+            .await
+            .unwrap()
+            .map(|t| t.digest.to_string())
+    }
+}
+
+#[tokio::test]
+async fn retries_429_and_waits_for_retry_after() {
+    let s = setup(&[layer(1000, 1)]).await;
+    s.reg.faults().tags_429.store(2, Ordering::SeqCst);
+    s.reg.counters().tag_list_times.lock().unwrap().clear();
+    let job = s.m.poll(&s.policy_id).await.unwrap();
     assert_eq!(
         job.status,
         JobStatus::Done,
         "{}",
-        log_text(&m, &job.id).await
+        log_text(&s.m, &job.id).await
     );
-    let times = reg.counters().tag_list_times.lock().unwrap().clone();
+    let times = s.reg.counters().tag_list_times.lock().unwrap().clone();
     assert_eq!(times.len(), 3, "two 429s then a success");
     for pair in times.windows(2) {
         assert!(
@@ -107,154 +142,165 @@ async fn retries_429_and_waits_for_retry_after() {
             pair[1] - pair[0]
         );
     }
-    let tag = m
-        .stores()
-        .repos
-        .tag(&name("local/app"), "v1")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(tag.digest.to_string(), digest);
+    assert_eq!(s.tag_digest().await.as_ref(), Some(&s.digest));
 }
 
 #[tokio::test]
 async fn retries_server_errors_on_manifests() {
-    let reg = FakeRegistry::start().await;
-    let (digest, _) = reg.add_image("team/app", "v1", &[layer(1000, 1)]);
-    let dir = tempfile::tempdir().unwrap();
-    let m = mirror(dir.path());
-    let p = m
-        .add_policy(&name("local/app"), form(&reg, "team/app"), true)
-        .await
-        .unwrap();
-    reg.faults().manifest_500.store(3, Ordering::SeqCst);
-    let job = m.poll(&p.id).await.unwrap();
+    let s = setup(&[layer(1000, 1)]).await;
+    s.reg.faults().manifest_500.store(3, Ordering::SeqCst);
+    let job = s.m.poll(&s.policy_id).await.unwrap();
     assert_eq!(
         job.status,
         JobStatus::Done,
         "{}",
-        log_text(&m, &job.id).await
+        log_text(&s.m, &job.id).await
     );
-    let tag = m
-        .stores()
-        .repos
-        .tag(&name("local/app"), "v1")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(tag.digest.to_string(), digest);
+    assert_eq!(s.tag_digest().await.as_ref(), Some(&s.digest));
 }
 
 #[tokio::test]
 async fn persistent_server_errors_fail_the_tag_with_a_clear_log() {
-    let reg = FakeRegistry::start().await;
-    let (digest, _) = reg.add_image("team/app", "v1", &[layer(1000, 1)]);
-    let dir = tempfile::tempdir().unwrap();
-    let m = mirror(dir.path());
-    let p = m
-        .add_policy(&name("local/app"), form(&reg, "team/app"), true)
-        .await
-        .unwrap();
-    reg.faults().manifest_500.store(100, Ordering::SeqCst);
-    let job = m.poll(&p.id).await.unwrap();
+    let s = setup(&[layer(1000, 1)]).await;
+    s.reg.faults().manifest_500.store(100, Ordering::SeqCst);
+    let job = s.m.poll(&s.policy_id).await.unwrap();
     assert_eq!(job.status, JobStatus::Errored);
-    let log = log_text(&m, &job.id).await;
+    let log = log_text(&s.m, &job.id).await;
     assert!(
-        log.contains("team/app:v1") && log.contains(&digest),
+        log.contains("team/app:v1") && log.contains(&s.digest),
         "{log}"
     );
     assert!(log.contains("HTTP 500"), "{log}");
-    assert!(
-        m.stores()
-            .repos
-            .tag(&name("local/app"), "v1")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    let policy = m.policy(&p.id).await.unwrap();
+    assert_eq!(s.tag_digest().await, None);
+    let policy = s.m.policy(&s.policy_id).await.unwrap();
     assert_eq!(policy.last_status.code, "FAILED");
 }
 
 #[tokio::test]
 async fn resumes_a_blob_cut_mid_body_with_a_range_request() {
-    let reg = FakeRegistry::start().await;
-    let big = layer(3 * 1024 * 1024 + 17, 7);
-    let (digest, layers) = reg.add_image("team/app", "v1", &[big.clone()]);
-    let dir = tempfile::tempdir().unwrap();
-    let m = mirror(dir.path());
-    let p = m
-        .add_policy(&name("local/app"), form(&reg, "team/app"), true)
-        .await
-        .unwrap();
-    reg.faults().blob_truncate.store(2, Ordering::SeqCst);
-    let job = m.poll(&p.id).await.unwrap();
+    let s = setup(&[layer(3 * 1024 * 1024 + 17, 7)]).await;
+    s.reg.faults().blob_truncate.store(2, Ordering::SeqCst);
+    let job = s.m.poll(&s.policy_id).await.unwrap();
     assert_eq!(
         job.status,
         JobStatus::Done,
         "{}",
-        log_text(&m, &job.id).await
+        log_text(&s.m, &job.id).await
     );
     assert!(
-        reg.counters().range_gets.load(Ordering::SeqCst) >= 1,
+        s.reg.counters().range_gets.load(Ordering::SeqCst) >= 1,
         "no Range resume"
     );
-    let tag = m
-        .stores()
-        .repos
-        .tag(&name("local/app"), "v1")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(tag.digest.to_string(), digest);
-    let d = Digest::parse(&layers[0]).unwrap();
-    let stored = m.stores().blobs.read_small(&d, u64::MAX).await.unwrap();
-    assert_eq!(digest_of(&stored), layers[0]);
-    assert_eq!(uploads_left(dir.path()), 0);
+    assert_eq!(s.tag_digest().await.as_ref(), Some(&s.digest));
+    let d = Digest::parse(&s.layers[0]).unwrap();
+    let stored = s.m.stores().blobs.read_small(&d, u64::MAX).await.unwrap();
+    assert_eq!(digest_of(&stored), s.layers[0]);
+    assert_eq!(uploads_left(s.dir.path()), 0);
 }
 
 #[tokio::test]
 async fn rejects_a_blob_whose_bytes_do_not_match_its_digest() {
-    let reg = FakeRegistry::start().await;
-    let (_, layers) = reg.add_image("team/app", "v1", &[layer(5000, 3)]);
-    let dir = tempfile::tempdir().unwrap();
-    let m = mirror(dir.path());
-    let p = m
-        .add_policy(&name("local/app"), form(&reg, "team/app"), true)
-        .await
-        .unwrap();
-    reg.faults().corrupt_blobs.store(true, Ordering::SeqCst);
-    let job = m.poll(&p.id).await.unwrap();
+    let s = setup(&[layer(5000, 3)]).await;
+    s.reg.faults().corrupt_blobs.store(true, Ordering::SeqCst);
+    let job = s.m.poll(&s.policy_id).await.unwrap();
     assert_eq!(job.status, JobStatus::Errored);
-    let log = log_text(&m, &job.id).await;
+    let log = log_text(&s.m, &job.id).await;
     assert!(log.contains("does not match"), "{log}");
     assert!(log.contains("expected sha256:"), "{log}");
-    assert!(
-        m.stores()
-            .repos
-            .tag(&name("local/app"), "v1")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    for l in &layers {
+    assert_eq!(s.tag_digest().await, None);
+    for l in &s.layers {
         let d = Digest::parse(l).unwrap();
         assert_eq!(
-            m.stores().blobs.stat(&d).await.unwrap(),
+            s.m.stores().blobs.stat(&d).await.unwrap(),
             None,
             "corrupt blob stored"
         );
     }
-    assert_eq!(uploads_left(dir.path()), 0);
+    assert_eq!(uploads_left(s.dir.path()), 0);
     // Once the fault clears, the next poll completes.
-    reg.faults().corrupt_blobs.store(false, Ordering::SeqCst);
-    let job = m.poll(&p.id).await.unwrap();
+    s.reg.faults().corrupt_blobs.store(false, Ordering::SeqCst);
+    let job = s.m.poll(&s.policy_id).await.unwrap();
+    assert_eq!(
+        job.status,
+        JobStatus::Done,
+        "{}",
+        log_text(&s.m, &job.id).await
+    );
+}
+
+/// Starts a poll in a task while blob bodies stall; returns once the job
+/// is inside the blob, with its ID and the task.
+async fn poll_into_stalled_blob(
+    s: &Setup,
+) -> (String, tokio::task::JoinHandle<Option<mirror_core::Job>>) {
+    s.reg.faults().stall_blobs.store(true, Ordering::SeqCst);
+    let m = s.m.clone();
+    let pid = s.policy_id.clone();
+    let run = tokio::spawn(async move { m.poll(&pid).await.ok() });
+    loop {
+        let jobs = s.m.jobs(&Default::default()).await.unwrap();
+        if let Some(j) = jobs.first()
+            && s.m.progress(&j.id).is_some_and(|p| p.bytes_copied > 0)
+        {
+            return (j.id.clone(), run);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_running_job_can_be_canceled_inside_a_blob() {
+    let s = setup(&[layer(2 * 1024 * 1024, 9)]).await;
+    let (job_id, run) = poll_into_stalled_blob(&s).await;
+    s.m.cancel_job(&job_id).await.unwrap();
+    let job = tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Canceled);
+    assert_eq!(s.tag_digest().await, None);
+    assert_eq!(uploads_left(s.dir.path()), 0);
+}
+
+#[tokio::test]
+async fn a_crash_mid_blob_leaves_nothing_visible_and_the_next_poll_completes() {
+    let s = setup(&[layer(2 * 1024 * 1024, 5)]).await;
+    let (job_id, run) = poll_into_stalled_blob(&s).await;
+    // A crash: the task vanishes mid-blob, with its heartbeat.
+    run.abort();
+    let _ = run.await;
+    // What a killed process leaves behind: an upload file nobody owns.
+    std::fs::write(
+        s.dir.path().join("uploads").join("left-by-crash"),
+        b"partial",
+    )
+    .unwrap();
+    s.reg.faults().stall_blobs.store(false, Ordering::SeqCst);
+
+    // Nothing partial is visible.
+    assert_eq!(s.tag_digest().await, None);
+    let d = Digest::parse(&s.layers[0]).unwrap();
+    assert_eq!(s.m.stores().blobs.stat(&d).await.unwrap(), None);
+
+    // A restarted engine on the same data directory finds the lost job.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let m = mirror(s.dir.path());
+    let recovered = m.recover().await.unwrap();
+    assert_eq!(recovered.len(), 1);
+    assert_eq!(recovered[0].id, job_id);
+    assert_eq!(m.job(&job_id).await.unwrap().status, JobStatus::Errored);
+    assert!(log_text(&m, &job_id).await.contains("worker lost"));
+    assert_eq!(uploads_left(s.dir.path()), 0);
+
+    let job = m.poll(&s.policy_id).await.unwrap();
     assert_eq!(
         job.status,
         JobStatus::Done,
         "{}",
         log_text(&m, &job.id).await
     );
+    assert_eq!(s.tag_digest().await.as_ref(), Some(&s.digest));
 }
 
 #[tokio::test]
@@ -322,118 +368,6 @@ async fn a_no_change_poll_makes_only_head_requests() {
             .await
             .contains("0 tags to copy, 3 unchanged")
     );
-}
-
-#[tokio::test]
-async fn a_running_job_can_be_canceled_inside_a_blob() {
-    let reg = FakeRegistry::start().await;
-    reg.add_image("team/app", "v1", &[layer(2 * 1024 * 1024, 9)]);
-    let dir = tempfile::tempdir().unwrap();
-    let m = mirror(dir.path());
-    let p = m
-        .add_policy(&name("local/app"), form(&reg, "team/app"), true)
-        .await
-        .unwrap();
-    reg.faults().stall_blobs.store(true, Ordering::SeqCst);
-    let m2 = m.clone();
-    let pid = p.id.clone();
-    let run = tokio::spawn(async move { m2.poll(&pid).await.unwrap() });
-    // Wait until the job is inside the stalled blob.
-    let job_id = loop {
-        let jobs = m.jobs(&Default::default()).await.unwrap();
-        if let Some(j) = jobs.first()
-            && m.progress(&j.id).is_some_and(|p| p.bytes_copied > 0)
-        {
-            break j.id.clone();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    m.cancel_job(&job_id).await.unwrap();
-    let job = tokio::time::timeout(Duration::from_secs(10), run)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(job.status, JobStatus::Canceled);
-    assert!(
-        m.stores()
-            .repos
-            .tag(&name("local/app"), "v1")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert_eq!(uploads_left(dir.path()), 0);
-    reg.faults().stall_blobs.store(false, Ordering::SeqCst);
-}
-
-#[tokio::test]
-async fn a_crash_mid_blob_leaves_nothing_visible_and_the_next_poll_completes() {
-    let reg = FakeRegistry::start().await;
-    let (digest, layers) = reg.add_image("team/app", "v1", &[layer(2 * 1024 * 1024, 5)]);
-    let dir = tempfile::tempdir().unwrap();
-    let m = mirror(dir.path());
-    let p = m
-        .add_policy(&name("local/app"), form(&reg, "team/app"), true)
-        .await
-        .unwrap();
-    reg.faults().stall_blobs.store(true, Ordering::SeqCst);
-    let m2 = m.clone();
-    let pid = p.id.clone();
-    let run = tokio::spawn(async move { m2.poll(&pid).await });
-    let job_id = loop {
-        let jobs = m.jobs(&Default::default()).await.unwrap();
-        if let Some(j) = jobs.first()
-            && m.progress(&j.id).is_some_and(|p| p.bytes_copied > 0)
-        {
-            break j.id.clone();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    // A crash: the task vanishes mid-blob, with its heartbeat.
-    run.abort();
-    let _ = run.await;
-    // What a killed process leaves behind: an upload file nobody owns.
-    std::fs::write(dir.path().join("uploads").join("left-by-crash"), b"partial").unwrap();
-    reg.faults().stall_blobs.store(false, Ordering::SeqCst);
-
-    // Nothing partial is visible.
-    assert!(
-        m.stores()
-            .repos
-            .tag(&name("local/app"), "v1")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    let d = Digest::parse(&layers[0]).unwrap();
-    assert_eq!(m.stores().blobs.stat(&d).await.unwrap(), None);
-
-    // A restarted process on the same data directory finds the lost job.
-    drop(m);
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let m = mirror(dir.path());
-    let recovered = m.recover().await.unwrap();
-    assert_eq!(recovered.len(), 1);
-    assert_eq!(recovered[0].id, job_id);
-    assert_eq!(m.job(&job_id).await.unwrap().status, JobStatus::Errored);
-    assert!(log_text(&m, &job_id).await.contains("worker lost"));
-    assert_eq!(uploads_left(dir.path()), 0);
-
-    let job = m.poll(&p.id).await.unwrap();
-    assert_eq!(
-        job.status,
-        JobStatus::Done,
-        "{}",
-        log_text(&m, &job.id).await
-    );
-    let tag = m
-        .stores()
-        .repos
-        .tag(&name("local/app"), "v1")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(tag.digest.to_string(), digest);
 }
 
 /// Tag pages linked with `Link: <...>; rel="next"` are all followed.
