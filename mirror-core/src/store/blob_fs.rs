@@ -78,14 +78,12 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))
 }
 
-fn blocking<T: Send + 'static>(
+async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> impl std::future::Future<Output = Result<T, StoreError>> {
-    async move {
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| StoreError::io("blocking task", std::io::Error::other(e)))?
-    }
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::io("blocking task", std::io::Error::other(e)))?
 }
 
 #[async_trait]

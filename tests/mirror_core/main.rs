@@ -1,0 +1,491 @@
+//! mirror-core against Debian's `docker-registry` on loopback, seeded with
+//! real images: every auth mode, TLS, initial evaluation on and off, moved
+//! tags, no-change polls, and digests checked against upstream.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mirror_core::remote::{HttpConnector, HttpSettings, RetryPolicy};
+use mirror_core::store::FsOptions;
+use mirror_core::{
+    Digest, ErrorKind, JobStatus, Mirror, MirrorSettings, NewPolicy, RepositoryName, Secret, Stores,
+};
+use support::{Auth, ImageSpec, LayerSpec, ManifestKind, Registry};
+
+fn mirror(dir: &Path) -> Mirror {
+    let retry = RetryPolicy {
+        max_retries: 3,
+        initial: Duration::from_millis(50),
+        max: Duration::from_secs(2),
+    };
+    Mirror::new(
+        Stores::embedded(dir, FsOptions { durable: false }).unwrap(),
+        Arc::new(HttpConnector {
+            settings: HttpSettings {
+                retry: retry.clone(),
+                ..Default::default()
+            },
+        }),
+        MirrorSettings {
+            retry,
+            heartbeat_interval: Duration::from_millis(200),
+            ..Default::default()
+        },
+    )
+}
+
+fn name(s: &str) -> RepositoryName {
+    RepositoryName::parse(s).unwrap()
+}
+
+/// A policy form for `repo` on `reg`, with the registry's credentials.
+fn form(reg: &Registry, repo: &str) -> NewPolicy {
+    let (username, password) = reg.credentials().unwrap_or_default();
+    NewPolicy {
+        remote_host: reg.url(),
+        remote_repository: repo.into(),
+        username,
+        password: Secret::new(password),
+        remote_ca: if reg.is_tls() {
+            reg.ca_pem()
+        } else {
+            String::new()
+        },
+        enabled: true,
+        ..Default::default()
+    }
+}
+
+async fn log_text(m: &Mirror, job: &str) -> String {
+    let lines = m.job_logs(job, 0, 0).await.unwrap();
+    lines
+        .into_iter()
+        .map(|l| l.data)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Local tag -> digest.
+async fn local_tags(m: &Mirror, repo: &str) -> BTreeMap<String, String> {
+    m.stores()
+        .repos
+        .tags(&name(repo))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.name, t.digest.to_string()))
+        .collect()
+}
+
+/// Upstream tag -> digest, read with the harness's own client.
+async fn upstream_tags(reg: &Registry, repo: &str) -> BTreeMap<String, String> {
+    let p = reg.pusher();
+    let mut out = BTreeMap::new();
+    for t in p.tags(repo).await {
+        out.insert(t.clone(), p.manifest_digest(repo, &t).await.unwrap());
+    }
+    out
+}
+
+/// Every blob and manifest the local repository references is stored and
+/// re-hashes to its name.
+async fn assert_complete(m: &Mirror, repo: &str) {
+    let repo = name(repo);
+    let mut pending: Vec<Digest> = m
+        .stores()
+        .repos
+        .tags(&repo)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.digest)
+        .collect();
+    while let Some(d) = pending.pop() {
+        let rec = m.stores().repos.manifest(&repo, &d).await.unwrap();
+        let rec = rec.unwrap_or_else(|| panic!("manifest {d} not linked in {repo}"));
+        for blob in rec.blobs.iter().chain(std::iter::once(&d)) {
+            let mut r = m.stores().blobs.reader(blob, 0, None).await.unwrap();
+            let mut h = mirror_core::Hasher::new();
+            use futures_util::StreamExt;
+            while let Some(c) = r.stream.next().await {
+                h.update(&c.unwrap());
+            }
+            assert_eq!(
+                &h.finish(),
+                blob,
+                "stored blob does not re-hash to its name"
+            );
+        }
+        pending.extend(rec.children);
+    }
+}
+
+async fn seed(reg: &Registry, repo: &str) {
+    let p = reg.pusher();
+    p.push_image(repo, "v1", ImageSpec::small("one")).await;
+    p.push_image(repo, "v2", ImageSpec::small("two").oci())
+        .await;
+    let amd = p
+        .push_image(repo, "amd64-only", ImageSpec::small("multi amd64").oci())
+        .await;
+    let arm = p
+        .push_image(
+            repo,
+            "arm64-only",
+            ImageSpec::small("multi arm64")
+                .oci()
+                .platform("linux", "arm64"),
+        )
+        .await;
+    p.push_index(
+        repo,
+        "multi",
+        &[(amd, "linux", "amd64"), (arm, "linux", "arm64")],
+        ManifestKind::Oci,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn initial_evaluation_mirrors_every_tag_including_a_large_layer_and_an_index() {
+    let reg = Registry::builder().log_level("info").start().await;
+    seed(&reg, "team/app").await;
+    let big = ImageSpec::small("big").layer(LayerSpec::Random {
+        size: 64 * 1024 * 1024 + 123,
+        seed: 42,
+    });
+    reg.pusher().push_image("team/app", "big", big).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(dir.path());
+    let p = m
+        .add_policy(&name("mirror/app"), form(&reg, "team/app"), true)
+        .await
+        .unwrap();
+    let job = m.poll(&p.id).await.unwrap();
+    let log = log_text(&m, &job.id).await;
+    assert_eq!(job.status, JobStatus::Done, "{log}");
+    assert_eq!(
+        local_tags(&m, "mirror/app").await,
+        upstream_tags(&reg, "team/app").await
+    );
+    assert_complete(&m, "mirror/app").await;
+    // The index's children came along.
+    let multi = m
+        .stores()
+        .repos
+        .tag(&name("mirror/app"), "multi")
+        .await
+        .unwrap()
+        .unwrap();
+    let rec = m
+        .stores()
+        .repos
+        .manifest(&name("mirror/app"), &multi.digest)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.children.len(), 2);
+    assert!(log.contains("listed 6 tags"), "{log}");
+
+    // A poll with no change copies nothing and GETs no manifest.
+    let gets_before = manifest_gets(&reg);
+    assert!(
+        gets_before >= 6,
+        "the registry log shows {gets_before} manifest GETs"
+    );
+    let job = m.poll(&p.id).await.unwrap();
+    let log = log_text(&m, &job.id).await;
+    assert_eq!(job.status, JobStatus::Done, "{log}");
+    assert!(log.contains("0 tags to copy, 6 unchanged"), "{log}");
+    assert_eq!(
+        manifest_gets(&reg),
+        gets_before,
+        "a no-change poll sent manifest GETs"
+    );
+    let policy = m.policy(&p.id).await.unwrap();
+    assert_eq!(policy.last_status.code, "SUCCESS");
+    assert!(policy.last_mirrored_at.is_some());
+}
+
+/// Manifest GETs the registry has logged so far.
+fn manifest_gets(reg: &Registry) -> usize {
+    reg.logs()
+        .lines()
+        .filter(|l| l.contains("http.request.method=GET") && l.contains("/manifests/"))
+        .count()
+}
+
+#[tokio::test]
+async fn save_without_initial_evaluation_mirrors_only_later_tags_and_follows_moves() {
+    let reg = Registry::plain().await;
+    seed(&reg, "team/app").await;
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(dir.path());
+    let p = m
+        .add_policy(&name("mirror/app"), form(&reg, "team/app"), false)
+        .await
+        .unwrap();
+    let job = m.poll(&p.id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Done);
+    assert!(
+        local_tags(&m, "mirror/app").await.is_empty(),
+        "pre-existing tags were copied"
+    );
+
+    // A new tag, and a pre-existing tag that moves.
+    let pusher = reg.pusher();
+    let v3 = pusher
+        .push_image("team/app", "v3", ImageSpec::small("three"))
+        .await;
+    let v1b = pusher
+        .push_image("team/app", "v1", ImageSpec::small("one, rebuilt"))
+        .await;
+    let job = m.poll(&p.id).await.unwrap();
+    assert_eq!(
+        job.status,
+        JobStatus::Done,
+        "{}",
+        log_text(&m, &job.id).await
+    );
+    let local = local_tags(&m, "mirror/app").await;
+    assert_eq!(
+        local,
+        BTreeMap::from([
+            ("v1".to_string(), v1b.digest.clone()),
+            ("v3".to_string(), v3.digest)
+        ])
+    );
+
+    // v1 moves again: the mirrored tag follows.
+    let v1c = pusher
+        .push_image("team/app", "v1", ImageSpec::small("one, third build"))
+        .await;
+    let job = m.poll(&p.id).await.unwrap();
+    assert!(
+        log_text(&m, &job.id)
+            .await
+            .contains("copied moved tag team/app:v1")
+    );
+    assert_eq!(local_tags(&m, "mirror/app").await["v1"], v1c.digest);
+    assert_complete(&m, "mirror/app").await;
+}
+
+#[tokio::test]
+async fn htpasswd_basic_auth() {
+    let reg = Registry::builder()
+        .auth(Auth::htpasswd("bot", "s3cret-basic"))
+        .start()
+        .await;
+    seed(&reg, "team/app").await;
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(dir.path());
+
+    let mut bad = form(&reg, "team/app");
+    bad.password = Secret::new("wrong-password");
+    let err = m
+        .add_policy(&name("mirror/app"), bad, true)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+    assert!(
+        err.to_string()
+            .contains("authentication failed for team/app"),
+        "{err}"
+    );
+
+    let mut anon = form(&reg, "team/app");
+    anon.username.clear();
+    anon.password = Secret::default();
+    let err = m
+        .add_policy(&name("mirror/app"), anon, true)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("requires credentials"), "{err}");
+
+    let p = m
+        .add_policy(&name("mirror/app"), form(&reg, "team/app"), true)
+        .await
+        .unwrap();
+    let job = m.poll(&p.id).await.unwrap();
+    assert_eq!(
+        job.status,
+        JobStatus::Done,
+        "{}",
+        log_text(&m, &job.id).await
+    );
+    assert_eq!(
+        local_tags(&m, "mirror/app").await,
+        upstream_tags(&reg, "team/app").await
+    );
+    let access = m
+        .check_connection(&form(&reg, "team/app").endpoint().unwrap())
+        .await
+        .unwrap();
+    assert!(access.read && access.write);
+}
+
+#[tokio::test]
+async fn bearer_token_auth_with_cached_tokens() {
+    let reg = Registry::builder()
+        .auth(Auth::token("bot", "s3cret-token"))
+        .start()
+        .await;
+    seed(&reg, "team/app").await;
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(dir.path());
+
+    let mut bad = form(&reg, "team/app");
+    bad.password = Secret::new("wrong-password");
+    let err = m
+        .add_policy(&name("mirror/app"), bad, true)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+    assert!(
+        err.to_string()
+            .contains("token server refused user \"bot\""),
+        "{err}"
+    );
+
+    let p = m
+        .add_policy(&name("mirror/app"), form(&reg, "team/app"), true)
+        .await
+        .unwrap();
+    reg.reset_token_requests();
+    let job = m.poll(&p.id).await.unwrap();
+    assert_eq!(
+        job.status,
+        JobStatus::Done,
+        "{}",
+        log_text(&m, &job.id).await
+    );
+    assert_eq!(
+        local_tags(&m, "mirror/app").await,
+        upstream_tags(&reg, "team/app").await
+    );
+    // One token for the pull scope serves the whole poll.
+    assert!(
+        reg.token_requests() <= 2,
+        "{} token requests",
+        reg.token_requests()
+    );
+    assert_complete(&m, "mirror/app").await;
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refreshed_mid_poll() {
+    let reg = Registry::builder()
+        .auth(Auth::token("bot", "pw"))
+        .token_ttl(Duration::from_secs(2))
+        .start()
+        .await;
+    seed(&reg, "team/app").await;
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(dir.path());
+    let p = m
+        .add_policy(&name("mirror/app"), form(&reg, "team/app"), true)
+        .await
+        .unwrap();
+    let job = m.poll(&p.id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Done);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    reg.pusher()
+        .push_image("team/app", "late", ImageSpec::small("late"))
+        .await;
+    let job = m.poll(&p.id).await.unwrap();
+    assert_eq!(
+        job.status,
+        JobStatus::Done,
+        "{}",
+        log_text(&m, &job.id).await
+    );
+    assert!(local_tags(&m, "mirror/app").await.contains_key("late"));
+}
+
+#[tokio::test]
+async fn tls_with_remote_ca_without_it_and_with_verification_skipped() {
+    let reg = Registry::builder().tls(true).start().await;
+    seed(&reg, "team/app").await;
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(dir.path());
+
+    let mut no_ca = form(&reg, "team/app");
+    no_ca.remote_ca.clear();
+    let err = m
+        .add_policy(&name("mirror/nope"), no_ca.clone(), true)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Tls, "{err}");
+    assert!(err.to_string().contains("TLS error talking to"), "{err}");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+
+    let p = m
+        .add_policy(&name("mirror/app"), form(&reg, "team/app"), true)
+        .await
+        .unwrap();
+    let job = m.poll(&p.id).await.unwrap();
+    assert_eq!(
+        job.status,
+        JobStatus::Done,
+        "{}",
+        log_text(&m, &job.id).await
+    );
+    assert_eq!(
+        local_tags(&m, "mirror/app").await,
+        upstream_tags(&reg, "team/app").await
+    );
+
+    let mut skip = no_ca;
+    skip.skip_tls_verification = true;
+    let p = m
+        .add_policy(&name("mirror/skip"), skip, true)
+        .await
+        .unwrap();
+    let job = m.poll(&p.id).await.unwrap();
+    assert_eq!(
+        job.status,
+        JobStatus::Done,
+        "{}",
+        log_text(&m, &job.id).await
+    );
+    // Blobs already stored for mirror/app are reused, not fetched again.
+    assert!(log_text(&m, &job.id).await.contains("0 blobs copied"));
+    assert_eq!(
+        local_tags(&m, "mirror/skip").await,
+        upstream_tags(&reg, "team/app").await
+    );
+}
+
+#[tokio::test]
+async fn unknown_repository_and_unreachable_host_say_so() {
+    let reg = Registry::plain().await;
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(dir.path());
+    let err = m
+        .add_policy(&name("mirror/x"), form(&reg, "no/such"), true)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(
+        err.to_string().contains("repository no/such not found"),
+        "{err}"
+    );
+
+    let mut gone = form(&reg, "team/app");
+    gone.remote_host = format!("http://127.0.0.1:{}", support::registry::free_port());
+    let err = m
+        .add_policy(&name("mirror/x"), gone, true)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unreachable, "{err}");
+    assert!(err.to_string().contains("cannot reach"), "{err}");
+}

@@ -1,0 +1,34 @@
+//! Shared integration-test harness for the regmirror workspace.
+//!
+//! Test binaries include it with
+//!
+//! ```ignore
+//! #[path = "../support/mod.rs"]
+//! mod support;
+//! ```
+//!
+//! It gives tests *real* upstream registries on loopback (Debian's
+//! `docker-registry`, i.e. distribution 2.8) in every auth mode the mirror has
+//! to speak — none, htpasswd Basic, Docker token (Bearer) — optionally behind
+//! TLS with a harness-made CA, plus an HTTP client ([`images::Pusher`]) that
+//! seeds real images into them without docker or skopeo.
+//!
+//! Everything here panics with a descriptive message instead of returning
+//! errors: these are test fixtures, and a panic with context is the most
+//! useful failure a test can produce.
+
+// Each test binary uses a different subset of the helpers.
+#![allow(dead_code)]
+
+pub mod certs;
+pub mod data;
+pub mod images;
+pub mod registry;
+pub mod tarball;
+pub mod token;
+
+// Convenience re-exports; not every test binary uses all of them.
+#[allow(unused_imports)]
+pub use images::{Descriptor, ImageSpec, LayerSpec, ManifestKind, PushedManifest, Pusher};
+#[allow(unused_imports)]
+pub use registry::{Auth, Registry, RegistryOptions};
