@@ -446,3 +446,56 @@ async fn wiremock_429_then_success() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn two_polls_of_one_policy_never_overlap() {
+    let s = setup(&[layer(2 * 1024 * 1024, 4)]).await;
+    let (_first, run) = poll_into_stalled_blob(&s).await;
+    let second = s.m.poll(&s.policy_id).await.unwrap();
+    let log = log_text(&s.m, &second.id).await;
+    assert!(log.contains("skipped: another job is polling it"), "{log}");
+    s.reg.faults().stall_blobs.store(false, Ordering::SeqCst);
+    let first = run.await.unwrap().unwrap();
+    assert_eq!(first.status, JobStatus::Done);
+    assert_eq!(s.tag_digest().await.as_ref(), Some(&s.digest));
+}
+
+#[tokio::test]
+async fn a_lost_job_with_retries_left_is_requeued_and_rerun() {
+    let s = setup(&[layer(2 * 1024 * 1024, 6)]).await;
+    s.reg.faults().stall_blobs.store(true, Ordering::SeqCst);
+    let job =
+        s.m.submit_job(mirror_core::JobSubmission {
+            action: "poll_mirror".into(),
+            retries: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let m = s.m.clone();
+    let id = job.id.clone();
+    let run = tokio::spawn(async move {
+        m.run_job(&id, Default::default(), None).await.ok();
+    });
+    while !s.m.progress(&job.id).is_some_and(|p| p.bytes_copied > 0) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    run.abort();
+    let _ = run.await;
+    s.reg.faults().stall_blobs.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let m = mirror(s.dir.path());
+    m.recover().await.unwrap();
+    let requeued = m.job(&job.id).await.unwrap();
+    assert_eq!(requeued.status, JobStatus::Waiting);
+    assert_eq!(requeued.retries_left, 0);
+    let rerun = m.run_next_job(Default::default()).await.unwrap().unwrap();
+    assert_eq!(rerun.id, job.id);
+    assert_eq!(
+        rerun.status,
+        JobStatus::Done,
+        "{}",
+        log_text(&m, &job.id).await
+    );
+    assert_eq!(s.tag_digest().await.as_ref(), Some(&s.digest));
+}

@@ -489,3 +489,57 @@ async fn unknown_repository_and_unreachable_host_say_so() {
     assert_eq!(err.kind(), ErrorKind::Unreachable, "{err}");
     assert!(err.to_string().contains("cannot reach"), "{err}");
 }
+
+/// An OCI artifact with unknown config and layer media types is copied as
+/// opaque blobs, digest preserved.
+#[tokio::test]
+async fn oci_artifacts_are_copied_as_opaque_blobs() {
+    let reg = Registry::plain().await;
+    let p = reg.pusher();
+    let payload = b"{\"sbom\": true}".to_vec();
+    let config = b"{}".to_vec();
+    let payload_digest = p.push_blob("team/app", payload.clone()).await;
+    let config_digest = p.push_blob("team/app", config.clone()).await;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.example.sbom.v1",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.example.sbom.layer.v1+json", "digest": payload_digest, "size": payload.len()}],
+    });
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let digest = p
+        .push_manifest_raw(
+            "team/app",
+            "sbom",
+            "application/vnd.oci.image.manifest.v1+json",
+            bytes,
+        )
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(dir.path());
+    let pol = m
+        .add_policy(&name("mirror/app"), form(&reg, "team/app"), true)
+        .await
+        .unwrap();
+    let job = m.poll(&pol.id).await.unwrap();
+    assert_eq!(
+        job.status,
+        JobStatus::Done,
+        "{}",
+        log_text(&m, &job.id).await
+    );
+    assert_eq!(local_tags(&m, "mirror/app").await["sbom"], digest);
+    let rec = m
+        .stores()
+        .repos
+        .manifest(&name("mirror/app"), &Digest::parse(&digest).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        rec.artifact_type.as_deref(),
+        Some("application/vnd.example.sbom.v1")
+    );
+    assert_complete(&m, "mirror/app").await;
+}
