@@ -17,6 +17,13 @@ pub const POLL_MIRROR: &str = "poll_mirror";
 /// The job parameter that limits a `poll_mirror` job to one policy.
 pub const PARAM_POLICY_ID: &str = "policyID";
 
+/// The current time at the precision stores keep (microseconds), so a
+/// record reads back equal to what was written.
+pub fn now() -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(6)
+}
+
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -186,7 +193,7 @@ pub struct JobSubmission {
 impl Job {
     /// A new waiting job for `submission`.
     pub fn new(submission: &JobSubmission) -> Self {
-        let now = Utc::now();
+        let now = now();
         Job {
             id: uuid::Uuid::new_v4().to_string(),
             retry_from_id: String::new(),

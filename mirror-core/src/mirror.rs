@@ -281,7 +281,7 @@ impl Mirror {
         let remote = self.inner.connector.connect(&endpoint)?;
         remote.check_access(&endpoint.repository).await?;
         self.ensure_repository(local).await?;
-        let now = Utc::now();
+        let now = crate::job::now();
         let policy = PollMirroringPolicy {
             id: uuid::Uuid::new_v4().to_string(),
             local_repository: local.clone(),
@@ -539,7 +539,7 @@ impl Mirror {
                 job.retries_left -= 1;
                 job.worker_id.clear();
             }
-            job.last_updated = Utc::now();
+            job.last_updated = crate::job::now();
             policies.update_job(&job).await?;
             policies.release_job_leases(&job.id).await?;
             policies
@@ -607,7 +607,7 @@ impl Mirror {
             Err(e) => log.line(format!("job errored: {e}")),
         }
         job.status = transition(job.status, event).unwrap_or(JobStatus::Errored);
-        job.last_updated = Utc::now();
+        job.last_updated = crate::job::now();
         job.cancel_requested = false;
         if let Err(e) = log.flush(policies.as_ref(), &job.id).await {
             tracing::error!(job = %job.id, "cannot write job log: {e}");
@@ -674,7 +674,7 @@ impl Mirror {
                 .poll_one(&policy, cancel, progress, &transfers, log)
                 .await;
             let _ = store.release_policy(&policy.id, &job.id).await;
-            let now = Utc::now();
+            let now = crate::job::now();
             let (status, mirrored_at) = match &result {
                 Ok(r) if r.tags_failed == 0 => (
                     MirroringStatus {

@@ -104,10 +104,14 @@ impl BlobStore for FsBlobStore {
         })
         .await?;
         Ok(Box::new(FsBlobWriter {
-            file: Some(file),
+            sink: Some(Sink {
+                file,
+                hasher: Hasher::new(),
+            }),
+            inflight: None,
             path,
             buffer: BytesMut::with_capacity(WRITE_BUFFER),
-            hasher: Hasher::new(),
+            written: 0,
             layout: self.layout.clone(),
             durable: self.options.durable,
             done: false,
@@ -178,12 +182,25 @@ impl BlobStore for FsBlobStore {
     }
 }
 
+/// The file and running hash, owned by whichever side holds them: the
+/// writer between chunks, or the blocking task writing a buffer.
+struct Sink {
+    file: File,
+    hasher: Hasher,
+}
+
+/// A write buffer handed to the blocking pool: hashing and the disk write
+/// of one buffer overlap with receiving the next one from the network.
+type Inflight = tokio::task::JoinHandle<Result<Sink, StoreError>>;
+
 struct FsBlobWriter {
-    /// `None` only while a flush runs on the blocking pool.
-    file: Option<File>,
+    /// `None` while a buffer is being written (then `inflight` holds it).
+    sink: Option<Sink>,
+    inflight: Option<Inflight>,
     path: PathBuf,
     buffer: BytesMut,
-    hasher: Hasher,
+    /// Bytes accepted so far (buffered or written).
+    written: u64,
     layout: Layout,
     durable: bool,
     /// Set once committed or canceled, so `Drop` leaves the file alone.
@@ -191,22 +208,36 @@ struct FsBlobWriter {
 }
 
 impl FsBlobWriter {
+    /// Waits for the buffer being written, if any, and takes the sink back.
+    async fn settle(&mut self) -> Result<(), StoreError> {
+        if let Some(h) = self.inflight.take() {
+            let sink = h
+                .await
+                .map_err(|e| StoreError::io("blob write task", std::io::Error::other(e)))??;
+            self.sink = Some(sink);
+        }
+        Ok(())
+    }
+
+    /// Hands the buffer to the blocking pool; at most one buffer is in
+    /// flight, so memory stays at two buffers.
     async fn flush(&mut self) -> Result<(), StoreError> {
+        self.settle().await?;
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let mut file = self.file.take().ok_or_else(|| StoreError::Corrupt {
+        let mut sink = self.sink.take().ok_or_else(|| StoreError::Corrupt {
             reason: "blob writer used after a failed write".into(),
         })?;
         let buf = self.buffer.split().freeze();
         let path = self.path.clone();
-        let file = blocking(move || {
-            file.write_all(&buf)
+        self.inflight = Some(tokio::task::spawn_blocking(move || {
+            sink.hasher.update(&buf);
+            sink.file
+                .write_all(&buf)
                 .map_err(|e| StoreError::io(format!("writing {}", path.display()), e))?;
-            Ok(file)
-        })
-        .await?;
-        self.file = Some(file);
+            Ok(sink)
+        }));
         Ok(())
     }
 }
@@ -214,7 +245,7 @@ impl FsBlobWriter {
 #[async_trait]
 impl BlobWriter for FsBlobWriter {
     async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError> {
-        self.hasher.update(&chunk);
+        self.written += chunk.len() as u64;
         self.buffer.extend_from_slice(&chunk);
         if self.buffer.len() >= WRITE_BUFFER {
             self.flush().await?;
@@ -223,7 +254,7 @@ impl BlobWriter for FsBlobWriter {
     }
 
     fn written(&self) -> u64 {
-        self.hasher.len()
+        self.written
     }
 
     async fn commit(
@@ -231,8 +262,12 @@ impl BlobWriter for FsBlobWriter {
         expected: &Digest,
         size: Option<u64>,
     ) -> Result<(), StoreError> {
-        let actual = self.hasher.clone().finish();
-        let written = self.hasher.len();
+        self.flush().await?;
+        self.settle().await?;
+        let sink = self.sink.take().ok_or_else(|| StoreError::Corrupt {
+            reason: "blob writer used after a failed write".into(),
+        })?;
+        let written = sink.hasher.len();
         if let Some(size) = size
             && size != written
         {
@@ -242,6 +277,7 @@ impl BlobWriter for FsBlobWriter {
                 actual: written,
             });
         }
+        let actual = sink.hasher.finish();
         if &actual != expected {
             // Drop removes the upload file.
             return Err(StoreError::DigestMismatch {
@@ -249,22 +285,18 @@ impl BlobWriter for FsBlobWriter {
                 actual,
             });
         }
-        self.flush().await?;
-        let file = self.file.take();
+        let file = sink.file;
         let from = self.path.clone();
         let to = self.layout.blob(expected);
         let durable = self.durable;
         self.done = true;
         blocking(move || {
             let result = (|| {
-                if let Some(file) = file {
-                    if durable {
-                        file.sync_data().map_err(|e| {
-                            StoreError::io(format!("syncing {}", from.display()), e)
-                        })?;
-                    }
-                    drop(file);
+                if durable {
+                    file.sync_data()
+                        .map_err(|e| StoreError::io(format!("syncing {}", from.display()), e))?;
                 }
+                drop(file);
                 let parent = to.parent().expect("blob path has a parent");
                 std::fs::create_dir_all(parent)
                     .map_err(|e| StoreError::io(format!("creating {}", parent.display()), e))?;
@@ -287,8 +319,9 @@ impl BlobWriter for FsBlobWriter {
     }
 
     async fn cancel(mut self: Box<Self>) -> Result<(), StoreError> {
+        let _ = self.settle().await;
         self.done = true;
-        self.file.take();
+        self.sink.take();
         let path = self.path.clone();
         blocking(move || {
             let _ = std::fs::remove_file(path);
@@ -301,7 +334,9 @@ impl BlobWriter for FsBlobWriter {
 impl Drop for FsBlobWriter {
     fn drop(&mut self) {
         if !self.done {
-            self.file.take();
+            // An in-flight write keeps its file handle; unlinking is still
+            // safe, and the space is freed when the handle closes.
+            self.sink.take();
             let _ = std::fs::remove_file(&self.path);
         }
     }

@@ -313,7 +313,7 @@ impl RepositoryStore for SqliteStore {
             name: repo.name.clone(),
             visibility: repo.visibility,
             short_description: repo.short_description.clone(),
-            created_at: Utc::now(),
+            created_at: crate::job::now(),
         };
         let r = record.clone();
         self.with(move |c| {
