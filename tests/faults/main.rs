@@ -477,7 +477,7 @@ async fn a_lost_job_with_retries_left_is_requeued_and_rerun() {
     let run = tokio::spawn(async move {
         m.run_job(&id, Default::default(), None).await.ok();
     });
-    while !s.m.progress(&job.id).is_some_and(|p| p.bytes_copied > 0) {
+    while s.m.progress(&job.id).is_none_or(|p| p.bytes_copied == 0) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     run.abort();
