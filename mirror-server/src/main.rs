@@ -1,1 +1,54 @@
-fn main() {}
+//! `mirror-server`: parses settings, sets up logging and signals, and runs
+//! the server (see the library crate for everything else).
+
+use std::io::IsTerminal;
+
+use clap::Parser;
+use mirror_server::config::{Cli, Config};
+use mirror_server::{CancellationToken, run};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // Logs go to stderr (colored only on a terminal); stdout carries only
+    // the one-time admin password line.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let config = Config::resolve(Cli::parse(), std::env::var("MIRROR_ADMIN_PASSWORD").ok())?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    run(config, listener, shutdown).await?;
+    Ok(())
+}
+
+/// Cancels `shutdown` on the first SIGTERM or SIGINT; exits at once on a
+/// second one.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop the server with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+    shutdown.cancel();
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::warn!("second signal: exiting without waiting");
+    std::process::exit(130);
+}

@@ -1,0 +1,622 @@
+//! Accounts: users, their access tokens and their per-repository access
+//! levels, stored in `server.db`.
+//!
+//! Passwords are stored as salted Argon2id hashes. Verifying one costs tens
+//! of milliseconds on purpose, and registry clients send Basic credentials
+//! with every request, so a successful verification is remembered for
+//! [`VERIFIED_TTL`] keyed by `sha256(user, password)` (never the password
+//! itself). Access tokens are 256-bit random strings; only their SHA-256 is
+//! stored (a slow hash adds nothing to that much entropy), so they are
+//! checked with one indexed lookup.
+//!
+//! This module knows nothing about HTTP; `auth.rs` turns headers into calls.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use mirror_core::{RepositoryName, Secret};
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::db::{DbError, ServerDb};
+
+/// How long a verified (user, password) pair is trusted without re-hashing.
+pub const VERIFIED_TTL: Duration = Duration::from_secs(60);
+
+/// The user created on first start.
+pub const ADMIN_USER: &str = "admin";
+
+/// Shortest password accepted for a new account.
+pub const MIN_PASSWORD_LEN: usize = 8;
+
+/// What a user may do with one repository. Ordered: each level includes the
+/// ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum AccessLevel {
+    /// Pull, see tags and policies.
+    #[serde(rename = "read-only")]
+    ReadOnly,
+    /// Also push and delete tags (push is not implemented yet).
+    #[serde(rename = "read-write")]
+    ReadWrite,
+    /// Also manage mirroring policies, access grants and delete the repository.
+    #[serde(rename = "admin")]
+    Admin,
+}
+
+impl AccessLevel {
+    /// The API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessLevel::ReadOnly => "read-only",
+            AccessLevel::ReadWrite => "read-write",
+            AccessLevel::Admin => "admin",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "read-only" => Some(AccessLevel::ReadOnly),
+            "read-write" => Some(AccessLevel::ReadWrite),
+            "admin" => Some(AccessLevel::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// A user account (never carries the password hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Stable identifier (UUID).
+    pub id: String,
+    /// Login name; also the name of the user's own namespace.
+    pub name: String,
+    /// Display name.
+    pub full_name: String,
+    /// Server administrator: every repository, jobs, crons and accounts.
+    pub is_admin: bool,
+    /// Inactive accounts cannot log in.
+    pub is_active: bool,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What is needed to create an account.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    /// Login name.
+    pub name: String,
+    /// Initial password.
+    pub password: Secret,
+    /// Display name.
+    pub full_name: String,
+    /// Server administrator.
+    pub is_admin: bool,
+    /// Can log in.
+    pub is_active: bool,
+}
+
+/// An access token as listed (the secret itself is shown only at creation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    /// SHA-256 (hex) of the token: its public identifier.
+    pub hashed_token: String,
+    /// The user's label for it.
+    pub label: String,
+    /// Revoked tokens are kept but refused.
+    pub is_active: bool,
+    /// The owner.
+    pub username: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last authenticated a request.
+    pub last_used: Option<DateTime<Utc>>,
+}
+
+/// Errors of account operations.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// A field of the request is invalid.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The API field name.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The account already exists.
+    #[error("account {name:?} already exists")]
+    Exists {
+        /// The name.
+        name: String,
+    },
+    /// No such account.
+    #[error("no account named {name:?}")]
+    NoSuchAccount {
+        /// The name.
+        name: String,
+    },
+    /// Hashing failed (should not happen with valid parameters).
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// The account store with its verification cache.
+pub struct Accounts {
+    db: ServerDb,
+    /// `sha256(user \0 secret)` of recently verified credentials → expiry.
+    verified: Mutex<HashMap<[u8; 32], Instant>>,
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn parse_ts(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+fn cache_key(user: &str, secret: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(user.as_bytes());
+    h.update([0u8]);
+    h.update(secret.as_bytes());
+    h.finalize().into()
+}
+
+/// Checks a user name: one lower-case path component of the OCI name
+/// grammar, because it doubles as the user's namespace.
+pub fn validate_username(name: &str) -> Result<(), AccountError> {
+    if name.contains('/') || RepositoryName::parse(name).is_err() {
+        return Err(AccountError::Invalid {
+            field: "name",
+            reason: format!(
+                "{:?} is not a valid user name: use lower-case letters and digits, separated by '.', '_', '__' or '-'",
+                name.chars().take(100).collect::<String>()
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn hash_password(password: &str) -> Result<String, AccountError> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
+        .map_err(|e| AccountError::Hash(e.to_string()))?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AccountError::Hash(e.to_string()))
+}
+
+fn verify_password(password: &str, hash: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+/// A random secret of `len` alphanumeric characters.
+fn random_alphanumeric(len: usize) -> String {
+    use rand::Rng;
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+type AccountRow = (String, String, String, bool, bool, String);
+
+fn account_from_row(r: &rusqlite::Row) -> rusqlite::Result<AccountRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn build_account((id, name, full_name, is_admin, is_active, created): AccountRow) -> Account {
+    Account {
+        id,
+        name,
+        full_name,
+        is_admin,
+        is_active,
+        created_at: parse_ts(&created),
+    }
+}
+
+const ACCOUNT_COLUMNS: &str = "id, name, full_name, is_admin, is_active, created_at";
+
+impl Accounts {
+    /// The store on `db`.
+    pub fn new(db: ServerDb) -> Self {
+        Accounts {
+            db,
+            verified: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Creates the `admin` account if it does not exist: with `password`
+    /// when given, else with a random one that is returned so the caller
+    /// can show it once. Returns `None` when nothing was generated.
+    pub async fn bootstrap_admin(
+        &self,
+        password: Option<&Secret>,
+    ) -> Result<Option<Secret>, AccountError> {
+        if self.get(ADMIN_USER).await?.is_some() {
+            return Ok(None);
+        }
+        let (password, generated) = match password {
+            Some(p) => (p.clone(), false),
+            None => (Secret::new(random_alphanumeric(24)), true),
+        };
+        let created = self
+            .create(NewAccount {
+                name: ADMIN_USER.into(),
+                password: password.clone(),
+                full_name: "Administrator".into(),
+                is_admin: true,
+                is_active: true,
+            })
+            .await;
+        match created {
+            Ok(_) => Ok(generated.then_some(password)),
+            // Another process created it between our check and insert.
+            Err(AccountError::Exists { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates an account.
+    pub async fn create(&self, new: NewAccount) -> Result<Account, AccountError> {
+        validate_username(&new.name)?;
+        if new.password.expose().chars().count() < MIN_PASSWORD_LEN {
+            return Err(AccountError::Invalid {
+                field: "password",
+                reason: format!("must be at least {MIN_PASSWORD_LEN} characters"),
+            });
+        }
+        if new.full_name.len() > 255 {
+            return Err(AccountError::Invalid {
+                field: "fullName",
+                reason: "longer than 255 characters".into(),
+            });
+        }
+        let password = new.password.clone();
+        let hash = tokio::task::spawn_blocking(move || hash_password(password.expose()))
+            .await
+            .map_err(|e| AccountError::Hash(e.to_string()))??;
+        let account = Account {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: new.name,
+            full_name: new.full_name,
+            is_admin: new.is_admin,
+            is_active: new.is_active,
+            created_at: Utc::now(),
+        };
+        let a = account.clone();
+        let inserted = self
+            .db
+            .with("creating an account", move |c| {
+                c.execute(
+                    "INSERT INTO users (name, id, password_hash, full_name, is_admin, is_active, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (name) DO NOTHING",
+                    params![a.name, a.id, hash, a.full_name, a.is_admin, a.is_active, ts(a.created_at)],
+                )
+            })
+            .await?;
+        if inserted == 0 {
+            return Err(AccountError::Exists { name: account.name });
+        }
+        Ok(account)
+    }
+
+    /// One account, or `None`.
+    pub async fn get(&self, name: &str) -> Result<Option<Account>, AccountError> {
+        let name = name.to_string();
+        let row = self
+            .db
+            .with("reading an account", move |c| {
+                c.query_row(
+                    &format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE name=?1"),
+                    [name],
+                    account_from_row,
+                )
+                .optional()
+            })
+            .await?;
+        Ok(row.map(build_account))
+    }
+
+    /// Every account, by name.
+    pub async fn list(&self) -> Result<Vec<Account>, AccountError> {
+        let rows = self
+            .db
+            .with("listing accounts", |c| {
+                let mut st = c.prepare(&format!(
+                    "SELECT {ACCOUNT_COLUMNS} FROM users ORDER BY name"
+                ))?;
+                st.query_map([], account_from_row)?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        Ok(rows.into_iter().map(build_account).collect())
+    }
+
+    /// The active account `user` if `secret` is its password or one of its
+    /// active access tokens; `None` otherwise.
+    pub async fn verify(&self, user: &str, secret: &str) -> Result<Option<Account>, AccountError> {
+        let key = cache_key(user, secret);
+        let cached = {
+            let map = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+            map.get(&key).is_some_and(|exp| *exp > Instant::now())
+        };
+        let name = user.to_string();
+        let hashed_token = sha256_hex(secret.as_bytes());
+        // One round trip: the account, its password hash, and whether the
+        // secret is one of its active tokens (marking it used).
+        let row = self
+            .db
+            .with("verifying credentials", move |c| {
+                let Some((account, hash)) = c
+                    .query_row(
+                        &format!("SELECT {ACCOUNT_COLUMNS}, password_hash FROM users WHERE name=?1"),
+                        [&name],
+                        |r| Ok((account_from_row(r)?, r.get::<_, String>(6)?)),
+                    )
+                    .optional()?
+                else {
+                    return Ok(None);
+                };
+                let token = c.execute(
+                    "UPDATE api_tokens SET last_used=?3 WHERE hashed_token=?1 AND username=?2 AND is_active=1",
+                    params![hashed_token, name, ts(Utc::now())],
+                )? > 0;
+                Ok(Some((account, hash, token)))
+            })
+            .await?;
+        let Some((account, hash, is_token)) = row else {
+            return Ok(None);
+        };
+        let account = build_account(account);
+        if !account.is_active {
+            return Ok(None);
+        }
+        if is_token || cached {
+            return Ok(Some(account));
+        }
+        let secret_owned = secret.to_string();
+        let ok = tokio::task::spawn_blocking(move || verify_password(&secret_owned, &hash))
+            .await
+            .unwrap_or(false);
+        if !ok {
+            return Ok(None);
+        }
+        let mut map = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 4096 {
+            let now = Instant::now();
+            map.retain(|_, exp| *exp > now);
+        }
+        map.insert(key, Instant::now() + VERIFIED_TTL);
+        Ok(Some(account))
+    }
+
+    /// Creates an access token for `user`; returns it with its secret, which
+    /// is shown once and never stored.
+    pub async fn create_token(
+        &self,
+        user: &str,
+        label: &str,
+    ) -> Result<(ApiToken, Secret), AccountError> {
+        if label.len() > 255 {
+            return Err(AccountError::Invalid {
+                field: "tokenLabel",
+                reason: "longer than 255 characters".into(),
+            });
+        }
+        if self.get(user).await?.is_none() {
+            return Err(AccountError::NoSuchAccount { name: user.into() });
+        }
+        let secret = Secret::new(random_alphanumeric(43));
+        let token = ApiToken {
+            hashed_token: sha256_hex(secret.expose().as_bytes()),
+            label: label.to_string(),
+            is_active: true,
+            username: user.to_string(),
+            created_at: Utc::now(),
+            last_used: None,
+        };
+        let t = token.clone();
+        self.db
+            .with("creating an access token", move |c| {
+                c.execute(
+                    "INSERT INTO api_tokens (hashed_token, username, label, is_active, created_at)
+                     VALUES (?1, ?2, ?3, 1, ?4)",
+                    params![t.hashed_token, t.username, t.label, ts(t.created_at)],
+                )
+            })
+            .await?;
+        Ok((token, secret))
+    }
+
+    /// The tokens of `user`, newest first.
+    pub async fn tokens(&self, user: &str) -> Result<Vec<ApiToken>, AccountError> {
+        let user = user.to_string();
+        Ok(self
+            .db
+            .with("listing access tokens", move |c| {
+                let mut st = c.prepare(
+                    "SELECT hashed_token, label, is_active, username, created_at, last_used
+                     FROM api_tokens WHERE username=?1 ORDER BY created_at DESC",
+                )?;
+                st.query_map([user], |r| {
+                    Ok(ApiToken {
+                        hashed_token: r.get(0)?,
+                        label: r.get(1)?,
+                        is_active: r.get(2)?,
+                        username: r.get(3)?,
+                        created_at: parse_ts(&r.get::<_, String>(4)?),
+                        last_used: r.get::<_, Option<String>>(5)?.map(|s| parse_ts(&s)),
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()
+            })
+            .await?)
+    }
+
+    /// Deletes a token of `user`. Returns whether it existed.
+    pub async fn delete_token(&self, user: &str, hashed_token: &str) -> Result<bool, AccountError> {
+        let (user, hashed) = (user.to_string(), hashed_token.to_string());
+        let n = self
+            .db
+            .with("deleting an access token", move |c| {
+                c.execute(
+                    "DELETE FROM api_tokens WHERE username=?1 AND hashed_token=?2",
+                    params![user, hashed],
+                )
+            })
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// The level granted explicitly to `user` on `repo`, if any.
+    pub async fn grant(
+        &self,
+        user: &str,
+        repo: &RepositoryName,
+    ) -> Result<Option<AccessLevel>, AccountError> {
+        let (user, repo) = (user.to_string(), repo.to_string());
+        let level = self
+            .db
+            .with("reading an access grant", move |c| {
+                c.query_row(
+                    "SELECT level FROM repo_access WHERE username=?1 AND repository=?2",
+                    params![user, repo],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()
+            })
+            .await?;
+        Ok(level.as_deref().and_then(AccessLevel::parse))
+    }
+
+    /// Every explicit grant of `user`: repository name → level.
+    pub async fn grants_of(
+        &self,
+        user: &str,
+    ) -> Result<HashMap<String, AccessLevel>, AccountError> {
+        let user = user.to_string();
+        let rows = self
+            .db
+            .with("listing access grants", move |c| {
+                let mut st =
+                    c.prepare("SELECT repository, level FROM repo_access WHERE username=?1")?;
+                st.query_map([user], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(repo, level)| Some((repo, AccessLevel::parse(&level)?)))
+            .collect())
+    }
+
+    /// Every explicit grant on `repo`: (user, level), by user.
+    pub async fn grants_on(
+        &self,
+        repo: &RepositoryName,
+    ) -> Result<Vec<(String, AccessLevel)>, AccountError> {
+        let repo = repo.to_string();
+        let rows = self
+            .db
+            .with("listing access grants", move |c| {
+                let mut st = c.prepare(
+                    "SELECT username, level FROM repo_access WHERE repository=?1 ORDER BY username",
+                )?;
+                st.query_map([repo], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(user, level)| Some((user, AccessLevel::parse(&level)?)))
+            .collect())
+    }
+
+    /// Grants `level` on `repo` to `user` (replacing an earlier grant).
+    pub async fn set_grant(
+        &self,
+        user: &str,
+        repo: &RepositoryName,
+        level: AccessLevel,
+    ) -> Result<(), AccountError> {
+        if self.get(user).await?.is_none() {
+            return Err(AccountError::NoSuchAccount { name: user.into() });
+        }
+        let (user, repo) = (user.to_string(), repo.to_string());
+        self.db
+            .with("saving an access grant", move |c| {
+                c.execute(
+                    "INSERT INTO repo_access (username, repository, level) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (username, repository) DO UPDATE SET level=excluded.level",
+                    params![user, repo, level.as_str()],
+                )
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Removes the grant of `user` on `repo`. Returns whether it existed.
+    pub async fn remove_grant(
+        &self,
+        user: &str,
+        repo: &RepositoryName,
+    ) -> Result<bool, AccountError> {
+        let (user, repo) = (user.to_string(), repo.to_string());
+        let n = self
+            .db
+            .with("removing an access grant", move |c| {
+                c.execute(
+                    "DELETE FROM repo_access WHERE username=?1 AND repository=?2",
+                    params![user, repo],
+                )
+            })
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Removes every grant on `repo` (when the repository is deleted, so a
+    /// later repository of the same name does not inherit them).
+    pub async fn forget_repository(&self, repo: &RepositoryName) -> Result<(), AccountError> {
+        let repo = repo.to_string();
+        self.db
+            .with("removing access grants", move |c| {
+                c.execute("DELETE FROM repo_access WHERE repository=?1", [repo])
+            })
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,208 @@
+//! Accounts (`/api/v0/accounts`, administrators create them) and access
+//! tokens (`/api/v0/api_tokens`, each user manages their own;
+//! administrators can act for another user with `?username=`).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use mirror_core::Secret;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::accounts::{Account, ApiToken, NewAccount};
+use crate::api::extract::{Admin, JsonBody, QueryParams, User};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// DTR's account shape (no password, ever).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AccountView<'a> {
+    id: &'a str,
+    name: &'a str,
+    full_name: &'a str,
+    is_org: bool,
+    is_admin: bool,
+    is_active: bool,
+    is_imported: bool,
+    created_at: DateTime<Utc>,
+}
+
+fn account_view(a: &Account) -> AccountView<'_> {
+    AccountView {
+        id: &a.id,
+        name: &a.name,
+        full_name: &a.full_name,
+        is_org: false,
+        is_admin: a.is_admin,
+        is_active: a.is_active,
+        is_imported: false,
+        created_at: a.created_at,
+    }
+}
+
+/// DTR's `createAccount` form (users only: organizations are not supported).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateForm {
+    name: String,
+    password: Secret,
+    #[serde(default)]
+    full_name: Option<String>,
+    #[serde(default)]
+    is_admin: Option<bool>,
+    #[serde(default)]
+    is_active: Option<bool>,
+    #[serde(default)]
+    is_org: Option<bool>,
+    #[serde(default, rename = "searchLDAP")]
+    #[allow(dead_code)] // accepted for DTR clients; there is no LDAP
+    search_ldap: Option<bool>,
+}
+
+/// `POST /api/v0/accounts` (administrators) → 201.
+pub async fn create(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    JsonBody(form): JsonBody<CreateForm>,
+) -> Result<Response, ApiError> {
+    if form.is_org == Some(true) {
+        return Err(ApiError::field(
+            "INVALID_ACCOUNT",
+            "isOrg",
+            "organizations are not supported; create users",
+        ));
+    }
+    let account = state
+        .accounts
+        .create(NewAccount {
+            name: form.name,
+            password: form.password,
+            full_name: form.full_name.unwrap_or_default(),
+            is_admin: form.is_admin.unwrap_or(false),
+            is_active: form.is_active.unwrap_or(true),
+        })
+        .await?;
+    tracing::info!(user = %account.name, admin = account.is_admin, by = %admin.name, "account created");
+    Ok((StatusCode::CREATED, Json(account_view(&account))).into_response())
+}
+
+/// `GET /api/v0/accounts` (administrators) → `{"accounts": [...]}`.
+pub async fn list(State(state): State<AppState>, Admin(_): Admin) -> Result<Response, ApiError> {
+    let accounts = state.accounts.list().await?;
+    let views: Vec<_> = accounts.iter().map(account_view).collect();
+    Ok(Json(json!({"accounts": views})).into_response())
+}
+
+/// `GET /api/v0/accounts/{name}`: oneself, or anyone for administrators.
+pub async fn get_one(
+    State(state): State<AppState>,
+    User(caller): User,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    if !caller.is_admin && caller.name != name {
+        return Err(ApiError::no_such_account(&name));
+    }
+    match state.accounts.get(&name).await? {
+        Some(a) => Ok(Json(account_view(&a)).into_response()),
+        None => Err(ApiError::no_such_account(&name)),
+    }
+}
+
+/// `?username=`: whose tokens.
+#[derive(Debug, Default, Deserialize)]
+pub struct TokenQuery {
+    username: Option<String>,
+}
+
+/// The user whose tokens the caller acts on.
+fn token_owner(caller: &Account, q: &TokenQuery) -> Result<String, ApiError> {
+    match q.username.as_deref() {
+        None | Some("") => Ok(caller.name.clone()),
+        Some(u) if u == caller.name => Ok(u.to_string()),
+        Some(u) if caller.is_admin => Ok(u.to_string()),
+        Some(_) => Err(ApiError::not_authorized(
+            "only administrators can manage other users' tokens",
+        )),
+    }
+}
+
+/// DTR's `APIToken`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenView<'a> {
+    hashed_token: &'a str,
+    token_label: &'a str,
+    is_active: bool,
+    last_used: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    generated_by: &'a str,
+    creator_ua: &'a str,
+}
+
+fn token_view(t: &ApiToken) -> TokenView<'_> {
+    TokenView {
+        hashed_token: &t.hashed_token,
+        token_label: &t.label,
+        is_active: t.is_active,
+        last_used: t.last_used,
+        created_at: t.created_at,
+        generated_by: &t.username,
+        creator_ua: "",
+    }
+}
+
+/// `GET /api/v0/api_tokens` → `[APIToken]` (never the secrets).
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    User(caller): User,
+    QueryParams(q): QueryParams<TokenQuery>,
+) -> Result<Response, ApiError> {
+    let owner = token_owner(&caller, &q)?;
+    let tokens = state.accounts.tokens(&owner).await?;
+    let views: Vec<_> = tokens.iter().map(token_view).collect();
+    Ok(Json(views).into_response())
+}
+
+/// `{"tokenLabel": "..."}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TokenForm {
+    #[serde(default)]
+    token_label: Option<String>,
+}
+
+/// `POST /api/v0/api_tokens` → 200 `NewAPIToken`: the only time the token
+/// itself is shown.
+pub async fn create_token(
+    State(state): State<AppState>,
+    User(caller): User,
+    QueryParams(q): QueryParams<TokenQuery>,
+    JsonBody(form): JsonBody<TokenForm>,
+) -> Result<Response, ApiError> {
+    let owner = token_owner(&caller, &q)?;
+    let (token, secret) = state
+        .accounts
+        .create_token(&owner, form.token_label.as_deref().unwrap_or(""))
+        .await?;
+    tracing::info!(user = %owner, token = %token.hashed_token, by = %caller.name, "access token created");
+    let mut body = serde_json::to_value(token_view(&token)).unwrap_or_else(|_| json!({}));
+    body["token"] = json!(secret.expose());
+    Ok(Json(body).into_response())
+}
+
+/// `DELETE /api/v0/api_tokens/{hashedtoken}` → 204.
+pub async fn delete_token(
+    State(state): State<AppState>,
+    User(caller): User,
+    Path(hashed): Path<String>,
+    QueryParams(q): QueryParams<TokenQuery>,
+) -> Result<StatusCode, ApiError> {
+    let owner = token_owner(&caller, &q)?;
+    if !state.accounts.delete_token(&owner, &hashed).await? {
+        return Err(ApiError::no_such_token());
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

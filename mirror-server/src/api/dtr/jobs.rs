@@ -1,0 +1,246 @@
+//! Jobs (server administrators only): submit, list, get, cancel, delete,
+//! logs. The worker in `lib.rs` runs what is submitted here.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use mirror_core::{ErrorKind, Job, JobFilter, JobSubmission};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::api::extract::{Admin, JsonBody, QueryParams};
+use crate::error::ApiError;
+use crate::scheduler::resolve_deadline;
+use crate::state::AppState;
+
+/// The most jobs one list returns.
+const MAX_LIMIT: usize = 1000;
+
+/// DTR's job JSON: mirror-core's `Job` plus the `capacityMap` DTR clients
+/// expect (this server has no capacity model: always `{}`).
+fn job_json(job: &Job) -> Value {
+    let mut v = serde_json::to_value(job).unwrap_or_else(|_| json!({}));
+    if let Some(obj) = v.as_object_mut() {
+        obj.entry("capacityMap").or_insert_with(|| json!({}));
+    }
+    v
+}
+
+/// DTR's `JobSubmission`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SubmitForm {
+    action: String,
+    #[serde(default)]
+    parameters: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    retries: Option<i32>,
+    /// RFC 3339; empty or absent = now.
+    #[serde(default)]
+    scheduled_at: Option<String>,
+    /// RFC 3339 or a duration from now (`30m`); empty = none.
+    #[serde(default)]
+    deadline: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)] // accepted for DTR clients; no capacity model
+    capacity_map: Option<BTreeMap<String, i64>>,
+    #[serde(default)]
+    #[allow(dead_code)] // accepted for DTR clients; jobs stop cooperatively
+    stop_timeout: Option<String>,
+}
+
+/// `POST /api/v0/jobs` → 202 with the waiting job.
+pub async fn submit(
+    State(state): State<AppState>,
+    Admin(account): Admin,
+    JsonBody(form): JsonBody<SubmitForm>,
+) -> Result<Response, ApiError> {
+    let now = Utc::now();
+    let scheduled_at = match form.scheduled_at.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(s) => Some(
+            DateTime::parse_from_rfc3339(s)
+                .map_err(|e| {
+                    ApiError::field(
+                        "INVALID_JOB",
+                        "scheduledAt",
+                        format!("{s:?} is not RFC 3339: {e}"),
+                    )
+                })?
+                .with_timezone(&Utc),
+        ),
+    };
+    let deadline = resolve_deadline(form.deadline.as_deref().unwrap_or(""), now)
+        .map_err(|reason| ApiError::field("INVALID_JOB", "deadline", reason))?;
+    let job = state
+        .mirror
+        .submit_job(JobSubmission {
+            action: form.action,
+            parameters: form.parameters.unwrap_or_default(),
+            retries: form.retries.unwrap_or(0),
+            scheduled_at,
+            deadline,
+        })
+        .await?;
+    tracing::info!(job = %job.id, action = %job.action, by = %account.name, "job submitted");
+    Ok((StatusCode::ACCEPTED, Json(job_json(&job))).into_response())
+}
+
+/// `GET /api/v0/jobs` query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// An action, or `any` (default).
+    action: Option<String>,
+    /// `any` (default); filtering by worker is not supported.
+    worker: Option<String>,
+    /// `true` (waiting or running), `false` (finished) or `any` (default).
+    running: Option<String>,
+    /// Skip this many (default 0).
+    start: Option<usize>,
+    /// At most this many (default 10).
+    limit: Option<usize>,
+}
+
+/// `GET /api/v0/jobs` → `{"jobs": [...]}`, most recently scheduled first.
+pub async fn list(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> Result<Response, ApiError> {
+    let any = |v: &Option<String>| v.as_deref().is_none_or(|s| s.is_empty() || s == "any");
+    if !any(&q.worker) {
+        return Err(ApiError::invalid_parameter(
+            "worker",
+            "filtering by worker is not supported; this server has one worker",
+        ));
+    }
+    let running = match q.running.as_deref() {
+        None | Some("") | Some("any") => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(other) => {
+            return Err(ApiError::invalid_parameter(
+                "running",
+                format!("{other:?} is not true, false or any"),
+            ));
+        }
+    };
+    let limit = q.limit.unwrap_or(10);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::invalid_parameter(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let filter = JobFilter {
+        action: (!any(&q.action)).then(|| q.action.clone().unwrap_or_default()),
+        running,
+        status: None,
+        start: q.start.unwrap_or(0),
+        limit,
+    };
+    let jobs: Vec<Value> = state
+        .mirror
+        .jobs(&filter)
+        .await?
+        .iter()
+        .map(job_json)
+        .collect();
+    Ok(Json(json!({"jobs": jobs})).into_response())
+}
+
+fn no_such_job(id: &str) -> impl FnOnce() -> ApiError + '_ {
+    move || ApiError::no_such_job(id)
+}
+
+/// `GET /api/v0/jobs/{id}`.
+pub async fn get_one(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let job = state
+        .mirror
+        .job(&id)
+        .await
+        .map_err(|e| ApiError::mirror_or(e, ErrorKind::NotFound, no_such_job(&id)))?;
+    Ok(Json(job_json(&job)).into_response())
+}
+
+/// `POST /api/v0/jobs/{id}/cancel` → 204. A waiting job is canceled at
+/// once; a running one stops at its next check.
+pub async fn cancel(
+    State(state): State<AppState>,
+    Admin(account): Admin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .mirror
+        .cancel_job(&id)
+        .await
+        .map_err(|e| ApiError::mirror_or(e, ErrorKind::NotFound, no_such_job(&id)))?;
+    tracing::info!(job = %id, by = %account.name, "job cancel requested");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /api/v0/jobs/{id}` → 204: cancels it if running and deletes it
+/// with its log.
+pub async fn delete(
+    State(state): State<AppState>,
+    Admin(account): Admin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if !state.mirror.delete_job(&id).await? {
+        return Err(ApiError::no_such_job(&id));
+    }
+    tracing::info!(job = %id, by = %account.name, "job deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v0/jobs/{id}/logs` query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsQuery {
+    /// Following a running job's log is not supported yet.
+    stream: Option<bool>,
+    /// First line (default 0).
+    offset: Option<i64>,
+    /// At most this many lines (default 0 = all).
+    limit: Option<i64>,
+}
+
+/// `GET /api/v0/jobs/{id}/logs` → `[{"lineNum", "data"}]`.
+pub async fn logs(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    Path(id): Path<String>,
+    QueryParams(q): QueryParams<LogsQuery>,
+) -> Result<Response, ApiError> {
+    if q.stream == Some(true) {
+        return Err(ApiError::invalid_parameter(
+            "stream",
+            "streaming logs is not supported yet; poll with offset",
+        ));
+    }
+    let (offset, limit) = (q.offset.unwrap_or(0), q.limit.unwrap_or(0));
+    if offset < 0 {
+        return Err(ApiError::invalid_parameter(
+            "offset",
+            "must not be negative",
+        ));
+    }
+    if limit < 0 {
+        return Err(ApiError::invalid_parameter("limit", "must not be negative"));
+    }
+    let lines = state
+        .mirror
+        .job_logs(&id, offset, limit)
+        .await
+        .map_err(|e| ApiError::mirror_or(e, ErrorKind::NotFound, no_such_job(&id)))?;
+    Ok(Json(lines).into_response())
+}

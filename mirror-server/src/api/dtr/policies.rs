@@ -1,0 +1,239 @@
+//! Poll mirroring policies of one repository (DTR's
+//! `.../pollMirroringPolicies`). Reading needs visibility of the repository;
+//! creating, changing and deleting need `admin` on it. Responses come from
+//! mirror-core's `PollMirroringPolicy`, whose serialization never contains
+//! the password or auth token.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use mirror_core::store::Repository;
+use mirror_core::{ErrorKind, NewPolicy, PolicyUpdate, PollMirroringPolicy, Secret};
+use serde::Deserialize;
+
+use super::repositories::authorize;
+use crate::accounts::AccessLevel;
+use crate::api::extract::{JsonBody, QueryParams, User};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// DTR's `CreatePollMirroringPolicy`, plus `initialEvaluation` as a body
+/// field. `rules`, `tagTemplate` and `localRepository`, which DTR migration
+/// scripts send, are accepted; the first two are ignored (poll policies
+/// have neither in DTR 2.5-2.7), the last must match the path.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateForm {
+    remote_host: String,
+    remote_repository: String,
+    #[serde(default, rename = "remoteCA")]
+    remote_ca: Option<String>,
+    #[serde(default, rename = "skipTLSVerification")]
+    skip_tls_verification: Option<bool>,
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<Secret>,
+    #[serde(default)]
+    auth_token: Option<Secret>,
+    #[serde(default)]
+    initial_evaluation: Option<bool>,
+    #[serde(default)]
+    local_repository: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)] // accepted for DTR scripts, ignored
+    rules: Option<serde_json::Value>,
+    #[serde(default)]
+    #[allow(dead_code)] // accepted for DTR scripts, ignored
+    tag_template: Option<String>,
+}
+
+/// DTR's `UpdatePollMirroringPolicy`: every field optional.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpdateForm {
+    #[serde(default)]
+    remote_host: Option<String>,
+    #[serde(default)]
+    remote_repository: Option<String>,
+    #[serde(default, rename = "remoteCA")]
+    remote_ca: Option<String>,
+    #[serde(default, rename = "skipTLSVerification")]
+    skip_tls_verification: Option<bool>,
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<Secret>,
+    #[serde(default)]
+    auth_token: Option<Secret>,
+    #[serde(default)]
+    local_repository: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)] // accepted for DTR scripts, ignored
+    rules: Option<serde_json::Value>,
+    #[serde(default)]
+    #[allow(dead_code)] // accepted for DTR scripts, ignored
+    tag_template: Option<String>,
+}
+
+/// `?initialEvaluation=` (default true).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateQuery {
+    initial_evaluation: Option<bool>,
+}
+
+fn check_local(repo: &Repository, given: Option<&str>) -> Result<(), ApiError> {
+    match given {
+        Some(l) if !l.is_empty() && l != repo.name.as_str() => Err(ApiError::field(
+            "INVALID_POLL_MIRRORING_POLICY",
+            "localRepository",
+            format!(
+                "{l:?} differs from the repository in the path ({}); leave it out",
+                repo.name
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The policy `id` if it belongs to `repo`.
+async fn policy_of(
+    state: &AppState,
+    repo: &Repository,
+    id: &str,
+) -> Result<PollMirroringPolicy, ApiError> {
+    let policy = state.mirror.policy(id).await.map_err(|e| {
+        ApiError::mirror_or(e, ErrorKind::NotFound, || ApiError::no_such_policy(id))
+    })?;
+    if policy.local_repository != repo.name {
+        return Err(ApiError::no_such_policy(id));
+    }
+    Ok(policy)
+}
+
+/// `GET .../pollMirroringPolicies`.
+pub async fn list(
+    State(state): State<AppState>,
+    User(account): User,
+    Path((namespace, reponame)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let repo = authorize(
+        &state,
+        &account,
+        &namespace,
+        &reponame,
+        AccessLevel::ReadOnly,
+    )
+    .await?;
+    let policies = state.mirror.policies(Some(&repo.name)).await?;
+    Ok(Json(policies).into_response())
+}
+
+/// `POST .../pollMirroringPolicies?initialEvaluation=` → 201, after checking
+/// that the credentials can read the remote repository.
+pub async fn create(
+    State(state): State<AppState>,
+    User(account): User,
+    Path((namespace, reponame)): Path<(String, String)>,
+    QueryParams(query): QueryParams<CreateQuery>,
+    JsonBody(form): JsonBody<CreateForm>,
+) -> Result<Response, ApiError> {
+    let repo = authorize(&state, &account, &namespace, &reponame, AccessLevel::Admin).await?;
+    check_local(&repo, form.local_repository.as_deref())?;
+    let initial_evaluation = match (query.initial_evaluation, form.initial_evaluation) {
+        (Some(q), Some(b)) if q != b => {
+            return Err(ApiError::field(
+                "INVALID_POLL_MIRRORING_POLICY",
+                "initialEvaluation",
+                "the query parameter and the body field disagree; give one",
+            ));
+        }
+        (q, b) => b.or(q).unwrap_or(true),
+    };
+    let new = NewPolicy {
+        remote_host: form.remote_host,
+        remote_repository: form.remote_repository,
+        username: form.username.unwrap_or_default(),
+        password: form.password.unwrap_or_default(),
+        auth_token: form.auth_token.unwrap_or_default(),
+        remote_ca: form.remote_ca.unwrap_or_default(),
+        skip_tls_verification: form.skip_tls_verification.unwrap_or(false),
+        enabled: form.enabled.unwrap_or(true),
+    };
+    let policy = state
+        .mirror
+        .add_policy(&repo.name, new, initial_evaluation)
+        .await?;
+    tracing::info!(
+        policy = %policy.id,
+        repository = %repo.name,
+        remote = %format!("{}/{}", policy.remote.host, policy.remote.repository),
+        by = %account.name,
+        "poll mirroring policy created"
+    );
+    Ok((StatusCode::CREATED, Json(policy)).into_response())
+}
+
+/// `GET .../pollMirroringPolicies/{id}`.
+pub async fn get_one(
+    State(state): State<AppState>,
+    User(account): User,
+    Path((namespace, reponame, id)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let repo = authorize(
+        &state,
+        &account,
+        &namespace,
+        &reponame,
+        AccessLevel::ReadOnly,
+    )
+    .await?;
+    Ok(Json(policy_of(&state, &repo, &id).await?).into_response())
+}
+
+/// `PUT .../pollMirroringPolicies/{id}`: a partial update → 200. A change
+/// of how the remote is reached is checked before it is saved.
+pub async fn update(
+    State(state): State<AppState>,
+    User(account): User,
+    Path((namespace, reponame, id)): Path<(String, String, String)>,
+    JsonBody(form): JsonBody<UpdateForm>,
+) -> Result<Response, ApiError> {
+    let repo = authorize(&state, &account, &namespace, &reponame, AccessLevel::Admin).await?;
+    check_local(&repo, form.local_repository.as_deref())?;
+    policy_of(&state, &repo, &id).await?;
+    let update = PolicyUpdate {
+        remote_host: form.remote_host,
+        remote_repository: form.remote_repository,
+        username: form.username,
+        password: form.password,
+        auth_token: form.auth_token,
+        remote_ca: form.remote_ca,
+        skip_tls_verification: form.skip_tls_verification,
+        enabled: form.enabled,
+    };
+    let policy = state.mirror.update_policy(&id, update).await.map_err(|e| {
+        ApiError::mirror_or(e, ErrorKind::NotFound, || ApiError::no_such_policy(&id))
+    })?;
+    tracing::info!(policy = %policy.id, by = %account.name, "poll mirroring policy updated");
+    Ok(Json(policy).into_response())
+}
+
+/// `DELETE .../pollMirroringPolicies/{id}` → 204; mirrored tags stay.
+pub async fn delete(
+    State(state): State<AppState>,
+    User(account): User,
+    Path((namespace, reponame, id)): Path<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let repo = authorize(&state, &account, &namespace, &reponame, AccessLevel::Admin).await?;
+    policy_of(&state, &repo, &id).await?;
+    state.mirror.delete_policy(&id).await?;
+    tracing::info!(policy = %id, by = %account.name, "poll mirroring policy deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

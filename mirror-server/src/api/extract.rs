@@ -1,0 +1,105 @@
+//! Request extractors for the DTR API whose rejections are DTR errors: a
+//! JSON body and query parameters that name the offending field, and the
+//! authenticated caller.
+
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use crate::accounts::Account;
+use crate::auth::{Caller, authenticate};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A JSON body. Any `Content-Type` is accepted (curl's `-d` sends a form
+/// type); errors name the field: `INVALID_JSON` with `detail.field`.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::unreadable_body(e.status(), e.body_text()))?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Parses `bytes` as `T`, naming the field that failed.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid_json("body", "the request body is empty"));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        ApiError::invalid_json(&path, e.inner().to_string())
+    })
+}
+
+/// Query parameters; a bad value is `400 INVALID_PARAMETER` naming it.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| QueryParams(q.0))
+            .map_err(|e| {
+                let (field, reason) = split_query_error(&e.body_text());
+                ApiError::invalid_parameter(&field, reason)
+            })
+    }
+}
+
+/// Splits axum's "Failed to deserialize query string: limit: invalid digit
+/// found in string" into the field and the reason.
+fn split_query_error(text: &str) -> (String, String) {
+    let rest = text.split_once(": ").map_or(text, |(_, r)| r);
+    match rest.split_once(": ") {
+        Some((field, reason)) if !field.contains(' ') => (field.to_string(), reason.to_string()),
+        _ => ("query".to_string(), rest.to_string()),
+    }
+}
+
+/// An authenticated caller; anonymous requests are refused with 401.
+pub struct User(pub Account);
+
+impl FromRequestParts<AppState> for User {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match authenticate(&state.accounts, &parts.headers).await? {
+            Caller::User(account) => Ok(User(account)),
+            Caller::Anonymous => Err(ApiError::not_authenticated(
+                "authentication required: send HTTP Basic credentials (password or access token)",
+            )),
+        }
+    }
+}
+
+/// An authenticated server administrator; others get 401 or 403.
+pub struct Admin(pub Account);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let User(account) = User::from_request_parts(parts, state).await?;
+        if !account.is_admin {
+            return Err(ApiError::not_authorized(
+                "this endpoint needs a server administrator",
+            ));
+        }
+        Ok(Admin(account))
+    }
+}

@@ -1,0 +1,143 @@
+//! Manifests and blobs: bytes from the blob store, served only when the
+//! repository holds them.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use futures_util::TryStreamExt;
+use mirror_core::Digest;
+use mirror_core::manifest::MAX_MANIFEST_SIZE;
+use mirror_core::reference::validate_tag;
+use mirror_core::store::{Repository, StoreError};
+
+use super::range::{ByteRange, parse_range};
+use crate::error::RegistryError;
+use crate::state::AppState;
+
+const DIGEST_HEADER: &str = "docker-content-digest";
+
+fn response(status: StatusCode, body: Body, headers: &[(header::HeaderName, String)]) -> Response {
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    for (name, value) in headers {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            resp.headers_mut().insert(name.clone(), v);
+        }
+    }
+    resp
+}
+
+/// `GET`/`HEAD /v2/<name>/manifests/<tag|digest>`: the stored bytes with
+/// their media type and digest.
+pub async fn manifest(
+    state: &AppState,
+    repo: &Repository,
+    reference: &str,
+    head: bool,
+) -> Result<Response, RegistryError> {
+    let stores = state.mirror.stores();
+    let (digest, media_type, size) = if reference.contains(':') {
+        let digest =
+            Digest::parse(reference).map_err(|e| RegistryError::digest_invalid(e.to_string()))?;
+        let m = stores
+            .repos
+            .manifest(&repo.name, &digest)
+            .await?
+            .ok_or_else(|| RegistryError::manifest_unknown(reference))?;
+        (m.digest, m.media_type, m.size)
+    } else {
+        validate_tag(reference).map_err(|e| RegistryError::tag_invalid(e.to_string()))?;
+        let t = stores
+            .repos
+            .tag(&repo.name, reference)
+            .await?
+            .ok_or_else(|| RegistryError::manifest_unknown(reference))?;
+        (t.digest, t.media_type, t.size)
+    };
+    let body = if head {
+        Body::empty()
+    } else {
+        let bytes = match stores.blobs.read_small(&digest, MAX_MANIFEST_SIZE).await {
+            Ok(b) => b,
+            Err(StoreError::NotFound { .. }) => {
+                return Err(RegistryError::manifest_unknown(reference));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Body::from(bytes)
+    };
+    Ok(response(
+        StatusCode::OK,
+        body,
+        &[
+            (header::CONTENT_TYPE, media_type),
+            (header::CONTENT_LENGTH, size.to_string()),
+            (
+                header::HeaderName::from_static(DIGEST_HEADER),
+                digest.to_string(),
+            ),
+            (header::ETAG, format!("\"{digest}\"")),
+        ],
+    ))
+}
+
+/// `GET`/`HEAD /v2/<name>/blobs/<digest>`: streamed from the blob store,
+/// with single-range `Range` support.
+pub async fn blob(
+    state: &AppState,
+    repo: &Repository,
+    digest: &str,
+    head: bool,
+    headers: &HeaderMap,
+) -> Result<Response, RegistryError> {
+    let stores = state.mirror.stores();
+    let digest = Digest::parse(digest).map_err(|e| RegistryError::digest_invalid(e.to_string()))?;
+    let held = stores.repos.has_blob(&repo.name, &digest).await?
+        || stores.repos.manifest(&repo.name, &digest).await?.is_some();
+    if !held {
+        return Err(RegistryError::blob_unknown(&digest.to_string()));
+    }
+    let size = stores
+        .blobs
+        .stat(&digest)
+        .await?
+        .ok_or_else(|| RegistryError::blob_unknown(&digest.to_string()))?;
+    let mut fields = vec![
+        (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+        (
+            header::HeaderName::from_static(DIGEST_HEADER),
+            digest.to_string(),
+        ),
+        (header::ETAG, format!("\"{digest}\"")),
+        (header::ACCEPT_RANGES, "bytes".to_string()),
+    ];
+    if head {
+        fields.push((header::CONTENT_LENGTH, size.to_string()));
+        return Ok(response(StatusCode::OK, Body::empty(), &fields));
+    }
+    let range = parse_range(
+        headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
+        size,
+    );
+    let (status, start, len) = match range {
+        ByteRange::Full => (StatusCode::OK, 0, size),
+        ByteRange::Partial { start, end } => {
+            fields.push((header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}")));
+            (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
+        }
+        ByteRange::Unsatisfiable => return Err(RegistryError::range_not_satisfiable(size)),
+    };
+    fields.push((header::CONTENT_LENGTH, len.to_string()));
+    let reader = match stores.blobs.reader(&digest, start, Some(len)).await {
+        Ok(r) => r,
+        Err(StoreError::NotFound { .. }) => {
+            return Err(RegistryError::blob_unknown(&digest.to_string()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let stream = reader.stream.map_err(|e| {
+        tracing::error!("reading a blob failed mid-response: {e}");
+        std::io::Error::other(e)
+    });
+    Ok(response(status, Body::from_stream(stream), &fields))
+}

@@ -1,0 +1,123 @@
+//! Who is calling, and what they may do with a repository.
+//!
+//! [`authenticate`] turns an `Authorization: Basic` header (password or
+//! access token) into a [`Caller`]. [`access_level`] decides a caller's level
+//! on one repository:
+//!
+//! - a server admin has `admin` everywhere;
+//! - a user has `admin` on repositories in the namespace named after them
+//!   (as in DTR, where users own their namespace);
+//! - explicit grants (`read-only`, `read-write`, `admin`) from `accounts`;
+//! - anyone, even anonymous, has `read-only` on a public repository.
+//!
+//! The HTTP error shapes (OCI vs DTR) are chosen by the callers through
+//! `error.rs`; this module only decides.
+
+use axum::http::HeaderMap;
+use base64::Engine;
+use mirror_core::RepositoryName;
+use mirror_core::store::Visibility;
+
+use crate::accounts::{AccessLevel, Account, AccountError, Accounts};
+
+/// The realm of the `WWW-Authenticate: Basic` challenge.
+pub const REALM: &str = "regmirror";
+
+/// The `WWW-Authenticate` header value sent with every 401.
+pub fn challenge() -> String {
+    format!("Basic realm=\"{REALM}\"")
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// No credentials were sent.
+    Anonymous,
+    /// Valid credentials of an active account.
+    User(Account),
+}
+
+impl Caller {
+    /// The account, unless anonymous.
+    pub fn account(&self) -> Option<&Account> {
+        match self {
+            Caller::Anonymous => None,
+            Caller::User(a) => Some(a),
+        }
+    }
+
+    /// Whether the caller is a server administrator.
+    pub fn is_admin(&self) -> bool {
+        self.account().is_some_and(|a| a.is_admin)
+    }
+}
+
+/// Why credentials were refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthFailure {
+    /// The header is not `Basic base64(user:secret)`.
+    #[error("malformed Authorization header: {0}")]
+    Malformed(&'static str),
+    /// Unknown user, wrong password or token, or inactive account.
+    #[error("invalid username or password")]
+    BadCredentials,
+    /// The account store failed.
+    #[error(transparent)]
+    Store(#[from] AccountError),
+}
+
+/// The caller of a request with `headers`. No `Authorization` header means
+/// [`Caller::Anonymous`]; present but wrong credentials are an error, so a
+/// client never silently falls back to anonymous access.
+pub async fn authenticate(accounts: &Accounts, headers: &HeaderMap) -> Result<Caller, AuthFailure> {
+    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Ok(Caller::Anonymous);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| AuthFailure::Malformed("not ASCII"))?;
+    let (scheme, encoded) = value
+        .split_once(' ')
+        .ok_or(AuthFailure::Malformed("expected `Basic <credentials>`"))?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(AuthFailure::Malformed(
+            "only Basic authentication is supported",
+        ));
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| AuthFailure::Malformed("credentials are not base64"))?;
+    let decoded = String::from_utf8(decoded)
+        .map_err(|_| AuthFailure::Malformed("credentials are not UTF-8"))?;
+    let (user, secret) = decoded.split_once(':').ok_or(AuthFailure::Malformed(
+        "credentials are not `user:password`",
+    ))?;
+    match accounts.verify(user, secret).await? {
+        Some(account) => Ok(Caller::User(account)),
+        None => Err(AuthFailure::BadCredentials),
+    }
+}
+
+/// The caller's level on `repo`, whose visibility is `visibility` (`None`
+/// when the repository does not exist). `None`: no access at all.
+pub async fn access_level(
+    accounts: &Accounts,
+    caller: &Caller,
+    repo: &RepositoryName,
+    visibility: Option<Visibility>,
+) -> Result<Option<AccessLevel>, AccountError> {
+    let public = (visibility == Some(Visibility::Public)).then_some(AccessLevel::ReadOnly);
+    let Some(account) = caller.account() else {
+        return Ok(public);
+    };
+    if account.is_admin || owns_namespace(account, repo) {
+        return Ok(Some(AccessLevel::Admin));
+    }
+    let granted = accounts.grant(&account.name, repo).await?;
+    Ok(granted.max(public))
+}
+
+/// Whether `repo` lies in the namespace named after `account`.
+pub fn owns_namespace(account: &Account, repo: &RepositoryName) -> bool {
+    repo.as_str().split('/').next() == Some(account.name.as_str())
+}

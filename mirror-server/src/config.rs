@@ -1,0 +1,202 @@
+//! Settings: command-line flags, `MIRROR_*` environment variables and an
+//! optional TOML file, merged in that order of precedence (flag > env >
+//! file > default).
+//!
+//! TOML keys are the flag names: `listen`, `data_dir` (or `data-dir`),
+//! `admin_password`, `worker_concurrency`. The admin password is not a flag
+//! on purpose: command lines are visible to every local user.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use mirror_core::Secret;
+use serde::Deserialize;
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:5000";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./data";
+
+/// Command-line flags (each also read from its environment variable).
+#[derive(Debug, Parser)]
+#[command(
+    name = "mirror-server",
+    version,
+    about = "regmirror's registry server with a DTR-compatible mirroring API"
+)]
+pub struct Cli {
+    /// Address to listen on [default: 127.0.0.1:5000].
+    #[arg(long, env = "MIRROR_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Directory for all state (blobs, databases) [default: ./data].
+    #[arg(long, env = "MIRROR_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML file with the same settings.
+    #[arg(long, env = "MIRROR_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// The TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    #[serde(alias = "data-dir")]
+    data_dir: Option<PathBuf>,
+    #[serde(alias = "admin-password")]
+    admin_password: Option<Secret>,
+    #[serde(alias = "worker-concurrency")]
+    worker_concurrency: Option<usize>,
+}
+
+/// The resolved settings of a server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on (used by `main`; `run` takes a bound listener).
+    pub listen: SocketAddr,
+    /// Directory for all state.
+    pub data_dir: PathBuf,
+    /// Password for the `admin` account created on first start; random
+    /// (and printed once) when unset.
+    pub admin_password: Option<Secret>,
+    /// Jobs run at once.
+    pub worker_concurrency: usize,
+    /// How long open connections may take to finish after a shutdown signal.
+    pub shutdown_grace: Duration,
+}
+
+impl Config {
+    /// Defaults with `data_dir`, for tests and embedding.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            listen: DEFAULT_LISTEN.parse().expect("valid default"),
+            data_dir: data_dir.into(),
+            admin_password: None,
+            worker_concurrency: 2,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+
+    /// Merges flags, `env_admin_password` (`MIRROR_ADMIN_PASSWORD`), the
+    /// config file and defaults.
+    pub fn resolve(cli: Cli, env_admin_password: Option<String>) -> Result<Config, ConfigError> {
+        let file = match &cli.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let listen_text = cli
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen = listen_text.parse().map_err(|e| ConfigError::Invalid {
+            key: "listen",
+            reason: format!("{listen_text:?} is not an address such as 127.0.0.1:5000 ({e})"),
+        })?;
+        let mut config = Config::new(
+            cli.data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+        );
+        config.listen = listen;
+        config.admin_password = env_admin_password
+            .filter(|p| !p.is_empty())
+            .map(Secret::new)
+            .or(file.admin_password);
+        if let Some(n) = file.worker_concurrency {
+            if n == 0 || n > 64 {
+                return Err(ConfigError::Invalid {
+                    key: "worker_concurrency",
+                    reason: "must be between 1 and 64".into(),
+                });
+            }
+            config.worker_concurrency = n;
+        }
+        Ok(config)
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// Why the settings could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has unknown keys.
+    #[error("invalid config file {}: {reason}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the TOML parser said (it names the key).
+        reason: String,
+    },
+    /// A setting has an invalid value.
+    #[error("invalid setting {key}: {reason}")]
+    Invalid {
+        /// The key.
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("mirror-server").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn precedence_flag_over_file_over_default() {
+        let dir = std::env::temp_dir().join(format!("regmirror-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:6000\"\ndata-dir = \"/srv/m\"\nadmin_password = \"from-file\"\n",
+        )
+        .unwrap();
+        let f = file.to_str().unwrap();
+        let c = Config::resolve(cli(&["--config", f]), None).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:6000");
+        assert_eq!(c.data_dir, PathBuf::from("/srv/m"));
+        assert_eq!(c.admin_password.unwrap().expose(), "from-file");
+        let c = Config::resolve(
+            cli(&["--config", f, "--listen", "0.0.0.0:7000"]),
+            Some("from-env".into()),
+        )
+        .unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:7000");
+        assert_eq!(c.admin_password.unwrap().expose(), "from-env");
+        let c = Config::resolve(cli(&[]), None).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+
+        std::fs::write(&file, "listn = \"x\"\n").unwrap();
+        let e = Config::resolve(cli(&["--config", f]), None).unwrap_err();
+        assert!(e.to_string().contains("listn"), "{e}");
+        let e = Config::resolve(cli(&["--listen", "nowhere"]), None).unwrap_err();
+        assert!(e.to_string().contains("listen"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

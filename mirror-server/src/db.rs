@@ -1,0 +1,128 @@
+//! `server.db`: the server's own SQLite file (accounts, access tokens,
+//! per-repository access grants, crons).
+//!
+//! It is separate from mirror-core's `regmirror.db` on purpose: mirror-core
+//! knows nothing about users or schedules, and the server never writes
+//! mirror-core's tables. The file is owner-only (0600), like the data dir.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+
+/// The file name inside the data directory.
+pub const FILE_NAME: &str = "server.db";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY,
+    id TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    full_name TEXT NOT NULL DEFAULT '',
+    is_admin INTEGER NOT NULL,
+    is_active INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_tokens (
+    hashed_token TEXT PRIMARY KEY,
+    username TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    label TEXT NOT NULL,
+    is_active INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    last_used TEXT
+);
+CREATE TABLE IF NOT EXISTS repo_access (
+    username TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    repository TEXT NOT NULL,
+    level TEXT NOT NULL,
+    PRIMARY KEY (username, repository)
+);
+CREATE TABLE IF NOT EXISTS crons (
+    action TEXT PRIMARY KEY,
+    id TEXT NOT NULL,
+    schedule TEXT NOT NULL,
+    retries INTEGER NOT NULL,
+    parameters TEXT NOT NULL,
+    deadline TEXT NOT NULL,
+    stop_timeout TEXT NOT NULL,
+    capacity_map TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+";
+
+/// A failed database operation.
+#[derive(Debug, thiserror::Error)]
+#[error("server database error while {context}: {source}")]
+pub struct DbError {
+    /// What was being done.
+    pub context: &'static str,
+    /// The SQLite (or task) error.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// The shared connection to `server.db`. Calls run on the blocking pool.
+#[derive(Clone)]
+pub struct ServerDb {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl ServerDb {
+    /// Opens (creating if needed) `server.db` in `data_dir`, owner-only.
+    pub fn open(data_dir: &Path) -> Result<Self, DbError> {
+        let err = |context| {
+            move |e: rusqlite::Error| DbError {
+                context,
+                source: Box::new(e),
+            }
+        };
+        let path = data_dir.join(FILE_NAME);
+        let conn = Connection::open(&path).map_err(err("opening server.db"))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(
+                |e| DbError {
+                    context: "restricting server.db to its owner",
+                    source: Box::new(e),
+                },
+            )?;
+        }
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(err("configuring server.db"))?;
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;")
+            .map_err(err("configuring server.db"))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(err("creating the server.db schema"))?;
+        Ok(ServerDb {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` with the connection on the blocking pool; `context` says what
+    /// it does, for the error message.
+    pub async fn with<T: Send + 'static>(
+        &self,
+        context: &'static str,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, DbError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| DbError {
+            context,
+            source: Box::new(e),
+        })?
+        .map_err(|e| DbError {
+            context,
+            source: Box::new(e),
+        })
+    }
+}

@@ -1,0 +1,539 @@
+//! The one place where failures become HTTP responses.
+//!
+//! Two shapes, one per API, both `{"errors": [{"code", "message", "detail"}]}`:
+//!
+//! - [`ApiError`]: the DTR management API (`/api/v0`), with DTR's codes
+//!   (`NO_SUCH_REPOSITORY`, `INVALID_JSON`, `NOT_AUTHENTICATED`, ...).
+//! - [`RegistryError`]: the OCI distribution API (`/v2`), with the spec's
+//!   codes (`MANIFEST_UNKNOWN`, `BLOB_UNKNOWN`, `UNAUTHORIZED`, ...).
+//!
+//! Errors from mirror-core are mapped here from [`MirrorError::kind`] and
+//! the specific variants; handlers never pick status codes for them. A
+//! failure that is the server's fault is logged here and answered with a
+//! generic 500, so internals never reach a client. Field errors carry
+//! `detail: {"field": ..., "reason": ...}` so clients can tell which input
+//! was wrong.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use mirror_core::store::StoreError;
+use mirror_core::{ErrorKind, MirrorError};
+use serde_json::{Value, json};
+
+use crate::accounts::AccountError;
+use crate::auth::{AuthFailure, challenge};
+use crate::db::DbError;
+use crate::scheduler::CronError;
+
+/// The `Docker-Distribution-API-Version` header every `/v2` response carries.
+pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
+
+fn body(code: &str, message: &str, detail: &Value) -> Value {
+    json!({"errors": [{"code": code, "message": message, "detail": detail}]})
+}
+
+fn log_internal(err: &dyn std::error::Error) {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    tracing::error!("internal error: {text}");
+}
+
+// ---------------------------------------------------------------- DTR ----
+
+/// An error of the DTR management API.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    detail: Value,
+}
+
+impl ApiError {
+    /// An error with an empty detail.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            detail: json!({}),
+        }
+    }
+
+    /// A 400 about one input field.
+    pub fn field(code: &'static str, field: &str, reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code,
+            message: format!("{field}: {reason}"),
+            detail: json!({"field": field, "reason": reason}),
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The error code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// A body that is not valid JSON or does not fit the form; `path` is
+    /// the offending field (`.` when it is the whole body).
+    pub fn invalid_json(path: &str, reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        let field = if path.is_empty() || path == "." {
+            "body"
+        } else {
+            path
+        };
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "INVALID_JSON",
+            message: format!("invalid JSON body: {field}: {reason}"),
+            detail: json!({"field": field, "reason": reason}),
+        }
+    }
+
+    /// A body that could not be read at all (too large, connection error).
+    pub fn unreadable_body(status: StatusCode, reason: impl Into<String>) -> Self {
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(status, "REQUEST_TOO_LARGE", reason)
+        } else {
+            ApiError::invalid_json("body", reason)
+        }
+    }
+
+    /// A query parameter that cannot be parsed.
+    pub fn invalid_parameter(field: &str, reason: impl Into<String>) -> Self {
+        ApiError::field("INVALID_PARAMETER", field, reason)
+    }
+
+    /// 401 without (valid) credentials.
+    pub fn not_authenticated(reason: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, "NOT_AUTHENTICATED", reason)
+    }
+
+    /// 403 for an authenticated caller lacking the right.
+    pub fn not_authorized(needed: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, "NOT_AUTHORIZED", needed)
+    }
+
+    /// 404 for an unknown (or invisible) repository.
+    pub fn no_such_repository(name: &str) -> Self {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NO_SUCH_REPOSITORY",
+            format!("repository {name} does not exist"),
+        )
+    }
+
+    /// 404 for an unknown poll mirroring policy.
+    pub fn no_such_policy(id: &str) -> Self {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NO_SUCH_POLL_MIRRORING_POLICY",
+            format!("poll mirroring policy {id} does not exist in this repository"),
+        )
+    }
+
+    /// 404 for an unknown job.
+    pub fn no_such_job(id: &str) -> Self {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NO_SUCH_JOB",
+            format!("job {id} does not exist"),
+        )
+    }
+
+    /// 404 for an unknown cron.
+    pub fn no_such_cron(action: &str) -> Self {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NO_SUCH_CRON",
+            format!("no cron for action {action:?}"),
+        )
+    }
+
+    /// 404 for an unknown account.
+    pub fn no_such_account(name: &str) -> Self {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NO_SUCH_ACCOUNT",
+            format!("no account named {name:?}"),
+        )
+    }
+
+    /// 404 for an unknown access token.
+    pub fn no_such_token() -> Self {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NO_SUCH_API_TOKEN",
+            "no such access token",
+        )
+    }
+
+    /// 500; `err` is logged, never sent.
+    pub fn internal(err: &dyn std::error::Error) -> Self {
+        log_internal(err);
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL_ERROR",
+            "internal server error; see the server log",
+        )
+    }
+
+    /// 400 when a remote registry answers but the credentials cannot read
+    /// the repository.
+    pub fn remote_cannot_read(repository: &str, host: &str) -> Self {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "REMOTE_REGISTRY_INVALID_PERMISSIONS",
+            format!("the credentials cannot read {repository} on {host}"),
+        )
+    }
+
+    /// 409 for a repository that already exists.
+    pub fn repository_exists(name: &str) -> Self {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "REPOSITORY_EXISTS",
+            format!("repository {name} already exists"),
+        )
+    }
+
+    /// `err`, but `alt()` when its kind is `kind`: lets a handler name the
+    /// specific DTR code for its resource (`NO_SUCH_JOB`,
+    /// `REPOSITORY_EXISTS`, ...) while every other failure maps as usual.
+    pub fn mirror_or(err: MirrorError, kind: ErrorKind, alt: impl FnOnce() -> ApiError) -> Self {
+        if err.kind() == kind {
+            alt()
+        } else {
+            err.into()
+        }
+    }
+}
+
+impl From<MirrorError> for ApiError {
+    fn from(err: MirrorError) -> Self {
+        match err {
+            MirrorError::InvalidPolicy(e) => {
+                ApiError::field("INVALID_POLL_MIRRORING_POLICY", e.field, e.reason)
+            }
+            MirrorError::InvalidName(e) => {
+                let field = if e.what == "tag" { "tag" } else { "name" };
+                ApiError::field("INVALID_REPOSITORY_NAME", field, e.to_string())
+            }
+            MirrorError::InvalidJob { field, reason } => {
+                ApiError::field("INVALID_JOB", field, reason)
+            }
+            // Every remote failure the API can meet comes from a connection
+            // check (policy create/update, "Connect"): DTR answers all of
+            // them with this code, and the message says why.
+            MirrorError::Remote(e) => ApiError {
+                status: StatusCode::BAD_REQUEST,
+                code: "REMOTE_REGISTRY_INVALID_PERMISSIONS",
+                message: e.to_string(),
+                detail: json!({"reason": e.to_string(), "kind": format!("{:?}", e.kind())}),
+            },
+            other => match other.kind() {
+                ErrorKind::NotFound => {
+                    ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", other.to_string())
+                }
+                ErrorKind::Conflict => {
+                    ApiError::new(StatusCode::CONFLICT, "CONFLICT", other.to_string())
+                }
+                _ => ApiError::internal(&other),
+            },
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        MirrorError::Store(err).into()
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(err: AccountError) -> Self {
+        match err {
+            AccountError::Invalid { field, reason } => {
+                ApiError::field("INVALID_ACCOUNT", field, reason)
+            }
+            AccountError::Exists { name } => ApiError::new(
+                StatusCode::CONFLICT,
+                "ACCOUNT_EXISTS",
+                format!("account {name:?} already exists"),
+            ),
+            AccountError::NoSuchAccount { name } => ApiError::no_such_account(&name),
+            e @ (AccountError::Hash(_) | AccountError::Db(_)) => ApiError::internal(&e),
+        }
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(err: DbError) -> Self {
+        ApiError::internal(&err)
+    }
+}
+
+impl From<CronError> for ApiError {
+    fn from(err: CronError) -> Self {
+        match err {
+            CronError::Invalid { field, reason } => ApiError::field("INVALID_CRON", field, reason),
+            CronError::Job(e) => e.into(),
+            CronError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<AuthFailure> for ApiError {
+    fn from(err: AuthFailure) -> Self {
+        match err {
+            AuthFailure::Store(e) => e.into(),
+            e => ApiError::not_authenticated(e.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = (
+            self.status,
+            axum::Json(body(self.code, &self.message, &self.detail)),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_str(&challenge()).expect("ASCII"),
+            );
+        }
+        resp
+    }
+}
+
+// ---------------------------------------------------------------- OCI ----
+
+/// An error of the OCI registry API.
+#[derive(Debug)]
+pub struct RegistryError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    detail: Value,
+    /// For 416: the blob size, sent as `Content-Range: bytes */size`.
+    range_size: Option<u64>,
+}
+
+impl RegistryError {
+    fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+        detail: Value,
+    ) -> Self {
+        RegistryError {
+            status,
+            code,
+            message: message.into(),
+            detail,
+            range_size: None,
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// 401 with a Basic challenge.
+    pub fn unauthorized(reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        RegistryError::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "authentication required",
+            json!({"reason": reason}),
+        )
+    }
+
+    /// 403: authenticated, but no access.
+    pub fn denied(reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        RegistryError::new(
+            StatusCode::FORBIDDEN,
+            "DENIED",
+            "requested access to the resource is denied",
+            json!({"reason": reason}),
+        )
+    }
+
+    /// 404: the repository does not exist.
+    pub fn name_unknown(name: &str) -> Self {
+        RegistryError::new(
+            StatusCode::NOT_FOUND,
+            "NAME_UNKNOWN",
+            "repository name not known to registry",
+            json!({"name": name}),
+        )
+    }
+
+    /// 400: the repository name breaks the grammar.
+    pub fn name_invalid(reason: impl Into<String>) -> Self {
+        RegistryError::new(
+            StatusCode::BAD_REQUEST,
+            "NAME_INVALID",
+            "invalid repository name",
+            json!({"reason": reason.into()}),
+        )
+    }
+
+    /// 404: no such manifest (tag or digest) in the repository.
+    pub fn manifest_unknown(reference: &str) -> Self {
+        RegistryError::new(
+            StatusCode::NOT_FOUND,
+            "MANIFEST_UNKNOWN",
+            "manifest unknown",
+            json!({"reference": reference}),
+        )
+    }
+
+    /// 404: the repository does not hold this blob.
+    pub fn blob_unknown(digest: &str) -> Self {
+        RegistryError::new(
+            StatusCode::NOT_FOUND,
+            "BLOB_UNKNOWN",
+            "blob unknown to registry",
+            json!({"digest": digest}),
+        )
+    }
+
+    /// 400: a malformed digest.
+    pub fn digest_invalid(reason: impl Into<String>) -> Self {
+        RegistryError::new(
+            StatusCode::BAD_REQUEST,
+            "DIGEST_INVALID",
+            "provided digest did not match uploaded content",
+            json!({"reason": reason.into()}),
+        )
+    }
+
+    /// 400: a malformed tag in a manifest reference.
+    pub fn tag_invalid(reason: impl Into<String>) -> Self {
+        RegistryError::new(
+            StatusCode::BAD_REQUEST,
+            "TAG_INVALID",
+            "invalid tag",
+            json!({"reason": reason.into()}),
+        )
+    }
+
+    /// 400: `n` is not a non-negative integer.
+    pub fn pagination_invalid(reason: impl Into<String>) -> Self {
+        RegistryError::new(
+            StatusCode::BAD_REQUEST,
+            "PAGINATION_NUMBER_INVALID",
+            "invalid number of results requested",
+            json!({"reason": reason.into()}),
+        )
+    }
+
+    /// 405: an operation this server does not implement.
+    pub fn unsupported(reason: impl Into<String>) -> Self {
+        RegistryError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "UNSUPPORTED",
+            "the operation is unsupported",
+            json!({"reason": reason.into()}),
+        )
+    }
+
+    /// 404 for paths outside the API.
+    pub fn not_found(path: &str) -> Self {
+        RegistryError::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "no such registry endpoint",
+            json!({"path": path}),
+        )
+    }
+
+    /// 416 for a `Range` outside the blob.
+    pub fn range_not_satisfiable(size: u64) -> Self {
+        let mut e = RegistryError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "RANGE_INVALID",
+            "requested range not satisfiable",
+            json!({"size": size}),
+        );
+        e.range_size = Some(size);
+        e
+    }
+
+    /// 500; `err` is logged, never sent.
+    pub fn internal(err: &dyn std::error::Error) -> Self {
+        log_internal(err);
+        RegistryError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "UNKNOWN",
+            "internal server error",
+            json!({}),
+        )
+    }
+}
+
+impl From<StoreError> for RegistryError {
+    fn from(err: StoreError) -> Self {
+        RegistryError::internal(&err)
+    }
+}
+
+impl From<AccountError> for RegistryError {
+    fn from(err: AccountError) -> Self {
+        RegistryError::internal(&err)
+    }
+}
+
+impl From<AuthFailure> for RegistryError {
+    fn from(err: AuthFailure) -> Self {
+        match err {
+            AuthFailure::Store(e) => e.into(),
+            e => RegistryError::unauthorized(e.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for RegistryError {
+    fn into_response(self) -> Response {
+        let mut resp = (
+            self.status,
+            axum::Json(body(self.code, &self.message, &self.detail)),
+        )
+            .into_response();
+        let h = resp.headers_mut();
+        h.insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));
+        if self.status == StatusCode::UNAUTHORIZED {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_str(&challenge()).expect("ASCII"),
+            );
+        }
+        if let Some(size) = self.range_size {
+            h.insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes */{size}")).expect("ASCII"),
+            );
+        }
+        resp
+    }
+}

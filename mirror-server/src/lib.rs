@@ -1,0 +1,162 @@
+//! # mirror-server
+//!
+//! regmirror's reference server: an OCI registry that real clients pull
+//! mirrored images from (`/v2`), the Docker Trusted Registry 2.7 management
+//! API that creates repositories, poll mirroring policies, jobs and crons
+//! (`/api/v0`), the mirror-core [`Worker`](mirror_core::worker::Worker)
+//! that runs `poll_mirror` jobs, and the [`scheduler`] that submits them.
+//!
+//! - `main.rs`: flags, logging, signals; calls [`run`].
+//! - [`config`]: settings from flags, `MIRROR_*` and a TOML file.
+//! - [`api`]: the routes; [`error`]: the only place errors become HTTP.
+//! - [`auth`] and [`accounts`]: who calls and what they may do.
+//! - [`db`]: `server.db`, the server's own SQLite file.
+//!
+//! Everything about mirroring itself lives in mirror-core; this crate only
+//! speaks HTTP, authenticates and schedules.
+
+#![warn(missing_docs)]
+
+pub mod accounts;
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod scheduler;
+pub mod state;
+
+use std::sync::Arc;
+
+use mirror_core::worker::Worker;
+use mirror_core::{Mirror, MirrorError};
+use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
+
+pub use config::Config;
+/// Re-exported so embedders and tests can stop [`run`] without a
+/// tokio-util dependency of their own.
+pub use tokio_util::sync::CancellationToken;
+
+use crate::accounts::{AccountError, Accounts};
+use crate::db::{DbError, ServerDb};
+use crate::scheduler::{CronError, Scheduler};
+use crate::state::AppState;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The data directory could not be prepared.
+    #[error("cannot prepare data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// mirror-core's stores could not be opened.
+    #[error("cannot open the mirror stores: {0}")]
+    Mirror(#[from] MirrorError),
+    /// `server.db` could not be opened.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The admin account could not be created.
+    #[error("cannot create the admin account: {0}")]
+    Accounts(#[from] AccountError),
+    /// The default cron could not be created.
+    #[error("cannot create the default cron: {0}")]
+    Crons(#[from] CronError),
+    /// Serving failed.
+    #[error("serving HTTP failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+fn prepare_data_dir(dir: &std::path::Path) -> Result<(), ServerError> {
+    let fail = |source| ServerError::DataDir {
+        path: dir.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(fail)?;
+    }
+    Ok(())
+}
+
+/// Runs the server on `listener` until `shutdown` is canceled.
+///
+/// Opens the stores in `config.data_dir`, creates the `admin` account on
+/// first start (printing a generated password once to stdout when
+/// `config.admin_password` is unset), starts the job worker (which first
+/// recovers jobs left running by a crash) and the cron scheduler, and
+/// serves HTTP. On shutdown it stops accepting connections, cancels the
+/// worker (running jobs are canceled and publish nothing partial) and the
+/// scheduler, waits up to `config.shutdown_grace` for open requests, and
+/// returns once the worker has finished.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
+    prepare_data_dir(&config.data_dir)?;
+    let mirror = Mirror::open(&config.data_dir)?;
+    let db = ServerDb::open(&config.data_dir)?;
+    let accounts = Arc::new(Accounts::new(db.clone()));
+    if let Some(generated) = accounts
+        .bootstrap_admin(config.admin_password.as_ref())
+        .await?
+    {
+        // Deliberately not through `tracing`: logs are kept and shipped,
+        // this line is meant to be read once by the operator.
+        println!(
+            "created user {:?} with password {} (shown only once; set MIRROR_ADMIN_PASSWORD to choose it)",
+            accounts::ADMIN_USER,
+            generated.expose()
+        );
+    }
+    let scheduler = Arc::new(Scheduler::new(db, mirror.clone()));
+    scheduler.seed_default().await?;
+
+    // Background tasks stop on `shutdown`, and also when serving fails.
+    let background = shutdown.child_token();
+    let tasks = TaskTracker::new();
+    let worker = Worker::new(mirror.clone(), config.worker_concurrency);
+    tasks.spawn(worker.run(background.child_token()));
+    {
+        let scheduler = scheduler.clone();
+        let stop = background.child_token();
+        tasks.spawn(async move { scheduler.run(stop).await });
+    }
+    tasks.close();
+
+    let state = AppState {
+        mirror,
+        accounts,
+        scheduler,
+    };
+    let app = api::router(state);
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, data_dir = %config.data_dir.display(), "mirror-server listening");
+    }
+    let serve =
+        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let grace = config.shutdown_grace;
+    let outcome = tokio::select! {
+        r = serve => r.map_err(ServerError::Serve),
+        _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!("requests still open {grace:?} after shutdown began; closing them");
+            Ok(())
+        }
+    };
+    if let Err(e) = &outcome {
+        tracing::error!("{e}; stopping");
+    }
+    background.cancel();
+    tracing::info!("waiting for running jobs to stop");
+    tasks.wait().await;
+    tracing::info!("mirror-server stopped");
+    outcome
+}

@@ -1,0 +1,20 @@
+//! End-to-end tests of `mirror-server`: the server runs in-process on a
+//! loopback port, Debian's `docker-registry` (started by `tests/support`)
+//! is the upstream, and `skopeo` is the client that pulls from the mirror.
+//!
+//! - `mirror_flow`: repository + policy over HTTP, `poll_mirror`, then
+//!   skopeo inspect/copy out of the mirror with digests checked against
+//!   upstream; the `/v2` read API (HEAD, Range, tag paging, catalog).
+//! - `authz`: who may do what (anonymous, reader, namespace owner, admin;
+//!   access tokens).
+//! - `bad_input`: malformed bodies, names, parameters → 4xx naming the field.
+//! - `crons`: the default cron, and a cron that fires.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod authz;
+mod bad_input;
+mod crons;
+mod mirror_flow;
+mod server;

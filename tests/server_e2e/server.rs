@@ -1,0 +1,222 @@
+//! A `mirror-server` started in-process on `127.0.0.1:0`, and small HTTP
+//! helpers for its APIs.
+
+use std::time::{Duration, Instant};
+
+use mirror_server::{CancellationToken, Config, ServerError};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+/// The admin password every test server is started with.
+pub const ADMIN_PASSWORD: &str = "admin-pa55word";
+
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// `127.0.0.1:PORT`.
+    pub host_port: String,
+    pub client: reqwest::Client,
+    shutdown: CancellationToken,
+    handle: Option<tokio::task::JoinHandle<Result<(), ServerError>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// Credentials of a request: `None` is anonymous.
+pub type Creds<'a> = Option<(&'a str, &'a str)>;
+
+pub const ADMIN: Creds<'static> = Some(("admin", ADMIN_PASSWORD));
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        let dir = tempfile::Builder::new()
+            .prefix("regmirror-server-")
+            .tempdir()
+            .unwrap();
+        TestServer::start_in(dir).await
+    }
+
+    /// Stops the server and starts a new one on the same data directory.
+    pub async fn restart(mut self) -> TestServer {
+        let dir = self.shutdown_keep_dir().await;
+        TestServer::start_in(dir).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir) -> TestServer {
+        let mut config = Config::new(dir.path().join("data"));
+        config.admin_password = Some(ADMIN_PASSWORD.into());
+        config.shutdown_grace = Duration::from_secs(5);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(mirror_server::run(config, listener, shutdown.clone()));
+        let server = TestServer {
+            url: format!("http://{addr}"),
+            host_port: addr.to_string(),
+            client: reqwest::Client::builder().no_proxy().build().unwrap(),
+            shutdown,
+            handle: Some(handle),
+            _dir: dir,
+        };
+        // The listener is bound already; wait until the router answers.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(r) = server
+                .client
+                .get(format!("{}/v2/", server.url))
+                .send()
+                .await
+            {
+                assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+                break;
+            }
+            assert!(Instant::now() < deadline, "mirror-server did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        server
+    }
+
+    /// A request to `path` with `creds`.
+    pub fn request(&self, method: Method, path: &str, creds: Creds) -> reqwest::RequestBuilder {
+        let rb = self.client.request(method, format!("{}{path}", self.url));
+        match creds {
+            Some((u, p)) => rb.basic_auth(u, Some(p)),
+            None => rb,
+        }
+    }
+
+    /// A JSON API call: status and parsed body (`Null` when empty).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        creds: Creds<'_>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut rb = self.request(method, path, creds);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let resp = rb.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+        };
+        (status, value)
+    }
+
+    /// Sends a raw body (for malformed JSON).
+    pub async fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        creds: Creds<'_>,
+        body: &str,
+    ) -> (StatusCode, Value) {
+        let resp = self
+            .request(method, path, creds)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Creates a user as admin.
+    pub async fn create_user(&self, name: &str, password: &str) {
+        let (s, b) = self
+            .call(
+                Method::POST,
+                "/api/v0/accounts",
+                ADMIN,
+                Some(serde_json::json!({"name": name, "password": password})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+
+    /// Creates `namespace/name` as admin.
+    pub async fn create_repo(&self, namespace: &str, name: &str, visibility: &str) {
+        let (s, b) = self
+            .call(
+                Method::POST,
+                &format!("/api/v0/repositories/{namespace}"),
+                ADMIN,
+                Some(serde_json::json!({"name": name, "visibility": visibility})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+
+    /// Waits for a job to finish; panics with its log unless it is `done`.
+    pub async fn wait_done(&self, job_id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let (s, job) = self
+                .call(Method::GET, &format!("/api/v0/jobs/{job_id}"), ADMIN, None)
+                .await;
+            assert_eq!(s, StatusCode::OK, "{job}");
+            match job["status"].as_str().unwrap() {
+                "done" => return job,
+                "waiting" | "running" if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                other => {
+                    let (_, logs) = self
+                        .call(
+                            Method::GET,
+                            &format!("/api/v0/jobs/{job_id}/logs"),
+                            ADMIN,
+                            None,
+                        )
+                        .await;
+                    panic!("job {job_id} is {other}; log: {logs:#}");
+                }
+            }
+        }
+    }
+
+    /// Stops the server and checks it shut down cleanly.
+    pub async fn stop(mut self) {
+        self.shutdown_keep_dir().await;
+    }
+
+    async fn shutdown_keep_dir(&mut self) -> tempfile::TempDir {
+        self.shutdown.cancel();
+        let handle = self.handle.take().unwrap();
+        let result = tokio::time::timeout(Duration::from_secs(20), handle)
+            .await
+            .expect("server stops within 20 s")
+            .expect("server task does not panic");
+        result.expect("server stops without error");
+        std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Asserts a DTR error: status, code, and (when given) `detail.field`.
+#[track_caller]
+pub fn assert_error(
+    got: &(StatusCode, Value),
+    status: StatusCode,
+    code: &str,
+    field: Option<&str>,
+) {
+    let (s, body) = got;
+    assert_eq!(*s, status, "{body}");
+    let e = &body["errors"][0];
+    assert_eq!(e["code"], code, "{body}");
+    assert!(e["message"].is_string(), "{body}");
+    if let Some(f) = field {
+        assert_eq!(e["detail"]["field"], f, "{body}");
+    }
+}
