@@ -1,1 +1,43 @@
+//! # mirror-py
+//!
+//! The `regmirror` Python module: mirror-core's engine for automation
+//! scripts (`regmirror.Mirror`), and a client with the same methods for a
+//! running `mirror-server` (`regmirror.Client`).
+//!
+//! This crate converts types and errors and holds no mirroring logic:
+//! mirror-core validates, decides and copies; the server answers for the
+//! client. The native module is `regmirror._regmirror`; the Python package
+//! (`python/regmirror`) re-exports it and ships the type stubs.
+//!
+//! - `engine.rs`: the Python classes and their methods (blocking + `*_async`).
+//! - `backend.rs`: each operation once, for the engine and for the server.
+//! - `client.rs`: the `/api/v0` HTTP client.
+//! - `model.rs`: `Policy`, `Job`, `Tag` built from the REST API's JSON.
+//! - `errors.rs`: the exception classes and the one mapping from
+//!   `ErrorKind`.
+//! - `runtime.rs`: the shared tokio runtime and blocking with Ctrl-C checks.
 
+mod backend;
+mod client;
+mod engine;
+mod errors;
+mod model;
+mod runtime;
+
+use pyo3::prelude::*;
+
+/// The native part of the `regmirror` package.
+#[pymodule]
+#[pyo3(name = "_regmirror")]
+fn regmirror(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<engine::Engine>()?;
+    m.add_class::<engine::Mirror>()?;
+    m.add_class::<engine::Client>()?;
+    m.add_class::<model::Policy>()?;
+    m.add_class::<model::MirroringStatus>()?;
+    m.add_class::<model::Job>()?;
+    m.add_class::<model::Tag>()?;
+    errors::register(m)?;
+    Ok(())
+}

@@ -1,0 +1,299 @@
+"""Type stubs of regmirror (implemented in Rust, regmirror._regmirror)."""
+
+import os
+import pathlib
+from collections.abc import Awaitable, Callable
+from typing import Any, Optional, Union
+
+__version__: str
+
+ProgressCallback = Callable[[dict[str, int]], object]
+"""Called with ``bytes_copied``, ``blobs_copied``, ``blobs_reused``,
+``tags_copied``, ``tags_planned`` and ``retries``."""
+
+# ---------------------------------------------------------------- errors --
+
+class MirrorError(Exception):
+    """Base class of every regmirror error."""
+
+    kind: str
+    """``not_found``, ``unauthorized``, ``denied``, ``tls``, ``unreachable``,
+    ``transient``, ``digest_mismatch``, ``invalid``, ``conflict``,
+    ``canceled`` or ``internal``."""
+    field: Optional[str]
+    """The REST API field the error is about (``remoteHost``, ...), if any."""
+
+class AuthenticationError(MirrorError):
+    """Credentials refused (``unauthorized``) or access denied (``denied``)."""
+
+class TLSError(MirrorError):
+    """TLS handshake or certificate verification failed."""
+
+class NotFoundError(MirrorError):
+    """A repository, tag, policy or job does not exist."""
+
+class DigestMismatchError(MirrorError):
+    """Content did not match its digest or size."""
+
+class InvalidPolicyError(MirrorError, ValueError):
+    """An input is invalid; ``field`` names it when known."""
+
+class UnreachableError(MirrorError, ConnectionError):
+    """The host could not be reached."""
+
+class CanceledError(MirrorError):
+    """The operation was canceled."""
+
+# ----------------------------------------------------------------- views --
+
+class MirroringStatus:
+    """The outcome of a policy's last evaluation (DTR's ``MirroringStatus``)."""
+
+    @property
+    def code(self) -> str:
+        """``SUCCESS``, ``PARTIAL``, ``FAILED``, ``CANCELED`` or ``NEVER_RUN``."""
+    @property
+    def detail(self) -> str: ...
+    @property
+    def timestamp(self) -> str:
+        """RFC 3339."""
+    def to_dict(self) -> dict[str, str]: ...
+
+class Policy:
+    """A poll mirroring policy. ``password`` and ``auth_token`` are
+    write-only: not attributes, not in ``to_dict()`` or ``repr``."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def local_repository(self) -> str: ...
+    @property
+    def remote_host(self) -> str: ...
+    @property
+    def remote_repository(self) -> str: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def remote_ca(self) -> str: ...
+    @property
+    def skip_tls_verification(self) -> bool: ...
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def initial_evaluation(self) -> bool: ...
+    @property
+    def last_mirrored_at(self) -> Optional[str]:
+        """RFC 3339; ``None`` if no poll copied anything yet."""
+    @property
+    def last_status(self) -> MirroringStatus: ...
+    @property
+    def created_at(self) -> Optional[str]: ...
+    def to_dict(self) -> dict[str, Any]: ...
+
+class Job:
+    """A job record (DTR's fields)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def retry_from_id(self) -> str: ...
+    @property
+    def worker_id(self) -> str: ...
+    @property
+    def status(self) -> str:
+        """``waiting``, ``running``, ``done``, ``errored`` or ``canceled``."""
+    @property
+    def scheduled_at(self) -> str: ...
+    @property
+    def last_updated(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def retries_left(self) -> int: ...
+    @property
+    def retries_total(self) -> int: ...
+    @property
+    def parameters(self) -> dict[str, str]: ...
+    @property
+    def deadline(self) -> str: ...
+    @property
+    def stop_timeout(self) -> str: ...
+    @property
+    def finished(self) -> bool:
+        """Whether the status is ``done``, ``errored`` or ``canceled``."""
+    def log_lines(self) -> list[str]:
+        """The job's log, oldest line first (read at each call)."""
+    def log_lines_async(self) -> Awaitable[list[str]]: ...
+    def to_dict(self) -> dict[str, Any]: ...
+
+class Tag:
+    """A tag of a local repository."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def digest(self) -> str: ...
+    @property
+    def media_type(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def mirrored_by(self) -> Optional[str]:
+        """The ID of the policy that mirrored it."""
+    @property
+    def mirrored_from(self) -> Optional[str]:
+        """``host/repository:tag`` it was mirrored from."""
+    @property
+    def updated_at(self) -> Optional[str]: ...
+    def to_dict(self) -> dict[str, Any]: ...
+
+# --------------------------------------------------------------- engines --
+
+class _Engine:
+    """The methods ``Mirror`` and ``Client`` share. Blocking methods release
+    the GIL and can be interrupted with Ctrl-C; each has an ``*_async`` twin
+    that must be called inside a running asyncio event loop."""
+
+    def add_policy(
+        self,
+        local_repository: str,
+        *,
+        remote_host: str,
+        remote_repository: str,
+        username: str = "",
+        password: str = "",
+        auth_token: str = "",
+        remote_ca: Optional[str] = None,
+        skip_tls_verification: bool = False,
+        enabled: bool = True,
+        initial_evaluation: bool = True,
+    ) -> Policy: ...
+    def add_policy_async(
+        self,
+        local_repository: str,
+        *,
+        remote_host: str,
+        remote_repository: str,
+        username: str = "",
+        password: str = "",
+        auth_token: str = "",
+        remote_ca: Optional[str] = None,
+        skip_tls_verification: bool = False,
+        enabled: bool = True,
+        initial_evaluation: bool = True,
+    ) -> Awaitable[Policy]: ...
+    def check_connection(
+        self,
+        *,
+        remote_host: str,
+        remote_repository: str,
+        username: str = "",
+        password: str = "",
+        auth_token: str = "",
+        remote_ca: Optional[str] = None,
+        skip_tls_verification: bool = False,
+    ) -> dict[str, bool]:
+        """``{"read": bool, "write": bool}``; raises with the reason when
+        the remote repository cannot be read."""
+    def check_connection_async(
+        self,
+        *,
+        remote_host: str,
+        remote_repository: str,
+        username: str = "",
+        password: str = "",
+        auth_token: str = "",
+        remote_ca: Optional[str] = None,
+        skip_tls_verification: bool = False,
+    ) -> Awaitable[dict[str, bool]]: ...
+    def poll(self, policy_id: str, progress: Optional[ProgressCallback] = None) -> Job:
+        """Runs one ``poll_mirror`` job for the policy and returns it finished.
+        Ctrl-C cancels the job cleanly and raises ``KeyboardInterrupt``."""
+    def poll_async(
+        self, policy_id: str, progress: Optional[ProgressCallback] = None
+    ) -> Awaitable[Job]: ...
+    def policies(self, local_repository: Optional[str] = None) -> list[Policy]: ...
+    def policies_async(self, local_repository: Optional[str] = None) -> Awaitable[list[Policy]]: ...
+    def policy(self, id: str) -> Policy: ...
+    def policy_async(self, id: str) -> Awaitable[Policy]: ...
+    def update_policy(
+        self,
+        id: str,
+        *,
+        remote_host: Optional[str] = None,
+        remote_repository: Optional[str] = None,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        auth_token: Optional[str] = None,
+        remote_ca: Optional[str] = None,
+        skip_tls_verification: Optional[bool] = None,
+        enabled: Optional[bool] = None,
+    ) -> Policy: ...
+    def update_policy_async(
+        self,
+        id: str,
+        *,
+        remote_host: Optional[str] = None,
+        remote_repository: Optional[str] = None,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        auth_token: Optional[str] = None,
+        remote_ca: Optional[str] = None,
+        skip_tls_verification: Optional[bool] = None,
+        enabled: Optional[bool] = None,
+    ) -> Awaitable[Policy]: ...
+    def delete_policy(self, id: str) -> bool: ...
+    def delete_policy_async(self, id: str) -> Awaitable[bool]: ...
+    def tags(self, repository: str) -> list[Tag]: ...
+    def tags_async(self, repository: str) -> Awaitable[list[Tag]]: ...
+    def jobs(
+        self, action: Optional[str] = None, running: Optional[bool] = None, limit: int = 100
+    ) -> list[Job]: ...
+    def jobs_async(
+        self, action: Optional[str] = None, running: Optional[bool] = None, limit: int = 100
+    ) -> Awaitable[list[Job]]: ...
+    def job(self, id: str) -> Job: ...
+    def job_async(self, id: str) -> Awaitable[Job]: ...
+    def cancel_job(self, id: str) -> Job: ...
+    def cancel_job_async(self, id: str) -> Awaitable[Job]: ...
+
+class Mirror(_Engine):
+    """The mirroring engine on a data directory, in this process."""
+
+    def __init__(self, data_dir: Union[str, os.PathLike[str]]) -> None: ...
+    @property
+    def data_dir(self) -> pathlib.Path: ...
+    def recover(self) -> list[Job]:
+        """Requeues or errors jobs left running by a dead process and removes
+        unfinished uploads; call when no other process uses the directory."""
+
+class Client(_Engine):
+    """A client of a running ``mirror-server`` (``/api/v0``), HTTP Basic auth.
+    ``poll``'s ``progress`` callback is not called (the server does not
+    report byte counters)."""
+
+    def __init__(
+        self, base_url: str, username: str = "", password: str = "", *, timeout: float = 60.0
+    ) -> None: ...
+    @property
+    def base_url(self) -> str: ...
+    @property
+    def username(self) -> str: ...
+
+__all__ = [
+    "AuthenticationError",
+    "CanceledError",
+    "Client",
+    "DigestMismatchError",
+    "InvalidPolicyError",
+    "Job",
+    "Mirror",
+    "MirrorError",
+    "MirroringStatus",
+    "NotFoundError",
+    "Policy",
+    "Tag",
+    "TLSError",
+    "UnreachableError",
+    "__version__",
+]

@@ -1,0 +1,65 @@
+//! Running Rust futures for Python: one shared tokio runtime (the one
+//! pyo3-async-runtimes drives the `*_async` methods on), and [`block`], which
+//! runs a future for a blocking call with the GIL released while watching
+//! for Ctrl-C.
+
+use std::future::Future;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use tokio::runtime::Runtime;
+use tokio::task::JoinHandle;
+
+use crate::errors::Failure;
+
+/// How often a blocking call wakes up to let Python handle signals.
+pub const SIGNAL_CHECK: Duration = Duration::from_millis(100);
+
+/// The process-wide runtime.
+pub fn runtime() -> &'static Runtime {
+    pyo3_async_runtimes::tokio::get_runtime()
+}
+
+/// Waits up to `timeout` for `task` with the GIL released. `None` if it is
+/// still running.
+pub fn wait_for<T: Send + 'static>(
+    py: Python<'_>,
+    task: &mut JoinHandle<T>,
+    timeout: Duration,
+) -> Option<PyResult<T>> {
+    py.detach(|| {
+        runtime().block_on(async {
+            match tokio::time::timeout(timeout, &mut *task).await {
+                Ok(Ok(v)) => Some(Ok(v)),
+                Ok(Err(e)) => Some(Err(e)),
+                Err(_) => None,
+            }
+        })
+    })
+    .map(|joined| {
+        joined.map_err(|e| {
+            pyo3::exceptions::PyRuntimeError::new_err(format!("regmirror task failed: {e}"))
+        })
+    })
+}
+
+/// Runs `fut` on the shared runtime until it ends, with the GIL released.
+/// A Ctrl-C (or any signal handler raising) aborts it and raises
+/// `KeyboardInterrupt`; calls that must stop cleanly (a poll) use their
+/// own loop with a cancel token instead.
+pub fn block<T, F>(py: Python<'_>, fut: F) -> PyResult<T>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, Failure>> + Send + 'static,
+{
+    let mut task = runtime().spawn(fut);
+    loop {
+        if let Some(result) = wait_for(py, &mut task, SIGNAL_CHECK) {
+            return Ok(result??);
+        }
+        if let Err(interrupt) = py.check_signals() {
+            task.abort();
+            return Err(interrupt);
+        }
+    }
+}

@@ -1,0 +1,165 @@
+"""regmirror.Client against a mirror-server started by the test, with
+docker-registry as the upstream. The same calls as the embedded tests, so a
+script can switch between the two."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+import regmirror
+
+from conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVER_BIN = Path(os.environ.get("REGMIRROR_SERVER_BIN", ROOT / "target" / "debug" / "mirror-server"))
+ADMIN_PASSWORD = "admin-password-for-tests"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    if not SERVER_BIN.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"mirror-server binary not found at {SERVER_BIN} (CI must build it)")
+        pytest.skip(f"mirror-server binary not found at {SERVER_BIN}: "
+                    "build it with `cargo build -p mirror-server` (or set REGMIRROR_SERVER_BIN)")
+    port = free_port()
+    log = tmp_path / "server.log"
+    proc = subprocess.Popen(
+        [str(SERVER_BIN), "--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "server")],
+        env={**os.environ, "MIRROR_ADMIN_PASSWORD": ADMIN_PASSWORD, "RUST_LOG": "warn"},
+        stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mirror-server exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            urllib.request.urlopen(f"{url}/api/v0/repositories", timeout=2).close()
+            break
+        except urllib.error.HTTPError:
+            break  # 401: up
+        except (urllib.error.URLError, OSError):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"mirror-server did not come up:\n{log.read_text()}")
+            time.sleep(0.1)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def test_client_mirrors_through_the_server(server, registry):
+    pushed = {tag: registry.push_image("team/app", tag) for tag in ("v1", "v2")}
+    client = regmirror.Client(server, "admin", ADMIN_PASSWORD)
+    assert client.check_connection(remote_host=registry.url, remote_repository="team/app") \
+        == {"read": True, "write": True}
+
+    policy = client.add_policy("mirrors/app", remote_host=registry.url,
+                               remote_repository="team/app", username="", password="")
+    assert policy.local_repository == "mirrors/app" and policy.remote_host == registry.url
+    assert not hasattr(policy, "password") and "password" not in policy.to_dict()
+
+    job = client.poll(policy.id)
+    assert job.status == "done", job.log_lines()
+    assert job.log_lines(), "no log lines"
+    tags = {t.name: t for t in client.tags("mirrors/app")}
+    assert sorted(tags) == sorted(pushed)
+    for name, tag in tags.items():
+        assert tag.digest == registry.manifest_digest("team/app", name) == pushed[name]
+        assert tag.mirrored_by == policy.id
+        assert tag.mirrored_from and tag.mirrored_from.endswith(f"team/app:{name}")
+
+    assert [p.id for p in client.policies()] == [policy.id]
+    assert [p.id for p in client.policies("mirrors/app")] == [policy.id]
+    assert client.policy(policy.id).last_status.code == "SUCCESS"
+    assert client.job(job.id).status == "done"
+    assert job.id in [j.id for j in client.jobs(action="poll_mirror")]
+    assert client.update_policy(policy.id, enabled=False).enabled is False
+    assert client.delete_policy(policy.id) is True
+    assert client.delete_policy(policy.id) is False
+    with pytest.raises(regmirror.NotFoundError):
+        client.policy(policy.id)
+
+
+def test_client_raises_the_same_exception_classes(server, make_registry, tmp_path):
+    upstream = make_registry(auth=("bot", "right-password"))
+    upstream.push_image("team/private", "v1")
+    client = regmirror.Client(server, "admin", ADMIN_PASSWORD)
+
+    with pytest.raises(regmirror.AuthenticationError) as err:
+        client.add_policy("mirrors/private", remote_host=upstream.url,
+                          remote_repository="team/private", username="bot", password="wrong-pw")
+    assert "team/private" in str(err.value) and "wrong-pw" not in str(err.value)
+    with pytest.raises(regmirror.AuthenticationError) as local_err:
+        regmirror.Mirror(tmp_path / "data").check_connection(
+            remote_host=upstream.url, remote_repository="team/private", username="bot",
+            password="wrong-pw")
+    assert str(local_err.value) == str(err.value)
+
+    with pytest.raises(regmirror.NotFoundError):
+        client.add_policy("mirrors/missing", remote_host=upstream.url,
+                          remote_repository="team/missing", username="bot",
+                          password="right-password")
+
+    with pytest.raises(regmirror.InvalidPolicyError) as err:
+        client.add_policy("mirrors/app", remote_host="not a url", remote_repository="team/app")
+    assert err.value.field == "remoteHost"
+    # The embedded engine words bad input as the server does.
+    with pytest.raises(regmirror.InvalidPolicyError) as local_err:
+        regmirror.Mirror(tmp_path / "data").add_policy(
+            "mirrors/app", remote_host="not a url", remote_repository="team/app")
+    assert str(local_err.value) == str(err.value)
+    assert local_err.value.field == err.value.field
+
+    with pytest.raises(regmirror.NotFoundError):
+        client.job("no-such-job")
+
+    with pytest.raises(regmirror.AuthenticationError):
+        regmirror.Client(server, "admin", "not-the-password").jobs()
+
+
+def test_client_async_twins(server, registry):
+    digest = registry.push_image("team/app", "v1")
+    client = regmirror.Client(server, "admin", ADMIN_PASSWORD)
+
+    async def main():
+        policy = await client.add_policy_async("mirrors/app", remote_host=registry.url,
+                                               remote_repository="team/app")
+        job = await client.poll_async(policy.id)
+        return job, await client.tags_async("mirrors/app")
+
+    job, tags = asyncio.run(main())
+    assert job.status == "done"
+    assert [t.digest for t in tags] == [digest]
+
+
+def test_example_script_against_the_server(server, registry, tmp_path):
+    import json
+    import sys
+
+    digest = registry.push_image("team/a", "v1")
+    config = tmp_path / "mirrors.json"
+    config.write_text(json.dumps({"repositories": [
+        {"remote_host": registry.url, "remote_repository": "team/a",
+         "local_repository": "mirrors/a"}]}))
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "mirror_list.py"), str(config),
+         "--server", server, "--username", "admin", "--password-env", "SERVER_PW"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "SERVER_PW": ADMIN_PASSWORD})
+    assert result.returncode == 0, result.stdout + result.stderr
+    client = regmirror.Client(server, "admin", ADMIN_PASSWORD)
+    assert [t.digest for t in client.tags("mirrors/a")] == [digest]
