@@ -1,0 +1,450 @@
+//! End-to-end benchmark: regmirror against `skopeo`, on the same upstream
+//! (Debian's `docker-registry`) in the same run, on loopback.
+//!
+//! ```text
+//! cargo bench --bench e2e                 # full sizes (about 10 minutes)
+//! REGMIRROR_BENCH_RUNS=5 cargo bench --bench e2e
+//! ```
+//!
+//! Scenarios (issue "Performance"):
+//! 1. one ~830 MiB image (layers of 512, 256 and 64 MiB of random data):
+//!    regmirror without and with durable commits, `skopeo copy` into a second
+//!    registry, and `dd conv=fdatasync` of the same bytes to the same disk;
+//! 2. initial mirror of a repository with 50 small tags vs `skopeo sync`;
+//! 3. a no-change poll of a repository with 5,000 tags (job requested to job
+//!    done), counting the requests the upstream logged, vs `skopeo sync`.
+//!
+//! regmirror runs in a child process (this binary re-executed with
+//! `--child`), so its peak RSS (`VmHWM`) is measured alone. Under `cargo test`
+//! (no `--bench` argument) every scenario runs once with tiny sizes as a
+//! smoke test.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mirror_core::store::FsOptions;
+use mirror_core::{JobStatus, Mirror, MirrorSettings, NewPolicy, RepositoryName, Stores};
+use support::{ImageSpec, LayerSpec, Registry};
+
+const MIB: u64 = 1024 * 1024;
+
+struct Sizes {
+    layers: Vec<u64>,
+    small_tags: usize,
+    many_tags: usize,
+    many_images: usize,
+    runs: usize,
+}
+
+fn sizes(full: bool) -> Sizes {
+    let runs = std::env::var("REGMIRROR_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    if full {
+        Sizes {
+            layers: vec![512 * MIB, 256 * MIB, 64 * MIB],
+            small_tags: 50,
+            many_tags: 5000,
+            many_images: 50,
+            runs,
+        }
+    } else {
+        Sizes {
+            layers: vec![3 * MIB, MIB],
+            small_tags: 3,
+            many_tags: 20,
+            many_images: 2,
+            runs: 1,
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--child") {
+        child(&args[2..]);
+        return;
+    }
+    let full = args.iter().any(|a| a == "--bench");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(run(sizes(full)));
+}
+
+/// `--child URL REPO DATA_DIR DURABLE(0|1) POLLS`: mirror `REPO` into
+/// `DATA_DIR` with `POLLS` polls; prints the seconds of the last poll.
+fn child(args: &[String]) {
+    let [url, repo, data, durable, polls] = args else {
+        panic!("usage: --child URL REPO DATA_DIR DURABLE POLLS")
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let stores = Stores::embedded(
+            Path::new(data),
+            FsOptions {
+                durable: durable == "1",
+            },
+        )
+        .unwrap();
+        let m = Mirror::new(
+            stores,
+            Arc::new(mirror_core::remote::HttpConnector::default()),
+            MirrorSettings::default(),
+        );
+        let local = RepositoryName::parse("bench/mirror").unwrap();
+        let policy = match m.policies(Some(&local)).await.unwrap().pop() {
+            Some(p) => p,
+            None => m
+                .add_policy(
+                    &local,
+                    NewPolicy {
+                        remote_host: url.clone(),
+                        remote_repository: repo.clone(),
+                        enabled: true,
+                        ..Default::default()
+                    },
+                    true,
+                )
+                .await
+                .unwrap(),
+        };
+        let mut secs = 0.0;
+        for _ in 0..polls.parse::<usize>().unwrap() {
+            let start = Instant::now();
+            let job = m.poll(&policy.id).await.unwrap();
+            secs = start.elapsed().as_secs_f64();
+            assert_eq!(job.status, JobStatus::Done);
+        }
+        println!("{secs}");
+    });
+}
+
+/// Wall time and peak RSS of a command.
+struct Run {
+    secs: f64,
+    peak_rss_mib: f64,
+    stdout: String,
+}
+
+fn measure(cmd: &mut Command) -> Run {
+    let start = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start command");
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(&status_path)
+            && let Some(line) = s.lines().find(|l| l.starts_with("VmHWM:"))
+        {
+            let kib: u64 = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            peak_kib = peak_kib.max(kib);
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Run {
+        secs,
+        peak_rss_mib: peak_kib as f64 / 1024.0,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+    }
+}
+
+fn regmirror(reg: &Registry, repo: &str, data: &Path, durable: bool, polls: usize) -> Run {
+    measure(Command::new(std::env::current_exe().unwrap()).args([
+        "--child",
+        &reg.url(),
+        repo,
+        data.to_str().unwrap(),
+        if durable { "1" } else { "0" },
+        &polls.to_string(),
+    ]))
+}
+
+fn skopeo(args: &[&str]) -> Run {
+    measure(Command::new("skopeo").args(args))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// A scratch directory on the same disk as the registries' storage.
+fn scratch() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+struct Row {
+    scenario: String,
+    tool: String,
+    secs: f64,
+    extra: String,
+}
+
+fn print_table(rows: &[Row]) {
+    println!();
+    println!(
+        "| {:<34} | {:<34} | {:>9} | {:<40} |",
+        "scenario", "tool", "median s", "notes"
+    );
+    println!("|{:-<36}|{:-<36}|{:->11}|{:-<42}|", "", "", "", "");
+    for r in rows {
+        println!(
+            "| {:<34} | {:<34} | {:>9.3} | {:<40} |",
+            r.scenario, r.tool, r.secs, r.extra
+        );
+    }
+    println!();
+}
+
+async fn run(s: Sizes) {
+    let mut rows = Vec::new();
+    large_image(&s, &mut rows).await;
+    small_tags(&s, &mut rows).await;
+    many_tags(&s, &mut rows).await;
+    print_table(&rows);
+}
+
+async fn large_image(s: &Sizes, rows: &mut Vec<Row>) {
+    let up = Registry::plain().await;
+    let mut spec = ImageSpec::small("large");
+    for (i, size) in s.layers.iter().enumerate() {
+        spec = spec.layer(LayerSpec::Random {
+            size: *size,
+            seed: 1000 + i as u64,
+        });
+    }
+    up.pusher().push_image("bench/large", "v1", spec).await;
+    let total: u64 = s.layers.iter().sum();
+    let total_mib = total as f64 / MIB as f64;
+    let (mut fast, mut durable, mut sk, mut dd) = (vec![], vec![], vec![], vec![]);
+    let (mut rss_fast, mut rss_durable, mut rss_skopeo) = (0.0f64, 0.0f64, 0.0f64);
+    for _ in 0..s.runs {
+        let dir = scratch();
+        let r = regmirror(&up, "bench/large", &dir.path().join("a"), false, 1);
+        rss_fast = rss_fast.max(r.peak_rss_mib);
+        fast.push(r.secs);
+        let r = regmirror(&up, "bench/large", &dir.path().join("b"), true, 1);
+        rss_durable = rss_durable.max(r.peak_rss_mib);
+        durable.push(r.secs);
+        drop(dir);
+
+        let dest = Registry::plain().await;
+        let r = skopeo(&[
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &format!("docker://{}/bench/large:v1", up.host_port()),
+            &format!("docker://{}/bench/large:v1", dest.host_port()),
+        ]);
+        rss_skopeo = rss_skopeo.max(r.peak_rss_mib);
+        sk.push(r.secs);
+        drop(dest);
+
+        let dir = scratch();
+        let out: PathBuf = dir.path().join("dd.out");
+        let r = measure(Command::new("dd").args([
+            "if=/dev/zero",
+            &format!("of={}", out.display()),
+            "bs=4M",
+            &format!("count={}", total.div_ceil(4 * MIB)),
+            "conv=fdatasync",
+        ]));
+        dd.push(r.secs);
+    }
+    let (f, d, k, z) = (median(fast), median(durable), median(sk), median(dd));
+    let name = format!("1. {total_mib:.0} MiB image");
+    rows.push(Row {
+        scenario: name.clone(),
+        tool: "regmirror (durable off)".into(),
+        secs: f,
+        extra: format!(
+            "{:.0} MiB/s, RSS {:.0} MiB, {:.2}x skopeo (goal 0.5)",
+            total_mib / f,
+            rss_fast,
+            f / k
+        ),
+    });
+    rows.push(Row {
+        scenario: name.clone(),
+        tool: "regmirror (durable, default)".into(),
+        secs: d,
+        extra: format!(
+            "{:.0} MiB/s, RSS {:.0} MiB, {:.2}x dd (goal 1.15)",
+            total_mib / d,
+            rss_durable,
+            d / z
+        ),
+    });
+    rows.push(Row {
+        scenario: name.clone(),
+        tool: "skopeo copy (to docker-registry)".into(),
+        secs: k,
+        extra: format!("{:.0} MiB/s, RSS {:.0} MiB", total_mib / k, rss_skopeo),
+    });
+    rows.push(Row {
+        scenario: name,
+        tool: "dd conv=fdatasync (same bytes)".into(),
+        secs: z,
+        extra: format!("{:.0} MiB/s", total_mib / z),
+    });
+}
+
+async fn small_tags(s: &Sizes, rows: &mut Vec<Row>) {
+    let up = Registry::plain().await;
+    let p = up.pusher();
+    for i in 0..s.small_tags {
+        p.push_image(
+            "bench/small",
+            &format!("t{i}"),
+            ImageSpec::small(&format!("small image {i}")),
+        )
+        .await;
+    }
+    let (mut ours, mut theirs) = (vec![], vec![]);
+    for _ in 0..s.runs {
+        let dir = scratch();
+        ours.push(regmirror(&up, "bench/small", dir.path(), true, 1).secs);
+        let dest = Registry::plain().await;
+        theirs.push(
+            skopeo(&[
+                "sync",
+                "--src",
+                "docker",
+                "--dest",
+                "docker",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+                &format!("{}/bench/small", up.host_port()),
+                &format!("{}/mirror", dest.host_port()),
+            ])
+            .secs,
+        );
+    }
+    let (o, t) = (median(ours), median(theirs));
+    let name = format!("2. initial mirror, {} tags", s.small_tags);
+    rows.push(Row {
+        scenario: name.clone(),
+        tool: "regmirror".into(),
+        secs: o,
+        extra: format!("{:.2}x skopeo sync (goal 0.5)", o / t),
+    });
+    rows.push(Row {
+        scenario: name,
+        tool: "skopeo sync".into(),
+        secs: t,
+        extra: String::new(),
+    });
+}
+
+async fn many_tags(s: &Sizes, rows: &mut Vec<Row>) {
+    let up = Registry::builder().log_level("info").start().await;
+    let p = up.pusher();
+    let mut images = Vec::new();
+    for i in 0..s.many_images {
+        images.push(
+            p.push_image(
+                "bench/many",
+                &format!("base{i}"),
+                ImageSpec::small(&format!("many {i}")),
+            )
+            .await,
+        );
+    }
+    // Extra tags point at the same manifests: a tag costs the mirror one HEAD.
+    let per_image = s.many_tags / s.many_images;
+    let mut tasks = Vec::new();
+    for (i, img) in images.iter().enumerate() {
+        let (client, img) = (up.pusher(), img.clone());
+        tasks.push(tokio::spawn(async move {
+            for j in 1..per_image {
+                client
+                    .push_manifest_raw(
+                        "bench/many",
+                        &format!("v{i}.{j}"),
+                        &img.media_type,
+                        img.bytes.clone(),
+                    )
+                    .await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let n_tags = p.tags("bench/many").await.len();
+    let dir = scratch();
+    regmirror(&up, "bench/many", dir.path(), true, 1);
+    let mut ours = vec![];
+    let requests_before = up.logs().lines().count();
+    for _ in 0..s.runs {
+        let r = regmirror(&up, "bench/many", dir.path(), true, 1);
+        ours.push(r.stdout.trim().parse::<f64>().unwrap());
+    }
+    let log = up.logs();
+    let new: Vec<&str> = log.lines().skip(requests_before).collect();
+    let count = |m: &str, what: &str| {
+        new.iter()
+            .filter(|l| l.contains(&format!("http.request.method={m}")) && l.contains(what))
+            .count()
+    };
+    let (heads, gets, blobs) = (
+        count("HEAD", "/manifests/"),
+        count("GET", "/manifests/"),
+        count("GET", "/blobs/"),
+    );
+    let dest = Registry::plain().await;
+    let sync = |dest: &Registry| {
+        skopeo(&[
+            "sync",
+            "--src",
+            "docker",
+            "--dest",
+            "docker",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &format!("{}/bench/many", up.host_port()),
+            &format!("{}/mirror", dest.host_port()),
+        ])
+    };
+    sync(&dest);
+    let t = sync(&dest).secs;
+    let o = median(ours);
+    let name = format!("3. no-change poll, {n_tags} tags");
+    rows.push(Row {
+        scenario: name.clone(),
+        tool: "regmirror (job requested to done)".into(),
+        secs: o,
+        extra: format!(
+            "{:.1} HEAD/run, {gets} manifest GET, {blobs} blob GET (goal < 2 s)",
+            heads as f64 / s.runs as f64
+        ),
+    });
+    rows.push(Row {
+        scenario: name,
+        tool: "skopeo sync (no change)".into(),
+        secs: t,
+        extra: String::new(),
+    });
+}
