@@ -11,7 +11,8 @@
 //!   embedded backends (a directory and SQLite).
 //! - [`diff`]: which tags to copy. [`copy`]: the streaming copy.
 //!   [`poll`]: one poll of one policy. [`job`]: the job state machine.
-//! - [`Mirror`]: the engine that the server and the Python module drive.
+//! - [`Mirror`]: the engine that the server and the Python module drive;
+//!   [`metrics`]: the counters it keeps.
 //!
 //! See `ARCHITECTURE.md` at the repository root for how a poll flows.
 
@@ -23,6 +24,7 @@ pub mod digest;
 pub mod error;
 pub mod job;
 pub mod manifest;
+pub mod metrics;
 pub mod mirror;
 pub mod policy;
 pub mod poll;
@@ -37,6 +39,7 @@ pub use digest::{Digest, Hasher};
 pub use error::ErrorKind;
 pub use job::{Job, JobFilter, JobStatus, JobSubmission, LogLine};
 pub use manifest::{Descriptor, Manifest};
+pub use metrics::{Metrics, MetricsSnapshot};
 pub use mirror::{Mirror, MirrorError, MirrorSettings, Stores};
 pub use policy::{MirroringStatus, NewPolicy, PolicyUpdate, PollMirroringPolicy, RemoteEndpoint};
 pub use reference::RepositoryName;

@@ -98,6 +98,8 @@ pub struct Manifest {
     pub body: ManifestBody,
     /// The manifest this one refers to (OCI 1.1 referrers), if any.
     pub subject: Option<Descriptor>,
+    /// The `artifactType` field (OCI 1.1), if any.
+    pub artifact_type: Option<String>,
 }
 
 /// Why manifest bytes cannot be mirrored.
@@ -138,6 +140,8 @@ struct RawManifest {
     layers: Option<Vec<Descriptor>>,
     #[serde(default)]
     subject: Option<Descriptor>,
+    #[serde(default)]
+    artifact_type: Option<String>,
 }
 
 impl Manifest {
@@ -198,6 +202,7 @@ impl Manifest {
             media_type,
             body,
             subject: raw.subject,
+            artifact_type: raw.artifact_type,
         })
     }
 

@@ -15,12 +15,15 @@ use crate::job::{
     Job, JobEvent, JobFilter, JobStatus, JobSubmission, LogLine, PARAM_POLICY_ID, POLL_MIRROR,
     transition,
 };
+use crate::metrics::{Metrics, MetricsSnapshot, PollResult};
 use crate::policy::{
     InvalidPolicy, MirroringStatus, NewPolicy, PolicyUpdate, PollMirroringPolicy, RemoteEndpoint,
 };
 use crate::poll::{LogSink, PollEnv, PollError, PollReport, poll_policy, resolve_digests};
 use crate::reference::{InvalidName, RepositoryName};
-use crate::remote::{HttpConnector, Permissions, RemoteConnector, RemoteError, RetryPolicy};
+use crate::remote::{
+    HttpConnector, HttpSettings, Permissions, RemoteConnector, RemoteError, RetryPolicy,
+};
 use crate::store::{
     BlobStore, FsBlobStore, FsOptions, NewRepository, PolicyStore, Repository, RepositoryStore,
     SqliteStore, StoreError, Visibility,
@@ -109,6 +112,10 @@ pub struct MirrorSettings {
     pub stale_after: Duration,
     /// This process's worker ID (DTR: 12 hex characters).
     pub worker_id: String,
+    /// Counters the engine updates (see [`crate::metrics`]). [`Mirror::open`]
+    /// shares them with its HTTP connector, which counts 429s; with
+    /// [`Mirror::new`], pass the same `Arc` in [`HttpSettings::metrics`].
+    pub metrics: Arc<Metrics>,
 }
 
 impl Default for MirrorSettings {
@@ -120,6 +127,7 @@ impl Default for MirrorSettings {
             heartbeat_interval: Duration::from_secs(2),
             stale_after: Duration::from_secs(30),
             worker_id: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+            metrics: Arc::default(),
         }
     }
 }
@@ -179,19 +187,24 @@ struct Inner {
     stores: Stores,
     connector: Arc<dyn RemoteConnector>,
     settings: MirrorSettings,
-    /// Counters of jobs running in this process.
-    running: Mutex<HashMap<String, Arc<Progress>>>,
+    /// Jobs running in this process: their counters, and what the
+    /// counters read when the job started (a caller may pass a `Progress`
+    /// that already counted something).
+    running: Mutex<HashMap<String, (Arc<Progress>, ProgressSnapshot)>>,
 }
 
 impl Mirror {
     /// The engine on the embedded stores in `data_dir`, with default settings.
     pub fn open(data_dir: &Path) -> Result<Self, MirrorError> {
         let stores = Stores::embedded(data_dir, FsOptions::default())?;
-        Ok(Mirror::new(
-            stores,
-            Arc::new(HttpConnector::default()),
-            MirrorSettings::default(),
-        ))
+        let settings = MirrorSettings::default();
+        let connector = HttpConnector {
+            settings: HttpSettings {
+                metrics: settings.metrics.clone(),
+                ..Default::default()
+            },
+        };
+        Ok(Mirror::new(stores, Arc::new(connector), settings))
     }
 
     /// The engine on the given stores and connector.
@@ -453,7 +466,20 @@ impl Mirror {
     /// Live counters of a job running in this process.
     pub fn progress(&self, job_id: &str) -> Option<ProgressSnapshot> {
         let running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
-        running.get(job_id).map(|p| p.snapshot())
+        running.get(job_id).map(|(p, _)| p.snapshot())
+    }
+
+    /// The engine's counters now (see [`crate::metrics`]): totals of
+    /// finished jobs plus the progress of running ones, and the last
+    /// success of every stored policy.
+    pub async fn metrics(&self) -> Result<MetricsSnapshot, MirrorError> {
+        let policies = self.inner.stores.policies.policies(None).await?;
+        let running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+        let live: Vec<ProgressSnapshot> = running
+            .values()
+            .map(|(p, start)| crate::metrics::delta(p.snapshot(), *start))
+            .collect();
+        Ok(self.inner.settings.metrics.snapshot(&live, &policies))
     }
 
     /// Submits a `poll_mirror` job for one policy and runs it now, in this
@@ -524,8 +550,23 @@ impl Mirror {
 
     /// Finds running jobs whose worker stopped heart-beating (a crash):
     /// requeues those with retries left, errors the rest. Also removes
-    /// abandoned blob uploads. Call on start, before running jobs.
+    /// abandoned blob uploads. Call on start, before running jobs or
+    /// opening blob writers: every unfinished upload is deleted, including
+    /// one a writer of this process still holds (its commit would fail).
     pub async fn recover(&self) -> Result<Vec<Job>, MirrorError> {
+        let jobs = self.recover_lost_jobs().await?;
+        let purged = self.inner.stores.blobs.purge_uploads().await?;
+        if purged > 0 {
+            tracing::info!(purged, "removed unfinished blob uploads");
+        }
+        Ok(jobs)
+    }
+
+    /// The job half of [`Mirror::recover`], safe to call at any time while
+    /// jobs run and blobs are written (a [`crate::worker::Worker`] calls it
+    /// periodically): requeues or errors jobs whose heartbeat stopped and
+    /// releases their policy leases; leaves uploads alone.
+    pub async fn recover_lost_jobs(&self) -> Result<Vec<Job>, MirrorError> {
         let stale_before = Utc::now()
             - chrono::Duration::from_std(self.inner.settings.stale_after)
                 .unwrap_or(chrono::Duration::seconds(30));
@@ -554,10 +595,6 @@ impl Mirror {
                 .await?;
             out.push(job);
         }
-        let purged = self.inner.stores.blobs.purge_uploads().await?;
-        if purged > 0 {
-            tracing::info!(purged, "removed unfinished blob uploads");
-        }
         Ok(out)
     }
 
@@ -571,11 +608,12 @@ impl Mirror {
     ) -> Job {
         let policies = self.inner.stores.policies.clone();
         let progress = progress.unwrap_or_default();
+        let started = std::time::Instant::now();
         self.inner
             .running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(job.id.clone(), progress.clone());
+            .insert(job.id.clone(), (progress.clone(), progress.snapshot()));
         let log = Arc::new(JobLog::default());
         let job_cancel = cancel.child_token();
         // Aborted on drop too: if this future is dropped (its task aborted),
@@ -615,11 +653,18 @@ impl Mirror {
         if let Err(e) = policies.update_job(&job).await {
             tracing::error!(job = %job.id, "cannot record job status: {e}");
         }
-        self.inner
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&job.id);
+        {
+            // Under the lock, so a reading counts the job's progress once:
+            // either as running or as finished.
+            let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((p, start)) = running.remove(&job.id) {
+                self.inner.settings.metrics.record_job(
+                    job.status,
+                    started.elapsed(),
+                    crate::metrics::delta(p.snapshot(), start),
+                );
+            }
+        }
         job
     }
 
@@ -675,48 +720,43 @@ impl Mirror {
                 .await;
             let _ = store.release_policy(&policy.id, &job.id).await;
             let now = crate::job::now();
-            let (status, mirrored_at) = match &result {
+            let (outcome, detail, mirrored_at) = match &result {
                 Ok(r) if r.tags_failed == 0 => (
-                    MirroringStatus {
-                        code: "SUCCESS".into(),
-                        detail: format!(
-                            "{} tags copied, {} unchanged",
-                            r.tags_copied, r.tags_unchanged
-                        ),
-                        timestamp: now,
-                    },
+                    PollResult::Success,
+                    format!(
+                        "{} tags copied, {} unchanged",
+                        r.tags_copied, r.tags_unchanged
+                    ),
                     (r.tags_copied > 0).then_some(now),
                 ),
                 Ok(r) => (
-                    MirroringStatus {
-                        code: if r.tags_copied > 0 {
-                            "PARTIAL"
-                        } else {
-                            "FAILED"
-                        }
-                        .into(),
-                        detail: r.errors.join("; "),
-                        timestamp: now,
+                    if r.tags_copied > 0 {
+                        PollResult::Partial
+                    } else {
+                        PollResult::Failed
                     },
+                    r.errors.join("; "),
                     (r.tags_copied > 0).then_some(now),
                 ),
-                Err(PollError::Canceled) => (
-                    MirroringStatus {
-                        code: "CANCELED".into(),
-                        detail: "the poll was canceled".into(),
-                        timestamp: now,
-                    },
-                    None,
-                ),
-                Err(e) => (
-                    MirroringStatus {
-                        code: "FAILED".into(),
-                        detail: e.to_string(),
-                        timestamp: now,
-                    },
-                    None,
-                ),
+                Err(PollError::Canceled) => {
+                    (PollResult::Canceled, "the poll was canceled".into(), None)
+                }
+                Err(e) => (PollResult::Failed, e.to_string(), None),
             };
+            let status = MirroringStatus {
+                code: outcome.code().into(),
+                detail,
+                timestamp: now,
+            };
+            let metrics = &self.inner.settings.metrics;
+            metrics.record_poll(&policy.id, outcome, now);
+            if let Ok(r) = &result {
+                metrics.record_tags(
+                    r.tags_unchanged as u64,
+                    r.tags_preexisting as u64,
+                    r.tags_failed as u64,
+                );
+            }
             if let Err(e) = store.record_status(&policy.id, &status, mirrored_at).await {
                 log.line(format!(
                     "cannot record the status of policy {}: {e}",

@@ -34,6 +34,14 @@ impl Worker {
         if let Err(e) = self.mirror.recover().await {
             tracing::error!("recovering jobs after a restart failed: {e}");
         }
+        self.run_recovered(shutdown).await
+    }
+
+    /// [`Worker::run`] without the start-up [`Mirror::recover`], for a
+    /// caller that ran it already: one that writes blobs of its own (a
+    /// server accepting pushes) must recover before it opens any writer,
+    /// since recovery deletes every unfinished upload.
+    pub async fn run_recovered(self, shutdown: CancellationToken) {
         let tracker = TaskTracker::new();
         let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(self.concurrency));
         let mut last_recover = tokio::time::Instant::now();
@@ -44,7 +52,9 @@ impl Worker {
             };
             if last_recover.elapsed() > self.mirror.settings().stale_after {
                 last_recover = tokio::time::Instant::now();
-                let _ = self.mirror.recover().await;
+                // Not `recover`: purging uploads now would delete the files
+                // of blobs being written by running jobs (and pushes).
+                let _ = self.mirror.recover_lost_jobs().await;
             }
             let mirror = self.mirror.clone();
             let cancel = shutdown.child_token();

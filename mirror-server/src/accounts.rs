@@ -39,7 +39,7 @@ pub enum AccessLevel {
     /// Pull, see tags and policies.
     #[serde(rename = "read-only")]
     ReadOnly,
-    /// Also push and delete tags (push is not implemented yet).
+    /// Also push, and delete manifests, tags and blob links.
     #[serde(rename = "read-write")]
     ReadWrite,
     /// Also manage mirroring policies, access grants and delete the repository.

@@ -3,7 +3,9 @@
 //! file > default).
 //!
 //! TOML keys are the flag names: `listen`, `data_dir` (or `data-dir`),
-//! `admin_password`, `worker_concurrency`. The admin password is not a flag
+//! `admin_password`, `worker_concurrency`, and for blob pushes
+//! `max_uploads` (sessions open at once) and `upload_timeout_secs` (idle
+//! time before a session is canceled). The admin password is not a flag
 //! on purpose: command lines are visible to every local user.
 
 use std::net::SocketAddr;
@@ -13,6 +15,8 @@ use std::time::Duration;
 use clap::Parser;
 use mirror_core::Secret;
 use serde::Deserialize;
+
+use crate::uploads::UploadLimits;
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5000";
@@ -49,6 +53,10 @@ struct FileConfig {
     admin_password: Option<Secret>,
     #[serde(alias = "worker-concurrency")]
     worker_concurrency: Option<usize>,
+    #[serde(alias = "max-uploads")]
+    max_uploads: Option<usize>,
+    #[serde(alias = "upload-timeout-secs")]
+    upload_timeout_secs: Option<u64>,
 }
 
 /// The resolved settings of a server.
@@ -65,6 +73,8 @@ pub struct Config {
     pub worker_concurrency: usize,
     /// How long open connections may take to finish after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// Blob upload sessions: how many at once, how long one may sit idle.
+    pub uploads: UploadLimits,
 }
 
 impl Config {
@@ -76,6 +86,7 @@ impl Config {
             admin_password: None,
             worker_concurrency: 2,
             shutdown_grace: Duration::from_secs(10),
+            uploads: UploadLimits::default(),
         }
     }
 
@@ -112,6 +123,24 @@ impl Config {
                 });
             }
             config.worker_concurrency = n;
+        }
+        if let Some(n) = file.max_uploads {
+            if n == 0 || n > 100_000 {
+                return Err(ConfigError::Invalid {
+                    key: "max_uploads",
+                    reason: "must be between 1 and 100000".into(),
+                });
+            }
+            config.uploads.max_sessions = n;
+        }
+        if let Some(secs) = file.upload_timeout_secs {
+            if secs == 0 || secs > 7 * 24 * 3600 {
+                return Err(ConfigError::Invalid {
+                    key: "upload_timeout_secs",
+                    reason: "must be between 1 and 604800 (a week)".into(),
+                });
+            }
+            config.uploads.idle_timeout = Duration::from_secs(secs);
         }
         Ok(config)
     }

@@ -14,7 +14,7 @@
 //! `detail: {"field": ..., "reason": ...}` so clients can tell which input
 //! was wrong.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mirror_core::store::StoreError;
 use mirror_core::{ErrorKind, MirrorError};
@@ -24,6 +24,7 @@ use crate::accounts::AccountError;
 use crate::auth::{AuthFailure, challenge};
 use crate::db::DbError;
 use crate::scheduler::CronError;
+use crate::uploads::TooManyUploads;
 
 /// The `Docker-Distribution-API-Version` header every `/v2` response carries.
 pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
@@ -331,8 +332,9 @@ pub struct RegistryError {
     code: &'static str,
     message: String,
     detail: Value,
-    /// For 416: the blob size, sent as `Content-Range: bytes */size`.
-    range_size: Option<u64>,
+    /// Extra response headers (`Content-Range` of a 416 blob read; the
+    /// upload's `Location` and `Range` of a 416 upload chunk).
+    headers: Vec<(HeaderName, String)>,
 }
 
 impl RegistryError {
@@ -347,8 +349,19 @@ impl RegistryError {
             code,
             message: message.into(),
             detail,
-            range_size: None,
+            headers: Vec::new(),
         }
+    }
+
+    /// Adds a response header.
+    pub fn with_header(mut self, name: HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// The error code.
+    pub fn code(&self) -> &'static str {
+        self.code
     }
 
     /// The HTTP status.
@@ -470,14 +483,86 @@ impl RegistryError {
 
     /// 416 for a `Range` outside the blob.
     pub fn range_not_satisfiable(size: u64) -> Self {
-        let mut e = RegistryError::new(
+        let e = RegistryError::new(
             StatusCode::RANGE_NOT_SATISFIABLE,
             "RANGE_INVALID",
             "requested range not satisfiable",
             json!({"size": size}),
         );
-        e.range_size = Some(size);
-        e
+        e.with_header(header::CONTENT_RANGE, format!("bytes */{size}"))
+    }
+
+    /// 404: no upload session with this ID in this repository (finished,
+    /// canceled, expired, or lost in a restart).
+    pub fn blob_upload_unknown(id: &str) -> Self {
+        RegistryError::new(
+            StatusCode::NOT_FOUND,
+            "BLOB_UPLOAD_UNKNOWN",
+            "blob upload unknown to registry",
+            json!({"uuid": id}),
+        )
+    }
+
+    /// 400: the upload cannot go on (its body broke off, bad parameters).
+    pub fn blob_upload_invalid(reason: impl Into<String>) -> Self {
+        RegistryError::new(
+            StatusCode::BAD_REQUEST,
+            "BLOB_UPLOAD_INVALID",
+            "blob upload invalid",
+            json!({"reason": reason.into()}),
+        )
+    }
+
+    /// 416: a chunk that does not start where the upload stands. The
+    /// caller adds `Location` and `Range` so the client can resume.
+    pub fn chunk_out_of_order(expected: u64, got: u64) -> Self {
+        RegistryError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "BLOB_UPLOAD_INVALID",
+            "blob upload invalid",
+            json!({"reason": format!("the chunk starts at byte {got}; the upload has {expected} bytes, so the next chunk must start at {expected}")}),
+        )
+    }
+
+    /// 400: a pushed manifest is malformed or of an unsupported type.
+    pub fn manifest_invalid(reason: impl Into<String>) -> Self {
+        RegistryError::new(
+            StatusCode::BAD_REQUEST,
+            "MANIFEST_INVALID",
+            "manifest invalid",
+            json!({"reason": reason.into()}),
+        )
+    }
+
+    /// 413: a pushed manifest over the size limit.
+    pub fn manifest_too_large(limit: u64) -> Self {
+        RegistryError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "MANIFEST_INVALID",
+            "manifest invalid",
+            json!({"reason": format!("manifests may be at most {limit} bytes")}),
+        )
+    }
+
+    /// 400: a pushed manifest references a blob or manifest the repository
+    /// does not hold.
+    pub fn manifest_blob_unknown(digest: &str) -> Self {
+        RegistryError::new(
+            StatusCode::BAD_REQUEST,
+            "MANIFEST_BLOB_UNKNOWN",
+            "manifest references a manifest or blob unknown to registry",
+            json!({"digest": digest}),
+        )
+    }
+
+    /// 400: the uploaded length is not the announced one.
+    pub fn size_invalid(reason: impl Into<String>) -> Self {
+        RegistryError::new(
+            StatusCode::BAD_REQUEST,
+            "SIZE_INVALID",
+            "provided length did not match content length",
+            json!({"reason": reason.into()}),
+        )
     }
 
     /// 500; `err` is logged, never sent.
@@ -494,7 +579,29 @@ impl RegistryError {
 
 impl From<StoreError> for RegistryError {
     fn from(err: StoreError) -> Self {
-        RegistryError::internal(&err)
+        match err {
+            // A blob commit that checked what the client sent.
+            StoreError::DigestMismatch { expected, actual } => RegistryError::digest_invalid(
+                format!("the content has digest {actual}, not {expected}; nothing was stored"),
+            ),
+            StoreError::SizeMismatch {
+                expected, actual, ..
+            } => RegistryError::size_invalid(format!(
+                "{actual} bytes were uploaded, not {expected}; nothing was stored"
+            )),
+            other => RegistryError::internal(&other),
+        }
+    }
+}
+
+impl From<TooManyUploads> for RegistryError {
+    fn from(err: TooManyUploads) -> Self {
+        RegistryError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOOMANYREQUESTS",
+            "too many requests",
+            json!({"reason": err.to_string()}),
+        )
     }
 }
 
@@ -528,11 +635,10 @@ impl IntoResponse for RegistryError {
                 HeaderValue::from_str(&challenge()).expect("ASCII"),
             );
         }
-        if let Some(size) = self.range_size {
-            h.insert(
-                header::CONTENT_RANGE,
-                HeaderValue::from_str(&format!("bytes */{size}")).expect("ASCII"),
-            );
+        for (name, value) in self.headers {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                h.insert(name, v);
+            }
         }
         resp
     }

@@ -1,16 +1,19 @@
 //! # mirror-server
 //!
 //! regmirror's reference server: an OCI registry that real clients pull
-//! mirrored images from (`/v2`), the Docker Trusted Registry 2.7 management
-//! API that creates repositories, poll mirroring policies, jobs and crons
-//! (`/api/v0`), the mirror-core [`Worker`](mirror_core::worker::Worker)
-//! that runs `poll_mirror` jobs, and the [`scheduler`] that submits them.
+//! mirrored images from and push to (`/v2`), the Docker Trusted Registry
+//! 2.7 management API that creates repositories, poll mirroring policies,
+//! jobs and crons (`/api/v0`, described by `/api/v0/openapi.json`),
+//! Prometheus metrics (`/metrics`), the mirror-core
+//! [`Worker`](mirror_core::worker::Worker) that runs `poll_mirror` jobs,
+//! and the [`scheduler`] that submits them.
 //!
 //! - `main.rs`: flags, logging, signals; calls [`run`].
 //! - [`config`]: settings from flags, `MIRROR_*` and a TOML file.
 //! - [`api`]: the routes; [`error`]: the only place errors become HTTP.
 //! - [`auth`] and [`accounts`]: who calls and what they may do.
 //! - [`db`]: `server.db`, the server's own SQLite file.
+//! - [`uploads`]: blob pushes in progress, kept between requests.
 //!
 //! Everything about mirroring itself lives in mirror-core; this crate only
 //! speaks HTTP, authenticates and schedules.
@@ -25,6 +28,8 @@ pub mod db;
 pub mod error;
 pub mod scheduler;
 pub mod state;
+pub mod uploads;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -42,6 +47,7 @@ use crate::accounts::{AccountError, Accounts};
 use crate::db::{DbError, ServerDb};
 use crate::scheduler::{CronError, Scheduler};
 use crate::state::AppState;
+use crate::uploads::UploadSessions;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -90,12 +96,13 @@ fn prepare_data_dir(dir: &std::path::Path) -> Result<(), ServerError> {
 ///
 /// Opens the stores in `config.data_dir`, creates the `admin` account on
 /// first start (printing a generated password once to stdout when
-/// `config.admin_password` is unset), starts the job worker (which first
-/// recovers jobs left running by a crash) and the cron scheduler, and
-/// serves HTTP. On shutdown it stops accepting connections, cancels the
-/// worker (running jobs are canceled and publish nothing partial) and the
-/// scheduler, waits up to `config.shutdown_grace` for open requests, and
-/// returns once the worker has finished.
+/// `config.admin_password` is unset), recovers jobs left running by a crash
+/// (and deletes unfinished uploads), starts the job worker, the cron
+/// scheduler and the upload sweeper, and serves HTTP. On shutdown it stops
+/// accepting connections (followed job logs end), cancels the worker
+/// (running jobs are canceled and publish nothing partial), the scheduler
+/// and open uploads, waits up to `config.shutdown_grace` for open requests,
+/// and returns once the worker has finished.
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -123,19 +130,28 @@ pub async fn run(
     // Background tasks stop on `shutdown`, and also when serving fails.
     let background = shutdown.child_token();
     let tasks = TaskTracker::new();
+    // Before serving: recovery deletes unfinished uploads, which must not
+    // include the first pushes.
+    if let Err(e) = mirror.recover().await {
+        tracing::error!("recovering jobs after a restart failed: {e}");
+    }
     let worker = Worker::new(mirror.clone(), config.worker_concurrency);
-    tasks.spawn(worker.run(background.child_token()));
+    tasks.spawn(worker.run_recovered(background.child_token()));
     {
         let scheduler = scheduler.clone();
         let stop = background.child_token();
         tasks.spawn(async move { scheduler.run(stop).await });
     }
+    let uploads = Arc::new(UploadSessions::new(config.uploads));
+    tasks.spawn(uploads.clone().run_sweeper(background.child_token()));
     tasks.close();
 
     let state = AppState {
         mirror,
         accounts,
         scheduler,
+        uploads,
+        shutdown: shutdown.clone(),
     };
     let app = api::router(state);
     if let Ok(addr) = listener.local_addr() {

@@ -3,9 +3,11 @@
 use std::sync::Arc;
 
 use mirror_core::Mirror;
+use tokio_util::sync::CancellationToken;
 
 use crate::accounts::Accounts;
 use crate::scheduler::Scheduler;
+use crate::uploads::UploadSessions;
 
 /// Shared by all handlers; cheap to clone.
 #[derive(Clone)]
@@ -16,4 +18,10 @@ pub struct AppState {
     pub accounts: Arc<Accounts>,
     /// Crons.
     pub scheduler: Arc<Scheduler>,
+    /// Blob uploads in progress (`/v2` push).
+    pub uploads: Arc<UploadSessions>,
+    /// Canceled when the server shuts down: long-lived responses (a
+    /// followed job log) end then, so graceful shutdown does not wait on
+    /// them.
+    pub shutdown: CancellationToken,
 }

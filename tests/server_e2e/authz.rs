@@ -362,18 +362,34 @@ async fn authorization_matrix() {
         .await;
     assert_error(&got, StatusCode::NOT_FOUND, "NO_SUCH_REPOSITORY", None);
 
-    // Push is not implemented yet: refused clearly, after authentication.
+    // Push (see `push.rs`): after authentication, into an existing
+    // repository the caller may write to (alice owns her namespace).
     let (s, _) = server
         .call(Method::POST, "/v2/alice/mine/blobs/uploads/", None, None)
         .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let (s, b) = server
+    let (s, _) = server
         .call(Method::POST, "/v2/alice/mine/blobs/uploads/", ALICE, None)
         .await;
-    assert_eq!(
-        (s, &b["errors"][0]["code"]),
-        (StatusCode::METHOD_NOT_ALLOWED, &json!("UNSUPPORTED"))
-    );
+    assert_eq!(s, StatusCode::ACCEPTED);
+    for (repo, status, code) in [
+        ("alice/missing", StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
+        ("mirrors/private-app", StatusCode::FORBIDDEN, "DENIED"),
+    ] {
+        let (s, b) = server
+            .call(
+                Method::POST,
+                &format!("/v2/{repo}/blobs/uploads/"),
+                ALICE,
+                None,
+            )
+            .await;
+        assert_eq!(
+            (s, &b["errors"][0]["code"]),
+            (status, &json!(code)),
+            "{repo}"
+        );
+    }
 
     server.stop().await;
 }

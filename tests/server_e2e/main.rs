@@ -9,6 +9,10 @@
 //!   access tokens).
 //! - `bad_input`: malformed bodies, names, parameters → 4xx naming the field.
 //! - `crons`: the default cron, and a cron that fires.
+//! - `push`: skopeo pushes into the server and pulls back; chunked uploads,
+//!   mounts, manifest checks, deletes, who may push, upload expiry.
+//! - `observability`: `/metrics` after polls (bytes, 429s, last success),
+//!   a job log followed while the job runs.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -17,4 +21,6 @@ mod authz;
 mod bad_input;
 mod crons;
 mod mirror_flow;
+mod observability;
+mod push;
 mod server;

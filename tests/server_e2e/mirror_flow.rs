@@ -3,40 +3,16 @@
 //! skopeo, digests equal to upstream's.
 
 use std::path::Path;
-use std::process::Command;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
 
-use crate::server::{ADMIN, ADMIN_PASSWORD, TestServer, assert_error};
+use crate::server::{ADMIN, ADMIN_PASSWORD, TestServer, assert_error, sha256, skopeo};
 use crate::support::images::PushedManifest;
 use crate::support::{Auth, ImageSpec, LayerSpec, ManifestKind, Registry};
 
 const UPSTREAM_USER: &str = "upstream-bot";
 const UPSTREAM_PASSWORD: &str = "upstream-s3cret";
-
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
-
-/// Runs skopeo off the async runtime; panics with its stderr on failure.
-async fn skopeo(args: Vec<String>) -> Vec<u8> {
-    tokio::task::spawn_blocking(move || {
-        let out = Command::new("skopeo")
-            .args(&args)
-            .output()
-            .expect("run skopeo");
-        assert!(
-            out.status.success(),
-            "skopeo {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    })
-    .await
-    .unwrap()
-}
 
 /// skopeo flags to read from the mirror as admin over plain HTTP.
 fn mirror_src(prefix: &str) -> Vec<String> {

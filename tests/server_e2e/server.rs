@@ -28,23 +28,29 @@ pub const ADMIN: Creds<'static> = Some(("admin", ADMIN_PASSWORD));
 
 impl TestServer {
     pub async fn start() -> TestServer {
+        TestServer::start_with(|_| {}).await
+    }
+
+    /// Starts a server whose settings `configure` adjusts.
+    pub async fn start_with(configure: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::Builder::new()
             .prefix("regmirror-server-")
             .tempdir()
             .unwrap();
-        TestServer::start_in(dir).await
+        TestServer::start_in(dir, configure).await
     }
 
     /// Stops the server and starts a new one on the same data directory.
     pub async fn restart(mut self) -> TestServer {
         let dir = self.shutdown_keep_dir().await;
-        TestServer::start_in(dir).await
+        TestServer::start_in(dir, |_| {}).await
     }
 
-    async fn start_in(dir: tempfile::TempDir) -> TestServer {
+    async fn start_in(dir: tempfile::TempDir, configure: impl FnOnce(&mut Config)) -> TestServer {
         let mut config = Config::new(dir.path().join("data"));
         config.admin_password = Some(ADMIN_PASSWORD.into());
         config.shutdown_grace = Duration::from_secs(5);
+        configure(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
@@ -73,6 +79,24 @@ impl TestServer {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         server
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("data")
+    }
+
+    /// Grants `user` `level` on `repo` (`namespace/name`) as admin.
+    pub async fn grant(&self, repo: &str, user: &str, level: &str) {
+        let (s, b) = self
+            .call(
+                Method::PUT,
+                &format!("/api/v0/repositories/{repo}/userAccess/{user}"),
+                ADMIN,
+                Some(serde_json::json!({"accessLevel": level})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
     }
 
     /// A request to `path` with `creds`.
@@ -219,4 +243,33 @@ pub fn assert_error(
     if let Some(f) = field {
         assert_eq!(e["detail"]["field"], f, "{body}");
     }
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+/// Runs skopeo off the async runtime; panics with its stderr on failure.
+pub async fn skopeo(args: Vec<String>) -> Vec<u8> {
+    let out = skopeo_output(args.clone()).await;
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Runs skopeo off the async runtime; returns its output, success or not.
+pub async fn skopeo_output(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new("skopeo")
+            .args(&args)
+            .output()
+            .expect("run skopeo")
+    })
+    .await
+    .unwrap()
 }

@@ -177,6 +177,51 @@ async fn repository_store_conformance(store: &dyn RepositoryStore) {
     assert!(!store.has_blob(&missing, &layer).await.unwrap());
     assert!(store.delete_tag(&name, "v1").await.unwrap());
     assert!(store.tag(&name, "v1").await.unwrap().is_none());
+
+    // A blob pushed or mounted without a manifest, then unlinked.
+    let pushed = Digest::of(b"pushed");
+    assert!(!store.has_blob(&name, &pushed).await.unwrap());
+    store.link_blob(&name, &pushed).await.unwrap();
+    store.link_blob(&name, &pushed).await.unwrap();
+    assert!(store.has_blob(&name, &pushed).await.unwrap());
+    assert!(matches!(
+        store.link_blob(&missing, &pushed).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(store.unlink_blob(&name, &pushed).await.unwrap());
+    assert!(!store.unlink_blob(&name, &pushed).await.unwrap());
+    assert!(!store.has_blob(&name, &pushed).await.unwrap());
+
+    // Deleting a manifest takes the tags pointing at it, not its children
+    // or blobs, and not other tags.
+    let on_image = TagRecord {
+        name: "image".into(),
+        digest: image.clone(),
+        ..tag.clone()
+    };
+    let on_index = TagRecord {
+        name: "v2".into(),
+        ..tag.clone()
+    };
+    store
+        .publish(&name, &[], &[on_image, on_index, tag.clone()])
+        .await
+        .unwrap();
+    assert!(store.delete_manifest(&name, &index).await.unwrap());
+    assert!(!store.delete_manifest(&name, &index).await.unwrap());
+    assert!(store.manifest(&name, &index).await.unwrap().is_none());
+    assert!(!store.has_blob(&name, &index).await.unwrap());
+    let left: Vec<String> = store
+        .tags(&name)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(left, ["image"]);
+    assert!(store.manifest(&name, &image).await.unwrap().is_some());
+    assert!(store.has_blob(&name, &layer).await.unwrap());
+    assert!(!store.delete_manifest(&missing, &image).await.unwrap());
     assert!(store.delete_repository(&name).await.unwrap());
     assert!(store.manifest(&name, &image).await.unwrap().is_none());
 }
@@ -296,4 +341,38 @@ async fn data_directory_is_owner_only() {
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode & 0o077, 0, "{} is {mode:o}", p.display());
     }
+}
+
+/// A worker re-checks for lost jobs while it runs; that must not delete the
+/// upload files of blobs being written (by running jobs, or pushes).
+#[tokio::test]
+async fn blob_writes_survive_periodic_recovery() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let stores = mirror_core::Stores::embedded(dir.path(), FsOptions { durable: false }).unwrap();
+    let mirror = mirror_core::Mirror::new(
+        stores,
+        Arc::new(mirror_core::remote::HttpConnector::default()),
+        mirror_core::MirrorSettings {
+            stale_after: Duration::from_millis(50),
+            ..Default::default()
+        },
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    let worker =
+        tokio::spawn(mirror_core::worker::Worker::new(mirror.clone(), 1).run(stop.clone()));
+    // Past the start-up recovery, which purges uploads on purpose.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut w = mirror.stores().blobs.writer().await.unwrap();
+    w.write(Bytes::from_static(b"in progress")).await.unwrap();
+    // The worker loop wakes every 500 ms and re-checks after `stale_after`.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    w.write(Bytes::from_static(b" and done")).await.unwrap();
+    let d = Digest::of(b"in progress and done");
+    w.commit(&d, None).await.unwrap();
+    assert_eq!(mirror.stores().blobs.stat(&d).await.unwrap(), Some(20));
+    stop.cancel();
+    worker.await.unwrap();
 }

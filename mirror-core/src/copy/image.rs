@@ -136,37 +136,11 @@ fn copy_manifest<'a>(
                 })?;
             Progress::add(&ctx.progress.bytes_copied, len);
         }
-        let artifact_type = artifact_type(&bytes, &manifest);
-        records.push(ManifestRecord {
-            digest: digest.clone(),
-            media_type: manifest.media_type.clone(),
-            size: bytes.len() as u64,
-            blobs: manifest.blobs().iter().map(|d| d.digest.clone()).collect(),
-            children: manifest
-                .children()
-                .iter()
-                .map(|d| d.digest.clone())
-                .collect(),
-            subject: manifest.subject.as_ref().map(|s| s.digest.clone()),
-            artifact_type,
-        });
+        records.push(ManifestRecord::from_manifest(
+            digest.clone(),
+            bytes.len() as u64,
+            &manifest,
+        ));
         Ok(())
     })
-}
-
-/// `artifactType`, else the config media type of an image (the referrers
-/// API reports one of them).
-fn artifact_type(bytes: &[u8], manifest: &Manifest) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct A {
-        artifact_type: Option<String>,
-    }
-    serde_json::from_slice::<A>(bytes)
-        .ok()
-        .and_then(|a| a.artifact_type)
-        .or_else(|| match &manifest.body {
-            crate::manifest::ManifestBody::Image { config, .. } => Some(config.media_type.clone()),
-            _ => None,
-        })
 }

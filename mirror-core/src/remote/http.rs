@@ -44,6 +44,8 @@ pub struct HttpSettings {
     pub pool_per_host: usize,
     /// `User-Agent` sent.
     pub user_agent: String,
+    /// Where 429 answers are counted.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Default for HttpSettings {
@@ -54,6 +56,7 @@ impl Default for HttpSettings {
             retry: RetryPolicy::default(),
             pool_per_host: 32,
             user_agent: concat!("regmirror/", env!("CARGO_PKG_VERSION")).to_string(),
+            metrics: Arc::default(),
         }
     }
 }
@@ -82,6 +85,7 @@ pub struct HttpRemote {
     credentials: Credentials,
     auth: Mutex<AuthState>,
     retry: RetryPolicy,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for HttpRemote {
@@ -140,6 +144,7 @@ impl HttpRemote {
             credentials,
             auth: Mutex::new(AuthState::default()),
             retry: settings.retry.clone(),
+            metrics: settings.metrics.clone(),
         })
     }
 
@@ -257,6 +262,9 @@ impl HttpRemote {
                 }
             };
             let status = resp.status();
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                self.metrics.count_rate_limited();
+            }
             if (status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS)
                 && attempt < self.retry.max_retries
             {
@@ -342,6 +350,9 @@ impl HttpRemote {
                     .remove(scope);
                 self.authenticate(resp.headers(), scope, repo).await?;
                 continue;
+            }
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                self.metrics.count_rate_limited();
             }
             let retryable = status == StatusCode::TOO_MANY_REQUESTS
                 || matches!(status.as_u16(), 500 | 502 | 503 | 504);

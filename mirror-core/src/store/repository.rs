@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::StoreError;
 use crate::digest::Digest;
+use crate::manifest::{Manifest, ManifestBody};
 use crate::reference::RepositoryName;
 
 /// Who can pull a repository without credentials.
@@ -80,6 +81,35 @@ pub struct ManifestRecord {
     pub subject: Option<Digest>,
     /// `artifactType`, or the config media type, for the referrers API.
     pub artifact_type: Option<String>,
+}
+
+impl ManifestRecord {
+    /// The record of `manifest`, whose bytes are `size` long and hash to
+    /// `digest`: what it references, its subject, and its `artifactType`
+    /// (else, for an image, its config media type, as the referrers API
+    /// reports).
+    pub fn from_manifest(digest: Digest, size: u64, manifest: &Manifest) -> Self {
+        let artifact_type = manifest
+            .artifact_type
+            .clone()
+            .or_else(|| match &manifest.body {
+                ManifestBody::Image { config, .. } => Some(config.media_type.clone()),
+                ManifestBody::Index { .. } => None,
+            });
+        ManifestRecord {
+            digest,
+            media_type: manifest.media_type.clone(),
+            size,
+            blobs: manifest.blobs().iter().map(|d| d.digest.clone()).collect(),
+            children: manifest
+                .children()
+                .iter()
+                .map(|d| d.digest.clone())
+                .collect(),
+            subject: manifest.subject.as_ref().map(|s| s.digest.clone()),
+            artifact_type,
+        }
+    }
 }
 
 /// A tag and where it points.
@@ -167,4 +197,26 @@ pub trait RepositoryStore: Send + Sync + 'static {
 
     /// Removes a tag. Returns whether it existed.
     async fn delete_tag(&self, repo: &RepositoryName, tag: &str) -> Result<bool, StoreError>;
+
+    /// Links a committed blob to the repository without a manifest (a
+    /// pushed or mounted blob), so that manifests published later may
+    /// reference it. The caller guarantees the blob is committed. Fails with
+    /// `NotFound` if the repository does not exist.
+    async fn link_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<(), StoreError>;
+
+    /// Removes a blob link from the repository. Returns whether it existed.
+    /// Manifests that reference the blob stay (as in distribution); the
+    /// bytes stay in the blob store, which other repositories may share.
+    async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest)
+    -> Result<bool, StoreError>;
+
+    /// In one transaction: removes a manifest from the repository with its
+    /// references and every tag that points at it. Its children and blobs
+    /// stay linked; the bytes stay in the blob store. Returns whether the
+    /// repository held it.
+    async fn delete_manifest(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<bool, StoreError>;
 }

@@ -538,6 +538,82 @@ impl RepositoryStore for SqliteStore {
         })
         .await
     }
+
+    async fn link_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<(), StoreError> {
+        let (repo, digest) = (repo.to_string(), digest.to_string());
+        self.with(move |c| {
+            let ctx = "linking a blob";
+            let tx = c.transaction().map_err(db_err(ctx))?;
+            let exists: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM repositories WHERE name=?1",
+                    params![repo],
+                    |r| r.get(0),
+                )
+                .map_err(db_err(ctx))?;
+            if exists == 0 {
+                return Err(StoreError::NotFound {
+                    what: format!("repository {repo}"),
+                });
+            }
+            tx.execute(
+                "INSERT OR IGNORE INTO repo_blobs (repo, digest) VALUES (?1,?2)",
+                params![repo, digest],
+            )
+            .map_err(db_err(ctx))?;
+            tx.commit().map_err(db_err(ctx))
+        })
+        .await
+    }
+
+    async fn unlink_blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<bool, StoreError> {
+        let (repo, digest) = (repo.to_string(), digest.to_string());
+        self.with(move |c| {
+            let n = c
+                .execute(
+                    "DELETE FROM repo_blobs WHERE repo=?1 AND digest=?2",
+                    params![repo, digest],
+                )
+                .map_err(db_err("unlinking a blob"))?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn delete_manifest(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<bool, StoreError> {
+        let (repo, digest) = (repo.to_string(), digest.to_string());
+        self.with(move |c| {
+            let ctx = "deleting a manifest";
+            let tx = c.transaction().map_err(db_err(ctx))?;
+            let n = tx
+                .execute(
+                    "DELETE FROM manifests WHERE repo=?1 AND digest=?2",
+                    params![repo, digest],
+                )
+                .map_err(db_err(ctx))?;
+            tx.execute(
+                "DELETE FROM manifest_refs WHERE repo=?1 AND manifest=?2",
+                params![repo, digest],
+            )
+            .map_err(db_err(ctx))?;
+            tx.execute(
+                "DELETE FROM tags WHERE repo=?1 AND digest=?2",
+                params![repo, digest],
+            )
+            .map_err(db_err(ctx))?;
+            tx.commit().map_err(db_err(ctx))?;
+            Ok(n > 0)
+        })
+        .await
+    }
 }
 
 const POLICY_COLUMNS: &str = "id, local_repository, remote_host, remote_repository, username, password, auth_token, remote_ca, skip_tls_verification, enabled, initial_evaluation, last_mirrored_at, status_code, status_detail, status_timestamp, created_at";

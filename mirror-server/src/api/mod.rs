@@ -1,5 +1,6 @@
-//! The HTTP surface: the OCI registry API under `/v2` and the DTR management
-//! API under `/api/v0`, plus request logging.
+//! The HTTP surface: the OCI registry API under `/v2`, the DTR management
+//! API under `/api/v0`, Prometheus metrics at `/metrics`, plus request
+//! logging.
 //!
 //! Handlers translate between HTTP and mirror-core / `accounts` /
 //! `scheduler` calls; they hold no mirroring logic. Errors go through
@@ -7,6 +8,7 @@
 
 pub mod dtr;
 pub mod extract;
+pub mod metrics;
 pub mod v2;
 
 use std::time::Instant;
@@ -23,6 +25,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(v2::router())
         .nest("/api/v0", dtr::router())
+        .route("/metrics", axum::routing::get(metrics::scrape))
+        .merge(crate::web::router())
         .fallback(|| async {
             crate::error::ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,

@@ -206,7 +206,7 @@ pub async fn delete(
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogsQuery {
-    /// Following a running job's log is not supported yet.
+    /// Follow the log until the job finishes (newline-delimited JSON).
     stream: Option<bool>,
     /// First line (default 0).
     offset: Option<i64>,
@@ -214,19 +214,15 @@ pub struct LogsQuery {
     limit: Option<i64>,
 }
 
-/// `GET /api/v0/jobs/{id}/logs` → `[{"lineNum", "data"}]`.
+/// `GET /api/v0/jobs/{id}/logs` → `[{"lineNum", "data"}]`; with
+/// `stream=true`, one `{"lineNum", "data"}` per line (`application/x-ndjson`)
+/// as the lines are written, until the job finishes (see `log_stream`).
 pub async fn logs(
     State(state): State<AppState>,
     Admin(_): Admin,
     Path(id): Path<String>,
     QueryParams(q): QueryParams<LogsQuery>,
 ) -> Result<Response, ApiError> {
-    if q.stream == Some(true) {
-        return Err(ApiError::invalid_parameter(
-            "stream",
-            "streaming logs is not supported yet; poll with offset",
-        ));
-    }
     let (offset, limit) = (q.offset.unwrap_or(0), q.limit.unwrap_or(0));
     if offset < 0 {
         return Err(ApiError::invalid_parameter(
@@ -236,6 +232,20 @@ pub async fn logs(
     }
     if limit < 0 {
         return Err(ApiError::invalid_parameter("limit", "must not be negative"));
+    }
+    if q.stream == Some(true) {
+        state
+            .mirror
+            .job(&id)
+            .await
+            .map_err(|e| ApiError::mirror_or(e, ErrorKind::NotFound, no_such_job(&id)))?;
+        return Ok(super::log_stream::follow(
+            state.mirror.clone(),
+            id,
+            offset,
+            limit,
+            state.shutdown.clone(),
+        ));
     }
     let lines = state
         .mirror

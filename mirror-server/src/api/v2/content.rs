@@ -14,9 +14,16 @@ use super::range::{ByteRange, parse_range};
 use crate::error::RegistryError;
 use crate::state::AppState;
 
-const DIGEST_HEADER: &str = "docker-content-digest";
+/// The header that names a manifest's or blob's digest.
+pub(super) const DIGEST_HEADER: &str = "docker-content-digest";
 
-fn response(status: StatusCode, body: Body, headers: &[(header::HeaderName, String)]) -> Response {
+/// A response with `status`, `body` and `headers` (values that are not
+/// valid header text are left out).
+pub(super) fn response(
+    status: StatusCode,
+    body: Body,
+    headers: &[(header::HeaderName, String)],
+) -> Response {
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     for (name, value) in headers {

@@ -1,30 +1,40 @@
-//! The OCI distribution API (read side): `/v2/`, manifests, blobs (with
-//! `Range`), tag lists, the catalog and referrers.
+//! The OCI distribution API: `/v2/`, manifests, blobs (with `Range`), tag
+//! lists, the catalog and referrers; and, for callers with write access,
+//! push (blob uploads, monolithic and chunked, cross-repository mount;
+//! manifest PUT) and delete (manifests, tags, blob links).
 //!
 //! axum cannot route `/v2/{*name}/manifests/{ref}` (a catch-all must come
 //! last), so one handler takes `/v2/{*rest}` and [`route::parse_route`]
 //! splits it. Every response carries `Docker-Distribution-API-Version`.
 //!
-//! Authorization: a repository is readable by the callers `auth::access_level`
-//! gives any level. Anonymous callers that may not read get `401` with a
-//! Basic challenge (so clients retry with credentials); authenticated ones
-//! get `403 DENIED`, also for repositories that do not exist, so names of
-//! private repositories do not leak. Push (uploads, manifest PUT, DELETE) is
-//! not implemented yet: `405 UNSUPPORTED`.
+//! Authorization: reading a repository needs any level `auth::access_level`
+//! gives; pushing and deleting need `read-write` (or `admin`). Anonymous
+//! callers that lack the level get `401` with a Basic challenge (so clients
+//! retry with credentials); authenticated ones get `403 DENIED`, also for
+//! repositories that do not exist, so names of private repositories do not
+//! leak. Pushing needs the repository to exist (create it with the
+//! management API first), as in DTR without "create repository on push".
 
 mod content;
+mod delete;
 mod listing;
+mod push;
 pub mod range;
 pub mod route;
+mod upload;
+
+use std::collections::HashMap;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use mirror_core::RepositoryName;
 use mirror_core::store::Repository;
 
+use crate::accounts::AccessLevel;
 use crate::auth::{Caller, access_level, authenticate};
 use crate::error::{API_VERSION_HEADER, RegistryError};
 use crate::state::AppState;
@@ -60,19 +70,47 @@ async fn dispatch(
     headers: HeaderMap,
     uri: Uri,
     Path(rest): Path<String>,
+    body: Body,
 ) -> Response {
-    let result = handle(&state, &method, &headers, &uri, &rest).await;
+    let query = Query::<HashMap<String, String>>::try_from_uri(&uri)
+        .map(|q| q.0)
+        .unwrap_or_default();
+    let request = Request {
+        state: &state,
+        method: &method,
+        headers: &headers,
+        uri: &uri,
+        query,
+    };
+    let result = handle(&request, &rest, body).await;
     with_version(result.unwrap_or_else(IntoResponse::into_response))
 }
 
-async fn handle(
-    state: &AppState,
-    method: &Method,
-    headers: &HeaderMap,
-    uri: &Uri,
-    rest: &str,
-) -> Result<Response, RegistryError> {
-    let caller = authenticate(&state.accounts, headers).await?;
+/// What every endpoint may look at besides its body.
+pub(crate) struct Request<'a> {
+    pub state: &'a AppState,
+    pub method: &'a Method,
+    pub headers: &'a HeaderMap,
+    pub uri: &'a Uri,
+    /// Decoded query parameters (an unparsable query counts as none).
+    pub query: HashMap<String, String>,
+}
+
+impl Request<'_> {
+    /// A query parameter.
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query.get(name).map(String::as_str)
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: axum::http::HeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+async fn handle(req: &Request<'_>, rest: &str, body: Body) -> Result<Response, RegistryError> {
+    let (state, method, uri) = (req.state, req.method, req.uri);
+    let caller = authenticate(&state.accounts, req.headers).await?;
     let route = parse_route(rest);
     let read = method == Method::GET || method == Method::HEAD;
     let head = method == Method::HEAD;
@@ -82,35 +120,65 @@ async fn handle(
             return if read {
                 listing::catalog(state, &caller, uri).await
             } else {
-                Err(RegistryError::unsupported("the catalog is read-only"))
+                Err(not_allowed(method, "the catalog"))
             };
         }
         Route::Manifest { name, .. }
         | Route::Blob { name, .. }
-        | Route::Upload { name }
+        | Route::Upload { name, .. }
         | Route::Tags { name }
         | Route::Referrers { name, .. } => *name,
     };
-    let repo = readable_repository(state, &caller, name).await?;
-    if !read || matches!(route, Route::Upload { .. }) {
-        return Err(RegistryError::unsupported(
-            "this server is a read-only mirror for now: push and delete are not implemented",
-        ));
-    }
+    // What the method needs; decided before anything about the repository
+    // is looked at or told.
+    let need = match (&route, method.as_str()) {
+        (
+            Route::Manifest { .. }
+            | Route::Blob { .. }
+            | Route::Tags { .. }
+            | Route::Referrers { .. },
+            "GET" | "HEAD",
+        ) => AccessLevel::ReadOnly,
+        (Route::Manifest { .. }, "PUT" | "DELETE")
+        | (Route::Blob { .. }, "DELETE")
+        | (Route::Upload { id: None, .. }, "POST")
+        | (Route::Upload { id: Some(_), .. }, "GET" | "PATCH" | "PUT" | "DELETE") => {
+            AccessLevel::ReadWrite
+        }
+        _ => return Err(not_allowed(method, uri.path())),
+    };
+    let repo = authorized_repository(state, &caller, name, need).await?;
     match route {
-        Route::Manifest { reference, .. } => content::manifest(state, &repo, reference, head).await,
-        Route::Blob { digest, .. } => content::blob(state, &repo, digest, head, headers).await,
+        Route::Manifest { reference, .. } if read => {
+            content::manifest(state, &repo, reference, head).await
+        }
+        Route::Manifest { reference, .. } if method == Method::PUT => {
+            push::put_manifest(req, &repo, reference, body).await
+        }
+        Route::Manifest { reference, .. } => delete::manifest(state, &repo, reference).await,
+        Route::Blob { digest, .. } if read => {
+            content::blob(state, &repo, digest, head, req.headers).await
+        }
+        Route::Blob { digest, .. } => delete::blob(state, &repo, digest).await,
+        Route::Upload { id: None, .. } => upload::start(req, &caller, &repo, body).await,
+        Route::Upload { id: Some(id), .. } => upload::session(req, &repo, id, body).await,
         Route::Tags { .. } => listing::tags(state, &repo, uri).await,
         Route::Referrers { digest, .. } => listing::referrers(state, &repo, digest, uri).await,
-        Route::Catalog | Route::Upload { .. } | Route::Unknown => unreachable!("handled above"),
+        Route::Catalog | Route::Unknown => unreachable!("handled above"),
     }
 }
 
-/// The repository `name` if the caller may read it; the right error if not.
-async fn readable_repository(
+fn not_allowed(method: &Method, what: &str) -> RegistryError {
+    RegistryError::unsupported(format!("{method} is not supported on {what}"))
+}
+
+/// The repository `name` if the caller has at least `need` on it; the
+/// right error if not.
+async fn authorized_repository(
     state: &AppState,
     caller: &Caller,
     name: &str,
+    need: AccessLevel,
 ) -> Result<Repository, RegistryError> {
     let name =
         RepositoryName::parse(name).map_err(|e| RegistryError::name_invalid(e.to_string()))?;
@@ -122,13 +190,37 @@ async fn readable_repository(
         repo.as_ref().map(|r| r.visibility),
     )
     .await?;
-    if level.is_none() {
-        return Err(match caller {
-            Caller::Anonymous => {
-                RegistryError::unauthorized(format!("repository {name} is not public: log in"))
+    if level.is_none_or(|l| l < need) {
+        let what = match need {
+            AccessLevel::ReadOnly => "read",
+            _ => "push to or delete from",
+        };
+        return Err(match (caller, level) {
+            (Caller::Anonymous, _) => {
+                RegistryError::unauthorized(format!("log in to {what} repository {name}"))
             }
-            Caller::User(_) => RegistryError::denied(format!("no access to repository {name}")),
+            (Caller::User(_), Some(l)) => RegistryError::denied(format!(
+                "you have {} access to repository {name}; it takes read-write to {what} it",
+                l.as_str()
+            )),
+            (Caller::User(_), None) => {
+                RegistryError::denied(format!("no access to repository {name}"))
+            }
         });
     }
     repo.ok_or_else(|| RegistryError::name_unknown(name.as_str()))
+}
+
+/// Whether `caller` may read the repository `name`, without telling why
+/// not (a cross-repository mount falls back to an upload instead).
+pub(crate) async fn can_read(
+    state: &AppState,
+    caller: &Caller,
+    name: &RepositoryName,
+) -> Result<bool, RegistryError> {
+    let Some(repo) = state.mirror.stores().repos.repository(name).await? else {
+        return Ok(false);
+    };
+    let level = access_level(&state.accounts, caller, name, Some(repo.visibility)).await?;
+    Ok(level.is_some())
 }

@@ -20,10 +20,13 @@ pub enum Route<'a> {
         /// Digest.
         digest: &'a str,
     },
-    /// `/v2/<name>/blobs/uploads/...` (push).
+    /// `/v2/<name>/blobs/uploads/` (start a push) and
+    /// `/v2/<name>/blobs/uploads/<id>` (one upload session).
     Upload {
         /// Repository.
         name: &'a str,
+        /// The session, when the path names one.
+        id: Option<&'a str>,
     },
     /// `/v2/<name>/tags/list`.
     Tags {
@@ -53,9 +56,10 @@ pub fn parse_route(rest: &str) -> Route<'_> {
     };
     match (kind, last) {
         ("tags", "list") => Route::Tags { name },
-        ("blobs", "uploads") => Route::Upload { name },
-        ("uploads", _) if name.ends_with("/blobs") => Route::Upload {
+        ("blobs", "uploads") => Route::Upload { name, id: None },
+        ("uploads", id) if name.ends_with("/blobs") => Route::Upload {
             name: &name[..name.len() - "/blobs".len()],
+            id: (!id.is_empty()).then_some(id),
         },
         (_, "") => Route::Unknown,
         ("manifests", reference) => Route::Manifest { name, reference },
@@ -106,9 +110,34 @@ mod tests {
                 digest: "sha256:ab",
             },
         );
-        check("a/b/blobs/uploads/", Upload { name: "a/b" });
-        check("a/b/blobs/uploads", Upload { name: "a/b" });
-        check("a/b/blobs/uploads/1234-abcd", Upload { name: "a/b" });
+        check(
+            "a/b/blobs/uploads/",
+            Upload {
+                name: "a/b",
+                id: None,
+            },
+        );
+        check(
+            "a/b/blobs/uploads",
+            Upload {
+                name: "a/b",
+                id: None,
+            },
+        );
+        check(
+            "a/b/blobs/uploads/1234-abcd",
+            Upload {
+                name: "a/b",
+                id: Some("1234-abcd"),
+            },
+        );
+        check(
+            "a/blobs/uploads/blobs/uploads/x",
+            Upload {
+                name: "a/blobs/uploads",
+                id: Some("x"),
+            },
+        );
         check("a/b/manifests/", Unknown);
         check("a/b", Unknown);
         check("a/b/other/x", Unknown);

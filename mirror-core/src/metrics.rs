@@ -1,0 +1,345 @@
+//! [`Metrics`]: counters the engine updates as it works, for an embedder to
+//! export (mirror-server renders them as Prometheus text at `/metrics`).
+//!
+//! Who updates what:
+//! - [`crate::Mirror`] counts finished jobs (by status, with their
+//!   duration), poll results per policy, tags skipped and failed, and the
+//!   last success of each policy;
+//! - the HTTP remote client (`remote/http.rs`) counts `429 Too Many
+//!   Requests` answers, retried or not;
+//! - bytes, blobs and tags copied and blob retries come from each job's
+//!   [`Progress`](crate::Progress): folded into the totals when the job
+//!   ends, and added live for running jobs by [`crate::Mirror::metrics`].
+//!
+//! One `Metrics` belongs to one `Mirror` (and the connector it was opened
+//! with). Counters only grow while the process runs; they start at zero on
+//! each start, except the last success of a policy, which `Mirror::metrics`
+//! also reads from the stored policy status. Nothing here knows about HTTP
+//! servers or Prometheus.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::copy::ProgressSnapshot;
+use crate::job::JobStatus;
+use crate::policy::PollMirroringPolicy;
+
+/// Upper bounds (seconds) of the job duration histogram's buckets; the
+/// implicit last bucket is `+Inf`.
+pub const JOB_DURATION_BUCKETS: [f64; 9] = [
+    1.0,
+    5.0,
+    15.0,
+    60.0,
+    300.0,
+    900.0,
+    3600.0,
+    4.0 * 3600.0,
+    12.0 * 3600.0,
+];
+
+/// How one poll of one policy ended (the policy's `lastStatus.code`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PollResult {
+    /// Every tag to copy was copied.
+    Success,
+    /// Some tags were copied, some failed.
+    Partial,
+    /// Nothing could be copied (listing failed, or every tag failed).
+    Failed,
+    /// The poll was canceled.
+    Canceled,
+}
+
+impl PollResult {
+    /// Every result, in a stable order.
+    pub const ALL: [PollResult; 4] = [
+        PollResult::Success,
+        PollResult::Partial,
+        PollResult::Failed,
+        PollResult::Canceled,
+    ];
+
+    /// Lower-case name, as a label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PollResult::Success => "success",
+            PollResult::Partial => "partial",
+            PollResult::Failed => "failed",
+            PollResult::Canceled => "canceled",
+        }
+    }
+
+    /// The policy status code it records (`lastStatus.code`).
+    pub fn code(self) -> &'static str {
+        match self {
+            PollResult::Success => "SUCCESS",
+            PollResult::Partial => "PARTIAL",
+            PollResult::Failed => "FAILED",
+            PollResult::Canceled => "CANCELED",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+const FINAL_STATUSES: [JobStatus; 3] = [JobStatus::Done, JobStatus::Errored, JobStatus::Canceled];
+
+/// A histogram of durations in seconds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Histogram {
+    /// Per bucket of [`JOB_DURATION_BUCKETS`]: how many observations were
+    /// at most its bound (cumulative, as Prometheus expects).
+    pub buckets: Vec<(f64, u64)>,
+    /// Sum of all observations.
+    pub sum: f64,
+    /// Number of observations.
+    pub count: u64,
+}
+
+/// The last success of one policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySuccess {
+    /// The policy.
+    pub policy_id: String,
+    /// Its local repository.
+    pub local_repository: String,
+    /// When a poll of it last ended with `SUCCESS`; `None` if never (that
+    /// this process or the stored status knows of).
+    pub last_success: Option<DateTime<Utc>>,
+}
+
+/// A point-in-time reading of every counter.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricsSnapshot {
+    /// Polls by result.
+    pub polls: Vec<(PollResult, u64)>,
+    /// Finished jobs by final status.
+    pub jobs: Vec<(JobStatus, u64)>,
+    /// Jobs running in this process now.
+    pub jobs_running: u64,
+    /// Durations of finished jobs.
+    pub job_durations: Histogram,
+    /// Bytes, blobs and tags copied, blobs reused, blob retries: finished
+    /// jobs plus the progress of running ones.
+    pub copied: ProgressSnapshot,
+    /// Tags left alone because they were unchanged.
+    pub tags_unchanged: u64,
+    /// Tags left alone because they predate a "Save"-only policy.
+    pub tags_preexisting: u64,
+    /// Tags whose copy failed.
+    pub tags_failed: u64,
+    /// `429 Too Many Requests` answers received from remote registries
+    /// (each one, including those retried successfully).
+    pub rate_limited: u64,
+    /// The last success of every policy, sorted by policy ID.
+    pub policies: Vec<PolicySuccess>,
+}
+
+/// Totals guarded together, so that a job's progress moves from "running"
+/// to "finished" atomically with respect to a reading.
+#[derive(Debug, Default)]
+struct Finished {
+    copied: ProgressSnapshot,
+    jobs: [u64; 3],
+    duration_buckets: [u64; JOB_DURATION_BUCKETS.len()],
+    duration_sum: f64,
+    duration_count: u64,
+}
+
+/// The engine's counters. Cheap to update from any task.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    polls: [AtomicU64; 4],
+    tags_unchanged: AtomicU64,
+    tags_preexisting: AtomicU64,
+    tags_failed: AtomicU64,
+    rate_limited: AtomicU64,
+    finished: Mutex<Finished>,
+    /// Policy ID → last `SUCCESS` seen by this process.
+    last_success: Mutex<HashMap<String, DateTime<Utc>>>,
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+/// `a + b`, field by field.
+pub(crate) fn sum(a: ProgressSnapshot, b: ProgressSnapshot) -> ProgressSnapshot {
+    ProgressSnapshot {
+        bytes_copied: a.bytes_copied + b.bytes_copied,
+        blobs_copied: a.blobs_copied + b.blobs_copied,
+        blobs_reused: a.blobs_reused + b.blobs_reused,
+        tags_copied: a.tags_copied + b.tags_copied,
+        tags_planned: a.tags_planned + b.tags_planned,
+        retries: a.retries + b.retries,
+    }
+}
+
+/// `after - before`, field by field (never negative).
+pub(crate) fn delta(after: ProgressSnapshot, before: ProgressSnapshot) -> ProgressSnapshot {
+    ProgressSnapshot {
+        bytes_copied: after.bytes_copied.saturating_sub(before.bytes_copied),
+        blobs_copied: after.blobs_copied.saturating_sub(before.blobs_copied),
+        blobs_reused: after.blobs_reused.saturating_sub(before.blobs_reused),
+        tags_copied: after.tags_copied.saturating_sub(before.tags_copied),
+        tags_planned: after.tags_planned.saturating_sub(before.tags_planned),
+        retries: after.retries.saturating_sub(before.retries),
+    }
+}
+
+impl Metrics {
+    /// Counts one `429 Too Many Requests` from a remote registry.
+    pub fn count_rate_limited(&self) {
+        add(&self.rate_limited, 1);
+    }
+
+    /// Counts the end of one poll of `policy_id`; a success also records
+    /// `at` as its last success.
+    pub fn record_poll(&self, policy_id: &str, result: PollResult, at: DateTime<Utc>) {
+        add(&self.polls[result.index()], 1);
+        if result == PollResult::Success {
+            self.last_success
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(policy_id.to_string(), at);
+        }
+    }
+
+    /// Counts tags a finished poll left alone or failed to copy.
+    pub fn record_tags(&self, unchanged: u64, preexisting: u64, failed: u64) {
+        add(&self.tags_unchanged, unchanged);
+        add(&self.tags_preexisting, preexisting);
+        add(&self.tags_failed, failed);
+    }
+
+    /// Records a finished job: its final status, how long it ran and what
+    /// it copied. The caller must stop counting the job's progress as
+    /// running in the same critical section (see `Mirror::execute`).
+    pub(crate) fn record_job(&self, status: JobStatus, ran: Duration, copied: ProgressSnapshot) {
+        let mut f = self.finished.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = FINAL_STATUSES.iter().position(|s| *s == status) {
+            f.jobs[i] += 1;
+        }
+        let secs = ran.as_secs_f64();
+        for (i, bound) in JOB_DURATION_BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                f.duration_buckets[i] += 1;
+            }
+        }
+        f.duration_sum += secs;
+        f.duration_count += 1;
+        f.copied = sum(f.copied, copied);
+    }
+
+    /// Reads every counter; `running` is the progress of jobs still
+    /// running, added to the finished totals; `policies` are the stored
+    /// policies, whose last success is this process's record or, when the
+    /// last stored status is `SUCCESS`, its timestamp.
+    pub(crate) fn snapshot(
+        &self,
+        running: &[ProgressSnapshot],
+        policies: &[PollMirroringPolicy],
+    ) -> MetricsSnapshot {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let f = self.finished.lock().unwrap_or_else(|p| p.into_inner());
+        let copied = running.iter().fold(f.copied, |acc, p| sum(acc, *p));
+        let known = self.last_success.lock().unwrap_or_else(|p| p.into_inner());
+        let mut policies: Vec<PolicySuccess> = policies
+            .iter()
+            .map(|p| {
+                let stored = (p.last_status.code == PollResult::Success.code())
+                    .then_some(p.last_status.timestamp);
+                PolicySuccess {
+                    policy_id: p.id.clone(),
+                    local_repository: p.local_repository.to_string(),
+                    last_success: stored.max(known.get(&p.id).copied()),
+                }
+            })
+            .collect();
+        policies.sort_by(|a, b| a.policy_id.cmp(&b.policy_id));
+        MetricsSnapshot {
+            polls: PollResult::ALL
+                .iter()
+                .map(|r| (*r, g(&self.polls[r.index()])))
+                .collect(),
+            jobs: FINAL_STATUSES.iter().copied().zip(f.jobs).collect(),
+            jobs_running: running.len() as u64,
+            job_durations: Histogram {
+                buckets: JOB_DURATION_BUCKETS
+                    .iter()
+                    .copied()
+                    .zip(f.duration_buckets)
+                    .collect(),
+                sum: f.duration_sum,
+                count: f.duration_count,
+            },
+            copied,
+            tags_unchanged: g(&self.tags_unchanged),
+            tags_preexisting: g(&self.tags_preexisting),
+            tags_failed: g(&self.tags_failed),
+            rate_limited: g(&self.rate_limited),
+            policies,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(bytes: u64, retries: u64) -> ProgressSnapshot {
+        ProgressSnapshot {
+            bytes_copied: bytes,
+            retries,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn finished_and_running_jobs_add_up() {
+        let m = Metrics::default();
+        m.record_job(JobStatus::Done, Duration::from_secs(3), progress(100, 1));
+        m.record_job(
+            JobStatus::Errored,
+            Duration::from_secs(4000),
+            progress(5, 0),
+        );
+        m.count_rate_limited();
+        m.record_poll("p1", PollResult::Success, Utc::now());
+        m.record_poll("p1", PollResult::Failed, Utc::now());
+        m.record_tags(2, 1, 0);
+        let s = m.snapshot(&[progress(10, 2)], &[]);
+        assert_eq!(s.copied.bytes_copied, 115);
+        assert_eq!(s.copied.retries, 3);
+        assert_eq!(s.jobs_running, 1);
+        assert_eq!(
+            s.jobs,
+            [
+                (JobStatus::Done, 1),
+                (JobStatus::Errored, 1),
+                (JobStatus::Canceled, 0)
+            ]
+        );
+        let buckets: Vec<u64> = s.job_durations.buckets.iter().map(|b| b.1).collect();
+        assert_eq!(buckets, [0, 1, 1, 1, 1, 1, 1, 2, 2]);
+        assert_eq!(s.job_durations.count, 2);
+        assert_eq!(s.job_durations.sum, 4003.0);
+        assert_eq!(s.polls[0], (PollResult::Success, 1));
+        assert_eq!(s.polls[2], (PollResult::Failed, 1));
+        assert_eq!((s.tags_unchanged, s.tags_preexisting), (2, 1));
+        assert_eq!(s.rate_limited, 1);
+    }
+
+    #[test]
+    fn delta_never_goes_negative() {
+        assert_eq!(delta(progress(5, 0), progress(7, 0)).bytes_copied, 0);
+        assert_eq!(delta(progress(9, 3), progress(7, 1)), progress(2, 2));
+    }
+}

@@ -1,0 +1,65 @@
+//! `DELETE` of manifests (by digest: the manifest and every tag on it; by
+//! tag: the tag only, as OCI distribution 1.1 allows) and of blobs (the
+//! repository's link only).
+//!
+//! Nothing is removed from the blob store here: blobs are shared between
+//! repositories, and a manifest's bytes may be held by another one.
+//! Reclaiming unreferenced blobs is a garbage collector's job.
+
+use axum::body::Body;
+use axum::http::StatusCode;
+use axum::response::Response;
+use mirror_core::Digest;
+use mirror_core::reference::validate_tag;
+use mirror_core::store::Repository;
+
+use super::content::response;
+use crate::error::RegistryError;
+use crate::state::AppState;
+
+fn accepted() -> Response {
+    response(StatusCode::ACCEPTED, Body::empty(), &[])
+}
+
+/// `DELETE /v2/<name>/manifests/<digest|tag>` → `202`.
+pub(super) async fn manifest(
+    state: &AppState,
+    repo: &Repository,
+    reference: &str,
+) -> Result<Response, RegistryError> {
+    let repos = &state.mirror.stores().repos;
+    let deleted = if reference.contains(':') {
+        let digest =
+            Digest::parse(reference).map_err(|e| RegistryError::digest_invalid(e.to_string()))?;
+        repos.delete_manifest(&repo.name, &digest).await?
+    } else {
+        validate_tag(reference).map_err(|e| RegistryError::tag_invalid(e.to_string()))?;
+        repos.delete_tag(&repo.name, reference).await?
+    };
+    if !deleted {
+        return Err(RegistryError::manifest_unknown(reference));
+    }
+    tracing::info!(repository = %repo.name, reference, "manifest or tag deleted");
+    Ok(accepted())
+}
+
+/// `DELETE /v2/<name>/blobs/<digest>` → `202`: the repository no longer
+/// holds the blob (manifests that reference it stay, as in distribution).
+pub(super) async fn blob(
+    state: &AppState,
+    repo: &Repository,
+    digest: &str,
+) -> Result<Response, RegistryError> {
+    let digest = Digest::parse(digest).map_err(|e| RegistryError::digest_invalid(e.to_string()))?;
+    if !state
+        .mirror
+        .stores()
+        .repos
+        .unlink_blob(&repo.name, &digest)
+        .await?
+    {
+        return Err(RegistryError::blob_unknown(&digest.to_string()));
+    }
+    tracing::info!(repository = %repo.name, %digest, "blob link deleted");
+    Ok(accepted())
+}

@@ -1,0 +1,334 @@
+// One repository: its Tags and Mirrors tabs.
+
+import * as api from '../api.js';
+import { badge, formatBytes, h, remoteName, replace, sleep, statusKind, timeEl } from '../dom.js';
+import { alertArea, hideAlert, showAlert, whileBusy } from '../forms.js';
+import { policyForm } from './policy-form.js';
+
+const MEDIA_TYPES = {
+  'application/vnd.docker.distribution.manifest.v2+json': 'Image (Docker)',
+  'application/vnd.oci.image.manifest.v1+json': 'Image (OCI)',
+  'application/vnd.docker.distribution.manifest.list.v2+json': 'Multi-platform (Docker list)',
+  'application/vnd.oci.image.index.v1+json': 'Multi-platform (OCI index)',
+};
+
+/**
+ * The caller's level on the repository: `admin` or `read`. Server
+ * administrators and the owner of the namespace are admins; anyone else is
+ * one exactly when the admin-only `userAccess` list answers.
+ */
+async function accessLevel(ctx, namespace, name) {
+  const account = ctx.session.account;
+  if (account?.isAdmin || account?.name === namespace) return 'admin';
+  try {
+    await api.get(`${api.repoPath(namespace, name)}/userAccess`, { signal: ctx.signal });
+    return 'admin';
+  } catch (e) {
+    if (e?.name === 'AbortError') throw e;
+    return 'read';
+  }
+}
+
+export async function repositoryView(main, ctx) {
+  const { namespace, name, tab } = ctx.params;
+  const full = `${namespace}/${name}`;
+  ctx.setTitle(`${full} · ${tab === 'mirrors' ? 'Mirrors' : 'Tags'}`);
+  replace(main, h('p', { class: 'muted', text: `Loading ${full}…` }));
+
+  let repo;
+  let level;
+  try {
+    [repo, level] = await Promise.all([
+      api.get(api.repoPath(namespace, name), { signal: ctx.signal }),
+      accessLevel(ctx, namespace, name),
+    ]);
+  } catch (e) {
+    if (ctx.signal.aborted) return;
+    replace(main,
+      h('p', { class: 'breadcrumb' }, h('a', { href: '#/repositories', text: 'Repositories' })),
+      h('h1', { text: full }),
+      h('p', { class: 'alert alert-error', role: 'alert', text: e.status === 404 ? `Repository ${full} does not exist, or you have no access to it.` : e.message }));
+    return;
+  }
+
+  const tabLink = (key, label) => h('a', {
+    href: ctx.href('repositories', namespace, name, key),
+    class: 'tab',
+    'aria-current': tab === key ? 'page' : undefined,
+    text: label,
+  });
+  const panel = h('section', { class: 'tab-panel', 'aria-labelledby': `tab-title-${tab}` });
+  replace(main,
+    h('p', { class: 'breadcrumb' }, h('a', { href: '#/repositories', text: 'Repositories' }), ' / ', namespace),
+    h('div', { class: 'page-head' },
+      h('h1', {}, h('span', { class: 'repo-ns', text: `${namespace}/` }), name),
+      badge(repo.visibility, repo.visibility === 'public' ? 'warn' : 'idle'),
+      level === 'admin' ? null : badge('read only', 'idle')),
+    repo.shortDescription ? h('p', { class: 'muted', text: repo.shortDescription }) : null,
+    h('nav', { class: 'tabs', 'aria-label': 'Repository sections' }, tabLink('tags', 'Tags'), tabLink('mirrors', 'Mirrors')),
+    panel);
+
+  if (tab === 'mirrors') await mirrorsTab(panel, ctx, { namespace, name, level });
+  else await tagsTab(panel, ctx, { namespace, name, level });
+}
+
+// ---------------------------------------------------------------- Tags ----
+
+async function tagsTab(panel, ctx, { namespace, name, level }) {
+  const heading = h('h2', { id: 'tab-title-tags', text: 'Tags' });
+  replace(panel, heading, h('p', { class: 'muted', text: 'Loading tags…' }));
+  let tags;
+  try {
+    tags = await api.get(`${api.repoPath(namespace, name)}/tags`, { signal: ctx.signal });
+  } catch (e) {
+    if (ctx.signal.aborted) return;
+    replace(panel, heading, h('p', { class: 'alert alert-error', role: 'alert', text: `Cannot list the tags: ${e.message}` }));
+    return;
+  }
+  if (tags.length === 0) {
+    replace(panel, heading, h('div', { class: 'empty' },
+      h('p', { text: 'No tags yet.' }),
+      h('p', { class: 'muted' },
+        level === 'admin' ? 'Add a mirror policy on the ' : 'Tags appear here once a mirror policy copies them; see the ',
+        h('a', { href: ctx.href('repositories', namespace, name, 'mirrors'), text: 'Mirrors tab' }),
+        '.')));
+    return;
+  }
+  tags.sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }));
+  const rows = tags.map((t) => h('tr', { dataset: { tag: t.name } },
+    h('th', { scope: 'row', class: 'tag-name', text: t.name }),
+    h('td', {}, h('code', { class: 'digest', title: t.digest, text: t.digest })),
+    h('td', { text: MEDIA_TYPES[t.mediaType] ?? t.mediaType }),
+    h('td', { class: 'num', title: `${t.size} bytes`, text: formatBytes(t.size) }),
+    h('td', { class: 'mirrored-from' }, t.mirroring
+      ? `${t.mirroring.remoteRepository.replace(/^https?:\/\//, '')}:${t.mirroring.remoteTag}`
+      : h('span', { class: 'muted', text: 'not mirrored' })),
+    h('td', {}, timeEl(t.updatedAt))));
+  replace(panel, heading,
+    h('div', { class: 'table-wrap' },
+      h('table', { class: 'table tags-table' },
+        h('caption', { class: 'visually-hidden', text: `Tags of ${namespace}/${name}` }),
+        h('thead', {}, h('tr', {},
+          h('th', { scope: 'col', text: 'Tag' }),
+          h('th', { scope: 'col', text: 'Digest' }),
+          h('th', { scope: 'col', text: 'Type' }),
+          h('th', { scope: 'col', class: 'num', text: 'Manifest size' }),
+          h('th', { scope: 'col', text: 'Mirrored from' }),
+          h('th', { scope: 'col', text: 'Updated' }))),
+        h('tbody', {}, rows))),
+    h('p', { class: 'muted small', text: `${tags.length} ${tags.length === 1 ? 'tag' : 'tags'}. Pull with: docker pull ${location.host}/${namespace}/${name}:TAG` }));
+}
+
+// ------------------------------------------------------------- Mirrors ----
+
+async function mirrorsTab(panel, ctx, { namespace, name, level }) {
+  const isAdmin = level === 'admin';
+  const canRunJobs = Boolean(ctx.session.account?.isAdmin);
+  const base = `${api.repoPath(namespace, name)}/pollMirroringPolicies`;
+
+  const newButton = isAdmin
+    ? h('button', { type: 'button', class: 'button button-primary', text: 'New mirror policy', 'aria-controls': 'policy-form-area', 'aria-expanded': 'false' })
+    : null;
+  const notice = h('div', { class: 'alert', role: 'status', hidden: true });
+  const formArea = h('div', { id: 'policy-form-area' });
+  const list = h('div', { class: 'policies', 'aria-busy': 'true' }, h('p', { class: 'muted', text: 'Loading mirror policies…' }));
+  replace(panel,
+    h('div', { class: 'section-head' },
+      h('h2', { id: 'tab-title-mirrors', text: 'Mirror policies' }),
+      newButton),
+    isAdmin ? null : h('p', { class: 'muted', text: 'You need admin access to this repository to add or change mirror policies.' }),
+    notice,
+    formArea,
+    list);
+
+  function say(message, kind = 'success') {
+    showAlert(notice, message, kind);
+  }
+
+  function closeForm(focusTarget) {
+    formArea.replaceChildren();
+    newButton?.setAttribute('aria-expanded', 'false');
+    focusTarget?.focus();
+  }
+
+  function openForm(policy) {
+    hideAlert(notice);
+    const { form, focus } = policyForm({
+      namespace,
+      name,
+      policy,
+      onCancel: () => closeForm(newButton),
+      onSaved: async (saved, { applied }) => {
+        closeForm(newButton);
+        await saidSaved(saved, { applied, edited: Boolean(policy) });
+        await load();
+      },
+    });
+    formArea.replaceChildren(form);
+    newButton?.setAttribute('aria-expanded', 'true');
+    form.scrollIntoView({ block: 'nearest' });
+    focus();
+  }
+  newButton?.addEventListener('click', () => (formArea.firstChild ? closeForm(newButton) : openForm()));
+
+  async function runPoll(policyId) {
+    const job = await api.post('jobs', { action: 'poll_mirror', parameters: { policyID: policyId } });
+    watchJob(job);
+    return job;
+  }
+
+  // Once a poll started here finishes, show the policies' new status and
+  // say how it ended.
+  async function watchJob(job) {
+    let current = job;
+    try {
+      while (!['done', 'errored', 'canceled'].includes(current.status)) {
+        await sleep(1500, ctx.signal);
+        current = await api.get(`jobs/${encodeURIComponent(job.id)}`, { signal: ctx.signal });
+      }
+    } catch {
+      return; // left the page, or the job is gone
+    }
+    await load();
+    const link = h('a', { href: ctx.href('jobs', job.id), class: 'job-link', text: 'job log' });
+    if (current.status === 'done') say(['The poll finished: see the policy status below and the ', link, '.']);
+    else say([`The poll ended ${current.status}: see the `, link, '.'], 'error');
+  }
+
+  async function saidSaved(saved, { applied, edited }) {
+    const from = remoteName(saved.remoteHost, saved.remoteRepository);
+    if (edited) {
+      say(`Saved the mirror policy from ${from}.`);
+      return;
+    }
+    if (!applied) {
+      say(`Saved. Tags of ${from} that are pushed or moved from now on will be mirrored at each poll.`);
+      return;
+    }
+    if (!canRunJobs) {
+      say(`Saved. Every tag of ${from} will be mirrored at the next scheduled poll.`);
+      return;
+    }
+    // "Save & Apply": mirror every tag now rather than at the next cron run.
+    try {
+      const job = await runPoll(saved.id);
+      say([
+        `Saved. Mirroring every tag of ${from} now: `,
+        h('a', { href: ctx.href('jobs', job.id), class: 'job-link', text: 'follow the job' }),
+        '.',
+      ]);
+    } catch (e) {
+      say(`Saved. Every tag of ${from} will be mirrored at the next scheduled poll (starting a poll now failed: ${e.message}).`, 'info');
+    }
+  }
+
+  async function load() {
+    let policies;
+    try {
+      policies = await api.get(base, { signal: ctx.signal });
+    } catch (e) {
+      if (ctx.signal.aborted) return;
+      list.removeAttribute('aria-busy');
+      replace(list, h('p', { class: 'alert alert-error', role: 'alert', text: `Cannot list the mirror policies: ${e.message}` }));
+      return;
+    }
+    list.removeAttribute('aria-busy');
+    if (policies.length === 0) {
+      replace(list, h('div', { class: 'empty' },
+        h('p', { text: 'No mirror policies: this repository is not mirrored.' }),
+        isAdmin ? h('p', { class: 'muted', text: 'Use "New mirror policy" to pull the tags of a repository on another registry or Docker Hub into this one.' }) : null));
+      return;
+    }
+    replace(list, policies.map((p) => policyCard(p)));
+  }
+
+  function policyCard(p) {
+    const titleId = `policy-${p.id}`;
+    const rowAlert = alertArea('alert-inline');
+    const from = remoteName(p.remoteHost, p.remoteRepository);
+    const status = p.lastStatus ?? { code: 'NEVER_RUN', detail: '' };
+    const statusText = status.code === 'NEVER_RUN' ? 'never run' : status.code.toLowerCase();
+
+    const tls = [];
+    if (p.remoteCA) tls.push('custom certificate authority');
+    if (p.skipTLSVerification) tls.push('TLS verification skipped');
+
+    const card = h('article', { class: 'policy card', 'aria-labelledby': titleId, dataset: { policyId: p.id } },
+      h('header', { class: 'card-head' },
+        h('h3', { id: titleId }, h('span', { class: 'muted', text: 'Pull from ' }), from),
+        badge(statusText, statusKind(status.code), `Last status: ${statusText}`),
+        p.enabled ? null : badge('disabled', 'idle')),
+      h('dl', { class: 'facts' },
+        h('div', {}, h('dt', { text: 'Remote registry' }), h('dd', {}, h('code', { text: p.remoteHost }))),
+        h('div', {}, h('dt', { text: 'Remote repository' }), h('dd', {}, h('code', { text: p.remoteRepository }))),
+        h('div', {}, h('dt', { text: 'Credentials' }), h('dd', { text: p.username ? `user ${p.username}` : 'anonymous' })),
+        h('div', {}, h('dt', { text: 'Last mirrored' }), h('dd', { class: 'last-mirrored' }, timeEl(p.lastMirroredAt))),
+        h('div', { class: 'wide' }, h('dt', { text: 'Last status' }), h('dd', { class: 'last-status' },
+          status.code === 'NEVER_RUN'
+            ? h('span', { class: 'muted', text: p.initialEvaluation ? 'Not polled yet: every tag will be mirrored at the first poll.' : 'Not polled yet: tags pushed or moved from now on will be mirrored.' })
+            : [status.detail || status.code, ' ', status.timestamp ? ['(', timeEl(status.timestamp), ')'] : null])),
+        tls.length ? h('div', {}, h('dt', { text: 'TLS' }), h('dd', { text: tls.join(', ') })) : null),
+      rowAlert);
+
+    if (isAdmin) {
+      const enabled = h('input', { type: 'checkbox', role: 'switch', id: `enabled-${p.id}`, checked: p.enabled });
+      enabled.addEventListener('change', async () => {
+        const want = enabled.checked;
+        enabled.disabled = true;
+        hideAlert(rowAlert);
+        try {
+          await api.put(`${base}/${encodeURIComponent(p.id)}`, { enabled: want });
+          say(`${want ? 'Enabled' : 'Disabled'} the mirror policy from ${from}.`);
+          await load();
+        } catch (e) {
+          enabled.checked = !want;
+          enabled.disabled = false;
+          showAlert(rowAlert, `Cannot ${want ? 'enable' : 'disable'} the policy: ${e.message}`);
+        }
+      });
+      const edit = h('button', { type: 'button', class: 'button', text: 'Edit', 'aria-describedby': titleId, onclick: () => openForm(p) });
+      const pollNow = canRunJobs ? h('button', { type: 'button', class: 'button', text: 'Poll now', 'aria-describedby': titleId }) : null;
+      pollNow?.addEventListener('click', async () => {
+        hideAlert(rowAlert);
+        try {
+          const job = await whileBusy(pollNow, 'Starting…', () => runPoll(p.id));
+          showAlert(rowAlert, ['Polling now: ', h('a', { href: ctx.href('jobs', job.id), class: 'job-link', text: 'follow the job' }), '.'], 'success');
+        } catch (e) {
+          showAlert(rowAlert, `Cannot start a poll: ${e.message}`);
+        }
+      });
+      const remove = h('button', { type: 'button', class: 'button button-danger', text: 'Delete', 'aria-describedby': titleId });
+      const actions = h('div', { class: 'card-actions' },
+        h('div', { class: 'check-row switch' }, enabled, h('label', { for: enabled.id, text: 'Enabled' })),
+        edit, pollNow, remove);
+      remove.addEventListener('click', () => {
+        const confirmDelete = h('button', { type: 'button', class: 'button button-danger', text: 'Delete policy' });
+        const keep = h('button', { type: 'button', class: 'button', text: 'Keep it' });
+        const question = h('div', { class: 'confirm', role: 'group', 'aria-label': 'Confirm deletion' },
+          h('p', { text: `Delete the policy that mirrors ${from}? Tags already mirrored stay.` }),
+          confirmDelete, keep);
+        actions.replaceWith(question);
+        keep.focus();
+        keep.addEventListener('click', () => {
+          question.replaceWith(actions);
+          remove.focus();
+        });
+        confirmDelete.addEventListener('click', async () => {
+          try {
+            await whileBusy(confirmDelete, 'Deleting…', () => api.del(`${base}/${encodeURIComponent(p.id)}`));
+            say(`Deleted the mirror policy from ${from}.`);
+            await load();
+            newButton?.focus();
+          } catch (e) {
+            showAlert(rowAlert, `Cannot delete the policy: ${e.message}`);
+          }
+        });
+      });
+      card.append(actions);
+    }
+    return card;
+  }
+
+  await load();
+  if (isAdmin && ctx.query.get('new') === '1') openForm();
+}

@@ -1,0 +1,420 @@
+// End-to-end tests of mirror-server's web interface: headless Chromium
+// (Debian's) against a real mirror-server and a real upstream registry
+// (Debian's docker-registry, htpasswd auth), all on loopback.
+//
+// The tests run in order and build on each other, like a user's session:
+// log in, create a repository, connect to the upstream (first with a wrong
+// password), Save & Apply, follow the job, check the mirrored tags against
+// the upstream's digests, manage the policy and jobs, then look at it all
+// as a user without admin rights and at phone width.
+//
+// REGMIRROR_SCREENSHOTS=DIR saves the main screens as PNG files in DIR
+// (scripts/test-web --screenshots writes them to docs/).
+
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { launchBrowser, watchProblems } from './helpers/browser.mjs';
+import { startRegistry } from './helpers/registry.mjs';
+import { ADMIN, startServer } from './helpers/server.mjs';
+
+const UPSTREAM_USER = { user: 'puller', password: 'pull-secret-1' };
+const READER = { user: 'reader', password: 'reader-password-1' };
+const TAGS = ['1.0', '1.1', 'latest'];
+const SHOTS = process.env.REGMIRROR_SCREENSHOTS ? resolve(process.env.REGMIRROR_SCREENSHOTS) : null;
+
+let upstream;
+let server;
+let browser;
+let page;
+let problems;
+const upstreamDigests = {};
+
+async function screenshot(name, { target = page, fullPage = false } = {}) {
+  if (!SHOTS) return;
+  mkdirSync(SHOTS, { recursive: true });
+  // Relative times ("3 seconds ago") make every run differ a little; the
+  // pictures are for people, not compared. No focus ring, top of the page.
+  await target.evaluate(() => {
+    document.activeElement?.blur();
+    window.scrollTo(0, 0);
+  });
+  await target.screenshot({ path: join(SHOTS, `${name}.png`), fullPage });
+}
+
+async function logIn(p, { user, password }) {
+  await p.getByLabel('Username').fill(user);
+  await p.getByLabel('Password or access token').fill(password);
+  await p.getByRole('button', { name: 'Log in' }).click();
+}
+
+describe('web interface', { concurrency: false }, () => {
+  before(async () => {
+    upstream = await startRegistry({ auth: UPSTREAM_USER });
+    for (const tag of TAGS) {
+      const { digest } = await upstream.pushImage('team/hello', tag, `hello ${tag}\n`);
+      upstreamDigests[tag] = digest;
+    }
+    server = await startServer();
+    browser = await launchBrowser();
+    page = await browser.context.newPage();
+    problems = watchProblems(page);
+  });
+
+  after(async () => {
+    await browser?.close();
+    if (server && process.env.REGMIRROR_KEEP_LOGS) console.log(server.log());
+    await server?.stop();
+    await upstream?.stop();
+  });
+
+  test('serves the page and its assets with a strict Content-Security-Policy', async () => {
+    const index = await fetch(`${server.url}/`);
+    assert.equal(index.status, 200);
+    assert.equal(index.headers.get('content-type'), 'text/html; charset=utf-8');
+    assert.equal(index.headers.get('cache-control'), 'no-cache');
+    const csp = index.headers.get('content-security-policy');
+    assert.match(csp, /default-src 'none'/);
+    assert.match(csp, /script-src 'self'/);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval|\*/);
+    assert.equal(index.headers.get('x-content-type-options'), 'nosniff');
+    const html = await index.text();
+    const app = /src="(assets\/[0-9a-f]+\/js\/app\.js)"/.exec(html);
+    assert.ok(app, 'the page loads a versioned app.js');
+    const js = await fetch(`${server.url}/${app[1]}`);
+    assert.equal(js.status, 200);
+    assert.equal(js.headers.get('content-type'), 'text/javascript; charset=utf-8');
+    assert.match(js.headers.get('cache-control'), /immutable/);
+    const again = await fetch(`${server.url}/`, { headers: { 'If-None-Match': index.headers.get('etag') } });
+    assert.equal(again.status, 304);
+    const missing = await fetch(`${server.url}/${app[1].replace('app.js', 'nope.js')}`);
+    assert.equal(missing.status, 404);
+  });
+
+  test('a wrong password is refused, then logging in with the keyboard works', async () => {
+    await page.goto(`${server.url}/`);
+    await screenshot('web-login');
+    await page.getByLabel('Username').fill(ADMIN.user);
+    await page.getByLabel('Password or access token').fill('not-the-password');
+    await page.keyboard.press('Enter');
+    await page.getByRole('alert').filter({ hasText: 'wrong' }).waitFor();
+    assert.equal(await page.getByLabel('Username').inputValue(), ADMIN.user);
+
+    await page.getByLabel('Password or access token').fill(ADMIN.password);
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Repositories', level: 1 }).waitFor();
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Jobs' }).waitFor();
+    assert.match(page.url(), /#\/repositories$/);
+
+    // The session survives a reload in the same tab.
+    await page.reload();
+    await page.getByRole('heading', { name: 'Repositories', level: 1 }).waitFor();
+  });
+
+  test('a refused login never opens the browser\'s own login dialog', async () => {
+    // The API answers 401 with `WWW-Authenticate: Basic`, which makes
+    // browsers prompt for credentials on ordinary requests. The page's
+    // requests use `credentials: 'omit'`, so Chromium must not even ask.
+    // Fetch.authRequired (CDP) fires exactly when it would ask.
+    const probe = await browser.context.newPage();
+    const cdp = await browser.context.newCDPSession(probe);
+    const challenged = [];
+    cdp.on('Fetch.requestPaused', (e) => cdp.send('Fetch.continueRequest', { requestId: e.requestId }).catch(() => {}));
+    cdp.on('Fetch.authRequired', (e) => {
+      challenged.push(e.request.url);
+      cdp.send('Fetch.continueWithAuth', { requestId: e.requestId, authChallengeResponse: { response: 'CancelAuth' } }).catch(() => {});
+    });
+    await probe.goto(`${server.url}/`);
+    await cdp.send('Fetch.enable', { handleAuthRequests: true, patterns: [{ urlPattern: '*/api/v0/*' }] });
+
+    // Control: a request that allows credentials is challenged.
+    const status = await probe.evaluate(async () => (await fetch('api/v0/repositories', {
+      headers: { Authorization: `Basic ${btoa('admin:wrong')}` },
+    })).status);
+    assert.equal(status, 401);
+    assert.equal(challenged.length, 1, 'the control request is challenged');
+
+    await probe.getByLabel('Username').fill(ADMIN.user);
+    await probe.getByLabel('Password or access token').fill('still-wrong');
+    await probe.getByRole('button', { name: 'Log in' }).click();
+    await probe.getByRole('alert').filter({ hasText: 'wrong' }).waitFor();
+    assert.equal(challenged.length, 1, 'the page\'s login request is not challenged');
+    await cdp.detach();
+    await probe.close();
+  });
+
+  test('creating a repository shows API errors next to the field, then opens it', async () => {
+    await page.getByRole('button', { name: 'New repository' }).click();
+    const form = page.getByRole('form', { name: 'New repository' });
+    await form.getByLabel('Name', { exact: true }).fill('Not Valid');
+    await form.getByRole('button', { name: 'Create' }).click();
+    // INVALID_REPOSITORY_NAME with detail.field = "name": under the Name field.
+    const nameError = form.locator('.field-name .field-error');
+    await nameError.waitFor();
+    assert.match(await nameError.textContent(), /not valid/);
+    assert.equal(await form.getByLabel('Name', { exact: true }).getAttribute('aria-invalid'), 'true');
+
+    await form.getByLabel('Name', { exact: true }).fill('hello');
+    await form.getByLabel('Description (optional)').fill('Mirror of team/hello');
+    await form.getByRole('button', { name: 'Create' }).click();
+    await page.getByRole('heading', { name: 'admin/hello', level: 1 }).waitFor();
+    await page.getByText('No tags yet.').waitFor();
+
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Repositories' }).click();
+    const row = page.locator('tr[data-repository="admin/hello"]');
+    await row.waitFor();
+    assert.match(await row.textContent(), /private/);
+    await row.locator('td.num', { hasText: '0' }).waitFor();
+    await row.getByText('No', { exact: true }).waitFor();
+  });
+
+  test('Connect with a wrong password shows the reason next to the form', async () => {
+    await page.goto(`${server.url}/#/repositories/admin/hello/mirrors`);
+    await page.getByRole('button', { name: 'New mirror policy' }).click();
+    const form = page.getByRole('form', { name: 'New mirror policy' });
+    assert.ok(await form.getByLabel('Pull from remote registry').isChecked());
+    assert.equal(await form.getByLabel('Registry type').inputValue(), 'dtr');
+    await form.getByLabel('Registry URL').fill(upstream.url);
+    await form.getByLabel('Username').fill(UPSTREAM_USER.user);
+    await form.getByLabel('Password or access token').fill('wrong-password');
+    await form.getByLabel('Namespace').fill('team');
+    await form.getByLabel('Repository name').fill('hello');
+    assert.ok(await form.getByRole('button', { name: 'Save & Apply' }).isDisabled(), 'saving needs a connection first');
+
+    await form.getByRole('button', { name: 'Connect' }).click();
+    const result = form.locator('.connect-result.connect-error');
+    await result.waitFor();
+    const text = await result.textContent();
+    assert.match(text, /refused these credentials/);
+    assert.match(text, /team\/hello/);
+    assert.doesNotMatch(text, /[{}]/, 'no raw JSON');
+    assert.ok(await form.getByRole('button', { name: 'Save & Apply' }).isDisabled());
+    assert.ok(await form.getByRole('button', { name: 'Save', exact: true }).isDisabled());
+  });
+
+  test('Connect then Save & Apply mirrors every tag, and the job log follows it', async () => {
+    const form = page.getByRole('form', { name: 'New mirror policy' });
+    // Docker Hub fills in its URL; back to a DTR URL.
+    await form.getByLabel('Registry type').selectOption('hub');
+    assert.equal(await form.getByLabel('Docker Hub URL').inputValue(), upstream.url, 'a URL typed by the user is kept');
+    await form.getByLabel('Docker Hub URL').fill('');
+    await form.getByLabel('Registry type').selectOption('dtr');
+    await form.getByLabel('Registry type').selectOption('hub');
+    assert.equal(await form.getByLabel('Docker Hub URL').inputValue(), 'https://index.docker.io');
+    await form.getByLabel('Registry type').selectOption('dtr');
+    await form.getByLabel('Registry URL').fill(upstream.url);
+
+    await form.getByRole('button', { name: 'Show advanced settings' }).click();
+    await form.getByLabel('Remote certificate authority').waitFor();
+    await form.getByLabel('Skip TLS verification').waitFor();
+    await form.getByLabel('Password or access token').fill(UPSTREAM_USER.password);
+    await form.getByRole('button', { name: 'Connect' }).click();
+    const ok = form.locator('.connect-result.connect-ok');
+    await ok.waitFor();
+    assert.match(await ok.textContent(), /Read: yes/);
+    await screenshot('web-mirrors-new-policy', { fullPage: true });
+
+    await form.getByRole('button', { name: 'Save & Apply' }).click();
+    // Save & Apply starts a poll of the new policy at once; the tab says
+    // when it has finished and shows the policy's new status.
+    await page.getByRole('status').getByRole('link', { name: 'follow the job' }).waitFor();
+    await page.locator('article.policy').waitFor();
+    await page.getByRole('status').getByText('The poll finished').waitFor({ timeout: 60000 });
+    await page.locator('article.policy').getByText('success').waitFor();
+    await page.getByRole('status').getByRole('link', { name: 'job log' }).click();
+
+    await page.getByRole('heading', { name: /^Job / }).waitFor();
+    await page.locator('.job-status[data-status="done"]').waitFor({ timeout: 60000 });
+    const log = page.getByRole('log', { name: 'Job log' });
+    await log.getByText('job done').waitFor();
+    for (const tag of TAGS) {
+      await log.getByText(`copied new tag team/hello:${tag} -> admin/hello:${tag}`).waitFor();
+    }
+    assert.match(await page.locator('#progress-text').textContent(), /3 of 3 tags copied/);
+    await screenshot('web-job-log');
+    assert.ok(await page.getByRole('button', { name: 'Cancel job' }).isHidden(), 'no cancel for a finished job');
+  });
+
+  test('the Tags tab shows the mirrored tags with the upstream digests', async () => {
+    await page.goto(`${server.url}/#/repositories/admin/hello`);
+    await page.getByRole('heading', { name: 'Tags', level: 2 }).waitFor();
+    for (const tag of TAGS) {
+      const row = page.locator(`tr[data-tag="${tag}"]`);
+      await row.waitFor();
+      assert.equal(await row.locator('code.digest').textContent(), upstreamDigests[tag], `digest of ${tag}`);
+      assert.equal(await row.locator('.mirrored-from').textContent(), `${upstream.hostPort}/team/hello:${tag}`);
+      assert.match(await row.textContent(), /Image \(Docker\)/);
+    }
+    await screenshot('web-tags');
+
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Repositories' }).click();
+    const row = page.locator('tr[data-repository="admin/hello"]');
+    await row.locator('td.num', { hasText: '3' }).waitFor();
+    await row.getByRole('link', { name: `From ${upstream.hostPort}/team/hello` }).waitFor();
+    await screenshot('web-repositories');
+  });
+
+  test('a policy can be disabled, enabled, edited (rotating credentials) and shows its last status', async () => {
+    await page.goto(`${server.url}/#/repositories/admin/hello/mirrors`);
+    const card = page.locator('article.policy');
+    await card.waitFor();
+    await card.getByText('success').waitFor();
+    assert.doesNotMatch(await card.locator('.last-mirrored').textContent(), /never/);
+    await screenshot('web-mirrors');
+
+    const enabled = card.getByRole('switch', { name: 'Enabled' });
+    assert.ok(await enabled.isChecked());
+    await enabled.uncheck();
+    await page.locator('article.policy .badge', { hasText: 'disabled' }).waitFor();
+    const policies = await server.ok('GET', 'repositories/admin/hello/pollMirroringPolicies');
+    assert.equal(policies[0].enabled, false);
+    await page.locator('article.policy').getByRole('switch', { name: 'Enabled' }).check();
+    await page.locator('article.policy .badge', { hasText: 'disabled' }).waitFor({ state: 'detached' });
+
+    // Rotating to a wrong password is refused by the remote check; the
+    // reason shows in the form.
+    await page.locator('article.policy').getByRole('button', { name: 'Edit' }).click();
+    const form = page.getByRole('form', { name: 'Edit mirror policy' });
+    assert.equal(await form.getByLabel('Username').inputValue(), UPSTREAM_USER.user);
+    assert.equal(await form.getByLabel('Password or access token').inputValue(), '', 'secrets are never shown');
+    await form.getByLabel('Password or access token').fill('rotated-but-wrong');
+    await form.getByRole('button', { name: 'Save changes' }).click();
+    await form.locator('.connect-result.connect-error').waitFor();
+    await form.getByLabel('Password or access token').fill(UPSTREAM_USER.password);
+    await form.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByRole('status').getByText('Saved the mirror policy').waitFor();
+    await form.waitFor({ state: 'detached' });
+  });
+
+  test('Jobs: filter by action and status, run poll_mirror now, follow a log live, cancel', async () => {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Jobs' }).click();
+    await page.getByRole('heading', { name: 'Jobs', level: 1 }).waitFor();
+    await page.getByText('poll_mirror last ran').waitFor();
+    await page.getByLabel('Action').selectOption('poll_mirror');
+    await page.getByLabel('Status').selectOption('done');
+    await page.waitForURL(/#\/jobs\?action=poll_mirror&status=done$/);
+    await page.locator('tr[data-status="done"]').first().waitFor();
+    assert.equal(await page.locator('tbody tr:not([data-status="done"])').count(), 0);
+    await page.getByLabel('Status').selectOption('errored');
+    await page.getByText('No jobs match these filters.').waitFor();
+
+    // A job scheduled a little later: the page is open before it runs and
+    // its lines arrive while we watch.
+    const later = new Date(Date.now() + 3000).toISOString();
+    const waiting = await server.ok('POST', 'jobs', { action: 'poll_mirror', scheduledAt: later });
+    const streamed = [];
+    const onRequest = (r) => {
+      if (/\/logs\?.*stream=true/.test(r.url())) streamed.push(r.url());
+    };
+    page.on('request', onRequest);
+    await page.goto(`${server.url}/#/jobs/${waiting.id}`);
+    await page.locator('.job-status[data-status="waiting"]').waitFor();
+    assert.equal(await page.locator('.log-line').count(), 0);
+    await page.locator('.job-status[data-status="done"]').waitFor({ timeout: 60000 });
+    await page.getByRole('log').getByText('job done').waitFor();
+    assert.ok(await page.locator('.log-line').count() >= 3);
+    assert.match(await page.locator('#progress-text').textContent(), /Nothing to copy: no new or moved tags \(3 unchanged\)/);
+    page.off('request', onRequest);
+    assert.ok(streamed.length > 0, 'the log is followed with ?stream=true');
+
+    // Cancel a job that waits for its time.
+    const much_later = new Date(Date.now() + 3600_000).toISOString();
+    const parked = await server.ok('POST', 'jobs', { action: 'poll_mirror', scheduledAt: much_later });
+    await page.goto(`${server.url}/#/jobs/${parked.id}`);
+    await page.locator('.job-status[data-status="waiting"]').waitFor();
+    await page.getByRole('button', { name: 'Cancel job' }).click();
+    await page.locator('.job-status[data-status="canceled"]').waitFor();
+
+    // "Run poll_mirror now" opens the new job. Here the server is made to
+    // refuse `?stream=true`, as one without log streaming does: the page
+    // then reads the log every second instead.
+    await page.route(/\/logs\?.*stream=true/, (route) => route.fulfill({
+      status: 400,
+      contentType: 'application/json',
+      body: JSON.stringify({ errors: [{ code: 'INVALID_PARAMETER', message: 'stream: not supported', detail: { field: 'stream', reason: 'not supported' } }] }),
+    }));
+    await page.goto(`${server.url}/#/jobs`);
+    await page.getByRole('button', { name: 'Run poll_mirror now' }).click();
+    await page.waitForURL(/#\/jobs\/[0-9a-f-]{36}$/);
+    await page.locator('.job-status[data-status="done"]').waitFor({ timeout: 60000 });
+    await page.getByRole('log').getByText('job done').waitFor();
+    await page.unroute(/\/logs\?.*stream=true/);
+    const id = page.url().split('/').pop();
+    const job = await server.ok('GET', `jobs/${id}`);
+    assert.equal(job.action, 'poll_mirror');
+    await page.goto(`${server.url}/#/jobs`);
+    await page.locator(`tr[data-job-id="${id}"]`).waitFor();
+    await screenshot('web-jobs');
+  });
+
+  test('a user without admin rights sees the policies but no New mirror policy button', async () => {
+    await server.ok('POST', 'accounts', { name: READER.user, password: READER.password });
+    await server.ok('PUT', `repositories/admin/hello/userAccess/${READER.user}`, { accessLevel: 'read-only' });
+
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await page.getByRole('heading', { name: 'Log in to regmirror' }).waitFor();
+    await logIn(page, READER);
+    await page.getByRole('heading', { name: 'Repositories', level: 1 }).waitFor();
+    assert.equal(await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Jobs' }).count(), 0);
+    await page.locator('tr[data-repository="admin/hello"]').getByRole('link', { name: 'admin/hello' }).click();
+    await page.getByRole('heading', { name: 'Tags', level: 2 }).waitFor();
+    await page.locator(`tr[data-tag="${TAGS[0]}"]`).waitFor();
+    await page.getByRole('link', { name: 'Mirrors' }).click();
+    await page.locator('article.policy').waitFor();
+    await page.getByText('You need admin access to this repository').waitFor();
+    assert.equal(await page.getByRole('button', { name: 'New mirror policy' }).count(), 0);
+    assert.equal(await page.locator('article.policy').getByRole('button').count(), 0, 'no edit, delete or poll');
+    assert.equal(await page.getByRole('switch').count(), 0);
+
+    // A repository admin who is not a server admin gets the button.
+    await server.ok('PUT', `repositories/admin/hello/userAccess/${READER.user}`, { accessLevel: 'admin' });
+    await page.reload();
+    await page.getByRole('button', { name: 'New mirror policy' }).waitFor();
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await page.getByRole('heading', { name: 'Log in to regmirror' }).waitFor();
+  });
+
+  test('at phone width the pages fit the screen', async () => {
+    const phone = await browser.context.newPage();
+    const phoneProblems = watchProblems(phone);
+    await phone.setViewportSize({ width: 390, height: 844 });
+    await phone.goto(`${server.url}/`);
+    await logIn(phone, ADMIN);
+    await phone.getByRole('heading', { name: 'Repositories', level: 1 }).waitFor();
+    for (const route of ['repositories', 'repositories/admin/hello/mirrors', 'jobs']) {
+      await phone.goto(`${server.url}/#/${route}`);
+      await phone.locator('main h1').waitFor();
+      await phone.waitForLoadState('networkidle');
+      const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `${route} is ${overflow}px wider than the screen`);
+    }
+    await phone.goto(`${server.url}/#/repositories/admin/hello/mirrors?new=1`);
+    await phone.getByRole('form', { name: 'New mirror policy' }).waitFor();
+    await screenshot('web-phone-mirrors', { target: phone });
+    await phone.close();
+    assert.deepEqual(phoneProblems, []);
+  });
+
+  test('deleting a policy asks first', async () => {
+    await page.goto(`${server.url}/`);
+    await logIn(page, ADMIN);
+    await page.getByRole('heading', { name: 'Repositories', level: 1 }).waitFor();
+    await page.goto(`${server.url}/#/repositories/admin/hello/mirrors`);
+    const card = page.locator('article.policy');
+    await card.getByRole('button', { name: 'Delete' }).click();
+    await card.getByRole('button', { name: 'Keep it' }).click();
+    assert.equal((await server.ok('GET', 'repositories/admin/hello/pollMirroringPolicies')).length, 1);
+    await card.getByRole('button', { name: 'Delete' }).click();
+    await card.getByRole('button', { name: 'Delete policy' }).click();
+    await page.getByText('No mirror policies: this repository is not mirrored.').waitFor();
+    assert.equal((await server.ok('GET', 'repositories/admin/hello/pollMirroringPolicies')).length, 0);
+    // Mirrored tags stay.
+    assert.equal((await server.ok('GET', 'repositories/admin/hello/tags')).length, TAGS.length);
+  });
+
+  test('no page errors, console errors or failed requests', () => {
+    assert.deepEqual(problems, []);
+  });
+});
