@@ -94,7 +94,14 @@ fn child(args: &[String]) {
         let m = Mirror::new(
             stores,
             Arc::new(mirror_core::remote::HttpConnector::default()),
-            MirrorSettings::default(),
+            MirrorSettings {
+                // For experiments: REGMIRROR_HEAD_CONCURRENCY=64 cargo bench ...
+                head_concurrency: std::env::var("REGMIRROR_HEAD_CONCURRENCY")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(MirrorSettings::default().head_concurrency),
+                ..Default::default()
+            },
         );
         let local = RepositoryName::parse("bench/mirror").unwrap();
         let policy = match m.policies(Some(&local)).await.unwrap().pop() {
@@ -474,10 +481,31 @@ async fn many_tags(s: &Sizes, rows: &mut Vec<Row>) {
             &format!("{}/mirror", dest.host_port()),
         ])
     };
-    let t = sync(&dest).secs;
     let o = median(ours);
     let name = format!("3. no-change poll, {n_tags} tags");
-    rows.push(Row {
+    // REGMIRROR_BENCH_HEAD_SWEEP=8,16,32,64: the same poll at other HEAD
+    // concurrencies.
+    if let Ok(sweep) = std::env::var("REGMIRROR_BENCH_HEAD_SWEEP") {
+        for c in sweep.split(',') {
+            // SAFETY: single-threaded at this point of the bench's main task;
+            // the variable is only read by child processes.
+            unsafe { std::env::set_var("REGMIRROR_HEAD_CONCURRENCY", c) };
+            let runs: Vec<f64> = (0..s.runs)
+                .map(|_| {
+                    let r = regmirror(&up, "bench/many", dir.path(), true, 1);
+                    r.stdout.trim().parse::<f64>().unwrap()
+                })
+                .collect();
+            print_rows(&[Row {
+                scenario: name.clone(),
+                tool: format!("regmirror, {c} HEADs in flight"),
+                secs: median(runs),
+                extra: String::new(),
+            }]);
+        }
+        unsafe { std::env::remove_var("REGMIRROR_HEAD_CONCURRENCY") };
+    }
+    print_rows(&[Row {
         scenario: name.clone(),
         tool: "regmirror (job requested to done)".into(),
         secs: o,
@@ -485,7 +513,11 @@ async fn many_tags(s: &Sizes, rows: &mut Vec<Row>) {
             "{:.1} HEAD/run, {gets} manifest GET, {blobs} blob GET (goal < 2 s)",
             heads as f64 / s.runs as f64
         ),
-    });
+    }]);
+    if std::env::var("REGMIRROR_BENCH_SKIP_SKOPEO_SYNC").is_ok() {
+        return;
+    }
+    let t = sync(&dest).secs;
     rows.push(Row {
         scenario: name,
         tool: "skopeo sync (no change)".into(),

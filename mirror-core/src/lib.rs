@@ -28,6 +28,8 @@ pub mod metrics;
 pub mod mirror;
 pub mod policy;
 pub mod poll;
+#[cfg(test)]
+mod proptests;
 pub mod reference;
 pub mod remote;
 pub mod secret;

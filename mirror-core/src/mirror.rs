@@ -196,14 +196,22 @@ struct Inner {
 impl Mirror {
     /// The engine on the embedded stores in `data_dir`, with default settings.
     pub fn open(data_dir: &Path) -> Result<Self, MirrorError> {
+        Mirror::open_with(data_dir, HttpSettings::default())
+    }
+
+    /// The engine on the embedded stores in `data_dir`, reaching remotes
+    /// with `http` (e.g. a [`crate::remote::RemoteGuard`]); the engine
+    /// shares `http.metrics`.
+    pub fn open_with(data_dir: &Path, http: HttpSettings) -> Result<Self, MirrorError> {
         let stores = Stores::embedded(data_dir, FsOptions::default())?;
-        let settings = MirrorSettings::default();
-        let connector = HttpConnector {
-            settings: HttpSettings {
-                metrics: settings.metrics.clone(),
-                ..Default::default()
-            },
+        let settings = MirrorSettings {
+            metrics: http.metrics.clone(),
+            // Stable across restarts, so `recover` knows this directory's
+            // jobs left running by a crash without waiting for them to go stale.
+            worker_id: crate::store::data_dir_worker_id(data_dir)?,
+            ..Default::default()
         };
+        let connector = HttpConnector { settings: http };
         Ok(Mirror::new(stores, Arc::new(connector), settings))
     }
 
@@ -549,12 +557,16 @@ impl Mirror {
     }
 
     /// Finds running jobs whose worker stopped heart-beating (a crash):
-    /// requeues those with retries left, errors the rest. Also removes
-    /// abandoned blob uploads. Call on start, before running jobs or
-    /// opening blob writers: every unfinished upload is deleted, including
-    /// one a writer of this process still holds (its commit would fail).
+    /// requeues those with retries left, errors the rest. Jobs still marked
+    /// running under this engine's own worker ID count as lost at once,
+    /// however recent their heartbeat: on start this worker runs nothing, so
+    /// they were left by its previous process ([`Mirror::open`] keeps the
+    /// worker ID in the data directory). Also removes abandoned blob
+    /// uploads. Call on start, before running jobs or opening blob writers:
+    /// every unfinished upload is deleted, including one a writer of this
+    /// process still holds (its commit would fail).
     pub async fn recover(&self) -> Result<Vec<Job>, MirrorError> {
-        let jobs = self.recover_lost_jobs().await?;
+        let jobs = self.recover_jobs(true).await?;
         let purged = self.inner.stores.blobs.purge_uploads().await?;
         if purged > 0 {
             tracing::info!(purged, "removed unfinished blob uploads");
@@ -567,12 +579,34 @@ impl Mirror {
     /// periodically): requeues or errors jobs whose heartbeat stopped and
     /// releases their policy leases; leaves uploads alone.
     pub async fn recover_lost_jobs(&self) -> Result<Vec<Job>, MirrorError> {
+        self.recover_jobs(false).await
+    }
+
+    async fn recover_jobs(&self, at_start: bool) -> Result<Vec<Job>, MirrorError> {
         let stale_before = Utc::now()
             - chrono::Duration::from_std(self.inner.settings.stale_after)
                 .unwrap_or(chrono::Duration::seconds(30));
         let mut out = Vec::new();
         let policies = &self.inner.stores.policies;
-        for mut job in policies.stale_jobs(stale_before).await? {
+        let own = &self.inner.settings.worker_id;
+        let mut lost = policies.stale_jobs(stale_before).await?;
+        if at_start {
+            // A cutoff in the future: every running job, fresh or not.
+            for job in policies
+                .stale_jobs(Utc::now() + chrono::Duration::days(1))
+                .await?
+            {
+                if &job.worker_id == own && !lost.iter().any(|j| j.id == job.id) {
+                    lost.push(job);
+                }
+            }
+        }
+        for mut job in lost {
+            let why = if at_start && &job.worker_id == own {
+                "worker lost (this worker restarted while running it)"
+            } else {
+                "worker lost (no heartbeat)"
+            };
             let retry = job.retries_left > 0;
             job.status = transition(job.status, JobEvent::WorkerLost { retry })
                 .unwrap_or(JobStatus::Errored);
@@ -587,9 +621,11 @@ impl Mirror {
                 .append_log(
                     &job.id,
                     &[if retry {
-                        "worker lost (no heartbeat): job requeued".to_string()
+                        format!("{why}: job requeued")
                     } else {
-                        "worker lost (no heartbeat): job marked errored; nothing it had not finished was published".to_string()
+                        format!(
+                            "{why}: job marked errored; nothing it had not finished was published"
+                        )
                     }],
                 )
                 .await?;

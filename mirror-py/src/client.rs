@@ -196,12 +196,18 @@ impl ApiClient {
         initial_evaluation: bool,
     ) -> Result<Policy, Failure> {
         self.ensure_repository(local).await?;
-        let flag = if initial_evaluation { "true" } else { "false" };
+        // Left out, `initialEvaluation` is true but starts no job, as the
+        // embedded `Mirror::add_policy` does not: the caller polls.
+        let query: &[(&str, &str)] = if initial_evaluation {
+            &[]
+        } else {
+            &[("initialEvaluation", "false")]
+        };
         let answer = self
             .send(
                 Method::POST,
                 &Self::policies_path(local),
-                &[("initialEvaluation", flag)],
+                query,
                 Some(&form_body(form)),
             )
             .await?;

@@ -544,11 +544,30 @@ pub struct Mirror {
 #[pymethods]
 impl Mirror {
     /// Opens (creating if needed) the embedded stores in `data_dir`.
+    /// `remote_hosts_allow` (host patterns; empty: any) and
+    /// `forbid_private_remotes` restrict which remote hosts are reached,
+    /// as the server's settings of the same names do.
     #[new]
-    fn new(py: Python<'_>, data_dir: PathBuf) -> PyResult<PyClassInitializer<Self>> {
+    #[pyo3(signature = (data_dir, *, remote_hosts_allow = Vec::new(), forbid_private_remotes = false))]
+    fn new(
+        py: Python<'_>,
+        data_dir: PathBuf,
+        remote_hosts_allow: Vec<String>,
+        forbid_private_remotes: bool,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let guard =
+            mirror_core::remote::RemoteGuard::new(&remote_hosts_allow, forbid_private_remotes)
+                .map_err(|e| {
+                    Failure::new(mirror_core::ErrorKind::Invalid, e.to_string())
+                        .with_field("remote_hosts_allow")
+                })?;
         let dir = data_dir.clone();
+        let http = mirror_core::remote::HttpSettings {
+            guard,
+            ..Default::default()
+        };
         let mirror = py
-            .detach(move || CoreMirror::open(&dir))
+            .detach(move || CoreMirror::open_with(&dir, http))
             .map_err(Failure::from)?;
         Ok(PyClassInitializer::from(Engine {
             backend: Backend::Embedded(mirror),

@@ -7,7 +7,7 @@
 //! `Display` (or the server's `message`), which names the repository or
 //! field; it never holds a password, because no error type carries one.
 
-use mirror_core::{ErrorKind, MirrorError};
+use mirror_core::{ErrorKind, MirrorError, RemoteError};
 use pyo3::exceptions::{PyConnectionError, PyException, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -48,6 +48,10 @@ impl From<MirrorError> for Failure {
         let kind = err.kind();
         let (message, field) = match &err {
             MirrorError::InvalidPolicy(e) => (e.to_string(), Some(e.field.to_string())),
+            MirrorError::Remote(RemoteError::HostRefused { reason, .. }) => (
+                format!("remoteHost: {reason}"),
+                Some("remoteHost".to_string()),
+            ),
             MirrorError::InvalidJob { field, reason } => {
                 (format!("{field}: {reason}"), Some(field.to_string()))
             }

@@ -142,6 +142,26 @@ def test_invalid_input_names_the_field(mirror):
         mirror.update_policy("x", colour="blue")
 
 
+def test_remote_guard_refuses_inside_hosts_before_connecting(registry, tmp_path):
+    registry.push_image("team/app", "v1")
+    port = registry.url.rsplit(":", 1)[1]
+    guarded = regmirror.Mirror(tmp_path / "guarded", forbid_private_remotes=True,
+                               remote_hosts_allow=[f"127.0.0.1:{port}"])
+    # The host named exactly in the allow-list is reachable...
+    guarded.add_policy("mirrors/app", remote_host=registry.url, remote_repository="team/app")
+    # ...other loopback, private and metadata addresses are not, nor names
+    # that resolve to them.
+    for host in ("http://127.0.0.1:1", "http://[::1]:5000", f"http://localhost:{port}",
+                 "http://10.0.0.1", "http://169.254.169.254"):
+        with pytest.raises(regmirror.InvalidPolicyError) as err:
+            guarded.add_policy("mirrors/other", remote_host=host, remote_repository="team/app")
+        assert err.value.field == "remoteHost", host
+        assert "remoteHost" in str(err.value)
+    with pytest.raises(regmirror.InvalidPolicyError) as err:
+        regmirror.Mirror(tmp_path / "bad", remote_hosts_allow=["https://x.example"])
+    assert err.value.field == "remote_hosts_allow"
+
+
 def test_unreachable_host(mirror):
     from socket import socket
 

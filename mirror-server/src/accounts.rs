@@ -7,7 +7,13 @@
 //! [`VERIFIED_TTL`] keyed by `sha256(user, password)` (never the password
 //! itself). Access tokens are 256-bit random strings; only their SHA-256 is
 //! stored (a slow hash adds nothing to that much entropy), so they are
-//! checked with one indexed lookup.
+//! checked with one indexed lookup, on every request: revoking one
+//! (`delete_token`, or `update_token` to inactive) takes effect at once.
+//! Changing a password or an account forgets that user's remembered
+//! verifications, so an old password stops working at once too.
+//!
+//! Failed logins are counted by a [`LoginLimiter`] (per user and client
+//! address), which `auth.rs` consults before verifying.
 //!
 //! This module knows nothing about HTTP; `auth.rs` turns headers into calls.
 
@@ -22,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::db::{DbError, ServerDb};
+use crate::login_limit::LoginLimiter;
 
 /// How long a verified (user, password) pair is trusted without re-hashing.
 pub const VERIFIED_TTL: Duration = Duration::from_secs(60);
@@ -150,8 +157,11 @@ pub enum AccountError {
 /// The account store with its verification cache.
 pub struct Accounts {
     db: ServerDb,
-    /// `sha256(user \0 secret)` of recently verified credentials → expiry.
-    verified: Mutex<HashMap<[u8; 32], Instant>>,
+    /// `sha256(user \0 secret)` of recently verified passwords → the user
+    /// and the expiry (the user, so that a change forgets its entries).
+    verified: Mutex<HashMap<[u8; 32], (String, Instant)>>,
+    /// Failed logins by user and address.
+    limiter: LoginLimiter,
 }
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -247,12 +257,32 @@ fn build_account((id, name, full_name, is_admin, is_active, created): AccountRow
 const ACCOUNT_COLUMNS: &str = "id, name, full_name, is_admin, is_active, created_at";
 
 impl Accounts {
-    /// The store on `db`.
+    /// The store on `db`, with the default login limits.
     pub fn new(db: ServerDb) -> Self {
+        Accounts::with_limiter(db, LoginLimiter::default())
+    }
+
+    /// The store on `db`, counting failed logins with `limiter`.
+    pub fn with_limiter(db: ServerDb, limiter: LoginLimiter) -> Self {
         Accounts {
             db,
             verified: Mutex::new(HashMap::new()),
+            limiter,
         }
+    }
+
+    /// Failed logins by user and address.
+    pub fn limiter(&self) -> &LoginLimiter {
+        &self.limiter
+    }
+
+    /// Forgets the remembered verifications of `user` (after a change of
+    /// its password or account).
+    fn forget_verified(&self, user: &str) {
+        self.verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, (u, _)| u != user);
     }
 
     /// Creates the `admin` account if it does not exist: with `password`
@@ -368,7 +398,7 @@ impl Accounts {
         let key = cache_key(user, secret);
         let cached = {
             let map = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-            map.get(&key).is_some_and(|exp| *exp > Instant::now())
+            map.get(&key).is_some_and(|(_, exp)| *exp > Instant::now())
         };
         let name = user.to_string();
         let hashed_token = sha256_hex(secret.as_bytes());
@@ -414,10 +444,140 @@ impl Accounts {
         let mut map = self.verified.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() > 4096 {
             let now = Instant::now();
-            map.retain(|_, exp| *exp > now);
+            map.retain(|_, (_, exp)| *exp > now);
         }
-        map.insert(key, Instant::now() + VERIFIED_TTL);
+        map.insert(key, (account.name.clone(), Instant::now() + VERIFIED_TTL));
         Ok(Some(account))
+    }
+
+    /// Sets the password of `user` (checked like a new account's). Every
+    /// remembered verification of the old one is forgotten.
+    pub async fn change_password(&self, user: &str, password: &Secret) -> Result<(), AccountError> {
+        if password.expose().chars().count() < MIN_PASSWORD_LEN {
+            return Err(AccountError::Invalid {
+                field: "newPassword",
+                reason: format!("must be at least {MIN_PASSWORD_LEN} characters"),
+            });
+        }
+        let p = password.clone();
+        let hash = tokio::task::spawn_blocking(move || hash_password(p.expose()))
+            .await
+            .map_err(|e| AccountError::Hash(e.to_string()))??;
+        let name = user.to_string();
+        let n = self
+            .db
+            .with("changing a password", move |c| {
+                c.execute(
+                    "UPDATE users SET password_hash=?2 WHERE name=?1",
+                    params![name, hash],
+                )
+            })
+            .await?;
+        // After the update: a verification racing with it cannot be
+        // remembered past this point with the old password.
+        self.forget_verified(user);
+        if n == 0 {
+            return Err(AccountError::NoSuchAccount { name: user.into() });
+        }
+        Ok(())
+    }
+
+    /// Whether `password` is `user`'s password (not an access token).
+    pub async fn check_password(&self, user: &str, password: &str) -> Result<bool, AccountError> {
+        let name = user.to_string();
+        let hash = self
+            .db
+            .with("reading a password hash", move |c| {
+                c.query_row(
+                    "SELECT password_hash FROM users WHERE name=?1",
+                    [name],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()
+            })
+            .await?;
+        let Some(hash) = hash else {
+            return Ok(false);
+        };
+        let password = password.to_string();
+        Ok(
+            tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+                .await
+                .unwrap_or(false),
+        )
+    }
+
+    /// Changes the display name, administrator flag or active flag of
+    /// `user` (`None` keeps a field). Returns the account as changed.
+    pub async fn update(
+        &self,
+        user: &str,
+        full_name: Option<String>,
+        is_admin: Option<bool>,
+        is_active: Option<bool>,
+    ) -> Result<Account, AccountError> {
+        if full_name.as_ref().is_some_and(|f| f.len() > 255) {
+            return Err(AccountError::Invalid {
+                field: "fullName",
+                reason: "longer than 255 characters".into(),
+            });
+        }
+        let name = user.to_string();
+        let n = self
+            .db
+            .with("updating an account", move |c| {
+                c.execute(
+                    "UPDATE users SET full_name=COALESCE(?2, full_name),
+                     is_admin=COALESCE(?3, is_admin), is_active=COALESCE(?4, is_active)
+                     WHERE name=?1",
+                    params![name, full_name, is_admin, is_active],
+                )
+            })
+            .await?;
+        self.forget_verified(user);
+        if n == 0 {
+            return Err(AccountError::NoSuchAccount { name: user.into() });
+        }
+        self.get(user)
+            .await?
+            .ok_or_else(|| AccountError::NoSuchAccount { name: user.into() })
+    }
+
+    /// Changes the label or active flag of a token of `user` (`None` keeps
+    /// a field); an inactive token is refused from the next request on.
+    /// Returns the token, or `None` when `user` has no such token.
+    pub async fn update_token(
+        &self,
+        user: &str,
+        hashed_token: &str,
+        label: Option<String>,
+        is_active: Option<bool>,
+    ) -> Result<Option<ApiToken>, AccountError> {
+        if label.as_ref().is_some_and(|l| l.len() > 255) {
+            return Err(AccountError::Invalid {
+                field: "tokenLabel",
+                reason: "longer than 255 characters".into(),
+            });
+        }
+        let (name, hashed) = (user.to_string(), hashed_token.to_string());
+        let n = self
+            .db
+            .with("updating an access token", move |c| {
+                c.execute(
+                    "UPDATE api_tokens SET label=COALESCE(?3, label), is_active=COALESCE(?4, is_active)
+                     WHERE username=?1 AND hashed_token=?2",
+                    params![name, hashed, label, is_active],
+                )
+            })
+            .await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        Ok(self
+            .tokens(user)
+            .await?
+            .into_iter()
+            .find(|t| t.hashed_token == hashed_token))
     }
 
     /// Creates an access token for `user`; returns it with its secret, which

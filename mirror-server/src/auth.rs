@@ -1,8 +1,9 @@
 //! Who is calling, and what they may do with a repository.
 //!
 //! [`authenticate`] turns an `Authorization: Basic` header (password or
-//! access token) into a [`Caller`]. [`access_level`] decides a caller's level
-//! on one repository:
+//! access token) into a [`Caller`], refusing (`429`) a user and address
+//! that failed too often (see `login_limit`). [`access_level`] decides a
+//! caller's level on one repository:
 //!
 //! - a server admin has `admin` everywhere;
 //! - a user has `admin` on repositories in the namespace named after them
@@ -13,7 +14,11 @@
 //! The HTTP error shapes (OCI vs DTR) are chosen by the callers through
 //! `error.rs`; this module only decides.
 
-use axum::http::HeaderMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use axum::extract::ConnectInfo;
+use axum::http::{Extensions, HeaderMap};
 use base64::Engine;
 use mirror_core::RepositoryName;
 use mirror_core::store::Visibility;
@@ -61,15 +66,36 @@ pub enum AuthFailure {
     /// Unknown user, wrong password or token, or inactive account.
     #[error("invalid username or password")]
     BadCredentials,
+    /// Too many failed logins of this user from this address (or from
+    /// this address): refused without checking the credentials.
+    #[error("too many failed logins; try again in {} s", retry_after.as_secs())]
+    RateLimited {
+        /// Until the client may try again.
+        retry_after: Duration,
+    },
     /// The account store failed.
     #[error(transparent)]
     Store(#[from] AccountError),
 }
 
-/// The caller of a request with `headers`. No `Authorization` header means
-/// [`Caller::Anonymous`]; present but wrong credentials are an error, so a
-/// client never silently falls back to anonymous access.
-pub async fn authenticate(accounts: &Accounts, headers: &HeaderMap) -> Result<Caller, AuthFailure> {
+/// The client's address, from the connection (`ConnectInfo`, which
+/// `run` provides); `0.0.0.0` when the router is served without it, so
+/// login limits still apply per user.
+pub fn client_address(extensions: &Extensions) -> IpAddr {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+/// The caller of a request with `headers` from `client`. No `Authorization`
+/// header means [`Caller::Anonymous`]; present but wrong credentials are an
+/// error, so a client never silently falls back to anonymous access.
+pub async fn authenticate(
+    accounts: &Accounts,
+    headers: &HeaderMap,
+    client: IpAddr,
+) -> Result<Caller, AuthFailure> {
     let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
         return Ok(Caller::Anonymous);
     };
@@ -92,9 +118,34 @@ pub async fn authenticate(accounts: &Accounts, headers: &HeaderMap) -> Result<Ca
     let (user, secret) = decoded.split_once(':').ok_or(AuthFailure::Malformed(
         "credentials are not `user:password`",
     ))?;
+    let limiter = accounts.limiter();
+    if let Err(limited) = limiter.check(user, client, Instant::now()) {
+        return Err(AuthFailure::RateLimited {
+            retry_after: limited.retry_after,
+        });
+    }
     match accounts.verify(user, secret).await? {
-        Some(account) => Ok(Caller::User(account)),
-        None => Err(AuthFailure::BadCredentials),
+        Some(account) => {
+            limiter.succeeded(user, client);
+            Ok(Caller::User(account))
+        }
+        None => {
+            record_failure(accounts, user, client);
+            Err(AuthFailure::BadCredentials)
+        }
+    }
+}
+
+/// Counts a failed login (or a wrong `oldPassword`) of `user` from `client`.
+pub fn record_failure(accounts: &Accounts, user: &str, client: IpAddr) {
+    if accounts.limiter().failed(user, client, Instant::now()) {
+        let limits = accounts.limiter().limits();
+        tracing::warn!(
+            user = %user.chars().take(64).collect::<String>(),
+            %client,
+            window_secs = limits.window.as_secs(),
+            "too many failed logins: refusing this user (or address) for the rest of the window"
+        );
     }
 }
 

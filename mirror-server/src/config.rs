@@ -7,6 +7,15 @@
 //! `max_uploads` (sessions open at once) and `upload_timeout_secs` (idle
 //! time before a session is canceled). The admin password is not a flag
 //! on purpose: command lines are visible to every local user.
+//!
+//! Against server-side request forgery (see `mirror_core::remote::RemoteGuard`):
+//! `remote_hosts_allow` (a list of host patterns such as
+//! `registry.example.com`, `*.example.com`, `10.0.0.5:5000`; empty: any
+//! host; `MIRROR_REMOTE_HOSTS_ALLOW`, comma-separated) and
+//! `forbid_private_remotes` (refuse loopback, private, link-local and
+//! similar addresses, checked on resolved addresses and redirects, except
+//! hosts the allow-list names exactly; `MIRROR_FORBID_PRIVATE_REMOTES`).
+//! Both are off by default.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,6 +23,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use mirror_core::Secret;
+use mirror_core::remote::RemoteGuard;
 use serde::Deserialize;
 
 use crate::uploads::UploadLimits;
@@ -40,6 +50,26 @@ pub struct Cli {
     /// TOML file with the same settings.
     #[arg(long, env = "MIRROR_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Remote hosts policies may use, comma-separated patterns
+    /// (`registry.example.com`, `*.example.com`, `10.0.0.5:5000`) [default: any].
+    #[arg(
+        long,
+        env = "MIRROR_REMOTE_HOSTS_ALLOW",
+        value_name = "PATTERNS",
+        value_delimiter = ','
+    )]
+    pub remote_hosts_allow: Option<Vec<String>>,
+    /// Refuse remote hosts on loopback, private, link-local and similar
+    /// addresses (after DNS, and on redirects) [default: false].
+    #[arg(
+        long,
+        env = "MIRROR_FORBID_PRIVATE_REMOTES",
+        value_name = "BOOL",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub forbid_private_remotes: Option<bool>,
 }
 
 /// The TOML file.
@@ -57,6 +87,10 @@ struct FileConfig {
     max_uploads: Option<usize>,
     #[serde(alias = "upload-timeout-secs")]
     upload_timeout_secs: Option<u64>,
+    #[serde(alias = "remote-hosts-allow")]
+    remote_hosts_allow: Option<Vec<String>>,
+    #[serde(alias = "forbid-private-remotes")]
+    forbid_private_remotes: Option<bool>,
 }
 
 /// The resolved settings of a server.
@@ -75,6 +109,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Blob upload sessions: how many at once, how long one may sit idle.
     pub uploads: UploadLimits,
+    /// Which remote hosts policies may reach (default: any).
+    pub remote_guard: RemoteGuard,
 }
 
 impl Config {
@@ -87,6 +123,7 @@ impl Config {
             worker_concurrency: 2,
             shutdown_grace: Duration::from_secs(10),
             uploads: UploadLimits::default(),
+            remote_guard: RemoteGuard::default(),
         }
     }
 
@@ -142,6 +179,22 @@ impl Config {
             }
             config.uploads.idle_timeout = Duration::from_secs(secs);
         }
+        let allow: Vec<String> = cli
+            .remote_hosts_allow
+            .or(file.remote_hosts_allow)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| !p.trim().is_empty())
+            .collect();
+        let forbid_private = cli
+            .forbid_private_remotes
+            .or(file.forbid_private_remotes)
+            .unwrap_or(false);
+        config.remote_guard =
+            RemoteGuard::new(&allow, forbid_private).map_err(|e| ConfigError::Invalid {
+                key: "remote_hosts_allow",
+                reason: e.to_string(),
+            })?;
         Ok(config)
     }
 }
@@ -226,6 +279,45 @@ mod tests {
         assert!(e.to_string().contains("listn"), "{e}");
         let e = Config::resolve(cli(&["--listen", "nowhere"]), None).unwrap_err();
         assert!(e.to_string().contains("listen"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn remote_guard_from_file_and_flags() {
+        let dir = std::env::temp_dir().join(format!("regmirror-guard-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "remote_hosts_allow = [\"registry.example.com\", \"*.corp.example\"]\nforbid_private_remotes = true\n",
+        )
+        .unwrap();
+        let f = file.to_str().unwrap();
+        let c = Config::resolve(cli(&["--config", f]), None).unwrap();
+        assert!(c.remote_guard.forbids_private());
+        assert_eq!(c.remote_guard.allow().len(), 2);
+        // Flags (and so MIRROR_* variables) win over the file.
+        let c = Config::resolve(
+            cli(&[
+                "--config",
+                f,
+                "--remote-hosts-allow",
+                "a.example,127.0.0.1:5001",
+                "--forbid-private-remotes",
+                "false",
+            ]),
+            None,
+        )
+        .unwrap();
+        assert!(!c.remote_guard.forbids_private());
+        assert_eq!(c.remote_guard.allow()[1].to_string(), "127.0.0.1:5001");
+        let c = Config::resolve(cli(&["--forbid-private-remotes"]), None).unwrap();
+        assert!(c.remote_guard.forbids_private() && c.remote_guard.allow().is_empty());
+        let c = Config::resolve(cli(&[]), None).unwrap();
+        assert!(!c.remote_guard.is_active());
+        let e =
+            Config::resolve(cli(&["--remote-hosts-allow", "https://x.example"]), None).unwrap_err();
+        assert!(e.to_string().contains("remote_hosts_allow"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -17,7 +17,7 @@
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mirror_core::store::StoreError;
-use mirror_core::{ErrorKind, MirrorError};
+use mirror_core::{ErrorKind, MirrorError, RemoteError};
 use serde_json::{Value, json};
 
 use crate::accounts::AccountError;
@@ -53,6 +53,8 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     detail: Value,
+    /// `Retry-After` seconds (a 429).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -63,6 +65,7 @@ impl ApiError {
             code,
             message: message.into(),
             detail: json!({}),
+            retry_after: None,
         }
     }
 
@@ -74,6 +77,7 @@ impl ApiError {
             code,
             message: format!("{field}: {reason}"),
             detail: json!({"field": field, "reason": reason}),
+            retry_after: None,
         }
     }
 
@@ -101,6 +105,7 @@ impl ApiError {
             code: "INVALID_JSON",
             message: format!("invalid JSON body: {field}: {reason}"),
             detail: json!({"field": field, "reason": reason}),
+            retry_after: None,
         }
     }
 
@@ -116,6 +121,18 @@ impl ApiError {
     /// A query parameter that cannot be parsed.
     pub fn invalid_parameter(field: &str, reason: impl Into<String>) -> Self {
         ApiError::field("INVALID_PARAMETER", field, reason)
+    }
+
+    /// 429 after too many failed logins, with `Retry-After`.
+    pub fn too_many_logins(retry_after: std::time::Duration) -> Self {
+        let secs = retry_after.as_secs().max(1);
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOO_MANY_REQUESTS",
+            format!("too many failed logins from this address; try again in {secs} s"),
+        );
+        e.retry_after = Some(secs);
+        e
     }
 
     /// 401 without (valid) credentials.
@@ -236,6 +253,10 @@ impl From<MirrorError> for ApiError {
             MirrorError::InvalidJob { field, reason } => {
                 ApiError::field("INVALID_JOB", field, reason)
             }
+            // The operator's guard refused the host: the input's fault.
+            MirrorError::Remote(RemoteError::HostRefused { reason, .. }) => {
+                ApiError::field("INVALID_POLL_MIRRORING_POLICY", "remoteHost", reason)
+            }
             // Every remote failure the API can meet comes from a connection
             // check (policy create/update, "Connect"): DTR answers all of
             // them with this code, and the message says why.
@@ -244,6 +265,7 @@ impl From<MirrorError> for ApiError {
                 code: "REMOTE_REGISTRY_INVALID_PERMISSIONS",
                 message: e.to_string(),
                 detail: json!({"reason": e.to_string(), "kind": format!("{:?}", e.kind())}),
+                retry_after: None,
             },
             other => match other.kind() {
                 ErrorKind::NotFound => {
@@ -301,6 +323,7 @@ impl From<AuthFailure> for ApiError {
     fn from(err: AuthFailure) -> Self {
         match err {
             AuthFailure::Store(e) => e.into(),
+            AuthFailure::RateLimited { retry_after } => ApiError::too_many_logins(retry_after),
             e => ApiError::not_authenticated(e.to_string()),
         }
     }
@@ -318,6 +341,10 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_str(&challenge()).expect("ASCII"),
             );
+        }
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }
@@ -615,6 +642,16 @@ impl From<AuthFailure> for RegistryError {
     fn from(err: AuthFailure) -> Self {
         match err {
             AuthFailure::Store(e) => e.into(),
+            AuthFailure::RateLimited { retry_after } => {
+                let secs = retry_after.as_secs().max(1);
+                RegistryError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "TOOMANYREQUESTS",
+                    "too many requests",
+                    json!({"reason": format!("too many failed logins from this address; try again in {secs} s")}),
+                )
+                .with_header(header::RETRY_AFTER, secs.to_string())
+            }
             e => RegistryError::unauthorized(e.to_string()),
         }
     }

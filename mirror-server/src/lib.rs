@@ -26,6 +26,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod login_limit;
 pub mod scheduler;
 pub mod state;
 pub mod uploads;
@@ -33,6 +34,7 @@ pub mod web;
 
 use std::sync::Arc;
 
+use mirror_core::remote::HttpSettings;
 use mirror_core::worker::Worker;
 use mirror_core::{Mirror, MirrorError};
 use tokio::net::TcpListener;
@@ -109,7 +111,26 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
     prepare_data_dir(&config.data_dir)?;
-    let mirror = Mirror::open(&config.data_dir)?;
+    let mirror = Mirror::open_with(
+        &config.data_dir,
+        HttpSettings {
+            guard: config.remote_guard.clone(),
+            ..Default::default()
+        },
+    )?;
+    if config.remote_guard.is_active() {
+        let allow: Vec<String> = config
+            .remote_guard
+            .allow()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        tracing::info!(
+            remote_hosts_allow = %allow.join(","),
+            forbid_private_remotes = config.remote_guard.forbids_private(),
+            "remote hosts restricted"
+        );
+    }
     let db = ServerDb::open(&config.data_dir)?;
     let accounts = Arc::new(Accounts::new(db.clone()));
     if let Some(generated) = accounts
@@ -157,8 +178,12 @@ pub async fn run(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, data_dir = %config.data_dir.display(), "mirror-server listening");
     }
-    let serve =
-        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    // With the peer address, for the login limits.
+    let serve = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let grace = config.shutdown_grace;
     let outcome = tokio::select! {
         r = serve => r.map_err(ServerError::Serve),

@@ -59,6 +59,7 @@ static ASSETS: &[Asset] = &[
     asset!("js/api.js", JS),
     asset!("js/dom.js", JS),
     asset!("js/forms.js", JS),
+    asset!("js/progress.js", JS),
     asset!("js/views/login.js", JS),
     asset!("js/views/repositories.js", JS),
     asset!("js/views/repository.js", JS),

@@ -13,6 +13,10 @@
 //!   mounts, manifest checks, deletes, who may push, upload expiry.
 //! - `observability`: `/metrics` after polls (bytes, 429s, last success),
 //!   a job log followed while the job runs.
+//! - `web_api`: what the web page reads: repositories with tag count,
+//!   mirrored and access level; tags with platforms and image size; Save &
+//!   Apply's job, followed by a repository admin with live progress; jobs
+//!   filtered by status.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -24,3 +28,4 @@ mod mirror_flow;
 mod observability;
 mod push;
 mod server;
+mod web_api;

@@ -147,6 +147,8 @@ async fn mirror_then_pull_with_skopeo() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::CREATED);
+    // initialEvaluation=true ("Save & Apply") started a poll of the policy.
+    let applied = resp.headers()["x-job-id"].to_str().unwrap().to_string();
     let text = resp.text().await.unwrap();
     assert!(!text.contains(UPSTREAM_PASSWORD), "{text}");
     let policy: Value = serde_json::from_str(&text).unwrap();
@@ -158,6 +160,9 @@ async fn mirror_then_pull_with_skopeo() {
     let (s, listed) = server.call(Method::GET, policies, ADMIN, None).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(listed[0]["id"], id);
+
+    let job = server.wait_done(&applied).await;
+    assert_eq!(job["parameters"]["policyID"], id);
 
     // Trigger poll_mirror (all enabled policies) and wait for it.
     let (s, job) = server

@@ -166,6 +166,8 @@ async fn repository_store_conformance(store: &dyn RepositoryStore) {
         .unwrap();
     let tags = store.tags(&name).await.unwrap();
     assert_eq!(tags.len(), 1);
+    assert_eq!(store.tag_count(&name).await.unwrap(), 1);
+    assert_eq!(store.tag_count(&missing).await.unwrap(), 0);
     assert_eq!(tags[0].digest, index);
     assert_eq!(tags[0].mirrored_by.as_deref(), Some("p1"));
     let rec = store.manifest(&name, &index).await.unwrap().unwrap();

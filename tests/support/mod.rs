@@ -22,6 +22,7 @@
 
 pub mod certs;
 pub mod data;
+pub mod fault_proxy;
 pub mod images;
 pub mod registry;
 pub mod tarball;

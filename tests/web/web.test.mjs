@@ -6,7 +6,9 @@
 // log in, create a repository, connect to the upstream (first with a wrong
 // password), Save & Apply, follow the job, check the mirrored tags against
 // the upstream's digests, manage the policy and jobs, then look at it all
-// as a user without admin rights and at phone width.
+// as a user without admin rights, as a repository administrator who
+// mirrors a big image from a slow upstream (watching the bytes move), and
+// at phone width.
 //
 // REGMIRROR_SCREENSHOTS=DIR saves the main screens as PNG files in DIR
 // (scripts/test-web --screenshots writes them to docs/).
@@ -19,6 +21,7 @@ import { after, before, describe, test } from 'node:test';
 import { launchBrowser, watchProblems } from './helpers/browser.mjs';
 import { startRegistry } from './helpers/registry.mjs';
 import { ADMIN, startServer } from './helpers/server.mjs';
+import { startSlowRegistry } from './helpers/slow-registry.mjs';
 
 const UPSTREAM_USER = { user: 'puller', password: 'pull-secret-1' };
 const READER = { user: 'reader', password: 'reader-password-1' };
@@ -26,11 +29,33 @@ const TAGS = ['1.0', '1.1', 'latest'];
 const SHOTS = process.env.REGMIRROR_SCREENSHOTS ? resolve(process.env.REGMIRROR_SCREENSHOTS) : null;
 
 let upstream;
+let slow;
 let server;
 let browser;
 let page;
 let problems;
 const upstreamDigests = {};
+const upstreamSizes = {};
+
+/** Requests of `p` to `/api/v0` whose path (and query) matches `pattern`, from now on. */
+function recordApiRequests(p, pattern) {
+  const seen = [];
+  const listener = (r) => {
+    const url = new URL(r.url());
+    if (url.pathname.includes('/api/v0/') && pattern.test(url.pathname + url.search)) seen.push(url.pathname + url.search);
+  };
+  p.on('request', listener);
+  return { seen, stop: () => p.off('request', listener) };
+}
+
+/** The number in `selector`'s `data-bytes-copied`, once it is above `above`. */
+async function bytesAbove(p, selector, above) {
+  const handle = await p.waitForFunction(({ sel, min }) => {
+    const n = Number(document.querySelector(sel)?.dataset.bytesCopied ?? 'NaN');
+    return n > min ? n : null;
+  }, { sel: selector, min: above }, { timeout: 20000 });
+  return handle.jsonValue();
+}
 
 async function screenshot(name, { target = page, fullPage = false } = {}) {
   if (!SHOTS) return;
@@ -54,9 +79,11 @@ describe('web interface', { concurrency: false }, () => {
   before(async () => {
     upstream = await startRegistry({ auth: UPSTREAM_USER });
     for (const tag of TAGS) {
-      const { digest } = await upstream.pushImage('team/hello', tag, `hello ${tag}\n`);
+      const { digest, imageSize } = await upstream.pushImage('team/hello', tag, `hello ${tag}\n`);
       upstreamDigests[tag] = digest;
+      upstreamSizes[tag] = imageSize;
     }
+    slow = await startSlowRegistry();
     server = await startServer();
     browser = await launchBrowser();
     page = await browser.context.newPage();
@@ -68,6 +95,7 @@ describe('web interface', { concurrency: false }, () => {
     if (server && process.env.REGMIRROR_KEEP_LOGS) console.log(server.log());
     await server?.stop();
     await upstream?.stop();
+    await slow?.stop();
   });
 
   test('serves the page and its assets with a strict Content-Security-Policy', async () => {
@@ -166,8 +194,8 @@ describe('web interface', { concurrency: false }, () => {
     const row = page.locator('tr[data-repository="admin/hello"]');
     await row.waitFor();
     assert.match(await row.textContent(), /private/);
-    await row.locator('td.num', { hasText: '0' }).waitFor();
-    await row.getByText('No', { exact: true }).waitFor();
+    assert.equal(await row.locator('td.tag-count').textContent(), '0');
+    assert.equal(await row.locator('td.mirrored').textContent(), 'No');
   });
 
   test('Connect with a wrong password shows the reason next to the form', async () => {
@@ -246,13 +274,24 @@ describe('web interface', { concurrency: false }, () => {
       assert.equal(await row.locator('code.digest').textContent(), upstreamDigests[tag], `digest of ${tag}`);
       assert.equal(await row.locator('.mirrored-from').textContent(), `${upstream.hostPort}/team/hello:${tag}`);
       assert.match(await row.textContent(), /Image \(Docker\)/);
+      assert.equal(await row.locator('td.platforms').textContent(), 'linux/amd64');
+      // Size: config plus layer (the exact count in the tooltip), not the manifest's.
+      const size = row.locator('td.image-size');
+      assert.match(await size.getAttribute('title'), new RegExp(`^${upstreamSizes[tag]} bytes; manifest \\d+ bytes$`));
+      assert.match(await size.textContent(), /^\d+(\.\d)? (B|KB)$/);
     }
     await screenshot('web-tags');
 
+    // The list answer has the tag count, whether a mirror feeds each
+    // repository and the caller's access: no request per repository.
+    const perRepository = recordApiRequests(page, /\/(tags|pollMirroringPolicies|userAccess)(\?|$)/);
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Repositories' }).click();
     const row = page.locator('tr[data-repository="admin/hello"]');
-    await row.locator('td.num', { hasText: '3' }).waitFor();
-    await row.getByRole('link', { name: `From ${upstream.hostPort}/team/hello` }).waitFor();
+    await row.locator('td.tag-count', { hasText: '3' }).waitFor();
+    await row.getByRole('link', { name: 'Mirrored: see the mirror policies of admin/hello' }).waitFor();
+    await page.waitForLoadState('networkidle');
+    perRepository.stop();
+    assert.deepEqual(perRepository.seen, []);
     await screenshot('web-repositories');
   });
 
@@ -293,10 +332,14 @@ describe('web interface', { concurrency: false }, () => {
     await page.getByRole('heading', { name: 'Jobs', level: 1 }).waitFor();
     await page.getByText('poll_mirror last ran').waitFor();
     await page.getByLabel('Action').selectOption('poll_mirror');
+    const filtered = recordApiRequests(page, /\/jobs\?/);
     await page.getByLabel('Status').selectOption('done');
     await page.waitForURL(/#\/jobs\?action=poll_mirror&status=done$/);
     await page.locator('tr[data-status="done"]').first().waitFor();
     assert.equal(await page.locator('tbody tr:not([data-status="done"])').count(), 0);
+    filtered.stop();
+    // The server filters by status.
+    assert.ok(filtered.seen.some((u) => /[?&]status=done(&|$)/.test(u) && /[?&]action=poll_mirror(&|$)/.test(u)), filtered.seen.join(' '));
     await page.getByLabel('Status').selectOption('errored');
     await page.getByText('No jobs match these filters.').waitFor();
 
@@ -355,10 +398,13 @@ describe('web interface', { concurrency: false }, () => {
 
     await page.getByRole('button', { name: 'Log out' }).click();
     await page.getByRole('heading', { name: 'Log in to regmirror' }).waitFor();
+    const probes = recordApiRequests(page, /\/userAccess(\?|$)/);
     await logIn(page, READER);
     await page.getByRole('heading', { name: 'Repositories', level: 1 }).waitFor();
     assert.equal(await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Jobs' }).count(), 0);
-    await page.locator('tr[data-repository="admin/hello"]').getByRole('link', { name: 'admin/hello' }).click();
+    const readerRow = page.locator('tr[data-repository="admin/hello"]');
+    await readerRow.getByText('read only').waitFor();
+    await readerRow.getByRole('link', { name: 'admin/hello', exact: true }).click();
     await page.getByRole('heading', { name: 'Tags', level: 2 }).waitFor();
     await page.locator(`tr[data-tag="${TAGS[0]}"]`).waitFor();
     await page.getByRole('link', { name: 'Mirrors' }).click();
@@ -372,6 +418,60 @@ describe('web interface', { concurrency: false }, () => {
     await server.ok('PUT', `repositories/admin/hello/userAccess/${READER.user}`, { accessLevel: 'admin' });
     await page.reload();
     await page.getByRole('button', { name: 'New mirror policy' }).waitFor();
+    probes.stop();
+    assert.deepEqual(probes.seen, [], 'the access level comes with the repository');
+  });
+
+  test('Save & Apply by a repository admin mirrors at once, and the page shows the bytes moving', async () => {
+    // Still logged in as READER, now admin of admin/hello; also of admin/big.
+    await server.ok('POST', 'repositories/admin', { name: 'big', visibility: 'private' });
+    await server.ok('PUT', `repositories/admin/big/userAccess/${READER.user}`, { accessLevel: 'admin' });
+    await page.goto(`${server.url}/#/repositories/admin/big/mirrors`);
+    await page.getByRole('button', { name: 'New mirror policy' }).click();
+    const form = page.getByRole('form', { name: 'New mirror policy' });
+    await form.getByLabel('Registry URL').fill(slow.url);
+    await form.getByLabel('Namespace').fill('slow');
+    await form.getByLabel('Repository name').fill('big');
+    await form.getByRole('button', { name: 'Connect' }).click();
+    await form.locator('.connect-result.connect-ok').waitFor();
+    assert.match(await form.locator('.connect-result.connect-ok').textContent(), /Read: yes.*Write: no/);
+    await form.getByRole('button', { name: 'Save & Apply' }).click();
+
+    // The Mirrors tab follows the job the server started: the bytes copied
+    // grow while the big layer is still on its way.
+    const notice = page.getByRole('status').filter({ hasText: 'Mirroring every tag of' });
+    await notice.getByRole('link', { name: 'follow the job' }).waitFor();
+    const first = await bytesAbove(page, '.apply-progress', 0);
+    const second = await bytesAbove(page, '.apply-progress', first);
+    assert.ok(second < slow.imageSize, `${second} bytes: the copy is not over yet`);
+    assert.match(await notice.locator('.apply-progress').textContent(), /^0 of 1 tag copied · \d+(\.\d)? (KB|MB)\.$/);
+
+    // So does the job's page, which a repository admin may open.
+    await notice.getByRole('link', { name: 'follow the job' }).click();
+    await page.getByRole('heading', { name: /^Job / }).waitFor();
+    await page.locator('.job-status[data-status="running"]').waitFor();
+    await page.locator('p.breadcrumb').getByRole('link', { name: 'admin/big' }).waitFor();
+    const onPage = await bytesAbove(page, '.progress', second);
+    await bytesAbove(page, '.progress', onPage);
+    assert.match(await page.locator('#progress-text').textContent(), /^0 of 1 tag copied · \d+(\.\d)? (KB|MB)$/);
+    assert.ok(await page.getByRole('button', { name: 'Cancel job' }).isVisible());
+    await screenshot('web-job-progress');
+
+    slow.finish();
+    await page.locator('.job-status[data-status="done"]').waitFor({ timeout: 60000 });
+    await page.getByRole('log').getByText('job done').waitFor();
+    assert.match(await page.locator('#progress-text').textContent(), /^1 of 1 tag copied · 17 MB$/);
+
+    await page.locator('p.breadcrumb').getByRole('link', { name: 'admin/big' }).click();
+    await page.locator('article.policy').getByText('success').waitFor();
+    await page.getByRole('link', { name: 'Tags' }).click();
+    const row = page.locator('tr[data-tag="v1"]');
+    await row.waitFor();
+    assert.equal(await row.locator('code.digest').textContent(), slow.digest);
+    assert.equal(await row.locator('td.platforms').textContent(), 'linux/arm64/v8');
+    assert.equal(await row.locator('td.image-size').textContent(), '17 MB');
+    assert.match(await row.locator('td.image-size').getAttribute('title'), new RegExp(`^${slow.imageSize} bytes;`));
+
     await page.getByRole('button', { name: 'Log out' }).click();
     await page.getByRole('heading', { name: 'Log in to regmirror' }).waitFor();
   });
@@ -383,7 +483,7 @@ describe('web interface', { concurrency: false }, () => {
     await phone.goto(`${server.url}/`);
     await logIn(phone, ADMIN);
     await phone.getByRole('heading', { name: 'Repositories', level: 1 }).waitFor();
-    for (const route of ['repositories', 'repositories/admin/hello/mirrors', 'jobs']) {
+    for (const route of ['repositories', 'repositories/admin/hello', 'repositories/admin/hello/mirrors', 'jobs']) {
       await phone.goto(`${server.url}/#/${route}`);
       await phone.locator('main h1').waitFor();
       await phone.waitForLoadState('networkidle');

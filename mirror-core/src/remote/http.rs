@@ -15,6 +15,7 @@ use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 
 use super::auth::{AuthState, Challenge, Credentials, TokenResponse, parse_challenge};
+use super::guard::{GuardedResolver, HostRefused, RemoteGuard, find_refusal, redirect_policy};
 use super::retry::{RetryPolicy, parse_retry_after};
 use super::{
     BlobBody, ManifestHead, Permissions, RemoteConnector, RemoteError, RemoteManifest,
@@ -46,6 +47,8 @@ pub struct HttpSettings {
     pub user_agent: String,
     /// Where 429 answers are counted.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Which hosts may be reached (default: any); see [`RemoteGuard`].
+    pub guard: RemoteGuard,
 }
 
 impl Default for HttpSettings {
@@ -57,6 +60,7 @@ impl Default for HttpSettings {
             pool_per_host: 32,
             user_agent: concat!("regmirror/", env!("CARGO_PKG_VERSION")).to_string(),
             metrics: Arc::default(),
+            guard: RemoteGuard::default(),
         }
     }
 }
@@ -86,6 +90,9 @@ pub struct HttpRemote {
     auth: Mutex<AuthState>,
     retry: RetryPolicy,
     metrics: Arc<crate::metrics::Metrics>,
+    /// Checked before every request (the resolver and redirect policy
+    /// check the rest).
+    guard: RemoteGuard,
 }
 
 impl std::fmt::Debug for HttpRemote {
@@ -115,6 +122,11 @@ impl HttpRemote {
         if endpoint.skip_tls_verification {
             builder = builder.danger_accept_invalid_certs(true);
         }
+        if settings.guard.is_active() {
+            builder = builder
+                .dns_resolver(GuardedResolver::new(settings.guard.clone()))
+                .redirect(redirect_policy(settings.guard.clone()));
+        }
         let client = builder.build().map_err(|e| RemoteError::Config {
             reason: format!("cannot build the HTTP client: {}", error_chain(&e)),
         })?;
@@ -127,6 +139,8 @@ impl HttpRemote {
         let base = Url::parse(&api_host).map_err(|e| RemoteError::Config {
             reason: format!("remoteHost {api_host:?} is not a URL: {e}"),
         })?;
+        // Refused before anything is sent.
+        settings.guard.check_url(&base).map_err(refused)?;
         let credentials = if !endpoint.auth_token.is_empty() {
             Credentials::Token(endpoint.auth_token.clone())
         } else if !endpoint.username.is_empty() {
@@ -145,6 +159,7 @@ impl HttpRemote {
             auth: Mutex::new(AuthState::default()),
             retry: settings.retry.clone(),
             metrics: settings.metrics.clone(),
+            guard: settings.guard.clone(),
         })
     }
 
@@ -233,6 +248,11 @@ impl HttpRemote {
         };
         let mut url = Url::parse(realm)
             .map_err(|e| fail(format!("token realm {realm:?} is not a URL: {e}")))?;
+        // The realm comes from the remote: it must not lead inside either.
+        self.guard.check_url(&url).map_err(|mut r| {
+            r.reason = format!("the remote's token server: {}", r.reason);
+            refused(r)
+        })?;
         {
             let mut q = url.query_pairs_mut();
             if let Some(s) = service {
@@ -248,6 +268,9 @@ impl HttpRemote {
             }
             let resp = match req.send().await {
                 Ok(r) => r,
+                Err(e) if find_refusal(&e).is_some() => {
+                    return Err(refused(find_refusal(&e).expect("checked")));
+                }
                 Err(e) if attempt < self.retry.max_retries && !is_tls(&e) => {
                     attempt += 1;
                     tokio::time::sleep(self.retry.delay(attempt, None)).await;
@@ -312,6 +335,8 @@ impl HttpRemote {
         repo: &str,
         extra: &[(header::HeaderName, String)],
     ) -> Result<reqwest::Response, RemoteError> {
+        // Every URL: the endpoint's, a `Link` page, an upload `Location`.
+        self.guard.check_url(&url).map_err(refused)?;
         let mut attempt: u32 = 0;
         let mut authenticated = false;
         loop {
@@ -330,7 +355,13 @@ impl HttpRemote {
                 Ok(r) => r,
                 Err(e) => {
                     let err = self.classify(&url, &e);
-                    if matches!(err, RemoteError::Tls { .. }) || attempt >= self.retry.max_retries {
+                    if matches!(
+                        err,
+                        RemoteError::Tls { .. }
+                            | RemoteError::HostRefused { .. }
+                            | RemoteError::Protocol { .. }
+                    ) || attempt >= self.retry.max_retries
+                    {
                         return Err(err);
                     }
                     attempt += 1;
@@ -377,10 +408,19 @@ impl HttpRemote {
     }
 
     fn classify(&self, url: &Url, e: &reqwest::Error) -> RemoteError {
-        if is_tls(e) {
+        if let Some(r) = find_refusal(e) {
+            refused(r)
+        } else if is_tls(e) {
             RemoteError::Tls {
                 host: self.host.clone(),
                 reason: error_chain(e),
+            }
+        } else if e.is_redirect() {
+            // A redirect loop (or a chain past reqwest's limit of 10) is the
+            // remote's configuration, not a passing failure: never retried.
+            RemoteError::Protocol {
+                url: url.to_string(),
+                reason: format!("too many redirects: {}", error_chain(e)),
             }
         } else if e.is_connect() {
             RemoteError::Unreachable {
@@ -420,6 +460,13 @@ impl HttpRemote {
                 reason: format!("HTTP {}{body}", status.as_u16()),
             },
         }
+    }
+}
+
+fn refused(r: HostRefused) -> RemoteError {
+    RemoteError::HostRefused {
+        host: r.host,
+        reason: r.reason,
     }
 }
 

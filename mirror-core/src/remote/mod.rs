@@ -6,7 +6,8 @@
 //! [`RemoteEndpoint`]. Retries, authentication and Docker Hub's quirks live
 //! here, so the copy code only sees tags, manifests and byte streams.
 
-mod auth;
+pub(crate) mod auth;
+mod guard;
 mod http;
 mod retry;
 
@@ -21,6 +22,9 @@ use crate::policy::RemoteEndpoint;
 use crate::reference::RepositoryName;
 use crate::store::ByteStream;
 
+pub use guard::{
+    GuardedResolver, HostPattern, HostRefused, InvalidHostPattern, RemoteGuard, special_address,
+};
 pub use http::{HttpConnector, HttpRemote, HttpSettings};
 pub use retry::RetryPolicy;
 
@@ -117,6 +121,16 @@ pub enum RemoteError {
         /// Its announced or received size.
         size: u64,
     },
+    /// This server's [`RemoteGuard`] refuses the host: it is not in the
+    /// allow-list, or it is (or resolves to, or redirects to) a private
+    /// address. Nothing was sent to it.
+    #[error("remote host {host} refused: {reason}")]
+    HostRefused {
+        /// The host (and port) as requested.
+        host: String,
+        /// Why, naming the setting.
+        reason: String,
+    },
     /// The endpoint's settings are unusable (e.g. an unparsable CA).
     #[error("invalid remote settings: {reason}")]
     Config {
@@ -138,6 +152,7 @@ impl RemoteError {
             RemoteError::DigestMismatch { .. } => ErrorKind::DigestMismatch,
             RemoteError::Protocol { .. }
             | RemoteError::ManifestTooLarge { .. }
+            | RemoteError::HostRefused { .. }
             | RemoteError::Config { .. } => ErrorKind::Invalid,
         }
     }

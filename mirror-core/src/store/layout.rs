@@ -3,6 +3,7 @@
 //! ```text
 //! <data>/
 //!   regmirror.db                   SQLite: repositories, tags, policies, jobs
+//!   worker-id                      the worker ID of the engine on this directory
 //!   blobs/sha256/<2 hex>/<64 hex>  committed blobs (layers, configs, manifests)
 //!   uploads/<uuid>                 blob writes in progress (never read)
 //! ```
@@ -27,6 +28,10 @@ impl Layout {
 
     pub(crate) fn database(root: &Path) -> PathBuf {
         root.join("regmirror.db")
+    }
+
+    pub(crate) fn worker_id(root: &Path) -> PathBuf {
+        root.join("worker-id")
     }
 
     pub(crate) fn blobs_dir(&self) -> PathBuf {

@@ -92,11 +92,50 @@ pub enum StoreError {
 
 impl StoreError {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        StoreError::Io {
-            context: context.into(),
-            source,
+        let mut context = context.into();
+        if matches!(
+            source.kind(),
+            std::io::ErrorKind::StorageFull
+                | std::io::ErrorKind::QuotaExceeded
+                | std::io::ErrorKind::FileTooLarge
+        ) {
+            // Say it in words an operator searches for.
+            context.push_str(
+                " (out of space: the disk is full, or a quota or file size limit was reached)",
+            );
         }
+        StoreError::Io { context, source }
     }
+}
+
+/// The worker ID kept in the data directory `root` (12 hex characters,
+/// created on first use), so that an engine restarted on the same directory
+/// recognizes the jobs its previous process left running.
+pub(crate) fn data_dir_worker_id(root: &std::path::Path) -> Result<String, StoreError> {
+    let path = layout::Layout::worker_id(root);
+    let valid = |s: &str| s.len() == 12 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    match std::fs::read_to_string(&path) {
+        Ok(s) if valid(s.trim()) => return Ok(s.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(StoreError::io(format!("reading {}", path.display()), e)),
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    std::io::Write::write_all(
+        &mut options
+            .open(&path)
+            .map_err(|e| StoreError::io(format!("creating {}", path.display()), e))?,
+        format!("{id}\n").as_bytes(),
+    )
+    .map_err(|e| StoreError::io(format!("writing {}", path.display()), e))?;
+    Ok(id)
 }
 
 /// A stream of blob bytes.

@@ -151,6 +151,11 @@ pub trait RepositoryStore: Send + Sync + 'static {
     /// Every tag of a repository, sorted by name.
     async fn tags(&self, repo: &RepositoryName) -> Result<Vec<TagRecord>, StoreError>;
 
+    /// How many tags a repository has.
+    async fn tag_count(&self, repo: &RepositoryName) -> Result<u64, StoreError> {
+        Ok(self.tags(repo).await?.len() as u64)
+    }
+
     /// Tag name to digest, for the diff.
     async fn tag_digests(
         &self,

@@ -402,6 +402,20 @@ impl RepositoryStore for SqliteStore {
         .await
     }
 
+    async fn tag_count(&self, repo: &RepositoryName) -> Result<u64, StoreError> {
+        let repo = repo.to_string();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM tags WHERE repo=?1",
+                params![repo],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n.max(0) as u64)
+            .map_err(db_err("counting tags"))
+        })
+        .await
+    }
+
     async fn tag(&self, repo: &RepositoryName, tag: &str) -> Result<Option<TagRecord>, StoreError> {
         let (repo, tag) = (repo.to_string(), tag.to_string());
         self.with(move |c| {

@@ -260,7 +260,19 @@ class _Engine:
 class Mirror(_Engine):
     """The mirroring engine on a data directory, in this process."""
 
-    def __init__(self, data_dir: Union[str, os.PathLike[str]]) -> None: ...
+    def __init__(
+        self,
+        data_dir: Union[str, os.PathLike[str]],
+        *,
+        remote_hosts_allow: list[str] = ...,
+        forbid_private_remotes: bool = False,
+    ) -> None:
+        """``remote_hosts_allow`` (host patterns such as ``registry.example.com``,
+        ``*.example.com``, ``127.0.0.1:5001``; empty: any host) and
+        ``forbid_private_remotes`` (refuse loopback, private and link-local
+        addresses, after DNS and on redirects, unless named exactly in the
+        allow-list) restrict which remote hosts are reached; a refused host
+        raises ``InvalidPolicyError`` with ``field == "remoteHost"``."""
     @property
     def data_dir(self) -> pathlib.Path: ...
     def recover(self) -> list[Job]:

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
 use crate::accounts::Account;
-use crate::auth::{Caller, authenticate};
+use crate::auth::{Caller, authenticate, client_address};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -65,6 +65,17 @@ fn split_query_error(text: &str) -> (String, String) {
     }
 }
 
+/// The client's address (see [`client_address`]).
+pub struct ClientAddr(pub std::net::IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(client_address(&parts.extensions)))
+    }
+}
+
 /// An authenticated caller; anonymous requests are refused with 401.
 pub struct User(pub Account);
 
@@ -75,7 +86,8 @@ impl FromRequestParts<AppState> for User {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        match authenticate(&state.accounts, &parts.headers).await? {
+        let client = client_address(&parts.extensions);
+        match authenticate(&state.accounts, &parts.headers, client).await? {
             Caller::User(account) => Ok(User(account)),
             Caller::Anonymous => Err(ApiError::not_authenticated(
                 "authentication required: send HTTP Basic credentials (password or access token)",

@@ -57,9 +57,12 @@ function matchRoute(parts, session) {
       return { view: repositoryView, section: 'repositories', params: { namespace, name, tab } };
     }
   }
-  if (first === 'jobs' && session.account?.isAdmin) {
-    if (rest.length === 0) return { view: jobsView, section: 'jobs' };
-    if (rest.length === 1) return { view: jobView, section: 'jobs', params: { id: rest[0] } };
+  const admin = Boolean(session.account?.isAdmin);
+  if (first === 'jobs' && rest.length === 0 && admin) return { view: jobsView, section: 'jobs' };
+  // One job: the API decides (administrators of a repository see its
+  // policies' jobs).
+  if (first === 'jobs' && rest.length === 1) {
+    return { view: jobView, section: admin ? 'jobs' : 'repositories', params: { id: rest[0] } };
   }
   return null;
 }

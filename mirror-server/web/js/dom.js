@@ -151,16 +151,3 @@ export function remoteName(host, repository) {
   }
   return `${shown}/${repository}`;
 }
-
-/** Runs `task` over `items` with at most `limit` in flight. */
-export async function eachLimited(items, limit, task) {
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next;
-      next += 1;
-      await task(items[i], i);
-    }
-  });
-  await Promise.all(workers);
-}

@@ -119,7 +119,8 @@ class Registry {
    * Pushes a small real image (one gzipped tar layer holding `hello.txt`
    * with `content`, a config with the layer's diff ID, a Docker schema 2
    * manifest) as `repo:tag`. Returns the manifest digest the registry
-   * reports in `Docker-Content-Digest`.
+   * reports in `Docker-Content-Digest`, the manifest's size and the
+   * image's (config plus layer).
    */
   async pushImage(repo, tag, content = `hello from ${repo}:${tag}\n`) {
     const tar = tarball({ 'hello.txt': content });
@@ -147,7 +148,7 @@ class Registry {
     if (put.status !== 201) throw new Error(`manifest put: ${put.status} ${await put.text()}`);
     const digest = put.headers.get('docker-content-digest');
     if (digest !== sha256(manifest)) throw new Error(`registry digest ${digest} != ${sha256(manifest)}`);
-    return { digest, size: manifest.length };
+    return { digest, size: manifest.length, imageSize: configDesc.size + layerDesc.size };
   }
 
   /** `Docker-Content-Digest` of `repo:tag`, from a HEAD. */

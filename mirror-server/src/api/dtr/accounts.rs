@@ -1,6 +1,8 @@
-//! Accounts (`/api/v0/accounts`, administrators create them) and access
-//! tokens (`/api/v0/api_tokens`, each user manages their own;
-//! administrators can act for another user with `?username=`).
+//! Accounts (`/api/v0/accounts`, administrators create and change them;
+//! users change their own password) and access tokens
+//! (`/api/v0/api_tokens`, each user manages their own; administrators can
+//! act for another user with `?username=`). Deactivating an account or a
+//! token, or changing a password, takes effect on the next request.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -12,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::accounts::{Account, ApiToken, NewAccount};
-use crate::api::extract::{Admin, JsonBody, QueryParams, User};
+use crate::api::extract::{Admin, ClientAddr, JsonBody, QueryParams, User};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -111,6 +113,94 @@ pub async fn get_one(
     }
 }
 
+/// DTR's `updateAccount` form.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpdateForm {
+    #[serde(default)]
+    full_name: Option<String>,
+    #[serde(default)]
+    is_admin: Option<bool>,
+    #[serde(default)]
+    is_active: Option<bool>,
+}
+
+/// `PATCH /api/v0/accounts/{name}` (administrators) → 200 with the account.
+/// An inactive account is refused from its next request on, with its
+/// password and its tokens alike.
+pub async fn update(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(name): Path<String>,
+    JsonBody(form): JsonBody<UpdateForm>,
+) -> Result<Response, ApiError> {
+    if name == admin.name && (form.is_admin == Some(false) || form.is_active == Some(false)) {
+        return Err(ApiError::field(
+            "INVALID_ACCOUNT",
+            if form.is_admin == Some(false) {
+                "isAdmin"
+            } else {
+                "isActive"
+            },
+            "administrators cannot demote or deactivate themselves",
+        ));
+    }
+    let account = state
+        .accounts
+        .update(&name, form.full_name, form.is_admin, form.is_active)
+        .await?;
+    tracing::info!(user = %account.name, admin = account.is_admin, active = account.is_active, by = %admin.name, "account updated");
+    Ok(Json(account_view(&account)).into_response())
+}
+
+/// `{"oldPassword", "newPassword"}` (the old one is not needed when an
+/// administrator changes another user's password).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PasswordForm {
+    #[serde(default)]
+    old_password: Option<Secret>,
+    new_password: Secret,
+}
+
+/// `POST /api/v0/accounts/{name}/changePassword` → 200 with the account:
+/// oneself (with `oldPassword`), or anyone for administrators. The old
+/// password stops working at once. A wrong `oldPassword` counts as a
+/// failed login.
+pub async fn change_password(
+    State(state): State<AppState>,
+    User(caller): User,
+    ClientAddr(client): ClientAddr,
+    Path(name): Path<String>,
+    JsonBody(form): JsonBody<PasswordForm>,
+) -> Result<Response, ApiError> {
+    if caller.name != name && !caller.is_admin {
+        return Err(ApiError::no_such_account(&name));
+    }
+    if caller.name == name {
+        let old = form.old_password.unwrap_or_default();
+        if !state.accounts.check_password(&name, old.expose()).await? {
+            crate::auth::record_failure(&state.accounts, &name, client);
+            return Err(ApiError::field(
+                "INVALID_ACCOUNT",
+                "oldPassword",
+                "is not the current password",
+            ));
+        }
+    }
+    state
+        .accounts
+        .change_password(&name, &form.new_password)
+        .await?;
+    let account = state
+        .accounts
+        .get(&name)
+        .await?
+        .ok_or_else(|| ApiError::no_such_account(&name))?;
+    tracing::info!(user = %name, by = %caller.name, "password changed");
+    Ok(Json(account_view(&account)).into_response())
+}
+
 /// `?username=`: whose tokens.
 #[derive(Debug, Default, Deserialize)]
 pub struct TokenQuery {
@@ -191,6 +281,35 @@ pub async fn create_token(
     let mut body = serde_json::to_value(token_view(&token)).unwrap_or_else(|_| json!({}));
     body["token"] = json!(secret.expose());
     Ok(Json(body).into_response())
+}
+
+/// DTR's `updateAPIToken` form.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TokenUpdateForm {
+    #[serde(default)]
+    token_label: Option<String>,
+    #[serde(default)]
+    is_active: Option<bool>,
+}
+
+/// `PATCH /api/v0/api_tokens/{hashedtoken}` → 200 `APIToken`;
+/// `{"isActive": false}` revokes the token from the next request on.
+pub async fn update_token(
+    State(state): State<AppState>,
+    User(caller): User,
+    Path(hashed): Path<String>,
+    QueryParams(q): QueryParams<TokenQuery>,
+    JsonBody(form): JsonBody<TokenUpdateForm>,
+) -> Result<Response, ApiError> {
+    let owner = token_owner(&caller, &q)?;
+    let token = state
+        .accounts
+        .update_token(&owner, &hashed, form.token_label, form.is_active)
+        .await?
+        .ok_or_else(ApiError::no_such_token)?;
+    tracing::info!(user = %owner, token = %token.hashed_token, active = token.is_active, by = %caller.name, "access token updated");
+    Ok(Json(token_view(&token)).into_response())
 }
 
 /// `DELETE /api/v0/api_tokens/{hashedtoken}` → 204.

@@ -1,5 +1,8 @@
-//! Jobs (server administrators only): submit, list, get, cancel, delete,
-//! logs. The worker in `lib.rs` runs what is submitted here.
+//! Jobs: submit, list, get (with live progress while it runs here),
+//! cancel, delete, logs. Server administrators only, except that reading
+//! and canceling one job is also open to the administrators of the
+//! repository its policy mirrors into (`job_access`). The worker in
+//! `lib.rs` runs what is submitted here.
 
 use std::collections::BTreeMap;
 
@@ -8,11 +11,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use mirror_core::{ErrorKind, Job, JobFilter, JobSubmission};
+use mirror_core::{ErrorKind, Job, JobFilter, JobStatus, JobSubmission, Mirror};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::extract::{Admin, JsonBody, QueryParams};
+use super::job_access::visible_job;
+use crate::api::extract::{Admin, JsonBody, QueryParams, User};
 use crate::error::ApiError;
 use crate::scheduler::resolve_deadline;
 use crate::state::AppState;
@@ -21,11 +25,20 @@ use crate::state::AppState;
 const MAX_LIMIT: usize = 1000;
 
 /// DTR's job JSON: mirror-core's `Job` plus the `capacityMap` DTR clients
-/// expect (this server has no capacity model: always `{}`).
-fn job_json(job: &Job) -> Value {
+/// expect (this server has no capacity model: always `{}`), and while the
+/// job runs in this server, its live counters as `progress`
+/// (`bytesCopied`, `blobsCopied`, `blobsReused`, `tagsCopied`,
+/// `tagsPlanned`, `retries`).
+fn job_json(mirror: &Mirror, job: &Job) -> Value {
     let mut v = serde_json::to_value(job).unwrap_or_else(|_| json!({}));
     if let Some(obj) = v.as_object_mut() {
         obj.entry("capacityMap").or_insert_with(|| json!({}));
+        let live = (job.status == JobStatus::Running)
+            .then(|| mirror.progress(&job.id))
+            .flatten();
+        if let Some(progress) = live {
+            obj.insert("progress".into(), json!(progress));
+        }
     }
     v
 }
@@ -87,7 +100,7 @@ pub async fn submit(
         })
         .await?;
     tracing::info!(job = %job.id, action = %job.action, by = %account.name, "job submitted");
-    Ok((StatusCode::ACCEPTED, Json(job_json(&job))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(job_json(&state.mirror, &job))).into_response())
 }
 
 /// `GET /api/v0/jobs` query.
@@ -100,6 +113,9 @@ pub struct ListQuery {
     worker: Option<String>,
     /// `true` (waiting or running), `false` (finished) or `any` (default).
     running: Option<String>,
+    /// One status (`waiting`, `running`, `done`, `errored`, `canceled`;
+    /// DTR's spellings such as `error` too) or `any` (default).
+    status: Option<String>,
     /// Skip this many (default 0).
     start: Option<usize>,
     /// At most this many (default 10).
@@ -130,6 +146,18 @@ pub async fn list(
             ));
         }
     };
+    let status = match q.status.as_deref() {
+        None | Some("") | Some("any") => None,
+        Some(s) => Some(JobStatus::parse(s).ok_or_else(|| {
+            ApiError::invalid_parameter(
+                "status",
+                format!(
+                    "{:?} is not waiting, running, done, errored, canceled or any",
+                    s.chars().take(50).collect::<String>()
+                ),
+            )
+        })?),
+    };
     let limit = q.limit.unwrap_or(10);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(ApiError::invalid_parameter(
@@ -140,7 +168,7 @@ pub async fn list(
     let filter = JobFilter {
         action: (!any(&q.action)).then(|| q.action.clone().unwrap_or_default()),
         running,
-        status: None,
+        status,
         start: q.start.unwrap_or(0),
         limit,
     };
@@ -149,7 +177,7 @@ pub async fn list(
         .jobs(&filter)
         .await?
         .iter()
-        .map(job_json)
+        .map(|job| job_json(&state.mirror, job))
         .collect();
     Ok(Json(json!({"jobs": jobs})).into_response())
 }
@@ -161,24 +189,21 @@ fn no_such_job(id: &str) -> impl FnOnce() -> ApiError + '_ {
 /// `GET /api/v0/jobs/{id}`.
 pub async fn get_one(
     State(state): State<AppState>,
-    Admin(_): Admin,
+    User(account): User,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let job = state
-        .mirror
-        .job(&id)
-        .await
-        .map_err(|e| ApiError::mirror_or(e, ErrorKind::NotFound, no_such_job(&id)))?;
-    Ok(Json(job_json(&job)).into_response())
+    let job = visible_job(&state, &account, &id).await?;
+    Ok(Json(job_json(&state.mirror, &job)).into_response())
 }
 
 /// `POST /api/v0/jobs/{id}/cancel` → 204. A waiting job is canceled at
 /// once; a running one stops at its next check.
 pub async fn cancel(
     State(state): State<AppState>,
-    Admin(account): Admin,
+    User(account): User,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    visible_job(&state, &account, &id).await?;
     state
         .mirror
         .cancel_job(&id)
@@ -219,7 +244,7 @@ pub struct LogsQuery {
 /// as the lines are written, until the job finishes (see `log_stream`).
 pub async fn logs(
     State(state): State<AppState>,
-    Admin(_): Admin,
+    User(account): User,
     Path(id): Path<String>,
     QueryParams(q): QueryParams<LogsQuery>,
 ) -> Result<Response, ApiError> {
@@ -233,12 +258,8 @@ pub async fn logs(
     if limit < 0 {
         return Err(ApiError::invalid_parameter("limit", "must not be negative"));
     }
+    visible_job(&state, &account, &id).await?;
     if q.stream == Some(true) {
-        state
-            .mirror
-            .job(&id)
-            .await
-            .map_err(|e| ApiError::mirror_or(e, ErrorKind::NotFound, no_such_job(&id)))?;
         return Ok(super::log_stream::follow(
             state.mirror.clone(),
             id,

@@ -4,7 +4,9 @@
 //! poll mirroring policies, the remote-registry check, jobs (and
 //! `log_stream`, a followed job log), crons, and accounts with access
 //! tokens. Every route needs an authenticated caller, except the OpenAPI
-//! document; jobs, crons and account creation need a server administrator.
+//! document; jobs, crons and account creation need a server administrator,
+//! except that an administrator of a repository may read (and cancel) the
+//! jobs that poll its policies (`job_access`).
 //!
 //! [`ROUTES`] is the one list of routes: [`router`] registers exactly it,
 //! and a test checks it against `openapi.json` (paths and methods), so the
@@ -12,12 +14,15 @@
 
 mod accounts;
 mod crons;
+mod image_info;
+mod job_access;
 mod jobs;
 mod log_stream;
 mod openapi;
 mod policies;
 mod remote;
 mod repositories;
+mod tags;
 
 use axum::Router;
 use axum::routing::{MethodRouter, delete, get, post, put};
@@ -38,7 +43,7 @@ pub static ROUTES: &[(&str, Handlers)] = &[
         get(repositories::get_one).delete(repositories::delete)
     }),
     ("/repositories/{namespace}/{reponame}/tags", || {
-        get(repositories::tags)
+        get(tags::list)
     }),
     ("/repositories/{namespace}/{reponame}/userAccess", || {
         get(repositories::list_access)
@@ -69,12 +74,17 @@ pub static ROUTES: &[(&str, Handlers)] = &[
         get(crons::get_one).delete(crons::delete)
     }),
     ("/accounts", || get(accounts::list).post(accounts::create)),
-    ("/accounts/{name}", || get(accounts::get_one)),
+    ("/accounts/{name}", || {
+        get(accounts::get_one).patch(accounts::update)
+    }),
+    ("/accounts/{name}/changePassword", || {
+        post(accounts::change_password)
+    }),
     ("/api_tokens", || {
         get(accounts::list_tokens).post(accounts::create_token)
     }),
     ("/api_tokens/{hashedtoken}", || {
-        delete(accounts::delete_token)
+        delete(accounts::delete_token).patch(accounts::update_token)
     }),
 ];
 

@@ -3,13 +3,21 @@
 //! creating, changing and deleting need `admin` on it. Responses come from
 //! mirror-core's `PollMirroringPolicy`, whose serialization never contains
 //! the password or auth token.
+//!
+//! Creating an enabled policy with `initialEvaluation=true` given
+//! explicitly ("Save & Apply") also evaluates it at once, as DTR does: a
+//! `poll_mirror` job for that policy is submitted and its ID returned in
+//! the [`JOB_ID_HEADER`] header. Left out, `initialEvaluation` still
+//! defaults to true (mirror every tag at the first poll), but nothing
+//! starts until the next poll.
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use mirror_core::job::{PARAM_POLICY_ID, POLL_MIRROR};
 use mirror_core::store::Repository;
-use mirror_core::{ErrorKind, NewPolicy, PolicyUpdate, PollMirroringPolicy, Secret};
+use mirror_core::{ErrorKind, JobSubmission, NewPolicy, PolicyUpdate, PollMirroringPolicy, Secret};
 use serde::Deserialize;
 
 use super::repositories::authorize;
@@ -81,6 +89,10 @@ pub struct UpdateForm {
     tag_template: Option<String>,
 }
 
+/// The response header that carries the ID of the job a policy creation
+/// started.
+pub const JOB_ID_HEADER: &str = "x-job-id";
+
 /// `?initialEvaluation=` (default true).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -146,6 +158,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let repo = authorize(&state, &account, &namespace, &reponame, AccessLevel::Admin).await?;
     check_local(&repo, form.local_repository.as_deref())?;
+    let asked_to_apply = query.initial_evaluation.or(form.initial_evaluation) == Some(true);
     let initial_evaluation = match (query.initial_evaluation, form.initial_evaluation) {
         (Some(q), Some(b)) if q != b => {
             return Err(ApiError::field(
@@ -177,7 +190,36 @@ pub async fn create(
         by = %account.name,
         "poll mirroring policy created"
     );
-    Ok((StatusCode::CREATED, Json(policy)).into_response())
+    let mut resp = (StatusCode::CREATED, Json(&policy)).into_response();
+    if asked_to_apply
+        && policy.enabled
+        && let Some(job_id) = apply_now(&state, &policy).await
+        && let Ok(value) = HeaderValue::from_str(&job_id)
+    {
+        resp.headers_mut().insert(JOB_ID_HEADER, value);
+    }
+    Ok(resp)
+}
+
+/// Submits the `poll_mirror` job that evaluates a new policy now; its ID.
+/// The policy is saved already, so a failure here is logged, not
+/// returned: the next scheduled poll applies the policy anyway.
+async fn apply_now(state: &AppState, policy: &PollMirroringPolicy) -> Option<String> {
+    let submission = JobSubmission {
+        action: POLL_MIRROR.into(),
+        parameters: [(PARAM_POLICY_ID.to_string(), policy.id.clone())].into(),
+        ..Default::default()
+    };
+    match state.mirror.submit_job(submission).await {
+        Ok(job) => {
+            tracing::info!(policy = %policy.id, job = %job.id, "initial evaluation submitted");
+            Some(job.id)
+        }
+        Err(e) => {
+            tracing::error!(policy = %policy.id, "cannot submit the initial evaluation: {e}");
+            None
+        }
+    }
 }
 
 /// `GET .../pollMirroringPolicies/{id}`.

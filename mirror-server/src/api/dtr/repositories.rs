@@ -1,15 +1,17 @@
-//! Repositories: create, list, get, delete; their tags; and per-user access
-//! grants (`userAccess`, a regmirror extension: DTR grants access through
-//! teams, which this server does not have).
+//! Repositories: create, list, get, delete; and per-user access grants
+//! (`userAccess`, a regmirror extension: DTR grants access through teams,
+//! which this server does not have). A repository as listed also says how
+//! many tags it has, whether a poll mirroring policy feeds it, and the
+//! caller's access level on it. Tags are in `tags.rs`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use mirror_core::store::{NewRepository, Repository, TagRecord, Visibility};
+use mirror_core::store::{NewRepository, Repository, Visibility};
 use mirror_core::{ErrorKind, RepositoryName};
 use serde::{Deserialize, Serialize};
 
@@ -57,12 +59,22 @@ pub async fn authorize(
     need: AccessLevel,
 ) -> Result<Repository, ApiError> {
     let name = repository_name(namespace, reponame, "reponame")?;
-    let repo = state.mirror.stores().repos.repository(&name).await?;
+    Ok(authorize_name(state, account, &name, need).await?.0)
+}
+
+/// [`authorize`] by name; also returns the caller's level.
+pub async fn authorize_name(
+    state: &AppState,
+    account: &Account,
+    name: &RepositoryName,
+    need: AccessLevel,
+) -> Result<(Repository, AccessLevel), ApiError> {
+    let repo = state.mirror.stores().repos.repository(name).await?;
     let caller = Caller::User(account.clone());
     let level = access_level(
         &state.accounts,
         &caller,
-        &name,
+        name,
         repo.as_ref().map(|r| r.visibility),
     )
     .await?;
@@ -76,7 +88,7 @@ pub async fn authorize(
             level.as_str()
         )));
     }
-    Ok(repo)
+    Ok((repo, level))
 }
 
 /// DTR's repository shape.
@@ -90,9 +102,54 @@ struct RepositoryView {
     short_description: String,
     visibility: Visibility,
     created_at: DateTime<Utc>,
+    #[serde(flatten)]
+    facts: Facts,
 }
 
-fn view(repo: &Repository, users: &HashSet<String>) -> RepositoryView {
+/// What a repository view adds to DTR's shape (regmirror extensions).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Facts {
+    /// How many tags it has.
+    tag_count: u64,
+    /// Whether an enabled poll mirroring policy feeds it.
+    mirrored: bool,
+    /// The caller's level on it.
+    access_level: AccessLevel,
+}
+
+/// The facts of `repo` for a caller with `access_level`; `mirrored` is
+/// the set of repositories an enabled policy feeds.
+async fn facts(
+    state: &AppState,
+    repo: &Repository,
+    mirrored: &HashSet<String>,
+    access_level: AccessLevel,
+) -> Result<Facts, ApiError> {
+    Ok(Facts {
+        tag_count: state.mirror.stores().repos.tag_count(&repo.name).await?,
+        mirrored: mirrored.contains(repo.name.as_str()),
+        access_level,
+    })
+}
+
+/// Repositories an enabled poll mirroring policy feeds (`local`: only
+/// this one's policies are read).
+async fn mirrored_set(
+    state: &AppState,
+    local: Option<&RepositoryName>,
+) -> Result<HashSet<String>, ApiError> {
+    Ok(state
+        .mirror
+        .policies(local)
+        .await?
+        .into_iter()
+        .filter(|p| p.enabled)
+        .map(|p| p.local_repository.to_string())
+        .collect())
+}
+
+fn view(repo: &Repository, users: &HashSet<String>, facts: Facts) -> RepositoryView {
     let namespace = repo.name.namespace().to_string();
     RepositoryView {
         id: repo.id.clone(),
@@ -106,6 +163,7 @@ fn view(repo: &Repository, users: &HashSet<String>) -> RepositoryView {
         short_description: repo.short_description.clone(),
         visibility: repo.visibility,
         created_at: repo.created_at,
+        facts,
     }
 }
 
@@ -184,7 +242,13 @@ pub async fn create(
         })?;
     tracing::info!(repository = %repo.name, by = %account.name, "repository created");
     let users = user_names(&state).await?;
-    Ok((StatusCode::CREATED, Json(view(&repo, &users))).into_response())
+    // The creator is a server admin or owns the namespace: admin either way.
+    let facts = Facts {
+        tag_count: 0,
+        mirrored: false,
+        access_level: AccessLevel::Admin,
+    };
+    Ok((StatusCode::CREATED, Json(view(&repo, &users, facts))).into_response())
 }
 
 /// Paging of repository lists (DTR: `pageStart`, `pageSize`, `count`).
@@ -212,7 +276,7 @@ async fn list_filtered(
             "must be between 1 and 1000",
         ));
     }
-    let grants = if account.is_admin {
+    let grants: HashMap<String, AccessLevel> = if account.is_admin {
         Default::default()
     } else {
         state.accounts.grants_of(&account.name).await?
@@ -242,7 +306,13 @@ async fn list_filtered(
         .collect();
     let next = (page.len() > size).then(|| page.pop().expect("len > size").name.to_string());
     let users = user_names(state).await?;
-    let repositories: Vec<_> = page.iter().map(|r| view(r, &users)).collect();
+    let mirrored = mirrored_set(state, None).await?;
+    let mut repositories = Vec::with_capacity(page.len());
+    for repo in &page {
+        let level = level_in_list(account, repo, &grants);
+        let facts = facts(state, repo, &mirrored, level).await?;
+        repositories.push(view(repo, &users, facts));
+    }
     let mut resp = Json(serde_json::json!({"repositories": repositories})).into_response();
     let headers: &mut HeaderMap = resp.headers_mut();
     if let Some(next) = next.and_then(|n| HeaderValue::from_str(&n).ok()) {
@@ -252,6 +322,21 @@ async fn list_filtered(
         headers.insert("x-resource-count", HeaderValue::from(total));
     }
     Ok(resp)
+}
+
+/// The level of `account` on `repo`, which the list showed them: as
+/// `auth::access_level` decides, from the grants already read.
+fn level_in_list(
+    account: &Account,
+    repo: &Repository,
+    grants: &HashMap<String, AccessLevel>,
+) -> AccessLevel {
+    if account.is_admin || owns_namespace(account, &repo.name) {
+        return AccessLevel::Admin;
+    }
+    let granted = grants.get(repo.name.as_str()).copied();
+    let public = (repo.visibility == Visibility::Public).then_some(AccessLevel::ReadOnly);
+    granted.max(public).unwrap_or(AccessLevel::ReadOnly)
 }
 
 /// `GET /api/v0/repositories`: the repositories the caller can see.
@@ -286,16 +371,12 @@ pub async fn get_one(
     User(account): User,
     Path((namespace, reponame)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let repo = authorize(
-        &state,
-        &account,
-        &namespace,
-        &reponame,
-        AccessLevel::ReadOnly,
-    )
-    .await?;
+    let name = repository_name(&namespace, &reponame, "reponame")?;
+    let (repo, level) = authorize_name(&state, &account, &name, AccessLevel::ReadOnly).await?;
     let users = user_names(&state).await?;
-    Ok(Json(view(&repo, &users)).into_response())
+    let mirrored = mirrored_set(&state, Some(&repo.name)).await?;
+    let facts = facts(&state, &repo, &mirrored, level).await?;
+    Ok(Json(view(&repo, &users, facts)).into_response())
 }
 
 /// `DELETE /api/v0/repositories/{namespace}/{reponame}` → 204. Removes the
@@ -319,82 +400,6 @@ pub async fn delete(
     state.accounts.forget_repository(&repo.name).await?;
     tracing::info!(repository = %repo.name, by = %account.name, "repository deleted");
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// A tag as listed (DTR's `ListTag`, reduced to what this server knows).
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct TagView {
-    name: String,
-    digest: String,
-    media_type: String,
-    size: u64,
-    updated_at: DateTime<Utc>,
-    /// Where the tag was mirrored from, when a policy wrote it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    mirroring: Option<MirroringView>,
-}
-
-/// DTR's `responses.Mirroring`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct MirroringView {
-    #[serde(rename = "mirroringPolicyID")]
-    mirroring_policy_id: String,
-    digest: String,
-    /// `host/namespace/name` of the source.
-    remote_repository: String,
-    remote_tag: String,
-}
-
-fn tag_view(t: TagRecord) -> TagView {
-    let mirroring = t.mirrored_by.map(|policy| {
-        let from = t.mirrored_from.unwrap_or_default();
-        let (repo, tag) = from
-            .rsplit_once(':')
-            .map(|(r, t)| (r.to_string(), t.to_string()))
-            .unwrap_or((from.clone(), String::new()));
-        MirroringView {
-            mirroring_policy_id: policy,
-            digest: t.digest.to_string(),
-            remote_repository: repo,
-            remote_tag: tag,
-        }
-    });
-    TagView {
-        name: t.name,
-        digest: t.digest.to_string(),
-        media_type: t.media_type,
-        size: t.size,
-        updated_at: t.updated_at,
-        mirroring,
-    }
-}
-
-/// `GET /api/v0/repositories/{namespace}/{reponame}/tags`.
-pub async fn tags(
-    State(state): State<AppState>,
-    User(account): User,
-    Path((namespace, reponame)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let repo = authorize(
-        &state,
-        &account,
-        &namespace,
-        &reponame,
-        AccessLevel::ReadOnly,
-    )
-    .await?;
-    let tags: Vec<TagView> = state
-        .mirror
-        .stores()
-        .repos
-        .tags(&repo.name)
-        .await?
-        .into_iter()
-        .map(tag_view)
-        .collect();
-    Ok(Json(tags).into_response())
 }
 
 /// One grant.

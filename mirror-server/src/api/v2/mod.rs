@@ -35,6 +35,7 @@ use mirror_core::RepositoryName;
 use mirror_core::store::Repository;
 
 use crate::accounts::AccessLevel;
+use crate::api::extract::ClientAddr;
 use crate::auth::{Caller, access_level, authenticate};
 use crate::error::{API_VERSION_HEADER, RegistryError};
 use crate::state::AppState;
@@ -55,8 +56,12 @@ fn with_version(mut resp: Response) -> Response {
 }
 
 /// `GET /v2/`: 200 for valid credentials, 401 with a challenge otherwise.
-async fn base(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let result = match authenticate(&state.accounts, &headers).await {
+async fn base(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+) -> Response {
+    let result = match authenticate(&state.accounts, &headers, client).await {
         Ok(Caller::User(_)) => Ok(axum::Json(serde_json::json!({})).into_response()),
         Ok(Caller::Anonymous) => Err(RegistryError::unauthorized("credentials required")),
         Err(e) => Err(e.into()),
@@ -66,6 +71,7 @@ async fn base(State(state): State<AppState>, headers: HeaderMap) -> Response {
 
 async fn dispatch(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     method: Method,
     headers: HeaderMap,
     uri: Uri,
@@ -81,6 +87,7 @@ async fn dispatch(
         headers: &headers,
         uri: &uri,
         query,
+        client,
     };
     let result = handle(&request, &rest, body).await;
     with_version(result.unwrap_or_else(IntoResponse::into_response))
@@ -94,6 +101,8 @@ pub(crate) struct Request<'a> {
     pub uri: &'a Uri,
     /// Decoded query parameters (an unparsable query counts as none).
     pub query: HashMap<String, String>,
+    /// The client's address.
+    pub client: std::net::IpAddr,
 }
 
 impl Request<'_> {
@@ -110,7 +119,7 @@ impl Request<'_> {
 
 async fn handle(req: &Request<'_>, rest: &str, body: Body) -> Result<Response, RegistryError> {
     let (state, method, uri) = (req.state, req.method, req.uri);
-    let caller = authenticate(&state.accounts, req.headers).await?;
+    let caller = authenticate(&state.accounts, req.headers, req.client).await?;
     let route = parse_route(rest);
     let read = method == Method::GET || method == Method::HEAD;
     let head = method == Method::HEAD;

@@ -1,14 +1,15 @@
-// Jobs (server administrators): the list, filterable by action and status;
-// "Run poll_mirror now"; one job with its log, followed live while it runs;
-// cancel.
+// Jobs: the list (server administrators), filterable by action and status;
+// "Run poll_mirror now"; one job with its live progress and its log,
+// followed while it runs; cancel. A repository administrator may open the
+// jobs of their repository's policies (the one Save & Apply starts).
 
 import * as api from '../api.js';
-import { badge, formatBytes, h, replace, sleep, statusKind, timeEl } from '../dom.js';
+import { badge, h, replace, sleep, statusKind, timeEl } from '../dom.js';
 import { alertArea, field, hideAlert, showAlert, whileBusy } from '../forms.js';
+import { describeProgress, FINAL } from '../progress.js';
 
 const STATUSES = ['waiting', 'running', 'done', 'errored', 'canceled'];
 const ACTIONS = ['poll_mirror'];
-const FINAL = new Set(['done', 'errored', 'canceled']);
 const PAGE = 50;
 
 function shortId(id) {
@@ -83,13 +84,10 @@ export async function jobsView(main, ctx) {
 
   loadSchedule(ctx, schedule);
 
-  // The API filters by action and by running or finished; the exact
-  // status is filtered here.
-  const running = status === '' ? 'any' : (FINAL.has(status) ? 'false' : 'true');
   for (;;) {
     let jobs;
     try {
-      const data = await api.get('jobs', { query: { action: action || 'any', running, limit }, signal: ctx.signal });
+      const data = await api.get('jobs', { query: { action: action || 'any', status: status || 'any', limit }, signal: ctx.signal });
       jobs = data?.jobs ?? [];
     } catch (e) {
       if (ctx.signal.aborted) return;
@@ -97,8 +95,7 @@ export async function jobsView(main, ctx) {
       replace(listArea, h('p', { class: 'alert alert-error', role: 'alert', text: `Cannot list the jobs: ${e.message}` }));
       return;
     }
-    const shown = status ? jobs.filter((j) => j.status === status) : jobs;
-    renderJobs(listArea, ctx, shown, { more: jobs.length >= limit, limit, action, status });
+    renderJobs(listArea, ctx, jobs, { more: jobs.length >= limit, limit, action, status });
     const active = jobs.some((j) => !FINAL.has(j.status));
     try {
       await sleep(active ? 2000 : 10000, ctx.signal);
@@ -165,28 +162,6 @@ async function loadSchedule(ctx, el) {
 
 // ------------------------------------------------------------- one job ----
 
-/** Progress of a poll, read from its log lines. */
-function pollProgress(lines) {
-  const p = { planned: 0, unchanged: 0, copied: 0, failed: 0, bytes: 0, seen: false };
-  for (const { data } of lines) {
-    let m = /^(\d+) tags to copy, (\d+) unchanged/.exec(data);
-    if (m) {
-      p.planned += Number(m[1]);
-      p.unchanged += Number(m[2]);
-      p.seen = true;
-      continue;
-    }
-    m = /^copied (?:new|moved) tag .*, (\d+) bytes\)$/.exec(data);
-    if (m) {
-      p.copied += 1;
-      p.bytes += Number(m[1]);
-      continue;
-    }
-    if (/^failed \S+:\S+ \(/.test(data)) p.failed += 1;
-  }
-  return p;
-}
-
 export async function jobView(main, ctx) {
   const { id } = ctx.params;
   ctx.setTitle(`Job ${shortId(id)}`);
@@ -198,9 +173,9 @@ export async function jobView(main, ctx) {
   } catch (e) {
     if (ctx.signal.aborted) return;
     replace(main,
-      h('p', { class: 'breadcrumb' }, h('a', { href: '#/jobs', text: 'Jobs' })),
+      breadcrumb(ctx),
       h('h1', { text: `Job ${shortId(id)}` }),
-      h('p', { class: 'alert alert-error', role: 'alert', text: e.status === 404 ? 'This job does not exist (it may have been deleted).' : e.message }));
+      h('p', { class: 'alert alert-error', role: 'alert', text: e.status === 404 || (e.status === 403 && !ctx.session.account?.isAdmin) ? 'This job does not exist (it may have been deleted), or you have no access to it.' : e.message }));
     return;
   }
 
@@ -209,12 +184,13 @@ export async function jobView(main, ctx) {
   const cancelButton = h('button', { type: 'button', class: 'button button-danger', text: 'Cancel job' });
   const alert = alertArea();
   const progressBar = h('progress', { max: '1', value: '0', 'aria-labelledby': 'progress-text' });
-  const progressText = h('p', { id: 'progress-text' });
+  // Updated every second while the job runs: not announced each time.
+  const progressText = h('p', { id: 'progress-text', 'aria-live': 'off' });
   const progress = h('div', { class: 'progress', hidden: true }, progressText, progressBar);
   const log = h('div', { class: 'log', role: 'log', tabindex: '0', 'aria-label': 'Job log' });
   const logNote = h('p', { class: 'muted small' });
   replace(main,
-    h('p', { class: 'breadcrumb' }, h('a', { href: '#/jobs', text: 'Jobs' }), ' / ', shortId(id)),
+    breadcrumb(ctx, shortId(id)),
     h('div', { class: 'page-head' },
       h('h1', {}, 'Job ', h('span', { class: 'mono', text: shortId(id) })),
       statusEl,
@@ -252,28 +228,16 @@ export async function jobView(main, ctx) {
     if (job.cancelRequested) cancelButton.disabled = true;
     logNote.textContent = FINAL.has(job.status) ? `${lines.length} lines` : 'Following the log while the job runs…';
     if (job.action === 'poll_mirror') {
-      const p = pollProgress(lines);
+      const p = describeProgress(job, lines);
       progress.hidden = !p.seen && FINAL.has(job.status);
-      const done = p.copied + p.failed;
-      if (p.seen && p.planned > 0) {
-        progressBar.max = p.planned;
-        progressBar.value = done;
-      } else if (FINAL.has(job.status)) {
-        progressBar.max = 1;
-        progressBar.value = 1;
+      progress.dataset.bytesCopied = String(p.bytes);
+      if (p.max > 0) {
+        progressBar.max = p.max;
+        progressBar.value = p.value;
       } else {
         progressBar.removeAttribute('value'); // indeterminate
       }
-      const unchanged = p.unchanged ? ` (${p.unchanged} unchanged)` : '';
-      if (p.seen && p.planned === 0) {
-        progressText.textContent = `Nothing to copy: no new or moved tags${unchanged}.`;
-      } else if (p.seen) {
-        progressText.textContent = `${p.copied} of ${p.planned} ${p.planned === 1 ? 'tag' : 'tags'} copied${p.failed ? `, ${p.failed} failed` : ''} · ${formatBytes(p.bytes)}${unchanged}`;
-      } else if (job.status === 'waiting') {
-        progressText.textContent = 'Waiting for a worker…';
-      } else if (!FINAL.has(job.status)) {
-        progressText.textContent = 'Listing remote tags…';
-      }
+      if (p.text) progressText.textContent = p.text;
     }
   }
 
@@ -356,6 +320,26 @@ export async function jobView(main, ctx) {
   }
   if (lines.length === 0) replace(log, h('p', { class: 'muted', text: 'This job wrote no log lines.' }));
   renderJob();
+}
+
+/**
+ * Where a job page sits: under Jobs for a server administrator, else under
+ * the repository it was opened from (`?repository=namespace/name`).
+ */
+function breadcrumb(ctx, last) {
+  const parts = [];
+  if (ctx.session.account?.isAdmin) {
+    parts.push(h('a', { href: '#/jobs', text: 'Jobs' }));
+  } else {
+    parts.push(h('a', { href: '#/repositories', text: 'Repositories' }));
+    const [namespace, ...rest] = (ctx.query.get('repository') ?? '').split('/');
+    if (namespace && rest.length) {
+      const name = rest.join('/');
+      parts.push(' / ', h('a', { href: ctx.href('repositories', namespace, name, 'mirrors'), text: `${namespace}/${name}` }));
+    }
+  }
+  if (last) parts.push(' / ', last);
+  return h('p', { class: 'breadcrumb' }, parts);
 }
 
 function hideAlertIfNetwork(alert) {

@@ -3,7 +3,8 @@
 // Hub, credentials, remote namespace / repository, advanced TLS settings;
 // Connect (`POST /api/v0/remote/registry`) checks the connection, then Save
 // (`?initialEvaluation=false`: mirror tags that appear or move from now on)
-// or Save & Apply (`?initialEvaluation=true`: mirror every current tag).
+// or Save & Apply (`?initialEvaluation=true`: mirror every current tag,
+// starting now: the answer's `X-Job-ID` names the job doing it).
 
 import * as api from '../api.js';
 import { h, uid } from '../dom.js';
@@ -34,7 +35,8 @@ const CONNECT_SUMMARY = {
 
 /**
  * The form. `policy`: the policy to edit, or undefined for a new one.
- * `onSaved(policy, {applied})` after a successful save; `onCancel()`.
+ * `onSaved(policy, {applied, jobId})` after a successful save (`jobId`:
+ * the job Save & Apply started, if any); `onCancel()`.
  */
 export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
   const editing = Boolean(policy);
@@ -317,6 +319,7 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
     const base = `${api.repoPath(namespace, name)}/pollMirroringPolicies`;
     try {
       let saved;
+      let jobId = null;
       if (editing) {
         // Only what changed: the server checks the remote again when how
         // it is reached changes, and an empty password keeps the stored
@@ -328,11 +331,16 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
         if (v.password || (!v.username && policy.username)) body.password = v.password;
         saved = await whileBusy(saveButton, 'Saving…', () => api.put(`${base}/${encodeURIComponent(policy.id)}`, body));
       } else {
-        saved = await whileBusy(submitter, 'Saving…', () => api.post(base, { ...v, enabled: true }, {
+        // Save & Apply: the server evaluates the new policy at once and
+        // names the job in `X-Job-ID`.
+        const answer = await whileBusy(submitter, 'Saving…', () => api.send('POST', base, {
+          body: { ...v, enabled: true },
           query: { initialEvaluation: apply },
         }));
+        saved = answer.data;
+        jobId = answer.headers.get('x-job-id');
       }
-      onSaved(saved, { applied: apply });
+      onSaved(saved, { applied: apply, jobId });
     } catch (e) {
       if (!e.field && e.code === 'REMOTE_REGISTRY_INVALID_PERMISSIONS') {
         showConnectError(e);

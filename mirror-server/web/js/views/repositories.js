@@ -1,11 +1,15 @@
 // Repositories: the ones the user can see, with visibility, tag count and
-// the mirror that feeds them; and a form to create one.
+// whether a mirror feeds them (all in the one list answer); and a form to
+// create one.
 
 import * as api from '../api.js';
-import { badge, eachLimited, h, remoteName, replace } from '../dom.js';
+import { badge, h, replace } from '../dom.js';
 import { alertArea, field, hideAlert, showError, whileBusy } from '../forms.js';
 
 const PAGE_SIZE = 50;
+
+/** The caller's access level, shown when it is less than admin. */
+const ACCESS_LABELS = { 'read-only': 'read only', 'read-write': 'read & write' };
 
 export async function repositoriesView(main, ctx) {
   ctx.setTitle('Repositories');
@@ -65,17 +69,22 @@ export async function repositoriesView(main, ctx) {
 
   const rows = repos.map((repo) => {
     const full = `${repo.namespace}/${repo.name}`;
-    const tagsCell = h('td', { class: 'num' }, h('span', { class: 'muted', text: '…', 'aria-label': 'loading' }));
-    const mirrorCell = h('td', {}, h('span', { class: 'muted', text: '…', 'aria-label': 'loading' }));
-    const row = h('tr', { dataset: { repository: full } },
+    const level = ACCESS_LABELS[repo.accessLevel];
+    return h('tr', { dataset: { repository: full } },
       h('th', { scope: 'row' },
         h('a', { href: ctx.href('repositories', repo.namespace, repo.name), class: 'repo-link' },
           h('span', { class: 'repo-ns', text: `${repo.namespace}/` }), repo.name),
         repo.shortDescription ? h('div', { class: 'muted small', text: repo.shortDescription }) : null),
-      h('td', {}, badge(repo.visibility, repo.visibility === 'public' ? 'warn' : 'idle')),
-      tagsCell,
-      mirrorCell);
-    return { repo, row, tagsCell, mirrorCell };
+      h('td', {}, badge(repo.visibility, repo.visibility === 'public' ? 'warn' : 'idle'),
+        level ? [' ', badge(level, 'idle', `Your access: ${level}`)] : null),
+      h('td', { class: 'num tag-count', text: String(repo.tagCount ?? '—') }),
+      h('td', { class: 'mirrored' }, repo.mirrored
+        ? h('a', {
+          href: ctx.href('repositories', repo.namespace, repo.name, 'mirrors'),
+          'aria-label': `Mirrored: see the mirror policies of ${full}`,
+          text: 'Mirrored',
+        })
+        : h('span', { class: 'muted', text: 'No' })));
   });
 
   const table = h('table', { class: 'table repositories-table' },
@@ -84,39 +93,14 @@ export async function repositoriesView(main, ctx) {
       h('th', { scope: 'col', text: 'Name' }),
       h('th', { scope: 'col', text: 'Visibility' }),
       h('th', { scope: 'col', class: 'num', text: 'Tags' }),
-      h('th', { scope: 'col', text: 'Mirrored' }))),
-    h('tbody', {}, rows.map((r) => r.row)));
+      h('th', { scope: 'col', text: 'Mirror' }))),
+    h('tbody', {}, rows));
 
   const pager = h('div', { class: 'pager' },
     total ? h('span', { class: 'muted', text: `${total} ${total === '1' ? 'repository' : 'repositories'}` }) : null,
     pageStart ? h('a', { class: 'button button-quiet', href: '#/repositories', text: 'First page' }) : null,
     next ? h('a', { class: 'button button-quiet', href: `#/repositories?pageStart=${encodeURIComponent(next)}`, text: 'Next page' }) : null);
   replace(listArea, h('div', { class: 'table-wrap' }, table), pager);
-
-  // Tag counts and mirrors are per repository in the API: fill them in as
-  // they arrive, a few requests at a time.
-  await eachLimited(rows, 4, async ({ repo, tagsCell, mirrorCell }) => {
-    const base = api.repoPath(repo.namespace, repo.name);
-    const [tags, policies] = await Promise.allSettled([
-      api.get(`${base}/tags`, { signal }),
-      api.get(`${base}/pollMirroringPolicies`, { signal }),
-    ]);
-    if (signal.aborted) return;
-    replace(tagsCell, tags.status === 'fulfilled' ? String(tags.value.length) : h('span', { class: 'muted', title: tags.reason?.message, text: '?' }));
-    if (policies.status !== 'fulfilled') {
-      replace(mirrorCell, h('span', { class: 'muted', title: policies.reason?.message, text: '?' }));
-    } else if (policies.value.length === 0) {
-      replace(mirrorCell, h('span', { class: 'muted', text: 'No' }));
-    } else {
-      const [first, ...more] = policies.value;
-      const enabled = policies.value.some((p) => p.enabled);
-      replace(mirrorCell,
-        h('a', { href: ctx.href('repositories', repo.namespace, repo.name, 'mirrors') },
-          `From ${remoteName(first.remoteHost, first.remoteRepository)}`),
-        more.length ? ` and ${more.length} more` : '',
-        enabled ? null : [' ', badge('paused', 'warn')]);
-    }
-  });
 }
 
 function createPanel(ctx, onCancel) {

@@ -1,8 +1,10 @@
-// One repository: its Tags and Mirrors tabs.
+// One repository: its Tags and Mirrors tabs. The repository's answer says
+// the caller's access level, which decides what the Mirrors tab offers.
 
 import * as api from '../api.js';
-import { badge, formatBytes, h, remoteName, replace, sleep, statusKind, timeEl } from '../dom.js';
+import { badge, formatBytes, h, remoteName, replace, statusKind, timeEl } from '../dom.js';
 import { alertArea, hideAlert, showAlert, whileBusy } from '../forms.js';
+import { describeProgress, followJob } from '../progress.js';
 import { policyForm } from './policy-form.js';
 
 const MEDIA_TYPES = {
@@ -12,22 +14,8 @@ const MEDIA_TYPES = {
   'application/vnd.oci.image.index.v1+json': 'Multi-platform (OCI index)',
 };
 
-/**
- * The caller's level on the repository: `admin` or `read`. Server
- * administrators and the owner of the namespace are admins; anyone else is
- * one exactly when the admin-only `userAccess` list answers.
- */
-async function accessLevel(ctx, namespace, name) {
-  const account = ctx.session.account;
-  if (account?.isAdmin || account?.name === namespace) return 'admin';
-  try {
-    await api.get(`${api.repoPath(namespace, name)}/userAccess`, { signal: ctx.signal });
-    return 'admin';
-  } catch (e) {
-    if (e?.name === 'AbortError') throw e;
-    return 'read';
-  }
-}
+/** The caller's access level, shown when it is less than admin. */
+const ACCESS_LABELS = { 'read-only': 'read only', 'read-write': 'read & write' };
 
 export async function repositoryView(main, ctx) {
   const { namespace, name, tab } = ctx.params;
@@ -36,12 +24,8 @@ export async function repositoryView(main, ctx) {
   replace(main, h('p', { class: 'muted', text: `Loading ${full}…` }));
 
   let repo;
-  let level;
   try {
-    [repo, level] = await Promise.all([
-      api.get(api.repoPath(namespace, name), { signal: ctx.signal }),
-      accessLevel(ctx, namespace, name),
-    ]);
+    repo = await api.get(api.repoPath(namespace, name), { signal: ctx.signal });
   } catch (e) {
     if (ctx.signal.aborted) return;
     replace(main,
@@ -63,11 +47,12 @@ export async function repositoryView(main, ctx) {
     h('div', { class: 'page-head' },
       h('h1', {}, h('span', { class: 'repo-ns', text: `${namespace}/` }), name),
       badge(repo.visibility, repo.visibility === 'public' ? 'warn' : 'idle'),
-      level === 'admin' ? null : badge('read only', 'idle')),
+      ACCESS_LABELS[repo.accessLevel] ? badge(ACCESS_LABELS[repo.accessLevel], 'idle', `Your access: ${ACCESS_LABELS[repo.accessLevel]}`) : null),
     repo.shortDescription ? h('p', { class: 'muted', text: repo.shortDescription }) : null,
     h('nav', { class: 'tabs', 'aria-label': 'Repository sections' }, tabLink('tags', 'Tags'), tabLink('mirrors', 'Mirrors')),
     panel);
 
+  const level = repo.accessLevel === 'admin' ? 'admin' : 'read';
   if (tab === 'mirrors') await mirrorsTab(panel, ctx, { namespace, name, level });
   else await tagsTab(panel, ctx, { namespace, name, level });
 }
@@ -99,7 +84,14 @@ async function tagsTab(panel, ctx, { namespace, name, level }) {
     h('th', { scope: 'row', class: 'tag-name', text: t.name }),
     h('td', {}, h('code', { class: 'digest', title: t.digest, text: t.digest })),
     h('td', { text: MEDIA_TYPES[t.mediaType] ?? t.mediaType }),
-    h('td', { class: 'num', title: `${t.size} bytes`, text: formatBytes(t.size) }),
+    h('td', { class: 'platforms' }, (t.platforms ?? []).length
+      ? h('ul', { class: 'platform-list' }, t.platforms.map((p) => h('li', {}, h('code', { text: p }))))
+      : h('span', { class: 'muted', text: '—' })),
+    h('td', {
+      class: 'num image-size',
+      title: `${typeof t.imageSize === 'number' ? `${t.imageSize} bytes; ` : ''}manifest ${t.size} bytes`,
+      text: formatBytes(t.imageSize),
+    }),
     h('td', { class: 'mirrored-from' }, t.mirroring
       ? `${t.mirroring.remoteRepository.replace(/^https?:\/\//, '')}:${t.mirroring.remoteTag}`
       : h('span', { class: 'muted', text: 'not mirrored' })),
@@ -112,7 +104,8 @@ async function tagsTab(panel, ctx, { namespace, name, level }) {
           h('th', { scope: 'col', text: 'Tag' }),
           h('th', { scope: 'col', text: 'Digest' }),
           h('th', { scope: 'col', text: 'Type' }),
-          h('th', { scope: 'col', class: 'num', text: 'Manifest size' }),
+          h('th', { scope: 'col', text: 'Platforms' }),
+          h('th', { scope: 'col', class: 'num', text: 'Size' }),
           h('th', { scope: 'col', text: 'Mirrored from' }),
           h('th', { scope: 'col', text: 'Updated' }))),
         h('tbody', {}, rows))),
@@ -158,9 +151,9 @@ async function mirrorsTab(panel, ctx, { namespace, name, level }) {
       name,
       policy,
       onCancel: () => closeForm(newButton),
-      onSaved: async (saved, { applied }) => {
+      onSaved: async (saved, { applied, jobId }) => {
         closeForm(newButton);
-        await saidSaved(saved, { applied, edited: Boolean(policy) });
+        saidSaved(saved, { applied, jobId, edited: Boolean(policy) });
         await load();
       },
     });
@@ -172,53 +165,61 @@ async function mirrorsTab(panel, ctx, { namespace, name, level }) {
   newButton?.addEventListener('click', () => (formArea.firstChild ? closeForm(newButton) : openForm()));
 
   async function runPoll(policyId) {
-    const job = await api.post('jobs', { action: 'poll_mirror', parameters: { policyID: policyId } });
-    watchJob(job);
-    return job;
+    return api.post('jobs', { action: 'poll_mirror', parameters: { policyID: policyId } });
   }
 
-  // Once a poll started here finishes, show the policies' new status and
-  // say how it ended.
-  async function watchJob(job) {
-    let current = job;
+  /** `#/jobs/ID`, remembering the repository for the way back. */
+  function jobHref(id) {
+    return `${ctx.href('jobs', id)}?repository=${encodeURIComponent(`${namespace}/${name}`)}`;
+  }
+
+  // The poll followed in the notice: a newer one replaces it.
+  let following = 0;
+
+  /**
+   * Shows `intro` with the live progress of job `id` in the notice, read
+   * every second; once it has finished, reloads the policies (their new
+   * status) and says how it ended.
+   */
+  async function follow(id, intro) {
+    following += 1;
+    const mine = following;
+    const progressText = h('span', { class: 'apply-progress', 'aria-live': 'off', dataset: { bytesCopied: '0' } });
+    say([intro, ' ', progressText, ' ', h('a', { href: jobHref(id), class: 'job-link', text: 'follow the job' }), '.'], 'info');
+    let job;
     try {
-      while (!['done', 'errored', 'canceled'].includes(current.status)) {
-        await sleep(1500, ctx.signal);
-        current = await api.get(`jobs/${encodeURIComponent(job.id)}`, { signal: ctx.signal });
-      }
-    } catch {
-      return; // left the page, or the job is gone
+      job = await followJob(id, {
+        signal: ctx.signal,
+        onUpdate: (current) => {
+          if (mine !== following) return;
+          const p = describeProgress(current);
+          progressText.dataset.bytesCopied = String(p.bytes);
+          progressText.textContent = p.text ? `${p.text}.` : '';
+        },
+      });
+    } catch (e) {
+      if (ctx.signal.aborted || mine !== following) return;
+      say(`Cannot follow the poll: ${e.message}`, 'error');
+      return;
     }
+    if (mine !== following) return;
     await load();
-    const link = h('a', { href: ctx.href('jobs', job.id), class: 'job-link', text: 'job log' });
-    if (current.status === 'done') say(['The poll finished: see the policy status below and the ', link, '.']);
-    else say([`The poll ended ${current.status}: see the `, link, '.'], 'error');
+    const link = h('a', { href: jobHref(id), class: 'job-link', text: 'job log' });
+    if (job.status === 'done') say(['The poll finished: see the policy status below and the ', link, '.']);
+    else say([`The poll ended ${job.status}: see the `, link, '.'], 'error');
   }
 
-  async function saidSaved(saved, { applied, edited }) {
+  function saidSaved(saved, { applied, jobId, edited }) {
     const from = remoteName(saved.remoteHost, saved.remoteRepository);
     if (edited) {
       say(`Saved the mirror policy from ${from}.`);
-      return;
-    }
-    if (!applied) {
+    } else if (!applied) {
       say(`Saved. Tags of ${from} that are pushed or moved from now on will be mirrored at each poll.`);
-      return;
-    }
-    if (!canRunJobs) {
-      say(`Saved. Every tag of ${from} will be mirrored at the next scheduled poll.`);
-      return;
-    }
-    // "Save & Apply": mirror every tag now rather than at the next cron run.
-    try {
-      const job = await runPoll(saved.id);
-      say([
-        `Saved. Mirroring every tag of ${from} now: `,
-        h('a', { href: ctx.href('jobs', job.id), class: 'job-link', text: 'follow the job' }),
-        '.',
-      ]);
-    } catch (e) {
-      say(`Saved. Every tag of ${from} will be mirrored at the next scheduled poll (starting a poll now failed: ${e.message}).`, 'info');
+    } else if (jobId) {
+      // "Save & Apply": the server started mirroring every tag.
+      follow(jobId, `Saved. Mirroring every tag of ${from} now:`);
+    } else {
+      say(`Saved. Every tag of ${from} will be mirrored at the next scheduled poll.`, 'info');
     }
   }
 
@@ -290,12 +291,14 @@ async function mirrorsTab(panel, ctx, { namespace, name, level }) {
       const pollNow = canRunJobs ? h('button', { type: 'button', class: 'button', text: 'Poll now', 'aria-describedby': titleId }) : null;
       pollNow?.addEventListener('click', async () => {
         hideAlert(rowAlert);
+        let job;
         try {
-          const job = await whileBusy(pollNow, 'Starting…', () => runPoll(p.id));
-          showAlert(rowAlert, ['Polling now: ', h('a', { href: ctx.href('jobs', job.id), class: 'job-link', text: 'follow the job' }), '.'], 'success');
+          job = await whileBusy(pollNow, 'Starting…', () => runPoll(p.id));
         } catch (e) {
           showAlert(rowAlert, `Cannot start a poll: ${e.message}`);
+          return;
         }
+        follow(job.id, `Polling ${from} now:`);
       });
       const remove = h('button', { type: 'button', class: 'button button-danger', text: 'Delete', 'aria-describedby': titleId });
       const actions = h('div', { class: 'card-actions' },

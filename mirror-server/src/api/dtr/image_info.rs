@@ -1,0 +1,234 @@
+//! What a tag's manifest says about the image behind it: its platforms
+//! (`os/arch[/variant]`) and its size (config + layers), read from the
+//! stored manifest bytes and, for an image, its config blob.
+//!
+//! Every read is bounded by [`MAX_MANIFEST_SIZE`]. Manifests and configs
+//! are content-addressed, so a summary never changes for a digest: they
+//! are kept in a small process-wide cache and a tag list reads each
+//! manifest once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use mirror_core::manifest::{MAX_MANIFEST_SIZE, ManifestBody, Platform};
+use mirror_core::store::StoreError;
+use mirror_core::{BlobStore, Descriptor, Digest, Manifest};
+
+/// Summaries kept at most; the cache starts over when full.
+const CACHE_ENTRIES: usize = 4096;
+
+/// Media types of image configs, whose `os` / `architecture` name the
+/// platform. Other configs (artifacts) are not read.
+const IMAGE_CONFIGS: [&str; 2] = [
+    "application/vnd.docker.container.image.v1+json",
+    "application/vnd.oci.image.config.v1+json",
+];
+
+/// The platforms and size of one manifest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// `os/arch[/variant]`: the image's, or each child's of an index
+    /// (attestation entries, platform `unknown/unknown`, left out).
+    pub platforms: Vec<String>,
+    /// Config plus layer sizes; for an index the sum over its children.
+    /// `None` when a manifest or child could not be read.
+    pub image_size: Option<u64>,
+}
+
+fn cache() -> &'static Mutex<HashMap<Digest, Arc<ImageInfo>>> {
+    static CACHE: OnceLock<Mutex<HashMap<Digest, Arc<ImageInfo>>>> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// The summary of the stored manifest `digest` (cached once complete).
+pub async fn image_info(blobs: &dyn BlobStore, digest: &Digest) -> Arc<ImageInfo> {
+    if let Some(hit) = cache()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(digest)
+    {
+        return hit.clone();
+    }
+    let (info, complete) = summarize(blobs, digest).await;
+    let info = Arc::new(info);
+    if complete {
+        let mut map = cache().lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= CACHE_ENTRIES {
+            map.clear();
+        }
+        map.insert(digest.clone(), info.clone());
+    }
+    info
+}
+
+async fn read_manifest(blobs: &dyn BlobStore, digest: &Digest) -> Option<Manifest> {
+    let bytes = blobs.read_small(digest, MAX_MANIFEST_SIZE).await.ok()?;
+    Manifest::parse(&bytes, None).ok()
+}
+
+/// The platform an image config names, if it is an image config that
+/// names one; `Err` when it could not be read.
+async fn config_platform(
+    blobs: &dyn BlobStore,
+    config: &Descriptor,
+) -> Result<Option<Platform>, StoreError> {
+    if !IMAGE_CONFIGS.contains(&config.media_type.as_str()) || config.size > MAX_MANIFEST_SIZE {
+        return Ok(None);
+    }
+    let bytes = blobs.read_small(&config.digest, MAX_MANIFEST_SIZE).await?;
+    Ok(serde_json::from_slice::<Platform>(&bytes)
+        .ok()
+        .filter(|p| !p.os.is_empty() && !p.architecture.is_empty()))
+}
+
+fn image_size(config: &Descriptor, layers: &[Descriptor]) -> u64 {
+    layers.iter().map(|l| l.size).sum::<u64>() + config.size
+}
+
+fn is_attestation(p: &Platform) -> bool {
+    p.os == "unknown" && p.architecture == "unknown"
+}
+
+/// The summary of manifest `digest`, and whether every read it needed
+/// succeeded (only then is it cached).
+async fn summarize(blobs: &dyn BlobStore, digest: &Digest) -> (ImageInfo, bool) {
+    let Some(manifest) = read_manifest(blobs, digest).await else {
+        return (ImageInfo::default(), false);
+    };
+    match &manifest.body {
+        ManifestBody::Image { config, layers } => {
+            let platform = config_platform(blobs, config).await;
+            let info = ImageInfo {
+                platforms: platform
+                    .as_ref()
+                    .ok()
+                    .and_then(Option::as_ref)
+                    .map(Platform::to_string)
+                    .into_iter()
+                    .collect(),
+                image_size: Some(image_size(config, layers)),
+            };
+            (info, platform.is_ok())
+        }
+        ManifestBody::Index { manifests } => {
+            let mut platforms = Vec::new();
+            let mut total = Some(0u64);
+            let mut complete = true;
+            for child in manifests {
+                // Only an image child has a size; a nested index counts as unknown.
+                let image = match read_manifest(blobs, &child.digest).await.map(|m| m.body) {
+                    Some(ManifestBody::Image { config, layers }) => Some((config, layers)),
+                    _ => None,
+                };
+                total = match (total, &image) {
+                    (Some(t), Some((config, layers))) => Some(t + image_size(config, layers)),
+                    _ => None,
+                };
+                let platform = match (&child.platform, &image) {
+                    (Some(p), _) => Some(p.clone()),
+                    (None, Some((config, _))) => {
+                        let read = config_platform(blobs, config).await;
+                        complete &= read.is_ok();
+                        read.ok().flatten()
+                    }
+                    (None, None) => None,
+                };
+                if let Some(p) = platform.filter(|p| !is_attestation(p)) {
+                    let text = p.to_string();
+                    if !platforms.contains(&text) {
+                        platforms.push(text);
+                    }
+                }
+            }
+            let info = ImageInfo {
+                platforms,
+                image_size: total,
+            };
+            (info, complete && total.is_some())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use mirror_core::store::{FsBlobStore, FsOptions};
+    use serde_json::json;
+
+    async fn put(store: &FsBlobStore, value: serde_json::Value) -> (Digest, u64) {
+        let bytes = Bytes::from(serde_json::to_vec(&value).unwrap());
+        let digest = Digest::of(&bytes);
+        let size = bytes.len() as u64;
+        store.put(bytes, &digest).await.unwrap();
+        (digest, size)
+    }
+
+    fn desc(media_type: &str, digest: &Digest, size: u64) -> serde_json::Value {
+        json!({"mediaType": media_type, "digest": digest.to_string(), "size": size})
+    }
+
+    async fn image(store: &FsBlobStore, os: &str, arch: &str, layer: u64) -> (Digest, u64) {
+        let (config, config_size) = put(store, json!({"os": os, "architecture": arch})).await;
+        let layer_digest = Digest::of(format!("layer {layer}").as_bytes());
+        put(
+            store,
+            json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": desc(IMAGE_CONFIGS[1], &config, config_size),
+                "layers": [desc("application/vnd.oci.image.layer.v1.tar+gzip", &layer_digest, layer)],
+            }),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn images_and_indexes() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path(), FsOptions { durable: false })?;
+        let (amd, amd_size) = image(&store, "linux", "amd64", 1000).await;
+        let (info, complete) = summarize(&store, &amd).await;
+        assert!(complete);
+        assert_eq!(info.platforms, ["linux/amd64"]);
+        let config_size = serde_json::to_vec(&json!({"os": "linux", "architecture": "amd64"}))
+            .unwrap()
+            .len() as u64;
+        assert_eq!(info.image_size, Some(1000 + config_size));
+
+        // An index: platforms from its entries, or from the child's config
+        // when the entry has none; attestations left out; sizes summed.
+        let (arm, arm_size) = image(&store, "linux", "arm64", 2000).await;
+        let (att, att_size) = image(&store, "unknown", "unknown", 10).await;
+        let mut arm_entry = desc("application/vnd.oci.image.manifest.v1+json", &arm, arm_size);
+        arm_entry["platform"] = json!({"os": "linux", "architecture": "arm64", "variant": "v8"});
+        let mut att_entry = desc("application/vnd.oci.image.manifest.v1+json", &att, att_size);
+        att_entry["platform"] = json!({"os": "unknown", "architecture": "unknown"});
+        let (index, _) = put(
+            &store,
+            json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": [
+                    desc("application/vnd.oci.image.manifest.v1+json", &amd, amd_size),
+                    arm_entry,
+                    att_entry,
+                ],
+            }),
+        )
+        .await;
+        let info = image_info(&store, &index).await;
+        assert_eq!(info.platforms, ["linux/amd64", "linux/arm64/v8"]);
+        let mut expected = 0;
+        for d in [&amd, &arm, &att] {
+            expected += summarize(&store, d).await.0.image_size.unwrap();
+        }
+        assert_eq!(info.image_size, Some(expected));
+
+        // A manifest that is not stored: nothing known, nothing cached.
+        let missing = Digest::of(b"missing");
+        assert_eq!(*image_info(&store, &missing).await, ImageInfo::default());
+        assert!(!cache().lock().unwrap().contains_key(&missing));
+        Ok(())
+    }
+}

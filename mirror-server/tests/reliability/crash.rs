@@ -1,0 +1,243 @@
+//! `kill -9` of the server mid-copy and between a copy and its publish,
+//! then a restart on the same data directory.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+
+use crate::server::{MANIFEST_ACCEPT, Server, assert_blobs_rehash, uploads, wait_until};
+use crate::support::fault_proxy::{Fault, FaultProxy, Rule};
+use crate::support::{ImageSpec, LayerSpec, ManifestKind, Registry};
+
+const MIB: u64 = 1024 * 1024;
+/// The large layer copied when the server is killed.
+const LARGE: u64 = 256 * MIB;
+
+use crate::server::ADMIN;
+
+/// Status of `GET /v2/{repo}/manifests/{reference}` as admin.
+async fn manifest_status(s: &Server, repo: &str, reference: &str) -> StatusCode {
+    s.request(Method::GET, &format!("/v2/{repo}/manifests/{reference}"))
+        .header("accept", MANIFEST_ACCEPT)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// After a restart: the killed job was found at once and marked errored
+/// (it was submitted without retries), its log says why, and `uploads/`
+/// is empty.
+async fn assert_recovered(s: &Server, job: &str) {
+    let j = s.job(job).await;
+    assert_eq!(
+        j["status"], "errored",
+        "the job killed mid-run is not recovered at restart: {j}"
+    );
+    let log = s.job_log(job).await;
+    assert!(log.contains("worker lost"), "{log}");
+    let left = uploads(&s.data_dir);
+    assert!(left.is_empty(), "left in uploads/ after restart: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_copy_of_a_large_layer_then_restart() {
+    let reg = Registry::plain().await;
+    let img = reg
+        .pusher()
+        .push_image(
+            "team/big",
+            "v1",
+            ImageSpec::small("big").layer(LayerSpec::Random {
+                size: LARGE,
+                seed: 256,
+            }),
+        )
+        .await;
+    let large = img.layers.last().unwrap().digest.clone();
+    let proxy = FaultProxy::start(&reg, 1);
+    let slow = proxy.add(
+        Rule::new(Fault::Throttle {
+            bytes_per_sec: 16 * MIB,
+        })
+        .get()
+        .path_contains(&large),
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut s = Server::start(&data, None);
+    s.create_repo("mirrors", "big").await;
+    let job = s
+        .create_policy("mirrors/big", &proxy.url(), "team/big")
+        .await;
+
+    // Mid-copy: a good part of the layer is in `uploads/`.
+    wait_until(
+        "32 MiB of the layer in uploads/",
+        Duration::from_secs(180),
+        || uploads(&data).iter().any(|(_, n)| *n >= 32 * MIB),
+    )
+    .await;
+    s.kill9();
+    assert!(
+        !uploads(&data).is_empty(),
+        "the kill should leave a partial upload behind"
+    );
+
+    let s = Server::start(&data, None);
+    assert_recovered(&s, &job).await;
+    assert_eq!(
+        manifest_status(&s, "mirrors/big", "v1").await,
+        StatusCode::NOT_FOUND,
+        "a tag was published by a killed copy"
+    );
+    assert_blobs_rehash(&data);
+
+    // The next poll completes, at full speed.
+    proxy.remove(&slow);
+    let next = s.poll_all().await;
+    s.wait_done(&next, Duration::from_secs(300)).await;
+    let pulled = s
+        .pull_verified(&s.client, ADMIN, "mirrors/big", "v1", &img.digest)
+        .await
+        .unwrap();
+    assert!(pulled > LARGE);
+    assert!(uploads(&data).is_empty());
+    assert_blobs_rehash(&data);
+}
+
+/// Killed after an index's first child is stored (blobs and manifest
+/// committed) but before the index's tag is published; a tag published
+/// earlier in the same poll stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_between_copy_and_publish_then_restart() {
+    let reg = Registry::plain().await;
+    let p = reg.pusher();
+    let a = p
+        .push_image("team/multi", "a", ImageSpec::small("tag a"))
+        .await;
+    let amd = p
+        .push_image("team/multi", "z-amd", ImageSpec::small("child amd64"))
+        .await;
+    let arm = p
+        .push_image(
+            "team/multi",
+            "z-arm",
+            ImageSpec::small("child arm64")
+                .platform("linux", "arm64")
+                .layer(LayerSpec::Random {
+                    size: 2 * MIB,
+                    seed: 64,
+                }),
+        )
+        .await;
+    let index = p
+        .push_index(
+            "team/multi",
+            "b",
+            &[
+                (amd.clone(), "linux", "amd64"),
+                (arm.clone(), "linux", "arm64"),
+            ],
+            ManifestKind::Docker,
+        )
+        .await;
+    // Tags are copied in name order: `a`, then `b` (whose children are
+    // also tagged, later, as `z-amd` and `z-arm`).
+    let arm_layer = arm.layers.last().unwrap().digest.clone();
+    let proxy = FaultProxy::start(&reg, 2);
+    // The arm64 child's big layer never arrives.
+    proxy.add(
+        Rule::new(Fault::Stall {
+            after: 0,
+            pause: Duration::from_secs(600),
+        })
+        .get()
+        .path_contains(&arm_layer),
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut s = Server::start(&data, None);
+    s.create_repo("mirrors", "multi").await;
+    let job = s
+        .create_policy("mirrors/multi", &proxy.url(), "team/multi")
+        .await;
+    // `a` is published; the amd64 child of `b` is stored whole (its
+    // manifest goes to the blob store after its blobs); `b` waits on arm64.
+    let amd_manifest = data
+        .join("blobs/sha256")
+        .join(&amd.digest[7..9])
+        .join(&amd.digest[7..]);
+    let mut a_served = false;
+    for _ in 0..2400 {
+        if !a_served {
+            a_served = manifest_status(&s, "mirrors/multi", "a").await == StatusCode::OK;
+        }
+        if a_served && amd_manifest.exists() && proxy.count(|l| l.path.contains(&arm_layer)) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        a_served && amd_manifest.exists(),
+        "the poll did not get there"
+    );
+    s.kill9();
+
+    let s = Server::start(&data, None);
+    assert_recovered(&s, &job).await;
+    // What was published stays; what was not is invisible, even the child
+    // manifest whose bytes are stored.
+    s.pull_verified(&s.client, ADMIN, "mirrors/multi", "a", &a.digest)
+        .await
+        .unwrap();
+    for reference in ["b", amd.digest.as_str(), index.digest.as_str()] {
+        assert_eq!(
+            manifest_status(&s, "mirrors/multi", reference).await,
+            StatusCode::NOT_FOUND,
+            "{reference} is visible after a crash before its publish"
+        );
+    }
+    assert_blobs_rehash(&data);
+
+    // Again, with a job allowed one rerun: a restart requeues it and the
+    // worker runs it to the end.
+    let arm_gets = proxy.count(|l| l.path.contains(&arm_layer));
+    let (st, retried) = s
+        .call(
+            Method::POST,
+            "/api/v0/jobs",
+            Some(serde_json::json!({"action": "poll_mirror", "retries": 1})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{retried}");
+    let retried = retried["id"].as_str().unwrap().to_string();
+    wait_until(
+        "the rerun to reach the stall",
+        Duration::from_secs(60),
+        || proxy.count(|l| l.path.contains(&arm_layer)) > arm_gets,
+    )
+    .await;
+    let mut s = s;
+    s.kill9();
+    proxy.clear();
+    let s = Server::start(&data, None);
+    s.wait_done(&retried, Duration::from_secs(120)).await;
+    let log = s.job_log(&retried).await;
+    assert!(
+        log.contains("worker lost") && log.contains("requeued"),
+        "{log}"
+    );
+    assert!(log.contains("reused"), "{log}");
+    assert!(uploads(&data).is_empty());
+    s.pull_verified(&s.client, ADMIN, "mirrors/multi", "b", &index.digest)
+        .await
+        .unwrap();
+    s.pull_verified(&s.client, ADMIN, "mirrors/multi", "a", &a.digest)
+        .await
+        .unwrap();
+    assert!(uploads(&data).is_empty());
+    assert_blobs_rehash(&data);
+}

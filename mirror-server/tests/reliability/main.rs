@@ -1,0 +1,26 @@
+//! Crashes, a full disk and load (issue 5), against the real
+//! `mirror-server` binary in a child process, with Debian's
+//! `docker-registry` upstream (behind `support::fault_proxy` where the
+//! transfer must be slowed down or stopped).
+//!
+//! - `crash`: `kill -9` mid-copy of a 256 MiB layer, and after an index's
+//!   first child is stored but before the tag is published; restart on the
+//!   same data directory: the job is found and marked errored at once,
+//!   `uploads/` is empty, nothing unpublished is visible, the next poll
+//!   completes and every blob pulled through `/v2` hashes to its digest.
+//! - `full_disk`: a file size limit (`prlimit`, always) and a small tmpfs
+//!   (when this process may mount one): the job fails with a message that
+//!   says so, the store stays sound, and once there is room the next poll
+//!   completes.
+//! - `load`: 50 clients pull an already-mirrored image through `/v2` with
+//!   Basic credentials while a poll copies a large image, slowed down.
+//!
+//! The shared harness lives in the workspace's `tests/support`.
+
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+
+mod crash;
+mod full_disk;
+mod load;
+mod server;

@@ -1,0 +1,33 @@
+//! Bad input and access: what a hostile or careless client can try against
+//! `mirror-server` and mirror-core, and what must hold.
+//!
+//! - `ssrf`: remote hosts outside the allow-list, private addresses (as
+//!   literals, behind names, behind redirects, token realms and tag-page
+//!   links) are refused before any connection; polls too.
+//! - `logins`: failed logins are limited per user and address (429 with
+//!   `Retry-After`), others are unaffected, correct logins are not slowed.
+//! - `revocation`: deactivated or deleted tokens, changed passwords and
+//!   deactivated accounts stop working on the next request, despite the
+//!   server's 60 s verification cache.
+//! - `names`: a repository that exists but is not granted answers exactly
+//!   like a missing one on every route that names a repository; listings
+//!   never show it.
+//! - `bad_input`: every `/api/v0` route and `/v2` endpoint form gets
+//!   malformed and hostile input and answers a 4xx with a JSON message,
+//!   never a 5xx; the server keeps answering.
+//!
+//! Secrets in logs, responses and the databases are checked against the
+//! real binary in `mirror-server/tests/secrets.rs`.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+#[allow(dead_code)]
+#[path = "../server_e2e/server.rs"]
+mod server;
+
+mod bad_input;
+mod logins;
+mod names;
+mod revocation;
+mod ssrf;
