@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::Utc;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 
 use crate::copy::image::copy_tree;
 use crate::copy::{CopyContext, CopyError, Progress};
@@ -88,31 +88,64 @@ impl PollError {
 }
 
 /// Resolves every tag's digest: HEAD first, GET only without the header.
-/// `concurrency` requests are in flight at once.
+/// `concurrency` requests are in flight at once. Fails on the first tag
+/// that cannot be resolved (used where a complete answer is needed, such as
+/// a policy's baseline).
 pub async fn resolve_digests(
     remote: &dyn RemoteRegistry,
     repo: &RepositoryName,
     tags: &[String],
     concurrency: usize,
 ) -> Result<HashMap<String, Digest>, RemoteError> {
-    futures_util::stream::iter(tags.iter().cloned())
-        .map(|tag| async move {
-            let head = match remote.head_manifest(repo, &tag).await {
-                Ok(h) => h,
-                // A tag deleted between the list and the HEAD: not an error.
-                Err(RemoteError::NotFound { .. }) => return Ok(None),
-                Err(e) => return Err(e),
-            };
-            let digest = match head.digest {
-                Some(d) => d,
-                None => remote.get_manifest(repo, &tag).await?.digest,
-            };
-            Ok(Some((tag, digest)))
-        })
-        .buffer_unordered(concurrency.max(1))
-        .try_filter_map(|x| async move { Ok(x) })
-        .try_collect()
-        .await
+    let (digests, mut failed) = resolve_each(remote, repo, tags, concurrency).await;
+    match failed.pop() {
+        Some((_, e)) => Err(e),
+        None => Ok(digests),
+    }
+}
+
+/// Like [`resolve_digests`], but a tag that cannot be resolved does not stop
+/// the others: it is returned with its error.
+pub async fn resolve_each(
+    remote: &dyn RemoteRegistry,
+    repo: &RepositoryName,
+    tags: &[String],
+    concurrency: usize,
+) -> (HashMap<String, Digest>, Vec<(String, RemoteError)>) {
+    let results: Vec<(String, Result<Option<Digest>, RemoteError>)> =
+        futures_util::stream::iter(tags.iter().cloned())
+            .map(|tag| async move {
+                let result = async {
+                    let head = match remote.head_manifest(repo, &tag).await {
+                        Ok(h) => h,
+                        // A tag deleted between the list and the HEAD: not an error.
+                        Err(RemoteError::NotFound { .. }) => return Ok(None),
+                        Err(e) => return Err(e),
+                    };
+                    Ok(Some(match head.digest {
+                        Some(d) => d,
+                        None => remote.get_manifest(repo, &tag).await?.digest,
+                    }))
+                }
+                .await;
+                (tag, result)
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+    let mut digests = HashMap::with_capacity(results.len());
+    let mut failed = Vec::new();
+    for (tag, r) in results {
+        match r {
+            Ok(Some(d)) => {
+                digests.insert(tag, d);
+            }
+            Ok(None) => {}
+            Err(e) => failed.push((tag, e)),
+        }
+    }
+    failed.sort_by(|a, b| a.0.cmp(&b.0));
+    (digests, failed)
 }
 
 /// The inputs of a poll besides the policy.
@@ -157,13 +190,25 @@ pub async fn poll_policy(
         return Err(PollError::Canceled);
     }
 
-    let remote_digests = tokio::select! {
-        r = resolve_digests(remote, remote_repo, &tags, env.head_concurrency) => r.map_err(|source| PollError::Remote {
-            context: format!("reading tag digests of {source_name}", source_name = source),
-            source,
-        })?,
+    let (remote_digests, mut unresolved) = tokio::select! {
+        r = resolve_each(remote, remote_repo, &tags, env.head_concurrency) => r,
         _ = env.copy.cancel.cancelled() => return Err(PollError::Canceled),
     };
+    // When no tag resolves, the cause is the registry (credentials, network),
+    // not a tag: fail the poll with it. Otherwise the others go on.
+    if remote_digests.is_empty() && !unresolved.is_empty() {
+        let (_, e) = unresolved.swap_remove(0);
+        return Err(PollError::Remote {
+            context: format!("reading tag digests of {source}"),
+            source: e,
+        });
+    }
+    for (tag, e) in unresolved {
+        let line = format!("failed {remote_repo}:{tag}: cannot read its digest: {e}");
+        env.log.line(line.clone());
+        report.errors.push(line);
+        report.tags_failed += 1;
+    }
     let local = env
         .repos
         .tag_digests(local_repo)

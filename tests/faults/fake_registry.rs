@@ -46,6 +46,8 @@ pub struct Faults {
     pub corrupt_blobs: AtomicBool,
     /// Stall blob bodies after half the bytes until cleared.
     pub stall_blobs: AtomicBool,
+    /// Answer every HEAD of this tag with 500.
+    pub broken_tag: Mutex<Option<String>>,
     /// Require these Basic credentials.
     pub basic: Mutex<Option<(String, String)>>,
 }
@@ -233,6 +235,9 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         drop(content);
         if method == Method::HEAD {
             inner.counters.manifest_heads.fetch_add(1, Ordering::SeqCst);
+            if inner.faults.broken_tag.lock().unwrap().as_deref() == Some(reference) {
+                return error(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN");
+            }
         } else {
             inner.counters.manifest_gets.fetch_add(1, Ordering::SeqCst);
             if take(&inner.faults.manifest_500) {

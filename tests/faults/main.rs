@@ -499,3 +499,40 @@ async fn a_lost_job_with_retries_left_is_requeued_and_rerun() {
     );
     assert_eq!(s.tag_digest().await.as_ref(), Some(&s.digest));
 }
+
+/// A tag whose digest cannot be read fails alone; the other tags are copied.
+#[tokio::test]
+async fn one_unreadable_tag_does_not_stop_the_others() {
+    let s = setup(&[layer(1000, 1)]).await;
+    let (good, _) = s.reg.add_image("team/app", "v2", &[layer(1000, 2)]);
+    *s.reg.faults().broken_tag.lock().unwrap() = Some("v1".into());
+    let job = s.m.poll(&s.policy_id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Errored);
+    let log = log_text(&s.m, &job.id).await;
+    assert!(
+        log.contains("failed team/app:v1: cannot read its digest"),
+        "{log}"
+    );
+    assert!(log.contains("HTTP 500"), "{log}");
+    let v2 =
+        s.m.stores()
+            .repos
+            .tag(&name("local/app"), "v2")
+            .await
+            .unwrap();
+    assert_eq!(v2.map(|t| t.digest.to_string()), Some(good));
+    assert_eq!(s.tag_digest().await, None);
+    assert_eq!(
+        s.m.policy(&s.policy_id).await.unwrap().last_status.code,
+        "PARTIAL"
+    );
+    *s.reg.faults().broken_tag.lock().unwrap() = None;
+    let job = s.m.poll(&s.policy_id).await.unwrap();
+    assert_eq!(
+        job.status,
+        JobStatus::Done,
+        "{}",
+        log_text(&s.m, &job.id).await
+    );
+    assert_eq!(s.tag_digest().await.as_ref(), Some(&s.digest));
+}
