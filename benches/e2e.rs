@@ -22,6 +22,10 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+#[path = "../tests/server_e2e/server.rs"]
+#[allow(dead_code)]
+mod server;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -316,6 +320,9 @@ async fn run(s: Sizes) {
         many_tags(&s, &mut rows).await;
         print_rows(&rows);
     }
+    if wanted("4") {
+        serving(&s).await;
+    }
     println!();
 }
 
@@ -589,4 +596,114 @@ async fn many_tags(s: &Sizes, rows: &mut Vec<Row>) {
         secs,
         extra,
     });
+}
+
+/// Requests/s that `wrk` (16 connections, 2 threads) gets for `url` with
+/// Basic credentials on every request, as `docker` sends them. `None`
+/// when `wrk` is not installed.
+fn wrk(url: &str, user: &str, password: &str, accept: &str, secs: u64) -> Option<f64> {
+    use base64::Engine;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let out = Command::new("wrk")
+        .args([
+            "-t2",
+            "-c16",
+            &format!("-d{secs}s"),
+            "-H",
+            &format!("Authorization: Basic {auth}"),
+            "-H",
+            &format!("Accept: {accept}"),
+            url,
+        ])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains("Non-2xx"),
+        "wrk saw errors for {url}: {text}"
+    );
+    text.lines()
+        .find(|l| l.starts_with("Requests/sec:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+/// 4. Serving: 1 MiB blob GETs and manifest GETs from mirror-server vs
+/// docker-registry, private repositories, Basic credentials on every request.
+async fn serving(s: &Sizes) {
+    use reqwest::Method;
+    use server::{ADMIN, ADMIN_PASSWORD};
+    let (user, password) = ("bench", "bench-pa55");
+    let up = Registry::builder()
+        .auth(support::Auth::htpasswd(user, password))
+        .start()
+        .await;
+    let img = up
+        .pusher()
+        .push_image(
+            "bench/serve",
+            "v1",
+            ImageSpec::small("serve").layer(LayerSpec::Random { size: MIB, seed: 9 }),
+        )
+        .await;
+    let blob = img.layers.last().unwrap().digest.clone();
+    let srv = server::TestServer::start().await;
+    srv.create_repo("bench", "serve", "private").await;
+    let (status, _) = srv
+        .call(
+            Method::POST,
+            "/api/v0/repositories/bench/serve/pollMirroringPolicies?initialEvaluation=true",
+            ADMIN,
+            Some(serde_json::json!({
+                "remoteHost": up.url(), "remoteRepository": "bench/serve",
+                "username": user, "password": password, "enabled": true
+            })),
+        )
+        .await;
+    assert!(status.is_success(), "policy: {status}");
+    let (_, job) = srv
+        .call(
+            Method::POST,
+            "/api/v0/jobs",
+            ADMIN,
+            Some(serde_json::json!({"action": "poll_mirror"})),
+        )
+        .await;
+    srv.wait_done(job["id"].as_str().unwrap()).await;
+
+    let secs = if s.runs > 1 { 10 } else { 1 };
+    let accept = &img.media_type;
+    let mut rows = Vec::new();
+    for (what, path) in [
+        ("1 MiB blob GET", format!("/v2/bench/serve/blobs/{blob}")),
+        ("manifest GET", "/v2/bench/serve/manifests/v1".to_string()),
+    ] {
+        let ours = wrk(
+            &format!("{}{path}", srv.url),
+            "admin",
+            ADMIN_PASSWORD,
+            accept,
+            secs,
+        );
+        let theirs = wrk(&format!("{}{path}", up.url()), user, password, accept, secs);
+        let (Some(o), Some(t)) = (ours, theirs) else {
+            println!(
+                "| 4. serving                          | (wrk not installed: apt-get install wrk) |"
+            );
+            return;
+        };
+        rows.push(Row {
+            scenario: format!("4. serving, {what}"),
+            tool: "mirror-server".into(),
+            secs: f64::NAN,
+            extra: format!("{o:.0} req/s, {:.2}x docker-registry", o / t),
+        });
+        rows.push(Row {
+            scenario: format!("4. serving, {what}"),
+            tool: "docker-registry (htpasswd)".into(),
+            secs: f64::NAN,
+            extra: format!("{t:.0} req/s"),
+        });
+    }
+    print_rows(&rows);
 }
