@@ -628,8 +628,9 @@ fn wrk(url: &str, user: &str, password: &str, accept: &str, secs: u64) -> Option
         .and_then(|v| v.parse().ok())
 }
 
-/// 4. Serving: 1 MiB blob GETs and manifest GETs from mirror-server vs
-/// docker-registry, private repositories, Basic credentials on every request.
+/// Scenario 4, serving: 1 MiB blob GETs and manifest GETs from mirror-server
+/// vs docker-registry, private repositories, Basic credentials on every
+/// request.
 async fn serving(s: &Sizes) {
     use reqwest::Method;
     use server::{ADMIN, ADMIN_PASSWORD};
