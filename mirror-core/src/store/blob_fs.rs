@@ -98,11 +98,11 @@ impl BlobStore for FsBlobStore {
 
     async fn writer(&self) -> Result<Box<dyn BlobWriter>, StoreError> {
         let path = self.layout.upload(&uuid::Uuid::new_v4().to_string());
-        let p = path.clone();
-        let file = blocking(move || {
-            File::create(&p).map_err(|e| StoreError::io(format!("creating {}", p.display()), e))
-        })
-        .await?;
+        // Created synchronously (a create is microseconds): with no await
+        // between creating the file and handing out its owner, a caller
+        // dropped mid-call can never leave an upload file nobody removes.
+        let file = File::create(&path)
+            .map_err(|e| StoreError::io(format!("creating {}", path.display()), e))?;
         Ok(Box::new(FsBlobWriter {
             sink: Some(Sink {
                 file,
