@@ -50,9 +50,16 @@ fn sizes(full: bool) -> Sizes {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(3);
+    // REGMIRROR_BENCH_LAYERS_MIB=2048 (comma-separated) replaces scenario 1's
+    // layers, e.g. to check that peak RSS does not grow with layer size.
+    let layers = std::env::var("REGMIRROR_BENCH_LAYERS_MIB").ok().map(|v| {
+        v.split(',')
+            .map(|m| m.trim().parse::<u64>().expect("layer size in MiB") * MIB)
+            .collect::<Vec<_>>()
+    });
     if full {
         Sizes {
-            layers: vec![512 * MIB, 256 * MIB, 64 * MIB],
+            layers: layers.unwrap_or_else(|| vec![512 * MIB, 256 * MIB, 64 * MIB]),
             small_tags: 50,
             many_tags: 5000,
             many_images: 50,

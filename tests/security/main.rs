@@ -28,6 +28,7 @@ mod server;
 
 mod bad_input;
 mod logins;
+mod matrix;
 mod names;
 mod revocation;
 mod ssrf;
