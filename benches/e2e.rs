@@ -209,6 +209,23 @@ fn regmirror(reg: &Registry, repo: &str, data: &Path, durable: bool, polls: usiz
     ]))
 }
 
+/// `skopeo sync` of every tag of `repo` on `up` into `dest`'s `mirror/`.
+fn skopeo_sync(up: &Registry, repo: &str, dest: &Registry) -> Command {
+    let mut cmd = Command::new("skopeo");
+    cmd.args([
+        "sync",
+        "--src",
+        "docker",
+        "--dest",
+        "docker",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &format!("{}/{repo}", up.host_port()),
+        &format!("{}/mirror", dest.host_port()),
+    ]);
+    cmd
+}
+
 fn skopeo(args: &[&str]) -> Run {
     measure(Command::new("skopeo").args(args))
 }
@@ -434,20 +451,7 @@ async fn small_tags(s: &Sizes, rows: &mut Vec<Row>) {
         let dir = scratch();
         ours.push(regmirror(&up, "bench/small", dir.path(), true, 1).secs);
         let dest = Registry::plain().await;
-        theirs.push(
-            skopeo(&[
-                "sync",
-                "--src",
-                "docker",
-                "--dest",
-                "docker",
-                "--src-tls-verify=false",
-                "--dest-tls-verify=false",
-                &format!("{}/bench/small", up.host_port()),
-                &format!("{}/mirror", dest.host_port()),
-            ])
-            .secs,
-        );
+        theirs.push(measure(&mut skopeo_sync(&up, "bench/small", &dest)).secs);
     }
     let (o, t) = (median(ours), median(theirs));
     let name = format!("2. initial mirror, {} tags", s.small_tags);
@@ -533,20 +537,7 @@ async fn many_tags(s: &Sizes, rows: &mut Vec<Row>) {
         &v2(&dest).join("repositories/mirror/many"),
     );
     let sync = |dest: &Registry, limit: Duration| {
-        measure_limited(
-            Command::new("skopeo").args([
-                "sync",
-                "--src",
-                "docker",
-                "--dest",
-                "docker",
-                "--src-tls-verify=false",
-                "--dest-tls-verify=false",
-                &format!("{}/bench/many", up.host_port()),
-                &format!("{}/mirror", dest.host_port()),
-            ]),
-            limit,
-        )
+        measure_limited(&mut skopeo_sync(&up, "bench/many", dest), limit)
     };
     let o = median(ours);
     let name = format!("3. no-change poll, {n_tags} tags");

@@ -589,18 +589,22 @@ impl Mirror {
         let mut out = Vec::new();
         let policies = &self.inner.stores.policies;
         let own = &self.inner.settings.worker_id;
-        let mut lost = policies.stale_jobs(stale_before).await?;
-        if at_start {
-            // A cutoff in the future: every running job, fresh or not.
-            for job in policies
-                .stale_jobs(Utc::now() + chrono::Duration::days(1))
-                .await?
-            {
-                if &job.worker_id == own && !lost.iter().any(|j| j.id == job.id) {
-                    lost.push(job);
-                }
-            }
-        }
+        // At start, jobs still claimed by this worker are lost whatever their
+        // heartbeat says, so ask for every running job (a cutoff in the
+        // future) and keep the stale ones plus our own.
+        let cutoff = if at_start {
+            Utc::now() + chrono::Duration::days(1)
+        } else {
+            stale_before
+        };
+        let lost: Vec<Job> = policies
+            .stale_jobs(cutoff)
+            .await?
+            .into_iter()
+            .filter(|j| {
+                (at_start && &j.worker_id == own) || j.heartbeat_at.is_none_or(|h| h < stale_before)
+            })
+            .collect();
         for mut job in lost {
             let why = if at_start && &job.worker_id == own {
                 "worker lost (this worker restarted while running it)"

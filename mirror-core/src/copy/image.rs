@@ -41,9 +41,8 @@ async fn fetch_manifest(
     digest: &Digest,
     media_type_hint: Option<&str>,
 ) -> Result<(Bytes, Option<String>, bool), CopyError> {
-    if let Ok(Some(_)) = ctx.blobs.stat(digest).await
-        && let Ok(bytes) = ctx.blobs.read_small(digest, MAX_MANIFEST_SIZE).await
-    {
+    // Absent (or unreadable) locally: fetch it.
+    if let Ok(bytes) = ctx.blobs.read_small(digest, MAX_MANIFEST_SIZE).await {
         return Ok((bytes, media_type_hint.map(str::to_string), false));
     }
     let m = remote

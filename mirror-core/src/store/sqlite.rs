@@ -237,6 +237,20 @@ type TagRow = (
     String,
 );
 
+/// A row of `SELECT name, digest, media_type, size, mirrored_by,
+/// mirrored_from, updated_at FROM tags`.
+fn tag_row(r: &Row) -> rusqlite::Result<TagRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
 fn build_tag((name, digest, mt, size, by, from, updated): TagRow) -> Result<TagRecord, StoreError> {
     Ok(TagRecord {
         name,
@@ -247,6 +261,24 @@ fn build_tag((name, digest, mt, size, by, from, updated): TagRow) -> Result<TagR
         mirrored_from: from,
         updated_at: parse_ts(&updated)?,
     })
+}
+
+/// `NotFound` unless the repository exists (checked inside the caller's
+/// transaction, so nothing is linked to a repository being deleted).
+fn require_repository(c: &Connection, repo: &str, ctx: &str) -> Result<(), StoreError> {
+    let exists: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM repositories WHERE name=?1",
+            params![repo],
+            |r| r.get(0),
+        )
+        .map_err(db_err(ctx))?;
+    if exists == 0 {
+        return Err(StoreError::NotFound {
+            what: format!("repository {repo}"),
+        });
+    }
+    Ok(())
 }
 
 fn load_manifest(
@@ -391,9 +423,7 @@ impl RepositoryStore for SqliteStore {
                 )
                 .map_err(db_err("listing tags"))?;
             let rows = stmt
-                .query_map(params![repo], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
-                })
+                .query_map(params![repo], tag_row)
                 .map_err(db_err("listing tags"))?
                 .collect::<Result<Vec<TagRow>, _>>()
                 .map_err(db_err("listing tags"))?;
@@ -422,7 +452,7 @@ impl RepositoryStore for SqliteStore {
             c.query_row(
                 "SELECT name, digest, media_type, size, mirrored_by, mirrored_from, updated_at FROM tags WHERE repo=?1 AND name=?2",
                 params![repo, tag],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+                tag_row,
             )
             .optional()
             .map_err(db_err("reading a tag"))?
@@ -497,12 +527,7 @@ impl RepositoryStore for SqliteStore {
         self.with(move |c| {
             let ctx = "publishing manifests and tags";
             let tx = c.transaction().map_err(db_err(ctx))?;
-            let exists: i64 = tx
-                .query_row("SELECT COUNT(*) FROM repositories WHERE name=?1", params![repo], |r| r.get(0))
-                .map_err(db_err(ctx))?;
-            if exists == 0 {
-                return Err(StoreError::NotFound { what: format!("repository {repo}") });
-            }
+            require_repository(&tx, &repo, ctx)?;
             for m in &manifests {
                 let d = m.digest.to_string();
                 tx.execute(
@@ -558,18 +583,7 @@ impl RepositoryStore for SqliteStore {
         self.with(move |c| {
             let ctx = "linking a blob";
             let tx = c.transaction().map_err(db_err(ctx))?;
-            let exists: i64 = tx
-                .query_row(
-                    "SELECT COUNT(*) FROM repositories WHERE name=?1",
-                    params![repo],
-                    |r| r.get(0),
-                )
-                .map_err(db_err(ctx))?;
-            if exists == 0 {
-                return Err(StoreError::NotFound {
-                    what: format!("repository {repo}"),
-                });
-            }
+            require_repository(&tx, &repo, ctx)?;
             tx.execute(
                 "INSERT OR IGNORE INTO repo_blobs (repo, digest) VALUES (?1,?2)",
                 params![repo, digest],
