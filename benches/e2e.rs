@@ -14,6 +14,10 @@
 //! 3. a no-change poll of a repository with 5,000 tags (job requested to job
 //!    done), counting the requests the upstream logged, vs `skopeo sync`.
 //!
+//! `REGMIRROR_BENCH_HOLD=SECS` keeps scenario 1's or 3's upstream running
+//! after seeding and prints the child command, for profiling it from outside
+//! (`perf record -e cpu-clock -g -- COMMAND`).
+//!
 //! regmirror runs in a child process (this binary re-executed with
 //! `--child`), so its peak RSS (`VmHWM`) is measured alone. Under `cargo test`
 //! (no `--bench` argument) every scenario runs once with tiny sizes as a
@@ -146,7 +150,34 @@ fn child(args: &[String]) {
 struct Run {
     secs: f64,
     peak_rss_mib: f64,
+    /// CPU time (user + system) the command used.
+    cpu_secs: f64,
     stdout: String,
+}
+
+/// User + system CPU seconds of all waited-for children so far.
+fn children_cpu_secs() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
+/// User + system CPU seconds process `pid` has used (from `/proc`), 0 when
+/// unknown.
+fn process_cpu_secs(pid: Option<u32>) -> f64 {
+    let Some(stat) = pid.and_then(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+    else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are
+    // fields 14 and 15 of the whole line, in clock ticks.
+    let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
 fn measure(cmd: &mut Command) -> Run {
@@ -155,6 +186,7 @@ fn measure(cmd: &mut Command) -> Run {
 
 /// [`measure`], killing the command after `limit` (then `None`).
 fn measure_limited(cmd: &mut Command, limit: Duration) -> Option<Run> {
+    let cpu_before = children_cpu_secs();
     let start = Instant::now();
     let mut child = cmd
         .stdout(Stdio::piped())
@@ -194,6 +226,7 @@ fn measure_limited(cmd: &mut Command, limit: Duration) -> Option<Run> {
     Some(Run {
         secs,
         peak_rss_mib: peak_kib as f64 / 1024.0,
+        cpu_secs: children_cpu_secs() - cpu_before,
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
     })
 }
@@ -207,6 +240,26 @@ fn regmirror(reg: &Registry, repo: &str, data: &Path, durable: bool, polls: usiz
         if durable { "1" } else { "0" },
         &polls.to_string(),
     ]))
+}
+
+/// `REGMIRROR_BENCH_HOLD=SECS`: keep the scenario's upstream running for
+/// `SECS` seconds and print the child command that polls it, so a profiler
+/// (`perf record`, `valgrind --tool=callgrind`) can run it from outside.
+fn hold_for_profiling(reg: &Registry, repo: &str, data: &Path) {
+    let Some(secs) = std::env::var("REGMIRROR_BENCH_HOLD")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        return;
+    };
+    eprintln!(
+        "holding {secs} s; upstream pid {:?}\n  {} --child {} {repo} {} 1 1",
+        reg.pid(),
+        std::env::current_exe().unwrap().display(),
+        reg.url(),
+        data.display()
+    );
+    std::thread::sleep(Duration::from_secs(secs));
 }
 
 /// `skopeo sync` of every tag of `repo` on `up` into `dest`'s `mirror/`.
@@ -360,13 +413,20 @@ async fn large_image(s: &Sizes, rows: &mut Vec<Row>) {
         });
     }
     up.pusher().push_image("bench/large", "v1", spec).await;
+    hold_for_profiling(&up, "bench/large", &scratch().path().join("profile"));
     let total: u64 = s.layers.iter().sum();
     let total_mib = total as f64 / MIB as f64;
     let (mut fast, mut durable, mut sk, mut dd) = (vec![], vec![], vec![], vec![]);
     let (mut rss_fast, mut rss_durable, mut rss_skopeo) = (0.0f64, 0.0f64, 0.0f64);
+    // CPU seconds per run: regmirror (durable off), the upstream while it
+    // served that run, skopeo.
+    let (mut cpu_ours, mut cpu_up, mut cpu_skopeo) = (vec![], vec![], vec![]);
     for _ in 0..s.runs {
         let dir = scratch();
+        let up_before = process_cpu_secs(up.pid());
         let r = regmirror(&up, "bench/large", &dir.path().join("a"), false, 1);
+        cpu_up.push(process_cpu_secs(up.pid()) - up_before);
+        cpu_ours.push(r.cpu_secs);
         rss_fast = rss_fast.max(r.peak_rss_mib);
         fast.push(r.secs);
         let r = regmirror(&up, "bench/large", &dir.path().join("b"), true, 1);
@@ -383,6 +443,7 @@ async fn large_image(s: &Sizes, rows: &mut Vec<Row>) {
             &format!("docker://{}/bench/large:v1", dest.host_port()),
         ]);
         rss_skopeo = rss_skopeo.max(r.peak_rss_mib);
+        cpu_skopeo.push(r.cpu_secs);
         sk.push(r.secs);
         drop(dest);
 
@@ -428,10 +489,20 @@ async fn large_image(s: &Sizes, rows: &mut Vec<Row>) {
         extra: format!("{:.0} MiB/s, RSS {:.0} MiB", total_mib / k, rss_skopeo),
     });
     rows.push(Row {
-        scenario: name,
+        scenario: name.clone(),
         tool: "dd conv=fdatasync (same bytes)".into(),
         secs: z,
         extra: format!("{:.0} MiB/s", total_mib / z),
+    });
+    rows.push(Row {
+        scenario: name,
+        tool: "CPU s: regmirror (durable off)".into(),
+        secs: median(cpu_ours),
+        extra: format!(
+            "upstream {:.2} s; skopeo {:.2} s",
+            median(cpu_up),
+            median(cpu_skopeo)
+        ),
     });
 }
 
@@ -507,10 +578,14 @@ async fn many_tags(s: &Sizes, rows: &mut Vec<Row>) {
     let n_tags = p.tags("bench/many").await.len();
     let dir = scratch();
     regmirror(&up, "bench/many", dir.path(), true, 1);
-    let mut ours = vec![];
+    hold_for_profiling(&up, "bench/many", dir.path());
+    let (mut ours, mut cpu_ours, mut cpu_up) = (vec![], vec![], vec![]);
     let requests_before = up.logs().lines().count();
     for _ in 0..s.runs {
+        let up_before = process_cpu_secs(up.pid());
         let r = regmirror(&up, "bench/many", dir.path(), true, 1);
+        cpu_up.push(process_cpu_secs(up.pid()) - up_before);
+        cpu_ours.push(r.cpu_secs);
         ours.push(r.stdout.trim().parse::<f64>().unwrap());
     }
     let log = up.logs();
@@ -573,6 +648,12 @@ async fn many_tags(s: &Sizes, rows: &mut Vec<Row>) {
             "{:.1} HEAD/run, {gets} manifest GET, {blobs} blob GET (goal < 2 s)",
             heads as f64 / s.runs as f64
         ),
+    }]);
+    print_rows(&[Row {
+        scenario: name.clone(),
+        tool: "CPU s: regmirror (whole process)".into(),
+        secs: median(cpu_ours),
+        extra: format!("upstream {:.2} s for the same poll", median(cpu_up)),
     }]);
     print_rows(&[Row {
         scenario: name.clone(),

@@ -44,6 +44,24 @@ async fn blob_store_conformance(store: &dyn BlobStore) {
         &data[2_999_990..]
     );
 
+    // Many small and empty chunks (more per batch than one write takes)
+    // land in order.
+    let mut w = store.writer().await.unwrap();
+    let sizes = [0usize, 1, 7, 100, 4096, 3, 65_536, 0, 511];
+    let mut at = 0;
+    for i in 0.. {
+        if at == data.len() {
+            break;
+        }
+        let n = sizes[i % sizes.len()].min(data.len() - at);
+        w.write(Bytes::copy_from_slice(&data[at..at + n]))
+            .await
+            .unwrap();
+        at += n;
+    }
+    w.commit(&d, Some(data.len() as u64)).await.unwrap();
+    assert_eq!(read_all(store, &d, 0, None).await, data);
+
     // A wrong digest is refused and nothing becomes visible.
     let other = Digest::of(b"something else");
     let mut w = store.writer().await.unwrap();

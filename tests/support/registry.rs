@@ -394,6 +394,11 @@ http:
         self.kill();
     }
 
+    /// The registry process's id, while it runs (for profilers).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// Whether the registry process is currently running.
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {

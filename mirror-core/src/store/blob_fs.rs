@@ -1,7 +1,8 @@
 //! [`FsBlobStore`]: blobs as files under a data directory.
 //!
-//! A write goes to `uploads/<uuid>` through a 1 MiB buffer while SHA-256 is
-//! computed; `commit` checks digest and size, optionally fsyncs, and renames
+//! A write goes to `uploads/<uuid>` in batches of about 1 MiB (the received
+//! chunks themselves, written with one vectored write, never copied into a
+//! buffer) while SHA-256 is computed; `commit` checks digest and size, optionally fsyncs, and renames
 //! the file into `blobs/sha256/..`. A rename is atomic, so a reader sees
 //! either no blob or the whole verified blob; a crash leaves only an upload
 //! file, which [`BlobStore::purge_uploads`] removes on the next start.
@@ -11,7 +12,7 @@ use std::io::{SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
 
@@ -19,8 +20,11 @@ use super::layout::Layout;
 use super::{BlobReader, BlobStore, BlobWriter, StoreError};
 use crate::digest::{Digest, Hasher};
 
-/// How much is buffered before a write reaches the file.
-const WRITE_BUFFER: usize = 1024 * 1024;
+/// How many bytes of received chunks are batched before a write reaches the
+/// file.
+const WRITE_BATCH: usize = 1024 * 1024;
+/// At most this many chunks per batch (one `writev`; well under `IOV_MAX`).
+const WRITE_BATCH_CHUNKS: usize = 256;
 /// Read chunk size when serving a blob.
 const READ_CHUNK: usize = 256 * 1024;
 
@@ -112,7 +116,8 @@ impl BlobStore for FsBlobStore {
             }),
             inflight: None,
             path,
-            buffer: BytesMut::with_capacity(WRITE_BUFFER),
+            batch: Vec::new(),
+            batch_len: 0,
             written: 0,
             layout: self.layout.clone(),
             durable: self.options.durable,
@@ -225,16 +230,18 @@ impl Sink {
     }
 }
 
-/// A write buffer handed to the blocking pool: hashing and the disk write
-/// of one buffer overlap with receiving the next one from the network.
+/// A batch handed to the blocking pool: hashing and the disk write of one
+/// batch overlap with receiving the next one from the network.
 type Inflight = tokio::task::JoinHandle<Result<Sink, StoreError>>;
 
 struct FsBlobWriter {
-    /// `None` while a buffer is being written (then `inflight` holds it).
+    /// `None` while a batch is being written (then `inflight` holds it).
     sink: Option<Sink>,
     inflight: Option<Inflight>,
     path: PathBuf,
-    buffer: BytesMut,
+    /// Received chunks not yet handed to the blocking pool, and their bytes.
+    batch: Vec<Bytes>,
+    batch_len: usize,
     /// Bytes accepted so far (buffered or written).
     written: u64,
     layout: Layout,
@@ -244,7 +251,7 @@ struct FsBlobWriter {
 }
 
 impl FsBlobWriter {
-    /// Waits for the buffer being written, if any, and takes the sink back.
+    /// Waits for the batch being written, if any, and takes the sink back.
     async fn settle(&mut self) -> Result<(), StoreError> {
         if let Some(h) = self.inflight.take() {
             let sink = h
@@ -255,25 +262,27 @@ impl FsBlobWriter {
         Ok(())
     }
 
-    /// Hands the buffer to the blocking pool; at most one buffer is in
-    /// flight, so memory stays at two buffers.
+    /// Hands the batch to the blocking pool; at most one batch is in
+    /// flight, so memory stays at about two batches.
     async fn flush(&mut self) -> Result<(), StoreError> {
         self.settle().await?;
-        if self.buffer.is_empty() {
+        if self.batch.is_empty() {
             return Ok(());
         }
         let mut sink = self.sink.take().ok_or_else(|| StoreError::Corrupt {
             reason: "blob writer used after a failed write".into(),
         })?;
-        let buf = self.buffer.split().freeze();
+        let batch = std::mem::take(&mut self.batch);
+        let len = std::mem::take(&mut self.batch_len);
         let path = self.path.clone();
         let durable = self.durable;
         self.inflight = Some(tokio::task::spawn_blocking(move || {
-            sink.hasher.update(&buf);
-            sink.file
-                .write_all(&buf)
+            for chunk in &batch {
+                sink.hasher.update(chunk);
+            }
+            write_all_vectored(&mut sink.file, &batch)
                 .map_err(|e| StoreError::io(format!("writing {}", path.display()), e))?;
-            sink.written += buf.len() as u64;
+            sink.written += len as u64;
             if durable && sink.written - sink.flushed_to >= WRITEBACK_EVERY {
                 sink.start_writeback();
             }
@@ -283,12 +292,33 @@ impl FsBlobWriter {
     }
 }
 
+/// Writes every chunk, in order, with as few `writev` calls as the kernel
+/// allows (usually one per batch).
+fn write_all_vectored(file: &mut File, chunks: &[Bytes]) -> std::io::Result<()> {
+    use std::io::IoSlice;
+    let mut slices: Vec<IoSlice<'_>> = chunks.iter().map(|c| IoSlice::new(c)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl BlobWriter for FsBlobWriter {
     async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
         self.written += chunk.len() as u64;
-        self.buffer.extend_from_slice(&chunk);
-        if self.buffer.len() >= WRITE_BUFFER {
+        self.batch_len += chunk.len();
+        self.batch.push(chunk);
+        if self.batch_len >= WRITE_BATCH || self.batch.len() >= WRITE_BATCH_CHUNKS {
             self.flush().await?;
         }
         Ok(())
