@@ -18,6 +18,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use axum::extract::ConnectInfo;
+
+use crate::client_ip::ClientIp;
 use axum::http::{Extensions, HeaderMap};
 use base64::Engine;
 use mirror_core::RepositoryName;
@@ -78,13 +80,17 @@ pub enum AuthFailure {
     Store(#[from] AccountError),
 }
 
-/// The client's address, from the connection (`ConnectInfo`, which
-/// `run` provides); `0.0.0.0` when the router is served without it, so
-/// login limits still apply per user.
+/// The client's address: the one `client_ip::resolve` found (the peer, or
+/// what a trusted proxy reports), else the connection's (`ConnectInfo`);
+/// `0.0.0.0` when the router is served without either, so login limits
+/// still apply per user.
 pub fn client_address(extensions: &Extensions) -> IpAddr {
+    if let Some(ClientIp(ip)) = extensions.get::<ClientIp>() {
+        return *ip;
+    }
     extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+        .map(|c| c.0.ip().to_canonical())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 

@@ -16,6 +16,12 @@
 //! similar addresses, checked on resolved addresses and redirects, except
 //! hosts the allow-list names exactly; `MIRROR_FORBID_PRIVATE_REMOTES`).
 //! Both are off by default.
+//!
+//! Behind a reverse proxy: `trusted_proxies` (addresses or networks such as
+//! `10.0.0.5`, `10.0.0.0/8`; `MIRROR_TRUSTED_PROXIES`, comma-separated):
+//! requests from these peers are counted for login limits under the client
+//! address in their `X-Forwarded-For` (see `client_ip`). Empty by default:
+//! the header is ignored.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -26,6 +32,7 @@ use mirror_core::Secret;
 use mirror_core::remote::RemoteGuard;
 use serde::Deserialize;
 
+use crate::client_ip::TrustedProxies;
 use crate::uploads::UploadLimits;
 
 /// Default listen address.
@@ -70,6 +77,15 @@ pub struct Cli {
         default_missing_value = "true"
     )]
     pub forbid_private_remotes: Option<bool>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client, for login
+    /// limits; comma-separated addresses or networks [default: none].
+    #[arg(
+        long,
+        env = "MIRROR_TRUSTED_PROXIES",
+        value_name = "NETWORKS",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// The TOML file.
@@ -91,6 +107,8 @@ struct FileConfig {
     remote_hosts_allow: Option<Vec<String>>,
     #[serde(alias = "forbid-private-remotes")]
     forbid_private_remotes: Option<bool>,
+    #[serde(alias = "trusted-proxies")]
+    trusted_proxies: Option<Vec<String>>,
 }
 
 /// The resolved settings of a server.
@@ -111,6 +129,8 @@ pub struct Config {
     pub uploads: UploadLimits,
     /// Which remote hosts policies may reach (default: any).
     pub remote_guard: RemoteGuard,
+    /// Peers whose `X-Forwarded-For` is believed (default: none).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Config {
@@ -124,6 +144,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(10),
             uploads: UploadLimits::default(),
             remote_guard: RemoteGuard::default(),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 
@@ -195,6 +216,15 @@ impl Config {
                 key: "remote_hosts_allow",
                 reason: e.to_string(),
             })?;
+        config.trusted_proxies = TrustedProxies::parse(
+            &cli.trusted_proxies
+                .or(file.trusted_proxies)
+                .unwrap_or_default(),
+        )
+        .map_err(|reason| ConfigError::Invalid {
+            key: "trusted_proxies",
+            reason,
+        })?;
         Ok(config)
     }
 }
@@ -318,6 +348,35 @@ mod tests {
         let e =
             Config::resolve(cli(&["--remote-hosts-allow", "https://x.example"]), None).unwrap_err();
         assert!(e.to_string().contains("remote_hosts_allow"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn trusted_proxies_from_file_and_flags() {
+        let dir = std::env::temp_dir().join(format!("regmirror-proxies-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n").unwrap();
+        let f = file.to_str().unwrap();
+        let c = Config::resolve(cli(&["--config", f]), None).unwrap();
+        assert_eq!(c.trusted_proxies.networks().len(), 2);
+        let c = Config::resolve(
+            cli(&["--config", f, "--trusted-proxies", "192.0.2.1"]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.trusted_proxies.networks()[0].to_string(), "192.0.2.1/32");
+        assert!(
+            Config::resolve(cli(&[]), None)
+                .unwrap()
+                .trusted_proxies
+                .is_empty()
+        );
+        let e = Config::resolve(cli(&["--trusted-proxies", "10.0.0.0/8,proxy"]), None).unwrap_err();
+        assert!(
+            e.to_string().contains("trusted_proxies") && e.to_string().contains("\"proxy\""),
+            "{e}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -81,17 +81,13 @@ impl ServerDb {
             }
         };
         let path = data_dir.join(FILE_NAME);
+        // Owner-only before SQLite opens it: its -wal and -shm files get
+        // the database file's mode.
+        mirror_core::store::open_private_file(&path, false).map_err(|e| DbError {
+            context: "creating server.db owner-only",
+            source: Box::new(e),
+        })?;
         let conn = Connection::open(&path).map_err(err("opening server.db"))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(
-                |e| DbError {
-                    context: "restricting server.db to its owner",
-                    source: Box::new(e),
-                },
-            )?;
-        }
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(err("configuring server.db"))?;
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;")

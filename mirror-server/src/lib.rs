@@ -23,6 +23,7 @@
 pub mod accounts;
 pub mod api;
 pub mod auth;
+pub mod client_ip;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -174,7 +175,20 @@ pub async fn run(
         uploads,
         shutdown: shutdown.clone(),
     };
-    let app = api::router(state);
+    // The client address of each request, for the login limits.
+    if !config.trusted_proxies.is_empty() {
+        let nets: Vec<String> = config
+            .trusted_proxies
+            .networks()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        tracing::info!(trusted_proxies = %nets.join(","), "X-Forwarded-For believed from these peers");
+    }
+    let trusted = Arc::new(config.trusted_proxies.clone());
+    let app = api::router(state).layer(axum::middleware::from_fn(move |req, next| {
+        client_ip::resolve(trusted.clone(), req, next)
+    }));
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, data_dir = %config.data_dir.display(), "mirror-server listening");
     }

@@ -492,6 +492,29 @@ async fn secrets_never_leak() {
     assert_eq!(mode(data.clone()), 0o700);
     assert_eq!(mode(server_db), 0o600);
     assert_eq!(mode(core_db), 0o600);
+    // Everything else too, SQLite's -wal and -shm files included.
+    let mut dirs = vec![data.clone()];
+    let mut files = Vec::new();
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = mode(p.clone());
+            assert_eq!(m & 0o077, 0, "{} is {m:o}", p.display());
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                files.push(p.file_name().unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    for wal in [
+        "server.db-wal",
+        "server.db-shm",
+        "regmirror.db-wal",
+        "regmirror.db-shm",
+    ] {
+        assert!(files.iter().any(|f| f == wal), "{wal} missing: {files:?}");
+    }
 
     // 6. Debug output of the core types that carry secrets.
     debug_output_is_clean(&data, &reg).await;

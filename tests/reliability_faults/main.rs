@@ -518,15 +518,23 @@ async fn toomanyrequests_on_any_request_is_retried_and_then_reported() {
     assert_eq!(e.tag("v1").await.as_deref(), Some(e.v1.digest.as_str()));
     assert_sound(&e.m, e.dir.path()).await;
 
-    // When it never stops, the tag fails and the log says 429.
+    // When it never stops, the tag fails and the log says 429 with the
+    // registry's own code and message.
     let e = env_with(Auth::token("bot", "s3cret-pw"), image("v1", MIB)).await;
     e.proxy.add(
         Rule::new(Fault::too_many_requests(Some(0)))
             .get()
             .path_contains(&big),
     );
-    e.poll_errored("v1", &e.v1.digest, &[&big, "HTTP 429"])
-        .await;
+    e.poll_errored(
+        "v1",
+        &e.v1.digest,
+        &[
+            &big,
+            "HTTP 429: TOOMANYREQUESTS You have reached your pull rate limit.",
+        ],
+    )
+    .await;
     assert_eq!(e.tag("v1").await, None);
     assert_sound(&e.m, e.dir.path()).await;
     e.recovers().await;

@@ -2,7 +2,8 @@
 //! 5 minutes refuse that user from that address (429 with `Retry-After`),
 //! on `/v2` and `/api/v0` alike, even with the right password; other
 //! users and other addresses go on; a success resets the count; correct
-//! logins are not slowed.
+//! logins are not slowed. Behind a trusted reverse proxy the client address
+//! comes from `X-Forwarded-For`.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -114,6 +115,60 @@ async fn failed_logins_are_limited_per_user_and_address() {
     // Anonymous requests are not refused by it.
     let anon = a.get(format!("{}/v2/", server.url)).send().await.unwrap();
     assert_eq!(anon.status(), StatusCode::UNAUTHORIZED);
+    server.stop().await;
+}
+
+/// Behind a trusted reverse proxy, failures count under the client address
+/// the proxy reports in `X-Forwarded-For`; from any other peer the header
+/// is ignored, so a client cannot pick a fresh address for every guess.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_client_address_is_believed_only_from_trusted_proxies() {
+    let server = TestServer::start_with(|c| {
+        c.trusted_proxies =
+            mirror_server::client_ip::TrustedProxies::parse(&["127.0.0.1"]).unwrap();
+    })
+    .await;
+    server.create_user("alice", ALICE).await;
+    let proxy = client_from("127.0.0.1");
+    let other = client_from("127.0.0.2");
+    let via = |client: &reqwest::Client, forwarded: &str, password: &str| {
+        client
+            .get(format!("{}/v2/", server.url))
+            .basic_auth("alice", Some(password))
+            .header("X-Forwarded-For", forwarded)
+            .send()
+    };
+
+    // Ten failures of a client behind the proxy lock out that client...
+    for i in 0..10 {
+        let r = via(&proxy, "203.0.113.5", &format!("guess{i}"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "failure {i}");
+    }
+    let r = via(&proxy, "203.0.113.5", ALICE).await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    // ...and only that client: another one behind the same proxy, and the
+    // proxy's own address, log in.
+    let r = via(&proxy, "198.51.100.7", ALICE).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        login(&server, &proxy, "/v2/", "alice", ALICE).await.0,
+        StatusCode::OK
+    );
+    // A spoofed entry on the left does not help: the proxy appends the
+    // address it saw, and that one is counted.
+    let r = via(&proxy, "192.0.2.99, 203.0.113.5", ALICE).await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    // An untrusted peer's header is ignored: a new address per guess
+    // still counts against the peer.
+    for i in 0..10 {
+        let r = via(&other, &format!("192.0.2.{i}"), "wrong").await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "failure {i}");
+    }
+    let r = via(&other, "192.0.2.200", ALICE).await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     server.stop().await;
 }
 

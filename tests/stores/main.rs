@@ -351,15 +351,43 @@ async fn data_directory_is_owner_only() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    mirror_core::Mirror::open(&data).unwrap();
-    for p in [
-        data.clone(),
-        data.join("regmirror.db"),
-        data.join("blobs"),
-        data.join("uploads"),
-    ] {
-        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+    let mirror = mirror_core::Mirror::open(&data).unwrap();
+    // A write, so SQLite's -wal and -shm files exist too.
+    mirror
+        .stores()
+        .repos
+        .create_repository(&NewRepository {
+            name: RepositoryName::parse("team/app").unwrap(),
+            visibility: Visibility::Private,
+            short_description: String::new(),
+        })
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut dirs = vec![data.clone()];
+    while let Some(d) = dirs.pop() {
+        seen.push(d.clone());
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                seen.push(p);
+            }
+        }
+    }
+    for p in &seen {
+        let mode = std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode & 0o077, 0, "{} is {mode:o}", p.display());
+    }
+    for name in [
+        "regmirror.db",
+        "regmirror.db-wal",
+        "regmirror.db-shm",
+        "blobs",
+        "uploads",
+    ] {
+        assert!(seen.contains(&data.join(name)), "{name} missing: {seen:?}");
     }
 }
 

@@ -393,6 +393,7 @@ impl HttpRemote {
                     return Err(RemoteError::Unavailable {
                         url: url.to_string(),
                         status: status.as_u16(),
+                        detail: read_error_body(resp).await,
                         attempts: attempt + 1,
                         retry_after,
                     });
@@ -474,11 +475,20 @@ fn pull_scope(repo: &RepositoryName) -> String {
     format!("repository:{repo}:pull")
 }
 
-/// The first OCI error message of a response body, as `: CODE message`.
-async fn read_error_body(resp: reqwest::Response) -> String {
-    let Ok(bytes) = resp.bytes().await else {
-        return String::new();
-    };
+/// Longest error body read: the error JSON is small, and a remote must not
+/// make us buffer an endless one.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// The first OCI error of a response body, as `: CODE message` (the message
+/// cut at 300 characters), or empty when the body holds none.
+async fn read_error_body(mut resp: reqwest::Response) -> String {
+    let mut bytes = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        if bytes.len() + chunk.len() > MAX_ERROR_BODY {
+            return String::new();
+        }
+        bytes.extend_from_slice(&chunk);
+    }
     #[derive(serde::Deserialize)]
     struct Envelope {
         errors: Vec<Item>,
@@ -491,7 +501,10 @@ async fn read_error_body(resp: reqwest::Response) -> String {
         message: String,
     }
     match serde_json::from_slice::<Envelope>(&bytes) {
-        Ok(e) if !e.errors.is_empty() => format!(": {} {}", e.errors[0].code, e.errors[0].message),
+        Ok(e) if !e.errors.is_empty() => {
+            let message: String = e.errors[0].message.chars().take(300).collect();
+            format!(": {} {}", e.errors[0].code, message)
+        }
         _ => String::new(),
     }
 }

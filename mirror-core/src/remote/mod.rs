@@ -76,12 +76,16 @@ pub enum RemoteError {
         what: String,
     },
     /// 429 or 5xx still failing after every retry.
-    #[error("{url} kept failing with HTTP {status} after {attempts} attempts{}", retry_after.map(|d| format!(" (last Retry-After {}s)", d.as_secs())).unwrap_or_default())]
+    #[error("{url} kept failing with HTTP {status}{detail} after {attempts} attempts{}", retry_after.map(|d| format!(" (last Retry-After {}s)", d.as_secs())).unwrap_or_default())]
     Unavailable {
         /// The request URL (no credentials).
         url: String,
         /// The last status.
         status: u16,
+        /// The registry's first error of the last answer, as `: CODE
+        /// message` (e.g. `: TOOMANYREQUESTS You have reached your pull rate
+        /// limit`), or empty.
+        detail: String,
         /// Attempts made.
         attempts: u32,
         /// The last `Retry-After`, if any.

@@ -105,7 +105,7 @@ impl BlobStore for FsBlobStore {
         // Created synchronously (a create is microseconds): with no await
         // between creating the file and handing out its owner, a caller
         // dropped mid-call can never leave an upload file nobody removes.
-        let file = File::create(&path)
+        let file = super::open_private_file(&path, true)
             .map_err(|e| StoreError::io(format!("creating {}", path.display()), e))?;
         Ok(Box::new(FsBlobWriter {
             sink: Some(Sink {
@@ -369,8 +369,7 @@ impl BlobWriter for FsBlobWriter {
                 }
                 drop(file);
                 let parent = to.parent().expect("blob path has a parent");
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| StoreError::io(format!("creating {}", parent.display()), e))?;
+                create_private_dir(parent)?;
                 std::fs::rename(&from, &to).map_err(|e| {
                     StoreError::io(format!("moving {} into place", from.display()), e)
                 })?;

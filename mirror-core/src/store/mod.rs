@@ -121,21 +121,40 @@ pub(crate) fn data_dir_worker_id(root: &std::path::Path) -> Result<String, Store
         Err(e) => return Err(StoreError::io(format!("reading {}", path.display()), e)),
     }
     let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
     std::io::Write::write_all(
-        &mut options
-            .open(&path)
+        &mut open_private_file(&path, true)
             .map_err(|e| StoreError::io(format!("creating {}", path.display()), e))?,
         format!("{id}\n").as_bytes(),
     )
     .map_err(|e| StoreError::io(format!("writing {}", path.display()), e))?;
     Ok(id)
+}
+
+/// Opens `path` for writing, creating it readable and writable by the owner
+/// only (mode 0600 on Unix); `truncate` empties an existing file. An existing
+/// file is narrowed to 0600 too, so state written by an older version is not
+/// left readable. Stores and the server create every file of the data
+/// directory with it (SQLite gives its `-wal` and `-shm` files the mode of
+/// the database file, so creating the database with it first covers those).
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let f = mirror_core::store::open_private_file(&dir.path().join("state"), false).unwrap();
+/// # drop(f);
+/// ```
+pub fn open_private_file(path: &std::path::Path, truncate: bool) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(truncate);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let file = options.open(path)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        Ok(file)
+    }
+    #[cfg(not(unix))]
+    options.open(path)
 }
 
 /// A stream of blob bytes.

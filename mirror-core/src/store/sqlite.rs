@@ -170,12 +170,11 @@ impl SqliteStore {
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         create_private_dir(data_dir)?;
         let path = Layout::database(data_dir);
+        // Owner-only before SQLite opens it: its -wal and -shm files get
+        // the database file's mode.
+        super::open_private_file(&path, false)
+            .map_err(|e| StoreError::io(format!("creating {}", path.display()), e))?;
         let conn = Connection::open(&path).map_err(db_err("opening the database"))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-        }
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(db_err("configuring the database"))?;
         conn.execute_batch(
