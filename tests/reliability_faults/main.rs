@@ -589,6 +589,23 @@ async fn a_wrong_docker_content_digest_publishes_nothing_wrong() {
 
 #[tokio::test]
 async fn a_flipped_byte_is_caught_and_nothing_is_stored() {
+    // Once (damage in transit): the blob is downloaded again from the start
+    // and the poll completes with upstream's bytes.
+    let e = env(2 * MIB).await;
+    let big = e.big();
+    e.proxy.add(
+        Rule::new(Fault::FlipByte { at: 1_234_567 })
+            .get()
+            .path_contains(&big)
+            .once(),
+    );
+    e.poll_done().await;
+    assert_eq!(e.big_gets(), 2, "{:?}", e.proxy.requests());
+    assert_eq!(e.tag("v1").await.as_deref(), Some(e.v1.digest.as_str()));
+    assert_sound(&e.m, e.dir.path()).await;
+
+    // Every time (the registry's bytes are bad): the tag fails after that
+    // second download, and nothing is stored.
     let e = env(2 * MIB).await;
     let big = e.big();
     e.proxy.add(
@@ -598,6 +615,7 @@ async fn a_flipped_byte_is_caught_and_nothing_is_stored() {
     );
     e.poll_errored("v1", &e.v1.digest, &[&big, "does not match"])
         .await;
+    assert_eq!(e.big_gets(), 2, "{:?}", e.proxy.requests());
     assert_eq!(e.tag("v1").await, None);
     assert!(!stored(&e.m, &big).await, "a corrupt blob was stored");
     assert_sound(&e.m, e.dir.path()).await;

@@ -24,7 +24,10 @@ pub enum BlobOutcome {
 /// before the next is read. A failed or truncated transfer resumes from the
 /// bytes already written with a `Range` request (or restarts when the remote
 /// ignores ranges), up to `ctx.retry.max_retries` times without progress. The
-/// blob is committed only if its SHA-256 and size match `desc`.
+/// blob is committed only if its SHA-256 and size match `desc`; when they do
+/// not, it is downloaded once more from the start (bytes damaged in transit,
+/// or a resumed range that did not fit, are not repeated by a fresh
+/// download) before the copy fails.
 pub async fn copy_blob(
     ctx: &CopyContext,
     remote: &dyn RemoteRegistry,
@@ -45,6 +48,52 @@ pub async fn copy_blob(
     let _permit = tokio::select! {
         p = ctx.transfers.clone().acquire_owned() => p.expect("semaphore never closed"),
         _ = ctx.cancel.cancelled() => return Err(CopyError::Canceled),
+    };
+    let mut downloads = 0;
+    loop {
+        downloads += 1;
+        let writer = transfer(ctx, remote, repo, desc, &what).await?;
+        let written = writer.written();
+        let mismatch = match writer.commit(&desc.digest, Some(desc.size)).await {
+            Ok(()) => {
+                Progress::add(&ctx.progress.blobs_copied, 1);
+                return Ok(BlobOutcome::Copied(written));
+            }
+            Err(StoreError::DigestMismatch { expected, actual }) => CopyError::DigestMismatch {
+                what: format!("{what} in {repo}"),
+                expected: expected.to_string(),
+                actual: actual.to_string(),
+            },
+            Err(StoreError::SizeMismatch {
+                expected, actual, ..
+            }) => CopyError::DigestMismatch {
+                what: format!("{what} in {repo}"),
+                expected: format!("{expected} bytes"),
+                actual: format!("{actual} bytes"),
+            },
+            Err(e) => return Err(store_err(e)),
+        };
+        if downloads >= 2 {
+            return Err(mismatch);
+        }
+        Progress::add(&ctx.progress.retries, 1);
+        tracing::warn!(blob = %desc.digest, "downloading again from the start: {mismatch}");
+    }
+}
+
+/// Downloads the blob into a new store writer, resuming after transient
+/// failures; returns the writer holding exactly `desc.size` bytes, not yet
+/// committed.
+async fn transfer(
+    ctx: &CopyContext,
+    remote: &dyn RemoteRegistry,
+    repo: &RepositoryName,
+    desc: &Descriptor,
+    what: &str,
+) -> Result<Box<dyn crate::store::BlobWriter>, CopyError> {
+    let store_err = |source: StoreError| CopyError::Store {
+        what: what.to_string(),
+        source,
     };
     let mut writer = ctx.blobs.writer().await.map_err(store_err)?;
     let mut failures = 0u32;
@@ -152,24 +201,5 @@ pub async fn copy_blob(
             }
         }
     }
-    let written = writer.written();
-    match writer.commit(&desc.digest, Some(desc.size)).await {
-        Ok(()) => {
-            Progress::add(&ctx.progress.blobs_copied, 1);
-            Ok(BlobOutcome::Copied(written))
-        }
-        Err(StoreError::DigestMismatch { expected, actual }) => Err(CopyError::DigestMismatch {
-            what: format!("{what} in {repo}"),
-            expected: expected.to_string(),
-            actual: actual.to_string(),
-        }),
-        Err(StoreError::SizeMismatch {
-            expected, actual, ..
-        }) => Err(CopyError::DigestMismatch {
-            what: format!("{what} in {repo}"),
-            expected: format!("{expected} bytes"),
-            actual: format!("{actual} bytes"),
-        }),
-        Err(e) => Err(store_err(e)),
-    }
+    Ok(writer)
 }
