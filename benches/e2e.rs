@@ -12,7 +12,25 @@
 //!    registry, and `dd conv=fdatasync` of the same bytes to the same disk;
 //! 2. initial mirror of a repository with 50 small tags vs `skopeo sync`;
 //! 3. a no-change poll of a repository with 5,000 tags (job requested to job
-//!    done), counting the requests the upstream logged, vs `skopeo sync`.
+//!    done), counting the requests the upstream logged, vs `skopeo sync`;
+//! 4. serving from mirror-server vs docker-registry (`wrk`): 1 MiB blob GETs
+//!    and manifest GETs, private repository, Basic credentials on every
+//!    request;
+//! 5. serving under load while a poll copies: 200 clients (own connection
+//!    pools, in this process on a runtime of their own with 2 worker
+//!    threads) pull 10 mirrored images (manifest and blobs, each hashed and
+//!    checked against its digest, Basic credentials of a read-only user on
+//!    every request) from mirror-server, in a loop: first for 10 s with
+//!    nothing else running, then while a `poll_mirror` job copies a 768 MiB
+//!    image (512 + 256 MiB random layers) into another repository of the
+//!    same server (until the job is done, at least 10 s; each phase starts
+//!    with 1 s for the clients to settle, not measured). Reports requests/s
+//!    and p50 / p99 latency per request (baseline; during the copy), the
+//!    copy's time under load vs the same copy with no clients (on a fresh
+//!    server), and CPU seconds of the load generator (its threads, by name),
+//!    the rest of this process (mirror-server) and the upstream, since on a
+//!    small machine the clients take their share of the cores. Every failed
+//!    pull is counted and fails the run.
 //!
 //! `REGMIRROR_BENCH_HOLD=SECS` keeps scenario 1's or 3's upstream running
 //! after seeding and prints the child command, for profiling it from outside
@@ -42,11 +60,19 @@ use support::{ImageSpec, LayerSpec, Registry};
 const MIB: u64 = 1024 * 1024;
 
 struct Sizes {
+    /// `cargo bench` (full sizes) rather than the `cargo test` smoke run.
+    full: bool,
     layers: Vec<u64>,
     small_tags: usize,
     many_tags: usize,
     many_images: usize,
     runs: usize,
+    /// Scenario 5: concurrent clients, the seconds each load phase lasts at
+    /// least, the small images they pull, the large image's layers.
+    load_clients: usize,
+    load_secs: u64,
+    load_images: usize,
+    load_layers: Vec<u64>,
 }
 
 fn sizes(full: bool) -> Sizes {
@@ -67,7 +93,12 @@ fn sizes(full: bool) -> Sizes {
             small_tags: 50,
             many_tags: 5000,
             many_images: 50,
+            full,
             runs,
+            load_clients: 200,
+            load_secs: 10,
+            load_images: 10,
+            load_layers: vec![512 * MIB, 256 * MIB],
         }
     } else {
         Sizes {
@@ -75,7 +106,12 @@ fn sizes(full: bool) -> Sizes {
             small_tags: 3,
             many_tags: 20,
             many_images: 2,
+            full,
             runs: 1,
+            load_clients: 4,
+            load_secs: 1,
+            load_images: 2,
+            load_layers: vec![2 * MIB],
         }
     }
 }
@@ -167,8 +203,29 @@ fn children_cpu_secs() -> f64 {
 /// User + system CPU seconds process `pid` has used (from `/proc`), 0 when
 /// unknown.
 fn process_cpu_secs(pid: Option<u32>) -> f64 {
-    let Some(stat) = pid.and_then(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
-    else {
+    pid.map_or(0.0, |p| {
+        stat_cpu_secs(Path::new(&format!("/proc/{p}/stat")))
+    })
+}
+
+/// User + system CPU seconds of this process's threads whose name starts
+/// with `prefix` (live threads only: an exited thread's time is gone).
+fn threads_cpu_secs(prefix: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with(prefix))
+        })
+        .map(|t| stat_cpu_secs(&t.path().join("stat")))
+        .sum()
+}
+
+/// User + system CPU seconds in a `/proc/.../stat` file, 0 when unreadable.
+fn stat_cpu_secs(path: &Path) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(path) else {
         return 0.0;
     };
     // Fields after the parenthesised command name; utime and stime are
@@ -400,6 +457,9 @@ async fn run(s: Sizes) {
     if wanted("4") {
         serving(&s).await;
     }
+    if wanted("5") {
+        serving_under_load(&s).await;
+    }
     println!();
 }
 
@@ -541,7 +601,11 @@ async fn small_tags(s: &Sizes, rows: &mut Vec<Row>) {
 }
 
 async fn many_tags(s: &Sizes, rows: &mut Vec<Row>) {
-    let up = Registry::builder().log_level("info").start().await;
+    let up = Registry::builder()
+        .log_level("info")
+        .blob_descriptor_cache(true)
+        .start()
+        .await;
     let p = up.pusher();
     let mut images = Vec::new();
     for i in 0..s.many_images {
@@ -751,7 +815,7 @@ async fn serving(s: &Sizes) {
         .await;
     srv.wait_done(job["id"].as_str().unwrap()).await;
 
-    let secs = if s.runs > 1 { 10 } else { 1 };
+    let secs = if s.full { 10 } else { 1 };
     let accept = &img.media_type;
     let mut rows = Vec::new();
     for (what, path) in [
@@ -786,4 +850,497 @@ async fn serving(s: &Sizes) {
         });
     }
     print_rows(&rows);
+}
+
+/// Scenario 5's clients: a read-only account, whose Basic credentials go
+/// with every request, as `docker pull` sends them.
+const PULLER: (&str, &str) = ("puller", "puller-pa55word");
+
+/// Name (prefix) of the load generator's threads, whose CPU time is read
+/// by name from `/proc/self/task`.
+const LOAD_THREADS: &str = "bench-load";
+
+/// One request of a scenario 5 client: when it ended and how long it took
+/// (manifest or blob GET, body read and hashed), in seconds, the end from
+/// the start of its load phase.
+type Sample = (f64, f64);
+
+/// What the clients of one load phase saw.
+#[derive(Default)]
+struct LoadResult {
+    samples: Vec<Sample>,
+    pulls: u64,
+    errors: u64,
+    /// The first few errors, for the report.
+    examples: Vec<String>,
+    /// Seconds from the phase's start to when the clients were told to stop.
+    stopped: f64,
+    /// CPU seconds the load generator's threads used.
+    cpu_secs: f64,
+}
+
+/// A load phase under way: `clients` tasks, each with its own connection
+/// pool, pulling one small image after another until told to stop, on a
+/// runtime of their own (2 worker threads, named [`LOAD_THREADS`]) so that
+/// they do not share the server's worker threads (they share its cores).
+struct LoadPhase {
+    start: Instant,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<LoadResult>,
+}
+
+impl LoadPhase {
+    /// `images` are `(tag, manifest digest)` of `repo` on the server at
+    /// `url`.
+    fn start(url: &str, repo: &str, images: &Arc<Vec<(String, String)>>, clients: usize) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let start = Instant::now();
+        let (url, repo, images, flag) = (
+            url.to_string(),
+            repo.to_string(),
+            images.clone(),
+            stop.clone(),
+        );
+        let thread = std::thread::Builder::new()
+            .name(LOAD_THREADS.into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name(LOAD_THREADS)
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let mut result = rt.block_on(async {
+                    let tasks: Vec<_> = (0..clients)
+                        .map(|i| {
+                            let (url, repo, images, stop) =
+                                (url.clone(), repo.clone(), images.clone(), flag.clone());
+                            tokio::spawn(async move {
+                                pull_until(i, &url, &repo, &images, &stop, start).await
+                            })
+                        })
+                        .collect();
+                    let mut all = LoadResult::default();
+                    for t in tasks {
+                        let r = t.await.unwrap();
+                        all.samples.extend(r.samples);
+                        all.pulls += r.pulls;
+                        all.errors += r.errors;
+                        all.examples.extend(r.examples);
+                    }
+                    all.examples.truncate(5);
+                    all
+                });
+                // Before the runtime (and its threads) goes away.
+                result.cpu_secs = threads_cpu_secs(LOAD_THREADS);
+                result
+            })
+            .unwrap();
+        LoadPhase {
+            start,
+            stop,
+            thread,
+        }
+    }
+
+    /// Seconds since the phase started.
+    fn elapsed(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+
+    /// Tells the clients to stop after their current pull; what they saw.
+    async fn finish(self) -> LoadResult {
+        let stopped = self.elapsed();
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let thread = self.thread;
+        let mut r = tokio::task::spawn_blocking(move || thread.join().unwrap())
+            .await
+            .unwrap();
+        r.stopped = stopped;
+        r
+    }
+}
+
+/// One client of a load phase: verified pulls of `images` in turn, starting
+/// with the `first`th, until `stop`.
+async fn pull_until(
+    first: usize,
+    url: &str,
+    repo: &str,
+    images: &[(String, String)],
+    stop: &std::sync::atomic::AtomicBool,
+    start: Instant,
+) -> LoadResult {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let mut r = LoadResult::default();
+    let mut next = first;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let (tag, digest) = &images[next % images.len()];
+        next += 1;
+        match verified_pull(&client, url, repo, tag, digest, start, &mut r.samples).await {
+            Ok(()) => r.pulls += 1,
+            Err(e) => {
+                r.errors += 1;
+                if r.examples.len() < 5 {
+                    r.examples.push(e);
+                }
+                // No busy loop against a server that refuses.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    r
+}
+
+/// A pull as a client does one: `GET` the manifest of `repo:tag` (it must
+/// hash to `digest`), then `GET` its config and each layer, each hashed as
+/// it streams and compared with its digest. Every request goes with
+/// [`PULLER`]'s Basic credentials; each one's latency goes to `samples`.
+async fn verified_pull(
+    client: &reqwest::Client,
+    url: &str,
+    repo: &str,
+    tag: &str,
+    digest: &str,
+    start: Instant,
+    samples: &mut Vec<Sample>,
+) -> Result<(), String> {
+    use futures_util::StreamExt;
+    use sha2::Digest as _;
+    let sample = |began: Instant| {
+        let now = Instant::now();
+        ((now - start).as_secs_f64(), (now - began).as_secs_f64())
+    };
+    let began = Instant::now();
+    let resp = client
+        .get(format!("{url}/v2/{repo}/manifests/{tag}"))
+        .basic_auth(PULLER.0, Some(PULLER.1))
+        .header("accept", support::images::MANIFEST_ACCEPT)
+        .send()
+        .await
+        .map_err(|e| format!("GET manifest {tag}: {e}"))?;
+    if resp.status() != reqwest::StatusCode::OK {
+        return Err(format!("GET manifest {tag}: HTTP {}", resp.status()));
+    }
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| format!("reading manifest {tag}: {e}"))?;
+    let got = support::data::sha256_digest(&body);
+    if got != digest {
+        return Err(format!("manifest {tag} is {got}, expected {digest}"));
+    }
+    samples.push(sample(began));
+    let m: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| format!("manifest {tag}: {e}"))?;
+    let blobs: Vec<String> = m["config"]["digest"]
+        .as_str()
+        .into_iter()
+        .chain(
+            m["layers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|l| l["digest"].as_str()),
+        )
+        .map(String::from)
+        .collect();
+    for blob in blobs {
+        let began = Instant::now();
+        let resp = client
+            .get(format!("{url}/v2/{repo}/blobs/{blob}"))
+            .basic_auth(PULLER.0, Some(PULLER.1))
+            .send()
+            .await
+            .map_err(|e| format!("GET blob {blob}: {e}"))?;
+        if resp.status() != reqwest::StatusCode::OK {
+            return Err(format!("GET blob {blob}: HTTP {}", resp.status()));
+        }
+        let mut hash = sha2::Sha256::new();
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            hash.update(&chunk.map_err(|e| format!("reading blob {blob}: {e}"))?);
+        }
+        let got = format!("sha256:{}", hex::encode(hash.finalize()));
+        if got != blob {
+            return Err(format!("blob {blob} served as {got}"));
+        }
+        samples.push(sample(began));
+    }
+    Ok(())
+}
+
+/// Requests per second and p50 / p99 latency (ms) of the requests that
+/// ended between `from` and `to` seconds; NaN when there were none.
+fn load_stats(samples: &[Sample], from: f64, to: f64) -> (f64, f64, f64) {
+    let mut lat: Vec<f64> = samples
+        .iter()
+        .filter(|(end, _)| (from..=to).contains(end))
+        .map(|(_, l)| l * 1000.0)
+        .collect();
+    if lat.is_empty() {
+        return (0.0, f64::NAN, f64::NAN);
+    }
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let pct = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize];
+    (lat.len() as f64 / (to - from), pct(0.50), pct(0.99))
+}
+
+/// A [`server::TestServer`] without its default `poll_mirror` cron, so no
+/// scheduled poll runs during a measurement.
+async fn bench_server() -> server::TestServer {
+    let srv = server::TestServer::start().await;
+    let (status, body) = srv
+        .call(
+            reqwest::Method::DELETE,
+            "/api/v0/crons/poll_mirror",
+            server::ADMIN,
+            None,
+        )
+        .await;
+    assert!(status.is_success(), "deleting the cron: {status} {body}");
+    srv
+}
+
+/// Creates the private repository `local` (`namespace/name`) and an
+/// enabled policy mirroring every tag of `remote` on `up` into it, which
+/// waits for the next poll; the policy's ID.
+async fn add_policy(srv: &server::TestServer, local: &str, up: &Registry, remote: &str) -> String {
+    let (namespace, name) = local.split_once('/').unwrap();
+    srv.create_repo(namespace, name, "private").await;
+    let (status, policy) = srv
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v0/repositories/{local}/pollMirroringPolicies"),
+            server::ADMIN,
+            Some(serde_json::json!({
+                "remoteHost": up.url(), "remoteRepository": remote, "enabled": true
+            })),
+        )
+        .await;
+    assert!(status.is_success(), "policy: {status} {policy}");
+    policy["id"].as_str().unwrap().to_string()
+}
+
+/// Submits a poll of one policy; the job's ID.
+async fn poll_now(srv: &server::TestServer, policy: &str) -> String {
+    let (status, job) = srv
+        .call(
+            reqwest::Method::POST,
+            "/api/v0/jobs",
+            server::ADMIN,
+            Some(serde_json::json!({
+                "action": "poll_mirror", "parameters": {"policyID": policy}
+            })),
+        )
+        .await;
+    assert!(status.is_success(), "poll: {status} {job}");
+    job["id"].as_str().unwrap().to_string()
+}
+
+/// Waits for a job to be done, looking every 20 ms; its seconds from when
+/// the worker claimed it (`lastUpdated` while it runs) to done
+/// (`lastUpdated` then), by the server's clock. Not from submission: an
+/// idle worker looks at the queue only every 500 ms. From `scheduledAt`
+/// if it never was seen running.
+async fn job_run_secs(srv: &server::TestServer, id: &str) -> f64 {
+    let at = |job: &serde_json::Value, field: &str| {
+        chrono::DateTime::parse_from_rfc3339(job[field].as_str().unwrap())
+            .unwrap_or_else(|e| panic!("{field} of {job}: {e}"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut running = None;
+    loop {
+        let (status, job) = srv
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/v0/jobs/{id}"),
+                server::ADMIN,
+                None,
+            )
+            .await;
+        assert!(status.is_success(), "job {id}: {status} {job}");
+        match job["status"].as_str().unwrap() {
+            "waiting" => {}
+            "running" => {
+                running.get_or_insert(at(&job, "lastUpdated"));
+            }
+            "done" => {
+                let from = running.unwrap_or_else(|| at(&job, "scheduledAt"));
+                return (at(&job, "lastUpdated") - from).as_seconds_f64();
+            }
+            // Panics with the job's log.
+            _ => {
+                srv.wait_done(id).await;
+            }
+        }
+        assert!(Instant::now() < deadline, "job {id} still not done: {job}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Scenario 5, serving under load while a poll copies: clients pull small
+/// mirrored images from mirror-server, first alone (baseline), then while a
+/// poll copies a large image into another repository of the same server.
+async fn serving_under_load(s: &Sizes) {
+    let up = Registry::plain().await;
+    let p = up.pusher();
+    let mut images = Vec::new();
+    for i in 0..s.load_images {
+        let tag = format!("t{i}");
+        let spec = ImageSpec::small(&format!("pulled under load {i}")).layer(LayerSpec::Random {
+            size: MIB,
+            seed: 500 + i as u64,
+        });
+        images.push((
+            tag.clone(),
+            p.push_image("bench/pulled", &tag, spec).await.digest,
+        ));
+    }
+    let images = Arc::new(images);
+    let mut spec = ImageSpec::small("copied under load");
+    for (i, size) in s.load_layers.iter().enumerate() {
+        spec = spec.layer(LayerSpec::Random {
+            size: *size,
+            seed: 2000 + i as u64,
+        });
+    }
+    p.push_image("bench/copied", "v1", spec).await;
+    // The upstream's just-written layers reach the disk now, not during a
+    // measured copy's fsyncs.
+    // SAFETY: sync has no preconditions.
+    tokio::task::spawn_blocking(|| unsafe { libc::sync() })
+        .await
+        .unwrap();
+    let large_mib = s.load_layers.iter().sum::<u64>() as f64 / MIB as f64;
+
+    // The same copy with nothing else going on, on a server of its own
+    // (the blobs would be there already on the one under load).
+    let alone = {
+        let srv = bench_server().await;
+        let policy = add_policy(&srv, "mirrors/copied", &up, "bench/copied").await;
+        let job = poll_now(&srv, &policy).await;
+        job_run_secs(&srv, &job).await
+    };
+
+    let srv = bench_server().await;
+    srv.create_user(PULLER.0, PULLER.1).await;
+    let pulled = add_policy(&srv, "mirrors/pulled", &up, "bench/pulled").await;
+    srv.grant("mirrors/pulled", PULLER.0, "read-only").await;
+    srv.wait_done(&poll_now(&srv, &pulled).await).await;
+    let copied = add_policy(&srv, "mirrors/copied", &up, "bench/copied").await;
+    // One pull of each image first: checks the setup, and verifies the
+    // credentials once (then cached for 60 s, longer than both phases).
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    for (tag, digest) in images.iter() {
+        verified_pull(
+            &client,
+            &srv.url,
+            "mirrors/pulled",
+            tag,
+            digest,
+            Instant::now(),
+            &mut Vec::new(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("setup pull: {e}"));
+    }
+
+    let secs = s.load_secs as f64;
+    // Clients connect and settle before anything is measured.
+    let settle = (secs / 4.0).min(1.0);
+    let me = Some(std::process::id());
+    let cpu = || (process_cpu_secs(me), process_cpu_secs(up.pid()));
+
+    // Baseline: the load alone.
+    let cpu_before = cpu();
+    let phase = LoadPhase::start(&srv.url, "mirrors/pulled", &images, s.load_clients);
+    tokio::time::sleep(Duration::from_secs_f64(settle + secs)).await;
+    let base = phase.finish().await;
+    let cpu_base = (cpu().0 - cpu_before.0, cpu().1 - cpu_before.1);
+
+    // The same load while a poll copies the large image; until the copy is
+    // done, and at least as long as the baseline.
+    let cpu_before = cpu();
+    let phase = LoadPhase::start(&srv.url, "mirrors/pulled", &images, s.load_clients);
+    tokio::time::sleep(Duration::from_secs_f64(settle)).await;
+    let job = poll_now(&srv, &copied).await;
+    let copy = job_run_secs(&srv, &job).await;
+    // The copy ran from about `copied_at - copy` to `copied_at` (seen done
+    // within 20 ms).
+    let copied_at = phase.elapsed();
+    let left = settle + secs - phase.elapsed();
+    if left > 0.0 {
+        tokio::time::sleep(Duration::from_secs_f64(left)).await;
+    }
+    let loaded = phase.finish().await;
+    let cpu_loaded = (cpu().0 - cpu_before.0, cpu().1 - cpu_before.1);
+
+    let name = format!("5. serving, {} clients", s.load_clients);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (b_rps, b50, b99) = load_stats(&base.samples, settle, base.stopped);
+    let (l_rps, l50, l99) = load_stats(&loaded.samples, copied_at - copy, copied_at);
+    let cpu_row = |phase: &str, r: &LoadResult, (me, up): (f64, f64)| Row {
+        scenario: name.clone(),
+        tool: format!("CPU s, {phase}: load generator"),
+        secs: r.cpu_secs,
+        extra: format!(
+            "mirror-server {:.2} s, upstream {up:.2} s; {:.1} s x {cores} cores",
+            me - r.cpu_secs,
+            r.stopped
+        ),
+    };
+    print_rows(&[
+        Row {
+            scenario: name.clone(),
+            tool: "pulls, no copy running".into(),
+            secs: base.stopped - settle,
+            extra: format!(
+                "{b_rps:.0} req/s, p50 {b50:.1} ms, p99 {b99:.1} ms, {} pulls, {} errors",
+                base.pulls, base.errors
+            ),
+        },
+        Row {
+            scenario: name.clone(),
+            tool: format!("pulls while a poll copies {large_mib:.0} MiB"),
+            secs: copy,
+            extra: format!(
+                "{l_rps:.0} req/s, p50 {l50:.1} ms, p99 {l99:.1} ms during the copy; \
+                 {} pulls, {} errors in the {:.1} s phase",
+                loaded.pulls, loaded.errors, loaded.stopped
+            ),
+        },
+        Row {
+            scenario: name.clone(),
+            tool: "the copy under load (job)".into(),
+            secs: copy,
+            extra: format!(
+                "{:.0} MiB/s, {:.2}x the copy alone",
+                large_mib / copy,
+                copy / alone
+            ),
+        },
+        Row {
+            scenario: name.clone(),
+            tool: "the copy alone (job, no clients)".into(),
+            secs: alone,
+            extra: format!("{:.0} MiB/s", large_mib / alone),
+        },
+        cpu_row("no copy", &base, cpu_base),
+        cpu_row("copy", &loaded, cpu_loaded),
+    ]);
+    let errors = base.errors + loaded.errors;
+    assert_eq!(
+        errors,
+        0,
+        "scenario 5: {errors} failed pulls, e.g. {:?}",
+        base.examples
+            .iter()
+            .chain(&loaded.examples)
+            .collect::<Vec<_>>()
+    );
 }

@@ -5,7 +5,10 @@
 //! of milliseconds on purpose, and registry clients send Basic credentials
 //! with every request, so a successful verification is remembered for
 //! [`VERIFIED_TTL`] keyed by `sha256(user, password)` (never the password
-//! itself). Access tokens are 256-bit random strings; only their SHA-256 is
+//! itself). Concurrent requests with the same credentials and no
+//! remembered verification (the first pull, or every 60 s: docker fetches
+//! layers in parallel) share one Argon2id run instead of starting one each.
+//! Access tokens are 256-bit random strings; only their SHA-256 is
 //! stored (a slow hash adds nothing to that much entropy), so they are
 //! checked with one indexed lookup, on every request: revoking one
 //! (`delete_token`, or `update_token` to inactive) takes effect at once.
@@ -18,7 +21,8 @@
 //! This module knows nothing about HTTP; `auth.rs` turns headers into calls.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -160,6 +164,12 @@ pub struct Accounts {
     /// `sha256(user \0 secret)` of recently verified passwords → the user
     /// and the expiry (the user, so that a change forgets its entries).
     verified: Mutex<HashMap<[u8; 32], (String, Instant)>>,
+    /// Password checks under way, by `sha256(user, password, stored hash)`
+    /// (the stored hash, so a check against a replaced password is never
+    /// joined): callers with the same credentials wait for one result.
+    checking: Mutex<HashMap<[u8; 32], Arc<tokio::sync::OnceCell<bool>>>>,
+    /// Argon2id verifications run so far.
+    password_checks: AtomicU64,
     /// Failed logins by user and address.
     limiter: LoginLimiter,
 }
@@ -267,6 +277,8 @@ impl Accounts {
         Accounts {
             db,
             verified: Mutex::new(HashMap::new()),
+            checking: Mutex::new(HashMap::new()),
+            password_checks: AtomicU64::new(0),
             limiter,
         }
     }
@@ -434,20 +446,54 @@ impl Accounts {
         if is_token || cached {
             return Ok(Some(account));
         }
+        let check_key: [u8; 32] = {
+            let mut h = Sha256::new();
+            h.update(key);
+            h.update(hash.as_bytes());
+            h.finalize().into()
+        };
+        let cell = self
+            .checking
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(check_key)
+            .or_default()
+            .clone();
         let secret_owned = secret.to_string();
-        let ok = tokio::task::spawn_blocking(move || verify_password(&secret_owned, &hash))
-            .await
-            .unwrap_or(false);
-        if !ok {
-            return Ok(None);
+        let ok = *cell
+            .get_or_init(|| async {
+                self.password_checks.fetch_add(1, Ordering::Relaxed);
+                tokio::task::spawn_blocking(move || verify_password(&secret_owned, &hash))
+                    .await
+                    .unwrap_or(false)
+            })
+            .await;
+        if ok {
+            let mut map = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+            if map.len() > 4096 {
+                let now = Instant::now();
+                map.retain(|_, (_, exp)| *exp > now);
+            }
+            map.insert(key, (account.name.clone(), Instant::now() + VERIFIED_TTL));
         }
-        let mut map = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() > 4096 {
-            let now = Instant::now();
-            map.retain(|_, (_, exp)| *exp > now);
+        // Done: later callers use the cache (or, after a failure, check
+        // again). Removed only if it is still this check's entry.
+        {
+            let mut checking = self.checking.lock().unwrap_or_else(|p| p.into_inner());
+            if checking
+                .get(&check_key)
+                .is_some_and(|c| Arc::ptr_eq(c, &cell))
+            {
+                checking.remove(&check_key);
+            }
         }
-        map.insert(key, (account.name.clone(), Instant::now() + VERIFIED_TTL));
-        Ok(Some(account))
+        Ok(ok.then_some(account))
+    }
+
+    /// How many Argon2id password verifications have run (the rest were
+    /// answered by the cache, by a check already under way, or were tokens).
+    pub fn password_checks(&self) -> u64 {
+        self.password_checks.load(Ordering::Relaxed)
     }
 
     /// Sets the password of `user` (checked like a new account's). Every
@@ -778,5 +824,60 @@ impl Accounts {
             })
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_logins_share_one_password_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let accounts = Arc::new(Accounts::new(ServerDb::open(dir.path()).unwrap()));
+        accounts
+            .create(NewAccount {
+                name: "alice".into(),
+                password: Secret::new("correct-horse".to_string()),
+                full_name: String::new(),
+                is_admin: false,
+                is_active: true,
+            })
+            .await
+            .unwrap();
+        let many = |password: &'static str| {
+            let accounts = accounts.clone();
+            async move {
+                let tasks: Vec<_> = (0..50)
+                    .map(|_| {
+                        let a = accounts.clone();
+                        tokio::spawn(async move { a.verify("alice", password).await.unwrap() })
+                    })
+                    .collect();
+                let mut found = Vec::new();
+                for t in tasks {
+                    found.push(t.await.unwrap().is_some());
+                }
+                found
+            }
+        };
+        // 50 parallel requests with no remembered verification: one hash.
+        assert!(many("correct-horse").await.into_iter().all(|ok| ok));
+        assert_eq!(accounts.password_checks(), 1);
+        // Remembered now: no more hashing.
+        assert!(many("correct-horse").await.into_iter().all(|ok| ok));
+        assert_eq!(accounts.password_checks(), 1);
+        // Wrong passwords are refused; sharing a check never lets a wrong
+        // one through.
+        assert!(many("wrong-guess").await.into_iter().all(|ok| !ok));
+        let after_wrong = accounts.password_checks();
+        assert!((2..=51).contains(&after_wrong), "{after_wrong}");
+        // A new password is checked against the new hash, the old one fails.
+        accounts
+            .change_password("alice", &Secret::new("battery-staple".to_string()))
+            .await
+            .unwrap();
+        assert!(many("battery-staple").await.into_iter().all(|ok| ok));
+        assert!(many("correct-horse").await.into_iter().all(|ok| !ok));
     }
 }

@@ -192,6 +192,13 @@ pub async fn run(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, data_dir = %config.data_dir.display(), "mirror-server listening");
     }
+    // No Nagle delay: small responses (manifests, HEADs, errors) would
+    // otherwise wait up to 40 ms for the client's delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |s: &mut tokio::net::TcpStream| {
+        if let Err(e) = s.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
+        }
+    });
     // With the peer address, for the login limits.
     let serve = axum::serve(
         listener,

@@ -78,6 +78,10 @@ pub struct RegistryOptions {
     pub log_level: String,
     /// How long to wait for `GET /v2/` to answer (default 10 s).
     pub start_timeout: Duration,
+    /// `storage.cache.blobdescriptor: inmemory`, as in Debian's stock
+    /// `/etc/docker/registry/config.yml` (default off: tests that change
+    /// the storage behind the registry's back must not see a stale cache).
+    pub blob_descriptor_cache: bool,
 }
 
 impl Default for RegistryOptions {
@@ -89,6 +93,7 @@ impl Default for RegistryOptions {
             anonymous_pull: false,
             log_level: "warn".into(),
             start_timeout: Duration::from_secs(10),
+            blob_descriptor_cache: false,
         }
     }
 }
@@ -116,6 +121,12 @@ impl RegistryOptions {
 
     pub fn log_level(mut self, level: &str) -> Self {
         self.log_level = level.into();
+        self
+    }
+
+    /// Debian's stock configuration: blob descriptors cached in memory.
+    pub fn blob_descriptor_cache(mut self, yes: bool) -> Self {
+        self.blob_descriptor_cache = yes;
         self
     }
 
@@ -307,7 +318,7 @@ log:
 storage:
   filesystem:
     rootdirectory: {storage}
-  delete:
+{cache}  delete:
     enabled: true
   maintenance:
     uploadpurging:
@@ -321,6 +332,11 @@ http:
 "#,
             level = self.opts.log_level,
             storage = p("storage"),
+            cache = if self.opts.blob_descriptor_cache {
+                "  cache:\n    blobdescriptor: inmemory\n"
+            } else {
+                ""
+            },
             port = self.port,
             nonce = self.nonce,
         );
