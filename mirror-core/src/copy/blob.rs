@@ -20,12 +20,13 @@ pub enum BlobOutcome {
 
 /// Copies the blob `desc` of `repo` into the store unless it is there.
 ///
-/// Memory is bounded by the store writer's buffer: each chunk is written
-/// before the next is read. A failed or truncated transfer resumes from the
-/// bytes already written with a `Range` request (or restarts when the remote
-/// ignores ranges), up to `ctx.retry.max_retries` times without progress;
-/// answers that stay 429/5xx through the request's own retries end the copy
-/// (so the two retry levels do not multiply). The blob is committed only if its SHA-256 and size match `desc`; when they do
+/// Memory is bounded by the store writer's batch: each chunk is handed to
+/// the writer before the next is read. A failed or truncated transfer
+/// resumes from the bytes already written with a `Range` request (or
+/// restarts when the remote ignores ranges), up to `ctx.retry.max_retries`
+/// times without progress; answers that stay 429/5xx through the request's
+/// own retries end the copy (so the two retry levels do not multiply). The
+/// blob is committed only if its SHA-256 and size match `desc`; when they do
 /// not, it is downloaded once more from the start (bytes damaged in transit,
 /// or a resumed range that did not fit, are not repeated by a fresh
 /// download) before the copy fails.

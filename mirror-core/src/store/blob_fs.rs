@@ -2,10 +2,11 @@
 //!
 //! A write goes to `uploads/<uuid>` in batches of about 1 MiB (the received
 //! chunks themselves, written with one vectored write, never copied into a
-//! buffer) while SHA-256 is computed; `commit` checks digest and size, optionally fsyncs, and renames
-//! the file into `blobs/sha256/..`. A rename is atomic, so a reader sees
-//! either no blob or the whole verified blob; a crash leaves only an upload
-//! file, which [`BlobStore::purge_uploads`] removes on the next start.
+//! buffer) while SHA-256 is computed; `commit` checks digest and size,
+//! optionally fsyncs, and renames the file into `blobs/sha256/..`. A rename
+//! is atomic, so a reader sees either no blob or the whole verified blob; a
+//! crash leaves only an upload file, which [`BlobStore::purge_uploads`]
+//! removes on the next start. Every file and directory is owner-only.
 
 use std::fs::File;
 use std::io::{SeekFrom, Write};
