@@ -82,6 +82,9 @@ pub struct RegistryOptions {
     /// `/etc/docker/registry/config.yml` (default off: tests that change
     /// the storage behind the registry's back must not see a stale cache).
     pub blob_descriptor_cache: bool,
+    /// Listen on this port instead of a free one (demos; tests never fix
+    /// ports).
+    pub port: Option<u16>,
 }
 
 impl Default for RegistryOptions {
@@ -94,6 +97,7 @@ impl Default for RegistryOptions {
             log_level: "warn".into(),
             start_timeout: Duration::from_secs(10),
             blob_descriptor_cache: false,
+            port: None,
         }
     }
 }
@@ -121,6 +125,12 @@ impl RegistryOptions {
 
     pub fn log_level(mut self, level: &str) -> Self {
         self.log_level = level.into();
+        self
+    }
+
+    /// A fixed port (for demos); tests use a free one.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
         self
     }
 
@@ -222,7 +232,7 @@ impl Registry {
         };
         let mut last_log = String::new();
         for _attempt in 0..8 {
-            reg.port = free_port();
+            reg.port = reg.opts.port.unwrap_or_else(free_port);
             match reg.launch().await {
                 Ok(()) => return reg,
                 Err(Launch::PortTaken(log)) => last_log = log,
