@@ -408,6 +408,32 @@ async fn an_expired_token_is_refreshed_mid_poll() {
     assert!(local_tags(&m, "mirror/app").await.contains_key("late"));
 }
 
+/// Requests answered 401 together (a token expiring under 16 HEADs in
+/// flight) fetch one new token between them, not one each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_share_one_token_refresh() {
+    use mirror_core::remote::RemoteConnector;
+    let reg = Registry::builder()
+        .auth(Auth::token("bot", "pw"))
+        .token_ttl(Duration::from_secs(2))
+        .start()
+        .await;
+    seed(&reg, "team/app").await;
+    let remote = HttpConnector::default()
+        .connect(&form(&reg, "team/app").endpoint().unwrap())
+        .unwrap();
+    let repo = name("team/app");
+    remote.head_manifest(&repo, "v1").await.unwrap();
+    // Past the token's lifetime: every request below needs a new one.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    reg.reset_token_requests();
+    let heads = (0..16).map(|_| remote.head_manifest(&repo, "v1"));
+    for head in futures_util::future::join_all(heads).await {
+        head.unwrap();
+    }
+    assert_eq!(reg.token_requests(), 1, "{:?}", reg.token_log());
+}
+
 #[tokio::test]
 async fn tls_with_remote_ca_without_it_and_with_verification_skipped() {
     let reg = Registry::builder().tls(true).start().await;

@@ -103,9 +103,18 @@ pub(crate) struct AuthState {
     /// up front instead of taking a 401 each.
     pub(crate) challenge: Option<Challenge>,
     pub(crate) tokens: HashMap<String, CachedToken>,
+    /// One lock per scope, held while a token for it is fetched, so that
+    /// requests answered 401 together (a token expiring under 16 HEADs in
+    /// flight) make one token request, not one each.
+    pub(crate) fetching: HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl AuthState {
+    /// The lock that serializes token fetches for `scope`.
+    pub(crate) fn fetch_lock(&mut self, scope: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        self.fetching.entry(scope.to_string()).or_default().clone()
+    }
+
     /// A cached, unexpired token for `scope`.
     pub(crate) fn token(&self, scope: &str) -> Option<Secret> {
         self.tokens

@@ -184,13 +184,17 @@ impl HttpRemote {
         }
     }
 
-    /// Answers a 401: learns the challenge and, for Bearer, fetches a token
-    /// for `scope`. Returns an error when there is nothing more to try.
+    /// Answers a 401 to a request sent with the `Authorization` value
+    /// `sent`: learns the challenge and, for Bearer, fetches a token for
+    /// `scope`, unless another request already replaced the refused one
+    /// while this one waited its turn. Returns an error when there is
+    /// nothing more to try.
     async fn authenticate(
         &self,
         headers: &HeaderMap,
         scope: &str,
         repo: &str,
+        sent: Option<&str>,
     ) -> Result<(), RemoteError> {
         let unauthorized = |reason: String| RemoteError::Unauthorized {
             host: self.host.clone(),
@@ -223,12 +227,32 @@ impl HttpRemote {
                 Ok(())
             }
             Challenge::Bearer { realm, service, .. } => {
+                let lock = self
+                    .auth
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .fetch_lock(scope);
+                let _turn = lock.lock().await;
+                {
+                    let mut state = self.auth.lock().unwrap_or_else(|p| p.into_inner());
+                    state.challenge = Some(challenge.clone());
+                    let current = state.token(scope).map(|t| format!("Bearer {}", t.expose()));
+                    if current.is_some() && current.as_deref() != sent {
+                        // Fetched by another request meanwhile: use that.
+                        return Ok(());
+                    }
+                    // The refused token may have been revoked or expired
+                    // early: never send it again.
+                    state.tokens.remove(scope);
+                }
                 let token = self
                     .fetch_token(realm, service.as_deref(), scope, repo)
                     .await?;
-                let mut state = self.auth.lock().unwrap_or_else(|p| p.into_inner());
-                state.challenge = Some(challenge.clone());
-                state.tokens.insert(scope.to_string(), token);
+                self.auth
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .tokens
+                    .insert(scope.to_string(), token);
                 Ok(())
             }
         }
@@ -344,8 +368,9 @@ impl HttpRemote {
             for (k, v) in extra {
                 req = req.header(k, v);
             }
-            if let Some(h) = self.auth_header(scope) {
-                let mut v = HeaderValue::from_str(&h).map_err(|_| RemoteError::Config {
+            let sent = self.auth_header(scope);
+            if let Some(h) = &sent {
+                let mut v = HeaderValue::from_str(h).map_err(|_| RemoteError::Config {
                     reason: "credentials contain characters not allowed in an HTTP header".into(),
                 })?;
                 v.set_sensitive(true);
@@ -373,13 +398,8 @@ impl HttpRemote {
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED && !authenticated {
                 authenticated = true;
-                // A cached token may have been revoked or expired early: drop it.
-                self.auth
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .tokens
-                    .remove(scope);
-                self.authenticate(resp.headers(), scope, repo).await?;
+                self.authenticate(resp.headers(), scope, repo, sent.as_deref())
+                    .await?;
                 continue;
             }
             if status == StatusCode::TOO_MANY_REQUESTS {
