@@ -15,6 +15,7 @@ use mirror_core::store::FsOptions;
 use mirror_core::{
     Digest, ErrorKind, JobStatus, Mirror, MirrorSettings, NewPolicy, RepositoryName, Secret, Stores,
 };
+use support::store_checks::assert_complete;
 use support::{Auth, ImageSpec, LayerSpec, ManifestKind, Registry};
 
 fn mirror(dir: &Path) -> Mirror {
@@ -90,39 +91,6 @@ async fn upstream_tags(reg: &Registry, repo: &str) -> BTreeMap<String, String> {
         out.insert(t.clone(), p.manifest_digest(repo, &t).await.unwrap());
     }
     out
-}
-
-/// Every blob and manifest the local repository references is stored and
-/// re-hashes to its name.
-async fn assert_complete(m: &Mirror, repo: &str) {
-    let repo = name(repo);
-    let mut pending: Vec<Digest> = m
-        .stores()
-        .repos
-        .tags(&repo)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.digest)
-        .collect();
-    while let Some(d) = pending.pop() {
-        let rec = m.stores().repos.manifest(&repo, &d).await.unwrap();
-        let rec = rec.unwrap_or_else(|| panic!("manifest {d} not linked in {repo}"));
-        for blob in rec.blobs.iter().chain(std::iter::once(&d)) {
-            let mut r = m.stores().blobs.reader(blob, 0, None).await.unwrap();
-            let mut h = mirror_core::Hasher::new();
-            use futures_util::StreamExt;
-            while let Some(c) = r.stream.next().await {
-                h.update(&c.unwrap());
-            }
-            assert_eq!(
-                &h.finish(),
-                blob,
-                "stored blob does not re-hash to its name"
-            );
-        }
-        pending.extend(rec.children);
-    }
 }
 
 async fn seed(reg: &Registry, repo: &str) {

@@ -24,6 +24,7 @@ use mirror_core::{
 };
 use reqwest::Method;
 use support::fault_proxy::{Fault, FaultProxy, Rule};
+use support::store_checks::{assert_complete, assert_sound};
 use support::{Auth, ImageSpec, LayerSpec, PushedManifest, Registry};
 
 /// Retries after the first attempt, for requests and blob transfers alike.
@@ -203,73 +204,6 @@ async fn log_text(m: &Mirror, job: &str) -> String {
         .map(|l| l.data)
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn sha256_file(path: &Path) -> String {
-    use sha2::Digest as _;
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).unwrap();
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    format!("sha256:{}", hex::encode(h.finalize()))
-}
-
-/// The store holds nothing partial: `uploads/` is empty, every file under
-/// `blobs/` re-hashes to its name, and every tag's manifests and blobs are
-/// stored (nothing published before its content).
-async fn assert_sound(m: &Mirror, dir: &Path) {
-    let uploads: Vec<_> = std::fs::read_dir(dir.join("uploads"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert!(uploads.is_empty(), "left in uploads/: {uploads:?}");
-    let root = dir.join("blobs/sha256");
-    for prefix in std::fs::read_dir(&root).unwrap() {
-        for blob in std::fs::read_dir(prefix.unwrap().path()).unwrap() {
-            let path = blob.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().to_string();
-            assert_eq!(
-                sha256_file(&path),
-                format!("sha256:{name}"),
-                "stored blob does not re-hash to its name"
-            );
-        }
-    }
-    for repo in m.stores().repos.repositories().await.unwrap() {
-        assert_complete(m, repo.name.as_str()).await;
-    }
-}
-
-/// Every manifest and blob a tag of `repo` references is linked and stored.
-async fn assert_complete(m: &Mirror, repo: &str) {
-    let repo = name(repo);
-    let mut pending: Vec<Digest> = m
-        .stores()
-        .repos
-        .tags(&repo)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.digest)
-        .collect();
-    while let Some(d) = pending.pop() {
-        let rec = m.stores().repos.manifest(&repo, &d).await.unwrap();
-        let rec = rec.unwrap_or_else(|| panic!("manifest {d} of a tag is not linked in {repo}"));
-        for blob in rec.blobs.iter().chain(std::iter::once(&d)) {
-            assert!(
-                m.stores().blobs.stat(blob).await.unwrap().is_some(),
-                "{blob} referenced by a tag of {repo} is not stored"
-            );
-        }
-        pending.extend(rec.children);
-    }
 }
 
 /// Whether the store holds `digest`.

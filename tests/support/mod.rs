@@ -25,6 +25,7 @@ pub mod data;
 pub mod fault_proxy;
 pub mod images;
 pub mod registry;
+pub mod store_checks;
 pub mod tarball;
 pub mod token;
 

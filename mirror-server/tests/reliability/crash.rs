@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 
-use crate::server::{MANIFEST_ACCEPT, Server, assert_blobs_rehash, uploads, wait_until};
+use crate::server::{MANIFEST_ACCEPT, Server, wait_until};
 use crate::support::fault_proxy::{Fault, FaultProxy, Rule};
+use crate::support::store_checks::{assert_blobs_rehash, uploads};
 use crate::support::{ImageSpec, LayerSpec, ManifestKind, Registry};
 
 const MIB: u64 = 1024 * 1024;

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 
-use crate::server::{MANIFEST_ACCEPT, Server, assert_blobs_rehash, uploads};
+use crate::server::{MANIFEST_ACCEPT, Server};
+use crate::support::store_checks::{assert_blobs_rehash, uploads};
 use crate::support::{ImageSpec, LayerSpec, PushedManifest, Registry};
 
 const MIB: u64 = 1024 * 1024;

@@ -4,8 +4,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 
-use crate::server::{Server, uploads, wait_until};
+use crate::server::{Server, wait_until};
 use crate::support::fault_proxy::{Fault, FaultProxy, Rule};
+use crate::support::store_checks::uploads;
 use crate::support::{ImageSpec, LayerSpec, Registry};
 
 const MIB: u64 = 1024 * 1024;

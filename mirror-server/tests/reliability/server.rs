@@ -374,52 +374,6 @@ pub fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
 }
 
-/// Files in `<data>/uploads`.
-pub fn uploads(data_dir: &Path) -> Vec<(String, u64)> {
-    match std::fs::read_dir(data_dir.join("uploads")) {
-        Ok(entries) => entries
-            .map_while(Result::ok)
-            .map(|e| {
-                (
-                    e.file_name().to_string_lossy().to_string(),
-                    e.metadata().map(|m| m.len()).unwrap_or(0),
-                )
-            })
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
-/// Every file under `<data>/blobs` re-hashes to its name.
-pub fn assert_blobs_rehash(data_dir: &Path) {
-    use std::io::Read;
-    let root = data_dir.join("blobs/sha256");
-    let Ok(prefixes) = std::fs::read_dir(&root) else {
-        return;
-    };
-    for prefix in prefixes {
-        for blob in std::fs::read_dir(prefix.unwrap().path()).unwrap() {
-            let path = blob.unwrap().path();
-            let mut f = std::fs::File::open(&path).unwrap();
-            let mut h = sha2::Sha256::new();
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let n = f.read(&mut buf).unwrap();
-                if n == 0 {
-                    break;
-                }
-                h.update(&buf[..n]);
-            }
-            let name = path.file_name().unwrap().to_string_lossy().to_string();
-            assert_eq!(
-                hex::encode(h.finalize()),
-                name,
-                "a stored blob does not re-hash to its name"
-            );
-        }
-    }
-}
-
 /// Polls `f` every 50 ms until it returns true; panics with `what` after
 /// `timeout`.
 pub async fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
