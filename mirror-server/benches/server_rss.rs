@@ -1,0 +1,107 @@
+//! Peak memory of the real `mirror-server` process while a poll copies an
+//! image (issue "Performance", goal 1: at most 64 MiB, the same for a
+//! 2 GiB layer as for a 64 MiB one).
+//!
+//! ```text
+//! cargo bench -p mirror-server --bench server_rss
+//! ```
+//!
+//! For each image, a fresh server (the binary, in a child process, durable
+//! commits on as by default) mirrors it from Debian's `docker-registry` on
+//! loopback with "Save & Apply"; the table gives the copy's wall time (job
+//! submitted to done), the server's resident memory when idle before the
+//! copy, and its peak (`VmHWM`) after it. Under `cargo test` it runs once
+//! with a 2 MiB layer as a smoke test.
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+#[path = "../tests/reliability/server.rs"]
+#[allow(dead_code)]
+mod server;
+
+use std::time::{Duration, Instant};
+
+use server::Server;
+use support::{ImageSpec, LayerSpec, Registry};
+
+const MIB: u64 = 1024 * 1024;
+
+/// `VmHWM` / `VmRSS` of `pid` in MiB.
+fn memory_mib(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"));
+    kib / 1024.0
+}
+
+#[tokio::main]
+async fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let cases: Vec<(&str, Vec<u64>)> = if full {
+        vec![
+            ("one 64 MiB layer", vec![64 * MIB]),
+            (
+                "512+256+64 MiB layers",
+                vec![512 * MIB, 256 * MIB, 64 * MIB],
+            ),
+            ("one 2 GiB layer", vec![2048 * MIB]),
+        ]
+    } else {
+        vec![("one 2 MiB layer", vec![2 * MIB])]
+    };
+    println!();
+    println!(
+        "| {:<24} | {:>8} | {:>9} | {:>16} | {:>15} |",
+        "image", "MiB", "copy s", "idle RSS MiB", "peak RSS MiB"
+    );
+    println!(
+        "|{:-<26}|{:->10}|{:->11}|{:->18}|{:->17}|",
+        "", "", "", "", ""
+    );
+    for (i, (name, layers)) in cases.into_iter().enumerate() {
+        let upstream = Registry::plain().await;
+        let mut spec = ImageSpec::small(name);
+        for (j, size) in layers.iter().enumerate() {
+            spec = spec.layer(LayerSpec::Random {
+                size: *size,
+                seed: 7000 + 10 * i as u64 + j as u64,
+            });
+        }
+        upstream.pusher().push_image("bench/rss", "v1", spec).await;
+        // The upstream's fresh files out of the page cache's dirty list, so
+        // the copy's fsyncs do not wait for them.
+        // SAFETY: sync(2) has no preconditions.
+        unsafe { libc::sync() };
+
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(&dir.path().join("data"), None);
+        server.create_repo("bench", "rss").await;
+        let idle = memory_mib(server.pid(), "VmRSS:");
+        let start = Instant::now();
+        let job = server
+            .create_policy("bench/rss", &upstream.url(), "bench/rss")
+            .await;
+        server.wait_done(&job, Duration::from_secs(600)).await;
+        let secs = start.elapsed().as_secs_f64();
+        let peak = memory_mib(server.pid(), "VmHWM:");
+        let total: u64 = layers.iter().sum();
+        println!(
+            "| {:<24} | {:>8} | {:>9.3} | {:>16.1} | {:>15.1} |",
+            name,
+            total / MIB,
+            secs,
+            idle,
+            peak
+        );
+        assert!(
+            peak < 64.0,
+            "mirror-server peaked at {peak:.1} MiB copying {name} (goal: at most 64 MiB)"
+        );
+    }
+    println!();
+}
