@@ -218,13 +218,13 @@ pub async fn poll_policy(
             source,
         })?;
     let sync = plan(&remote_digests, &local, env.baseline.as_ref());
-    report.tags_unchanged = sync.unchanged.len();
-    report.tags_preexisting = sync.preexisting.len();
+    report.tags_unchanged = sync.unchanged;
+    report.tags_preexisting = sync.preexisting;
     env.log.line(format!(
         "{} tags to copy, {} unchanged, {} skipped as older than the policy",
         sync.copy.len(),
-        sync.unchanged.len(),
-        sync.preexisting.len()
+        sync.unchanged,
+        sync.preexisting
     ));
     Progress::add(&env.copy.progress.tags_planned, sync.copy.len() as u64);
 
