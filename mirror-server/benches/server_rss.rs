@@ -10,7 +10,8 @@
 //! commits on as by default) mirrors it from Debian's `docker-registry` on
 //! loopback with "Save & Apply"; the table gives the copy's wall time (job
 //! submitted to done), the server's resident memory when idle before the
-//! copy, and its peak (`VmHWM`) after it. Under `cargo test` it runs once
+//! copy, and its peak (`VmHWM`, reset through `/proc/PID/clear_refs` just
+//! before the copy, so the start's password hash is not counted). Under `cargo test` it runs once
 //! with a 2 MiB layer as a smoke test.
 
 #[path = "../../tests/support/mod.rs"]
@@ -56,11 +57,11 @@ async fn main() {
     };
     println!();
     println!(
-        "| {:<24} | {:>8} | {:>9} | {:>16} | {:>15} |",
-        "image", "MiB", "copy s", "idle RSS MiB", "peak RSS MiB"
+        "| {:<24} | {:>8} | {:>9} | {:>16} | {:>17} |",
+        "image", "MiB", "copy s", "idle RSS MiB", "copy peak RSS MiB"
     );
     println!(
-        "|{:-<26}|{:->10}|{:->11}|{:->18}|{:->17}|",
+        "|{:-<26}|{:->10}|{:->11}|{:->18}|{:->19}|",
         "", "", "", "", ""
     );
     for (i, (name, layers)) in cases.into_iter().enumerate() {
@@ -82,6 +83,9 @@ async fn main() {
         let server = Server::start(&dir.path().join("data"), None);
         server.create_repo("bench", "rss").await;
         let idle = memory_mib(server.pid(), "VmRSS:");
+        // Peak from here on: the start's admin password hash (Argon2id,
+        // 19 MiB for a moment) is not the copy's.
+        let reset = std::fs::write(format!("/proc/{}/clear_refs", server.pid()), "5").is_ok();
         let start = Instant::now();
         let job = server
             .create_policy("bench/rss", &upstream.url(), "bench/rss")
@@ -91,12 +95,12 @@ async fn main() {
         let peak = memory_mib(server.pid(), "VmHWM:");
         let total: u64 = layers.iter().sum();
         println!(
-            "| {:<24} | {:>8} | {:>9.3} | {:>16.1} | {:>15.1} |",
+            "| {:<24} | {:>8} | {:>9.3} | {:>16.1} | {:>17} |",
             name,
             total / MIB,
             secs,
             idle,
-            peak
+            format!("{peak:.1}{}", if reset { "" } else { " (since start)" })
         );
         assert!(
             peak < 64.0,

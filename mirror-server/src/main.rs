@@ -10,6 +10,7 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    return_large_blocks_to_the_os();
     // Logs go to stderr (colored only on a terminal); stdout carries only
     // the one-time admin password line.
     tracing_subscriber::fmt()
@@ -27,6 +28,20 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(stop_on_signal(shutdown.clone()));
     run(config, listener, shutdown).await?;
     Ok(())
+}
+
+/// Blocks of 4 MiB and more come straight from the kernel and go back to it
+/// when freed. glibc otherwise raises this threshold after the first such
+/// free, and then keeps each password check's 19 MiB Argon2id block in its
+/// heap for good: 30 MiB idle instead of 11 (measured with
+/// `cargo bench -p mirror-server --bench server_rss`).
+fn return_large_blocks_to_the_os() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes an allocator tunable; called once at
+    // start, before other threads allocate.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+    }
 }
 
 /// Cancels `shutdown` on the first SIGTERM or SIGINT; exits at once on a
