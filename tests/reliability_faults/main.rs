@@ -92,20 +92,8 @@ async fn env_with(auth: Auth, spec: ImageSpec) -> Env {
     let proxy = FaultProxy::start(&reg, 5);
     let dir = tempfile::tempdir().unwrap();
     let m = mirror(dir.path());
-    let (username, password) = reg.credentials().unwrap_or_default();
     let policy = m
-        .add_policy(
-            &name(LOCAL),
-            NewPolicy {
-                remote_host: proxy.url(),
-                remote_repository: REMOTE.into(),
-                username,
-                password: Secret::new(password),
-                enabled: true,
-                ..Default::default()
-            },
-            true,
-        )
+        .add_policy(&name(LOCAL), proxied_form(&reg, &proxy), true)
         .await
         .unwrap()
         .id;
@@ -117,6 +105,20 @@ async fn env_with(auth: Auth, spec: ImageSpec) -> Env {
         m,
         policy,
         v1,
+    }
+}
+
+/// "Save & Apply" form for `REMOTE` through `proxy`, with `reg`'s
+/// credentials.
+fn proxied_form(reg: &Registry, proxy: &FaultProxy) -> NewPolicy {
+    let (username, password) = reg.credentials().unwrap_or_default();
+    NewPolicy {
+        remote_host: proxy.url(),
+        remote_repository: REMOTE.into(),
+        username,
+        password: Secret::new(password),
+        enabled: true,
+        ..Default::default()
     }
 }
 
@@ -751,18 +753,7 @@ async fn a_token_that_expires_mid_poll_is_renewed() {
     let dir = tempfile::tempdir().unwrap();
     let m = mirror(dir.path());
     let policy = m
-        .add_policy(
-            &name(LOCAL),
-            NewPolicy {
-                remote_host: proxy.url(),
-                remote_repository: REMOTE.into(),
-                username: "bot".into(),
-                password: Secret::new("s3cret-pw"),
-                enabled: true,
-                ..Default::default()
-            },
-            true,
-        )
+        .add_policy(&name(LOCAL), proxied_form(&reg, &proxy), true)
         .await
         .unwrap();
     proxy.reset_log();
@@ -918,18 +909,7 @@ async fn soak_random_faults_over_hundreds_of_polls() {
         },
     );
     let policy = m
-        .add_policy(
-            &name(LOCAL),
-            NewPolicy {
-                remote_host: proxy.url(),
-                remote_repository: REMOTE.into(),
-                username: "bot".into(),
-                password: Secret::new("s3cret-pw"),
-                enabled: true,
-                ..Default::default()
-            },
-            true,
-        )
+        .add_policy(&name(LOCAL), proxied_form(&reg, &proxy), true)
         .await
         .unwrap();
     let p = 0.03;
