@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use crate::server::{ADMIN, ADMIN_PASSWORD, TestServer, assert_error, sha256, skopeo};
 use crate::support::images::PushedManifest;
-use crate::support::{Auth, ImageSpec, LayerSpec, ManifestKind, Registry};
+use crate::support::images::{MixedImages, MixedTags};
+use crate::support::{Auth, Registry};
 
 const UPSTREAM_USER: &str = "upstream-bot";
 const UPSTREAM_PASSWORD: &str = "upstream-s3cret";
@@ -44,35 +45,22 @@ async fn upstream() -> Upstream {
         .start()
         .await;
     let p = registry.pusher();
-    let docker = p
-        .push_image(
+    let MixedImages {
+        docker,
+        amd64: oci,
+        index,
+        ..
+    } = p
+        .push_mixed(
             "team/app",
-            "v1",
-            ImageSpec::new(vec![
-                LayerSpec::file("etc/motd", "docker image"),
-                LayerSpec::Random {
-                    size: 300_000,
-                    seed: 7,
-                },
-            ]),
-        )
-        .await;
-    let oci = p
-        .push_image("team/app", "v2", ImageSpec::small("oci image").oci())
-        .await;
-    let arm = p
-        .push_image(
-            "team/app",
-            "v3-arm64",
-            ImageSpec::small("arm").oci().platform("linux", "arm64/v8"),
-        )
-        .await;
-    let index = p
-        .push_index(
-            "team/app",
-            "v3",
-            &[(oci.clone(), "linux", "amd64"), (arm, "linux", "arm64/v8")],
-            ManifestKind::Oci,
+            MixedTags {
+                docker: "v1",
+                amd64: "v2",
+                arm64: "v3-arm64",
+                index: "v3",
+            },
+            300_000,
+            7,
         )
         .await;
     Upstream {

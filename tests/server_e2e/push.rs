@@ -10,7 +10,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::server::{ADMIN, Creds, TestServer, sha256, skopeo, skopeo_output};
-use crate::support::{ImageSpec, LayerSpec, ManifestKind, Registry};
+use crate::support::Registry;
+use crate::support::images::{MixedImages, MixedTags};
 
 const WRITER: Creds<'static> = Some(("writer", "writer-pa55word"));
 const READER: Creds<'static> = Some(("reader", "reader-pa55word"));
@@ -48,35 +49,22 @@ fn index_digest(dir: &std::path::Path) -> String {
 async fn skopeo_pushes_and_pulls_back() {
     let up = Registry::plain().await;
     let p = up.pusher();
-    let docker = p
-        .push_image(
+    let MixedImages {
+        docker,
+        amd64: amd,
+        index,
+        ..
+    } = p
+        .push_mixed(
             "team/app",
-            "v1",
-            ImageSpec::new(vec![
-                LayerSpec::file("etc/motd", "pushed"),
-                LayerSpec::Random {
-                    size: 2_500_000,
-                    seed: 11,
-                },
-            ]),
-        )
-        .await;
-    let amd = p
-        .push_image("team/app", "v2", ImageSpec::small("amd").oci())
-        .await;
-    let arm = p
-        .push_image(
-            "team/app",
-            "v2-arm",
-            ImageSpec::small("arm").oci().platform("linux", "arm64/v8"),
-        )
-        .await;
-    let index = p
-        .push_index(
-            "team/app",
-            "v3",
-            &[(amd.clone(), "linux", "amd64"), (arm, "linux", "arm64/v8")],
-            ManifestKind::Oci,
+            MixedTags {
+                docker: "v1",
+                amd64: "v2",
+                arm64: "v2-arm",
+                index: "v3",
+            },
+            2_500_000,
+            11,
         )
         .await;
 

@@ -10,7 +10,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::server::{ADMIN, Creds, TestServer, assert_error, sha256};
-use crate::support::{ImageSpec, LayerSpec, ManifestKind, Registry};
+use crate::support::Registry;
+use crate::support::images::{MixedImages, MixedTags};
 
 const BOB: Creds<'static> = Some(("bob", "bob-pa55word"));
 const CAROL: Creds<'static> = Some(("carol", "carol-pa55word"));
@@ -184,38 +185,22 @@ async fn create_policy(
 async fn repositories_and_tags_carry_what_the_page_shows() {
     let up = Registry::plain().await;
     let p = up.pusher();
-    let docker = p
-        .push_image(
+    let MixedImages {
+        docker,
+        amd64: amd,
+        arm64: arm,
+        index,
+    } = p
+        .push_mixed(
             "team/app",
-            "v1",
-            ImageSpec::new(vec![
-                LayerSpec::file("etc/motd", "docker image"),
-                LayerSpec::Random {
-                    size: 100_000,
-                    seed: 9,
-                },
-            ]),
-        )
-        .await;
-    let amd = p
-        .push_image("team/app", "v2-amd64", ImageSpec::small("amd").oci())
-        .await;
-    let arm = p
-        .push_image(
-            "team/app",
-            "v2-arm64",
-            ImageSpec::small("arm").oci().platform("linux", "arm64/v8"),
-        )
-        .await;
-    let index = p
-        .push_index(
-            "team/app",
-            "v2",
-            &[
-                (amd.clone(), "linux", "amd64"),
-                (arm.clone(), "linux", "arm64/v8"),
-            ],
-            ManifestKind::Oci,
+            MixedTags {
+                docker: "v1",
+                amd64: "v2-amd64",
+                arm64: "v2-arm64",
+                index: "v2",
+            },
+            100_000,
+            9,
         )
         .await;
 
