@@ -18,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod copy;
 pub mod diff;
 pub mod digest;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
+use crate::access::{OpenAccess, ReadAccess, ReuseGate};
 use crate::copy::{CopyContext, Progress, ProgressSnapshot};
 use crate::error::ErrorKind;
 use crate::job::{
@@ -116,6 +117,11 @@ pub struct MirrorSettings {
     /// shares them with its HTTP connector, which counts 429s; with
     /// [`Mirror::new`], pass the same `Arc` in [`HttpSettings::metrics`].
     pub metrics: Arc<Metrics>,
+    /// Who may read which repository: a poll links stored content without
+    /// downloading it only where its policy's owner may read it (see
+    /// [`crate::access`]). [`OpenAccess`] (the default) is one trust
+    /// domain, for an engine without accounts.
+    pub read_access: Arc<dyn ReadAccess>,
 }
 
 impl Default for MirrorSettings {
@@ -128,6 +134,7 @@ impl Default for MirrorSettings {
             stale_after: Duration::from_secs(30),
             worker_id: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
             metrics: Arc::default(),
+            read_access: Arc::new(OpenAccess),
         }
     }
 }
@@ -203,8 +210,20 @@ impl Mirror {
     /// with `http` (e.g. a [`crate::remote::RemoteGuard`]); the engine
     /// shares `http.metrics`.
     pub fn open_with(data_dir: &Path, http: HttpSettings) -> Result<Self, MirrorError> {
+        Mirror::open_with_access(data_dir, http, Arc::new(OpenAccess))
+    }
+
+    /// [`Mirror::open_with`] for an engine shared by accounts that may not
+    /// read each other's repositories: `read_access` decides what a poll
+    /// may link without downloading it (see [`crate::access`]).
+    pub fn open_with_access(
+        data_dir: &Path,
+        http: HttpSettings,
+        read_access: Arc<dyn ReadAccess>,
+    ) -> Result<Self, MirrorError> {
         let stores = Stores::embedded(data_dir, FsOptions::default())?;
         let settings = MirrorSettings {
+            read_access,
             metrics: http.metrics.clone(),
             // Stable across restarts, so `recover` knows this directory's
             // jobs left running by a crash without waiting for them to go stale.
@@ -284,7 +303,7 @@ impl Mirror {
         &self,
         endpoint: &RemoteEndpoint,
     ) -> Result<Permissions, MirrorError> {
-        let remote = self.inner.connector.connect(endpoint)?;
+        let remote = self.inner.connector.connect_interactive(endpoint)?;
         Ok(remote.check_access(&endpoint.repository).await?)
     }
 
@@ -299,8 +318,8 @@ impl Mirror {
         initial_evaluation: bool,
     ) -> Result<PollMirroringPolicy, MirrorError> {
         let endpoint = form.endpoint()?;
+        self.check_connection(&endpoint).await?;
         let remote = self.inner.connector.connect(&endpoint)?;
-        remote.check_access(&endpoint.repository).await?;
         self.ensure_repository(local).await?;
         let now = crate::job::now();
         let policy = PollMirroringPolicy {
@@ -316,6 +335,7 @@ impl Mirror {
                 timestamp: now,
             },
             created_at: now,
+            owner: form.owner.clone(),
         };
         if !initial_evaluation {
             let tags = remote.list_tags(&policy.remote.repository).await?;
@@ -526,7 +546,7 @@ impl Mirror {
             .inner
             .stores
             .policies
-            .claim_job(&self.inner.settings.worker_id, Some(id), Utc::now())
+            .claim_job(&self.inner.settings.worker_id, Some(id), Utc::now(), None)
             .await?
             .ok_or_else(|| MirrorError::Conflict {
                 reason: format!("job {id} is not waiting (already claimed, finished or deleted)"),
@@ -543,7 +563,7 @@ impl Mirror {
             .inner
             .stores
             .policies
-            .claim_job(&self.inner.settings.worker_id, None, Utc::now())
+            .claim_job(&self.inner.settings.worker_id, None, Utc::now(), None)
             .await?
         else {
             return Ok(None);
@@ -743,18 +763,7 @@ impl Mirror {
             if cancel.is_cancelled() {
                 return Err("canceled".into());
             }
-            let lease_until = Utc::now() + chrono::Duration::hours(6);
-            match store.lease_policy(&policy.id, &job.id, lease_until).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    log.line(format!(
-                        "policy {} skipped: another job is polling it",
-                        policy.id
-                    ));
-                    continue;
-                }
-                Err(e) => return Err(e.to_string()),
-            }
+            self.lease_or_wait(&policy.id, &job.id, cancel, log).await?;
             let result = self
                 .poll_one(&policy, cancel, progress, &transfers, log)
                 .await;
@@ -825,6 +834,51 @@ impl Mirror {
         }
     }
 
+    /// Takes the policy's lease for `job_id`. While another job polls the
+    /// policy, waits for it to finish (then this job polls too, so its
+    /// `done` means "up to date as of when it was submitted"), logging
+    /// which job it waits for; a cancel ends the wait.
+    async fn lease_or_wait(
+        &self,
+        policy_id: &str,
+        job_id: &str,
+        cancel: &CancellationToken,
+        log: &JobLog,
+    ) -> Result<(), String> {
+        let store = &self.inner.stores.policies;
+        let mut waiting_for: Option<String> = None;
+        loop {
+            let until = Utc::now() + POLICY_LEASE;
+            if store
+                .lease_policy(policy_id, job_id, until)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                if let Some(other) = waiting_for {
+                    log.line(format!(
+                        "job {other} finished with policy {policy_id}; polling it now"
+                    ));
+                }
+                return Ok(());
+            }
+            let holder = store
+                .policy_lease_holder(policy_id)
+                .await
+                .map_err(|e| e.to_string())?
+                .unwrap_or_else(|| "another job".into());
+            if waiting_for.as_deref() != Some(holder.as_str()) {
+                log.line(format!(
+                    "policy {policy_id} is being polled by job {holder}: waiting for it to finish, then polling it again"
+                ));
+                waiting_for = Some(holder);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(LEASE_RETRY) => {}
+                _ = cancel.cancelled() => return Err("canceled".into()),
+            }
+        }
+    }
+
     async fn poll_one(
         &self,
         policy: &PollMirroringPolicy,
@@ -865,6 +919,12 @@ impl Mirror {
                 retry: self.inner.settings.retry.clone(),
                 cancel: cancel.clone(),
                 progress: progress.clone(),
+                reuse: Arc::new(ReuseGate::new(
+                    stores.repos.clone(),
+                    self.inner.settings.read_access.clone(),
+                    policy.owner.clone(),
+                    policy.local_repository.clone(),
+                )),
             },
             head_concurrency: self.inner.settings.head_concurrency,
             baseline,
@@ -877,6 +937,12 @@ impl Mirror {
         poll_policy(&env, policy).await
     }
 }
+
+/// How long a poll's lease on its policy lasts (a crashed poll's lease
+/// lapses after this, or sooner through crash recovery).
+const POLICY_LEASE: chrono::Duration = chrono::Duration::hours(6);
+/// How often a job waiting for another job's lease on a policy looks again.
+const LEASE_RETRY: Duration = Duration::from_millis(500);
 
 /// Aborts a spawned task when dropped.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

@@ -108,10 +108,16 @@ pub fn normalize_host(host: &str) -> Result<String, InvalidPolicy> {
             "the URL must not have a path; give only scheme, host and port",
         ));
     }
-    if url.query().is_some() || !url.username().is_empty() {
+    if !url.username().is_empty() || url.password().is_some() || host.contains('@') {
         return Err(InvalidPolicy::new(
             "remoteHost",
-            "the URL must not carry a query or credentials; use username and password",
+            "the URL must not carry credentials (user:password@); use the username and password fields",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(InvalidPolicy::new(
+            "remoteHost",
+            "the URL must not carry a query or fragment; give only scheme, host and port",
         ));
     }
     Ok(host.to_string())
@@ -180,6 +186,12 @@ pub struct PollMirroringPolicy {
     pub last_status: MirroringStatus,
     /// When the policy was created.
     pub created_at: DateTime<Utc>,
+    /// The account that created the policy or last changed its remote
+    /// (`None`: unknown, or an engine without accounts). A poll links
+    /// stored content without downloading it only where this account may
+    /// read it (see [`crate::access`]). Not part of the DTR view.
+    #[serde(skip)]
+    pub owner: Option<String>,
 }
 
 fn serialize_opt_time<S: serde::Serializer>(
@@ -222,6 +234,9 @@ pub struct NewPolicy {
     pub skip_tls_verification: bool,
     /// Enabled for scheduled polls (DTR's default is true).
     pub enabled: bool,
+    /// The account creating the policy: its owner (see
+    /// [`PollMirroringPolicy::owner`]).
+    pub owner: Option<String>,
 }
 
 impl NewPolicy {
@@ -344,6 +359,9 @@ pub struct PolicyUpdate {
     pub skip_tls_verification: Option<bool>,
     /// Enable or disable.
     pub enabled: Option<bool>,
+    /// The account making the update: it becomes the policy's owner when
+    /// the update changes how the remote is reached.
+    pub owner: Option<String>,
 }
 
 impl PolicyUpdate {
@@ -359,12 +377,37 @@ impl PolicyUpdate {
             || self.skip_tls_verification.is_some()
     }
 
-    /// Applies the update to `policy`, validating the result.
+    /// Whether the update points the policy at another host or account:
+    /// then the stored password and token, saved for the old ones, are
+    /// not carried over (a repository admin who was never shown them could
+    /// otherwise have them sent to a host of their choice).
+    fn moves_credentials(&self, current: &RemoteEndpoint) -> bool {
+        let host_moves = self
+            .remote_host
+            .as_deref()
+            .is_some_and(|h| normalize_host(h).map_or(true, |h| h != current.host));
+        let user_moves = self
+            .username
+            .as_deref()
+            .is_some_and(|u| u != current.username);
+        host_moves || user_moves
+    }
+
+    /// Applies the update to `policy`, validating the result. Changing
+    /// `remoteHost` or `username` clears the stored `password` and
+    /// `authToken` unless the update gives new ones.
     pub fn apply(
         &self,
         policy: &PollMirroringPolicy,
     ) -> Result<PollMirroringPolicy, InvalidPolicy> {
         let r = &policy.remote;
+        let kept = |secret: &Secret| {
+            if self.moves_credentials(r) {
+                Secret::default()
+            } else {
+                secret.clone()
+            }
+        };
         let form = NewPolicy {
             remote_host: self.remote_host.clone().unwrap_or_else(|| r.host.clone()),
             remote_repository: self
@@ -372,11 +415,11 @@ impl PolicyUpdate {
                 .clone()
                 .unwrap_or_else(|| r.repository.to_string()),
             username: self.username.clone().unwrap_or_else(|| r.username.clone()),
-            password: self.password.clone().unwrap_or_else(|| r.password.clone()),
+            password: self.password.clone().unwrap_or_else(|| kept(&r.password)),
             auth_token: self
                 .auth_token
                 .clone()
-                .unwrap_or_else(|| r.auth_token.clone()),
+                .unwrap_or_else(|| kept(&r.auth_token)),
             remote_ca: self
                 .remote_ca
                 .clone()
@@ -385,10 +428,14 @@ impl PolicyUpdate {
                 .skip_tls_verification
                 .unwrap_or(r.skip_tls_verification),
             enabled: self.enabled.unwrap_or(policy.enabled),
+            owner: None,
         };
         let mut next = policy.clone();
         next.remote = form.endpoint()?;
         next.enabled = form.enabled;
+        if self.changes_remote() && self.owner.is_some() {
+            next.owner = self.owner.clone();
+        }
         Ok(next)
     }
 }
@@ -399,29 +446,7 @@ mod tests {
 
     #[test]
     fn serialization_never_shows_secrets() {
-        let form = NewPolicy {
-            remote_host: "https://r.example.com".into(),
-            remote_repository: "a/b".into(),
-            username: "bot".into(),
-            password: Secret::new("pa55word"),
-            auth_token: Secret::new("tok3n"),
-            enabled: true,
-            ..Default::default()
-        };
-        let p = PollMirroringPolicy {
-            id: "x".into(),
-            local_repository: RepositoryName::parse("acme/b").unwrap(),
-            remote: form.endpoint().unwrap(),
-            enabled: true,
-            initial_evaluation: true,
-            last_mirrored_at: None,
-            last_status: MirroringStatus {
-                code: "NEVER_RUN".into(),
-                detail: String::new(),
-                timestamp: Utc::now(),
-            },
-            created_at: Utc::now(),
-        };
+        let p = saved_policy();
         let json = serde_json::to_string(&p).unwrap();
         let debug = format!("{p:?}");
         for text in [&json, &debug] {
@@ -462,5 +487,118 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(form.endpoint().unwrap_err().field, "remoteRepository");
+    }
+
+    fn saved_policy() -> PollMirroringPolicy {
+        let form = NewPolicy {
+            remote_host: "https://r.example.com".into(),
+            remote_repository: "a/b".into(),
+            username: "bot".into(),
+            password: Secret::new("pa55word"),
+            auth_token: Secret::new("tok3n"),
+            enabled: true,
+            owner: Some("alice".into()),
+            ..Default::default()
+        };
+        PollMirroringPolicy {
+            id: "p".into(),
+            local_repository: RepositoryName::parse("acme/b").unwrap(),
+            remote: form.endpoint().unwrap(),
+            enabled: true,
+            initial_evaluation: true,
+            last_mirrored_at: None,
+            last_status: MirroringStatus {
+                code: "NEVER_RUN".into(),
+                detail: String::new(),
+                timestamp: Utc::now(),
+            },
+            created_at: Utc::now(),
+            owner: Some("alice".into()),
+        }
+    }
+
+    #[test]
+    fn re_pointing_a_policy_drops_its_secrets() {
+        let p = saved_policy();
+        for update in [
+            PolicyUpdate {
+                remote_host: Some("https://evil.example".into()),
+                ..Default::default()
+            },
+            PolicyUpdate {
+                username: Some("other".into()),
+                ..Default::default()
+            },
+        ] {
+            let next = update.apply(&p).unwrap();
+            assert!(next.remote.password.is_empty(), "{update:?}");
+            assert!(next.remote.auth_token.is_empty(), "{update:?}");
+        }
+        // The same host (spelled with a trailing slash) and the same user
+        // keep them; so does a change of repository or CA.
+        for update in [
+            PolicyUpdate {
+                remote_host: Some("https://r.example.com/".into()),
+                username: Some("bot".into()),
+                ..Default::default()
+            },
+            PolicyUpdate {
+                remote_repository: Some("a/c".into()),
+                enabled: Some(false),
+                ..Default::default()
+            },
+        ] {
+            let next = update.apply(&p).unwrap();
+            assert_eq!(next.remote.password.expose(), "pa55word", "{update:?}");
+            assert_eq!(next.remote.auth_token.expose(), "tok3n", "{update:?}");
+        }
+        // New secrets in the same request are used.
+        let next = PolicyUpdate {
+            remote_host: Some("https://other.example".into()),
+            password: Some(Secret::new("new")),
+            ..Default::default()
+        }
+        .apply(&p)
+        .unwrap();
+        assert_eq!(next.remote.password.expose(), "new");
+        assert!(next.remote.auth_token.is_empty());
+    }
+
+    #[test]
+    fn whoever_changes_the_remote_becomes_the_owner() {
+        let p = saved_policy();
+        let by = |owner: &str, update: PolicyUpdate| {
+            PolicyUpdate {
+                owner: Some(owner.into()),
+                ..update
+            }
+            .apply(&p)
+            .unwrap()
+            .owner
+        };
+        let moved = PolicyUpdate {
+            remote_repository: Some("a/c".into()),
+            ..Default::default()
+        };
+        assert_eq!(by("mallory", moved).as_deref(), Some("mallory"));
+        let toggled = PolicyUpdate {
+            enabled: Some(false),
+            ..Default::default()
+        };
+        assert_eq!(by("mallory", toggled).as_deref(), Some("alice"));
+    }
+
+    #[test]
+    fn credentials_in_the_host_url_are_refused() {
+        for host in [
+            "http://:pw@r.example.com",
+            "http://user@r.example.com",
+            "https://user:pw@r.example.com:5000",
+            "http://@r.example.com",
+        ] {
+            let e = normalize_host(host).unwrap_err();
+            assert_eq!(e.field, "remoteHost", "{host}");
+            assert!(e.reason.contains("credentials"), "{host}: {}", e.reason);
+        }
     }
 }

@@ -176,13 +176,14 @@ pub async fn poll_policy(
     let remote = env.remote.as_ref();
     let mut report = PollReport::default();
 
-    let tags = remote
-        .list_tags(remote_repo)
-        .await
-        .map_err(|source| PollError::Remote {
-            context: format!("listing tags of {source_name}", source_name = source),
-            source,
-        })?;
+    let listed = tokio::select! {
+        t = remote.list_tags(remote_repo) => t,
+        _ = env.copy.cancel.cancelled() => return Err(PollError::Canceled),
+    };
+    let tags = listed.map_err(|source| PollError::Remote {
+        context: format!("listing tags of {source}"),
+        source,
+    })?;
     report.tags_listed = tags.len();
     env.log
         .line(format!("listed {} tags in {source}", tags.len()));

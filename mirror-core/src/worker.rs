@@ -14,16 +14,31 @@ pub struct Worker {
     concurrency: usize,
     /// How often the queue is checked when idle.
     idle_poll: Duration,
+    /// Jobs of one local namespace's policies running at once (see
+    /// [`crate::store::PolicyStore::claim_job`]).
+    per_namespace: Option<usize>,
 }
 
 impl Worker {
-    /// A worker for `mirror` running up to `concurrency` jobs at once.
+    /// A worker for `mirror` running up to `concurrency` jobs at once, of
+    /// which at most half (at least one) poll policies of one namespace,
+    /// so a namespace whose remotes are slow or hostile cannot hold every
+    /// slot while other teams' mirrors wait.
     pub fn new(mirror: Mirror, concurrency: usize) -> Self {
+        let concurrency = concurrency.max(1);
         Worker {
             mirror,
-            concurrency: concurrency.max(1),
+            concurrency,
             idle_poll: Duration::from_millis(500),
+            per_namespace: (concurrency > 1).then_some((concurrency / 2).max(1)),
         }
+    }
+
+    /// Sets how many jobs of one namespace may run at once (`None`: no
+    /// limit besides the worker's slots).
+    pub fn with_namespace_share(mut self, per_namespace: Option<usize>) -> Self {
+        self.per_namespace = per_namespace.map(|n| n.max(1));
+        self
     }
 
     /// Recovers jobs lost by a crash, then claims and runs due jobs until
@@ -62,7 +77,12 @@ impl Worker {
             let claimed = mirror
                 .stores()
                 .policies
-                .claim_job(&mirror.settings().worker_id, None, chrono::Utc::now())
+                .claim_job(
+                    &mirror.settings().worker_id,
+                    None,
+                    chrono::Utc::now(),
+                    self.per_namespace,
+                )
                 .await;
             match claimed {
                 Ok(Some(job)) => {

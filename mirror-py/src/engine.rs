@@ -54,6 +54,7 @@ fn form(
         remote_ca: remote_ca.unwrap_or_default(),
         skip_tls_verification,
         enabled,
+        owner: None,
     }
 }
 
@@ -408,6 +409,7 @@ impl Engine {
             remote_ca,
             skip_tls_verification,
             enabled,
+            owner: None,
         };
         block(py, async move { backend.update_policy(&id, update).await })
     }
@@ -442,6 +444,7 @@ impl Engine {
             remote_ca,
             skip_tls_verification,
             enabled,
+            owner: None,
         };
         future_into_py(
             py,

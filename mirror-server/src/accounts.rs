@@ -15,14 +15,24 @@
 //! Changing a password or an account forgets that user's remembered
 //! verifications, so an old password stops working at once too.
 //!
-//! Failed logins are counted by a [`LoginLimiter`] (per user and client
-//! address), which `auth.rs` consults before verifying.
+//! Logins are counted by a [`LoginLimiter`] (per user and client address):
+//! a password check takes a slot *before* Argon2id runs and gives it back
+//! when the password was right, so concurrent guesses cannot outrun the
+//! limit. At most [`argon2_permits`] Argon2id runs (each a 19 MiB block)
+//! happen at once; others wait up to [`ARGON2_WAIT`], then are refused
+//! ([`AccountError::Busy`]). An unknown or inactive user costs one Argon2id
+//! run against a dummy hash, like a known one, so answer times do not tell
+//! which user names exist.
+//!
+//! A token deactivated by an administrator records that
+//! (`revoked_by_admin`): only an administrator can re-enable it.
 //!
 //! This module knows nothing about HTTP; `auth.rs` turns headers into calls.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -32,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::db::{DbError, ServerDb};
-use crate::login_limit::LoginLimiter;
+use crate::login_limit::{Limited, LoginLimiter};
 
 /// How long a verified (user, password) pair is trusted without re-hashing.
 pub const VERIFIED_TTL: Duration = Duration::from_secs(60);
@@ -42,6 +52,32 @@ pub const ADMIN_USER: &str = "admin";
 
 /// Shortest password accepted for a new account.
 pub const MIN_PASSWORD_LEN: usize = 8;
+
+/// How long a password check (or hash) waits for one of the
+/// [`argon2_permits`] before it is refused as [`AccountError::Busy`].
+pub const ARGON2_WAIT: Duration = Duration::from_secs(10);
+
+/// How many Argon2id runs may happen at once: one per core, at most 4
+/// (each holds a 19 MiB block while it runs).
+pub fn argon2_permits() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+/// The hash an unknown or inactive user's password is checked against, so
+/// that a login costs the same whether the user exists or not. Made with
+/// the same parameters as every stored hash, from a random password that
+/// is thrown away (so nothing ever matches it).
+static DUMMY_HASH: LazyLock<String> =
+    LazyLock::new(|| hash_password(&random_alphanumeric(32)).unwrap_or_default());
+
+/// How a caller proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// The account's password.
+    Password,
+    /// One of the account's access tokens.
+    Token,
+}
 
 /// What a user may do with one repository. Ordered: each level includes the
 /// ones before it.
@@ -150,6 +186,19 @@ pub enum AccountError {
         /// The name.
         name: String,
     },
+    /// Too many failed logins of this user from this address (or from this
+    /// address): refused without checking the password.
+    #[error("too many failed logins; try again in {} s", retry_after.as_secs().max(1))]
+    TooManyFailures {
+        /// Until the client may try again.
+        retry_after: Duration,
+    },
+    /// Every Argon2id permit stayed taken for [`ARGON2_WAIT`].
+    #[error("too many password checks are under way; try again in a moment")]
+    Busy,
+    /// A user tried to re-enable a token an administrator revoked.
+    #[error("an administrator revoked this token; only an administrator can re-enable it")]
+    RevokedByAdmin,
     /// Hashing failed (should not happen with valid parameters).
     #[error("password hashing failed: {0}")]
     Hash(String),
@@ -167,11 +216,53 @@ pub struct Accounts {
     /// Password checks under way, by `sha256(user, password, stored hash)`
     /// (the stored hash, so a check against a replaced password is never
     /// joined): callers with the same credentials wait for one result.
-    checking: Mutex<HashMap<[u8; 32], Arc<tokio::sync::OnceCell<bool>>>>,
+    checking: Mutex<HashMap<[u8; 32], Arc<tokio::sync::OnceCell<SharedCheck>>>>,
     /// Argon2id verifications run so far.
     password_checks: AtomicU64,
-    /// Failed logins by user and address.
+    /// Argon2id runs allowed at once ([`argon2_permits`]).
+    argon2: Arc<tokio::sync::Semaphore>,
+    /// Login attempts by user and address.
     limiter: LoginLimiter,
+}
+
+/// What [`Accounts::update_token`] found.
+enum TokenUpdate {
+    /// No such token of the user.
+    Missing,
+    /// A user asked to re-enable a token an administrator revoked.
+    RevokedByAdmin,
+    /// Changed.
+    Updated,
+}
+
+/// Why a password was not checked.
+#[derive(Debug, Clone, Copy)]
+enum NotChecked {
+    /// The user (or address) is locked out for this long.
+    Limited(Duration),
+    /// No Argon2id permit came free in time.
+    Busy,
+}
+
+/// The result of one password check, shared by the callers that sent the
+/// same credentials at once: whether the password matched.
+type SharedCheck = Result<bool, NotChecked>;
+
+impl From<NotChecked> for AccountError {
+    fn from(n: NotChecked) -> Self {
+        match n {
+            NotChecked::Limited(retry_after) => AccountError::TooManyFailures { retry_after },
+            NotChecked::Busy => AccountError::Busy,
+        }
+    }
+}
+
+impl From<Limited> for AccountError {
+    fn from(l: Limited) -> Self {
+        AccountError::TooManyFailures {
+            retry_after: l.retry_after,
+        }
+    }
 }
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -279,13 +370,127 @@ impl Accounts {
             verified: Mutex::new(HashMap::new()),
             checking: Mutex::new(HashMap::new()),
             password_checks: AtomicU64::new(0),
+            argon2: Arc::new(tokio::sync::Semaphore::new(argon2_permits())),
             limiter,
         }
     }
 
-    /// Failed logins by user and address.
+    /// Login attempts by user and address.
     pub fn limiter(&self) -> &LoginLimiter {
         &self.limiter
+    }
+
+    /// Runs `f` (one Argon2id hash or verification) on the blocking pool
+    /// once an Argon2id permit is free, waiting at most [`ARGON2_WAIT`].
+    /// The permit goes with the task, so a caller that gives up does not
+    /// free it while Argon2id still runs.
+    async fn argon2<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AccountError> {
+        let permit = tokio::time::timeout(ARGON2_WAIT, self.argon2.clone().acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or(AccountError::Busy)?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            f()
+        })
+        .await
+        .map_err(|e| AccountError::Hash(e.to_string()))
+    }
+
+    /// Checks `password` against `hash` for `user` from `client`. The
+    /// attempt is counted by the login limiter *before* Argon2id runs
+    /// (refused with [`AccountError::TooManyFailures`] when the user or
+    /// address is locked out), and its slot given back when the password
+    /// matches or could not be checked.
+    async fn counted_check(
+        &self,
+        user: &str,
+        client: IpAddr,
+        password: String,
+        hash: String,
+    ) -> Result<bool, AccountError> {
+        let locks = self.limiter.reserve(user, client, Instant::now())?;
+        let matched = match self.argon2(move || verify_password(&password, &hash)).await {
+            Ok(m) => m,
+            Err(e) => {
+                self.limiter.release(user, client);
+                return Err(e);
+            }
+        };
+        self.password_checks.fetch_add(1, Ordering::Relaxed);
+        if matched {
+            self.limiter.release(user, client);
+            self.limiter.succeeded(user, client);
+        } else if locks {
+            let limits = self.limiter.limits();
+            tracing::warn!(
+                user = %user.chars().take(64).collect::<String>(),
+                %client,
+                window_secs = limits.window.as_secs(),
+                "too many failed logins: refusing this user (or address) for the rest of the window"
+            );
+        }
+        Ok(matched)
+    }
+
+    /// [`Self::counted_check`], shared by the callers that send the same
+    /// credentials at once (`key` is their [`cache_key`]): one Argon2id run
+    /// and one counted attempt for all of them.
+    async fn shared_check(
+        &self,
+        user: &str,
+        client: IpAddr,
+        key: [u8; 32],
+        password: &str,
+        hash: String,
+    ) -> Result<bool, AccountError> {
+        let check_key: [u8; 32] = {
+            let mut h = Sha256::new();
+            h.update(key);
+            h.update(hash.as_bytes());
+            h.finalize().into()
+        };
+        let cell = self
+            .checking
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(check_key)
+            .or_default()
+            .clone();
+        let outcome = *cell
+            .get_or_init(|| async {
+                match self
+                    .counted_check(user, client, password.to_string(), hash)
+                    .await
+                {
+                    Ok(matched) => Ok(matched),
+                    Err(AccountError::TooManyFailures { retry_after }) => {
+                        Err(NotChecked::Limited(retry_after))
+                    }
+                    Err(AccountError::Busy) => Err(NotChecked::Busy),
+                    Err(e) => {
+                        tracing::error!("checking a password failed: {e}");
+                        Ok(false)
+                    }
+                }
+            })
+            .await;
+        // Done: later callers use the cache (or, after a failure, check
+        // again). Removed only if it is still this check's entry.
+        {
+            let mut checking = self.checking.lock().unwrap_or_else(|p| p.into_inner());
+            if checking
+                .get(&check_key)
+                .is_some_and(|c| Arc::ptr_eq(c, &cell))
+            {
+                checking.remove(&check_key);
+            }
+        }
+        Ok(outcome?)
     }
 
     /// Forgets the remembered verifications of `user` (after a change of
@@ -304,6 +509,9 @@ impl Accounts {
         &self,
         password: Option<&Secret>,
     ) -> Result<Option<Secret>, AccountError> {
+        // The dummy hash is made now, off the async threads, rather than
+        // during the first login of an unknown user.
+        self.argon2(|| LazyLock::force(&DUMMY_HASH).len()).await?;
         if self.get(ADMIN_USER).await?.is_some() {
             return Ok(None);
         }
@@ -344,9 +552,9 @@ impl Accounts {
             });
         }
         let password = new.password.clone();
-        let hash = tokio::task::spawn_blocking(move || hash_password(password.expose()))
-            .await
-            .map_err(|e| AccountError::Hash(e.to_string()))??;
+        let hash = self
+            .argon2(move || hash_password(password.expose()))
+            .await??;
         let account = Account {
             id: uuid::Uuid::new_v4().to_string(),
             name: new.name,
@@ -404,18 +612,61 @@ impl Accounts {
         Ok(rows.into_iter().map(build_account).collect())
     }
 
-    /// The active account `user` if `secret` is its password or one of its
-    /// active access tokens; `None` otherwise.
-    pub async fn verify(&self, user: &str, secret: &str) -> Result<Option<Account>, AccountError> {
+    /// The active account `user`, and which credential matched, if
+    /// `secret` is its password or one of its active access tokens; `None`
+    /// otherwise. Logins from `client` are limited (see the module docs):
+    /// a locked-out user is refused with [`AccountError::TooManyFailures`]
+    /// before anything is checked.
+    pub async fn verify(
+        &self,
+        user: &str,
+        secret: &str,
+        client: IpAddr,
+    ) -> Result<Option<(Account, Credential)>, AccountError> {
+        self.limiter.check(user, client, Instant::now())?;
         let key = cache_key(user, secret);
         let cached = {
             let map = self.verified.lock().unwrap_or_else(|p| p.into_inner());
             map.get(&key).is_some_and(|(_, exp)| *exp > Instant::now())
         };
+        let found = self.lookup(user, secret).await?;
+        let Some((account, hash, is_token)) = found.filter(|(a, _, _)| a.is_active) else {
+            // Unknown or inactive: the same Argon2id cost as a known user
+            // (and counted the same), never a match.
+            self.shared_check(user, client, key, secret, DUMMY_HASH.clone())
+                .await?;
+            return Ok(None);
+        };
+        if is_token || cached {
+            self.limiter.succeeded(user, client);
+            let credential = if is_token {
+                Credential::Token
+            } else {
+                Credential::Password
+            };
+            return Ok(Some((account, credential)));
+        }
+        if !self.shared_check(user, client, key, secret, hash).await? {
+            return Ok(None);
+        }
+        let mut map = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 4096 {
+            let now = Instant::now();
+            map.retain(|_, (_, exp)| *exp > now);
+        }
+        map.insert(key, (account.name.clone(), Instant::now() + VERIFIED_TTL));
+        Ok(Some((account, Credential::Password)))
+    }
+
+    /// In one round trip: the account `user`, its password hash, and
+    /// whether `secret` is one of its active tokens (marking it used).
+    async fn lookup(
+        &self,
+        user: &str,
+        secret: &str,
+    ) -> Result<Option<(Account, String, bool)>, AccountError> {
         let name = user.to_string();
         let hashed_token = sha256_hex(secret.as_bytes());
-        // One round trip: the account, its password hash, and whether the
-        // secret is one of its active tokens (marking it used).
         let row = self
             .db
             .with("verifying credentials", move |c| {
@@ -436,58 +687,7 @@ impl Accounts {
                 Ok(Some((account, hash, token)))
             })
             .await?;
-        let Some((account, hash, is_token)) = row else {
-            return Ok(None);
-        };
-        let account = build_account(account);
-        if !account.is_active {
-            return Ok(None);
-        }
-        if is_token || cached {
-            return Ok(Some(account));
-        }
-        let check_key: [u8; 32] = {
-            let mut h = Sha256::new();
-            h.update(key);
-            h.update(hash.as_bytes());
-            h.finalize().into()
-        };
-        let cell = self
-            .checking
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(check_key)
-            .or_default()
-            .clone();
-        let secret_owned = secret.to_string();
-        let ok = *cell
-            .get_or_init(|| async {
-                self.password_checks.fetch_add(1, Ordering::Relaxed);
-                tokio::task::spawn_blocking(move || verify_password(&secret_owned, &hash))
-                    .await
-                    .unwrap_or(false)
-            })
-            .await;
-        if ok {
-            let mut map = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-            if map.len() > 4096 {
-                let now = Instant::now();
-                map.retain(|_, (_, exp)| *exp > now);
-            }
-            map.insert(key, (account.name.clone(), Instant::now() + VERIFIED_TTL));
-        }
-        // Done: later callers use the cache (or, after a failure, check
-        // again). Removed only if it is still this check's entry.
-        {
-            let mut checking = self.checking.lock().unwrap_or_else(|p| p.into_inner());
-            if checking
-                .get(&check_key)
-                .is_some_and(|c| Arc::ptr_eq(c, &cell))
-            {
-                checking.remove(&check_key);
-            }
-        }
-        Ok(ok.then_some(account))
+        Ok(row.map(|(account, hash, token)| (build_account(account), hash, token)))
     }
 
     /// How many Argon2id password verifications have run (the rest were
@@ -506,9 +706,7 @@ impl Accounts {
             });
         }
         let p = password.clone();
-        let hash = tokio::task::spawn_blocking(move || hash_password(p.expose()))
-            .await
-            .map_err(|e| AccountError::Hash(e.to_string()))??;
+        let hash = self.argon2(move || hash_password(p.expose())).await??;
         let name = user.to_string();
         let n = self
             .db
@@ -528,8 +726,15 @@ impl Accounts {
         Ok(())
     }
 
-    /// Whether `password` is `user`'s password (not an access token).
-    pub async fn check_password(&self, user: &str, password: &str) -> Result<bool, AccountError> {
+    /// Whether `password` is `user`'s password (not an access token),
+    /// checked from `client` like a login: limited, counted before
+    /// Argon2id runs, and as costly for an unknown user.
+    pub async fn check_password(
+        &self,
+        user: &str,
+        password: &str,
+        client: IpAddr,
+    ) -> Result<bool, AccountError> {
         let name = user.to_string();
         let hash = self
             .db
@@ -542,15 +747,12 @@ impl Accounts {
                 .optional()
             })
             .await?;
-        let Some(hash) = hash else {
-            return Ok(false);
-        };
-        let password = password.to_string();
-        Ok(
-            tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-                .await
-                .unwrap_or(false),
-        )
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| DUMMY_HASH.clone());
+        let matched = self
+            .counted_check(user, client, password.to_string(), hash)
+            .await?;
+        Ok(known && matched)
     }
 
     /// Changes the display name, administrator flag or active flag of
@@ -591,13 +793,17 @@ impl Accounts {
 
     /// Changes the label or active flag of a token of `user` (`None` keeps
     /// a field); an inactive token is refused from the next request on.
-    /// Returns the token, or `None` when `user` has no such token.
+    /// `by_admin`: a server administrator asks. A token an administrator
+    /// deactivated can be re-enabled only by an administrator
+    /// ([`AccountError::RevokedByAdmin`]). Returns the token, or `None`
+    /// when `user` has no such token.
     pub async fn update_token(
         &self,
         user: &str,
         hashed_token: &str,
         label: Option<String>,
         is_active: Option<bool>,
+        by_admin: bool,
     ) -> Result<Option<ApiToken>, AccountError> {
         if label.as_ref().is_some_and(|l| l.len() > 255) {
             return Err(AccountError::Invalid {
@@ -606,18 +812,41 @@ impl Accounts {
             });
         }
         let (name, hashed) = (user.to_string(), hashed_token.to_string());
-        let n = self
+        let found = self
             .db
             .with("updating an access token", move |c| {
-                c.execute(
-                    "UPDATE api_tokens SET label=COALESCE(?3, label), is_active=COALESCE(?4, is_active)
+                let tx = c.transaction()?;
+                let revoked_by_admin = tx
+                    .query_row(
+                        "SELECT revoked_by_admin FROM api_tokens WHERE username=?1 AND hashed_token=?2",
+                        params![name, hashed],
+                        |r| r.get::<_, bool>(0),
+                    )
+                    .optional()?;
+                match revoked_by_admin {
+                    None => return Ok(TokenUpdate::Missing),
+                    Some(true) if is_active == Some(true) && !by_admin => {
+                        return Ok(TokenUpdate::RevokedByAdmin);
+                    }
+                    Some(_) => {}
+                }
+                // Re-enabling clears the mark; deactivating by an
+                // administrator sets it (and a user's never clears it).
+                tx.execute(
+                    "UPDATE api_tokens SET label=COALESCE(?3, label), is_active=COALESCE(?4, is_active),
+                     revoked_by_admin=CASE WHEN ?4 IS NULL THEN revoked_by_admin
+                                           WHEN ?4 THEN 0 ELSE (revoked_by_admin OR ?5) END
                      WHERE username=?1 AND hashed_token=?2",
-                    params![name, hashed, label, is_active],
-                )
+                    params![name, hashed, label, is_active, by_admin],
+                )?;
+                tx.commit()?;
+                Ok(TokenUpdate::Updated)
             })
             .await?;
-        if n == 0 {
-            return Ok(None);
+        match found {
+            TokenUpdate::Missing => return Ok(None),
+            TokenUpdate::RevokedByAdmin => return Err(AccountError::RevokedByAdmin),
+            TokenUpdate::Updated => {}
         }
         Ok(self
             .tokens(user)
@@ -830,11 +1059,22 @@ impl Accounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::login_limit::LoginLimits;
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_logins_share_one_password_check() {
-        let dir = tempfile::tempdir().unwrap();
-        let accounts = Arc::new(Accounts::new(ServerDb::open(dir.path()).unwrap()));
+    const CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    /// An account store in `dir` with `alice` (password `correct-horse`)
+    /// and login limits of `max_failures`.
+    async fn store(dir: &std::path::Path, max_failures: u32) -> Arc<Accounts> {
+        let limiter = LoginLimiter::new(LoginLimits {
+            max_failures,
+            max_failures_per_address: 10 * max_failures,
+            ..LoginLimits::default()
+        });
+        let accounts = Arc::new(Accounts::with_limiter(
+            ServerDb::open(dir).unwrap(),
+            limiter,
+        ));
         accounts
             .create(NewAccount {
                 name: "alice".into(),
@@ -845,13 +1085,22 @@ mod tests {
             })
             .await
             .unwrap();
+        accounts
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_logins_share_one_password_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let accounts = store(dir.path(), 1000).await;
         let many = |password: &'static str| {
             let accounts = accounts.clone();
             async move {
                 let tasks: Vec<_> = (0..50)
                     .map(|_| {
                         let a = accounts.clone();
-                        tokio::spawn(async move { a.verify("alice", password).await.unwrap() })
+                        tokio::spawn(
+                            async move { a.verify("alice", password, CLIENT).await.unwrap() },
+                        )
                     })
                     .collect();
                 let mut found = Vec::new();
@@ -879,5 +1128,179 @@ mod tests {
             .unwrap();
         assert!(many("battery-staple").await.into_iter().all(|ok| ok));
         assert!(many("correct-horse").await.into_iter().all(|ok| !ok));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_guesses_are_counted_before_they_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let accounts = store(dir.path(), 10).await;
+        let tasks: Vec<_> = (0..100)
+            .map(|i| {
+                let a = accounts.clone();
+                tokio::spawn(async move { a.verify("alice", &format!("guess-{i}"), CLIENT).await })
+            })
+            .collect();
+        let (mut wrong, mut limited) = (0, 0);
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(None) => wrong += 1,
+                Err(AccountError::TooManyFailures { .. }) => limited += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!((wrong, limited), (10, 90));
+        assert_eq!(accounts.password_checks(), 10);
+        // Locked now, even with the right password, which is not checked.
+        let e = accounts.verify("alice", "correct-horse", CLIENT).await;
+        assert!(
+            matches!(e, Err(AccountError::TooManyFailures { .. })),
+            "{e:?}"
+        );
+        assert_eq!(accounts.password_checks(), 10);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unknown_and_inactive_users_cost_a_check_and_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let accounts = store(dir.path(), 2).await;
+        assert!(
+            accounts
+                .verify("nobody", "x", CLIENT)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(accounts.password_checks(), 1);
+        accounts
+            .update("alice", None, None, Some(false))
+            .await
+            .unwrap();
+        let right = accounts.verify("alice", "correct-horse", CLIENT).await;
+        assert!(right.unwrap().is_none(), "inactive");
+        assert_eq!(accounts.password_checks(), 2);
+        // Unknown users are limited like known ones.
+        assert!(
+            accounts
+                .verify("nobody", "y", CLIENT)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let e = accounts.verify("nobody", "z", CLIENT).await;
+        assert!(
+            matches!(e, Err(AccountError::TooManyFailures { .. })),
+            "{e:?}"
+        );
+        assert!(
+            !accounts
+                .check_password("nobody2", "x", CLIENT)
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_right_password_gives_its_slot_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let accounts = store(dir.path(), 3).await;
+        for _ in 0..2 {
+            assert!(
+                accounts
+                    .verify("alice", "bad", CLIENT)
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+            let (_, how) = accounts
+                .verify("alice", "correct-horse", CLIENT)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(how, Credential::Password);
+            assert!(
+                accounts
+                    .check_password("alice", "correct-horse", CLIENT)
+                    .await
+                    .unwrap()
+            );
+        }
+        // Two failures only, each reset by a success: still not locked.
+        for _ in 0..2 {
+            assert!(
+                !accounts
+                    .check_password("alice", "bad", CLIENT)
+                    .await
+                    .unwrap()
+            );
+        }
+        assert!(
+            accounts
+                .verify("alice", "correct-horse", CLIENT)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[tokio::test]
+    async fn only_an_admin_re_enables_what_an_admin_revoked() {
+        let dir = tempfile::tempdir().unwrap();
+        let accounts = store(dir.path(), 10).await;
+        let (token, secret) = accounts.create_token("alice", "ci").await.unwrap();
+        let h = token.hashed_token.as_str();
+        let (_, how) = accounts
+            .verify("alice", secret.expose(), CLIENT)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(how, Credential::Token);
+        let set = |active: bool, by_admin: bool| {
+            let accounts = accounts.clone();
+            let h = h.to_string();
+            async move {
+                accounts
+                    .update_token("alice", &h, None, Some(active), by_admin)
+                    .await
+            }
+        };
+        // Revoked and re-enabled by the user: fine.
+        assert!(!set(false, false).await.unwrap().unwrap().is_active);
+        assert!(set(true, false).await.unwrap().unwrap().is_active);
+        // Revoked by an administrator: the user cannot undo it, not even
+        // by revoking it again first; relabelling is still allowed.
+        set(false, true).await.unwrap();
+        assert!(matches!(
+            set(true, false).await,
+            Err(AccountError::RevokedByAdmin)
+        ));
+        set(false, false).await.unwrap();
+        assert!(matches!(
+            set(true, false).await,
+            Err(AccountError::RevokedByAdmin)
+        ));
+        let relabelled = accounts
+            .update_token("alice", h, Some("old".into()), None, false)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!relabelled.is_active);
+        assert!(
+            accounts
+                .verify("alice", secret.expose(), CLIENT)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // An administrator can; after that the user's own rules apply again.
+        assert!(set(true, true).await.unwrap().unwrap().is_active);
+        set(false, false).await.unwrap();
+        assert!(set(true, false).await.unwrap().unwrap().is_active);
+        assert!(
+            accounts
+                .update_token("alice", "nope", None, Some(true), false)
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! [`authenticate`] turns an `Authorization: Basic` header (password or
 //! access token) into a [`Caller`], refusing (`429`) a user and address
-//! that failed too often (see `login_limit`). [`access_level`] decides a
-//! caller's level on one repository:
+//! that failed too often (see `login_limit`); [`credentials`] also says
+//! which kind of secret matched, for the few actions a token may not take.
+//! [`access_level`] decides a caller's level on one repository:
 //!
 //! - a server admin has `admin` everywhere;
 //! - a user has `admin` on repositories in the namespace named after them
@@ -15,7 +16,6 @@
 //! `error.rs`; this module only decides.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant};
 
 use axum::extract::ConnectInfo;
 
@@ -25,12 +25,13 @@ use base64::Engine;
 use mirror_core::RepositoryName;
 use mirror_core::store::Visibility;
 
-use crate::accounts::{AccessLevel, Account, AccountError, Accounts};
+use crate::accounts::{AccessLevel, Account, AccountError, Accounts, Credential};
 
 /// The realm of the `WWW-Authenticate: Basic` challenge.
 pub const REALM: &str = "regmirror";
 
-/// The `WWW-Authenticate` header value sent with every 401.
+/// The `WWW-Authenticate` header value of a `/v2` 401 (`/api/v0` sends
+/// none, so browsers never prompt for credentials and cache them).
 pub fn challenge() -> String {
     format!("Basic realm=\"{REALM}\"")
 }
@@ -68,14 +69,8 @@ pub enum AuthFailure {
     /// Unknown user, wrong password or token, or inactive account.
     #[error("invalid username or password")]
     BadCredentials,
-    /// Too many failed logins of this user from this address (or from
-    /// this address): refused without checking the credentials.
-    #[error("too many failed logins; try again in {} s", retry_after.as_secs())]
-    RateLimited {
-        /// Until the client may try again.
-        retry_after: Duration,
-    },
-    /// The account store failed.
+    /// The account store refused to check (too many failed logins, too
+    /// many checks under way) or failed.
     #[error(transparent)]
     Store(#[from] AccountError),
 }
@@ -102,8 +97,21 @@ pub async fn authenticate(
     headers: &HeaderMap,
     client: IpAddr,
 ) -> Result<Caller, AuthFailure> {
+    Ok(match credentials(accounts, headers, client).await? {
+        Some((account, _)) => Caller::User(account),
+        None => Caller::Anonymous,
+    })
+}
+
+/// Like [`authenticate`], with the kind of secret that matched: the
+/// account and [`Credential`], or `None` without an `Authorization` header.
+pub async fn credentials(
+    accounts: &Accounts,
+    headers: &HeaderMap,
+    client: IpAddr,
+) -> Result<Option<(Account, Credential)>, AuthFailure> {
     let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
-        return Ok(Caller::Anonymous);
+        return Ok(None);
     };
     let value = value
         .to_str()
@@ -124,34 +132,9 @@ pub async fn authenticate(
     let (user, secret) = decoded.split_once(':').ok_or(AuthFailure::Malformed(
         "credentials are not `user:password`",
     ))?;
-    let limiter = accounts.limiter();
-    if let Err(limited) = limiter.check(user, client, Instant::now()) {
-        return Err(AuthFailure::RateLimited {
-            retry_after: limited.retry_after,
-        });
-    }
-    match accounts.verify(user, secret).await? {
-        Some(account) => {
-            limiter.succeeded(user, client);
-            Ok(Caller::User(account))
-        }
-        None => {
-            record_failure(accounts, user, client);
-            Err(AuthFailure::BadCredentials)
-        }
-    }
-}
-
-/// Counts a failed login (or a wrong `oldPassword`) of `user` from `client`.
-pub fn record_failure(accounts: &Accounts, user: &str, client: IpAddr) {
-    if accounts.limiter().failed(user, client, Instant::now()) {
-        let limits = accounts.limiter().limits();
-        tracing::warn!(
-            user = %user.chars().take(64).collect::<String>(),
-            %client,
-            window_secs = limits.window.as_secs(),
-            "too many failed logins: refusing this user (or address) for the rest of the window"
-        );
+    match accounts.verify(user, secret, client).await? {
+        Some(found) => Ok(Some(found)),
+        None => Err(AuthFailure::BadCredentials),
     }
 }
 

@@ -4,9 +4,16 @@
 //!
 //! TOML keys are the flag names: `listen`, `data_dir` (or `data-dir`),
 //! `admin_password`, `worker_concurrency`, and for blob pushes
-//! `max_uploads` (sessions open at once) and `upload_timeout_secs` (idle
-//! time before a session is canceled). The admin password is not a flag
-//! on purpose: command lines are visible to every local user.
+//! `max_uploads` (sessions open at once), `max_uploads_per_account` (of
+//! those, how many one account may hold; default a quarter of
+//! `max_uploads`, at most 16) and `upload_timeout_secs` (idle time before
+//! a session is canceled). The admin password is not a flag on purpose:
+//! command lines are visible to every local user.
+//!
+//! Against slow clients: `header_read_timeout_secs`
+//! (`MIRROR_HEADER_READ_TIMEOUT_SECS`, default 30): a client must send a
+//! request's head within it, and a keep-alive connection idle for that long
+//! is closed (see `serve`).
 //!
 //! Against server-side request forgery (see `mirror_core::remote::RemoteGuard`):
 //! `remote_hosts_allow` (a list of host patterns such as
@@ -16,6 +23,13 @@
 //! similar addresses, checked on resolved addresses and redirects, except
 //! hosts the allow-list names exactly; `MIRROR_FORBID_PRIVATE_REMOTES`).
 //! Both are off by default.
+//!
+//! Against hostile or broken remotes, a `[remote_limits]` table (see
+//! `mirror_core::remote::RemoteLimits`): `request_timeout_secs` (a request
+//! other than a blob download, body included; default 120),
+//! `max_token_bytes` (1 MiB), `max_tag_page_bytes` (16 MiB), `max_tags` (per
+//! listing, 200000), `min_transfer_rate` (bytes/s a blob transfer must keep
+//! over `low_speed_window_secs`; 10240 over 60).
 //!
 //! Behind a reverse proxy: `trusted_proxies` (addresses or networks such as
 //! `10.0.0.5`, `10.0.0.0/8`; `MIRROR_TRUSTED_PROXIES`, comma-separated):
@@ -29,10 +43,11 @@ use std::time::Duration;
 
 use clap::Parser;
 use mirror_core::Secret;
-use mirror_core::remote::RemoteGuard;
+use mirror_core::remote::{RemoteGuard, RemoteLimits};
 use serde::Deserialize;
 
 use crate::client_ip::TrustedProxies;
+use crate::serve::ConnectionLimits;
 use crate::uploads::UploadLimits;
 
 /// Default listen address.
@@ -86,6 +101,10 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub trusted_proxies: Option<Vec<String>>,
+    /// Seconds a client may take to send a request's head (and a
+    /// keep-alive connection may sit idle) before it is closed [default: 30].
+    #[arg(long, env = "MIRROR_HEADER_READ_TIMEOUT_SECS", value_name = "SECS")]
+    pub header_read_timeout_secs: Option<u64>,
 }
 
 /// The TOML file.
@@ -101,6 +120,8 @@ struct FileConfig {
     worker_concurrency: Option<usize>,
     #[serde(alias = "max-uploads")]
     max_uploads: Option<usize>,
+    #[serde(alias = "max-uploads-per-account")]
+    max_uploads_per_account: Option<usize>,
     #[serde(alias = "upload-timeout-secs")]
     upload_timeout_secs: Option<u64>,
     #[serde(alias = "remote-hosts-allow")]
@@ -109,6 +130,87 @@ struct FileConfig {
     forbid_private_remotes: Option<bool>,
     #[serde(alias = "trusted-proxies")]
     trusted_proxies: Option<Vec<String>>,
+    #[serde(alias = "header-read-timeout-secs")]
+    header_read_timeout_secs: Option<u64>,
+    #[serde(alias = "remote-limits")]
+    remote_limits: Option<RemoteLimitsFile>,
+}
+
+/// The `[remote_limits]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoteLimitsFile {
+    request_timeout_secs: Option<u64>,
+    max_token_bytes: Option<u64>,
+    max_tag_page_bytes: Option<u64>,
+    max_tags: Option<usize>,
+    min_transfer_rate: Option<u64>,
+    low_speed_window_secs: Option<u64>,
+}
+
+impl RemoteLimitsFile {
+    /// `defaults` with the values the file sets, each checked.
+    fn apply(self, mut limits: RemoteLimits) -> Result<RemoteLimits, ConfigError> {
+        fn ranged<T: PartialOrd + std::fmt::Display + Copy>(
+            key: &'static str,
+            value: Option<T>,
+            min: T,
+            max: T,
+        ) -> Result<Option<T>, ConfigError> {
+            match value {
+                Some(v) if v < min || v > max => Err(ConfigError::Invalid {
+                    key,
+                    reason: format!("must be between {min} and {max}"),
+                }),
+                v => Ok(v),
+            }
+        }
+        const GIB: u64 = 1024 * 1024 * 1024;
+        if let Some(s) = ranged(
+            "remote_limits.request_timeout_secs",
+            self.request_timeout_secs,
+            1,
+            86_400,
+        )? {
+            limits.request_timeout = Duration::from_secs(s);
+        }
+        if let Some(n) = ranged(
+            "remote_limits.max_token_bytes",
+            self.max_token_bytes,
+            1024,
+            GIB,
+        )? {
+            limits.max_token_bytes = n;
+        }
+        if let Some(n) = ranged(
+            "remote_limits.max_tag_page_bytes",
+            self.max_tag_page_bytes,
+            1024,
+            GIB,
+        )? {
+            limits.max_tag_page_bytes = n;
+        }
+        if let Some(n) = ranged("remote_limits.max_tags", self.max_tags, 1, 100_000_000)? {
+            limits.max_tags = n;
+        }
+        if let Some(n) = ranged(
+            "remote_limits.min_transfer_rate",
+            self.min_transfer_rate,
+            0,
+            GIB,
+        )? {
+            limits.min_transfer_rate = n;
+        }
+        if let Some(s) = ranged(
+            "remote_limits.low_speed_window_secs",
+            self.low_speed_window_secs,
+            1,
+            86_400,
+        )? {
+            limits.low_speed_window = Duration::from_secs(s);
+        }
+        Ok(limits)
+    }
 }
 
 /// The resolved settings of a server.
@@ -125,10 +227,15 @@ pub struct Config {
     pub worker_concurrency: usize,
     /// How long open connections may take to finish after a shutdown signal.
     pub shutdown_grace: Duration,
-    /// Blob upload sessions: how many at once, how long one may sit idle.
+    /// Blob upload sessions: how many at once (in all, and per account),
+    /// how long one may sit idle.
     pub uploads: UploadLimits,
+    /// How long a connection may take to send a request's head.
+    pub connections: ConnectionLimits,
     /// Which remote hosts policies may reach (default: any).
     pub remote_guard: RemoteGuard,
+    /// What a remote can make the server hold or wait for.
+    pub remote_limits: RemoteLimits,
     /// Peers whose `X-Forwarded-For` is believed (default: none).
     pub trusted_proxies: TrustedProxies,
 }
@@ -143,7 +250,9 @@ impl Config {
             worker_concurrency: 2,
             shutdown_grace: Duration::from_secs(10),
             uploads: UploadLimits::default(),
+            connections: ConnectionLimits::default(),
             remote_guard: RemoteGuard::default(),
+            remote_limits: RemoteLimits::default(),
             trusted_proxies: TrustedProxies::default(),
         }
     }
@@ -190,6 +299,19 @@ impl Config {
                 });
             }
             config.uploads.max_sessions = n;
+            config.uploads.max_per_account = UploadLimits::default_per_account(n);
+        }
+        if let Some(n) = file.max_uploads_per_account {
+            if n == 0 || n > config.uploads.max_sessions {
+                return Err(ConfigError::Invalid {
+                    key: "max_uploads_per_account",
+                    reason: format!(
+                        "must be between 1 and max_uploads ({})",
+                        config.uploads.max_sessions
+                    ),
+                });
+            }
+            config.uploads.max_per_account = n;
         }
         if let Some(secs) = file.upload_timeout_secs {
             if secs == 0 || secs > 7 * 24 * 3600 {
@@ -199,6 +321,18 @@ impl Config {
                 });
             }
             config.uploads.idle_timeout = Duration::from_secs(secs);
+        }
+        if let Some(secs) = cli
+            .header_read_timeout_secs
+            .or(file.header_read_timeout_secs)
+        {
+            if secs == 0 || secs > 3600 {
+                return Err(ConfigError::Invalid {
+                    key: "header_read_timeout_secs",
+                    reason: "must be between 1 and 3600".into(),
+                });
+            }
+            config.connections.header_read_timeout = Duration::from_secs(secs);
         }
         let allow: Vec<String> = cli
             .remote_hosts_allow
@@ -216,6 +350,9 @@ impl Config {
                 key: "remote_hosts_allow",
                 reason: e.to_string(),
             })?;
+        if let Some(limits) = file.remote_limits {
+            config.remote_limits = limits.apply(config.remote_limits)?;
+        }
         config.trusted_proxies = TrustedProxies::parse(
             &cli.trusted_proxies
                 .or(file.trusted_proxies)
@@ -377,6 +514,39 @@ mod tests {
             e.to_string().contains("trusted_proxies") && e.to_string().contains("\"proxy\""),
             "{e}"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn upload_and_connection_limits() {
+        let dir = std::env::temp_dir().join(format!("regmirror-limits-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        let f = file.to_str().unwrap();
+        let c = Config::resolve(cli(&[]), None).unwrap();
+        assert_eq!(
+            (c.uploads.max_sessions, c.uploads.max_per_account),
+            (128, 16)
+        );
+        assert_eq!(c.connections.header_read_timeout, Duration::from_secs(30));
+        std::fs::write(&file, "max_uploads = 20\nheader_read_timeout_secs = 5\n").unwrap();
+        let c = Config::resolve(cli(&["--config", f]), None).unwrap();
+        assert_eq!(c.uploads.max_per_account, 5, "a quarter");
+        assert_eq!(c.connections.header_read_timeout, Duration::from_secs(5));
+        let c = Config::resolve(
+            cli(&["--config", f, "--header-read-timeout-secs", "7"]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.connections.header_read_timeout, Duration::from_secs(7));
+        std::fs::write(&file, "max_uploads = 20\nmax_uploads_per_account = 20\n").unwrap();
+        let c = Config::resolve(cli(&["--config", f]), None).unwrap();
+        assert_eq!(c.uploads.max_per_account, 20);
+        std::fs::write(&file, "max_uploads = 20\nmax_uploads_per_account = 21\n").unwrap();
+        let e = Config::resolve(cli(&["--config", f]), None).unwrap_err();
+        assert!(e.to_string().contains("max_uploads_per_account"), "{e}");
+        let e = Config::resolve(cli(&["--header-read-timeout-secs", "0"]), None).unwrap_err();
+        assert!(e.to_string().contains("header_read_timeout_secs"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

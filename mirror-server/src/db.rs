@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     label TEXT NOT NULL,
     is_active INTEGER NOT NULL,
     created_at TEXT NOT NULL,
-    last_used TEXT
+    last_used TEXT,
+    revoked_by_admin INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS repo_access (
     username TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
@@ -53,6 +54,33 @@ CREATE TABLE IF NOT EXISTS crons (
     updated_at TEXT NOT NULL
 );
 ";
+
+/// Columns added after a table was first created: `(table, column,
+/// definition)`. `CREATE TABLE IF NOT EXISTS` leaves an existing table
+/// alone, so [`upgrade`] adds these where they are missing.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[(
+    "api_tokens",
+    "revoked_by_admin",
+    "INTEGER NOT NULL DEFAULT 0",
+)];
+
+/// Adds the [`ADDED_COLUMNS`] a database made by an older version lacks.
+/// Idempotent.
+fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
+    for (table, column, definition) in ADDED_COLUMNS {
+        let exists: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name=?2)",
+            [table, column],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+            ))?;
+        }
+    }
+    Ok(())
+}
 
 /// A failed database operation.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +122,7 @@ impl ServerDb {
             .map_err(err("configuring server.db"))?;
         conn.execute_batch(SCHEMA)
             .map_err(err("creating the server.db schema"))?;
+        upgrade(&conn).map_err(err("upgrading the server.db schema"))?;
         Ok(ServerDb {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -120,5 +149,33 @@ impl ServerDb {
             context,
             source: Box::new(e),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_of_an_older_version_is_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let old = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+            old.execute_batch(
+                "CREATE TABLE api_tokens (hashed_token TEXT PRIMARY KEY, username TEXT NOT NULL,
+                 label TEXT NOT NULL, is_active INTEGER NOT NULL, created_at TEXT NOT NULL,
+                 last_used TEXT);
+                 INSERT INTO api_tokens VALUES ('h', 'u', 'l', 0, 't', NULL);",
+            )
+            .unwrap();
+        }
+        for _ in 0..2 {
+            ServerDb::open(dir.path()).unwrap();
+        }
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        let revoked: bool = conn
+            .query_row("SELECT revoked_by_admin FROM api_tokens", [], |r| r.get(0))
+            .unwrap();
+        assert!(!revoked);
     }
 }

@@ -25,6 +25,11 @@ use crate::auth::{AuthFailure, challenge};
 use crate::db::DbError;
 use crate::scheduler::CronError;
 use crate::uploads::TooManyUploads;
+use std::time::Duration;
+
+/// `Retry-After` of a request refused because every password-check permit
+/// stayed taken.
+const BUSY_RETRY: Duration = Duration::from_secs(1);
 
 /// The `Docker-Distribution-API-Version` header every `/v2` response carries.
 pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
@@ -123,16 +128,33 @@ impl ApiError {
         ApiError::field("INVALID_PARAMETER", field, reason)
     }
 
-    /// 429 after too many failed logins, with `Retry-After`.
-    pub fn too_many_logins(retry_after: std::time::Duration) -> Self {
-        let secs = retry_after.as_secs().max(1);
-        let mut e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "TOO_MANY_REQUESTS",
-            format!("too many failed logins from this address; try again in {secs} s"),
-        );
-        e.retry_after = Some(secs);
+    /// 429 with `Retry-After` (at least a second).
+    pub fn too_many_requests(message: impl Into<String>, retry_after: Duration) -> Self {
+        let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS", message);
+        e.retry_after = Some(retry_after.as_secs().max(1));
         e
+    }
+
+    /// 415 for a request body that is not declared `application/json`.
+    pub fn unsupported_media_type(got: &str) -> Self {
+        ApiError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: "UNSUPPORTED_MEDIA_TYPE",
+            message: format!(
+                "request bodies must be sent with Content-Type: application/json, not {got:?}"
+            ),
+            detail: json!({"field": "Content-Type", "reason": "must be application/json"}),
+            retry_after: None,
+        }
+    }
+
+    /// 403 for a request a browser sent on behalf of another site.
+    pub fn foreign_origin(origin: &str) -> Self {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "FOREIGN_ORIGIN",
+            format!("requests from another site ({origin}) may not change anything here"),
+        )
     }
 
     /// 401 without (valid) credentials.
@@ -298,6 +320,11 @@ impl From<AccountError> for ApiError {
                 format!("account {name:?} already exists"),
             ),
             AccountError::NoSuchAccount { name } => ApiError::no_such_account(&name),
+            e @ AccountError::TooManyFailures { retry_after } => {
+                ApiError::too_many_requests(e.to_string(), retry_after)
+            }
+            e @ AccountError::Busy => ApiError::too_many_requests(e.to_string(), BUSY_RETRY),
+            e @ AccountError::RevokedByAdmin => ApiError::not_authorized(e.to_string()),
             e @ (AccountError::Hash(_) | AccountError::Db(_)) => ApiError::internal(&e),
         }
     }
@@ -323,12 +350,14 @@ impl From<AuthFailure> for ApiError {
     fn from(err: AuthFailure) -> Self {
         match err {
             AuthFailure::Store(e) => e.into(),
-            AuthFailure::RateLimited { retry_after } => ApiError::too_many_logins(retry_after),
             e => ApiError::not_authenticated(e.to_string()),
         }
     }
 }
 
+/// No `WWW-Authenticate` on a 401: a challenge makes browsers prompt for
+/// credentials and then attach them to any request, also one another site
+/// makes them send. API clients send credentials without being asked.
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = (
@@ -336,12 +365,6 @@ impl IntoResponse for ApiError {
             axum::Json(body(self.code, &self.message, &self.detail)),
         )
             .into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_str(&challenge()).expect("ASCII"),
-            );
-        }
         if let Some(secs) = self.retry_after {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -634,7 +657,21 @@ impl From<TooManyUploads> for RegistryError {
 
 impl From<AccountError> for RegistryError {
     fn from(err: AccountError) -> Self {
-        RegistryError::internal(&err)
+        let retry_after = match &err {
+            AccountError::TooManyFailures { retry_after } => *retry_after,
+            AccountError::Busy => BUSY_RETRY,
+            _ => return RegistryError::internal(&err),
+        };
+        RegistryError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOOMANYREQUESTS",
+            "too many requests",
+            json!({"reason": err.to_string()}),
+        )
+        .with_header(
+            header::RETRY_AFTER,
+            retry_after.as_secs().max(1).to_string(),
+        )
     }
 }
 
@@ -642,16 +679,6 @@ impl From<AuthFailure> for RegistryError {
     fn from(err: AuthFailure) -> Self {
         match err {
             AuthFailure::Store(e) => e.into(),
-            AuthFailure::RateLimited { retry_after } => {
-                let secs = retry_after.as_secs().max(1);
-                RegistryError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "TOOMANYREQUESTS",
-                    "too many requests",
-                    json!({"reason": format!("too many failed logins from this address; try again in {secs} s")}),
-                )
-                .with_header(header::RETRY_AFTER, secs.to_string())
-            }
             e => RegistryError::unauthorized(e.to_string()),
         }
     }

@@ -14,6 +14,7 @@
 //! - [`auth`] and [`accounts`]: who calls and what they may do.
 //! - [`db`]: `server.db`, the server's own SQLite file.
 //! - [`uploads`]: blob pushes in progress, kept between requests.
+//! - [`serve`]: the accept loop, with its limits on slow clients.
 //!
 //! Everything about mirroring itself lives in mirror-core; this crate only
 //! speaks HTTP, authenticates and schedules.
@@ -28,7 +29,9 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod login_limit;
+pub mod read_access;
 pub mod scheduler;
+pub mod serve;
 pub mod state;
 pub mod uploads;
 pub mod web;
@@ -76,9 +79,6 @@ pub enum ServerError {
     /// The default cron could not be created.
     #[error("cannot create the default cron: {0}")]
     Crons(#[from] CronError),
-    /// Serving failed.
-    #[error("serving HTTP failed: {0}")]
-    Serve(#[source] std::io::Error),
 }
 
 fn prepare_data_dir(dir: &std::path::Path) -> Result<(), ServerError> {
@@ -112,12 +112,16 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
     prepare_data_dir(&config.data_dir)?;
-    let mirror = Mirror::open_with(
+    let db = ServerDb::open(&config.data_dir)?;
+    let accounts = Arc::new(Accounts::new(db.clone()));
+    let mirror = Mirror::open_with_access(
         &config.data_dir,
         HttpSettings {
             guard: config.remote_guard.clone(),
+            limits: config.remote_limits.clone(),
             ..Default::default()
         },
+        Arc::new(read_access::AccountReadAccess::new(accounts.clone())),
     )?;
     if config.remote_guard.is_active() {
         let allow: Vec<String> = config
@@ -132,8 +136,6 @@ pub async fn run(
             "remote hosts restricted"
         );
     }
-    let db = ServerDb::open(&config.data_dir)?;
-    let accounts = Arc::new(Accounts::new(db.clone()));
     if let Some(generated) = accounts
         .bootstrap_admin(config.admin_password.as_ref())
         .await?
@@ -149,7 +151,7 @@ pub async fn run(
     let scheduler = Arc::new(Scheduler::new(db, mirror.clone()));
     scheduler.seed_default().await?;
 
-    // Background tasks stop on `shutdown`, and also when serving fails.
+    // Background tasks stop on `shutdown`.
     let background = shutdown.child_token();
     let tasks = TaskTracker::new();
     // Before serving: recovery deletes unfinished uploads, which must not
@@ -192,33 +194,16 @@ pub async fn run(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, data_dir = %config.data_dir.display(), "mirror-server listening");
     }
-    // No Nagle delay: small responses (manifests, HEADs, errors) would
-    // otherwise wait up to 40 ms for the client's delayed ACK.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |s: &mut tokio::net::TcpStream| {
-        if let Err(e) = s.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY: {e}");
-        }
-    });
-    // With the peer address, for the login limits.
-    let serve = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let grace = config.shutdown_grace;
-    let outcome = tokio::select! {
-        r = serve => r.map_err(ServerError::Serve),
-        _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+    tokio::select! {
+        () = serve::serve(listener, app, config.connections, shutdown.clone()) => {}
+        () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
             tracing::warn!("requests still open {grace:?} after shutdown began; closing them");
-            Ok(())
         }
-    };
-    if let Err(e) = &outcome {
-        tracing::error!("{e}; stopping");
     }
     background.cancel();
     tracing::info!("waiting for running jobs to stop");
     tasks.wait().await;
     tracing::info!("mirror-server stopped");
-    outcome
+    Ok(())
 }

@@ -13,6 +13,13 @@
 //! correct logins are never delayed: the check is a map lookup, with no
 //! sleep.
 //!
+//! An attempt is counted *before* its password is verified
+//! ([`LoginLimiter::reserve`]: check and count in one step, under one lock),
+//! so concurrent guesses cannot all pass the check before the first of them
+//! fails: at most `max_failures` of them are ever verified. A success (or an
+//! attempt that was not verified after all) gives its slot back
+//! ([`LoginLimiter::release`]).
+//!
 //! Memory is bounded: each map holds at most [`LoginLimits::max_entries`]
 //! keys (expired ones are dropped first, then the oldest unlocked one), and
 //! user names are truncated in keys.
@@ -137,6 +144,29 @@ fn record<K: Eq + Hash + Clone>(
     entry.count == limit
 }
 
+/// Whether the user and address of `key` are refused now, and for how long.
+fn refusal(
+    state: &State,
+    key: &(String, IpAddr),
+    now: Instant,
+    l: &LoginLimits,
+) -> Result<(), Limited> {
+    let by_user = state
+        .by_user
+        .get(key)
+        .and_then(|f| f.locked(now, l.window, l.max_failures));
+    let by_address = state
+        .by_address
+        .get(&key.1)
+        .and_then(|f| f.locked(now, l.window, l.max_failures_per_address));
+    match by_user.max(by_address) {
+        None => Ok(()),
+        Some(left) => Err(Limited {
+            retry_after: left.max(Duration::from_secs(1)),
+        }),
+    }
+}
+
 impl LoginLimiter {
     /// A limiter with `limits`.
     pub fn new(limits: LoginLimits) -> Self {
@@ -153,36 +183,22 @@ impl LoginLimiter {
 
     /// Whether `user` may try to log in from `addr` now.
     pub fn check(&self, user: &str, addr: IpAddr, now: Instant) -> Result<(), Limited> {
-        let l = &self.limits;
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let by_user = state
-            .by_user
-            .get(&(user_key(user), addr))
-            .and_then(|f| f.locked(now, l.window, l.max_failures));
-        let by_address = state
-            .by_address
-            .get(&addr)
-            .and_then(|f| f.locked(now, l.window, l.max_failures_per_address));
-        match by_user.max(by_address) {
-            None => Ok(()),
-            Some(left) => Err(Limited {
-                retry_after: left.max(Duration::from_secs(1)),
-            }),
-        }
+        refusal(&state, &(user_key(user), addr), now, &self.limits)
     }
 
-    /// Records a failed login. Returns whether it locked `user` (or the
-    /// whole address) out, so the caller can log that once.
-    pub fn failed(&self, user: &str, addr: IpAddr, now: Instant) -> bool {
+    /// Counts an attempt of `user` from `addr` before its password is
+    /// verified, unless they are refused now: check and count happen under
+    /// one lock, so concurrent attempts cannot all pass the check. Returns
+    /// whether this attempt reached a limit (so the caller can log that
+    /// once). A correct password gives the slot back with [`Self::release`]
+    /// and resets the user's count with [`Self::succeeded`].
+    pub fn reserve(&self, user: &str, addr: IpAddr, now: Instant) -> Result<bool, Limited> {
         let l = self.limits;
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let user_locked = record(
-            &mut state.by_user,
-            (user_key(user), addr),
-            now,
-            &l,
-            l.max_failures,
-        );
+        let key = (user_key(user), addr);
+        refusal(&state, &key, now, &l)?;
+        let user_locked = record(&mut state.by_user, key, now, &l, l.max_failures);
         let address_locked = record(
             &mut state.by_address,
             addr,
@@ -190,7 +206,20 @@ impl LoginLimiter {
             &l,
             l.max_failures_per_address,
         );
-        user_locked || address_locked
+        Ok(user_locked || address_locked)
+    }
+
+    /// Gives back a slot [`Self::reserve`] took, for an attempt that turned
+    /// out not to be a failure (the password was right, or it was never
+    /// verified).
+    pub fn release(&self, user: &str, addr: IpAddr) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = state.by_user.get_mut(&(user_key(user), addr)) {
+            f.count = f.count.saturating_sub(1);
+        }
+        if let Some(f) = state.by_address.get_mut(&addr) {
+            f.count = f.count.saturating_sub(1);
+        }
     }
 
     /// Records a successful login: `user`'s failures from `addr` are
@@ -216,6 +245,11 @@ mod tests {
     const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1));
     const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
 
+    /// A failed attempt that must not be refused: whether it locked.
+    fn failed(l: &LoginLimiter, user: &str, addr: IpAddr, now: Instant) -> bool {
+        l.reserve(user, addr, now).expect("not refused")
+    }
+
     fn limiter() -> LoginLimiter {
         LoginLimiter::new(LoginLimits {
             max_failures: 3,
@@ -229,10 +263,10 @@ mod tests {
     fn locks_one_user_on_one_address_for_the_window() {
         let l = limiter();
         let t0 = Instant::now();
-        assert!(!l.failed("alice", A, t0));
-        assert!(!l.failed("alice", A, t0 + Duration::from_secs(1)));
+        assert!(!failed(&l, "alice", A, t0));
+        assert!(!failed(&l, "alice", A, t0 + Duration::from_secs(1)));
         assert!(l.check("alice", A, t0 + Duration::from_secs(2)).is_ok());
-        assert!(l.failed("alice", A, t0 + Duration::from_secs(2)));
+        assert!(failed(&l, "alice", A, t0 + Duration::from_secs(2)));
         let e = l
             .check("alice", A, t0 + Duration::from_secs(10))
             .unwrap_err();
@@ -242,7 +276,7 @@ mod tests {
         assert!(l.check("alice", B, t0).is_ok());
         // The window ends.
         assert!(l.check("alice", A, t0 + Duration::from_secs(60)).is_ok());
-        assert!(!l.failed("alice", A, t0 + Duration::from_secs(61)));
+        assert!(!failed(&l, "alice", A, t0 + Duration::from_secs(61)));
         assert!(l.check("alice", A, t0 + Duration::from_secs(61)).is_ok());
     }
 
@@ -250,13 +284,13 @@ mod tests {
     fn success_resets_and_retry_after_is_at_least_a_second() {
         let l = limiter();
         let t0 = Instant::now();
-        l.failed("alice", A, t0);
-        l.failed("alice", A, t0);
+        failed(&l, "alice", A, t0);
+        failed(&l, "alice", A, t0);
         l.succeeded("alice", A);
-        l.failed("alice", A, t0);
-        l.failed("alice", A, t0);
+        failed(&l, "alice", A, t0);
+        failed(&l, "alice", A, t0);
         assert!(l.check("alice", A, t0).is_ok());
-        l.failed("alice", A, t0);
+        failed(&l, "alice", A, t0);
         let e = l
             .check("alice", A, t0 + Duration::from_millis(59_900))
             .unwrap_err();
@@ -268,9 +302,9 @@ mod tests {
         let l = limiter();
         let t0 = Instant::now();
         for u in ["a", "b", "c", "d"] {
-            assert!(!l.failed(u, A, t0));
+            assert!(!failed(&l, u, A, t0));
         }
-        assert!(l.failed("e", A, t0));
+        assert!(failed(&l, "e", A, t0));
         assert!(l.check("f", A, t0).is_err());
         assert!(l.check("f", B, t0).is_ok());
     }
@@ -281,18 +315,60 @@ mod tests {
         let t0 = Instant::now();
         for i in 0..1000u32 {
             let addr = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
-            l.failed(&format!("user{i}{}", "x".repeat(1000)), addr, t0);
+            failed(&l, &format!("user{i}{}", "x".repeat(1000)), addr, t0);
         }
         assert_eq!(l.entries(), (4, 4));
         // A locked entry survives eviction by newcomers.
         let l = limiter();
         for _ in 0..3 {
-            l.failed("alice", A, t0);
+            failed(&l, "alice", A, t0);
         }
         for i in 0..10u32 {
-            l.failed(&format!("u{i}"), B, t0 + Duration::from_secs(1));
+            let _ = l.reserve(&format!("u{i}"), B, t0 + Duration::from_secs(1));
         }
         assert!(l.check("alice", A, t0 + Duration::from_secs(2)).is_err());
+    }
+
+    #[test]
+    fn concurrent_attempts_cannot_pass_the_check_together() {
+        let l = std::sync::Arc::new(limiter());
+        let t0 = Instant::now();
+        let threads: Vec<_> = (0..50)
+            .map(|_| {
+                let l = l.clone();
+                std::thread::spawn(move || l.reserve("alice", A, t0).is_ok())
+            })
+            .collect();
+        let admitted = threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .filter(|ok| *ok)
+            .count();
+        assert_eq!(admitted, 3, "max_failures attempts, not more");
+        assert!(l.check("alice", A, t0).is_err());
+    }
+
+    #[test]
+    fn release_gives_the_slot_back() {
+        let l = limiter();
+        let t0 = Instant::now();
+        failed(&l, "alice", A, t0);
+        failed(&l, "alice", A, t0);
+        // Verified and right (or never verified): not a failure.
+        l.reserve("alice", A, t0).unwrap();
+        l.release("alice", A);
+        assert!(l.check("alice", A, t0).is_ok());
+        assert!(failed(&l, "alice", A, t0), "the third failure locks");
+        // The address's count over all users went back too: 4 more
+        // failures of others from A before it is locked (limit 5).
+        let l = limiter();
+        for _ in 0..10 {
+            l.reserve("bob", A, t0).unwrap();
+            l.release("bob", A);
+        }
+        for u in ["a", "b", "c", "d"] {
+            assert!(!failed(&l, u, A, t0));
+        }
     }
 
     #[test]

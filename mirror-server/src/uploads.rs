@@ -9,7 +9,9 @@
 //! their files.
 //!
 //! Bounds: at most [`UploadLimits::max_sessions`] at once (each writer
-//! holds a write buffer), and a session idle for longer than
+//! holds a write buffer), at most [`UploadLimits::max_per_account`] of
+//! them opened by one account (so one user cannot take every slot), and a
+//! session idle for longer than
 //! [`UploadLimits::idle_timeout`] is canceled by [`UploadSessions::run_sweeper`],
 //! which also cancels every session on shutdown.
 //!
@@ -28,14 +30,26 @@ use tokio_util::sync::CancellationToken;
 pub struct UploadLimits {
     /// Sessions open at once; more are refused until some finish or expire.
     pub max_sessions: usize,
+    /// Sessions one account may have open at once.
+    pub max_per_account: usize,
     /// A session without a request for this long is canceled.
     pub idle_timeout: Duration,
 }
 
+impl UploadLimits {
+    /// The per-account limit that goes with `max_sessions` when none is
+    /// set: a quarter of it, at most 16 (and at least 1).
+    pub fn default_per_account(max_sessions: usize) -> usize {
+        (max_sessions / 4).clamp(1, 16)
+    }
+}
+
 impl Default for UploadLimits {
     fn default() -> Self {
+        let max_sessions = 128;
         UploadLimits {
-            max_sessions: 128,
+            max_sessions,
+            max_per_account: UploadLimits::default_per_account(max_sessions),
             idle_timeout: Duration::from_secs(600),
         }
     }
@@ -65,16 +79,37 @@ pub type SessionHandle = Arc<tokio::sync::Mutex<Session>>;
 
 /// Why a session cannot be opened.
 #[derive(Debug, thiserror::Error)]
-#[error("{open} blob uploads are open, the most this server allows; finish or cancel some")]
-pub struct TooManyUploads {
-    /// How many are open.
-    pub open: usize,
+pub enum TooManyUploads {
+    /// The server holds as many as it allows.
+    #[error(
+        "{open} blob uploads are open, the most this server allows (max_uploads); finish or cancel some"
+    )]
+    Server {
+        /// How many are open.
+        open: usize,
+    },
+    /// The account holds as many as one account may.
+    #[error(
+        "this account has {open} blob uploads open, the most one account may (max_uploads_per_account); finish or cancel some"
+    )]
+    Account {
+        /// How many of the account's are open.
+        open: usize,
+    },
+}
+
+/// An open session and the account that opened it (readable without
+/// locking the session, which a request may hold for long).
+struct Entry {
+    /// The account that opened it (counted against its limit).
+    owner: String,
+    handle: SessionHandle,
 }
 
 /// The open upload sessions.
 pub struct UploadSessions {
     limits: UploadLimits,
-    sessions: Mutex<HashMap<String, SessionHandle>>,
+    sessions: Mutex<HashMap<String, Entry>>,
 }
 
 impl UploadSessions {
@@ -86,18 +121,29 @@ impl UploadSessions {
         }
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionHandle>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Opens a session for `repo` around `writer`; returns its ID. When the
-    /// table is full, idle sessions are expired first.
+    /// Why `owner` cannot open one more session in `map`, if so.
+    fn refusal(&self, map: &HashMap<String, Entry>, owner: &str) -> Option<TooManyUploads> {
+        if map.len() >= self.limits.max_sessions {
+            return Some(TooManyUploads::Server { open: map.len() });
+        }
+        let mine = map.values().filter(|e| e.owner == owner).count();
+        (mine >= self.limits.max_per_account).then_some(TooManyUploads::Account { open: mine })
+    }
+
+    /// Opens a session for `repo` around `writer`, for the account
+    /// `owner`; returns its ID. When a limit is reached, idle sessions are
+    /// expired first.
     pub async fn open(
         &self,
         repo: RepositoryName,
+        owner: &str,
         writer: Box<dyn BlobWriter>,
     ) -> Result<String, TooManyUploads> {
-        if self.len() >= self.limits.max_sessions {
+        if self.refusal(&self.map(), owner).is_some() {
             self.expire_idle().await;
         }
         let id = uuid::Uuid::new_v4().to_string();
@@ -107,22 +153,29 @@ impl UploadSessions {
             last_used: Instant::now(),
         };
         let mut map = self.map();
-        if map.len() >= self.limits.max_sessions {
+        if let Some(refused) = self.refusal(&map, owner) {
             // `session` (and its writer) drops here, which removes its file.
-            return Err(TooManyUploads { open: map.len() });
+            return Err(refused);
         }
-        map.insert(id.clone(), Arc::new(tokio::sync::Mutex::new(session)));
+        let handle = Arc::new(tokio::sync::Mutex::new(session));
+        map.insert(
+            id.clone(),
+            Entry {
+                owner: owner.to_string(),
+                handle,
+            },
+        );
         Ok(id)
     }
 
     /// The session `id`, if open.
     pub fn get(&self, id: &str) -> Option<SessionHandle> {
-        self.map().get(id).cloned()
+        self.map().get(id).map(|e| e.handle.clone())
     }
 
     /// Forgets the session `id` (after a commit or cancel took its writer).
     pub fn remove(&self, id: &str) -> Option<SessionHandle> {
-        self.map().remove(id)
+        self.map().remove(id).map(|e| e.handle)
     }
 
     /// Sessions open now.
@@ -142,8 +195,8 @@ impl UploadSessions {
         let mut expired = Vec::new();
         {
             let mut map = self.map();
-            map.retain(|_, handle| {
-                let Ok(mut session) = handle.try_lock() else {
+            map.retain(|_, entry| {
+                let Ok(mut session) = entry.handle.try_lock() else {
                     return true;
                 };
                 if now.duration_since(session.last_used) < self.limits.idle_timeout {
@@ -167,7 +220,7 @@ impl UploadSessions {
 
     /// Cancels every session (on shutdown); waits for sessions in use.
     pub async fn cancel_all(&self) {
-        let handles: Vec<SessionHandle> = self.map().drain().map(|(_, h)| h).collect();
+        let handles: Vec<SessionHandle> = self.map().drain().map(|(_, e)| e.handle).collect();
         for handle in handles {
             if let Some(writer) = handle.lock().await.writer.take() {
                 let _ = writer.cancel().await;
@@ -212,19 +265,20 @@ mod tests {
         let files = || std::fs::read_dir(&uploads_dir).unwrap().count();
         let sessions = UploadSessions::new(UploadLimits {
             max_sessions: 2,
+            max_per_account: 2,
             idle_timeout: Duration::from_millis(100),
         });
         let a = sessions
-            .open(repo(), blobs.writer().await.unwrap())
+            .open(repo(), "alice", blobs.writer().await.unwrap())
             .await
             .unwrap();
         sessions
-            .open(repo(), blobs.writer().await.unwrap())
+            .open(repo(), "alice", blobs.writer().await.unwrap())
             .await
             .unwrap();
         assert!(
             sessions
-                .open(repo(), blobs.writer().await.unwrap())
+                .open(repo(), "alice", blobs.writer().await.unwrap())
                 .await
                 .is_err()
         );
@@ -240,16 +294,48 @@ mod tests {
         // Full again: opening expires the idle one first.
         tokio::time::sleep(Duration::from_millis(150)).await;
         sessions
-            .open(repo(), blobs.writer().await.unwrap())
+            .open(repo(), "alice", blobs.writer().await.unwrap())
             .await
             .unwrap();
         sessions
-            .open(repo(), blobs.writer().await.unwrap())
+            .open(repo(), "alice", blobs.writer().await.unwrap())
             .await
             .unwrap();
         assert!(handle.lock().await.writer.is_none(), "expired writer kept");
         sessions.cancel_all().await;
         assert!(sessions.is_empty());
         assert_eq!(files(), 0, "canceled uploads left files");
+    }
+
+    #[tokio::test]
+    async fn one_account_cannot_take_every_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = FsBlobStore::open(dir.path(), FsOptions { durable: false }).unwrap();
+        let sessions = UploadSessions::new(UploadLimits {
+            max_sessions: 4,
+            max_per_account: 2,
+            idle_timeout: Duration::from_secs(600),
+        });
+        let open = |owner: &'static str| {
+            let (sessions, blobs) = (&sessions, &blobs);
+            async move {
+                sessions
+                    .open(repo(), owner, blobs.writer().await.unwrap())
+                    .await
+            }
+        };
+        let a = open("alice").await.unwrap();
+        open("alice").await.unwrap();
+        let e = open("alice").await.unwrap_err();
+        assert!(matches!(e, TooManyUploads::Account { open: 2 }), "{e}");
+        assert!(e.to_string().contains("max_uploads_per_account"), "{e}");
+        open("bob").await.unwrap();
+        open("bob").await.unwrap();
+        let e = open("carol").await.unwrap_err();
+        assert!(matches!(e, TooManyUploads::Server { open: 4 }), "{e}");
+        // A finished session frees the account's slot.
+        sessions.remove(&a);
+        open("alice").await.unwrap();
+        sessions.cancel_all().await;
     }
 }

@@ -447,16 +447,52 @@ async fn wiremock_429_then_success() {
     );
 }
 
+/// Two polls of one policy never overlap, and the second does not claim
+/// `done` before the policy is up to date: it waits for the first, then
+/// polls itself.
 #[tokio::test]
-async fn two_polls_of_one_policy_never_overlap() {
+async fn a_poll_of_a_busy_policy_waits_for_it_then_polls_itself() {
     let s = setup(&[layer(2 * 1024 * 1024, 4)]).await;
-    let (_first, run) = poll_into_stalled_blob(&s).await;
-    let second = s.m.poll(&s.policy_id).await.unwrap();
-    let log = log_text(&s.m, &second.id).await;
-    assert!(log.contains("skipped: another job is polling it"), "{log}");
+    let (first_id, run) = poll_into_stalled_blob(&s).await;
+    let m = s.m.clone();
+    let pid = s.policy_id.clone();
+    let second = tokio::spawn(async move { m.poll(&pid).await.unwrap() });
+    let second_id = loop {
+        let jobs = s.m.jobs(&Default::default()).await.unwrap();
+        if let Some(j) = jobs.iter().find(|j| j.id != first_id) {
+            break j.id.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        s.m.job(&second_id).await.unwrap().status,
+        JobStatus::Running
+    );
+    assert!(
+        !second.is_finished(),
+        "the second poll must wait, not finish"
+    );
     s.reg.faults().stall_blobs.store(false, Ordering::SeqCst);
     let first = run.await.unwrap().unwrap();
     assert_eq!(first.status, JobStatus::Done);
+    let second = tokio::time::timeout(Duration::from_secs(30), second)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.status, JobStatus::Done);
+    let log = log_text(&s.m, &second.id).await;
+    assert!(
+        log.contains(&format!(
+            "is being polled by job {first_id}: waiting for it to finish"
+        )),
+        "{log}"
+    );
+    assert!(log.contains(&format!("job {first_id} finished")), "{log}");
+    assert!(
+        log.contains("1 unchanged"),
+        "the second poll ran after the first: {log}"
+    );
     assert_eq!(s.tag_digest().await.as_ref(), Some(&s.digest));
 }
 

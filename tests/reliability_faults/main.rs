@@ -1021,12 +1021,12 @@ async fn a_restarted_engine_recovers_its_own_jobs_at_once_and_leaves_others_alon
     let now = chrono::Utc::now();
     let policies = &m.stores().policies;
     policies
-        .claim_job(&own_id, Some(&mine.id), now)
+        .claim_job(&own_id, Some(&mine.id), now, None)
         .await
         .unwrap()
         .unwrap();
     policies
-        .claim_job("0123456789ab", Some(&theirs.id), now)
+        .claim_job("0123456789ab", Some(&theirs.id), now, None)
         .await
         .unwrap()
         .unwrap();

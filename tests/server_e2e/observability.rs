@@ -136,16 +136,7 @@ async fn metrics_and_followed_logs() {
     assert_eq!(s, StatusCode::FORBIDDEN);
 
     // One job polls both policies; its log is followed from the start.
-    let (s, job) = server
-        .call(
-            Method::POST,
-            "/api/v0/jobs",
-            ADMIN,
-            Some(json!({"action": "poll_mirror"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::ACCEPTED, "{job}");
-    let id = job["id"].as_str().unwrap();
+    let id = &server.submit_poll(None).await;
     let started = Instant::now();
     let (lines, status_at_first) =
         follow(&server, &format!("/api/v0/jobs/{id}/logs?stream=true")).await;

@@ -176,32 +176,103 @@ impl TestServer {
         assert_eq!(s, StatusCode::CREATED, "{b}");
     }
 
-    /// Waits for a job to finish; panics with its log unless it is `done`.
-    pub async fn wait_done(&self, job_id: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(120);
+    /// Waits (at most `within`) until a job is no longer `waiting` or
+    /// `running`; its status (the last one seen, if it never ended) and its
+    /// log lines.
+    pub async fn job_outcome(&self, job_id: &str, within: Duration) -> (String, Vec<String>) {
+        let deadline = Instant::now() + within;
         loop {
             let (s, job) = self
                 .call(Method::GET, &format!("/api/v0/jobs/{job_id}"), ADMIN, None)
                 .await;
             assert_eq!(s, StatusCode::OK, "{job}");
-            match job["status"].as_str().unwrap() {
-                "done" => return job,
-                "waiting" | "running" if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(100)).await
-                }
-                other => {
-                    let (_, logs) = self
-                        .call(
-                            Method::GET,
-                            &format!("/api/v0/jobs/{job_id}/logs"),
-                            ADMIN,
-                            None,
-                        )
-                        .await;
-                    panic!("job {job_id} is {other}; log: {logs:#}");
-                }
+            let status = job["status"].as_str().unwrap().to_string();
+            if matches!(status.as_str(), "waiting" | "running") && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
             }
+            let (_, logs) = self
+                .call(
+                    Method::GET,
+                    &format!("/api/v0/jobs/{job_id}/logs"),
+                    ADMIN,
+                    None,
+                )
+                .await;
+            let lines = logs
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|l| l["data"].as_str().unwrap_or_default().to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            return (status, lines);
         }
+    }
+
+    /// Waits for a job to finish; panics with its log unless it is `done`.
+    pub async fn wait_done(&self, job_id: &str) -> Value {
+        let (status, log) = self.job_outcome(job_id, Duration::from_secs(120)).await;
+        assert_eq!(status, "done", "job {job_id}; log: {log:#?}");
+        self.call(Method::GET, &format!("/api/v0/jobs/{job_id}"), ADMIN, None)
+            .await
+            .1
+    }
+
+    /// Creates a policy on `repo` as `creds` with `query` (such as
+    /// `?initialEvaluation=true`); the response's status, body and
+    /// `X-Job-ID`.
+    pub async fn post_policy(
+        &self,
+        repo: &str,
+        creds: Creds<'_>,
+        query: &str,
+        body: Value,
+    ) -> (StatusCode, Value, Option<String>) {
+        let resp = self
+            .request(
+                Method::POST,
+                &format!("/api/v0/repositories/{repo}/pollMirroringPolicies{query}"),
+                creds,
+            )
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let job = resp
+            .headers()
+            .get("x-job-id")
+            .map(|v| v.to_str().unwrap().to_string());
+        (status, resp.json().await.unwrap_or(Value::Null), job)
+    }
+
+    /// Creates a poll mirroring policy on `repo` as `creds` with "Save &
+    /// Apply"; the ID of the job it started.
+    #[allow(dead_code)] // used by tests/security
+    pub async fn apply_policy(&self, creds: Creds<'_>, repo: &str, form: Value) -> String {
+        let (status, body, job) = self
+            .post_policy(repo, creds, "?initialEvaluation=true", form)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        job.expect("Save & Apply answers the job's ID in X-Job-ID")
+    }
+
+    /// Submits a `poll_mirror` job as admin (of one policy, or of all);
+    /// its ID.
+    pub async fn submit_poll(&self, policy_id: Option<&str>) -> String {
+        let body = match policy_id {
+            Some(id) => {
+                serde_json::json!({"action": "poll_mirror", "parameters": {"policyID": id}})
+            }
+            None => serde_json::json!({"action": "poll_mirror"}),
+        };
+        let (s, b) = self
+            .call(Method::POST, "/api/v0/jobs", ADMIN, Some(body))
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+        b["id"].as_str().unwrap().to_string()
     }
 
     /// Stops the server and checks it shut down cleanly.

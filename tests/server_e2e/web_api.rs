@@ -154,33 +154,6 @@ fn find<'a>(list: &'a [(String, Value)], name: &str) -> &'a Value {
         .1
 }
 
-/// Creates a policy on `repo` as `creds` with `query`; the response's
-/// status, body and `X-Job-ID`.
-async fn create_policy(
-    server: &TestServer,
-    repo: &str,
-    creds: Creds<'_>,
-    query: &str,
-    body: Value,
-) -> (StatusCode, Value, Option<String>) {
-    let resp = server
-        .request(
-            Method::POST,
-            &format!("/api/v0/repositories/{repo}/pollMirroringPolicies{query}"),
-            creds,
-        )
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let job = resp
-        .headers()
-        .get("x-job-id")
-        .map(|v| v.to_str().unwrap().to_string());
-    (status, resp.json().await.unwrap(), job)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repositories_and_tags_carry_what_the_page_shows() {
     let up = Registry::plain().await;
@@ -219,14 +192,14 @@ async fn repositories_and_tags_carry_what_the_page_shows() {
     assert_eq!(app["accessLevel"], "admin", "{app}");
 
     // Save & Apply as a server admin: the job is in X-Job-ID.
-    let (s, policy, job) = create_policy(
-        &server,
-        "mirrors/app",
-        ADMIN,
-        "?initialEvaluation=true",
-        json!({"remoteHost": up.url(), "remoteRepository": "team/app"}),
-    )
-    .await;
+    let (s, policy, job) = server
+        .post_policy(
+            "mirrors/app",
+            ADMIN,
+            "?initialEvaluation=true",
+            json!({"remoteHost": up.url(), "remoteRepository": "team/app"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{policy}");
     let job = server
         .wait_done(&job.expect("Save & Apply returns the job in X-Job-ID"))
@@ -365,28 +338,25 @@ async fn save_and_apply_starts_a_job_its_repository_admin_follows() {
 
     // Without an explicit initialEvaluation=true, or for a disabled
     // policy, nothing starts.
-    let (s, b, job) = create_policy(&server, "mirrors/big", CAROL, "", remote.clone()).await;
+    let (s, b, job) = server
+        .post_policy("mirrors/big", CAROL, "", remote.clone())
+        .await;
     assert_eq!((s, job), (StatusCode::CREATED, None), "{b}");
     assert_eq!(b["initialEvaluation"], true, "{b}");
-    let (s, b, job) = create_policy(
-        &server,
-        "mirrors/big",
-        CAROL,
-        "?initialEvaluation=false",
-        remote.clone(),
-    )
-    .await;
+    let (s, b, job) = server
+        .post_policy(
+            "mirrors/big",
+            CAROL,
+            "?initialEvaluation=false",
+            remote.clone(),
+        )
+        .await;
     assert_eq!((s, job), (StatusCode::CREATED, None), "{b}");
     let mut disabled = remote.clone();
     disabled["enabled"] = json!(false);
-    let (s, b, job) = create_policy(
-        &server,
-        "mirrors/big",
-        CAROL,
-        "?initialEvaluation=true",
-        disabled,
-    )
-    .await;
+    let (s, b, job) = server
+        .post_policy("mirrors/big", CAROL, "?initialEvaluation=true", disabled)
+        .await;
     assert_eq!((s, job), (StatusCode::CREATED, None), "{b}");
     for p in server
         .call(
@@ -412,7 +382,7 @@ async fn save_and_apply_starts_a_job_its_repository_admin_follows() {
     // `initialEvaluation` in the body.
     let mut body = remote.clone();
     body["initialEvaluation"] = json!(true);
-    let (s, policy, job) = create_policy(&server, "mirrors/big", CAROL, "", body).await;
+    let (s, policy, job) = server.post_policy("mirrors/big", CAROL, "", body).await;
     assert_eq!(s, StatusCode::CREATED, "{policy}");
     let id = job.expect("X-Job-ID");
 
@@ -504,14 +474,14 @@ async fn save_and_apply_starts_a_job_its_repository_admin_follows() {
 
     // A job of another repository's policy, or of every policy, stays
     // hidden from her; she may cancel her repository's.
-    let (_, other, _) = create_policy(
-        &server,
-        "mirrors/other",
-        ADMIN,
-        "?initialEvaluation=false",
-        remote.clone(),
-    )
-    .await;
+    let (_, other, _) = server
+        .post_policy(
+            "mirrors/other",
+            ADMIN,
+            "?initialEvaluation=false",
+            remote.clone(),
+        )
+        .await;
     let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     let submit = |parameters: Value| {
         server.call(

@@ -260,19 +260,31 @@ async fn job_queue_conformance(store: &dyn PolicyStore) {
         store.insert_job(j).await.unwrap();
     }
     let now = chrono::Utc::now();
-    let claimed = store.claim_job("w1", None, now).await.unwrap().unwrap();
+    let claimed = store
+        .claim_job("w1", None, now, None)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(claimed.id, old.id, "oldest due job first");
     assert_eq!(claimed.status, JobStatus::Running);
     assert_eq!(claimed.worker_id, "w1");
-    let claimed2 = store.claim_job("w2", None, now).await.unwrap().unwrap();
+    let claimed2 = store
+        .claim_job("w2", None, now, None)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(claimed2.id, new.id);
     assert!(
-        store.claim_job("w3", None, now).await.unwrap().is_none(),
+        store
+            .claim_job("w3", None, now, None)
+            .await
+            .unwrap()
+            .is_none(),
         "future job claimed"
     );
     assert!(
         store
-            .claim_job("w3", Some(&old.id), now)
+            .claim_job("w3", Some(&old.id), now, None)
             .await
             .unwrap()
             .is_none(),

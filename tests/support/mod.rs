@@ -23,6 +23,7 @@
 pub mod certs;
 pub mod data;
 pub mod fault_proxy;
+pub mod hostile;
 pub mod images;
 pub mod registry;
 pub mod store_checks;

@@ -142,10 +142,12 @@ describe('web interface', { concurrency: false }, () => {
   });
 
   test('a refused login never opens the browser\'s own login dialog', async () => {
-    // The API answers 401 with `WWW-Authenticate: Basic`, which makes
-    // browsers prompt for credentials on ordinary requests. The page's
-    // requests use `credentials: 'omit'`, so Chromium must not even ask.
-    // Fetch.authRequired (CDP) fires exactly when it would ask.
+    // A 401 with `WWW-Authenticate: Basic` makes browsers prompt for
+    // credentials (and then send them with any request, also one another
+    // site makes). `/api/v0` sends no challenge, only `/v2` does (for
+    // docker), and the page's requests use `credentials: 'omit'` besides,
+    // so Chromium must not even ask. Fetch.authRequired (CDP) fires
+    // exactly when it would ask.
     const probe = await browser.context.newPage();
     const cdp = await browser.context.newCDPSession(probe);
     const challenged = [];
@@ -155,14 +157,20 @@ describe('web interface', { concurrency: false }, () => {
       cdp.send('Fetch.continueWithAuth', { requestId: e.requestId, authChallengeResponse: { response: 'CancelAuth' } }).catch(() => {});
     });
     await probe.goto(`${server.url}/`);
-    await cdp.send('Fetch.enable', { handleAuthRequests: true, patterns: [{ urlPattern: '*/api/v0/*' }] });
+    await cdp.send('Fetch.enable', {
+      handleAuthRequests: true,
+      patterns: [{ urlPattern: '*/api/v0/*' }, { urlPattern: '*/v2/*' }],
+    });
 
-    // Control: a request that allows credentials is challenged.
-    const status = await probe.evaluate(async () => (await fetch('api/v0/repositories', {
-      headers: { Authorization: `Basic ${btoa('admin:wrong')}` },
-    })).status);
+    // Control: `/v2` challenges a request that allows credentials...
+    const wrong = { headers: { Authorization: `Basic ${btoa('admin:wrong')}` } };
+    const status = await probe.evaluate(async (init) => (await fetch('v2/', init)).status, wrong);
     assert.equal(status, 401);
     assert.equal(challenged.length, 1, 'the control request is challenged');
+    // ...`/api/v0` does not, even when credentials are allowed.
+    const apiStatus = await probe.evaluate(async (init) => (await fetch('api/v0/repositories', init)).status, wrong);
+    assert.equal(apiStatus, 401);
+    assert.equal(challenged.length, 1, 'an /api/v0 401 is not challenged');
 
     await probe.getByLabel('Username').fill(ADMIN.user);
     await probe.getByLabel('Password or access token').fill('still-wrong');

@@ -18,7 +18,8 @@ pub enum BlobOutcome {
     Copied(u64),
 }
 
-/// Copies the blob `desc` of `repo` into the store unless it is there.
+/// Copies the blob `desc` of `repo` into the store unless it is there and
+/// [`crate::access::ReuseGate::may_link`] allows linking it as is.
 ///
 /// Memory is bounded by the store writer's batch: each chunk is handed to
 /// the writer before the next is read. A failed or truncated transfer
@@ -41,8 +42,11 @@ pub async fn copy_blob(
         what: what.clone(),
         source,
     };
+    // Stored bytes are reused only where the policy's owner may already
+    // read them; otherwise the remote must prove it has them.
     if let Some(size) = ctx.blobs.stat(&desc.digest).await.map_err(store_err)?
         && size == desc.size
+        && ctx.reuse.may_link(&desc.digest).await.map_err(store_err)?
     {
         Progress::add(&ctx.progress.blobs_reused, 1);
         return Ok(BlobOutcome::Reused);
@@ -58,6 +62,7 @@ pub async fn copy_blob(
         let written = writer.written();
         let mismatch = match writer.commit(&desc.digest, Some(desc.size)).await {
             Ok(()) => {
+                ctx.reuse.verified(&desc.digest);
                 Progress::add(&ctx.progress.blobs_copied, 1);
                 return Ok(BlobOutcome::Copied(written));
             }

@@ -22,7 +22,8 @@ const BLOB_FANOUT: usize = 16;
 ///
 /// Returns the manifest records to publish, children first. The manifest
 /// bytes are stored exactly as served, so digests are preserved. A manifest
-/// the store already holds is read locally instead of fetched.
+/// the store already holds is read locally instead of fetched when
+/// `ctx.reuse` allows linking it.
 pub async fn copy_tree(
     ctx: &CopyContext,
     remote: &dyn RemoteRegistry,
@@ -41,17 +42,29 @@ async fn fetch_manifest(
     digest: &Digest,
     media_type_hint: Option<&str>,
 ) -> Result<(Bytes, Option<String>, bool), CopyError> {
-    // Absent (or unreadable) locally: fetch it.
-    if let Ok(bytes) = ctx.blobs.read_small(digest, MAX_MANIFEST_SIZE).await {
-        return Ok((bytes, media_type_hint.map(str::to_string), false));
-    }
-    let m = remote
-        .get_manifest(repo, &digest.to_string())
+    // Stored and linkable by this poll: read it locally. Otherwise (absent,
+    // unreadable, or held only where the owner may not read) fetch it, so
+    // the remote proves it has these bytes.
+    let linkable = ctx
+        .reuse
+        .may_link(digest)
         .await
-        .map_err(|source| CopyError::Remote {
-            context: format!("manifest {repo}@{digest}"),
+        .map_err(|source| CopyError::Store {
+            what: format!("manifest {digest}"),
             source,
         })?;
+    if linkable && let Ok(bytes) = ctx.blobs.read_small(digest, MAX_MANIFEST_SIZE).await {
+        return Ok((bytes, media_type_hint.map(str::to_string), false));
+    }
+    let reference = digest.to_string();
+    let fetched = tokio::select! {
+        m = remote.get_manifest(repo, &reference) => m,
+        _ = ctx.cancel.cancelled() => return Err(CopyError::Canceled),
+    };
+    let m = fetched.map_err(|source| CopyError::Remote {
+        context: format!("manifest {repo}@{digest}"),
+        source,
+    })?;
     Ok((m.bytes, m.content_type, true))
 }
 
@@ -134,6 +147,7 @@ fn copy_manifest<'a>(
                     source,
                 })?;
             Progress::add(&ctx.progress.bytes_copied, len);
+            ctx.reuse.verified(digest);
         }
         records.push(ManifestRecord::from_manifest(
             digest.clone(),

@@ -150,4 +150,6 @@ pub struct CopyContext {
     pub cancel: CancellationToken,
     /// Counters.
     pub progress: Arc<Progress>,
+    /// Which stored digests may be linked without downloading them.
+    pub reuse: Arc<crate::access::ReuseGate>,
 }

@@ -279,6 +279,71 @@ impl RemoteGuard {
         Ok(())
     }
 
+    /// [`RemoteGuard::check_url`], then, for a name that the allow-list
+    /// exempts from `forbid_private` only on *other* ports, the addresses it
+    /// resolves to. (The resolver sees names, not ports, so it exempts such
+    /// a name on every port: `localhost:5000` in the list must not open
+    /// `localhost:22`.)
+    pub async fn check_url_resolved(&self, url: &Url) -> Result<(), HostRefused> {
+        self.check_url(url)?;
+        if !self.exempt_elsewhere(url) {
+            return Ok(());
+        }
+        let host = url.host_str().unwrap_or_default().to_string();
+        let port = url.port_or_known_default().unwrap_or(0);
+        let shown = format!("{host}:{port}");
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|e| HostRefused {
+                host: shown.clone(),
+                reason: format!("{host} cannot be resolved: {e}"),
+            })?
+            .collect();
+        for a in &addrs {
+            if let Some(kind) = special_address(a.ip()) {
+                return Err(HostRefused {
+                    reason: format!(
+                        "{host} resolves to {}, a {kind} address, and remote_hosts_allow exempts {host} from forbid_private_remotes only on port {}, not {port}",
+                        a.ip(),
+                        self.exempt_ports(&host)
+                    ),
+                    host: shown,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `url` names a host (by name) that the allow-list names
+    /// exactly, but only with ports other than the URL's, while
+    /// `forbid_private` is on.
+    fn exempt_elsewhere(&self, url: &Url) -> bool {
+        let Some(Host::Domain(d)) = url.host() else {
+            return false;
+        };
+        if !self.forbid_private {
+            return false;
+        }
+        let name = d.trim_end_matches('.').to_ascii_lowercase();
+        let port = url.port_or_known_default();
+        let mut named = self
+            .allow
+            .iter()
+            .filter(|p| !p.wildcard && p.host == name)
+            .peekable();
+        named.peek().is_some() && named.all(|p| p.port.is_some() && p.port != port)
+    }
+
+    /// The ports the allow-list names `host` with, for messages.
+    fn exempt_ports(&self, host: &str) -> String {
+        self.allow
+            .iter()
+            .filter(|p| !p.wildcard && p.host == host)
+            .filter_map(|p| p.port.map(|n| n.to_string()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Checks what `name` resolved to: with `forbid_private`, every address
     /// must be public (unless the allow-list names `name` exactly).
     pub fn check_resolved(&self, name: &str, addrs: &[SocketAddr]) -> Result<(), HostRefused> {
@@ -423,6 +488,17 @@ impl Resolve for GuardedResolver {
 pub(crate) fn redirect_policy(guard: RemoteGuard) -> reqwest::redirect::Policy {
     let default = reqwest::redirect::Policy::default();
     reqwest::redirect::Policy::custom(move |attempt| match guard.check_url(attempt.url()) {
+        // Resolving here would block: a redirect to a host exempt only on
+        // other ports is refused outright.
+        Ok(()) if guard.exempt_elsewhere(attempt.url()) => {
+            let host = attempt.url().host_str().unwrap_or_default().to_string();
+            attempt.error(HostRefused {
+                reason: format!(
+                    "the remote redirected to {host} on a port that remote_hosts_allow does not exempt from forbid_private_remotes"
+                ),
+                host,
+            })
+        }
         Ok(()) => default.redirect(attempt),
         Err(mut refused) => {
             refused.reason = format!(
@@ -577,5 +653,46 @@ mod tests {
         assert!(refused.reason.contains("loopback"), "{}", refused.reason);
         let open = GuardedResolver::new(RemoteGuard::default());
         assert!(open.resolve("localhost".parse().unwrap()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_exemption_with_a_port_exempts_that_port_only() {
+        let g = RemoteGuard::new(["localhost:16010", "*"], true).unwrap();
+        assert!(
+            g.check_url_resolved(&url("http://localhost:16010"))
+                .await
+                .is_ok()
+        );
+        for other in [
+            "http://localhost:16011",
+            "http://localhost:22",
+            "http://localhost",
+        ] {
+            let e = g.check_url_resolved(&url(other)).await.unwrap_err();
+            assert!(
+                e.reason.contains("only on port 16010"),
+                "{other}: {}",
+                e.reason
+            );
+        }
+        // IP literals were already checked with their port.
+        let g = RemoteGuard::new(["127.0.0.1:16010", "*"], true).unwrap();
+        assert!(
+            g.check_url_resolved(&url("http://127.0.0.1:16010"))
+                .await
+                .is_ok()
+        );
+        assert!(
+            g.check_url_resolved(&url("http://127.0.0.1:16011"))
+                .await
+                .is_err()
+        );
+        // Without a port, the name is exempt on every port.
+        let g = RemoteGuard::new(["localhost", "*"], true).unwrap();
+        assert!(
+            g.check_url_resolved(&url("http://localhost:22"))
+                .await
+                .is_ok()
+        );
     }
 }

@@ -31,14 +31,50 @@ const TAG_PAGE_SIZE: usize = 1000;
 /// Hard cap on tag pages, against a registry whose `Link` loops.
 const MAX_TAG_PAGES: usize = 10_000;
 
+/// What a remote can make this client hold or wait for. Every body read
+/// into memory is capped; blob bodies are streamed, and must keep a minimum
+/// rate instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteLimits {
+    /// Longest time one request other than a blob download may take, the
+    /// body included: a remote that drips its answer is cut off.
+    pub request_timeout: Duration,
+    /// Largest token server answer.
+    pub max_token_bytes: u64,
+    /// Largest tag list page.
+    pub max_tag_page_bytes: u64,
+    /// Most tags one listing returns (over all pages).
+    pub max_tags: usize,
+    /// A blob transfer that receives fewer than `min_transfer_rate` bytes
+    /// per second over `low_speed_window` is abandoned (not resumed).
+    pub min_transfer_rate: u64,
+    /// The window over which `min_transfer_rate` is measured.
+    pub low_speed_window: Duration,
+}
+
+impl Default for RemoteLimits {
+    fn default() -> Self {
+        RemoteLimits {
+            request_timeout: Duration::from_secs(120),
+            max_token_bytes: 1024 * 1024,
+            max_tag_page_bytes: 16 * 1024 * 1024,
+            max_tags: 200_000,
+            min_transfer_rate: 10 * 1024,
+            low_speed_window: Duration::from_secs(60),
+        }
+    }
+}
+
 /// Network settings shared by every remote client.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     /// Time allowed to open a connection.
     pub connect_timeout: Duration,
     /// Longest silence while reading a response before it counts as a
-    /// stalled transfer (bodies themselves have no total timeout).
+    /// stalled transfer.
     pub idle_timeout: Duration,
+    /// Caps on bodies, tags, request time and transfer rate.
+    pub limits: RemoteLimits,
     /// Retries of transient failures.
     pub retry: RetryPolicy,
     /// Idle connections kept per host (HEAD pipelines reuse them).
@@ -56,6 +92,7 @@ impl Default for HttpSettings {
         HttpSettings {
             connect_timeout: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(60),
+            limits: RemoteLimits::default(),
             retry: RetryPolicy::default(),
             pool_per_host: 32,
             user_agent: concat!("regmirror/", env!("CARGO_PKG_VERSION")).to_string(),
@@ -73,9 +110,28 @@ pub struct HttpConnector {
     pub settings: HttpSettings,
 }
 
+/// Time limits of an interactive check (see
+/// [`RemoteConnector::connect_interactive`]).
+const INTERACTIVE_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const INTERACTIVE_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl RemoteConnector for HttpConnector {
     fn connect(&self, endpoint: &RemoteEndpoint) -> Result<Arc<dyn RemoteRegistry>, RemoteError> {
         Ok(Arc::new(HttpRemote::new(endpoint, &self.settings)?))
+    }
+
+    fn connect_interactive(
+        &self,
+        endpoint: &RemoteEndpoint,
+    ) -> Result<Arc<dyn RemoteRegistry>, RemoteError> {
+        let mut settings = self.settings.clone();
+        settings.retry.max_retries = 0;
+        settings.connect_timeout = settings.connect_timeout.min(INTERACTIVE_CONNECT_TIMEOUT);
+        settings.limits.request_timeout = settings
+            .limits
+            .request_timeout
+            .min(INTERACTIVE_REQUEST_TIMEOUT);
+        Ok(Arc::new(HttpRemote::new(endpoint, &settings)?))
     }
 }
 
@@ -93,6 +149,7 @@ pub struct HttpRemote {
     /// Checked before every request (the resolver and redirect policy
     /// check the rest).
     guard: RemoteGuard,
+    limits: RemoteLimits,
 }
 
 impl std::fmt::Debug for HttpRemote {
@@ -160,6 +217,7 @@ impl HttpRemote {
             retry: settings.retry.clone(),
             metrics: settings.metrics.clone(),
             guard: settings.guard.clone(),
+            limits: settings.limits.clone(),
         })
     }
 
@@ -273,7 +331,7 @@ impl HttpRemote {
         let mut url = Url::parse(realm)
             .map_err(|e| fail(format!("token realm {realm:?} is not a URL: {e}")))?;
         // The realm comes from the remote: it must not lead inside either.
-        self.guard.check_url(&url).map_err(|mut r| {
+        self.guard.check_url_resolved(&url).await.map_err(|mut r| {
             r.reason = format!("the remote's token server: {}", r.reason);
             refused(r)
         })?;
@@ -290,7 +348,11 @@ impl HttpRemote {
             if let Some(h) = self.credentials.basic_header() {
                 req = req.header(header::AUTHORIZATION, h);
             }
-            let resp = match req.send().await {
+            let answer = tokio::time::timeout(self.limits.request_timeout, req.send()).await;
+            let Ok(answer) = answer else {
+                return Err(self.timed_out("the token server", &url));
+            };
+            let resp = match answer {
                 Ok(r) => r,
                 Err(e) if find_refusal(&e).is_some() => {
                     return Err(refused(find_refusal(&e).expect("checked")));
@@ -336,10 +398,15 @@ impl HttpRemote {
                     status.as_u16()
                 )));
             }
-            let body = resp
-                .bytes()
-                .await
-                .map_err(|e| fail(format!("reading the token: {}", error_chain(&e))))?;
+            let body = self
+                .read_capped(
+                    resp,
+                    &url,
+                    "the token server's answer",
+                    self.limits.max_token_bytes,
+                    "remote_limits.max_token_bytes",
+                )
+                .await?;
             let parsed: TokenResponse = serde_json::from_slice(&body)
                 .map_err(|e| fail(format!("the token server's answer is not valid JSON: {e}")))?;
             return parsed
@@ -359,8 +426,30 @@ impl HttpRemote {
         repo: &str,
         extra: &[(header::HeaderName, String)],
     ) -> Result<reqwest::Response, RemoteError> {
+        self.send_with(
+            method,
+            url,
+            scope,
+            repo,
+            extra,
+            Some(self.limits.request_timeout),
+        )
+        .await
+    }
+
+    /// [`HttpRemote::send`] with a total time limit per attempt (`None`:
+    /// only the idle timeout, for streamed blob bodies).
+    async fn send_with(
+        &self,
+        method: Method,
+        url: Url,
+        scope: &str,
+        repo: &str,
+        extra: &[(header::HeaderName, String)],
+        total: Option<Duration>,
+    ) -> Result<reqwest::Response, RemoteError> {
         // Every URL: the endpoint's, a `Link` page, an upload `Location`.
-        self.guard.check_url(&url).map_err(refused)?;
+        self.guard.check_url_resolved(&url).await.map_err(refused)?;
         let mut attempt: u32 = 0;
         let mut authenticated = false;
         loop {
@@ -376,7 +465,16 @@ impl HttpRemote {
                 v.set_sensitive(true);
                 req = req.header(header::AUTHORIZATION, v);
             }
-            let resp = match req.send().await {
+            let answer = match total {
+                Some(t) => tokio::time::timeout(t, req.send()).await,
+                None => Ok(req.send().await),
+            };
+            // The whole time allowed is spent: another attempt would let a
+            // dripping remote hold the poll that much longer.
+            let Ok(answer) = answer else {
+                return Err(self.timed_out("the registry", &url));
+            };
+            let resp = match answer {
                 Ok(r) => r,
                 Err(e) => {
                     let err = self.classify(&url, &e);
@@ -428,6 +526,58 @@ impl HttpRemote {
         }
     }
 
+    /// The error of a request that used up `request_timeout`.
+    fn timed_out(&self, who: &str, url: &Url) -> RemoteError {
+        RemoteError::LimitExceeded {
+            what: format!("{who} at {}", url_for_message(url)),
+            limit: format!(
+                "did not answer within {} s",
+                self.limits.request_timeout.as_secs()
+            ),
+            setting: "remote_limits.request_timeout_secs",
+        }
+    }
+
+    /// Reads a whole body of at most `max` bytes (checked against
+    /// `Content-Length` first, then as it arrives), within
+    /// `request_timeout`.
+    async fn read_capped(
+        &self,
+        resp: reqwest::Response,
+        url: &Url,
+        what: &str,
+        max: u64,
+        setting: &'static str,
+    ) -> Result<Vec<u8>, RemoteError> {
+        let over = |size: u64| RemoteError::LimitExceeded {
+            what: format!("{what} at {}", url_for_message(url)),
+            limit: format!(
+                "{} over the {} limit",
+                if size > max { "announced" } else { "read" },
+                human_bytes(max)
+            ),
+            setting,
+        };
+        if let Some(n) = resp.content_length().filter(|n| *n > max) {
+            return Err(over(n));
+        }
+        let read = async {
+            let mut body = Vec::new();
+            let mut stream = resp.bytes_stream();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| self.classify(url, &e))?;
+                if (body.len() + chunk.len()) as u64 > max {
+                    return Err(over(0));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(body)
+        };
+        tokio::time::timeout(self.limits.request_timeout, read)
+            .await
+            .unwrap_or_else(|_| Err(self.timed_out(what, url)))
+    }
+
     fn classify(&self, url: &Url, e: &reqwest::Error) -> RemoteError {
         if let Some(r) = find_refusal(e) {
             refused(r)
@@ -446,7 +596,7 @@ impl HttpRemote {
         } else if e.is_connect() {
             RemoteError::Unreachable {
                 host: self.host.clone(),
-                reason: error_chain(e),
+                reason: connect_cause(e),
             }
         } else {
             RemoteError::Transfer {
@@ -484,6 +634,28 @@ impl HttpRemote {
     }
 }
 
+/// A URL for a message: scheme, host, port and path, never a query (a
+/// remote's `Link` may carry anything there).
+fn url_for_message(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    let _ = u.set_password(None);
+    let _ = u.set_username("");
+    u.to_string()
+}
+
+/// `n` bytes in words: `1 MiB`, `512 KiB`, `100 bytes`.
+fn human_bytes(n: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if n >= MIB && n.is_multiple_of(MIB) {
+        format!("{} MiB", n / MIB)
+    } else if n >= 1024 && n.is_multiple_of(1024) {
+        format!("{} KiB", n / 1024)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
 fn refused(r: HostRefused) -> RemoteError {
     RemoteError::HostRefused {
         host: r.host,
@@ -498,17 +670,26 @@ fn pull_scope(repo: &RepositoryName) -> String {
 /// Longest error body read: the error JSON is small, and a remote must not
 /// make us buffer an endless one.
 const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Longest time spent reading an error body.
+const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The first OCI error of a response body, as `: CODE message` (the message
 /// cut at 300 characters), or empty when the body holds none.
 async fn read_error_body(mut resp: reqwest::Response) -> String {
-    let mut bytes = Vec::new();
-    while let Ok(Some(chunk)) = resp.chunk().await {
-        if bytes.len() + chunk.len() > MAX_ERROR_BODY {
-            return String::new();
+    let read = async {
+        let mut bytes = Vec::new();
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            if bytes.len() + chunk.len() > MAX_ERROR_BODY {
+                return None;
+            }
+            bytes.extend_from_slice(&chunk);
         }
-        bytes.extend_from_slice(&chunk);
-    }
+        Some(bytes)
+    };
+    // Only a detail for a message: not worth waiting on a slow remote.
+    let Ok(Some(bytes)) = tokio::time::timeout(ERROR_BODY_TIMEOUT, read).await else {
+        return String::new();
+    };
     #[derive(serde::Deserialize)]
     struct Envelope {
         errors: Vec<Item>,
@@ -527,6 +708,46 @@ async fn read_error_body(mut resp: reqwest::Response) -> String {
         }
         _ => String::new(),
     }
+}
+
+/// Why a connection could not be made, in plain words: "connection
+/// refused", "the host name cannot be resolved (...)", "timed out"; the
+/// whole error chain when it is something else.
+fn connect_cause(e: &reqwest::Error) -> String {
+    let chain = error_chain(e);
+    let lower = chain.to_ascii_lowercase();
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = src {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    return "connection refused (nothing listens on that port)".into();
+                }
+                std::io::ErrorKind::TimedOut => return "timed out while connecting".into(),
+                std::io::ErrorKind::ConnectionReset => {
+                    return "the connection was reset while connecting".into();
+                }
+                std::io::ErrorKind::HostUnreachable | std::io::ErrorKind::NetworkUnreachable => {
+                    return "no route to the host".into();
+                }
+                _ => {}
+            }
+        }
+        src = err.source();
+    }
+    if lower.contains("dns error") || lower.contains("failed to lookup address") {
+        let detail = chain
+            .rsplit(": ")
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        return format!("the host name cannot be resolved ({detail})");
+    }
+    if e.is_timeout() {
+        return "timed out while connecting".into();
+    }
+    chain
 }
 
 fn is_tls(e: &reqwest::Error) -> bool {
@@ -550,6 +771,54 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         src = s.source();
     }
     out
+}
+
+/// A blob body's low-speed limit: fewer than `rate` bytes per second over
+/// a `window` fails the transfer (as curl's `--speed-limit`), so a remote
+/// cannot hold a transfer open by dripping bytes just often enough to beat
+/// the idle timeout. Checked as chunks arrive; total silence is the idle
+/// timeout's job.
+struct LowSpeed {
+    rate: u64,
+    window: Duration,
+    what: String,
+    started: std::time::Instant,
+    bytes: u64,
+}
+
+impl LowSpeed {
+    fn new(rate: u64, window: Duration, what: String) -> Self {
+        LowSpeed {
+            rate,
+            window,
+            what,
+            started: std::time::Instant::now(),
+            bytes: 0,
+        }
+    }
+
+    fn received(&mut self, n: u64) -> Result<(), RemoteError> {
+        self.bytes += n;
+        let elapsed = self.started.elapsed();
+        if elapsed < self.window {
+            return Ok(());
+        }
+        if self.bytes < self.rate.saturating_mul(elapsed.as_secs()) {
+            return Err(RemoteError::LimitExceeded {
+                what: self.what.clone(),
+                limit: format!(
+                    "{} bytes in {} s, slower than {}/s",
+                    self.bytes,
+                    elapsed.as_secs(),
+                    human_bytes(self.rate)
+                ),
+                setting: "remote_limits.min_transfer_rate",
+            });
+        }
+        self.started = std::time::Instant::now();
+        self.bytes = 0;
+        Ok(())
+    }
 }
 
 fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
@@ -579,9 +848,15 @@ impl RemoteRegistry for HttpRemote {
         url.query_pairs_mut()
             .append_pair("n", &TAG_PAGE_SIZE.to_string());
         let mut tags: Vec<String> = Vec::new();
+        // Hashes, not URLs: a remote chooses how long its `Link`s are.
         let mut seen_urls = std::collections::HashSet::new();
+        let url_key = |u: &Url| {
+            use std::hash::{BuildHasher, BuildHasherDefault};
+            BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                .hash_one(u.as_str())
+        };
         for _ in 0..MAX_TAG_PAGES {
-            seen_urls.insert(url.to_string());
+            seen_urls.insert(url_key(&url));
             let resp = self
                 .send(Method::GET, url.clone(), &scope, repo.as_str(), &[])
                 .await?;
@@ -591,7 +866,15 @@ impl RemoteRegistry for HttpRemote {
                     .await);
             }
             let next = next_link(resp.headers(), &url);
-            let body = resp.bytes().await.map_err(|e| self.classify(&url, &e))?;
+            let body = self
+                .read_capped(
+                    resp,
+                    &url,
+                    &format!("the tag list of {repo}"),
+                    self.limits.max_tag_page_bytes,
+                    "remote_limits.max_tag_page_bytes",
+                )
+                .await?;
             #[derive(serde::Deserialize)]
             struct Page {
                 #[serde(default)]
@@ -603,8 +886,15 @@ impl RemoteRegistry for HttpRemote {
             })?;
             let before = tags.len();
             tags.extend(page.tags.unwrap_or_default());
+            if tags.len() > self.limits.max_tags {
+                return Err(RemoteError::LimitExceeded {
+                    what: format!("the tag list of {repo} at {}", url_for_message(&url)),
+                    limit: format!("more than {} tags", self.limits.max_tags),
+                    setting: "remote_limits.max_tags",
+                });
+            }
             match next {
-                Some(n) if !seen_urls.contains(n.as_str()) && tags.len() > before => url = n,
+                Some(n) if !seen_urls.contains(&url_key(&n)) && tags.len() > before => url = n,
                 _ => break,
             }
         }
@@ -676,18 +966,24 @@ impl RemoteRegistry for HttpRemote {
         }
         let content_type = header_str(resp.headers(), "content-type");
         let announced = header_str(resp.headers(), "docker-content-digest");
-        let mut body = Vec::new();
-        let mut stream = resp.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| self.classify(&url, &e))?;
-            if (body.len() + chunk.len()) as u64 > MAX_MANIFEST_SIZE {
-                return Err(RemoteError::ManifestTooLarge {
-                    what,
-                    size: (body.len() + chunk.len()) as u64,
-                });
+        let read = async {
+            let mut body = Vec::new();
+            let mut stream = resp.bytes_stream();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| self.classify(&url, &e))?;
+                if (body.len() + chunk.len()) as u64 > MAX_MANIFEST_SIZE {
+                    return Err(RemoteError::ManifestTooLarge {
+                        what: what.clone(),
+                        size: (body.len() + chunk.len()) as u64,
+                    });
+                }
+                body.extend_from_slice(&chunk);
             }
-            body.extend_from_slice(&chunk);
-        }
+            Ok(body)
+        };
+        let body = tokio::time::timeout(self.limits.request_timeout, read)
+            .await
+            .unwrap_or_else(|_| Err(self.timed_out("the registry", &url)))?;
         let digest = Digest::of(&body);
         // By digest, the bytes must hash to it; by tag, to what the registry announced.
         let expected = if reference.starts_with("sha256:") {
@@ -725,12 +1021,13 @@ impl RemoteRegistry for HttpRemote {
         let range = [(header::RANGE, format!("bytes={offset}-"))];
         let extra: &[_] = if offset > 0 { &range } else { &[] };
         let resp = self
-            .send(
+            .send_with(
                 Method::GET,
                 url.clone(),
                 &pull_scope(repo),
                 repo.as_str(),
                 extra,
+                None,
             )
             .await?;
         let status = resp.status();
@@ -754,11 +1051,18 @@ impl RemoteRegistry for HttpRemote {
             resp.content_length()
         };
         let u = url.to_string();
+        let mut watch = LowSpeed::new(
+            self.limits.min_transfer_rate,
+            self.limits.low_speed_window,
+            format!("blob {digest} from {}", url_for_message(&url)),
+        );
         let stream = resp.bytes_stream().map(move |r| {
-            r.map_err(|e| RemoteError::Transfer {
+            let chunk = r.map_err(|e| RemoteError::Transfer {
                 url: u.clone(),
                 reason: error_chain(&e),
-            })
+            })?;
+            watch.received(chunk.len() as u64)?;
+            Ok(chunk)
         });
         Ok(BlobBody {
             offset: start,

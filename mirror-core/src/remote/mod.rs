@@ -25,7 +25,7 @@ use crate::store::ByteStream;
 pub use guard::{
     GuardedResolver, HostPattern, HostRefused, InvalidHostPattern, RemoteGuard, special_address,
 };
-pub use http::{HttpConnector, HttpRemote, HttpSettings};
+pub use http::{HttpConnector, HttpRemote, HttpSettings, RemoteLimits};
 pub use retry::RetryPolicy;
 
 /// Errors from a remote registry.
@@ -125,6 +125,18 @@ pub enum RemoteError {
         /// Its announced or received size.
         size: u64,
     },
+    /// The remote's answer went past one of this server's limits (a body
+    /// too large, too many tags, a transfer too slow, a request too long):
+    /// a hostile or broken remote. Not retried.
+    #[error("{what}: {limit} (setting {setting})")]
+    LimitExceeded {
+        /// What was being read.
+        what: String,
+        /// The limit, in words.
+        limit: String,
+        /// The setting that raises it.
+        setting: &'static str,
+    },
     /// This server's [`RemoteGuard`] refuses the host: it is not in the
     /// allow-list, or it is (or resolves to, or redirects to) a private
     /// address. Nothing was sent to it.
@@ -156,6 +168,7 @@ impl RemoteError {
             RemoteError::DigestMismatch { .. } => ErrorKind::DigestMismatch,
             RemoteError::Protocol { .. }
             | RemoteError::ManifestTooLarge { .. }
+            | RemoteError::LimitExceeded { .. }
             | RemoteError::HostRefused { .. }
             | RemoteError::Config { .. } => ErrorKind::Invalid,
         }
@@ -244,4 +257,15 @@ pub trait RemoteConnector: Send + Sync + 'static {
         &self,
         endpoint: &RemoteEndpoint,
     ) -> Result<std::sync::Arc<dyn RemoteRegistry>, RemoteError>;
+
+    /// A client for a check someone waits for (the Connect button, saving
+    /// a policy): no retries, short time limits, so an error that retrying
+    /// cannot fix (refused, DNS, TLS, 401/403/404) answers at once and any
+    /// other within seconds. By default the same as [`RemoteConnector::connect`].
+    fn connect_interactive(
+        &self,
+        endpoint: &RemoteEndpoint,
+    ) -> Result<std::sync::Arc<dyn RemoteRegistry>, RemoteError> {
+        self.connect(endpoint)
+    }
 }

@@ -4,6 +4,8 @@
 //! <data>/
 //!   regmirror.db                   SQLite: repositories, tags, policies, jobs
 //!   worker-id                      the worker ID of the engine on this directory
+//!   secret.key                     the key sealing remote secrets (unless
+//!                                  MIRROR_SECRET_KEY is set)
 //!   blobs/sha256/<2 hex>/<64 hex>  committed blobs (layers, configs, manifests)
 //!   uploads/<uuid>                 blob writes in progress (never read)
 //! ```
@@ -32,6 +34,10 @@ impl Layout {
 
     pub(crate) fn worker_id(root: &Path) -> PathBuf {
         root.join("worker-id")
+    }
+
+    pub(crate) fn secret_key(root: &Path) -> PathBuf {
+        root.join("secret.key")
     }
 
     pub(crate) fn blobs_dir(&self) -> PathBuf {

@@ -14,6 +14,7 @@ mod blob_fs;
 mod layout;
 mod policy;
 mod repository;
+mod sealed;
 mod sqlite;
 
 use std::pin::Pin;
@@ -29,6 +30,7 @@ pub use policy::PolicyStore;
 pub use repository::{
     ManifestRecord, NewRepository, Repository, RepositoryStore, TagRecord, Visibility,
 };
+pub use sealed::SecretKeys;
 pub use sqlite::SqliteStore;
 
 /// Errors from a store backend.

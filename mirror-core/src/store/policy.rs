@@ -65,6 +65,9 @@ pub trait PolicyStore: Send + Sync + 'static {
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
+    /// The job holding an unexpired lease on the policy, if any.
+    async fn policy_lease_holder(&self, policy_id: &str) -> Result<Option<String>, StoreError>;
+
     /// Gives up a lease held by `job_id`.
     async fn release_policy(&self, policy_id: &str, job_id: &str) -> Result<(), StoreError>;
 
@@ -82,11 +85,17 @@ pub trait PolicyStore: Send + Sync + 'static {
 
     /// Atomically moves the oldest due waiting job (or the one named by
     /// `job_id`) to `running` under `worker_id`. `None` if there is none.
+    ///
+    /// With `per_namespace`, a job that polls one policy is skipped while
+    /// that many jobs polling policies of the same local namespace are
+    /// running (across every worker on the store), so one namespace cannot
+    /// hold every worker slot; jobs for every policy are not limited.
     async fn claim_job(
         &self,
         worker_id: &str,
         job_id: Option<&str>,
         now: DateTime<Utc>,
+        per_namespace: Option<usize>,
     ) -> Result<Option<Job>, StoreError>;
 
     /// Saves a job's status and fields (the caller applied `job::transition`).

@@ -182,6 +182,19 @@ pub trait RepositoryStore: Send + Sync + 'static {
     /// Whether the repository holds (links) this blob.
     async fn has_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool, StoreError>;
 
+    /// The repositories that hold (link) `digest`, as a blob or a
+    /// manifest, sorted by name. Used to decide whether stored content may
+    /// be linked elsewhere without downloading it (see [`crate::access`]).
+    async fn holders(&self, digest: &Digest) -> Result<Vec<RepositoryName>, StoreError> {
+        let mut out = Vec::new();
+        for repo in self.repositories().await? {
+            if self.has_blob(&repo.name, digest).await? {
+                out.push(repo.name);
+            }
+        }
+        Ok(out)
+    }
+
     /// Manifests in the repository whose subject is `digest` (referrers).
     async fn referrers(
         &self,

@@ -16,6 +16,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::blob_fs::create_private_dir;
 use super::layout::Layout;
+use super::sealed::SecretKeys;
 use super::{
     ManifestRecord, NewRepository, PolicyStore, Repository, RepositoryStore, StoreError, TagRecord,
     Visibility,
@@ -44,6 +45,7 @@ CREATE TABLE IF NOT EXISTS manifests (
     PRIMARY KEY (repo, digest)
 );
 CREATE INDEX IF NOT EXISTS manifests_subject ON manifests (repo, subject);
+CREATE INDEX IF NOT EXISTS manifests_digest ON manifests (digest);
 CREATE TABLE IF NOT EXISTS manifest_refs (
     repo TEXT NOT NULL,
     manifest TEXT NOT NULL,
@@ -57,6 +59,7 @@ CREATE TABLE IF NOT EXISTS repo_blobs (
     digest TEXT NOT NULL,
     PRIMARY KEY (repo, digest)
 );
+CREATE INDEX IF NOT EXISTS repo_blobs_digest ON repo_blobs (digest);
 CREATE TABLE IF NOT EXISTS tags (
     repo TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -120,10 +123,71 @@ CREATE TABLE IF NOT EXISTS job_logs (
 );
 "#;
 
+/// Columns added after the first release: (table, column, declaration).
+/// Added at open to databases created before them.
+const ADDED_COLUMNS: [(&str, &str, &str); 1] = [("policies", "owner", "TEXT")];
+
+/// Adds `column` to `table` unless it is there.
+fn add_column(conn: &Connection, table: &str, column: &str, decl: &str) -> Result<(), StoreError> {
+    let exists: bool = conn
+        .query_row(
+            &format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name=?1"),
+            params![column],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(db_err("reading the schema"))?
+        > 0;
+    if !exists {
+        conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))
+            .map_err(db_err("upgrading the schema"))?;
+    }
+    Ok(())
+}
+
+/// The associated data of a policy's sealed `field`.
+fn secret_context(policy_id: &str, field: &str) -> String {
+    format!("policy {policy_id} {field}")
+}
+
+/// Seals, with the current key, every policy secret stored in plain text
+/// or under an older key.
+fn reseal_secrets(conn: &Connection, keys: &SecretKeys) -> Result<(), StoreError> {
+    let rows: Vec<(String, String, String)> = {
+        let mut stmt = conn
+            .prepare("SELECT id, password, auth_token FROM policies")
+            .map_err(db_err("reading policy secrets"))?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(db_err("reading policy secrets"))?
+            .collect::<Result<_, _>>()
+            .map_err(db_err("reading policy secrets"))?
+    };
+    for (id, password, token) in rows {
+        if !keys.needs_reseal(&password) && !keys.needs_reseal(&token) {
+            continue;
+        }
+        let reseal = |stored: &str, field: &str| -> Result<String, StoreError> {
+            let ctx = secret_context(&id, field);
+            Ok(keys.seal(&keys.open(stored, &ctx)?, &ctx))
+        };
+        conn.execute(
+            "UPDATE policies SET password=?2, auth_token=?3 WHERE id=?1",
+            params![
+                id,
+                reseal(&password, "password")?,
+                reseal(&token, "authToken")?
+            ],
+        )
+        .map_err(db_err("sealing policy secrets"))?;
+    }
+    Ok(())
+}
+
 /// Repositories, tags, policies and jobs in an embedded SQLite database.
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// Seal remote secrets at rest.
+    keys: Arc<SecretKeys>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -166,8 +230,18 @@ fn parse_name(s: &str) -> Result<RepositoryName, StoreError> {
 
 impl SqliteStore {
     /// Opens (creating if needed) `regmirror.db` in `data_dir`; the directory
-    /// and file are owner-only.
+    /// and file are owner-only. Remote secrets are sealed with the keys of
+    /// [`SecretKeys::load`].
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        create_private_dir(data_dir)?;
+        let keys = SecretKeys::load(data_dir)?;
+        SqliteStore::open_with_keys(data_dir, keys)
+    }
+
+    /// [`SqliteStore::open`] with the given keys. Values sealed with an
+    /// older key, or stored in plain text by an older version, are sealed
+    /// again with the current key.
+    pub fn open_with_keys(data_dir: &Path, keys: SecretKeys) -> Result<Self, StoreError> {
         create_private_dir(data_dir)?;
         let path = Layout::database(data_dir);
         // Owner-only before SQLite opens it: its -wal and -shm files get
@@ -183,9 +257,28 @@ impl SqliteStore {
         .map_err(db_err("configuring the database"))?;
         conn.execute_batch(SCHEMA)
             .map_err(db_err("creating the schema"))?;
+        for (table, column, decl) in ADDED_COLUMNS {
+            add_column(&conn, table, column, decl)?;
+        }
+        reseal_secrets(&conn, &keys)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            keys: Arc::new(keys),
         })
+    }
+
+    /// A policy's password and token, sealed for storage.
+    fn sealed_secrets(&self, p: &PollMirroringPolicy) -> (String, String) {
+        (
+            self.keys.seal(
+                p.remote.password.expose(),
+                &secret_context(&p.id, "password"),
+            ),
+            self.keys.seal(
+                p.remote.auth_token.expose(),
+                &secret_context(&p.id, "authToken"),
+            ),
+        )
     }
 
     /// Runs `f` with the connection on the blocking pool.
@@ -485,6 +578,24 @@ impl RepositoryStore for SqliteStore {
         .await
     }
 
+    async fn holders(&self, digest: &Digest) -> Result<Vec<RepositoryName>, StoreError> {
+        let digest = digest.to_string();
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT repo FROM repo_blobs WHERE digest=?1 UNION SELECT repo FROM manifests WHERE digest=?1 ORDER BY 1",
+                )
+                .map_err(db_err("finding the holders of a blob"))?;
+            let names = stmt
+                .query_map(params![digest], |r| r.get::<_, String>(0))
+                .map_err(db_err("finding the holders of a blob"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db_err("finding the holders of a blob"))?;
+            names.iter().map(|n| parse_name(n)).collect()
+        })
+        .await
+    }
+
     async fn referrers(
         &self,
         repo: &RepositoryName,
@@ -643,7 +754,7 @@ impl RepositoryStore for SqliteStore {
     }
 }
 
-const POLICY_COLUMNS: &str = "id, local_repository, remote_host, remote_repository, username, password, auth_token, remote_ca, skip_tls_verification, enabled, initial_evaluation, last_mirrored_at, status_code, status_detail, status_timestamp, created_at";
+const POLICY_COLUMNS: &str = "id, local_repository, remote_host, remote_repository, username, password, auth_token, remote_ca, skip_tls_verification, enabled, initial_evaluation, last_mirrored_at, status_code, status_detail, status_timestamp, created_at, owner";
 
 struct PolicyRow {
     id: String,
@@ -662,6 +773,7 @@ struct PolicyRow {
     detail: String,
     status_ts: String,
     created: String,
+    owner: Option<String>,
 }
 
 fn policy_row(r: &Row) -> rusqlite::Result<PolicyRow> {
@@ -682,10 +794,13 @@ fn policy_row(r: &Row) -> rusqlite::Result<PolicyRow> {
         detail: r.get(13)?,
         status_ts: r.get(14)?,
         created: r.get(15)?,
+        owner: r.get(16)?,
     })
 }
 
-fn build_policy(p: PolicyRow) -> Result<PollMirroringPolicy, StoreError> {
+fn build_policy(p: PolicyRow, keys: &SecretKeys) -> Result<PollMirroringPolicy, StoreError> {
+    let password = keys.open(&p.password, &secret_context(&p.id, "password"))?;
+    let auth_token = keys.open(&p.auth_token, &secret_context(&p.id, "authToken"))?;
     Ok(PollMirroringPolicy {
         id: p.id,
         local_repository: parse_name(&p.local)?,
@@ -693,8 +808,8 @@ fn build_policy(p: PolicyRow) -> Result<PollMirroringPolicy, StoreError> {
             host: p.host,
             repository: parse_name(&p.remote)?,
             username: p.username,
-            password: Secret::new(p.password),
-            auth_token: Secret::new(p.auth_token),
+            password: Secret::new(password),
+            auth_token: Secret::new(auth_token),
             remote_ca: p.remote_ca,
             skip_tls_verification: p.skip_tls,
         },
@@ -707,6 +822,7 @@ fn build_policy(p: PolicyRow) -> Result<PollMirroringPolicy, StoreError> {
             timestamp: parse_ts(&p.status_ts)?,
         },
         created_at: parse_ts(&p.created)?,
+        owner: p.owner,
     })
 }
 
@@ -771,6 +887,16 @@ fn build_job(j: JobRow) -> Result<Job, StoreError> {
     })
 }
 
+/// SQL for the local namespace of the policy that the job row `alias`
+/// polls (NULL for a job that polls every policy, or a deleted policy).
+fn job_namespace_sql(alias: &str) -> String {
+    format!(
+        "(SELECT substr(p.local_repository, 1, instr(p.local_repository || '/', '/') - 1) \
+         FROM policies p WHERE p.id = json_extract({alias}.parameters, '$.{}'))",
+        crate::job::PARAM_POLICY_ID
+    )
+}
+
 fn load_job(c: &Connection, id: &str) -> Result<Option<Job>, StoreError> {
     c.query_row(
         &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id=?1"),
@@ -812,17 +938,18 @@ fn save_job(c: &Connection, j: &Job) -> Result<(), StoreError> {
 impl PolicyStore for SqliteStore {
     async fn insert_policy(&self, p: &PollMirroringPolicy) -> Result<(), StoreError> {
         let p = p.clone();
+        let (password, auth_token) = self.sealed_secrets(&p);
         self.with(move |c| {
             c.execute(
-                &format!("INSERT INTO policies ({POLICY_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)"),
+                &format!("INSERT INTO policies ({POLICY_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)"),
                 params![
                     p.id,
                     p.local_repository.as_str(),
                     p.remote.host,
                     p.remote.repository.as_str(),
                     p.remote.username,
-                    p.remote.password.expose(),
-                    p.remote.auth_token.expose(),
+                    password,
+                    auth_token,
                     p.remote.remote_ca,
                     p.remote.skip_tls_verification,
                     p.enabled,
@@ -831,7 +958,8 @@ impl PolicyStore for SqliteStore {
                     p.last_status.code,
                     p.last_status.detail,
                     ts(&p.last_status.timestamp),
-                    ts(&p.created_at)
+                    ts(&p.created_at),
+                    p.owner
                 ],
             )
             .map_err(db_err("saving a policy"))?;
@@ -842,6 +970,7 @@ impl PolicyStore for SqliteStore {
 
     async fn policy(&self, id: &str) -> Result<Option<PollMirroringPolicy>, StoreError> {
         let id = id.to_string();
+        let keys = self.keys.clone();
         self.with(move |c| {
             c.query_row(
                 &format!("SELECT {POLICY_COLUMNS} FROM policies WHERE id=?1"),
@@ -850,7 +979,7 @@ impl PolicyStore for SqliteStore {
             )
             .optional()
             .map_err(db_err("reading a policy"))?
-            .map(build_policy)
+            .map(|row| build_policy(row, &keys))
             .transpose()
         })
         .await
@@ -861,6 +990,7 @@ impl PolicyStore for SqliteStore {
         local: Option<&RepositoryName>,
     ) -> Result<Vec<PollMirroringPolicy>, StoreError> {
         let local = local.map(|l| l.to_string());
+        let keys = self.keys.clone();
         self.with(move |c| {
             let mut stmt = c
                 .prepare(&format!(
@@ -872,27 +1002,31 @@ impl PolicyStore for SqliteStore {
                 .map_err(db_err("listing policies"))?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(db_err("listing policies"))?;
-            rows.into_iter().map(build_policy).collect()
+            rows.into_iter()
+                .map(|row| build_policy(row, &keys))
+                .collect()
         })
         .await
     }
 
     async fn update_policy(&self, p: &PollMirroringPolicy) -> Result<bool, StoreError> {
         let p = p.clone();
+        let (password, auth_token) = self.sealed_secrets(&p);
         self.with(move |c| {
             let n = c
                 .execute(
-                    "UPDATE policies SET remote_host=?2, remote_repository=?3, username=?4, password=?5, auth_token=?6, remote_ca=?7, skip_tls_verification=?8, enabled=?9 WHERE id=?1",
+                    "UPDATE policies SET remote_host=?2, remote_repository=?3, username=?4, password=?5, auth_token=?6, remote_ca=?7, skip_tls_verification=?8, enabled=?9, owner=?10 WHERE id=?1",
                     params![
                         p.id,
                         p.remote.host,
                         p.remote.repository.as_str(),
                         p.remote.username,
-                        p.remote.password.expose(),
-                        p.remote.auth_token.expose(),
+                        password,
+                        auth_token,
                         p.remote.remote_ca,
                         p.remote.skip_tls_verification,
-                        p.enabled
+                        p.enabled,
+                        p.owner
                     ],
                 )
                 .map_err(db_err("updating a policy"))?;
@@ -1002,6 +1136,21 @@ impl PolicyStore for SqliteStore {
         .await
     }
 
+    async fn policy_lease_holder(&self, policy_id: &str) -> Result<Option<String>, StoreError> {
+        let pid = policy_id.to_string();
+        let now = ts(&Utc::now());
+        self.with(move |c| {
+            c.query_row(
+                "SELECT lease_job FROM policies WHERE id=?1 AND lease_job IS NOT NULL AND lease_until >= ?2",
+                params![pid, now],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db_err("reading a policy lease"))
+        })
+        .await
+    }
+
     async fn release_policy(&self, policy_id: &str, job_id: &str) -> Result<(), StoreError> {
         let (pid, jid) = (policy_id.to_string(), job_id.to_string());
         self.with(move |c| {
@@ -1068,16 +1217,24 @@ impl PolicyStore for SqliteStore {
         worker_id: &str,
         job_id: Option<&str>,
         now: DateTime<Utc>,
+        per_namespace: Option<usize>,
     ) -> Result<Option<Job>, StoreError> {
         let (worker, job_id) = (worker_id.to_string(), job_id.map(str::to_string));
+        let share = per_namespace.map(|n| n as i64);
         self.with(move |c| {
             let tx = c
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(db_err("claiming a job"))?;
             let id: Option<String> = tx
                 .query_row(
-                    "SELECT id FROM jobs WHERE status='waiting' AND (?1 IS NULL OR id=?1) AND (?1 IS NOT NULL OR scheduled_at <= ?2) ORDER BY scheduled_at, id LIMIT 1",
-                    params![job_id, ts(&now)],
+                    &format!(
+                        "SELECT id FROM jobs j WHERE status='waiting' AND (?1 IS NULL OR id=?1) AND (?1 IS NOT NULL OR scheduled_at <= ?2) \
+                         AND (?3 IS NULL OR {ns} IS NULL OR (SELECT COUNT(*) FROM jobs r WHERE r.status='running' AND {ns_r} = {ns}) < ?3) \
+                         ORDER BY scheduled_at, id LIMIT 1",
+                        ns = job_namespace_sql("j"),
+                        ns_r = job_namespace_sql("r"),
+                    ),
+                    params![job_id, ts(&now), share],
                     |r| r.get(0),
                 )
                 .optional()

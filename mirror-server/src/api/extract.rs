@@ -7,13 +7,14 @@ use axum::http::request::Parts;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
-use crate::accounts::Account;
-use crate::auth::{Caller, authenticate, client_address};
+use crate::accounts::{Account, Credential};
+use crate::auth::{client_address, credentials};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// A JSON body. Any `Content-Type` is accepted (curl's `-d` sends a form
-/// type); errors name the field: `INVALID_JSON` with `detail.field`.
+/// A JSON body; errors name the field: `INVALID_JSON` with
+/// `detail.field`. Its `Content-Type` was checked before, for every
+/// `/api/v0` write (`api::same_origin`).
 pub struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
@@ -86,11 +87,39 @@ impl FromRequestParts<AppState> for User {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let client = client_address(&parts.extensions);
-        match authenticate(&state.accounts, &parts.headers, client).await? {
-            Caller::User(account) => Ok(User(account)),
-            Caller::Anonymous => Err(ApiError::not_authenticated(
+        let (account, _) = signed_in(parts, state).await?;
+        Ok(User(account))
+    }
+}
+
+/// The account and credential of a request; anonymous ones are refused.
+async fn signed_in(parts: &Parts, state: &AppState) -> Result<(Account, Credential), ApiError> {
+    let client = client_address(&parts.extensions);
+    credentials(&state.accounts, &parts.headers, client)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_authenticated(
                 "authentication required: send HTTP Basic credentials (password or access token)",
+            )
+        })
+}
+
+/// A caller authenticated with their password, not an access token: what
+/// a token could do to outlive its revocation (create tokens, change the
+/// password) needs the password; token callers get 403.
+pub struct PasswordUser(pub Account);
+
+impl FromRequestParts<AppState> for PasswordUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match signed_in(parts, state).await? {
+            (account, Credential::Password) => Ok(PasswordUser(account)),
+            (_, Credential::Token) => Err(ApiError::not_authorized(
+                "an access token cannot create access tokens or change passwords; sign in with the password",
             )),
         }
     }

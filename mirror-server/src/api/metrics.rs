@@ -1,5 +1,6 @@
-//! `GET /metrics`: mirror-core's counters ([`mirror_core::metrics`]) and
-//! the server's open uploads, in the Prometheus text format (0.0.4).
+//! `GET /metrics`: mirror-core's counters ([`mirror_core::metrics`]), the
+//! server's open uploads and its password checks, in the Prometheus text
+//! format (0.0.4).
 //!
 //! Server administrators only (Basic auth, as everywhere): the labels name
 //! policies and private repositories. Point Prometheus at it with
@@ -24,7 +25,11 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// `GET /metrics`.
 pub async fn scrape(State(state): State<AppState>, Admin(_): Admin) -> Result<Response, ApiError> {
     let snapshot = state.mirror.metrics().await?;
-    let text = render(&snapshot, state.uploads.len() as u64);
+    let server = ServerCounts {
+        uploads: state.uploads.len() as u64,
+        password_checks: state.accounts.password_checks(),
+    };
+    let text = render(&snapshot, server);
     let mut resp = text.into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
@@ -53,9 +58,17 @@ fn one(value: u64) -> Vec<(String, String)> {
     vec![(String::new(), value.to_string())]
 }
 
-/// Renders a snapshot (pure; `uploads` is the number of open push
-/// sessions).
-pub fn render(m: &MetricsSnapshot, uploads: u64) -> String {
+/// The server's own numbers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServerCounts {
+    /// Blob push sessions open now.
+    pub uploads: u64,
+    /// Argon2id password verifications since start.
+    pub password_checks: u64,
+}
+
+/// Renders a snapshot and the server's counts (pure).
+pub fn render(m: &MetricsSnapshot, server: ServerCounts) -> String {
     let mut out = String::new();
     let polls: Vec<_> = m
         .polls
@@ -198,7 +211,14 @@ pub fn render(m: &MetricsSnapshot, uploads: u64) -> String {
         "regmirror_upload_sessions",
         "gauge",
         "Blob push sessions open now.",
-        &one(uploads),
+        &one(server.uploads),
+    );
+    family(
+        &mut out,
+        "regmirror_password_checks_total",
+        "counter",
+        "Argon2id password verifications (logins not answered from the 60 s cache, or by a token).",
+        &one(server.password_checks),
     );
     out
 }
@@ -244,7 +264,13 @@ mod tests {
             ],
             ..Default::default()
         };
-        let text = render(&m, 7);
+        let text = render(
+            &m,
+            ServerCounts {
+                uploads: 7,
+                password_checks: 3,
+            },
+        );
         for line in [
             "# TYPE regmirror_polls_total counter",
             "regmirror_polls_total{result=\"success\"} 2",
@@ -262,6 +288,7 @@ mod tests {
             "regmirror_job_duration_seconds_sum 7.5",
             "regmirror_policy_last_success_timestamp_seconds{policy=\"p\\\"1\",repository=\"a/b\"} 1700000000.500",
             "regmirror_upload_sessions 7",
+            "regmirror_password_checks_total 3",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -1,5 +1,6 @@
 //! The HTTP surface: the OCI registry API under `/v2`, the DTR management
-//! API under `/api/v0`, Prometheus metrics at `/metrics`, plus request
+//! API under `/api/v0` (guarded against cross-site requests by
+//! [`same_origin`]), Prometheus metrics at `/metrics`, plus request
 //! logging.
 //!
 //! Handlers translate between HTTP and mirror-core / `accounts` /
@@ -9,6 +10,7 @@
 pub mod dtr;
 pub mod extract;
 pub mod metrics;
+pub mod same_origin;
 pub mod v2;
 
 use std::time::Instant;
@@ -24,7 +26,10 @@ use crate::state::AppState;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(v2::router())
-        .nest("/api/v0", dtr::router())
+        .nest(
+            "/api/v0",
+            dtr::router().layer(middleware::from_fn(same_origin::guard)),
+        )
         .route("/metrics", axum::routing::get(metrics::scrape))
         .merge(crate::web::router())
         .fallback(|| async {

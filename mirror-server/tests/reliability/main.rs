@@ -12,6 +12,8 @@
 //!   (when this process may mount one): the job fails with a message that
 //!   says so, the store stays sound, and once there is room the next poll
 //!   completes.
+//! - `hostile_memory`: a hostile remote's endless token and tag page, and
+//!   200 racing logins, keep the binary's peak RSS under 100 MiB.
 //! - `load`: 50 clients pull an already-mirrored image through `/v2` with
 //!   Basic credentials while a poll copies a large image, slowed down.
 //!
@@ -22,5 +24,6 @@ mod support;
 
 mod crash;
 mod full_disk;
+mod hostile_memory;
 mod load;
 mod server;

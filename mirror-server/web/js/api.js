@@ -3,9 +3,10 @@
 //
 // Credentials are sent as HTTP Basic (a password or an access token), kept
 // in sessionStorage for this tab only and dropped on logout. Requests use
-// `credentials: 'omit'`: the browser then neither attaches cached HTTP
-// credentials nor opens its own login prompt on a 401 (the API answers
-// 401 with `WWW-Authenticate: Basic`), so the page handles 401 itself.
+// `credentials: 'omit'`: the browser never attaches cached HTTP
+// credentials (and the API's 401s carry no `WWW-Authenticate`, so it never
+// opens its own login prompt); the page handles 401 itself. Bodies are
+// sent as `application/json`, which the API requires of every write.
 
 const STORAGE_KEY = 'regmirror.session';
 const API_BASE = 'api/v0';

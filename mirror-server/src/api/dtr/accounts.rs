@@ -3,6 +3,11 @@
 //! (`/api/v0/api_tokens`, each user manages their own; administrators can
 //! act for another user with `?username=`). Deactivating an account or a
 //! token, or changing a password, takes effect on the next request.
+//!
+//! So that revoking a stolen token evicts its holder: creating a token and
+//! changing a password need the password (a request authenticated by a
+//! token gets 403), and a token an administrator deactivated can only be
+//! re-enabled by an administrator.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -14,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::accounts::{Account, ApiToken, NewAccount};
-use crate::api::extract::{Admin, ClientAddr, JsonBody, QueryParams, User};
+use crate::api::extract::{Admin, ClientAddr, JsonBody, PasswordUser, QueryParams, User};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -164,12 +169,12 @@ pub struct PasswordForm {
 }
 
 /// `POST /api/v0/accounts/{name}/changePassword` → 200 with the account:
-/// oneself (with `oldPassword`), or anyone for administrators. The old
-/// password stops working at once. A wrong `oldPassword` counts as a
-/// failed login.
+/// oneself (with `oldPassword`), or anyone for administrators; signed in
+/// with a password, not a token. The old password stops working at once.
+/// A wrong `oldPassword` counts as a failed login.
 pub async fn change_password(
     State(state): State<AppState>,
-    User(caller): User,
+    PasswordUser(caller): PasswordUser,
     ClientAddr(client): ClientAddr,
     Path(name): Path<String>,
     JsonBody(form): JsonBody<PasswordForm>,
@@ -179,8 +184,11 @@ pub async fn change_password(
     }
     if caller.name == name {
         let old = form.old_password.unwrap_or_default();
-        if !state.accounts.check_password(&name, old.expose()).await? {
-            crate::auth::record_failure(&state.accounts, &name, client);
+        if !state
+            .accounts
+            .check_password(&name, old.expose(), client)
+            .await?
+        {
             return Err(ApiError::field(
                 "INVALID_ACCOUNT",
                 "oldPassword",
@@ -265,10 +273,10 @@ pub struct TokenForm {
 }
 
 /// `POST /api/v0/api_tokens` → 200 `NewAPIToken`: the only time the token
-/// itself is shown.
+/// itself is shown. Needs the password: a token cannot mint tokens.
 pub async fn create_token(
     State(state): State<AppState>,
-    User(caller): User,
+    PasswordUser(caller): PasswordUser,
     QueryParams(q): QueryParams<TokenQuery>,
     JsonBody(form): JsonBody<TokenForm>,
 ) -> Result<Response, ApiError> {
@@ -294,7 +302,9 @@ pub struct TokenUpdateForm {
 }
 
 /// `PATCH /api/v0/api_tokens/{hashedtoken}` → 200 `APIToken`;
-/// `{"isActive": false}` revokes the token from the next request on.
+/// `{"isActive": false}` revokes the token from the next request on. A
+/// token an administrator revoked is re-enabled only by an administrator
+/// (403 for its owner).
 pub async fn update_token(
     State(state): State<AppState>,
     User(caller): User,
@@ -305,7 +315,13 @@ pub async fn update_token(
     let owner = token_owner(&caller, &q)?;
     let token = state
         .accounts
-        .update_token(&owner, &hashed, form.token_label, form.is_active)
+        .update_token(
+            &owner,
+            &hashed,
+            form.token_label,
+            form.is_active,
+            caller.is_admin,
+        )
         .await?
         .ok_or_else(ApiError::no_such_token)?;
     tracing::info!(user = %owner, token = %token.hashed_token, active = token.is_active, by = %caller.name, "access token updated");

@@ -178,6 +178,7 @@ pub async fn create(
         remote_ca: form.remote_ca.unwrap_or_default(),
         skip_tls_verification: form.skip_tls_verification.unwrap_or(false),
         enabled: form.enabled.unwrap_or(true),
+        owner: Some(account.name.clone()),
     };
     let policy = state
         .mirror
@@ -259,6 +260,7 @@ pub async fn update(
         remote_ca: form.remote_ca,
         skip_tls_verification: form.skip_tls_verification,
         enabled: form.enabled,
+        owner: Some(account.name.clone()),
     };
     let policy = state.mirror.update_policy(&id, update).await.map_err(|e| {
         ApiError::mirror_or(e, ErrorKind::NotFound, || ApiError::no_such_policy(&id))

@@ -48,6 +48,7 @@ pub async fn check(
         remote_ca: form.remote_ca.unwrap_or_default(),
         skip_tls_verification: form.skip_tls_verification.unwrap_or(false),
         enabled: true,
+        owner: None,
     }
     .endpoint()
     .map_err(mirror_core::MirrorError::from)?;

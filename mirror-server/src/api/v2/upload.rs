@@ -152,7 +152,9 @@ pub(super) async fn start(
         }
         return commit(state, repo, writer, &digest).await;
     }
-    let id = state.uploads.open(repo.name.clone(), writer).await?;
+    // Pushing needs `read-write`, so the caller is never anonymous here.
+    let owner = caller.account().map_or("", |a| a.name.as_str());
+    let id = state.uploads.open(repo.name.clone(), owner, writer).await?;
     Ok(progress(StatusCode::ACCEPTED, repo, &id, 0))
 }
 
