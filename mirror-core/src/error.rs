@@ -1,8 +1,10 @@
 //! The error kinds shared by every area, so that retries and the bindings'
 //! mappings (HTTP status, Python exception class) key off a kind, not text.
 
-/// What sort of failure an error is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What sort of failure an error is. Crosses the wire (the server's error
+/// JSON, a failed job's `error`) as its stable [`ErrorKind::code`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// Something named does not exist (repository, tag, blob, policy, job).
     NotFound,
@@ -26,4 +28,66 @@ pub enum ErrorKind {
     Canceled,
     /// A local storage or internal failure.
     Internal,
+}
+
+impl ErrorKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorKind; 11] = [
+        ErrorKind::NotFound,
+        ErrorKind::Unauthorized,
+        ErrorKind::Denied,
+        ErrorKind::Tls,
+        ErrorKind::Unreachable,
+        ErrorKind::Transient,
+        ErrorKind::DigestMismatch,
+        ErrorKind::Invalid,
+        ErrorKind::Conflict,
+        ErrorKind::Canceled,
+        ErrorKind::Internal,
+    ];
+
+    /// The stable wire code (`not_found`, `digest_mismatch`, ...): what
+    /// clients match on, never the Rust name.
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::Denied => "denied",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Unreachable => "unreachable",
+            ErrorKind::Transient => "transient",
+            ErrorKind::DigestMismatch => "digest_mismatch",
+            ErrorKind::Invalid => "invalid",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Canceled => "canceled",
+            ErrorKind::Internal => "internal",
+        }
+    }
+
+    /// The kind with this wire code.
+    pub fn from_code(code: &str) -> Option<Self> {
+        ErrorKind::ALL.into_iter().find(|k| k.code() == code)
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorKind;
+
+    #[test]
+    fn codes_are_stable_and_round_trip() {
+        for kind in ErrorKind::ALL {
+            assert_eq!(ErrorKind::from_code(kind.code()), Some(kind));
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.code()));
+        }
+        assert_eq!(ErrorKind::DigestMismatch.code(), "digest_mismatch");
+        assert_eq!(ErrorKind::from_code("DigestMismatch"), None);
+    }
 }

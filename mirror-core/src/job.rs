@@ -6,8 +6,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+
+use crate::error::ErrorKind;
 use serde::Serialize;
 
 /// The `poll_mirror` action: evaluates every enabled poll mirroring policy,
@@ -165,14 +168,21 @@ pub struct Job {
     pub retries_total: i32,
     /// Action parameters, e.g. `policyID`.
     pub parameters: BTreeMap<String, String>,
-    /// Deadline (RFC 3339) after which the job is canceled, empty for none.
-    pub deadline: String,
-    /// How long a cancel may take before the job is abandoned (e.g. `30s`).
-    pub stop_timeout: String,
+    /// When the job is canceled if still running (written RFC 3339, empty
+    /// for none).
+    #[serde(serialize_with = "serialize_deadline")]
+    pub deadline: Option<DateTime<Utc>>,
+    /// How long a cancel may take before the job is abandoned (written
+    /// `30s`).
+    #[serde(serialize_with = "serialize_duration")]
+    pub stop_timeout: Duration,
     /// Last heartbeat of the worker running it.
     pub heartbeat_at: Option<DateTime<Utc>>,
     /// Whether a cancel was requested and not yet acted on.
     pub cancel_requested: bool,
+    /// Why the job ended `errored` or `canceled` (absent otherwise).
+    #[serde(rename = "error", skip_serializing_if = "Option::is_none")]
+    pub failure: Option<JobFailure>,
 }
 
 /// What a caller submits to schedule a job (DTR's `JobSubmission`).
@@ -186,8 +196,25 @@ pub struct JobSubmission {
     pub retries: i32,
     /// When to start; `None` means now.
     pub scheduled_at: Option<DateTime<Utc>>,
-    /// Deadline, RFC 3339 or empty.
-    pub deadline: String,
+    /// When to cancel it if still running; `None` for never.
+    pub deadline: Option<DateTime<Utc>>,
+}
+
+/// How long a cancel may take before a job is abandoned (DTR's default).
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn serialize_deadline<S: serde::Serializer>(
+    d: &Option<DateTime<Utc>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(t) => s.collect_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        None => s.serialize_str(""),
+    }
+}
+
+fn serialize_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_duration(*d))
 }
 
 impl Job {
@@ -205,12 +232,124 @@ impl Job {
             retries_left: submission.retries,
             retries_total: submission.retries,
             parameters: submission.parameters.clone(),
-            deadline: submission.deadline.clone(),
-            stop_timeout: "30s".into(),
+            deadline: submission.deadline,
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
             heartbeat_at: None,
             cancel_requested: false,
+            failure: None,
         }
     }
+}
+
+/// Why a job did not end `done`: a kind (for API statuses and Python
+/// exception classes) and a message naming the policy and the cause.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct JobFailure {
+    /// What sort of failure.
+    pub kind: ErrorKind,
+    /// What failed and why.
+    pub message: String,
+}
+
+impl JobFailure {
+    /// A failure of `kind`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        JobFailure {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The job was canceled (by request, deadline or shutdown).
+    pub fn canceled() -> Self {
+        JobFailure::new(ErrorKind::Canceled, "canceled")
+    }
+
+    /// One failure for several: the first one's kind, every message.
+    pub(crate) fn combine(failures: Vec<JobFailure>) -> Option<JobFailure> {
+        let kind = failures.first()?.kind;
+        Some(JobFailure::new(
+            kind,
+            failures
+                .into_iter()
+                .map(|f| f.message)
+                .collect::<Vec<_>>()
+                .join("; "),
+        ))
+    }
+}
+
+/// Parses a duration such as `90s`, `30m`, `2h` or `1h30m`.
+///
+/// ```
+/// use mirror_core::job::parse_duration;
+/// assert_eq!(parse_duration("1h30m"), Some(std::time::Duration::from_secs(5400)));
+/// assert_eq!(parse_duration("10"), None);
+/// ```
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let mut total = 0u64;
+    let mut digits = String::new();
+    let mut any = false;
+    for c in s.trim().chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            _ => return None,
+        };
+        let n: u64 = digits.parse().ok()?;
+        total = total.checked_add(n.checked_mul(unit)?)?;
+        digits.clear();
+        any = true;
+    }
+    (any && digits.is_empty() && total > 0).then(|| Duration::from_secs(total))
+}
+
+/// Turns a job deadline as given to the API (empty, RFC 3339, or a
+/// duration from `now`) into a time, or `None` for no deadline.
+pub fn resolve_deadline(
+    deadline: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, String> {
+    let d = deadline.trim();
+    if d.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(d) {
+        return Ok(Some(t.with_timezone(&Utc)));
+    }
+    let dur = parse_duration(d).ok_or_else(|| {
+        format!("{d:?} is neither an RFC 3339 time nor a duration such as \"30m\" or \"2h\"")
+    })?;
+    let until = now + chrono::Duration::from_std(dur).map_err(|e| e.to_string())?;
+    Ok(Some(until))
+}
+
+/// A duration as the API writes it: `90s`, `30m`, `2h`, `1h30m`.
+///
+/// ```
+/// use mirror_core::job::format_duration;
+/// assert_eq!(format_duration(std::time::Duration::from_secs(5400)), "1h30m");
+/// assert_eq!(format_duration(std::time::Duration::from_secs(30)), "30s");
+/// ```
+pub fn format_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    let mut out = String::new();
+    for (n, unit) in [(h, 'h'), (m, 'm'), (s, 's')] {
+        if n > 0 {
+            out.push_str(&format!("{n}{unit}"));
+        }
+    }
+    if out.is_empty() {
+        out.push_str("0s");
+    }
+    out
 }
 
 /// One line of a job's log.
@@ -264,5 +403,40 @@ mod tests {
                 check(done, ev, None);
             }
         }
+    }
+
+    fn check_duration(s: &str, secs: Option<u64>) {
+        assert_eq!(parse_duration(s), secs.map(Duration::from_secs), "{s}");
+    }
+
+    #[test]
+    fn durations() {
+        check_duration("90s", Some(90));
+        check_duration("30m", Some(1800));
+        check_duration("1h30m", Some(5400));
+        check_duration("2h", Some(7200));
+        check_duration("", None);
+        check_duration("0s", None);
+        check_duration("10", None);
+        check_duration("1d", None);
+        check_duration("m", None);
+    }
+
+    #[test]
+    fn deadlines() {
+        let now = DateTime::parse_from_rfc3339("2024-01-01T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let at = |s: &str| Some(DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc));
+        assert_eq!(resolve_deadline("", now).unwrap(), None);
+        assert_eq!(
+            resolve_deadline("30m", now).unwrap(),
+            at("2024-01-01T10:30:00Z")
+        );
+        assert_eq!(
+            resolve_deadline("2024-02-01T00:00:00+01:00", now).unwrap(),
+            at("2024-01-31T23:00:00Z")
+        );
+        assert!(resolve_deadline("soon", now).is_err());
     }
 }

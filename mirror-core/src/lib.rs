@@ -33,9 +33,11 @@ pub mod poll;
 mod proptests;
 pub mod reference;
 pub mod remote;
+pub mod runtime;
 pub mod secret;
 pub mod store;
 pub mod worker;
+pub mod write;
 
 pub use copy::{Progress, ProgressSnapshot};
 pub use digest::{Digest, Hasher};

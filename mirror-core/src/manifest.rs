@@ -100,6 +100,9 @@ pub struct Manifest {
     pub subject: Option<Descriptor>,
     /// The `artifactType` field (OCI 1.1), if any.
     pub artifact_type: Option<String>,
+    /// The manifest's `annotations` (string values only; others are
+    /// ignored), which the referrers API reports.
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 /// Why manifest bytes cannot be mirrored.
@@ -142,6 +145,8 @@ struct RawManifest {
     subject: Option<Descriptor>,
     #[serde(default)]
     artifact_type: Option<String>,
+    #[serde(default)]
+    annotations: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Manifest {
@@ -203,6 +208,15 @@ impl Manifest {
             body,
             subject: raw.subject,
             artifact_type: raw.artifact_type,
+            annotations: raw
+                .annotations
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|(k, v)| match v {
+                    serde_json::Value::String(s) => Some((k, s)),
+                    _ => None,
+                })
+                .collect(),
         })
     }
 

@@ -24,6 +24,7 @@ use crate::policy::PollMirroringPolicy;
 use crate::reference::RepositoryName;
 use crate::remote::{RemoteError, RemoteRegistry};
 use crate::store::{RepositoryStore, StoreError, TagRecord};
+use crate::write::{WriteError, publish_checked};
 
 /// Where a poll writes its log lines.
 pub trait LogSink: Send + Sync {
@@ -48,6 +49,18 @@ pub struct PollReport {
     pub bytes_copied: u64,
     /// One line per failed tag: tag, digest and cause.
     pub errors: Vec<String>,
+    /// The kind of the first tag failure, if any.
+    pub failure_kind: Option<ErrorKind>,
+}
+
+impl PollReport {
+    /// Records a failed tag: one line in the log and in `errors`.
+    fn failed(&mut self, log: &dyn LogSink, kind: ErrorKind, line: String) {
+        log.line(line.clone());
+        self.errors.push(line);
+        self.tags_failed += 1;
+        self.failure_kind.get_or_insert(kind);
+    }
 }
 
 /// Errors that stop a poll before it copies anything.
@@ -206,9 +219,7 @@ pub async fn poll_policy(
     }
     for (tag, e) in unresolved {
         let line = format!("failed {remote_repo}:{tag}: cannot read its digest: {e}");
-        env.log.line(line.clone());
-        report.errors.push(line);
-        report.tags_failed += 1;
+        report.failed(env.log, e.kind(), line);
     }
     let local = env
         .repos
@@ -240,9 +251,7 @@ pub async fn poll_policy(
             Err(CopyError::Canceled) => return Err(PollError::Canceled),
             Err(e) => {
                 let line = format!("failed {}:{} ({}): {e}", remote_repo, item.tag, item.digest);
-                env.log.line(line.clone());
-                report.errors.push(line);
-                report.tags_failed += 1;
+                report.failed(env.log, e.kind(), line);
                 continue;
             }
         };
@@ -256,13 +265,31 @@ pub async fn poll_policy(
             mirrored_from: Some(format!("{source}:{}", item.tag)),
             updated_at: Utc::now(),
         };
-        env.repos
-            .publish(local_repo, &records, &[tag])
-            .await
-            .map_err(|source| PollError::Store {
-                context: format!("publishing {local_repo}:{}", item.tag),
-                source,
-            })?;
+        // copy_tree fetched and verified every blob, or the ReuseGate let
+        // this poll link it: the poll vouches for them all.
+        let published = publish_checked(
+            env.copy.blobs.as_ref(),
+            env.repos,
+            local_repo,
+            &records,
+            &[tag],
+            |_| true,
+        )
+        .await;
+        match published {
+            Ok(()) => {}
+            Err(WriteError::Store(source)) => {
+                return Err(PollError::Store {
+                    context: format!("publishing {local_repo}:{}", item.tag),
+                    source,
+                });
+            }
+            Err(e) => {
+                let line = format!("failed {}:{} ({}): {e}", remote_repo, item.tag, item.digest);
+                report.failed(env.log, e.kind(), line);
+                continue;
+            }
+        }
         let after = env.copy.progress.snapshot();
         let bytes = after.bytes_copied - before.bytes_copied;
         report.tags_copied += 1;

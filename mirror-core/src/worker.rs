@@ -74,16 +74,7 @@ impl Worker {
             let mirror = self.mirror.clone();
             let cancel = shutdown.child_token();
             // Claim here so an idle queue is noticed before spawning.
-            let claimed = mirror
-                .stores()
-                .policies
-                .claim_job(
-                    &mirror.settings().worker_id,
-                    None,
-                    chrono::Utc::now(),
-                    self.per_namespace,
-                )
-                .await;
+            let claimed = mirror.claim_next_job(self.per_namespace).await;
             match claimed {
                 Ok(Some(job)) => {
                     let id = job.id.clone();

@@ -13,7 +13,7 @@ use reqwest::{Method, StatusCode, Url};
 use serde_json::{Map, Value, json};
 
 use crate::backend::{Access, JobQuery};
-use crate::errors::{Failure, kind_from_name};
+use crate::errors::Failure;
 use crate::model::{Policy, Tag, decode};
 
 /// Page size asked for on list endpoints (DTR's `pageSize`).
@@ -547,7 +547,7 @@ fn api_failure(status: StatusCode, body: &Value, request: &str) -> Failure {
         "REMOTE_REGISTRY_INVALID_PERMISSIONS" => detail
             .and_then(|d| d.get("kind"))
             .and_then(Value::as_str)
-            .and_then(kind_from_name)
+            .and_then(ErrorKind::from_code)
             .unwrap_or(ErrorKind::Unauthorized),
         c if c.starts_with("NO_SUCH_") => ErrorKind::NotFound,
         c if c.starts_with("INVALID_") => ErrorKind::Invalid,
@@ -633,15 +633,11 @@ mod tests {
             Some("remoteHost"),
             "remoteHost: bad",
         );
-        for (name, kind) in [
-            ("Tls", Tls),
-            ("NotFound", NotFound),
-            ("Unreachable", Unreachable),
-        ] {
+        for kind in [Tls, NotFound, Unreachable] {
             let body = error(
                 "REMOTE_REGISTRY_INVALID_PERMISSIONS",
                 "m",
-                json!({"kind": name}),
+                json!({"kind": kind.code()}),
             );
             check(400, body, kind, None, "m");
         }

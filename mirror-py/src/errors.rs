@@ -212,22 +212,3 @@ fn build(py: Python<'_>, f: &Failure) -> PyResult<PyErr> {
     exc.setattr("field", f.field.as_deref())?;
     Ok(PyErr::from_value(exc))
 }
-
-/// The kind whose `Debug` name is `name` (as `mirror-server` writes it in
-/// an error's `detail.kind`).
-pub fn kind_from_name(name: &str) -> Option<ErrorKind> {
-    Some(match name {
-        "NotFound" => ErrorKind::NotFound,
-        "Unauthorized" => ErrorKind::Unauthorized,
-        "Denied" => ErrorKind::Denied,
-        "Tls" => ErrorKind::Tls,
-        "Unreachable" => ErrorKind::Unreachable,
-        "Transient" => ErrorKind::Transient,
-        "DigestMismatch" => ErrorKind::DigestMismatch,
-        "Invalid" => ErrorKind::Invalid,
-        "Conflict" => ErrorKind::Conflict,
-        "Canceled" => ErrorKind::Canceled,
-        "Internal" => ErrorKind::Internal,
-        _ => return None,
-    })
-}

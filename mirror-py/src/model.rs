@@ -203,6 +203,9 @@ pub struct Job {
     #[serde(default)]
     #[pyo3(get)]
     pub stop_timeout: String,
+    /// Why it ended `errored` or `canceled`.
+    #[serde(default, rename = "error")]
+    pub failure: Option<mirror_core::job::JobFailure>,
     /// Where the log is read from.
     #[serde(skip)]
     pub backend: Option<Backend>,
@@ -234,6 +237,20 @@ impl Job {
     #[getter]
     fn finished(&self) -> bool {
         self.is_final()
+    }
+
+    /// Why the job ended `errored` or `canceled`, as a stable code
+    /// (`unreachable`, `unauthorized`, `digest_mismatch`, `canceled`, ...);
+    /// `None` otherwise.
+    #[getter]
+    fn error_kind(&self) -> Option<&'static str> {
+        self.failure.as_ref().map(|f| f.kind.code())
+    }
+
+    /// What failed and why, when the job ended `errored` or `canceled`.
+    #[getter]
+    fn error_message(&self) -> Option<&str> {
+        self.failure.as_ref().map(|f| f.message.as_str())
     }
 
     /// The log lines, oldest first (read now, so a running job's log grows).
@@ -268,6 +285,8 @@ impl Job {
         d.set_item("parameters", &self.parameters)?;
         d.set_item("deadline", &self.deadline)?;
         d.set_item("stop_timeout", &self.stop_timeout)?;
+        d.set_item("error_kind", self.error_kind())?;
+        d.set_item("error_message", self.error_message())?;
         Ok(d)
     }
 

@@ -274,6 +274,8 @@ def test_exception_in_progress_callback_cancels_the_job_cleanly(registry, slow_p
     assert time.monotonic() - started < 6, "the job did not stop promptly"
     [job] = mirror.jobs()
     assert job.status == "canceled", job.log_lines()
+    assert job.error_kind == "canceled", job.to_dict()
+    assert job.error_message
     assert mirror.tags("mirrors/big") == []
     assert mirror.policy(policy.id).last_status.code == "CANCELED"
 
@@ -329,6 +331,7 @@ def test_reprs_and_dicts(registry, mirror):
     job = mirror.poll(policy.id)
     assert repr(policy).startswith("Policy(") and policy.id in repr(policy)
     assert repr(job).startswith("Job(") and "done" in repr(job)
+    assert job.error_kind is None and job.error_message is None
     d = policy.to_dict()
     assert d["last_status"]["code"] == "NEVER_RUN"
     assert set(job.to_dict()) >= {"id", "status", "action", "parameters", "retry_from_id",

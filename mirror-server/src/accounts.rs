@@ -27,6 +27,8 @@
 //! A token deactivated by an administrator records that
 //! (`revoked_by_admin`): only an administrator can re-enable it.
 //!
+//! [`bearer`]: short-lived bearer tokens minted by `GET /auth/token`.
+//!
 //! This module knows nothing about HTTP; `auth.rs` turns headers into calls.
 
 use std::collections::HashMap;
@@ -43,6 +45,8 @@ use sha2::{Digest as _, Sha256};
 
 use crate::db::{DbError, ServerDb};
 use crate::login_limit::{Limited, LoginLimiter};
+
+pub mod bearer;
 
 /// How long a verified (user, password) pair is trusted without re-hashing.
 pub const VERIFIED_TTL: Duration = Duration::from_secs(60);
@@ -77,6 +81,8 @@ pub enum Credential {
     Password,
     /// One of the account's access tokens.
     Token,
+    /// A short-lived bearer token from `GET /auth/token` (see [`bearer`]).
+    Bearer,
 }
 
 /// What a user may do with one repository. Ordered: each level includes the
@@ -711,10 +717,12 @@ impl Accounts {
         let n = self
             .db
             .with("changing a password", move |c| {
-                c.execute(
+                let n = c.execute(
                     "UPDATE users SET password_hash=?2 WHERE name=?1",
                     params![name, hash],
-                )
+                )?;
+                bearer::forget_password_bearers(c, &name)?;
+                Ok(n)
             })
             .await?;
         // After the update: a verification racing with it cannot be
@@ -1056,6 +1064,19 @@ impl Accounts {
     }
 }
 
+/// An active, non-admin account named `name` with the password
+/// `correct-horse`, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_user(name: &str) -> NewAccount {
+    NewAccount {
+        name: name.into(),
+        password: Secret::new("correct-horse".to_string()),
+        full_name: String::new(),
+        is_admin: false,
+        is_active: true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1075,16 +1096,7 @@ mod tests {
             ServerDb::open(dir).unwrap(),
             limiter,
         ));
-        accounts
-            .create(NewAccount {
-                name: "alice".into(),
-                password: Secret::new("correct-horse".to_string()),
-                full_name: String::new(),
-                is_admin: false,
-                is_active: true,
-            })
-            .await
-            .unwrap();
+        accounts.create(test_user("alice")).await.unwrap();
         accounts
     }
 

@@ -1,9 +1,11 @@
 //! Who is calling, and what they may do with a repository.
 //!
-//! [`authenticate`] turns an `Authorization: Basic` header (password or
-//! access token) into a [`Caller`], refusing (`429`) a user and address
-//! that failed too often (see `login_limit`); [`credentials`] also says
-//! which kind of secret matched, for the few actions a token may not take.
+//! [`authenticate`] turns an `Authorization` header into a [`Caller`]:
+//! `Basic` (password or access token), refusing (`429`) a user and
+//! address that failed too often (see `login_limit`), or `Bearer` (a
+//! bearer token from `GET /auth/token`, or an access token; see
+//! `accounts::bearer`); [`credentials`] also says which kind of secret
+//! matched, for the few actions a token may not take.
 //! [`access_level`] decides a caller's level on one repository:
 //!
 //! - a server admin has `admin` everywhere;
@@ -63,7 +65,7 @@ impl Caller {
 /// Why credentials were refused.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthFailure {
-    /// The header is not `Basic base64(user:secret)`.
+    /// The header is neither `Basic base64(user:secret)` nor `Bearer <token>`.
     #[error("malformed Authorization header: {0}")]
     Malformed(&'static str),
     /// Unknown user, wrong password or token, or inactive account.
@@ -103,8 +105,58 @@ pub async fn authenticate(
     })
 }
 
+/// What an `Authorization` header carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authorization<'a> {
+    /// `Basic base64(user:secret)`: a password or an access token.
+    Basic {
+        /// The user name.
+        user: &'a str,
+        /// The password or access token.
+        secret: &'a str,
+    },
+    /// `Bearer <token>`: a bearer token from `GET /auth/token`, or an
+    /// access token.
+    Bearer(&'a str),
+}
+
+/// Reads `value`, an `Authorization` header (`Basic` or `Bearer`, in any
+/// case). `decoded` holds the decoded Basic credentials the answer
+/// borrows.
+pub fn parse_authorization<'a>(
+    value: &'a str,
+    decoded: &'a mut String,
+) -> Result<Authorization<'a>, AuthFailure> {
+    let (scheme, rest) = value.split_once(' ').ok_or(AuthFailure::Malformed(
+        "expected `Basic <credentials>` or `Bearer <token>`",
+    ))?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        let token = rest.trim();
+        if token.is_empty() {
+            return Err(AuthFailure::Malformed("the bearer token is empty"));
+        }
+        return Ok(Authorization::Bearer(token));
+    }
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(AuthFailure::Malformed(
+            "only Basic and Bearer authentication are supported",
+        ));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .map_err(|_| AuthFailure::Malformed("credentials are not base64"))?;
+    *decoded = String::from_utf8(bytes)
+        .map_err(|_| AuthFailure::Malformed("credentials are not UTF-8"))?;
+    let (user, secret) = decoded.split_once(':').ok_or(AuthFailure::Malformed(
+        "credentials are not `user:password`",
+    ))?;
+    Ok(Authorization::Basic { user, secret })
+}
+
 /// Like [`authenticate`], with the kind of secret that matched: the
 /// account and [`Credential`], or `None` without an `Authorization` header.
+/// Basic credentials are checked (and limited) by `Accounts::verify`,
+/// bearer tokens by `Accounts::verify_bearer`.
 pub async fn credentials(
     accounts: &Accounts,
     headers: &HeaderMap,
@@ -116,26 +168,12 @@ pub async fn credentials(
     let value = value
         .to_str()
         .map_err(|_| AuthFailure::Malformed("not ASCII"))?;
-    let (scheme, encoded) = value
-        .split_once(' ')
-        .ok_or(AuthFailure::Malformed("expected `Basic <credentials>`"))?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(AuthFailure::Malformed(
-            "only Basic authentication is supported",
-        ));
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .map_err(|_| AuthFailure::Malformed("credentials are not base64"))?;
-    let decoded = String::from_utf8(decoded)
-        .map_err(|_| AuthFailure::Malformed("credentials are not UTF-8"))?;
-    let (user, secret) = decoded.split_once(':').ok_or(AuthFailure::Malformed(
-        "credentials are not `user:password`",
-    ))?;
-    match accounts.verify(user, secret, client).await? {
-        Some(found) => Ok(Some(found)),
-        None => Err(AuthFailure::BadCredentials),
-    }
+    let mut decoded = String::new();
+    let found = match parse_authorization(value, &mut decoded)? {
+        Authorization::Basic { user, secret } => accounts.verify(user, secret, client).await?,
+        Authorization::Bearer(token) => accounts.verify_bearer(token).await?,
+    };
+    found.map(Some).ok_or(AuthFailure::BadCredentials)
 }
 
 /// The caller's level on `repo`, whose visibility is `visibility` (`None`

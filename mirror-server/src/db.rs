@@ -1,5 +1,5 @@
 //! `server.db`: the server's own SQLite file (accounts, access tokens,
-//! per-repository access grants, crons).
+//! bearer tokens, per-repository access grants, crons).
 //!
 //! It is separate from mirror-core's `regmirror.db` on purpose: mirror-core
 //! knows nothing about users or schedules, and the server never writes
@@ -36,6 +36,14 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     last_used TEXT,
     revoked_by_admin INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS bearer_tokens (
+    hashed_token TEXT PRIMARY KEY,
+    username TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    via_token TEXT REFERENCES api_tokens(hashed_token) ON DELETE CASCADE,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS bearer_tokens_by_user ON bearer_tokens (username, created_at);
 CREATE TABLE IF NOT EXISTS repo_access (
     username TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
     repository TEXT NOT NULL,

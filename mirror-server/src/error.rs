@@ -16,7 +16,9 @@
 
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use mirror_core::manifest::{MAX_MANIFEST_SIZE, ManifestError};
 use mirror_core::store::StoreError;
+use mirror_core::write::WriteError;
 use mirror_core::{ErrorKind, MirrorError, RemoteError};
 use serde_json::{Value, json};
 
@@ -94,6 +96,11 @@ impl ApiError {
     /// The error code.
     pub fn code(&self) -> &'static str {
         self.code
+    }
+
+    /// The detail (`{"field", "reason"}` for a field error).
+    pub fn detail(&self) -> &Value {
+        &self.detail
     }
 
     /// A body that is not valid JSON or does not fit the form; `path` is
@@ -176,6 +183,19 @@ impl ApiError {
         )
     }
 
+    /// 404 for a tag or digest `repository` does not have (or not for the
+    /// platform asked).
+    pub fn no_such_ref(repository: &str, reference: &str) -> Self {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NO_SUCH_REF",
+            format!(
+                "{repository} has no tag or digest {:?} (for the platform asked, if any)",
+                reference.chars().take(200).collect::<String>()
+            ),
+        )
+    }
+
     /// 404 for an unknown poll mirroring policy.
     pub fn no_such_policy(id: &str) -> Self {
         ApiError::new(
@@ -212,6 +232,19 @@ impl ApiError {
         )
     }
 
+    /// 404 for a namespace a user may not create repositories in: none of
+    /// their own, whether an account has that name or not (so user names
+    /// cannot be probed); `own` is the caller's namespace.
+    pub fn no_such_namespace(namespace: &str, own: &str) -> Self {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NO_SUCH_ACCOUNT",
+            format!(
+                "no account named {namespace:?} that you can create repositories in; yours is {own:?} (only administrators create repositories in other namespaces)"
+            ),
+        )
+    }
+
     /// 404 for an unknown access token.
     pub fn no_such_token() -> Self {
         ApiError::new(
@@ -241,10 +274,11 @@ impl ApiError {
         )
     }
 
-    /// 409 for a repository that already exists.
+    /// 400 for a repository that already exists (DTR's status for it;
+    /// scripts that copy repositories treat 400 as "exists").
     pub fn repository_exists(name: &str) -> Self {
         ApiError::new(
-            StatusCode::CONFLICT,
+            StatusCode::BAD_REQUEST,
             "REPOSITORY_EXISTS",
             format!("repository {name} already exists"),
         )
@@ -286,7 +320,7 @@ impl From<MirrorError> for ApiError {
                 status: StatusCode::BAD_REQUEST,
                 code: "REMOTE_REGISTRY_INVALID_PERMISSIONS",
                 message: e.to_string(),
-                detail: json!({"reason": e.to_string(), "kind": format!("{:?}", e.kind())}),
+                detail: json!({"reason": e.to_string(), "kind": e.kind().code()}),
                 retry_after: None,
             },
             other => match other.kind() {
@@ -640,6 +674,30 @@ impl From<StoreError> for RegistryError {
                 "{actual} bytes were uploaded, not {expected}; nothing was stored"
             )),
             other => RegistryError::internal(&other),
+        }
+    }
+}
+
+impl From<WriteError> for RegistryError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::InvalidReference {
+                digest: true,
+                reason,
+            } => RegistryError::digest_invalid(reason),
+            WriteError::InvalidReference { reason, .. } => RegistryError::tag_invalid(reason),
+            WriteError::Manifest(ManifestError::TooLarge { .. }) => {
+                RegistryError::manifest_too_large(MAX_MANIFEST_SIZE)
+            }
+            WriteError::Manifest(other) => RegistryError::manifest_invalid(other.to_string()),
+            e @ WriteError::DigestMismatch { .. } => RegistryError::digest_invalid(e.to_string()),
+            WriteError::MissingReference { digest } => {
+                RegistryError::manifest_blob_unknown(&digest.to_string())
+            }
+            WriteError::NoSuchRepository { repository } => {
+                RegistryError::name_unknown(repository.as_str())
+            }
+            WriteError::Store(e) => e.into(),
         }
     }
 }

@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use mirror_core::job::POLL_MIRROR;
+use mirror_core::job::{POLL_MIRROR, parse_duration, resolve_deadline};
 use mirror_core::{JobFilter, JobSubmission, Mirror, MirrorError};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
@@ -134,55 +134,6 @@ pub fn next_run(spec: &str, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         .ok()?
         .find_next_occurrence(&after, false)
         .ok()
-}
-
-/// Parses a duration such as `90s`, `30m`, `2h` or `1h30m`.
-///
-/// ```
-/// use mirror_server::scheduler::parse_duration;
-/// assert_eq!(parse_duration("1h30m"), Some(std::time::Duration::from_secs(5400)));
-/// assert_eq!(parse_duration("10"), None);
-/// ```
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let mut total = 0u64;
-    let mut digits = String::new();
-    let mut any = false;
-    for c in s.trim().chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            _ => return None,
-        };
-        let n: u64 = digits.parse().ok()?;
-        total = total.checked_add(n.checked_mul(unit)?)?;
-        digits.clear();
-        any = true;
-    }
-    (any && digits.is_empty() && total > 0).then(|| Duration::from_secs(total))
-}
-
-/// Turns a job deadline as given to the API (empty, RFC 3339, or a duration
-/// from `now`) into the RFC 3339 form jobs store.
-pub fn resolve_deadline(deadline: &str, now: DateTime<Utc>) -> Result<String, String> {
-    let d = deadline.trim();
-    if d.is_empty() {
-        return Ok(String::new());
-    }
-    if let Ok(t) = DateTime::parse_from_rfc3339(d) {
-        return Ok(t
-            .with_timezone(&Utc)
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-    }
-    let dur = parse_duration(d).ok_or_else(|| {
-        format!("{d:?} is neither an RFC 3339 time nor a duration such as \"30m\" or \"2h\"")
-    })?;
-    let until = now + chrono::Duration::from_std(dur).map_err(|e| e.to_string())?;
-    Ok(until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
 /// The cron store and the loop that fires crons.
@@ -309,7 +260,7 @@ impl Scheduler {
                 parameters: form.parameters.clone(),
                 retries: form.retries,
                 scheduled_at: None,
-                deadline: String::new(),
+                deadline: None,
             })
             .await
             .map_err(CronError::Job)?;
@@ -438,7 +389,7 @@ impl Scheduler {
             Ok(_) => {}
             Err(e) => tracing::warn!(action = %cron.action, "cannot list pending jobs: {e}"),
         }
-        let deadline = resolve_deadline(&cron.deadline, now).unwrap_or_default();
+        let deadline = resolve_deadline(&cron.deadline, now).unwrap_or(None);
         let submitted = self
             .mirror
             .submit_job(JobSubmission {
@@ -487,39 +438,5 @@ mod tests {
         assert_eq!((n2 - n1).num_minutes(), 30);
         let six = next_run("57 54 3 * * *", t).unwrap();
         assert_eq!(six.to_rfc3339(), "2024-01-02T03:54:57+00:00");
-    }
-
-    fn check_duration(s: &str, secs: Option<u64>) {
-        assert_eq!(parse_duration(s), secs.map(Duration::from_secs), "{s}");
-    }
-
-    #[test]
-    fn durations() {
-        check_duration("90s", Some(90));
-        check_duration("30m", Some(1800));
-        check_duration("1h30m", Some(5400));
-        check_duration("2h", Some(7200));
-        check_duration("", None);
-        check_duration("0s", None);
-        check_duration("10", None);
-        check_duration("1d", None);
-        check_duration("m", None);
-    }
-
-    #[test]
-    fn deadlines() {
-        let now = DateTime::parse_from_rfc3339("2024-01-01T10:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(resolve_deadline("", now).unwrap(), "");
-        assert_eq!(
-            resolve_deadline("30m", now).unwrap(),
-            "2024-01-01T10:30:00Z"
-        );
-        assert_eq!(
-            resolve_deadline("2024-02-01T00:00:00+01:00", now).unwrap(),
-            "2024-01-31T23:00:00Z"
-        );
-        assert!(resolve_deadline("soon", now).is_err());
     }
 }

@@ -9,11 +9,24 @@
 //! for a request head, so a keep-alive connection left idle between
 //! requests is closed after the same time. Bodies are not timed: pushes of
 //! large layers and followed job logs may take as long as they take.
+//!
+//! A request answered before its body was read to the end (a `401` to a
+//! `PUT` sent before the client had credentials, a `404` to a push to a
+//! missing repository) is answered with `Connection: close`: the unread
+//! rest of the body makes the connection unusable, and a client that
+//! reused it (Go's, docker's) would fail with `EOF` instead of retrying.
 
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::ConnectInfo;
+use axum::http::{HeaderValue, Request, header};
+use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -70,7 +83,16 @@ pub async fn serve(
         let app = app.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
-            tower_service::Service::call(&mut app.clone(), req)
+            let (req, body_read) = track_body(req);
+            let answer = tower_service::Service::call(&mut app.clone(), req);
+            async move {
+                let mut resp = answer.await?;
+                if !body_read.load(Ordering::Acquire) {
+                    resp.headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                Ok::<_, std::convert::Infallible>(resp)
+            }
         });
         let conn = http.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
@@ -82,6 +104,48 @@ pub async fn serve(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// `req` with a body that records when it has been read to the end (or
+/// had none), and that record.
+fn track_body(req: hyper::Request<Incoming>) -> (Request<Body>, Arc<AtomicBool>) {
+    let (parts, body) = req.into_parts();
+    let read = Arc::new(AtomicBool::new(body.is_end_stream()));
+    let tracked = Body::new(TrackedBody {
+        inner: body,
+        read: read.clone(),
+    });
+    (Request::from_parts(parts, tracked), read)
+}
+
+/// A request body that sets `read` when its last frame has been taken.
+struct TrackedBody {
+    inner: Incoming,
+    read: Arc<AtomicBool>,
+}
+
+impl http_body::Body for TrackedBody {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.read.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// After a failed `accept`: a connection that broke before it was

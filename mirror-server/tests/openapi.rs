@@ -1,12 +1,14 @@
 //! `/api/v0/openapi.json` is kept in step with the code: its paths are
-//! exactly the routes the server registers (`api::dtr::ROUTES`), each path
-//! answers exactly the methods the document lists (probed on a running
-//! server), and every `$ref` resolves.
+//! exactly the routes the server registers (`api::dtr::ROUTES` under
+//! `/api/v0`, and `api::dtr::ROOT_ROUTES`, the paths with their own
+//! `servers` entry, at the root), each path answers exactly the methods the
+//! document lists (probed on a running server), and every `$ref` resolves.
+//! `/api/v0/docs.json` serves the same document.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use mirror_server::api::dtr::ROUTES;
+use mirror_server::api::dtr::{ROOT_ROUTES, ROUTES};
 use mirror_server::{CancellationToken, Config};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -59,22 +61,43 @@ async fn document_matches_the_router() {
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.0"));
     assert_eq!(doc["servers"][0]["url"], "/api/v0");
 
-    // Paths: the document's and the router's are the same set.
-    let documented: BTreeSet<&str> = doc["paths"]
+    // DTR's name for the document serves the same bytes.
+    let docs_json: Value = client
+        .get(format!("{base}/api/v0/docs.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(docs_json, doc);
+    assert_eq!(doc["info"]["version"], "2.7.0", "the DTR API version");
+
+    // Paths: the document's and the router's are the same set. A path
+    // with its own `servers` is a root route, served from that base.
+    let base_of = |item: &Value| item["servers"][0]["url"].as_str().map(str::to_string);
+    let documented: BTreeSet<String> = doc["paths"]
         .as_object()
         .unwrap()
-        .keys()
-        .map(String::as_str)
+        .iter()
+        .map(|(path, item)| match base_of(item) {
+            Some(root) => format!("{}{path}", root.trim_end_matches('/')),
+            None => format!("/api/v0{path}"),
+        })
         .collect();
-    let routed: BTreeSet<&str> = ROUTES.iter().map(|(p, _)| *p).collect();
+    let routed: BTreeSet<String> = ROUTES
+        .iter()
+        .map(|(p, _)| format!("/api/v0{p}"))
+        .chain(ROOT_ROUTES.iter().map(|(p, _)| p.to_string()))
+        .collect();
     assert_eq!(
         documented.difference(&routed).collect::<Vec<_>>(),
-        Vec::<&&str>::new(),
+        Vec::<&String>::new(),
         "documented but not routed"
     );
     assert_eq!(
         routed.difference(&documented).collect::<Vec<_>>(),
-        Vec::<&&str>::new(),
+        Vec::<&String>::new(),
         "routed but not documented"
     );
 
@@ -98,7 +121,10 @@ async fn document_matches_the_router() {
             let resp = client
                 .request(
                     Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),
-                    format!("{base}/api/v0{concrete}"),
+                    match base_of(item) {
+                        Some(root) => format!("{base}{}{concrete}", root.trim_end_matches('/')),
+                        None => format!("{base}/api/v0{concrete}"),
+                    },
                 )
                 .send()
                 .await

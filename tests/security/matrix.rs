@@ -1,6 +1,7 @@
-//! The authorization matrix: every `/api/v0` route (from `ROUTES`, each
-//! method `openapi.json` documents for it, so a new route or method fails
-//! here until it has expectations) and the main `/v2` forms, called by six
+//! The authorization matrix: every `/api/v0` route (from `ROUTES`, and
+//! `/auth/token` from `ROOT_ROUTES`; each method `openapi.json` documents
+//! for it, so a new route or method fails here until it has expectations)
+//! and the main `/v2` forms, called by six
 //! roles — anonymous, a user with no access, read-only, read-write,
 //! repository admin (by grant) and server admin — against the private
 //! `acme/app`, with the status class each role must get.
@@ -117,6 +118,10 @@ fn api_cases(upstream: &str) -> Vec<Case> {
     let remote = json!({"remoteHost": upstream, "remoteRepository": "team/app"});
     vec![
         case(M::GET, "/openapi.json", "", None, "2xx 2xx 2xx 2xx 2xx 2xx"),
+        case(M::GET, "/docs.json", "", None, "2xx 2xx 2xx 2xx 2xx 2xx"),
+        // DTR's token endpoint (a root route): any account gets a bearer
+        // token acting as itself.
+        case(M::GET, "/auth/token", "", None, "401 2xx 2xx 2xx 2xx 2xx"),
         case(M::GET, "/repositories", "", None, "401 2xx 2xx 2xx 2xx 2xx"),
         // Listing a namespace is filtered (checked below), not refused.
         case(
@@ -126,13 +131,15 @@ fn api_cases(upstream: &str) -> Vec<Case> {
             None,
             "401 2xx 2xx 2xx 2xx 2xx",
         ),
-        // Only server admins create repositories outside their own namespace.
+        // Only server admins create repositories outside their own
+        // namespace; to users another namespace has no account, as DTR
+        // answers (`NO_SUCH_ACCOUNT`).
         case(
             M::POST,
             "/repositories/{namespace}",
             "",
             Some(json!({"name": "made-by-matrix"})),
-            "401 403 403 403 403 2xx",
+            "401 404 404 404 404 2xx",
         ),
         case(
             M::GET,
@@ -151,6 +158,13 @@ fn api_cases(upstream: &str) -> Vec<Case> {
         case(
             M::GET,
             "/repositories/{namespace}/{reponame}/tags",
+            "",
+            None,
+            "401 404 2xx 2xx 2xx 2xx",
+        ),
+        case(
+            M::GET,
+            "/repositories/{namespace}/{reponame}/tags/{reference}",
             "",
             None,
             "401 404 2xx 2xx 2xx 2xx",
@@ -386,7 +400,8 @@ fn v2_cases() -> Vec<Case> {
     let secret = "401 403 403 403 403 2xx";
     vec![
         case(M::GET, "/v2/", "", None, "401 2xx 2xx 2xx 2xx 2xx"),
-        case(M::GET, "/v2/_catalog", "", None, "2xx 2xx 2xx 2xx 2xx 2xx"),
+        // The catalog challenges anonymous callers (as distribution with auth).
+        case(M::GET, "/v2/_catalog", "", None, "401 2xx 2xx 2xx 2xx 2xx"),
         case(M::GET, "/v2/acme/app/tags/list", "", None, read),
         case(M::GET, "/v2/acme/app/manifests/v1", "", None, read),
         case(M::HEAD, "/v2/acme/app/manifests/v1", "", None, read),
@@ -415,6 +430,7 @@ fn fill(template: &str, world: &World) -> String {
         .replace("{username}", "victim")
         .replace("{name}", "victim")
         .replace("{action}", "poll_mirror")
+        .replace("{reference}", "v1")
         .replace("{hashedtoken}", &world.token)
         .replace("{blob}", &world.blob)
         .replace(
@@ -434,7 +450,10 @@ async fn send(
     creds: Creds<'_>,
     world: &World,
 ) -> (StatusCode, String) {
-    let path = if case.template.starts_with("/v2") {
+    let root = mirror_server::api::dtr::ROOT_ROUTES
+        .iter()
+        .any(|(t, _)| *t == case.template);
+    let path = if case.template.starts_with("/v2") || root {
         fill(case.template, world)
     } else {
         format!("/api/v0{}{}", fill(case.template, world), case.query)
@@ -741,7 +760,11 @@ async fn every_route_answers_every_role_as_the_matrix_says() {
         .map(|c| (c.method.as_str().to_string(), c.template))
         .collect();
     let mut routes = 0;
-    for (template, _) in mirror_server::api::dtr::ROUTES {
+    let tables = [
+        mirror_server::api::dtr::ROUTES,
+        mirror_server::api::dtr::ROOT_ROUTES,
+    ];
+    for (template, _) in tables.into_iter().flatten() {
         let methods = doc["paths"][*template]
             .as_object()
             .unwrap_or_else(|| panic!("{template} is not in openapi.json"));
@@ -816,11 +839,7 @@ async fn every_route_answers_every_role_as_the_matrix_says() {
         }
     }
     let (s, b) = server.call(Method::GET, "/v2/_catalog", None, None).await;
-    assert_eq!(
-        (s, &b["repositories"]),
-        (StatusCode::OK, &json!([])),
-        "anonymous catalog"
-    );
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "anonymous catalog: {b}");
 
     server.stop().await;
 }

@@ -1,10 +1,11 @@
 //! Who may do what: anonymous, a reader, a namespace owner, a server admin,
 //! and access tokens used as passwords.
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::server::{ADMIN, Creds, TestServer, assert_error};
+use crate::server::{ADMIN, Creds, TestServer};
+use crate::support::http::Api;
 
 const ALICE: Creds<'static> = Some(("alice", "alice-pa55word"));
 
@@ -17,147 +18,81 @@ async fn authorization_matrix() {
         .await;
     server.create_repo("mirrors", "hidden", "private").await;
     server.create_repo("pub", "app", "public").await;
+    let anonymous = Api::new(&server.client, &server.url);
+    let (alice, admin) = (anonymous.creds(ALICE), anonymous.creds(ADMIN));
     let policies = "/api/v0/repositories/mirrors/private-app/pollMirroringPolicies";
     let policy = json!({"remoteHost": "http://127.0.0.1:9", "remoteRepository": "a/b"});
+    let private_tags = "/v2/mirrors/private-app/tags/list";
+    let missing_tags = "/v2/mirrors/does-not-exist/tags/list";
+    let (forbidden, not_authorized) = (StatusCode::FORBIDDEN, "NOT_AUTHORIZED");
 
     // Anonymous: 401 on the management API (without a challenge, so a
     // browser never prompts and caches credentials) and private repos.
     for path in ["/api/v0/repositories", "/api/v0/jobs", policies] {
-        let got = server.call(Method::GET, path, None, None).await;
-        assert_error(&got, StatusCode::UNAUTHORIZED, "NOT_AUTHENTICATED", None);
+        let r = anonymous.get(path).await;
+        r.expect_error(StatusCode::UNAUTHORIZED, "NOT_AUTHENTICATED");
     }
-    let resp = server
-        .request(Method::GET, "/api/v0/repositories", None)
-        .send()
-        .await
-        .unwrap();
-    assert!(!resp.headers().contains_key("www-authenticate"));
-    for path in [
-        "/v2/",
-        "/v2/mirrors/private-app/tags/list",
-        "/v2/mirrors/does-not-exist/tags/list",
-    ] {
-        let (s, b) = server.call(Method::GET, path, None, None).await;
-        assert_eq!(s, StatusCode::UNAUTHORIZED, "{path}: {b}");
+    let r = anonymous.get("/api/v0/repositories").await;
+    assert!(!r.headers.contains_key("www-authenticate"));
+    for path in ["/v2/", private_tags, missing_tags] {
+        anonymous.get(path).await.expect(StatusCode::UNAUTHORIZED);
     }
     // ...but public repositories can be pulled anonymously.
-    let (s, b) = server
-        .call(Method::GET, "/v2/pub/app/tags/list", None, None)
-        .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
-    let (s, b) = server.call(Method::GET, "/v2/_catalog", None, None).await;
-    assert_eq!(
-        (s, &b["repositories"]),
-        (StatusCode::OK, &json!(["pub/app"]))
-    );
+    let public_tags = "/v2/pub/app/tags/list";
+    anonymous.get(public_tags).await.expect(StatusCode::OK);
+    // The catalog challenges anonymous callers (distribution with auth
+    // does the same), so clients log in and list what they may read.
+    let catalog = anonymous
+        .get("/v2/_catalog")
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    assert!(catalog.header("www-authenticate").starts_with("Basic "));
 
     // Wrong passwords never fall back to anonymous.
-    let wrong = Some(("alice", "not-her-password"));
-    let got = server
-        .call(Method::GET, "/api/v0/repositories", wrong, None)
-        .await;
-    assert_error(&got, StatusCode::UNAUTHORIZED, "NOT_AUTHENTICATED", None);
-    let (s, _) = server
-        .call(Method::GET, "/v2/pub/app/tags/list", wrong, None)
-        .await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let wrong = anonymous.creds(Some(("alice", "not-her-password")));
+    let r = wrong.get("/api/v0/repositories").await;
+    r.expect_error(StatusCode::UNAUTHORIZED, "NOT_AUTHENTICATED");
+    wrong
+        .get(public_tags)
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
 
     // Alice without grants: private repositories are invisible.
-    let got = server
-        .call(
-            Method::GET,
-            "/api/v0/repositories/mirrors/private-app",
-            ALICE,
-            None,
-        )
-        .await;
-    assert_error(&got, StatusCode::NOT_FOUND, "NO_SUCH_REPOSITORY", None);
-    let (s, _) = server
-        .call(
-            Method::GET,
-            "/v2/mirrors/private-app/tags/list",
-            ALICE,
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, _) = server
-        .call(
-            Method::GET,
-            "/v2/mirrors/does-not-exist/tags/list",
-            ALICE,
-            None,
-        )
-        .await;
+    let repo = "/api/v0/repositories/mirrors/private-app";
+    let r = alice.get(repo).await;
+    r.expect_error(StatusCode::NOT_FOUND, "NO_SUCH_REPOSITORY");
+    alice.get(private_tags).await.expect(forbidden);
     assert_eq!(
-        s,
-        StatusCode::FORBIDDEN,
+        alice.get(missing_tags).await.status,
+        forbidden,
         "missing and private look the same"
     );
 
     // Only the repository admin may grant access.
     let grant = "/api/v0/repositories/mirrors/private-app/userAccess/alice";
-    let got = server
-        .call(
-            Method::PUT,
-            grant,
-            ALICE,
-            Some(json!({"accessLevel": "admin"})),
-        )
-        .await;
-    assert_error(&got, StatusCode::NOT_FOUND, "NO_SUCH_REPOSITORY", None);
-    let (s, b) = server
-        .call(
-            Method::PUT,
-            grant,
-            ADMIN,
-            Some(json!({"accessLevel": "read-only"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
+    let level = |level: &str| json!({ "accessLevel": level });
+    let r = alice.put(grant).json(&level("admin")).await;
+    r.expect_error(StatusCode::NOT_FOUND, "NO_SUCH_REPOSITORY");
+    let r = admin.put(grant).json(&level("read-only")).await;
+    r.expect(StatusCode::OK);
 
     // Read-only: can see and pull, cannot create policies or delete.
-    let (s, b) = server
-        .call(
-            Method::GET,
-            "/api/v0/repositories/mirrors/private-app",
-            ALICE,
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
-    let (s, _) = server.call(Method::GET, policies, ALICE, None).await;
-    assert_eq!(s, StatusCode::OK);
-    let (s, b) = server
-        .call(
-            Method::GET,
-            "/v2/mirrors/private-app/tags/list",
-            ALICE,
-            None,
-        )
-        .await;
-    assert_eq!((s, &b["tags"]), (StatusCode::OK, &json!([])));
-    let got = server
-        .call(Method::POST, policies, ALICE, Some(policy.clone()))
-        .await;
-    assert_error(&got, StatusCode::FORBIDDEN, "NOT_AUTHORIZED", None);
-    let got = server
-        .call(
-            Method::DELETE,
-            "/api/v0/repositories/mirrors/private-app",
-            ALICE,
-            None,
-        )
-        .await;
-    assert_error(&got, StatusCode::FORBIDDEN, "NOT_AUTHORIZED", None);
-    let (s, b) = server.call(Method::GET, "/v2/_catalog", ALICE, None).await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(b["repositories"], json!(["mirrors/private-app", "pub/app"]));
-    let (s, b) = server
-        .call(Method::GET, "/api/v0/repositories", ALICE, None)
-        .await;
-    assert_eq!(s, StatusCode::OK);
-    let names: Vec<_> = b["repositories"]
+    alice.get(repo).await.expect(StatusCode::OK);
+    alice.get(policies).await.expect(StatusCode::OK);
+    let tags = alice.get(private_tags).await.expect(StatusCode::OK);
+    assert_eq!(tags.json()["tags"], json!([]));
+    let r = alice.post(policies).json(&policy).await;
+    r.expect_error(forbidden, not_authorized);
+    let r = alice.delete(repo).await;
+    r.expect_error(forbidden, not_authorized);
+    let catalog = alice.get("/v2/_catalog").await.expect(StatusCode::OK);
+    assert_eq!(
+        catalog.json()["repositories"],
+        json!(["mirrors/private-app", "pub/app"])
+    );
+    let listed = alice.get("/api/v0/repositories").await;
+    let listed = listed.expect(StatusCode::OK).json();
+    let names: Vec<_> = listed["repositories"]
         .as_array()
         .unwrap()
         .iter()
@@ -172,221 +107,108 @@ async fn authorization_matrix() {
     assert_eq!(names, ["mirrors/private-app", "pub/app"]);
 
     // Public is read-only for others too.
-    let got = server
-        .call(
-            Method::POST,
-            "/api/v0/repositories/pub/app/pollMirroringPolicies",
-            ALICE,
-            Some(policy.clone()),
-        )
-        .await;
-    assert_error(&got, StatusCode::FORBIDDEN, "NOT_AUTHORIZED", None);
+    let pub_policies = "/api/v0/repositories/pub/app/pollMirroringPolicies";
+    let r = alice.post(pub_policies).json(&policy).await;
+    r.expect_error(forbidden, not_authorized);
 
     // Server-admin-only endpoints.
-    for (method, path, body) in [
-        (Method::GET, "/api/v0/jobs", None),
-        (
-            Method::POST,
-            "/api/v0/jobs",
-            Some(json!({"action": "poll_mirror"})),
-        ),
-        (Method::GET, "/api/v0/crons", None),
-        (Method::DELETE, "/api/v0/crons/poll_mirror", None),
-        (
-            Method::POST,
-            "/api/v0/accounts",
-            Some(json!({"name": "mallory", "password": "12345678"})),
-        ),
+    let mallory = json!({"name": "mallory", "password": "12345678"});
+    for call in [
+        alice.get("/api/v0/jobs"),
+        alice
+            .post("/api/v0/jobs")
+            .json(&json!({"action": "poll_mirror"})),
+        alice.get("/api/v0/crons"),
+        alice.delete("/api/v0/crons/poll_mirror"),
+        alice.post("/api/v0/accounts").json(&mallory),
     ] {
-        let got = server.call(method, path, ALICE, body).await;
-        assert_error(&got, StatusCode::FORBIDDEN, "NOT_AUTHORIZED", None);
+        call.await.expect_error(forbidden, not_authorized);
     }
 
     // Repositories: only in one's own namespace, where one is admin.
-    let got = server
-        .call(
-            Method::POST,
-            "/api/v0/repositories/mirrors",
-            ALICE,
-            Some(json!({"name": "mine"})),
-        )
-        .await;
-    assert_error(&got, StatusCode::FORBIDDEN, "NOT_AUTHORIZED", None);
-    let (s, b) = server
-        .call(
-            Method::POST,
-            "/api/v0/repositories/alice",
-            ALICE,
-            Some(json!({"name": "mine"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{b}");
-    assert_eq!(b["namespaceType"], "user");
+    let mine = json!({"name": "mine"});
+    // A namespace no account owns is "no such account", as DTR answers
+    // (an admin may still create organization-less namespaces).
+    let r = alice.post("/api/v0/repositories/mirrors").json(&mine).await;
+    r.expect_error(StatusCode::NOT_FOUND, "NO_SUCH_ACCOUNT");
+    let r = alice.post("/api/v0/repositories/alice").json(&mine).await;
+    assert_eq!(
+        r.expect(StatusCode::CREATED).json()["namespaceType"],
+        "user"
+    );
     // ...where the policy check passes authorization and reaches the remote.
-    let got = server
-        .call(
-            Method::POST,
-            "/api/v0/repositories/alice/mine/pollMirroringPolicies",
-            ALICE,
-            Some(policy.clone()),
-        )
-        .await;
-    assert_error(
-        &got,
+    let own_policies = "/api/v0/repositories/alice/mine/pollMirroringPolicies";
+    let r = alice.post(own_policies).json(&policy).await;
+    r.expect_error(
         StatusCode::BAD_REQUEST,
         "REMOTE_REGISTRY_INVALID_PERMISSIONS",
-        None,
     );
 
     // Access tokens work as passwords; the secret is shown once.
-    let (s, tok) = server
-        .call(
-            Method::POST,
-            "/api/v0/api_tokens",
-            ALICE,
-            Some(json!({"tokenLabel": "ci"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{tok}");
+    let label = json!({"tokenLabel": "ci"});
+    let r = alice.post("/api/v0/api_tokens").json(&label).await;
+    let tok = r.expect(StatusCode::OK).json();
     let token = tok["token"].as_str().unwrap().to_string();
     let hashed = tok["hashedToken"].as_str().unwrap().to_string();
-    let with_token = Some(("alice", token.as_str()));
-    let (s, _) = server
-        .call(
-            Method::GET,
-            "/v2/mirrors/private-app/tags/list",
-            with_token,
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
-    let (s, list) = server
-        .call(Method::GET, "/api/v0/api_tokens", with_token, None)
-        .await;
-    assert_eq!(s, StatusCode::OK);
+    let with_token = anonymous.creds(Some(("alice", token.as_str())));
+    with_token.get(private_tags).await.expect(StatusCode::OK);
+    let list = with_token.get("/api/v0/api_tokens").await;
+    let list = list.expect(StatusCode::OK).json();
     assert_eq!(list[0]["hashedToken"], hashed.as_str());
     assert_eq!(list[0]["tokenLabel"], "ci");
     assert!(!list.to_string().contains(&token));
     // The token is alice's: it is not valid for another user name.
-    let (s, _) = server
-        .call(Method::GET, "/v2/", Some(("admin", token.as_str())), None)
-        .await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let as_admin = anonymous.creds(Some(("admin", token.as_str())));
+    as_admin.get("/v2/").await.expect(StatusCode::UNAUTHORIZED);
     // Alice cannot read admin's tokens; deleting hers revokes it at once.
-    let got = server
-        .call(
-            Method::GET,
-            "/api/v0/api_tokens?username=admin",
-            ALICE,
-            None,
-        )
-        .await;
-    assert_error(&got, StatusCode::FORBIDDEN, "NOT_AUTHORIZED", None);
-    let (s, _) = server
-        .call(
-            Method::DELETE,
-            &format!("/api/v0/api_tokens/{hashed}"),
-            ALICE,
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::NO_CONTENT);
-    let (s, _) = server.call(Method::GET, "/v2/", with_token, None).await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let r = alice.get("/api/v0/api_tokens?username=admin").await;
+    r.expect_error(forbidden, not_authorized);
+    let r = alice.delete(format!("/api/v0/api_tokens/{hashed}")).await;
+    r.expect(StatusCode::NO_CONTENT);
+    with_token
+        .get("/v2/")
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
 
     // A repository admin (by grant) may manage policies and grants.
-    let (s, _) = server
-        .call(
-            Method::PUT,
-            grant,
-            ADMIN,
-            Some(json!({"accessLevel": "admin"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
-    let got = server
-        .call(Method::POST, policies, ALICE, Some(policy.clone()))
-        .await;
-    assert_error(
-        &got,
+    let r = admin.put(grant).json(&level("admin")).await;
+    r.expect(StatusCode::OK);
+    let r = alice.post(policies).json(&policy).await;
+    r.expect_error(
         StatusCode::BAD_REQUEST,
         "REMOTE_REGISTRY_INVALID_PERMISSIONS",
-        None,
     );
-    let (s, b) = server
-        .call(
-            Method::GET,
-            "/api/v0/repositories/mirrors/private-app/userAccess",
-            ALICE,
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(b, json!([{"username": "alice", "accessLevel": "admin"}]));
+    let r = alice.get(format!("{repo}/userAccess")).await;
+    assert_eq!(
+        r.expect(StatusCode::OK).json(),
+        json!([{"username": "alice", "accessLevel": "admin"}])
+    );
     // ...but not server-wide things.
-    let got = server.call(Method::GET, "/api/v0/jobs", ALICE, None).await;
-    assert_error(&got, StatusCode::FORBIDDEN, "NOT_AUTHORIZED", None);
+    let r = alice.get("/api/v0/jobs").await;
+    r.expect_error(forbidden, not_authorized);
 
     // Revoking the grant hides the repository again.
-    let (s, _) = server.call(Method::DELETE, grant, ADMIN, None).await;
-    assert_eq!(s, StatusCode::NO_CONTENT);
-    let (s, _) = server
-        .call(
-            Method::GET,
-            "/v2/mirrors/private-app/tags/list",
-            ALICE,
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
+    admin.delete(grant).await.expect(StatusCode::NO_CONTENT);
+    alice.get(private_tags).await.expect(forbidden);
 
     // Admin deletes a repository; its grants and policies go with it.
-    let (s, _) = server
-        .call(
-            Method::DELETE,
-            "/api/v0/repositories/mirrors/hidden",
-            ADMIN,
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::NO_CONTENT);
-    let got = server
-        .call(
-            Method::GET,
-            "/api/v0/repositories/mirrors/hidden",
-            ADMIN,
-            None,
-        )
-        .await;
-    assert_error(&got, StatusCode::NOT_FOUND, "NO_SUCH_REPOSITORY", None);
+    let hidden = "/api/v0/repositories/mirrors/hidden";
+    admin.delete(hidden).await.expect(StatusCode::NO_CONTENT);
+    let r = admin.get(hidden).await;
+    r.expect_error(StatusCode::NOT_FOUND, "NO_SUCH_REPOSITORY");
 
     // Push (see `push.rs`): after authentication, into an existing
     // repository the caller may write to (alice owns her namespace).
-    let (s, _) = server
-        .call(Method::POST, "/v2/alice/mine/blobs/uploads/", None, None)
-        .await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let (s, _) = server
-        .call(Method::POST, "/v2/alice/mine/blobs/uploads/", ALICE, None)
-        .await;
-    assert_eq!(s, StatusCode::ACCEPTED);
+    let uploads = |repo: &str| format!("/v2/{repo}/blobs/uploads/");
+    let r = anonymous.post(uploads("alice/mine")).await;
+    r.expect(StatusCode::UNAUTHORIZED);
+    let r = alice.post(uploads("alice/mine")).await;
+    r.expect(StatusCode::ACCEPTED);
     for (repo, status, code) in [
         ("alice/missing", StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
-        ("mirrors/private-app", StatusCode::FORBIDDEN, "DENIED"),
+        ("mirrors/private-app", forbidden, "DENIED"),
     ] {
-        let (s, b) = server
-            .call(
-                Method::POST,
-                &format!("/v2/{repo}/blobs/uploads/"),
-                ALICE,
-                None,
-            )
-            .await;
-        assert_eq!(
-            (s, &b["errors"][0]["code"]),
-            (status, &json!(code)),
-            "{repo}"
-        );
+        alice.post(uploads(repo)).await.expect_error(status, code);
     }
 
     server.stop().await;

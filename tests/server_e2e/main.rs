@@ -9,6 +9,9 @@
 //!   access tokens).
 //! - `bad_input`: malformed bodies, names, parameters → 4xx naming the field.
 //! - `crons`: the default cron, and a cron that fires.
+//! - `dtr_scripts`: public DTR/MSR automation scripts replayed unchanged
+//!   (paging and counts, repository objects sent back, policy bodies with
+//!   extra fields, `docs.json`, `/auth/token` and Bearer, one tag).
 //! - `push`: skopeo pushes into the server and pulls back; chunked uploads,
 //!   mounts, manifest checks, deletes, who may push, upload expiry.
 //! - `observability`: `/metrics` after polls (bytes, 429s, last success),
@@ -23,7 +26,9 @@ mod support;
 
 mod authz;
 mod bad_input;
+mod conformance;
 mod crons;
+mod dtr_scripts;
 mod mirror_flow;
 mod observability;
 mod push;

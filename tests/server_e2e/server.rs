@@ -108,6 +108,18 @@ impl TestServer {
         }
     }
 
+    /// A request to `path` with `Authorization: Bearer <token>`.
+    pub fn request_bearer(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(token)
+    }
+
     /// A JSON API call: status and parsed body (`Null` when empty).
     pub async fn call(
         &self,
@@ -116,18 +128,7 @@ impl TestServer {
         creds: Creds<'_>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut rb = self.request(method, path, creds);
-        if let Some(b) = body {
-            rb = rb.json(&b);
-        }
-        let resp = rb.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        let value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-        };
+        let (status, _, value) = exchange(self.request(method, path, creds), body).await;
         (status, value)
     }
 
@@ -296,6 +297,27 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// Sends `rb` (with `body` as JSON, when given): status, headers and parsed
+/// body (`Null` when empty).
+pub async fn exchange(
+    mut rb: reqwest::RequestBuilder,
+    body: Option<Value>,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let resp = rb.send().await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap();
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    };
+    (status, headers, value)
 }
 
 /// Asserts a DTR error: status, code, and (when given) `detail.field`.

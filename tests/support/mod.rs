@@ -24,6 +24,7 @@ pub mod certs;
 pub mod data;
 pub mod fault_proxy;
 pub mod hostile;
+pub mod http;
 pub mod images;
 pub mod registry;
 pub mod store_checks;

@@ -11,6 +11,8 @@
 //! pass the conformance checks in `tests/`.
 
 mod blob_fs;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod layout;
 mod policy;
 mod repository;

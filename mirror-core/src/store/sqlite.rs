@@ -125,7 +125,8 @@ CREATE TABLE IF NOT EXISTS job_logs (
 
 /// Columns added after the first release: (table, column, declaration).
 /// Added at open to databases created before them.
-const ADDED_COLUMNS: [(&str, &str, &str); 1] = [("policies", "owner", "TEXT")];
+const ADDED_COLUMNS: [(&str, &str, &str); 2] =
+    [("policies", "owner", "TEXT"), ("jobs", "failure", "TEXT")];
 
 /// Adds `column` to `table` unless it is there.
 fn add_column(conn: &Connection, table: &str, column: &str, decl: &str) -> Result<(), StoreError> {
@@ -826,7 +827,7 @@ fn build_policy(p: PolicyRow, keys: &SecretKeys) -> Result<PollMirroringPolicy, 
     })
 }
 
-const JOB_COLUMNS: &str = "id, retry_from_id, worker_id, status, scheduled_at, last_updated, action, retries_left, retries_total, parameters, deadline, stop_timeout, heartbeat_at, cancel_requested";
+const JOB_COLUMNS: &str = "id, retry_from_id, worker_id, status, scheduled_at, last_updated, action, retries_left, retries_total, parameters, deadline, stop_timeout, heartbeat_at, cancel_requested, failure";
 
 type JobRow = (
     String,
@@ -843,6 +844,7 @@ type JobRow = (
     String,
     Option<String>,
     bool,
+    Option<String>,
 );
 
 fn job_row(r: &Row) -> rusqlite::Result<JobRow> {
@@ -861,6 +863,7 @@ fn job_row(r: &Row) -> rusqlite::Result<JobRow> {
         r.get(11)?,
         r.get(12)?,
         r.get(13)?,
+        r.get(14)?,
     ))
 }
 
@@ -880,10 +883,20 @@ fn build_job(j: JobRow) -> Result<Job, StoreError> {
         parameters: serde_json::from_str(&j.9).map_err(|e| StoreError::Corrupt {
             reason: format!("job parameters: {e}"),
         })?,
-        deadline: j.10,
-        stop_timeout: j.11,
+        deadline: match j.10.as_str() {
+            "" => None,
+            t => Some(parse_ts(t)?),
+        },
+        stop_timeout: crate::job::parse_duration(&j.11).unwrap_or(crate::job::DEFAULT_STOP_TIMEOUT),
         heartbeat_at: j.12.map(|t| parse_ts(&t)).transpose()?,
         cancel_requested: j.13,
+        failure: j
+            .14
+            .map(|f| serde_json::from_str(&f))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt {
+                reason: format!("job failure: {e}"),
+            })?,
     })
 }
 
@@ -912,7 +925,7 @@ fn load_job(c: &Connection, id: &str) -> Result<Option<Job>, StoreError> {
 fn save_job(c: &Connection, j: &Job) -> Result<(), StoreError> {
     let params_json = serde_json::to_string(&j.parameters).expect("string map serializes");
     c.execute(
-        &format!("INSERT OR REPLACE INTO jobs ({JOB_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)"),
+        &format!("INSERT OR REPLACE INTO jobs ({JOB_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)"),
         params![
             j.id,
             j.retry_from_id,
@@ -924,10 +937,13 @@ fn save_job(c: &Connection, j: &Job) -> Result<(), StoreError> {
             j.retries_left,
             j.retries_total,
             params_json,
-            j.deadline,
-            j.stop_timeout,
+            j.deadline.as_ref().map(ts).unwrap_or_default(),
+            crate::job::format_duration(j.stop_timeout),
             j.heartbeat_at.as_ref().map(ts),
-            j.cancel_requested
+            j.cancel_requested,
+            j.failure
+                .as_ref()
+                .map(|f| serde_json::to_string(f).expect("a failure serializes"))
         ],
     )
     .map_err(db_err("saving a job"))?;

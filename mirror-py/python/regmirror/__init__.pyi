@@ -119,6 +119,13 @@ class Job:
     @property
     def stop_timeout(self) -> str: ...
     @property
+    def error_kind(self) -> Optional[str]:
+        """Why the job ended ``errored`` or ``canceled``: a stable code such as
+        ``unreachable``, ``unauthorized``, ``digest_mismatch`` or ``canceled``."""
+    @property
+    def error_message(self) -> Optional[str]:
+        """What failed and why, when the job ended ``errored`` or ``canceled``."""
+    @property
     def finished(self) -> bool:
         """Whether the status is ``done``, ``errored`` or ``canceled``."""
     def log_lines(self) -> list[str]:

@@ -1,7 +1,7 @@
 //! The HTTP surface: the OCI registry API under `/v2`, the DTR management
 //! API under `/api/v0` (guarded against cross-site requests by
-//! [`same_origin`]), Prometheus metrics at `/metrics`, plus request
-//! logging.
+//! [`same_origin`]) and DTR's `/auth/token`, Prometheus metrics at
+//! `/metrics`, plus request logging.
 //!
 //! Handlers translate between HTTP and mirror-core / `accounts` /
 //! `scheduler` calls; they hold no mirroring logic. Errors go through
@@ -30,6 +30,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v0",
             dtr::router().layer(middleware::from_fn(same_origin::guard)),
         )
+        .merge(dtr::root_router())
         .route("/metrics", axum::routing::get(metrics::scrape))
         .merge(crate::web::router())
         .fallback(|| async {

@@ -193,6 +193,26 @@ export async function request(method, path, options) {
   return (await send(method, path, options)).data;
 }
 
+/** The most pages `getAll` follows (at 1000 items each). */
+const MAX_PAGES = 1000;
+
+/**
+ * Every item of a paged list (a JSON array, such as a repository's tags),
+ * following `X-Next-Page-Start` at the largest page size.
+ */
+export async function getAll(path, { signal } = {}) {
+  const items = [];
+  let pageStart;
+  for (let page = 0; page < MAX_PAGES; page++) {
+    const { data, headers } = await send('GET', path, { query: { pageSize: 1000, pageStart }, signal });
+    items.push(...(Array.isArray(data) ? data : []));
+    const next = headers.get('x-next-page-start');
+    if (!next || next === pageStart) break;
+    pageStart = next;
+  }
+  return items;
+}
+
 export const get = (path, options) => request('GET', path, options);
 export const post = (path, body, options) => request('POST', path, { ...options, body });
 export const put = (path, body, options) => request('PUT', path, { ...options, body });

@@ -52,7 +52,7 @@ fn account_view(a: &Account) -> AccountView<'_> {
 
 /// DTR's `createAccount` form (users only: organizations are not supported).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct CreateForm {
     name: String,
     password: Secret,
@@ -120,7 +120,7 @@ pub async fn get_one(
 
 /// DTR's `updateAccount` form.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct UpdateForm {
     #[serde(default)]
     full_name: Option<String>,
@@ -161,7 +161,7 @@ pub async fn update(
 /// `{"oldPassword", "newPassword"}` (the old one is not needed when an
 /// administrator changes another user's password).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct PasswordForm {
     #[serde(default)]
     old_password: Option<Secret>,
@@ -266,7 +266,7 @@ pub async fn list_tokens(
 
 /// `{"tokenLabel": "..."}`.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct TokenForm {
     #[serde(default)]
     token_label: Option<String>,
@@ -293,7 +293,7 @@ pub async fn create_token(
 
 /// DTR's `updateAPIToken` form.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct TokenUpdateForm {
     #[serde(default)]
     token_label: Option<String>,

@@ -17,7 +17,7 @@ use crate::state::AppState;
 
 /// DTR's `CronCreate`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct CreateForm {
     action: String,
     schedule: String,

@@ -1,6 +1,8 @@
 //! What a tag's manifest says about the image behind it: its platforms
-//! (`os/arch[/variant]`) and its size (config + layers), read from the
-//! stored manifest bytes and, for an image, its config blob.
+//! (`os/arch[/variant]`), its size (config + layers), and what its config
+//! says (OS version, creation time, author), read from the stored manifest
+//! bytes and, for an image, its config blob; for an index, the same for
+//! each image it lists.
 //!
 //! Every read is bounded by [`MAX_MANIFEST_SIZE`]. Manifests and configs
 //! are content-addressed, so a summary never changes for a digest: they
@@ -13,6 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use mirror_core::manifest::{MAX_MANIFEST_SIZE, ManifestBody, Platform};
 use mirror_core::store::StoreError;
 use mirror_core::{BlobStore, Descriptor, Digest, Manifest};
+use serde::Deserialize;
 
 /// Summaries kept at most; the cache starts over when full.
 const CACHE_ENTRIES: usize = 4096;
@@ -24,7 +27,8 @@ const IMAGE_CONFIGS: [&str; 2] = [
     "application/vnd.oci.image.config.v1+json",
 ];
 
-/// The platforms and size of one manifest.
+/// The platforms and size of one manifest, and what its config (or each
+/// image of an index) says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageInfo {
     /// `os/arch[/variant]`: the image's, or each child's of an index
@@ -32,6 +36,46 @@ pub struct ImageInfo {
     pub platforms: Vec<String>,
     /// Config plus layer sizes; for an index the sum over its children.
     /// `None` when a manifest or child could not be read.
+    pub image_size: Option<u64>,
+    /// An image's config (its descriptor, and what it says when it is an
+    /// image config); `None` for an index.
+    pub config: Option<ImageConfig>,
+    /// An index's images, in order (attestations left out).
+    pub images: Vec<IndexImage>,
+}
+
+/// An image's config blob: where it is and, for an image config, what it
+/// says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageConfig {
+    /// The config's digest.
+    pub digest: String,
+    /// The config's media type.
+    pub media_type: String,
+    /// The platform it names (`os`, `architecture`, `variant`).
+    pub platform: Option<Platform>,
+    /// `os.version` (Windows images).
+    pub os_version: Option<String>,
+    /// `created`: when the image was built (RFC 3339, as the config says).
+    pub created: Option<String>,
+    /// `author`.
+    pub author: Option<String>,
+}
+
+/// One image an index lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexImage {
+    /// The child manifest's digest.
+    pub digest: String,
+    /// The child manifest's media type.
+    pub media_type: String,
+    /// The child manifest's size in bytes.
+    pub size: u64,
+    /// Its platform: the index entry's, else its config's.
+    pub platform: Option<Platform>,
+    /// Its config, when the child could be read.
+    pub config: Option<ImageConfig>,
+    /// Its config plus layer sizes, when the child could be read.
     pub image_size: Option<u64>,
 }
 
@@ -66,19 +110,50 @@ async fn read_manifest(blobs: &dyn BlobStore, digest: &Digest) -> Option<Manifes
     Manifest::parse(&bytes, None).ok()
 }
 
-/// The platform an image config names, if it is an image config that
-/// names one; `Err` when it could not be read.
-async fn config_platform(
+/// The fields of an image config this module reads.
+#[derive(Debug, Default, Deserialize)]
+struct ConfigFields {
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    architecture: String,
+    #[serde(default)]
+    variant: Option<String>,
+    #[serde(default, rename = "os.version")]
+    os_version: Option<String>,
+    #[serde(default)]
+    created: Option<String>,
+    #[serde(default)]
+    author: Option<String>,
+}
+
+/// What the config `config` names; only image configs (of a readable
+/// size) are read, others are described by their descriptor alone. `Err`
+/// when an image config could not be read.
+async fn read_config(
     blobs: &dyn BlobStore,
     config: &Descriptor,
-) -> Result<Option<Platform>, StoreError> {
+) -> Result<ImageConfig, StoreError> {
+    let mut out = ImageConfig {
+        digest: config.digest.to_string(),
+        media_type: config.media_type.clone(),
+        ..ImageConfig::default()
+    };
     if !IMAGE_CONFIGS.contains(&config.media_type.as_str()) || config.size > MAX_MANIFEST_SIZE {
-        return Ok(None);
+        return Ok(out);
     }
     let bytes = blobs.read_small(&config.digest, MAX_MANIFEST_SIZE).await?;
-    Ok(serde_json::from_slice::<Platform>(&bytes)
-        .ok()
-        .filter(|p| !p.os.is_empty() && !p.architecture.is_empty()))
+    let fields: ConfigFields = serde_json::from_slice(&bytes).unwrap_or_default();
+    let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
+    out.platform = (!fields.os.is_empty() && !fields.architecture.is_empty()).then(|| Platform {
+        os: fields.os,
+        architecture: fields.architecture,
+        variant: nonempty(fields.variant),
+    });
+    out.os_version = nonempty(fields.os_version);
+    out.created = nonempty(fields.created);
+    out.author = nonempty(fields.author);
+    Ok(out)
 }
 
 fn image_size(config: &Descriptor, layers: &[Descriptor]) -> u64 {
@@ -97,55 +172,74 @@ async fn summarize(blobs: &dyn BlobStore, digest: &Digest) -> (ImageInfo, bool) 
     };
     match &manifest.body {
         ManifestBody::Image { config, layers } => {
-            let platform = config_platform(blobs, config).await;
+            let size = image_size(config, layers);
+            let read = read_config(blobs, config).await;
+            let complete = read.is_ok();
+            let config = read.unwrap_or_else(|_| ImageConfig {
+                digest: config.digest.to_string(),
+                media_type: config.media_type.clone(),
+                ..ImageConfig::default()
+            });
             let info = ImageInfo {
-                platforms: platform
-                    .as_ref()
-                    .ok()
-                    .and_then(Option::as_ref)
-                    .map(Platform::to_string)
-                    .into_iter()
-                    .collect(),
-                image_size: Some(image_size(config, layers)),
+                platforms: config.platform.iter().map(Platform::to_string).collect(),
+                image_size: Some(size),
+                config: Some(config),
+                images: Vec::new(),
             };
-            (info, platform.is_ok())
+            (info, complete)
         }
         ManifestBody::Index { manifests } => {
-            let mut platforms = Vec::new();
-            let mut total = Some(0u64);
+            let mut info = ImageInfo {
+                image_size: Some(0),
+                ..ImageInfo::default()
+            };
             let mut complete = true;
             for child in manifests {
-                // Only an image child has a size; a nested index counts as unknown.
-                let image = match read_manifest(blobs, &child.digest).await.map(|m| m.body) {
-                    Some(ManifestBody::Image { config, layers }) => Some((config, layers)),
-                    _ => None,
-                };
-                total = match (total, &image) {
-                    (Some(t), Some((config, layers))) => Some(t + image_size(config, layers)),
-                    _ => None,
-                };
-                let platform = match (&child.platform, &image) {
-                    (Some(p), _) => Some(p.clone()),
-                    (None, Some((config, _))) => {
-                        let read = config_platform(blobs, config).await;
-                        complete &= read.is_ok();
-                        read.ok().flatten()
-                    }
-                    (None, None) => None,
-                };
-                if let Some(p) = platform.filter(|p| !is_attestation(p)) {
-                    let text = p.to_string();
-                    if !platforms.contains(&text) {
-                        platforms.push(text);
-                    }
+                let (image, child_complete) = index_image(blobs, child).await;
+                complete &= child_complete;
+                info.image_size = info.image_size.zip(image.image_size).map(|(t, s)| t + s);
+                if image.platform.as_ref().is_some_and(is_attestation) {
+                    continue;
                 }
+                if let Some(text) = image.platform.as_ref().map(Platform::to_string)
+                    && !info.platforms.contains(&text)
+                {
+                    info.platforms.push(text);
+                }
+                info.images.push(image);
             }
-            let info = ImageInfo {
-                platforms,
-                image_size: total,
-            };
-            (info, complete && total.is_some())
+            let complete = complete && info.image_size.is_some();
+            (info, complete)
         }
+    }
+}
+
+/// One entry of an index, and whether every read it needed succeeded.
+/// Only an image child has a size; a nested index counts as unknown.
+async fn index_image(blobs: &dyn BlobStore, child: &Descriptor) -> (IndexImage, bool) {
+    let mut image = IndexImage {
+        digest: child.digest.to_string(),
+        media_type: child.media_type.clone(),
+        size: child.size,
+        platform: child.platform.clone(),
+        config: None,
+        image_size: None,
+    };
+    let Some(ManifestBody::Image { config, layers }) =
+        read_manifest(blobs, &child.digest).await.map(|m| m.body)
+    else {
+        return (image, true);
+    };
+    image.image_size = Some(image_size(&config, &layers));
+    match read_config(blobs, &config).await {
+        Ok(read) => {
+            if image.platform.is_none() {
+                image.platform = read.platform.clone();
+            }
+            image.config = Some(read);
+            (image, true)
+        }
+        Err(_) => (image, false),
     }
 }
 

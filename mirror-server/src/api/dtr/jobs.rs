@@ -16,13 +16,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::job_access::visible_job;
+use super::paging::PageSize;
 use crate::api::extract::{Admin, JsonBody, QueryParams, User};
 use crate::error::ApiError;
-use crate::scheduler::resolve_deadline;
 use crate::state::AppState;
-
-/// The most jobs one list returns.
-const MAX_LIMIT: usize = 1000;
+use mirror_core::job::resolve_deadline;
 
 /// DTR's job JSON: mirror-core's `Job` plus the `capacityMap` DTR clients
 /// expect (this server has no capacity model: always `{}`), and while the
@@ -45,7 +43,7 @@ fn job_json(mirror: &Mirror, job: &Job) -> Value {
 
 /// DTR's `JobSubmission`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct SubmitForm {
     action: String,
     #[serde(default)]
@@ -105,7 +103,6 @@ pub async fn submit(
 
 /// `GET /api/v0/jobs` query.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// An action, or `any` (default).
     action: Option<String>,
@@ -118,8 +115,9 @@ pub struct ListQuery {
     status: Option<String>,
     /// Skip this many (default 0).
     start: Option<usize>,
-    /// At most this many (default 10).
-    limit: Option<usize>,
+    /// At most this many: 10 when absent or 0, at most 1000 (larger
+    /// values are clamped, like DTR's page sizes).
+    limit: Option<PageSize>,
 }
 
 /// `GET /api/v0/jobs` → `{"jobs": [...]}`, most recently scheduled first.
@@ -158,19 +156,12 @@ pub async fn list(
             )
         })?),
     };
-    let limit = q.limit.unwrap_or(10);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::invalid_parameter(
-            "limit",
-            format!("must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
     let filter = JobFilter {
         action: (!any(&q.action)).then(|| q.action.clone().unwrap_or_default()),
         running,
         status,
         start: q.start.unwrap_or(0),
-        limit,
+        limit: q.limit.unwrap_or_default().get(),
     };
     let jobs: Vec<Value> = state
         .mirror
@@ -229,7 +220,6 @@ pub async fn delete(
 
 /// `GET /api/v0/jobs/{id}/logs` query.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct LogsQuery {
     /// Follow the log until the job finishes (newline-delimited JSON).
     stream: Option<bool>,

@@ -1,24 +1,30 @@
-//! The DTR 2.7-compatible management API under `/api/v0` (JSON, Basic auth).
+//! The DTR 2.7-compatible management API under `/api/v0` (JSON; HTTP
+//! Basic credentials or a bearer token), and DTR's token endpoint
+//! `/auth/token` beside it.
 //!
 //! One file per resource: repositories (and their tags and access grants),
 //! poll mirroring policies, the remote-registry check, jobs (and
-//! `log_stream`, a followed job log), crons, and accounts with access
-//! tokens. Every route needs an authenticated caller, except the OpenAPI
-//! document; jobs, crons and account creation need a server administrator,
-//! except that an administrator of a repository may read (and cancel) the
-//! jobs that poll its policies (`job_access`).
+//! `log_stream`, a followed job log), crons, accounts with access tokens,
+//! and `auth_token`. Lists page alike (`paging`). Every route needs an
+//! authenticated caller, except the OpenAPI document (also served as
+//! DTR's `docs.json`); jobs, crons and account creation need a server
+//! administrator, except that an administrator of a repository may read
+//! (and cancel) the jobs that poll its policies (`job_access`).
 //!
-//! [`ROUTES`] is the one list of routes: [`router`] registers exactly it,
-//! and a test checks it against `openapi.json` (paths and methods), so the
-//! document cannot drift from the code.
+//! [`ROUTES`] (under `/api/v0`) and [`ROOT_ROUTES`] (at the root) are the
+//! one list of routes: [`router`] and [`root_router`] register exactly
+//! them, and a test checks them against `openapi.json` (paths and
+//! methods), so the document cannot drift from the code.
 
 mod accounts;
+mod auth_token;
 mod crons;
 mod image_info;
 mod job_access;
 mod jobs;
 mod log_stream;
 mod openapi;
+pub mod paging;
 mod policies;
 mod remote;
 mod repositories;
@@ -35,6 +41,7 @@ type Handlers = fn() -> MethodRouter<AppState>;
 /// Every `/api/v0` route (relative to `/api/v0`) with its handlers.
 pub static ROUTES: &[(&str, Handlers)] = &[
     ("/openapi.json", || get(openapi::document)),
+    ("/docs.json", || get(openapi::document)),
     ("/repositories", || get(repositories::list_all)),
     ("/repositories/{namespace}", || {
         get(repositories::list_namespace).post(repositories::create)
@@ -45,6 +52,10 @@ pub static ROUTES: &[(&str, Handlers)] = &[
     ("/repositories/{namespace}/{reponame}/tags", || {
         get(tags::list)
     }),
+    (
+        "/repositories/{namespace}/{reponame}/tags/{reference}",
+        || get(tags::get_one),
+    ),
     ("/repositories/{namespace}/{reponame}/userAccess", || {
         get(repositories::list_access)
     }),
@@ -88,9 +99,22 @@ pub static ROUTES: &[(&str, Handlers)] = &[
     }),
 ];
 
+/// DTR's routes outside `/api/v0` (absolute paths), documented in the same
+/// `openapi.json` with their own `servers` entry.
+pub static ROOT_ROUTES: &[(&str, Handlers)] = &[("/auth/token", || get(auth_token::issue))];
+
 /// The `/api/v0` routes (nested by the caller).
 pub fn router() -> Router<AppState> {
-    ROUTES
+    routes(ROUTES)
+}
+
+/// The [`ROOT_ROUTES`] (merged at the root by the caller).
+pub fn root_router() -> Router<AppState> {
+    routes(ROOT_ROUTES)
+}
+
+fn routes(table: &[(&str, Handlers)]) -> Router<AppState> {
+    table
         .iter()
         .fold(Router::new(), |router, (path, handlers)| {
             router.route(path, handlers())

@@ -1,10 +1,13 @@
-//! `GET /api/v0/openapi.json`: the OpenAPI 3 document of `/api/v0`, checked
-//! in next to this file and served as is, without authentication (it
-//! describes the API, not any data).
+//! `GET /api/v0/openapi.json`: the OpenAPI 3 document of `/api/v0` (and
+//! `/auth/token`), checked in next to this file and served as is, without
+//! authentication (it describes the API, not any data). DTR serves its
+//! description at `/api/v0/docs.json`, where scripts read `.info.version`
+//! (the DTR API version this one follows, `2.7.0`) to choose field
+//! spellings: the same document is served there.
 //!
 //! It is kept in step with the code by `mirror-server/tests/openapi.rs`:
-//! its paths are exactly `super::ROUTES`, and each path answers exactly the
-//! methods the document lists.
+//! its paths are exactly `super::ROUTES` and `super::ROOT_ROUTES`, and each
+//! path answers exactly the methods the document lists.
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -12,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 /// The document.
 pub const DOCUMENT: &str = include_str!("openapi.json");
 
-/// `GET /api/v0/openapi.json`.
+/// `GET /api/v0/openapi.json` and `GET /api/v0/docs.json`.
 pub async fn document() -> Response {
     let mut resp = DOCUMENT.into_response();
     resp.headers_mut().insert(

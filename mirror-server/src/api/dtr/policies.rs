@@ -27,11 +27,11 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// DTR's `CreatePollMirroringPolicy`, plus `initialEvaluation` as a body
-/// field. `rules`, `tagTemplate` and `localRepository`, which DTR migration
-/// scripts send, are accepted; the first two are ignored (poll policies
-/// have neither in DTR 2.5-2.7), the last must match the path.
+/// field. Of what DTR migration scripts also send, `localRepository` must
+/// match the path; `rules` and `tagTemplate` (poll policies have neither in
+/// DTR 2.5-2.7) are ignored like any other field the form does not read.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct CreateForm {
     remote_host: String,
     remote_repository: String,
@@ -51,17 +51,11 @@ pub struct CreateForm {
     initial_evaluation: Option<bool>,
     #[serde(default)]
     local_repository: Option<String>,
-    #[serde(default)]
-    #[allow(dead_code)] // accepted for DTR scripts, ignored
-    rules: Option<serde_json::Value>,
-    #[serde(default)]
-    #[allow(dead_code)] // accepted for DTR scripts, ignored
-    tag_template: Option<String>,
 }
 
 /// DTR's `UpdatePollMirroringPolicy`: every field optional.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct UpdateForm {
     #[serde(default)]
     remote_host: Option<String>,
@@ -81,12 +75,6 @@ pub struct UpdateForm {
     auth_token: Option<Secret>,
     #[serde(default)]
     local_repository: Option<String>,
-    #[serde(default)]
-    #[allow(dead_code)] // accepted for DTR scripts, ignored
-    rules: Option<serde_json::Value>,
-    #[serde(default)]
-    #[allow(dead_code)] // accepted for DTR scripts, ignored
-    tag_template: Option<String>,
 }
 
 /// The response header that carries the ID of the job a policy creation

@@ -17,7 +17,7 @@ use crate::state::AppState;
 
 /// DTR's `CreateRemoteRegistryCheck`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct CheckForm {
     remote_host: String,
     remote_repository: String,

@@ -1,22 +1,24 @@
-//! Repositories: create, list, get, delete; and per-user access grants
-//! (`userAccess`, a regmirror extension: DTR grants access through teams,
-//! which this server does not have). A repository as listed also says how
-//! many tags it has, whether a poll mirroring policy feeds it, and the
-//! caller's access level on it. Tags are in `tags.rs`.
+//! Repositories: create, list (paged, see `paging`), get, delete; and
+//! per-user access grants (`userAccess`, a regmirror extension: DTR grants
+//! access through teams, which this server does not have). A repository
+//! has every field of DTR 2.7's (so one read can be POSTed back to create
+//! it) and also says how many tags it has, whether a poll mirroring policy
+//! feeds it, and the caller's access level on it. Tags are in `tags.rs`.
 
 use std::collections::{HashMap, HashSet};
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use mirror_core::store::{NewRepository, Repository, Visibility};
 use mirror_core::{ErrorKind, RepositoryName};
 use serde::{Deserialize, Serialize};
 
-use super::super::extract::{JsonBody, QueryParams, User};
+use super::paging::PageQuery;
 use crate::accounts::{AccessLevel, Account};
+use crate::api::extract::{JsonBody, QueryParams, User};
 use crate::auth::{Caller, access_level, owns_namespace};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -91,7 +93,8 @@ pub async fn authorize_name(
     Ok((repo, level))
 }
 
-/// DTR's repository shape.
+/// DTR's repository shape (every field DTR 2.7's `Repository` has), so
+/// that what a script reads can be sent back to create a repository.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct RepositoryView {
@@ -103,7 +106,24 @@ struct RepositoryView {
     visibility: Visibility,
     created_at: DateTime<Utc>,
     #[serde(flatten)]
+    unsupported: Unsupported,
+    #[serde(flatten)]
     facts: Facts,
+}
+
+/// DTR repository settings this server does not have, with the values
+/// that mean "off": no long description, no scanning, mutable tags, no tag
+/// limit; pulls and pushes are not counted.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Unsupported {
+    long_description: &'static str,
+    scan_on_push: bool,
+    immutable_tags: bool,
+    enable_manifest_lists: bool,
+    pulls: u64,
+    pushes: u64,
+    tag_limit: u64,
 }
 
 /// What a repository view adds to DTR's shape (regmirror extensions).
@@ -163,6 +183,7 @@ fn view(repo: &Repository, users: &HashSet<String>, facts: Facts) -> RepositoryV
         short_description: repo.short_description.clone(),
         visibility: repo.visibility,
         created_at: repo.created_at,
+        unsupported: Unsupported::default(),
         facts,
     }
 }
@@ -177,9 +198,11 @@ async fn user_names(state: &AppState) -> Result<HashSet<String>, ApiError> {
         .collect())
 }
 
-/// The create form (DTR's `createRepository`).
+/// The create form (DTR's `createRepository`). A repository as `GET`
+/// shows it is a valid form: the fields read here are DTR's, the others
+/// (`id`, `namespace`, `accessLevel`, ...) are ignored.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct CreateRepository {
     name: String,
     /// Default `private`: a mirror of a private upstream must not become public by accident.
@@ -206,6 +229,14 @@ pub struct CreateRepository {
 }
 
 /// `POST /api/v0/repositories/{namespace}` → 201.
+///
+/// Users create repositories in their own namespace. Server administrators
+/// create them anywhere, also in namespaces no account has (DTR would
+/// answer `NO_SUCH_ACCOUNT` there, but this server has no organizations:
+/// an administrator's namespace such as `mirrors/` takes their place). Any
+/// other namespace answers `404 NO_SUCH_ACCOUNT` to a user, whether an
+/// account has that name or not, as `GET /accounts/{name}` does for other
+/// users' accounts: user names cannot be probed.
 pub async fn create(
     State(state): State<AppState>,
     User(account): User,
@@ -222,10 +253,7 @@ pub async fn create(
         ));
     }
     if !account.is_admin && !owns_namespace(&account, &name) {
-        return Err(ApiError::not_authorized(format!(
-            "only administrators can create repositories outside your namespace {:?}",
-            account.name
-        )));
+        return Err(ApiError::no_such_namespace(&namespace, &account.name));
     }
     let repo = state
         .mirror
@@ -251,31 +279,12 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view(&repo, &users, facts))).into_response())
 }
 
-/// Paging of repository lists (DTR: `pageStart`, `pageSize`, `count`).
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Paging {
-    /// The first repository (`namespace/name`) of the page, from `X-Next-Page-Start`.
-    page_start: Option<String>,
-    /// At most this many (default 10, at most 1000).
-    page_size: Option<usize>,
-    /// Also return the total in `X-Resource-Count`.
-    count: Option<bool>,
-}
-
 async fn list_filtered(
     state: &AppState,
     account: &Account,
-    paging: Paging,
+    paging: PageQuery,
     namespace: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let size = paging.page_size.unwrap_or(10);
-    if size == 0 || size > 1000 {
-        return Err(ApiError::invalid_parameter(
-            "pageSize",
-            "must be between 1 and 1000",
-        ));
-    }
     let grants: HashMap<String, AccessLevel> = if account.is_admin {
         Default::default()
     } else {
@@ -297,31 +306,18 @@ async fn list_filtered(
         })
         .collect();
     visible.sort_by(|a, b| a.name.cmp(&b.name));
-    let total = visible.len();
-    let start = paging.page_start.unwrap_or_default();
-    let mut page: Vec<Repository> = visible
-        .into_iter()
-        .filter(|r| r.name.as_str() >= start.as_str())
-        .take(size + 1)
-        .collect();
-    let next = (page.len() > size).then(|| page.pop().expect("len > size").name.to_string());
+    let page = paging.page(visible, |r| r.name.as_str());
     let users = user_names(state).await?;
     let mirrored = mirrored_set(state, None).await?;
-    let mut repositories = Vec::with_capacity(page.len());
-    for repo in &page {
+    let mut repositories = Vec::with_capacity(page.items.len());
+    for repo in &page.items {
         let level = level_in_list(account, repo, &grants);
         let facts = facts(state, repo, &mirrored, level).await?;
         repositories.push(view(repo, &users, facts));
     }
-    let mut resp = Json(serde_json::json!({"repositories": repositories})).into_response();
-    let headers: &mut HeaderMap = resp.headers_mut();
-    if let Some(next) = next.and_then(|n| HeaderValue::from_str(&n).ok()) {
-        headers.insert("x-next-page-start", next);
-    }
-    if paging.count == Some(true) {
-        headers.insert("x-resource-count", HeaderValue::from(total));
-    }
-    Ok(resp)
+    Ok(page
+        .headers
+        .respond(serde_json::json!({"repositories": repositories})))
 }
 
 /// The level of `account` on `repo`, which the list showed them: as
@@ -343,7 +339,7 @@ fn level_in_list(
 pub async fn list_all(
     State(state): State<AppState>,
     User(account): User,
-    QueryParams(paging): QueryParams<Paging>,
+    QueryParams(paging): QueryParams<PageQuery>,
 ) -> Result<Response, ApiError> {
     list_filtered(&state, &account, paging, None).await
 }
@@ -353,7 +349,7 @@ pub async fn list_namespace(
     State(state): State<AppState>,
     User(account): User,
     Path(namespace): Path<String>,
-    QueryParams(paging): QueryParams<Paging>,
+    QueryParams(paging): QueryParams<PageQuery>,
 ) -> Result<Response, ApiError> {
     if namespace.contains('/') || RepositoryName::parse(&namespace).is_err() {
         return Err(ApiError::field(
@@ -404,7 +400,7 @@ pub async fn delete(
 
 /// One grant.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct AccessForm {
     access_level: AccessLevel,
 }

@@ -53,7 +53,9 @@ pub async fn manifest(
             .ok_or_else(|| RegistryError::manifest_unknown(reference))?;
         (m.digest, m.media_type, m.size)
     } else {
-        validate_tag(reference).map_err(|e| RegistryError::tag_invalid(e.to_string()))?;
+        // A tag that breaks the grammar can never exist: "not found", as
+        // the distribution spec's conformance suite expects (PUT says 400).
+        validate_tag(reference).map_err(|_| RegistryError::manifest_unknown(reference))?;
         let t = stores
             .repos
             .tag(&repo.name, reference)

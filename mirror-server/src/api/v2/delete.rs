@@ -33,7 +33,9 @@ pub(super) async fn manifest(
             Digest::parse(reference).map_err(|e| RegistryError::digest_invalid(e.to_string()))?;
         repos.delete_manifest(&repo.name, &digest).await?
     } else {
-        validate_tag(reference).map_err(|e| RegistryError::tag_invalid(e.to_string()))?;
+        // A tag that breaks the grammar can never exist: "not found", as
+        // the distribution spec's conformance suite expects (PUT says 400).
+        validate_tag(reference).map_err(|_| RegistryError::manifest_unknown(reference))?;
         repos.delete_tag(&repo.name, reference).await?
     };
     if !deleted {

@@ -6,7 +6,8 @@ use axum::extract::Query;
 use axum::http::{HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use mirror_core::Digest;
-use mirror_core::manifest::OCI_INDEX;
+use mirror_core::Manifest;
+use mirror_core::manifest::{MAX_MANIFEST_SIZE, OCI_INDEX};
 use mirror_core::store::{Repository, Visibility};
 use serde::Deserialize;
 use serde_json::json;
@@ -148,21 +149,22 @@ pub async fn referrers(
         .repos
         .referrers(&repo.name, &digest)
         .await?;
-    let manifests: Vec<_> = found
-        .iter()
-        .filter(|m| {
-            q.artifact_type
-                .as_deref()
-                .is_none_or(|t| m.artifact_type.as_deref() == Some(t))
-        })
-        .map(|m| {
-            let mut d = json!({"mediaType": m.media_type, "digest": m.digest, "size": m.size});
-            if let Some(t) = &m.artifact_type {
-                d["artifactType"] = json!(t);
-            }
-            d
-        })
-        .collect();
+    let mut manifests = Vec::new();
+    for m in found.iter().filter(|m| {
+        q.artifact_type
+            .as_deref()
+            .is_none_or(|t| m.artifact_type.as_deref() == Some(t))
+    }) {
+        let mut d = json!({"mediaType": m.media_type, "digest": m.digest, "size": m.size});
+        if let Some(t) = &m.artifact_type {
+            d["artifactType"] = json!(t);
+        }
+        let annotations = annotations_of(state, &m.digest).await?;
+        if !annotations.is_empty() {
+            d["annotations"] = json!(annotations);
+        }
+        manifests.push(d);
+    }
     let mut resp = axum::Json(json!({
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
@@ -178,6 +180,23 @@ pub async fn referrers(
         );
     }
     Ok(resp)
+}
+
+/// The annotations of a stored manifest (the referrers API must carry
+/// them), read back from its bytes.
+async fn annotations_of(
+    state: &AppState,
+    digest: &Digest,
+) -> Result<std::collections::BTreeMap<String, String>, RegistryError> {
+    let bytes = state
+        .mirror
+        .stores()
+        .blobs
+        .read_small(digest, MAX_MANIFEST_SIZE)
+        .await?;
+    Ok(Manifest::parse(&bytes, None)
+        .map(|m| m.annotations)
+        .unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -126,7 +126,14 @@ async fn handle(req: &Request<'_>, rest: &str, body: Body) -> Result<Response, R
     let name = match &route {
         Route::Unknown => return Err(RegistryError::not_found(uri.path())),
         Route::Catalog => {
-            return if read {
+            // As distribution with auth: the catalog needs credentials, so
+            // clients that authenticate only when challenged list what
+            // they may read instead of an empty list.
+            return if matches!(caller, Caller::Anonymous) {
+                Err(RegistryError::unauthorized(
+                    "the catalog lists what the caller may read: log in",
+                ))
+            } else if read {
                 listing::catalog(state, &caller, uri).await
             } else {
                 Err(not_allowed(method, "the catalog"))

@@ -22,15 +22,15 @@ function isHub(host) {
   }
 }
 
-/** What a failed remote check means, by the error's `detail.kind`. */
+/** What a failed remote check means, by the error's `detail.kind` (a stable code). */
 const CONNECT_SUMMARY = {
-  Unauthorized: 'The remote registry refused these credentials.',
-  Denied: 'These credentials may not read the remote repository.',
-  NotFound: 'The remote repository was not found.',
-  Tls: 'The TLS connection failed. Add the registry\'s certificate authority under advanced settings, or skip TLS verification.',
-  Unreachable: 'Cannot reach the remote registry.',
-  Transient: 'The remote registry is not answering properly right now. Try again later.',
-  Invalid: 'The remote registry gave an answer this server cannot use.',
+  unauthorized: 'The remote registry refused these credentials.',
+  denied: 'These credentials may not read the remote repository.',
+  not_found: 'The remote repository was not found.',
+  tls: 'The TLS connection failed. Add the registry\'s certificate authority under advanced settings, or skip TLS verification.',
+  unreachable: 'Cannot reach the remote registry.',
+  transient: 'The remote registry is not answering properly right now. Try again later.',
+  invalid: 'The remote registry gave an answer this server cannot use.',
 };
 
 /**
@@ -224,7 +224,7 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
     connectResult.replaceChildren(
       h('p', { class: 'connect-summary' }, h('strong', { text: 'Connection failed. ' }), summary),
       h('p', { class: 'connect-detail', text: err.message }));
-    if (err.detail?.kind === 'Unauthorized' || err.detail?.kind === 'Denied') {
+    if (err.detail?.kind === 'unauthorized' || err.detail?.kind === 'denied') {
       fields.password.input.setAttribute('aria-invalid', 'true');
     }
   }

@@ -64,7 +64,7 @@ async function tagsTab(panel, ctx, { namespace, name, level }) {
   replace(panel, heading, h('p', { class: 'muted', text: 'Loading tags…' }));
   let tags;
   try {
-    tags = await api.get(`${api.repoPath(namespace, name)}/tags`, { signal: ctx.signal });
+    tags = await api.getAll(`${api.repoPath(namespace, name)}/tags`, { signal: ctx.signal });
   } catch (e) {
     if (ctx.signal.aborted) return;
     replace(panel, heading, h('p', { class: 'alert alert-error', role: 'alert', text: `Cannot list the tags: ${e.message}` }));

@@ -1,0 +1,454 @@
+//! The job runtime: how the engine runs a claimed job (heartbeat, cancel
+//! and deadline watch, the `poll_mirror` action over its policies, the
+//! final transition and log) and recovers jobs whose worker was lost.
+//! [`crate::mirror`] is the engine's API; this module is what runs behind
+//! `run_job`, `run_next_job` and the [`crate::worker::Worker`].
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use crate::access::ReuseGate;
+use crate::copy::{CopyContext, Progress};
+use crate::error::ErrorKind;
+use crate::job::{Job, JobEvent, JobFailure, JobStatus, PARAM_POLICY_ID, transition};
+use crate::metrics::PollResult;
+use crate::mirror::{Mirror, MirrorError};
+use crate::policy::{MirroringStatus, PollMirroringPolicy};
+use crate::poll::{LogSink, PollEnv, PollError, PollReport, poll_policy};
+use crate::store::{PolicyStore, StoreError};
+
+impl From<StoreError> for JobFailure {
+    fn from(e: StoreError) -> Self {
+        JobFailure::new(ErrorKind::Internal, e.to_string())
+    }
+}
+
+impl Mirror {
+    pub(crate) async fn recover_jobs(&self, at_start: bool) -> Result<Vec<Job>, MirrorError> {
+        let stale_before = Utc::now()
+            - chrono::Duration::from_std(self.inner.settings.stale_after)
+                .unwrap_or(chrono::Duration::seconds(30));
+        let mut out = Vec::new();
+        let policies = &self.inner.stores.policies;
+        let own = &self.inner.settings.worker_id;
+        // At start, jobs still claimed by this worker are lost whatever their
+        // heartbeat says, so ask for every running job (a cutoff in the
+        // future) and keep the stale ones plus our own.
+        let cutoff = if at_start {
+            Utc::now() + chrono::Duration::days(1)
+        } else {
+            stale_before
+        };
+        let lost: Vec<Job> = policies
+            .stale_jobs(cutoff)
+            .await?
+            .into_iter()
+            .filter(|j| {
+                (at_start && &j.worker_id == own) || j.heartbeat_at.is_none_or(|h| h < stale_before)
+            })
+            .collect();
+        for mut job in lost {
+            let why = if at_start && &job.worker_id == own {
+                "worker lost (this worker restarted while running it)"
+            } else {
+                "worker lost (no heartbeat)"
+            };
+            let retry = job.retries_left > 0;
+            job.status = transition(job.status, JobEvent::WorkerLost { retry })
+                .unwrap_or(JobStatus::Errored);
+            if retry {
+                job.retries_left -= 1;
+                job.worker_id.clear();
+            } else {
+                job.failure = Some(JobFailure::new(
+                    ErrorKind::Transient,
+                    format!("{why}: submit the job again"),
+                ));
+            }
+            job.last_updated = crate::job::now();
+            policies.update_job(&job).await?;
+            policies.release_job_leases(&job.id).await?;
+            policies
+                .append_log(
+                    &job.id,
+                    &[if retry {
+                        format!("{why}: job requeued")
+                    } else {
+                        format!(
+                            "{why}: job marked errored; nothing it had not finished was published"
+                        )
+                    }],
+                )
+                .await?;
+            out.push(job);
+        }
+        Ok(out)
+    }
+
+    /// Runs a claimed job: heartbeat and cancel watch, the action, the final
+    /// transition and log.
+    pub(crate) async fn execute(
+        &self,
+        mut job: Job,
+        cancel: CancellationToken,
+        progress: Option<Arc<Progress>>,
+    ) -> Job {
+        let policies = self.inner.stores.policies.clone();
+        let progress = progress.unwrap_or_default();
+        let started = std::time::Instant::now();
+        self.inner
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(job.id.clone(), (progress.clone(), progress.snapshot()));
+        let log = Arc::new(JobLog::default());
+        let job_cancel = cancel.child_token();
+        // Aborted on drop too: if this future is dropped (its task aborted),
+        // the heartbeat stops, so the job shows up as lost and is recovered.
+        let beat = AbortOnDrop(tokio::spawn(heartbeat_loop(
+            policies.clone(),
+            job.id.clone(),
+            self.inner.settings.heartbeat_interval,
+            job_cancel.clone(),
+            log.clone(),
+            job.deadline,
+        )));
+        log.line(format!(
+            "job {} ({}) started on worker {}",
+            job.id, job.action, self.inner.settings.worker_id
+        ));
+        let outcome = self
+            .poll_mirror(&job, &job_cancel, &progress, log.as_ref())
+            .await;
+        drop(beat);
+        let event = match &outcome {
+            Ok(()) => JobEvent::Succeed,
+            Err(_) if job_cancel.is_cancelled() => JobEvent::Cancel,
+            Err(_) => JobEvent::Fail,
+        };
+        match &outcome {
+            Ok(()) => log.line("job done".into()),
+            Err(e) if event == JobEvent::Cancel => log.line(format!("job canceled: {e}")),
+            Err(e) => log.line(format!("job errored: {e}")),
+        }
+        job.status = transition(job.status, event).unwrap_or(JobStatus::Errored);
+        job.failure = match outcome {
+            Ok(()) => None,
+            // Canceled from outside (a request, the deadline, shutdown),
+            // whatever the poll itself was doing when it stopped.
+            Err(e) if event == JobEvent::Cancel => {
+                Some(JobFailure::new(ErrorKind::Canceled, e.message))
+            }
+            Err(e) => Some(e),
+        };
+        job.last_updated = crate::job::now();
+        job.cancel_requested = false;
+        if let Err(e) = log.flush(policies.as_ref(), &job.id).await {
+            tracing::error!(job = %job.id, "cannot write job log: {e}");
+        }
+        if let Err(e) = policies.update_job(&job).await {
+            tracing::error!(job = %job.id, "cannot record job status: {e}");
+        }
+        {
+            // Under the lock, so a reading counts the job's progress once:
+            // either as running or as finished.
+            let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((p, start)) = running.remove(&job.id) {
+                self.inner.settings.metrics.record_job(
+                    job.status,
+                    started.elapsed(),
+                    crate::metrics::delta(p.snapshot(), start),
+                );
+            }
+        }
+        job
+    }
+
+    /// The `poll_mirror` action: every enabled policy, or the one named.
+    async fn poll_mirror(
+        &self,
+        job: &Job,
+        cancel: &CancellationToken,
+        progress: &Arc<Progress>,
+        log: &JobLog,
+    ) -> Result<(), JobFailure> {
+        let store = &self.inner.stores.policies;
+        let targets = match job.parameters.get(PARAM_POLICY_ID) {
+            Some(id) => match store.policy(id).await? {
+                Some(p) => vec![p],
+                None => {
+                    return Err(JobFailure::new(
+                        ErrorKind::NotFound,
+                        format!("poll mirroring policy {id} no longer exists"),
+                    ));
+                }
+            },
+            None => store
+                .policies(None)
+                .await?
+                .into_iter()
+                .filter(|p| p.enabled)
+                .collect(),
+        };
+        log.line(format!(
+            "evaluating {} poll mirroring policies",
+            targets.len()
+        ));
+        let transfers = Arc::new(tokio::sync::Semaphore::new(
+            self.inner.settings.blob_concurrency.max(1),
+        ));
+        let mut failed: Vec<JobFailure> = Vec::new();
+        for policy in targets {
+            if cancel.is_cancelled() {
+                return Err(JobFailure::canceled());
+            }
+            self.lease_or_wait(&policy.id, &job.id, cancel, log).await?;
+            let result = self
+                .poll_one(&policy, cancel, progress, &transfers, log)
+                .await;
+            let _ = store.release_policy(&policy.id, &job.id).await;
+            let now = crate::job::now();
+            let (outcome, detail, mirrored_at) = match &result {
+                Ok(r) if r.tags_failed == 0 => (
+                    PollResult::Success,
+                    format!(
+                        "{} tags copied, {} unchanged",
+                        r.tags_copied, r.tags_unchanged
+                    ),
+                    (r.tags_copied > 0).then_some(now),
+                ),
+                Ok(r) => (
+                    if r.tags_copied > 0 {
+                        PollResult::Partial
+                    } else {
+                        PollResult::Failed
+                    },
+                    r.errors.join("; "),
+                    (r.tags_copied > 0).then_some(now),
+                ),
+                Err(PollError::Canceled) => {
+                    (PollResult::Canceled, "the poll was canceled".into(), None)
+                }
+                Err(e) => (PollResult::Failed, e.to_string(), None),
+            };
+            let status = MirroringStatus {
+                code: outcome.code().into(),
+                detail,
+                timestamp: now,
+            };
+            let metrics = &self.inner.settings.metrics;
+            metrics.record_poll(&policy.id, outcome, now);
+            if let Ok(r) = &result {
+                metrics.record_tags(
+                    r.tags_unchanged as u64,
+                    r.tags_preexisting as u64,
+                    r.tags_failed as u64,
+                );
+            }
+            if let Err(e) = store.record_status(&policy.id, &status, mirrored_at).await {
+                log.line(format!(
+                    "cannot record the status of policy {}: {e}",
+                    policy.id
+                ));
+            }
+            match result {
+                Err(PollError::Canceled) => return Err(JobFailure::canceled()),
+                Err(e) => {
+                    log.line(format!("policy {} failed: {e}", policy.id));
+                    failed.push(JobFailure::new(
+                        e.kind(),
+                        format!("policy {}: {e}", policy.id),
+                    ));
+                }
+                Ok(r) if r.tags_failed > 0 => {
+                    failed.push(JobFailure::new(
+                        r.failure_kind.unwrap_or(ErrorKind::Internal),
+                        format!("policy {}: {} tags failed", policy.id, r.tags_failed),
+                    ));
+                }
+                Ok(_) => {}
+            }
+        }
+        match JobFailure::combine(failed) {
+            None => Ok(()),
+            Some(f) => Err(f),
+        }
+    }
+
+    /// Takes the policy's lease for `job_id`. While another job polls the
+    /// policy, waits for it to finish (then this job polls too, so its
+    /// `done` means "up to date as of when it was submitted"), logging
+    /// which job it waits for; a cancel ends the wait.
+    async fn lease_or_wait(
+        &self,
+        policy_id: &str,
+        job_id: &str,
+        cancel: &CancellationToken,
+        log: &JobLog,
+    ) -> Result<(), JobFailure> {
+        let store = &self.inner.stores.policies;
+        let mut waiting_for: Option<String> = None;
+        loop {
+            let until = Utc::now() + POLICY_LEASE;
+            if store.lease_policy(policy_id, job_id, until).await? {
+                if let Some(other) = waiting_for {
+                    log.line(format!(
+                        "job {other} finished with policy {policy_id}; polling it now"
+                    ));
+                }
+                return Ok(());
+            }
+            let holder = store
+                .policy_lease_holder(policy_id)
+                .await?
+                .unwrap_or_else(|| "another job".into());
+            if waiting_for.as_deref() != Some(holder.as_str()) {
+                log.line(format!(
+                    "policy {policy_id} is being polled by job {holder}: waiting for it to finish, then polling it again"
+                ));
+                waiting_for = Some(holder);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(LEASE_RETRY) => {}
+                _ = cancel.cancelled() => return Err(JobFailure::canceled()),
+            }
+        }
+    }
+
+    async fn poll_one(
+        &self,
+        policy: &PollMirroringPolicy,
+        cancel: &CancellationToken,
+        progress: &Arc<Progress>,
+        transfers: &Arc<tokio::sync::Semaphore>,
+        log: &JobLog,
+    ) -> Result<PollReport, PollError> {
+        let stores = &self.inner.stores;
+        let remote = self
+            .inner
+            .connector
+            .connect(&policy.remote)
+            .map_err(|source| PollError::Remote {
+                context: format!("connecting to {}", policy.remote.host),
+                source,
+            })?;
+        let baseline = if policy.initial_evaluation {
+            None
+        } else {
+            Some(
+                stores
+                    .policies
+                    .baseline(&policy.id)
+                    .await
+                    .map_err(|source| PollError::Store {
+                        context: "reading the policy baseline".into(),
+                        source,
+                    })?,
+            )
+        };
+        let env = PollEnv {
+            remote,
+            repos: stores.repos.as_ref(),
+            copy: CopyContext {
+                blobs: stores.blobs.clone(),
+                transfers: transfers.clone(),
+                retry: self.inner.settings.retry.clone(),
+                cancel: cancel.clone(),
+                progress: progress.clone(),
+                reuse: Arc::new(ReuseGate::new(
+                    stores.repos.clone(),
+                    self.inner.settings.read_access.clone(),
+                    policy.owner.clone(),
+                    policy.local_repository.clone(),
+                )),
+            },
+            head_concurrency: self.inner.settings.head_concurrency,
+            baseline,
+            log,
+        };
+        log.line(format!(
+            "policy {}: {}/{} -> {}",
+            policy.id, policy.remote.host, policy.remote.repository, policy.local_repository
+        ));
+        poll_policy(&env, policy).await
+    }
+}
+
+/// How long a poll's lease on its policy lasts (a crashed poll's lease
+/// lapses after this, or sooner through crash recovery).
+const POLICY_LEASE: chrono::Duration = chrono::Duration::hours(6);
+/// How often a job waiting for another job's lease on a policy looks again.
+const LEASE_RETRY: Duration = Duration::from_millis(500);
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Records heartbeats, flushes log lines, and turns a stored cancel request
+/// or a passed deadline into a cancel of the running job.
+async fn heartbeat_loop(
+    store: Arc<dyn PolicyStore>,
+    job_id: String,
+    every: Duration,
+    cancel: CancellationToken,
+    log: Arc<JobLog>,
+    deadline: Option<chrono::DateTime<Utc>>,
+) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let _ = log.flush(store.as_ref(), &job_id).await;
+        match store.heartbeat(&job_id, Utc::now()).await {
+            Ok(Some(job)) if job.cancel_requested => {
+                log.line("cancel requested".into());
+                cancel.cancel();
+            }
+            Ok(None) => {
+                // Deleted while running.
+                cancel.cancel();
+            }
+            _ => {}
+        }
+        if deadline.is_some_and(|d| Utc::now() > d) {
+            log.line("deadline passed".into());
+            cancel.cancel();
+        }
+    }
+}
+
+/// Log lines buffered in memory and flushed to the store by the heartbeat
+/// (and at the end), so logging never waits on the database.
+#[derive(Default)]
+struct JobLog {
+    pending: Mutex<Vec<String>>,
+    flush_lock: tokio::sync::Mutex<()>,
+}
+
+impl JobLog {
+    async fn flush(&self, store: &dyn PolicyStore, job_id: &str) -> Result<(), StoreError> {
+        let _guard = self.flush_lock.lock().await;
+        let lines = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        if lines.is_empty() {
+            return Ok(());
+        }
+        store.append_log(job_id, &lines).await
+    }
+}
+
+impl LogSink for JobLog {
+    fn line(&self, text: String) {
+        tracing::info!(target: "regmirror::job", "{text}");
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(text);
+    }
+}

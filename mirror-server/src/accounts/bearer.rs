@@ -1,0 +1,287 @@
+//! Bearer tokens: what `GET /auth/token` hands out for HTTP Basic
+//! credentials, as DTR's token endpoint does, to be sent as
+//! `Authorization: Bearer <token>` on `/api/v0` and `/v2`.
+//!
+//! - A bearer token is a 256-bit random string, valid for [`BEARER_TTL`].
+//!   Only its SHA-256 is stored (`bearer_tokens` in `server.db`), like an
+//!   access token's; it is looked up on every request, so it stops working
+//!   at once when its account is deactivated, when the access token it was
+//!   minted with is deactivated or deleted, or (minted with the password)
+//!   when the password changes.
+//! - It acts as its account, with the rights the account has at each
+//!   request, but like an access token it cannot create access tokens or
+//!   change the password, and it cannot mint another bearer token: it
+//!   never outlives the credentials it came from by more than its TTL.
+//! - At most [`MAX_LIVE_PER_USER`] are kept per user (the oldest go), and
+//!   expired ones are deleted whenever one is minted.
+//!
+//! An access token sent as a bearer token is accepted too
+//! ([`Accounts::verify_bearer`] falls back to the access tokens).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use mirror_core::Secret;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{
+    Account, AccountError, Accounts, Credential, account_from_row, build_account,
+    random_alphanumeric, sha256_hex, ts,
+};
+
+/// How long a bearer token is valid: long enough for a script that walks
+/// every repository with one token, short enough that a leaked one soon
+/// stops working.
+pub const BEARER_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// Bearer tokens kept per user at most; minting more drops the oldest.
+pub const MAX_LIVE_PER_USER: usize = 100;
+
+/// A freshly minted bearer token.
+#[derive(Debug, Clone)]
+pub struct BearerToken {
+    /// The token: shown once, never stored.
+    pub secret: Secret,
+    /// When it was minted.
+    pub issued_at: DateTime<Utc>,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The account columns, for queries that join `users` as `u`.
+const USER_COLUMNS: &str = "u.id, u.name, u.full_name, u.is_admin, u.is_active, u.created_at";
+
+/// Deletes the bearer tokens `user` minted with the password (on a
+/// password change; those minted with an access token follow the token).
+pub(super) fn forget_password_bearers(c: &Connection, user: &str) -> rusqlite::Result<usize> {
+    c.execute(
+        "DELETE FROM bearer_tokens WHERE username=?1 AND via_token IS NULL",
+        [user],
+    )
+}
+
+impl Accounts {
+    /// Mints a bearer token for `account`, which authenticated with
+    /// `credential`: its password, or the access token `via_token` (whose
+    /// revocation then revokes the bearer token too). A bearer token
+    /// cannot mint another one ([`AccountError::Invalid`] names
+    /// `Authorization`).
+    pub async fn issue_bearer(
+        &self,
+        account: &Account,
+        credential: Credential,
+        via_token: Option<&str>,
+    ) -> Result<BearerToken, AccountError> {
+        let via = match (credential, via_token) {
+            (Credential::Password, _) => None,
+            (Credential::Token, Some(secret)) => Some(sha256_hex(secret.as_bytes())),
+            (Credential::Token, None) | (Credential::Bearer, _) => {
+                return Err(AccountError::Invalid {
+                    field: "Authorization",
+                    reason: "a bearer token is minted from a password or an access token, not from another bearer token".into(),
+                });
+            }
+        };
+        let secret = Secret::new(random_alphanumeric(43));
+        let issued_at = Utc::now();
+        let expires_at = issued_at
+            + chrono::Duration::from_std(BEARER_TTL).unwrap_or(chrono::Duration::minutes(15));
+        let hashed = sha256_hex(secret.expose().as_bytes());
+        let user = account.name.clone();
+        self.db
+            .with("minting a bearer token", move |c| {
+                let tx = c.transaction()?;
+                tx.execute(
+                    "DELETE FROM bearer_tokens WHERE expires_at <= ?1",
+                    [ts(issued_at)],
+                )?;
+                tx.execute(
+                    "DELETE FROM bearer_tokens WHERE username=?1 AND hashed_token NOT IN
+                     (SELECT hashed_token FROM bearer_tokens WHERE username=?1
+                      ORDER BY created_at DESC LIMIT ?2)",
+                    params![user, (MAX_LIVE_PER_USER - 1) as i64],
+                )?;
+                tx.execute(
+                    "INSERT INTO bearer_tokens (hashed_token, username, via_token, created_at, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![hashed, user, via, ts(issued_at), ts(expires_at)],
+                )?;
+                tx.commit()
+            })
+            .await?;
+        Ok(BearerToken {
+            secret,
+            issued_at,
+            expires_at,
+        })
+    }
+
+    /// The active account whose live bearer token `secret` is
+    /// ([`Credential::Bearer`]), or whose active access token it is
+    /// ([`Credential::Token`], marking it used); `None` otherwise.
+    pub async fn verify_bearer(
+        &self,
+        secret: &str,
+    ) -> Result<Option<(Account, Credential)>, AccountError> {
+        let hashed = sha256_hex(secret.as_bytes());
+        let now = ts(Utc::now());
+        let found = self
+            .db
+            .with("verifying a bearer token", move |c| {
+                let bearer = c
+                    .query_row(
+                        &format!(
+                            "SELECT {USER_COLUMNS} FROM bearer_tokens b
+                             JOIN users u ON u.name = b.username
+                             LEFT JOIN api_tokens t ON t.hashed_token = b.via_token
+                             WHERE b.hashed_token=?1 AND b.expires_at > ?2 AND u.is_active=1
+                               AND (b.via_token IS NULL OR t.is_active=1)"
+                        ),
+                        params![hashed, now],
+                        account_from_row,
+                    )
+                    .optional()?;
+                if let Some(row) = bearer {
+                    return Ok(Some((row, Credential::Bearer)));
+                }
+                let token = c
+                    .query_row(
+                        &format!(
+                            "SELECT {USER_COLUMNS} FROM api_tokens t
+                             JOIN users u ON u.name = t.username
+                             WHERE t.hashed_token=?1 AND t.is_active=1 AND u.is_active=1"
+                        ),
+                        [&hashed],
+                        account_from_row,
+                    )
+                    .optional()?;
+                if token.is_some() {
+                    c.execute(
+                        "UPDATE api_tokens SET last_used=?2 WHERE hashed_token=?1",
+                        params![hashed, now],
+                    )?;
+                }
+                Ok(token.map(|row| (row, Credential::Token)))
+            })
+            .await?;
+        Ok(found.map(|(row, credential)| (build_account(row), credential)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounts::test_user;
+    use crate::db::ServerDb;
+
+    async fn store(dir: &std::path::Path) -> (Accounts, Account) {
+        let accounts = Accounts::new(ServerDb::open(dir).unwrap());
+        let alice = accounts.create(test_user("alice")).await.unwrap();
+        (accounts, alice)
+    }
+
+    #[tokio::test]
+    async fn bearers_follow_what_they_were_minted_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let (accounts, alice) = store(dir.path()).await;
+        let bearer = |b: &BearerToken| b.secret.expose().to_string();
+        let check = |secret: String| {
+            let accounts = &accounts;
+            async move { accounts.verify_bearer(&secret).await.unwrap().map(|f| f.1) }
+        };
+
+        // From the password: valid until the password changes.
+        let from_password = accounts
+            .issue_bearer(&alice, Credential::Password, None)
+            .await
+            .unwrap();
+        assert!(
+            from_password.expires_at - from_password.issued_at <= chrono::Duration::minutes(15)
+        );
+        assert_eq!(
+            check(bearer(&from_password)).await,
+            Some(Credential::Bearer)
+        );
+        assert_eq!(check("not-a-token".into()).await, None);
+
+        // From an access token: follows the token; the token itself works
+        // as a bearer token.
+        let (token, token_secret) = accounts.create_token("alice", "ci").await.unwrap();
+        let from_token = accounts
+            .issue_bearer(&alice, Credential::Token, Some(token_secret.expose()))
+            .await
+            .unwrap();
+        assert_eq!(check(bearer(&from_token)).await, Some(Credential::Bearer));
+        assert_eq!(
+            check(token_secret.expose().to_string()).await,
+            Some(Credential::Token)
+        );
+        accounts
+            .update_token("alice", &token.hashed_token, None, Some(false), false)
+            .await
+            .unwrap();
+        assert_eq!(check(bearer(&from_token)).await, None);
+        assert_eq!(check(token_secret.expose().to_string()).await, None);
+        assert_eq!(
+            check(bearer(&from_password)).await,
+            Some(Credential::Bearer)
+        );
+
+        // A bearer token mints nothing.
+        assert!(matches!(
+            accounts
+                .issue_bearer(&alice, Credential::Bearer, None)
+                .await,
+            Err(AccountError::Invalid { .. })
+        ));
+
+        // A password change ends the password's bearer tokens.
+        accounts
+            .change_password("alice", &Secret::new("battery-staple".to_string()))
+            .await
+            .unwrap();
+        assert_eq!(check(bearer(&from_password)).await, None);
+
+        // A deactivated account's bearer tokens stop at once.
+        let again = accounts
+            .issue_bearer(&alice, Credential::Password, None)
+            .await
+            .unwrap();
+        accounts
+            .update("alice", None, None, Some(false))
+            .await
+            .unwrap();
+        assert_eq!(check(bearer(&again)).await, None);
+    }
+
+    #[tokio::test]
+    async fn old_bearers_make_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let (accounts, alice) = store(dir.path()).await;
+        let mut minted = Vec::new();
+        for _ in 0..MAX_LIVE_PER_USER + 5 {
+            minted.push(
+                accounts
+                    .issue_bearer(&alice, Credential::Password, None)
+                    .await
+                    .unwrap(),
+            );
+            // Distinct creation times, so "oldest" is well defined.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let live = accounts
+            .db
+            .with("counting", |c| {
+                c.query_row("SELECT COUNT(*) FROM bearer_tokens", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(live as usize, MAX_LIVE_PER_USER);
+        let first = minted[0].secret.expose().to_string();
+        let last = minted.last().unwrap().secret.expose().to_string();
+        assert!(accounts.verify_bearer(&first).await.unwrap().is_none());
+        assert!(accounts.verify_bearer(&last).await.unwrap().is_some());
+    }
+}
