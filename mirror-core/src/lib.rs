@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod api;
 pub mod copy;
 pub mod diff;
 pub mod digest;

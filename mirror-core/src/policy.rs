@@ -162,25 +162,23 @@ pub struct MirroringStatus {
 
 /// A poll mirroring policy.
 ///
-/// `Serialize` gives DTR's response shape (camelCase) and never includes the
-/// password or auth token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// `Serialize` gives DTR's response shape through
+/// [`crate::api::PolicyView`] (the wire form's field names, once) and never
+/// includes the password or auth token.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PollMirroringPolicy {
     /// Identifier (UUID).
     pub id: String,
     /// The local repository the policy feeds.
     pub local_repository: RepositoryName,
     /// The remote side, with its credentials.
-    #[serde(flatten, serialize_with = "serialize_endpoint")]
     pub remote: RemoteEndpoint,
     /// Whether scheduled polls evaluate this policy.
     pub enabled: bool,
     /// `true` ("Save & Apply"): mirror every current remote tag. `false`
     /// ("Save"): mirror only tags that appear or move after creation.
     pub initial_evaluation: bool,
-    /// When a poll last copied something (RFC 3339), empty if never.
-    #[serde(serialize_with = "serialize_opt_time")]
+    /// When a poll last copied something, if ever.
     pub last_mirrored_at: Option<DateTime<Utc>>,
     /// The outcome of the last evaluation.
     pub last_status: MirroringStatus,
@@ -190,29 +188,13 @@ pub struct PollMirroringPolicy {
     /// (`None`: unknown, or an engine without accounts). A poll links
     /// stored content without downloading it only where this account may
     /// read it (see [`crate::access`]). Not part of the DTR view.
-    #[serde(skip)]
     pub owner: Option<String>,
 }
 
-fn serialize_opt_time<S: serde::Serializer>(
-    t: &Option<DateTime<Utc>>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => s.collect_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-        None => s.serialize_str(""),
+impl Serialize for PollMirroringPolicy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::api::PolicyView::from(self).serialize(s)
     }
-}
-
-fn serialize_endpoint<S: serde::Serializer>(e: &RemoteEndpoint, s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeMap;
-    let mut m = s.serialize_map(Some(5))?;
-    m.serialize_entry("remoteHost", &e.host)?;
-    m.serialize_entry("remoteRepository", &e.repository)?;
-    m.serialize_entry("username", &e.username)?;
-    m.serialize_entry("remoteCA", &e.remote_ca)?;
-    m.serialize_entry("skipTLSVerification", &e.skip_tls_verification)?;
-    m.end()
 }
 
 /// What a caller gives to create a policy (the DTR create form).

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use mirror_core::api::{ErrorBody, error_kind};
 use mirror_core::{ErrorKind, NewPolicy, PolicyUpdate, RepositoryName, Secret};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{Map, Value, json};
@@ -515,55 +516,25 @@ fn transport_failure(base: &str, err: &reqwest::Error) -> Failure {
     Failure::new(kind, format!("cannot reach the server at {base}: {chain}"))
 }
 
-/// An error answer (`{"errors": [{"code", "message", "detail"}]}`) as a
-/// [`Failure`]: the kind from DTR's code, the message as the server wrote it.
+/// An error answer (`mirror_core::api::ErrorBody`) as a [`Failure`]: the
+/// kind the server gave in `detail.kind` (else the one mapping from DTR's
+/// code and the status), the message as the server wrote it.
 fn api_failure(status: StatusCode, body: &Value, request: &str) -> Failure {
-    let first = body
-        .get("errors")
-        .and_then(Value::as_array)
-        .and_then(|e| e.first());
-    let text = |k: &str| {
-        first
-            .and_then(|e| e.get(k))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-    };
-    let code = text("code");
-    let detail = first.and_then(|e| e.get("detail"));
-    let message = match text("message") {
-        "" => match body.as_str() {
+    let first = serde_json::from_value::<ErrorBody>(body.clone())
+        .ok()
+        .and_then(|b| b.errors.into_iter().next());
+    let Some(item) = first else {
+        let message = match body.as_str() {
             Some(s) if !s.is_empty() => format!("{request}: HTTP {status}: {s}"),
             _ => format!("{request}: HTTP {status}"),
-        },
-        m => m.to_string(),
+        };
+        return Failure::new(error_kind("", status.as_u16()), message);
     };
-    let kind = match code {
-        "NOT_AUTHENTICATED" => ErrorKind::Unauthorized,
-        "NOT_AUTHORIZED" => ErrorKind::Denied,
-        "NOT_FOUND" => ErrorKind::NotFound,
-        "CONFLICT" => ErrorKind::Conflict,
-        // DTR answers every failed remote check with this code; the server
-        // says which failure it was in `detail.kind`.
-        "REMOTE_REGISTRY_INVALID_PERMISSIONS" => detail
-            .and_then(|d| d.get("kind"))
-            .and_then(Value::as_str)
-            .and_then(ErrorKind::from_code)
-            .unwrap_or(ErrorKind::Unauthorized),
-        c if c.starts_with("NO_SUCH_") => ErrorKind::NotFound,
-        c if c.starts_with("INVALID_") => ErrorKind::Invalid,
-        c if c.ends_with("_EXISTS") => ErrorKind::Conflict,
-        _ => match status {
-            StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => ErrorKind::Invalid,
-            StatusCode::UNAUTHORIZED => ErrorKind::Unauthorized,
-            StatusCode::FORBIDDEN => ErrorKind::Denied,
-            StatusCode::NOT_FOUND => ErrorKind::NotFound,
-            StatusCode::CONFLICT => ErrorKind::Conflict,
-            s if s.is_server_error() => ErrorKind::Transient,
-            _ => ErrorKind::Internal,
-        },
-    };
-    let mut failure = Failure::new(kind, message);
-    if let Some(field) = detail.and_then(|d| d.get("field")).and_then(Value::as_str) {
+    let kind = item
+        .kind()
+        .unwrap_or_else(|| error_kind(&item.code, status.as_u16()));
+    let mut failure = Failure::new(kind, item.message.clone());
+    if let Some(field) = item.field() {
         failure = failure.with_field(field);
     }
     failure

@@ -16,6 +16,7 @@
 
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use mirror_core::api::ErrorBody;
 use mirror_core::manifest::{MAX_MANIFEST_SIZE, ManifestError};
 use mirror_core::store::StoreError;
 use mirror_core::write::WriteError;
@@ -36,8 +37,10 @@ const BUSY_RETRY: Duration = Duration::from_secs(1);
 /// The `Docker-Distribution-API-Version` header every `/v2` response carries.
 pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
 
-fn body(code: &str, message: &str, detail: &Value) -> Value {
-    json!({"errors": [{"code": code, "message": message, "detail": detail}]})
+/// The error envelope of both APIs (`mirror_core::api::ErrorBody`): its
+/// `detail.kind` is the stable kind clients key off.
+fn body(status: StatusCode, code: &str, message: &str, detail: &Value) -> ErrorBody {
+    ErrorBody::new(code, message, detail.clone(), status.as_u16())
 }
 
 fn log_internal(err: &dyn std::error::Error) {
@@ -396,7 +399,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = (
             self.status,
-            axum::Json(body(self.code, &self.message, &self.detail)),
+            axum::Json(body(self.status, self.code, &self.message, &self.detail)),
         )
             .into_response();
         if let Some(secs) = self.retry_after {
@@ -746,7 +749,7 @@ impl IntoResponse for RegistryError {
     fn into_response(self) -> Response {
         let mut resp = (
             self.status,
-            axum::Json(body(self.code, &self.message, &self.detail)),
+            axum::Json(body(self.status, self.code, &self.message, &self.detail)),
         )
             .into_response();
         let h = resp.headers_mut();

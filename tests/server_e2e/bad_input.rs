@@ -130,8 +130,13 @@ async fn bad_input_names_the_field() {
             Some(json!({"remoteHost": "http://x"})),
         )
         .await;
-    assert_error(&got, bad, "INVALID_JSON", None);
-    assert!(got.1.to_string().contains("remoteRepository"), "{}", got.1);
+    // A missing required field is named like any invalid one.
+    assert_error(
+        &got,
+        bad,
+        "INVALID_POLL_MIRRORING_POLICY",
+        Some("remoteRepository"),
+    );
     for (extra, field) in [
         (json!({"remoteHost": "registry.example.com"}), "remoteHost"),
         (

@@ -209,7 +209,7 @@ pub struct BlobBody {
 }
 
 /// Read (and write) permission on a remote repository.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Permissions {
     /// Tags and manifests can be read.
     pub read: bool,

@@ -15,9 +15,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use mirror_core::api::PolicyForm;
 use mirror_core::job::{PARAM_POLICY_ID, POLL_MIRROR};
 use mirror_core::store::Repository;
-use mirror_core::{ErrorKind, JobSubmission, NewPolicy, PolicyUpdate, PollMirroringPolicy, Secret};
+use mirror_core::{ErrorKind, JobSubmission, PollMirroringPolicy};
 use serde::Deserialize;
 
 use super::repositories::authorize;
@@ -26,60 +27,9 @@ use crate::api::extract::{JsonBody, QueryParams, User};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// DTR's `CreatePollMirroringPolicy`, plus `initialEvaluation` as a body
-/// field. Of what DTR migration scripts also send, `localRepository` must
-/// match the path; `rules` and `tagTemplate` (poll policies have neither in
-/// DTR 2.5-2.7) are ignored like any other field the form does not read.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CreateForm {
-    remote_host: String,
-    remote_repository: String,
-    #[serde(default, rename = "remoteCA")]
-    remote_ca: Option<String>,
-    #[serde(default, rename = "skipTLSVerification")]
-    skip_tls_verification: Option<bool>,
-    #[serde(default)]
-    enabled: Option<bool>,
-    #[serde(default)]
-    username: Option<String>,
-    #[serde(default)]
-    password: Option<Secret>,
-    #[serde(default)]
-    auth_token: Option<Secret>,
-    #[serde(default)]
-    initial_evaluation: Option<bool>,
-    #[serde(default)]
-    local_repository: Option<String>,
-}
-
-/// DTR's `UpdatePollMirroringPolicy`: every field optional.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UpdateForm {
-    #[serde(default)]
-    remote_host: Option<String>,
-    #[serde(default)]
-    remote_repository: Option<String>,
-    #[serde(default, rename = "remoteCA")]
-    remote_ca: Option<String>,
-    #[serde(default, rename = "skipTLSVerification")]
-    skip_tls_verification: Option<bool>,
-    #[serde(default)]
-    enabled: Option<bool>,
-    #[serde(default)]
-    username: Option<String>,
-    #[serde(default)]
-    password: Option<Secret>,
-    #[serde(default)]
-    auth_token: Option<Secret>,
-    #[serde(default)]
-    local_repository: Option<String>,
-}
-
 /// The response header that carries the ID of the job a policy creation
 /// started.
-pub const JOB_ID_HEADER: &str = "x-job-id";
+pub use mirror_core::api::JOB_ID_HEADER;
 
 /// `?initialEvaluation=` (default true).
 #[derive(Debug, Default, Deserialize)]
@@ -142,7 +92,7 @@ pub async fn create(
     User(account): User,
     Path((namespace, reponame)): Path<(String, String)>,
     QueryParams(query): QueryParams<CreateQuery>,
-    JsonBody(form): JsonBody<CreateForm>,
+    JsonBody(form): JsonBody<PolicyForm>,
 ) -> Result<Response, ApiError> {
     let repo = authorize(&state, &account, &namespace, &reponame, AccessLevel::Admin).await?;
     check_local(&repo, form.local_repository.as_deref())?;
@@ -157,17 +107,9 @@ pub async fn create(
         }
         (q, b) => b.or(q).unwrap_or(true),
     };
-    let new = NewPolicy {
-        remote_host: form.remote_host,
-        remote_repository: form.remote_repository,
-        username: form.username.unwrap_or_default(),
-        password: form.password.unwrap_or_default(),
-        auth_token: form.auth_token.unwrap_or_default(),
-        remote_ca: form.remote_ca.unwrap_or_default(),
-        skip_tls_verification: form.skip_tls_verification.unwrap_or(false),
-        enabled: form.enabled.unwrap_or(true),
-        owner: Some(account.name.clone()),
-    };
+    let new = form
+        .new_policy(Some(account.name.clone()))
+        .map_err(mirror_core::MirrorError::from)?;
     let policy = state
         .mirror
         .add_policy(&repo.name, new, initial_evaluation)
@@ -234,22 +176,12 @@ pub async fn update(
     State(state): State<AppState>,
     User(account): User,
     Path((namespace, reponame, id)): Path<(String, String, String)>,
-    JsonBody(form): JsonBody<UpdateForm>,
+    JsonBody(form): JsonBody<PolicyForm>,
 ) -> Result<Response, ApiError> {
     let repo = authorize(&state, &account, &namespace, &reponame, AccessLevel::Admin).await?;
     check_local(&repo, form.local_repository.as_deref())?;
     policy_of(&state, &repo, &id).await?;
-    let update = PolicyUpdate {
-        remote_host: form.remote_host,
-        remote_repository: form.remote_repository,
-        username: form.username,
-        password: form.password,
-        auth_token: form.auth_token,
-        remote_ca: form.remote_ca,
-        skip_tls_verification: form.skip_tls_verification,
-        enabled: form.enabled,
-        owner: Some(account.name.clone()),
-    };
+    let update = form.update(Some(account.name.clone()));
     let policy = state.mirror.update_policy(&id, update).await.map_err(|e| {
         ApiError::mirror_or(e, ErrorKind::NotFound, || ApiError::no_such_policy(&id))
     })?;
