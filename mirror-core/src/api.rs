@@ -14,6 +14,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorKind;
+use crate::image_info::{ImageConfig, ImageInfo, IndexImage};
+use crate::manifest::Platform;
 use crate::policy::{
     InvalidPolicy, MirroringStatus, NewPolicy, PolicyUpdate, PollMirroringPolicy, RemoteEndpoint,
     normalize_remote_repository,
@@ -21,6 +23,7 @@ use crate::policy::{
 use crate::reference::RepositoryName;
 use crate::remote::Permissions;
 use crate::secret::Secret;
+use crate::store::TagRecord;
 
 /// The response header naming the job a "Save & Apply" started.
 pub const JOB_ID_HEADER: &str = "x-job-id";
@@ -265,6 +268,192 @@ impl TryFrom<PolicyView> for PollMirroringPolicy {
             created_at: v.created_at,
             owner: None,
         })
+    }
+}
+
+/// A tag (DTR 2.7's `ListTag`, plus regmirror's fields: the media type
+/// and size of the tag's own manifest, its platforms and image size).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tag {
+    /// The tag.
+    pub name: String,
+    /// The digest of the manifest it points to.
+    pub digest: String,
+    /// Not recorded: always empty.
+    pub author: String,
+    /// When the tag got its current manifest.
+    pub created_at: DateTime<Utc>,
+    /// When the tag last moved.
+    pub updated_at: DateTime<Utc>,
+    /// No signatures are kept: always false.
+    pub hash_mismatch: bool,
+    /// No Notary: always false.
+    pub in_notary: bool,
+    /// The tag's manifest (or one image of its index).
+    pub manifest: TagManifest,
+    /// Where the tag was mirrored from, when a policy wrote it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirroring: Option<TagMirroring>,
+    /// The media type of the tag's own manifest.
+    pub media_type: String,
+    /// The size of the tag's own manifest.
+    pub size: u64,
+    /// `os/arch[/variant]` of the image, or of each image of an index.
+    pub platforms: Vec<String>,
+    /// Config plus layers (an index: the sum over its images); absent
+    /// when the stored manifest cannot be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<u64>,
+}
+
+/// DTR's `Manifest`: one image (or, in a list, the tag's index itself,
+/// without a config or platform).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagManifest {
+    /// The manifest's digest.
+    pub digest: String,
+    /// The manifest's media type.
+    pub media_type: String,
+    /// The config blob's media type (empty for an index).
+    pub config_media_type: String,
+    /// The config blob's digest (empty for an index).
+    pub config_digest: String,
+    /// The image's size: config plus layers (an index: the sum over its
+    /// images); 0 when the stored manifest cannot be read.
+    pub size: u64,
+    /// When the image was built, as its config says (an index: its newest
+    /// image); absent when unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// The config's `author`.
+    pub author: String,
+    /// The image's OS (empty for an index).
+    pub os: String,
+    /// The config's `os.version`.
+    pub os_version: String,
+    /// The image's architecture (empty for an index).
+    pub architecture: String,
+    /// Dockerfile lines are not kept: always empty.
+    pub dockerfile: Vec<String>,
+}
+
+impl TagManifest {
+    /// The manifest `digest` of `media_type`, whose image is `image_size`
+    /// bytes, with `config` and `platform` when it is an image.
+    pub fn new(
+        digest: String,
+        media_type: String,
+        image_size: Option<u64>,
+        config: Option<&ImageConfig>,
+        platform: Option<&Platform>,
+    ) -> Self {
+        let text = |f: fn(&ImageConfig) -> &Option<String>| {
+            config.and_then(|c| f(c).clone()).unwrap_or_default()
+        };
+        TagManifest {
+            digest,
+            media_type,
+            config_media_type: config.map(|c| c.media_type.clone()).unwrap_or_default(),
+            config_digest: config.map(|c| c.digest.clone()).unwrap_or_default(),
+            size: image_size.unwrap_or(0),
+            created_at: config.and_then(|c| c.created.clone()),
+            author: text(|c| &c.author),
+            os: platform.map(|p| p.os.clone()).unwrap_or_default(),
+            os_version: text(|c| &c.os_version),
+            architecture: platform.map(|p| p.architecture.clone()).unwrap_or_default(),
+            dockerfile: Vec::new(),
+        }
+    }
+
+    /// The tag's own manifest: an image, or an index (whose `createdAt` is
+    /// its newest image's).
+    pub fn of_tag(t: &TagRecord, info: &ImageInfo) -> Self {
+        let config = info.config.as_ref();
+        let mut view = TagManifest::new(
+            t.digest.to_string(),
+            t.media_type.clone(),
+            info.image_size,
+            config,
+            config.and_then(|c| c.platform.as_ref()),
+        );
+        if config.is_none() {
+            view.created_at = info
+                .images
+                .iter()
+                .filter_map(|i| i.config.as_ref()?.created.as_deref())
+                .filter_map(|c| DateTime::parse_from_rfc3339(c).ok())
+                .max()
+                .map(|c| c.to_rfc3339());
+        }
+        view
+    }
+
+    /// One image of the tag's index.
+    pub fn of_image(image: &IndexImage) -> Self {
+        TagManifest::new(
+            image.digest.clone(),
+            image.media_type.clone(),
+            image.image_size,
+            image.config.as_ref(),
+            image.platform.as_ref(),
+        )
+    }
+}
+
+/// DTR's `responses.Mirroring`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagMirroring {
+    /// The policy that wrote the tag.
+    #[serde(rename = "mirroringPolicyID")]
+    pub mirroring_policy_id: String,
+    /// The digest it copied.
+    pub digest: String,
+    /// `host/namespace/name` of the source.
+    pub remote_repository: String,
+    /// The tag on the remote.
+    pub remote_tag: String,
+}
+
+impl TagMirroring {
+    /// Where `t` was mirrored from, when a policy wrote it.
+    pub fn of(t: &TagRecord) -> Option<TagMirroring> {
+        let policy = t.mirrored_by.clone()?;
+        let from = t.mirrored_from.clone().unwrap_or_default();
+        let (repo, tag) = from
+            .rsplit_once(':')
+            .map(|(r, t)| (r.to_string(), t.to_string()))
+            .unwrap_or((from.clone(), String::new()));
+        Some(TagMirroring {
+            mirroring_policy_id: policy,
+            digest: t.digest.to_string(),
+            remote_repository: repo,
+            remote_tag: tag,
+        })
+    }
+}
+
+impl Tag {
+    /// The view of `t`, whose image is summarized by `info`, with
+    /// `manifest` (its own, or one image of its index).
+    pub fn new(t: &TagRecord, info: &ImageInfo, manifest: TagManifest) -> Tag {
+        Tag {
+            name: t.name.clone(),
+            digest: t.digest.to_string(),
+            author: String::new(),
+            created_at: t.updated_at,
+            updated_at: t.updated_at,
+            hash_mismatch: false,
+            in_notary: false,
+            manifest,
+            mirroring: TagMirroring::of(t),
+            media_type: t.media_type.clone(),
+            size: t.size,
+            platforms: info.platforms.clone(),
+            image_size: info.image_size,
+        }
     }
 }
 

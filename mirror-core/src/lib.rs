@@ -24,6 +24,7 @@ pub mod copy;
 pub mod diff;
 pub mod digest;
 pub mod error;
+pub mod image_info;
 pub mod job;
 pub mod manifest;
 pub mod metrics;

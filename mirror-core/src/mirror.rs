@@ -62,6 +62,18 @@ pub enum MirrorError {
     /// A store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A `mirror-server` answered with an error, or could not be reached
+    /// (`client::ApiClient`): the kind it gave, its message, and the
+    /// input field at fault when it named one.
+    #[error("{message}")]
+    Api {
+        /// What sort of failure.
+        kind: ErrorKind,
+        /// The server's message (or why it could not be reached).
+        message: String,
+        /// The request field at fault (camelCase, as on the wire).
+        field: Option<String>,
+    },
     /// A job ended in error.
     #[error("job {id} {status}: {detail}")]
     JobFailed {
@@ -91,6 +103,7 @@ impl MirrorError {
                 ErrorKind::Canceled
             }
             MirrorError::JobFailed { .. } => ErrorKind::Transient,
+            MirrorError::Api { kind, .. } => *kind,
         }
     }
 }
@@ -291,6 +304,27 @@ impl Mirror {
                 }),
             other => other,
         }
+    }
+
+    /// The tags of `repo` as the API shows them (DTR's tag objects, with
+    /// the image behind each: platforms, size, config), sorted by name.
+    pub async fn tag_views(
+        &self,
+        repo: &RepositoryName,
+    ) -> Result<Vec<crate::api::Tag>, MirrorError> {
+        let mut records = self.inner.stores.repos.tags(repo).await?;
+        records.sort_by(|a, b| a.name.cmp(&b.name));
+        let blobs = self.inner.stores.blobs.as_ref();
+        let mut tags = Vec::with_capacity(records.len());
+        for t in &records {
+            let info = crate::image_info::image_info(blobs, &t.digest).await;
+            tags.push(crate::api::Tag::new(
+                t,
+                &info,
+                crate::api::TagManifest::of_tag(t, &info),
+            ));
+        }
+        Ok(tags)
     }
 
     // ---- policies ----

@@ -160,6 +160,33 @@ async fn initial_evaluation_mirrors_every_tag_including_a_large_layer_and_an_ind
         .unwrap();
     assert_eq!(rec.children.len(), 2);
     assert!(log.contains("listed 6 tags"), "{log}");
+    // The tags as the API shows them: one shape for the server and Python,
+    // with the image behind each tag.
+    let views = m.tag_views(&name("mirror/app")).await.unwrap();
+    let names: Vec<&str> = views.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["amd64-only", "arm64-only", "big", "multi", "v1", "v2"]
+    );
+    let multi_view = views.iter().find(|t| t.name == "multi").unwrap();
+    assert_eq!(multi_view.platforms, ["linux/amd64", "linux/arm64"]);
+    assert_eq!(multi_view.digest, multi.digest.to_string());
+    assert_eq!(
+        multi_view.manifest.architecture, "",
+        "an index has no platform of its own"
+    );
+    let mirroring = multi_view
+        .mirroring
+        .as_ref()
+        .expect("mirrored by the policy");
+    assert_eq!(mirroring.mirroring_policy_id, p.id);
+    assert_eq!(mirroring.remote_tag, "multi");
+    let arm = views.iter().find(|t| t.name == "arm64-only").unwrap();
+    assert_eq!(
+        (arm.manifest.os.as_str(), arm.manifest.architecture.as_str()),
+        ("linux", "arm64")
+    );
+    assert!(views.iter().find(|t| t.name == "big").unwrap().image_size > Some(64 << 20));
 
     // A poll with no change copies nothing and GETs no manifest.
     let gets_before = manifest_gets(&reg);

@@ -19,7 +19,6 @@
 mod accounts;
 mod auth_token;
 mod crons;
-mod image_info;
 mod job_access;
 mod jobs;
 mod log_stream;

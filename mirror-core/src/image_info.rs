@@ -12,9 +12,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use mirror_core::manifest::{MAX_MANIFEST_SIZE, ManifestBody, Platform};
-use mirror_core::store::StoreError;
-use mirror_core::{BlobStore, Descriptor, Digest, Manifest};
+use crate::digest::Digest;
+use crate::manifest::{Descriptor, MAX_MANIFEST_SIZE, Manifest, ManifestBody, Platform};
+use crate::store::{BlobStore, StoreError};
 use serde::Deserialize;
 
 /// Summaries kept at most; the cache starts over when full.
@@ -246,8 +246,8 @@ async fn index_image(blobs: &dyn BlobStore, child: &Descriptor) -> (IndexImage, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{FsBlobStore, FsOptions};
     use bytes::Bytes;
-    use mirror_core::store::{FsBlobStore, FsOptions};
     use serde_json::json;
 
     async fn put(store: &FsBlobStore, value: serde_json::Value) -> (Digest, u64) {
