@@ -572,21 +572,8 @@ mod tests {
         .unwrap();
         let new = form.new_policy(Some("alice".into())).unwrap();
         assert_eq!(new.password.expose(), "pa55word");
-        let policy = PollMirroringPolicy {
-            id: "p1".into(),
-            local_repository: RepositoryName::parse("acme/b").unwrap(),
-            remote: new.endpoint().unwrap(),
-            enabled: new.enabled,
-            initial_evaluation: true,
-            last_mirrored_at: None,
-            last_status: MirroringStatus {
-                code: "NEVER_RUN".into(),
-                detail: String::new(),
-                timestamp: Utc::now(),
-            },
-            created_at: Utc::now(),
-            owner: new.owner.clone(),
-        };
+        let local = RepositoryName::parse("acme/b").unwrap();
+        let policy = PollMirroringPolicy::new(local, new.endpoint().unwrap(), &new, true);
         let json = serde_json::to_value(&policy).unwrap();
         assert!(!json.to_string().contains("pa55word") && !json.to_string().contains("tok3n"));
         for (field, value) in [

@@ -14,9 +14,7 @@ use crate::copy::{Progress, ProgressSnapshot};
 use crate::error::ErrorKind;
 use crate::job::{Job, JobFilter, JobStatus, JobSubmission, LogLine, PARAM_POLICY_ID, POLL_MIRROR};
 use crate::metrics::{Metrics, MetricsSnapshot};
-use crate::policy::{
-    InvalidPolicy, MirroringStatus, NewPolicy, PolicyUpdate, PollMirroringPolicy, RemoteEndpoint,
-};
+use crate::policy::{InvalidPolicy, NewPolicy, PolicyUpdate, PollMirroringPolicy, RemoteEndpoint};
 use crate::poll::resolve_digests;
 use crate::reference::{InvalidName, RepositoryName};
 use crate::remote::{
@@ -352,22 +350,7 @@ impl Mirror {
         self.check_connection(&endpoint).await?;
         let remote = self.inner.connector.connect(&endpoint)?;
         self.ensure_repository(local).await?;
-        let now = crate::job::now();
-        let policy = PollMirroringPolicy {
-            id: uuid::Uuid::new_v4().to_string(),
-            local_repository: local.clone(),
-            remote: endpoint,
-            enabled: form.enabled,
-            initial_evaluation,
-            last_mirrored_at: None,
-            last_status: MirroringStatus {
-                code: "NEVER_RUN".into(),
-                detail: String::new(),
-                timestamp: now,
-            },
-            created_at: now,
-            owner: form.owner.clone(),
-        };
+        let policy = PollMirroringPolicy::new(local.clone(), endpoint, &form, initial_evaluation);
         if !initial_evaluation {
             let tags = remote.list_tags(&policy.remote.repository).await?;
             let digests = resolve_digests(

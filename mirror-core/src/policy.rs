@@ -191,6 +191,34 @@ pub struct PollMirroringPolicy {
     pub owner: Option<String>,
 }
 
+impl PollMirroringPolicy {
+    /// A new policy (a fresh ID, never run) feeding `local_repository`
+    /// from `remote`: the endpoint, `enabled` flag and owner of `form`.
+    pub fn new(
+        local_repository: RepositoryName,
+        remote: RemoteEndpoint,
+        form: &NewPolicy,
+        initial_evaluation: bool,
+    ) -> Self {
+        let now = crate::job::now();
+        PollMirroringPolicy {
+            id: uuid::Uuid::new_v4().to_string(),
+            local_repository,
+            remote,
+            enabled: form.enabled,
+            initial_evaluation,
+            last_mirrored_at: None,
+            last_status: MirroringStatus {
+                code: "NEVER_RUN".into(),
+                detail: String::new(),
+                timestamp: now,
+            },
+            created_at: now,
+            owner: form.owner.clone(),
+        }
+    }
+}
+
 impl Serialize for PollMirroringPolicy {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         crate::api::PolicyView::from(self).serialize(s)
@@ -471,6 +499,7 @@ mod tests {
         assert_eq!(form.endpoint().unwrap_err().field, "remoteRepository");
     }
 
+    /// A saved policy with a password and a token, owned by `alice`.
     fn saved_policy() -> PollMirroringPolicy {
         let form = NewPolicy {
             remote_host: "https://r.example.com".into(),
@@ -482,21 +511,8 @@ mod tests {
             owner: Some("alice".into()),
             ..Default::default()
         };
-        PollMirroringPolicy {
-            id: "p".into(),
-            local_repository: RepositoryName::parse("acme/b").unwrap(),
-            remote: form.endpoint().unwrap(),
-            enabled: true,
-            initial_evaluation: true,
-            last_mirrored_at: None,
-            last_status: MirroringStatus {
-                code: "NEVER_RUN".into(),
-                detail: String::new(),
-                timestamp: Utc::now(),
-            },
-            created_at: Utc::now(),
-            owner: Some("alice".into()),
-        }
+        let local = RepositoryName::parse("acme/b").unwrap();
+        PollMirroringPolicy::new(local, form.endpoint().unwrap(), &form, true)
     }
 
     #[test]
