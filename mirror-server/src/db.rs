@@ -8,6 +8,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use mirror_core::store::migrate::{Migration, add_column, migrate};
 use rusqlite::Connection;
 
 /// The file name inside the data directory.
@@ -63,32 +64,28 @@ CREATE TABLE IF NOT EXISTS crons (
 );
 ";
 
-/// Columns added after a table was first created: `(table, column,
-/// definition)`. `CREATE TABLE IF NOT EXISTS` leaves an existing table
-/// alone, so [`upgrade`] adds these where they are missing.
-const ADDED_COLUMNS: &[(&str, &str, &str)] = &[(
-    "api_tokens",
-    "revoked_by_admin",
-    "INTEGER NOT NULL DEFAULT 0",
-)];
-
-/// Adds the [`ADDED_COLUMNS`] a database made by an older version lacks.
-/// Idempotent.
-fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
-    for (table, column, definition) in ADDED_COLUMNS {
-        let exists: bool = conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name=?2)",
-            [table, column],
-            |r| r.get(0),
-        )?;
-        if !exists {
-            conn.execute_batch(&format!(
-                "ALTER TABLE {table} ADD COLUMN {column} {definition}"
-            ))?;
-        }
-    }
-    Ok(())
-}
+/// The schema of `server.db`, step by step (see
+/// `mirror_core::store::migrate`): version 1 is every table (created where
+/// missing), version 2 the revocation mark on access tokens.
+const MIGRATIONS: [Migration; 2] = [
+    Migration {
+        version: 1,
+        what: "users, access tokens, bearer tokens, grants, crons",
+        apply: |c| c.execute_batch(SCHEMA),
+    },
+    Migration {
+        version: 2,
+        what: "who revoked an access token",
+        apply: |c| {
+            add_column(
+                c,
+                "api_tokens",
+                "revoked_by_admin",
+                "INTEGER NOT NULL DEFAULT 0",
+            )
+        },
+    },
+];
 
 /// A failed database operation.
 #[derive(Debug, thiserror::Error)]
@@ -123,14 +120,15 @@ impl ServerDb {
             context: "creating server.db owner-only",
             source: Box::new(e),
         })?;
-        let conn = Connection::open(&path).map_err(err("opening server.db"))?;
+        let mut conn = Connection::open(&path).map_err(err("opening server.db"))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(err("configuring server.db"))?;
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;")
             .map_err(err("configuring server.db"))?;
-        conn.execute_batch(SCHEMA)
-            .map_err(err("creating the server.db schema"))?;
-        upgrade(&conn).map_err(err("upgrading the server.db schema"))?;
+        migrate(&mut conn, FILE_NAME, &MIGRATIONS).map_err(|e| DbError {
+            context: "migrating the server.db schema",
+            source: Box::new(e),
+        })?;
         Ok(ServerDb {
             conn: Arc::new(Mutex::new(conn)),
         })

@@ -14,6 +14,7 @@ mod blob_fs;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod layout;
+pub mod migrate;
 mod policy;
 mod repository;
 mod sealed;

@@ -16,6 +16,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::blob_fs::create_private_dir;
 use super::layout::Layout;
+use super::migrate::{Migration, add_column, migrate};
 use super::sealed::SecretKeys;
 use super::{
     ManifestRecord, NewRepository, PolicyStore, Repository, RepositoryStore, StoreError, TagRecord,
@@ -45,7 +46,6 @@ CREATE TABLE IF NOT EXISTS manifests (
     PRIMARY KEY (repo, digest)
 );
 CREATE INDEX IF NOT EXISTS manifests_subject ON manifests (repo, subject);
-CREATE INDEX IF NOT EXISTS manifests_digest ON manifests (digest);
 CREATE TABLE IF NOT EXISTS manifest_refs (
     repo TEXT NOT NULL,
     manifest TEXT NOT NULL,
@@ -59,7 +59,6 @@ CREATE TABLE IF NOT EXISTS repo_blobs (
     digest TEXT NOT NULL,
     PRIMARY KEY (repo, digest)
 );
-CREATE INDEX IF NOT EXISTS repo_blobs_digest ON repo_blobs (digest);
 CREATE TABLE IF NOT EXISTS tags (
     repo TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -123,27 +122,26 @@ CREATE TABLE IF NOT EXISTS job_logs (
 );
 "#;
 
-/// Columns added after the first release: (table, column, declaration).
-/// Added at open to databases created before them.
-const ADDED_COLUMNS: [(&str, &str, &str); 2] =
-    [("policies", "owner", "TEXT"), ("jobs", "failure", "TEXT")];
-
-/// Adds `column` to `table` unless it is there.
-fn add_column(conn: &Connection, table: &str, column: &str, decl: &str) -> Result<(), StoreError> {
-    let exists: bool = conn
-        .query_row(
-            &format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name=?1"),
-            params![column],
-            |r| r.get::<_, i64>(0),
-        )
-        .map_err(db_err("reading the schema"))?
-        > 0;
-    if !exists {
-        conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))
-            .map_err(db_err("upgrading the schema"))?;
-    }
-    Ok(())
-}
+/// The schema of `regmirror.db`, step by step (see [`super::migrate`]).
+const MIGRATIONS: [Migration; 2] = [
+    Migration {
+        version: 1,
+        what: "repositories, manifests, tags, policies, jobs and logs",
+        apply: |c| c.execute_batch(SCHEMA),
+    },
+    Migration {
+        version: 2,
+        what: "policy owners, job failures, lookups of a digest's holders",
+        apply: |c| {
+            add_column(c, "policies", "owner", "TEXT")?;
+            add_column(c, "jobs", "failure", "TEXT")?;
+            c.execute_batch(
+                "CREATE INDEX IF NOT EXISTS repo_blobs_digest ON repo_blobs (digest);
+                 CREATE INDEX IF NOT EXISTS manifests_digest ON manifests (digest);",
+            )
+        },
+    },
+];
 
 /// The associated data of a policy's sealed `field`.
 fn secret_context(policy_id: &str, field: &str) -> String {
@@ -249,18 +247,14 @@ impl SqliteStore {
         // the database file's mode.
         super::open_private_file(&path, false)
             .map_err(|e| StoreError::io(format!("creating {}", path.display()), e))?;
-        let conn = Connection::open(&path).map_err(db_err("opening the database"))?;
+        let mut conn = Connection::open(&path).map_err(db_err("opening the database"))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(db_err("configuring the database"))?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
         )
         .map_err(db_err("configuring the database"))?;
-        conn.execute_batch(SCHEMA)
-            .map_err(db_err("creating the schema"))?;
-        for (table, column, decl) in ADDED_COLUMNS {
-            add_column(&conn, table, column, decl)?;
-        }
+        migrate(&mut conn, "regmirror.db", &MIGRATIONS)?;
         reseal_secrets(&conn, &keys)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
@@ -1379,5 +1373,39 @@ impl PolicyStore for SqliteStore {
             Ok(rows)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_with_a_newer_schema_is_refused_and_an_old_one_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = || SecretKeys::from_key([3; 32]);
+        drop(SqliteStore::open_with_keys(dir.path(), keys()).unwrap());
+        let path = Layout::database(dir.path());
+        let version = |c: &Connection| -> u32 {
+            c.query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap()
+        };
+        let c = Connection::open(&path).unwrap();
+        assert_eq!(version(&c), MIGRATIONS.len() as u32);
+        // A database from before versions were recorded: adopted, upgraded.
+        c.execute_batch("PRAGMA user_version = 0").unwrap();
+        drop(c);
+        drop(SqliteStore::open_with_keys(dir.path(), keys()).unwrap());
+        let c = Connection::open(&path).unwrap();
+        assert_eq!(version(&c), MIGRATIONS.len() as u32);
+        // One written by a newer build is left alone.
+        c.execute_batch("PRAGMA user_version = 99").unwrap();
+        drop(c);
+        let e = SqliteStore::open_with_keys(dir.path(), keys()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("schema version 99, newer than this build knows"),
+            "{e}"
+        );
     }
 }
