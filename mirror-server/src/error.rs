@@ -199,6 +199,18 @@ impl ApiError {
         )
     }
 
+    /// 404 for a tag the repository does not have (DTR's `NO_SUCH_TAG`).
+    pub fn no_such_tag(repository: &str, tag: &str) -> Self {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NO_SUCH_TAG",
+            format!(
+                "{repository} has no tag {:?}",
+                tag.chars().take(200).collect::<String>()
+            ),
+        )
+    }
+
     /// 404 for an unknown poll mirroring policy.
     pub fn no_such_policy(id: &str) -> Self {
         ApiError::new(

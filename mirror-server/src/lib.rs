@@ -32,6 +32,7 @@ pub mod login_limit;
 pub mod read_access;
 pub mod scheduler;
 pub mod serve;
+pub mod settings;
 pub mod state;
 pub mod uploads;
 pub mod web;
@@ -52,6 +53,7 @@ pub use tokio_util::sync::CancellationToken;
 use crate::accounts::{AccountError, Accounts};
 use crate::db::{DbError, ServerDb};
 use crate::scheduler::{CronError, Scheduler};
+use crate::settings::SettingsStore;
 use crate::state::AppState;
 use crate::uploads::UploadSessions;
 
@@ -148,6 +150,7 @@ pub async fn run(
             generated.expose()
         );
     }
+    let settings = Arc::new(SettingsStore::open(db.clone()).await?);
     let scheduler = Arc::new(Scheduler::new(db, mirror.clone()));
     scheduler.seed_default().await?;
 
@@ -175,6 +178,7 @@ pub async fn run(
         accounts,
         scheduler,
         uploads,
+        settings,
         shutdown: shutdown.clone(),
     };
     // The client address of each request, for the login limits.

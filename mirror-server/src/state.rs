@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::accounts::Accounts;
 use crate::scheduler::Scheduler;
+use crate::settings::SettingsStore;
 use crate::uploads::UploadSessions;
 
 /// Shared by all handlers; cheap to clone.
@@ -20,6 +21,8 @@ pub struct AppState {
     pub scheduler: Arc<Scheduler>,
     /// Blob uploads in progress (`/v2` push).
     pub uploads: Arc<UploadSessions>,
+    /// Settings changed at run time (`/api/v0/meta/settings`).
+    pub settings: Arc<SettingsStore>,
     /// Canceled when the server shuts down: long-lived responses (a
     /// followed job log) end then, so graceful shutdown does not wait on
     /// them.

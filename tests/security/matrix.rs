@@ -170,6 +170,13 @@ fn api_cases(upstream: &str) -> Vec<Case> {
             "401 404 2xx 2xx 2xx 2xx",
         ),
         case(
+            M::DELETE,
+            "/repositories/{namespace}/{reponame}/tags/{reference}",
+            "",
+            None,
+            "401 404 403 2xx 2xx 2xx",
+        ),
+        case(
             M::GET,
             "/repositories/{namespace}/{reponame}/userAccess",
             "",
@@ -224,6 +231,28 @@ fn api_cases(upstream: &str) -> Vec<Case> {
             "",
             None,
             "401 404 403 403 2xx 2xx",
+        ),
+        // Settings: server admins; features: anyone logged in.
+        case(
+            M::GET,
+            "/meta/settings",
+            "",
+            None,
+            "401 403 403 403 403 2xx",
+        ),
+        case(
+            M::POST,
+            "/meta/settings",
+            "",
+            Some(json!({"createRepositoryOnPush": false})),
+            "401 403 403 403 403 2xx",
+        ),
+        case(
+            M::GET,
+            "/meta/features",
+            "",
+            None,
+            "401 2xx 2xx 2xx 2xx 2xx",
         ),
         // Any user may check a remote (the SSRF guard applies to everyone).
         case(
@@ -422,15 +451,21 @@ fn v2_cases() -> Vec<Case> {
     ]
 }
 
-/// `template` with its parameters filled from `world`.
-fn fill(template: &str, world: &World) -> String {
+/// `template` with its parameters filled from `world` (a tag `DELETE`
+/// takes `del`, which `ensure_world` recreates).
+fn fill(method: &Method, template: &str, world: &World) -> String {
+    let reference = if method == Method::DELETE {
+        "del"
+    } else {
+        "v1"
+    };
     template
         .replace("{namespace}", "acme")
         .replace("{reponame}", "app")
         .replace("{username}", "victim")
         .replace("{name}", "victim")
         .replace("{action}", "poll_mirror")
-        .replace("{reference}", "v1")
+        .replace("{reference}", reference)
         .replace("{hashedtoken}", &world.token)
         .replace("{blob}", &world.blob)
         .replace(
@@ -454,9 +489,13 @@ async fn send(
         .iter()
         .any(|(t, _)| *t == case.template);
     let path = if case.template.starts_with("/v2") || root {
-        fill(case.template, world)
+        fill(&case.method, case.template, world)
     } else {
-        format!("/api/v0{}{}", fill(case.template, world), case.query)
+        format!(
+            "/api/v0{}{}",
+            fill(&case.method, case.template, world),
+            case.query
+        )
     };
     let mut rb = server.request(case.method.clone(), &path, creds);
     if case.template.contains("/manifests/") {

@@ -29,6 +29,7 @@ mod bad_input;
 mod conformance;
 mod crons;
 mod dtr_scripts;
+mod lifecycle;
 mod mirror_flow;
 mod observability;
 mod push;

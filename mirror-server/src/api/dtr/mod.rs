@@ -22,6 +22,7 @@ mod crons;
 mod job_access;
 mod jobs;
 mod log_stream;
+mod meta;
 mod openapi;
 pub mod paging;
 mod policies;
@@ -53,7 +54,7 @@ pub static ROUTES: &[(&str, Handlers)] = &[
     }),
     (
         "/repositories/{namespace}/{reponame}/tags/{reference}",
-        || get(tags::get_one),
+        || get(tags::get_one).delete(tags::delete),
     ),
     ("/repositories/{namespace}/{reponame}/userAccess", || {
         get(repositories::list_access)
@@ -75,6 +76,10 @@ pub static ROUTES: &[(&str, Handlers)] = &[
         },
     ),
     ("/remote/registry", || post(remote::check)),
+    ("/meta/settings", || {
+        get(meta::settings).post(meta::update_settings)
+    }),
+    ("/meta/features", || get(meta::features)),
     ("/jobs", || get(jobs::list).post(jobs::submit)),
     ("/jobs/{id}", || get(jobs::get_one).delete(jobs::delete)),
     ("/jobs/{id}/cancel", || post(jobs::cancel)),

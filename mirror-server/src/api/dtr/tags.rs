@@ -15,6 +15,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use mirror_core::Digest;
@@ -136,4 +137,33 @@ pub async fn get_one(
         ));
     }
     Ok(Json(views).into_response())
+}
+
+/// `DELETE /api/v0/repositories/{namespace}/{reponame}/tags/{tag}` (DTR:
+/// write access) → `204`: the tag goes, its manifest stays (reachable by
+/// digest until garbage collection); `404 NO_SUCH_TAG` when there is none.
+pub async fn delete(
+    State(state): State<AppState>,
+    User(account): User,
+    Path((namespace, reponame, tag)): Path<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let repo = authorize(
+        &state,
+        &account,
+        &namespace,
+        &reponame,
+        AccessLevel::ReadWrite,
+    )
+    .await?;
+    if !state
+        .mirror
+        .stores()
+        .repos
+        .delete_tag(&repo.name, &tag)
+        .await?
+    {
+        return Err(ApiError::no_such_tag(repo.name.as_str(), &tag));
+    }
+    tracing::info!(repository = %repo.name, tag, by = %account.name, "tag deleted");
+    Ok(StatusCode::NO_CONTENT)
 }

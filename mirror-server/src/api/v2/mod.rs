@@ -163,7 +163,13 @@ async fn handle(req: &Request<'_>, rest: &str, body: Body) -> Result<Response, R
         }
         _ => return Err(not_allowed(method, uri.path())),
     };
-    let repo = authorized_repository(state, &caller, name, need).await?;
+    // A push may create its repository (the `createRepositoryOnPush`
+    // setting); a delete never does.
+    let creates = matches!(
+        (&route, method.as_str()),
+        (Route::Upload { id: None, .. }, "POST") | (Route::Manifest { .. }, "PUT")
+    );
+    let repo = authorized_repository(state, &caller, name, need, creates).await?;
     match route {
         Route::Manifest { reference, .. } if read => {
             content::manifest(state, &repo, reference, head).await
@@ -189,12 +195,16 @@ fn not_allowed(method: &Method, what: &str) -> RegistryError {
 }
 
 /// The repository `name` if the caller has at least `need` on it; the
-/// right error if not.
+/// right error if not. With `creates` (a push) and the
+/// `createRepositoryOnPush` setting on, a missing `namespace/name` the
+/// caller may write (its own namespace, or any for an administrator) is
+/// created, private.
 async fn authorized_repository(
     state: &AppState,
     caller: &Caller,
     name: &str,
     need: AccessLevel,
+    creates: bool,
 ) -> Result<Repository, RegistryError> {
     let name =
         RepositoryName::parse(name).map_err(|e| RegistryError::name_invalid(e.to_string()))?;
@@ -224,7 +234,25 @@ async fn authorized_repository(
             }
         });
     }
-    repo.ok_or_else(|| RegistryError::name_unknown(name.as_str()))
+    match repo {
+        Some(repo) => Ok(repo),
+        None if creates
+            && name.as_str().contains('/')
+            && state.settings.get().create_repository_on_push =>
+        {
+            let repo = state
+                .mirror
+                .ensure_repository(&name)
+                .await
+                .map_err(|e| match e {
+                    mirror_core::MirrorError::Store(e) => RegistryError::from(e),
+                    _ => RegistryError::name_unknown(name.as_str()),
+                })?;
+            tracing::info!(repository = %name, by = ?caller.account().map(|a| &a.name), "repository created on push");
+            Ok(repo)
+        }
+        None => Err(RegistryError::name_unknown(name.as_str())),
+    }
 }
 
 /// Whether `caller` may read the repository `name`, without telling why
