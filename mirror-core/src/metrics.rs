@@ -140,6 +140,47 @@ pub struct MetricsSnapshot {
     pub rate_limited: u64,
     /// The last success of every policy, sorted by policy ID.
     pub policies: Vec<PolicySuccess>,
+    /// What each registry last said of its pull budget, sorted by host.
+    pub pull_budgets: Vec<(String, PullBudget)>,
+}
+
+/// A registry's pull budget as it last announced it (Docker Hub's
+/// `ratelimit-limit` and `ratelimit-remaining` headers, `N;w=SECONDS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PullBudget {
+    /// Pulls allowed per window, if announced.
+    pub limit: Option<u64>,
+    /// Pulls left in the current window, if announced.
+    pub remaining: Option<u64>,
+    /// The window's length, if announced.
+    pub window: Option<std::time::Duration>,
+    /// When `remaining` was read.
+    pub observed: std::time::Instant,
+}
+
+impl PullBudget {
+    /// Whether the pulls left are at or under `floor_percent` of the limit,
+    /// and the reading is still within its window.
+    pub fn is_low(&self, floor_percent: u8, now: std::time::Instant) -> bool {
+        let (Some(limit), Some(remaining)) = (self.limit, self.remaining) else {
+            return false;
+        };
+        let fresh = self
+            .window
+            .is_none_or(|w| now.saturating_duration_since(self.observed) < w);
+        fresh && remaining * 100 <= limit * u64::from(floor_percent)
+    }
+}
+
+/// Parses a `ratelimit-*` header value: `100;w=21600` → `(100, 6 h)`.
+pub fn parse_rate_header(value: &str) -> Option<(u64, Option<std::time::Duration>)> {
+    let mut parts = value.split(';');
+    let n = parts.next()?.trim().parse().ok()?;
+    let window = parts
+        .filter_map(|p| p.trim().strip_prefix("w="))
+        .find_map(|w| w.parse().ok())
+        .map(std::time::Duration::from_secs);
+    Some((n, window))
 }
 
 /// Totals guarded together, so that a job's progress moves from "running"
@@ -164,6 +205,8 @@ pub struct Metrics {
     finished: Mutex<Finished>,
     /// Policy ID → last `SUCCESS` seen by this process.
     last_success: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// Registry host → its last announced pull budget.
+    pull_budgets: Mutex<HashMap<String, PullBudget>>,
 }
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -195,6 +238,43 @@ pub(crate) fn delta(after: ProgressSnapshot, before: ProgressSnapshot) -> Progre
 }
 
 impl Metrics {
+    /// Records what `host` said of its pull budget in a response's
+    /// `ratelimit-limit` / `ratelimit-remaining` headers (either may be
+    /// absent).
+    pub fn record_pull_budget(&self, host: &str, limit: Option<&str>, remaining: Option<&str>) {
+        let limit = limit.and_then(parse_rate_header);
+        let remaining = remaining.and_then(parse_rate_header);
+        if limit.is_none() && remaining.is_none() {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let mut budgets = self.pull_budgets.lock().unwrap_or_else(|p| p.into_inner());
+        let b = budgets.entry(host.to_string()).or_insert(PullBudget {
+            limit: None,
+            remaining: None,
+            window: None,
+            observed: now,
+        });
+        if let Some((n, w)) = limit {
+            b.limit = Some(n);
+            b.window = w.or(b.window);
+        }
+        if let Some((n, w)) = remaining {
+            b.remaining = Some(n);
+            b.window = w.or(b.window);
+            b.observed = now;
+        }
+    }
+
+    /// The last pull budget `host` announced.
+    pub fn pull_budget(&self, host: &str) -> Option<PullBudget> {
+        self.pull_budgets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(host)
+            .copied()
+    }
+
     /// Counts one `429 Too Many Requests` from a remote registry.
     pub fn count_rate_limited(&self) {
         add(&self.rate_limited, 1);
@@ -286,6 +366,12 @@ impl Metrics {
             tags_failed: g(&self.tags_failed),
             rate_limited: g(&self.rate_limited),
             policies,
+            pull_budgets: {
+                let budgets = self.pull_budgets.lock().unwrap_or_else(|p| p.into_inner());
+                let mut v: Vec<_> = budgets.iter().map(|(h, b)| (h.clone(), *b)).collect();
+                v.sort_by(|a, b| a.0.cmp(&b.0));
+                v
+            },
         }
     }
 }
@@ -341,5 +427,30 @@ mod tests {
     fn delta_never_goes_negative() {
         assert_eq!(delta(progress(5, 0), progress(7, 0)).bytes_copied, 0);
         assert_eq!(delta(progress(9, 3), progress(7, 1)), progress(2, 2));
+    }
+
+    #[test]
+    fn a_pull_budget_is_low_at_the_floor_while_its_window_lasts() {
+        assert_eq!(
+            parse_rate_header("100;w=21600"),
+            Some((100, Some(std::time::Duration::from_secs(21600))))
+        );
+        assert_eq!(parse_rate_header("76"), Some((76, None)));
+        assert_eq!(parse_rate_header("many"), None);
+        let m = Metrics::default();
+        m.record_pull_budget("hub", Some("100;w=60"), None);
+        m.record_pull_budget("hub", None, Some("11;w=60"));
+        let now = std::time::Instant::now();
+        let b = m.pull_budget("hub").unwrap();
+        assert!(!b.is_low(10, now), "11 of 100 is above 10%");
+        m.record_pull_budget("hub", None, Some("10;w=60"));
+        let b = m.pull_budget("hub").unwrap();
+        assert!(b.is_low(10, now));
+        assert!(!b.is_low(0, now), "0% never defers");
+        assert!(
+            !b.is_low(10, now + std::time::Duration::from_secs(61)),
+            "a reading older than its window is stale"
+        );
+        assert_eq!(m.snapshot(&[], &[]).pull_budgets.len(), 1);
     }
 }

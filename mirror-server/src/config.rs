@@ -29,7 +29,9 @@
 //! other than a blob download, body included; default 120),
 //! `max_token_bytes` (1 MiB), `max_tag_page_bytes` (16 MiB), `max_tags` (per
 //! listing, 200000), `min_transfer_rate` (bytes/s a blob transfer must keep
-//! over `low_speed_window_secs`; 10240 over 60).
+//! over `low_speed_window_secs`; 10240 over 60), `min_pulls_left_percent`
+//! (manifest GETs wait for a later poll while a registry announces this
+//! share of its pull limit or less left; 10, 0 for never).
 //!
 //! Behind a reverse proxy: `trusted_proxies` (addresses or networks such as
 //! `10.0.0.5`, `10.0.0.0/8`; `MIRROR_TRUSTED_PROXIES`, comma-separated):
@@ -146,6 +148,7 @@ struct RemoteLimitsFile {
     max_tags: Option<usize>,
     min_transfer_rate: Option<u64>,
     low_speed_window_secs: Option<u64>,
+    min_pulls_left_percent: Option<u8>,
 }
 
 impl RemoteLimitsFile {
@@ -208,6 +211,14 @@ impl RemoteLimitsFile {
             86_400,
         )? {
             limits.low_speed_window = Duration::from_secs(s);
+        }
+        if let Some(p) = ranged(
+            "remote_limits.min_pulls_left_percent",
+            self.min_pulls_left_percent,
+            0,
+            100,
+        )? {
+            limits.min_pulls_left_percent = p;
         }
         Ok(limits)
     }

@@ -42,6 +42,8 @@ fn retry() -> RetryPolicy {
 }
 
 fn mirror(dir: &Path) -> Mirror {
+    // One set of counters for the engine and its HTTP client.
+    let metrics = Arc::new(mirror_core::Metrics::default());
     Mirror::new(
         Stores::embedded(dir, FsOptions { durable: false }).unwrap(),
         Arc::new(HttpConnector {
@@ -49,12 +51,14 @@ fn mirror(dir: &Path) -> Mirror {
                 retry: retry(),
                 idle_timeout: IDLE,
                 connect_timeout: Duration::from_secs(5),
+                metrics: metrics.clone(),
                 ..Default::default()
             },
         }),
         MirrorSettings {
             retry: retry(),
             heartbeat_interval: Duration::from_millis(100),
+            metrics,
             ..Default::default()
         },
     )
@@ -521,6 +525,59 @@ async fn a_wrong_docker_content_digest_publishes_nothing_wrong() {
     );
     e.poll_done().await;
     assert_sound(&e.m, e.dir.path()).await;
+}
+
+/// A registry announcing that little of its pull budget is left (Docker
+/// Hub's `ratelimit-*` headers) gets no more pulls: the tags wait for a
+/// later poll, and the reason is in the log and in `/metrics`.
+#[tokio::test]
+async fn pulls_stop_at_the_reserve_of_an_announced_rate_limit() {
+    let e = env(MIB).await;
+    for tag in ["v2", "v3"] {
+        e.reg
+            .pusher()
+            .push_image(REMOTE, tag, ImageSpec::small(tag))
+            .await;
+    }
+    let header = |name: &str, value: &str| Fault::SetResponseHeader {
+        name: name.into(),
+        value: value.into(),
+    };
+    e.proxy.add(
+        Rule::new(header("ratelimit-limit", "100;w=21600"))
+            .head()
+            .manifests(),
+    );
+    e.proxy.add(
+        Rule::new(header("ratelimit-remaining", "5;w=21600"))
+            .get()
+            .manifests(),
+    );
+    let (job, log) = e.poll().await;
+    assert_eq!(job.status, JobStatus::Errored, "{log}");
+    let gets = e
+        .proxy
+        .count(|r| r.method == Method::GET && r.path.contains("/manifests/"));
+    assert_eq!(gets, 1, "one pull, then none below the reserve: {log}");
+    assert_eq!(local_tags(&e.m).await.len(), 1, "{log}");
+    assert!(
+        log.contains("5 of 100 pulls left") && log.contains("remote_limits.min_pulls_left_percent"),
+        "{log}"
+    );
+    let metrics = e.m.metrics().await.unwrap();
+    let (_, budget) = &metrics.pull_budgets[0];
+    assert_eq!((budget.remaining, budget.limit), (Some(5), Some(100)));
+    assert_sound(&e.m, e.dir.path()).await;
+
+    // Once the registry says there is room again, the rest follows.
+    e.proxy.clear();
+    e.proxy.add(
+        Rule::new(header("ratelimit-remaining", "90;w=21600"))
+            .head()
+            .manifests(),
+    );
+    e.poll_done().await;
+    assert_eq!(local_tags(&e.m).await, upstream_tags(&e.reg).await);
 }
 
 #[tokio::test]

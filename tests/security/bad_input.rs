@@ -206,7 +206,8 @@ fn bad_bodies() -> Vec<(&'static str, Vec<u8>, bool)> {
             "wrong types",
             json!({"name": 5, "visibility": [], "accessLevel": {}, "action": 7,
                    "enabled": "yes", "isActive": "no", "remoteHost": ["x"],
-                   "newPassword": 1, "tokenLabel": false, "schedule": null})
+                   "newPassword": 1, "tokenLabel": false, "schedule": null,
+                   "createRepositoryOnPush": "yes"})
             .to_string()
             .into_bytes(),
             true,

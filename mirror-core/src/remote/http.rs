@@ -50,6 +50,11 @@ pub struct RemoteLimits {
     pub min_transfer_rate: u64,
     /// The window over which `min_transfer_rate` is measured.
     pub low_speed_window: Duration,
+    /// Manifest GETs (what Docker Hub counts as pulls) are deferred while
+    /// the registry announces this percentage of its limit or less left
+    /// (`ratelimit-remaining` / `ratelimit-limit`), so other pulls on the
+    /// same budget keep working; 0 turns deferral off.
+    pub min_pulls_left_percent: u8,
 }
 
 impl Default for RemoteLimits {
@@ -61,6 +66,7 @@ impl Default for RemoteLimits {
             max_tags: 200_000,
             min_transfer_rate: 10 * 1024,
             low_speed_window: Duration::from_secs(60),
+            min_pulls_left_percent: 10,
         }
     }
 }
@@ -493,6 +499,11 @@ impl HttpRemote {
                     continue;
                 }
             };
+            self.metrics.record_pull_budget(
+                &self.host,
+                header_str(resp.headers(), "ratelimit-limit").as_deref(),
+                header_str(resp.headers(), "ratelimit-remaining").as_deref(),
+            );
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED && !authenticated {
                 authenticated = true;
@@ -523,6 +534,28 @@ impl HttpRemote {
                 continue;
             }
             return Ok(resp);
+        }
+    }
+
+    /// Refuses a pull (a manifest GET) while the registry's announced pull
+    /// budget is at or under `min_pulls_left_percent` of its limit: the
+    /// rest is left for other pulls, and the tag is tried again at the
+    /// next poll.
+    fn check_pull_budget(&self, what: &str) -> Result<(), RemoteError> {
+        let floor = self.limits.min_pulls_left_percent;
+        match self.metrics.pull_budget(&self.host) {
+            Some(b) if floor > 0 && b.is_low(floor, std::time::Instant::now()) => {
+                Err(RemoteError::Deferred {
+                    what: format!("pulling {what} from {}", self.host),
+                    reason: format!(
+                        "the registry has {} of {} pulls left in its window, at or under the {floor}% kept in reserve: deferred to a later poll",
+                        b.remaining.unwrap_or(0),
+                        b.limit.unwrap_or(0)
+                    ),
+                    setting: "remote_limits.min_pulls_left_percent",
+                })
+            }
+            _ => Ok(()),
         }
     }
 
@@ -944,6 +977,7 @@ impl RemoteRegistry for HttpRemote {
         reference: &str,
     ) -> Result<RemoteManifest, RemoteError> {
         let what = format!("{repo}@{reference}");
+        self.check_pull_budget(&what)?;
         let url = self.url(&format!("/v2/{repo}/manifests/{reference}"));
         let resp = self
             .send(

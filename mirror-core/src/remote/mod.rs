@@ -137,6 +137,17 @@ pub enum RemoteError {
         /// The setting that raises it.
         setting: &'static str,
     },
+    /// Not sent, to spare the registry's pull budget (see
+    /// `RemoteLimits::min_pulls_left_percent`); a later poll tries again.
+    #[error("{what}: {reason} (setting {setting})")]
+    Deferred {
+        /// What was to be fetched.
+        what: String,
+        /// Why, with the numbers.
+        reason: String,
+        /// The setting that decides.
+        setting: &'static str,
+    },
     /// This server's [`RemoteGuard`] refuses the host: it is not in the
     /// allow-list, or it is (or resolves to, or redirects to) a private
     /// address. Nothing was sent to it.
@@ -164,7 +175,9 @@ impl RemoteError {
             RemoteError::Unauthorized { .. } => ErrorKind::Unauthorized,
             RemoteError::Denied { .. } => ErrorKind::Denied,
             RemoteError::NotFound { .. } => ErrorKind::NotFound,
-            RemoteError::Unavailable { .. } | RemoteError::Transfer { .. } => ErrorKind::Transient,
+            RemoteError::Unavailable { .. }
+            | RemoteError::Transfer { .. }
+            | RemoteError::Deferred { .. } => ErrorKind::Transient,
             RemoteError::DigestMismatch { .. } => ErrorKind::DigestMismatch,
             RemoteError::Protocol { .. }
             | RemoteError::ManifestTooLarge { .. }

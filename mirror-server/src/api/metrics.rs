@@ -14,6 +14,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use mirror_core::MetricsSnapshot;
+use mirror_core::metrics::PullBudget;
 
 use super::extract::Admin;
 use crate::error::ApiError;
@@ -147,6 +148,28 @@ pub fn render(m: &MetricsSnapshot, server: ServerCounts) -> String {
         "429 Too Many Requests answers received from remote registries.",
         &one(m.rate_limited),
     );
+    let budget = |value: fn(&PullBudget) -> Option<u64>| -> Vec<(String, String)> {
+        m.pull_budgets
+            .iter()
+            .filter_map(|(host, b)| {
+                value(b).map(|n| (format!("{{registry=\"{}\"}}", label(host)), n.to_string()))
+            })
+            .collect()
+    };
+    family(
+        &mut out,
+        "regmirror_remote_pulls_remaining",
+        "gauge",
+        "Pulls a registry last said were left in its window (ratelimit-remaining).",
+        &budget(|b| b.remaining),
+    );
+    family(
+        &mut out,
+        "regmirror_remote_pulls_limit",
+        "gauge",
+        "Pulls a registry allows per window (ratelimit-limit).",
+        &budget(|b| b.limit),
+    );
     let jobs: Vec<_> = m
         .jobs
         .iter()
@@ -262,6 +285,15 @@ mod tests {
                     last_success: None,
                 },
             ],
+            pull_budgets: vec![(
+                "https://index.docker.io".into(),
+                PullBudget {
+                    limit: Some(100),
+                    remaining: Some(42),
+                    window: None,
+                    observed: std::time::Instant::now(),
+                },
+            )],
             ..Default::default()
         };
         let text = render(
@@ -289,6 +321,8 @@ mod tests {
             "regmirror_policy_last_success_timestamp_seconds{policy=\"p\\\"1\",repository=\"a/b\"} 1700000000.500",
             "regmirror_upload_sessions 7",
             "regmirror_password_checks_total 3",
+            "regmirror_remote_pulls_remaining{registry=\"https://index.docker.io\"} 42",
+            "regmirror_remote_pulls_limit{registry=\"https://index.docker.io\"} 100",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
