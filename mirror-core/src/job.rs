@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::error::ErrorKind;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The `poll_mirror` action: evaluates every enabled poll mirroring policy,
 /// or only the one named by the `policyID` parameter.
@@ -142,8 +142,8 @@ pub fn transition(from: JobStatus, event: JobEvent) -> Result<JobStatus, Invalid
     Ok(to)
 }
 
-/// A job record, with DTR's fields.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A job record, with DTR's fields (as the API writes and a client reads it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Job {
     /// Identifier (UUID).
@@ -170,18 +170,28 @@ pub struct Job {
     pub parameters: BTreeMap<String, String>,
     /// When the job is canceled if still running (written RFC 3339, empty
     /// for none).
-    #[serde(serialize_with = "serialize_deadline")]
+    #[serde(
+        default,
+        serialize_with = "serialize_deadline",
+        deserialize_with = "deserialize_deadline"
+    )]
     pub deadline: Option<DateTime<Utc>>,
     /// How long a cancel may take before the job is abandoned (written
     /// `30s`).
-    #[serde(serialize_with = "serialize_duration")]
+    #[serde(
+        default = "default_stop_timeout",
+        serialize_with = "serialize_duration",
+        deserialize_with = "deserialize_duration"
+    )]
     pub stop_timeout: Duration,
     /// Last heartbeat of the worker running it.
+    #[serde(default)]
     pub heartbeat_at: Option<DateTime<Utc>>,
     /// Whether a cancel was requested and not yet acted on.
+    #[serde(default)]
     pub cancel_requested: bool,
     /// Why the job ended `errored` or `canceled` (absent otherwise).
-    #[serde(rename = "error", skip_serializing_if = "Option::is_none")]
+    #[serde(default, rename = "error", skip_serializing_if = "Option::is_none")]
     pub failure: Option<JobFailure>,
 }
 
@@ -215,6 +225,34 @@ fn serialize_deadline<S: serde::Serializer>(
 
 fn serialize_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format_duration(*d))
+}
+
+fn default_stop_timeout() -> Duration {
+    DEFAULT_STOP_TIMEOUT
+}
+
+/// Reads what [`serialize_deadline`] writes: empty for none, else RFC 3339.
+fn deserialize_deadline<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<DateTime<Utc>>, D::Error> {
+    let s = Option::<String>::deserialize(d)?.unwrap_or_default();
+    match s.trim() {
+        "" => Ok(None),
+        t => DateTime::parse_from_rfc3339(t)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|e| serde::de::Error::custom(format!("deadline {t:?}: {e}"))),
+    }
+}
+
+/// Reads what [`serialize_duration`] writes (`30s`, `1h30m`; `0s`).
+fn deserialize_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    match s.trim() {
+        "0s" => Ok(Duration::ZERO),
+        t => parse_duration(t).ok_or_else(|| {
+            serde::de::Error::custom(format!("{t:?} is not a duration such as \"30s\""))
+        }),
+    }
 }
 
 impl Job {
@@ -353,7 +391,7 @@ pub fn format_duration(d: Duration) -> String {
 }
 
 /// One line of a job's log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LogLine {
     /// 0-based position in the log.
@@ -420,6 +458,28 @@ mod tests {
         check_duration("10", None);
         check_duration("1d", None);
         check_duration("m", None);
+    }
+
+    #[test]
+    fn a_job_reads_back_what_it_writes() {
+        use chrono::SubsecRound;
+        let mut job = Job::new(&JobSubmission {
+            action: POLL_MIRROR.into(),
+            parameters: [(PARAM_POLICY_ID.to_string(), "p1".to_string())].into(),
+            ..Default::default()
+        });
+        for deadline in [None, Some(now().trunc_subsecs(0))] {
+            job.deadline = deadline;
+            job.stop_timeout = Duration::from_secs(5400);
+            let json = serde_json::to_value(&job).unwrap();
+            assert_eq!(json["stopTimeout"], "1h30m");
+            let back: Job = serde_json::from_value(json).unwrap();
+            assert_eq!(back, job);
+        }
+        let bad = serde_json::json!({"deadline": "tomorrow"});
+        let mut json = serde_json::to_value(&job).unwrap();
+        json["deadline"] = bad["deadline"].clone();
+        assert!(serde_json::from_value::<Job>(json).is_err());
     }
 
     #[test]

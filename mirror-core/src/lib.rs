@@ -20,6 +20,8 @@
 
 pub mod access;
 pub mod api;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod copy;
 pub mod diff;
 pub mod digest;

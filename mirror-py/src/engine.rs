@@ -1,30 +1,31 @@
 //! The Python classes `Mirror` (the embedded engine) and `Client` (a running
-//! server). Both extend `_Engine`, which holds a [`Backend`] and defines
-//! every method once: a blocking form that releases the GIL, and an
-//! `*_async` twin that returns an awaitable (pyo3-async-runtimes; call it
-//! inside a running asyncio loop).
+//! server). Both extend `_Engine`, which holds a [`Backend`] and declares
+//! every method once ([`engine_methods!`]): a blocking form that releases
+//! the GIL, and an `*_async` twin that returns an awaitable
+//! (pyo3-async-runtimes; call it inside a running asyncio loop).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mirror_core::{Mirror as CoreMirror, NewPolicy, PolicyUpdate, Progress, Secret};
+use mirror_core::client::ApiClient;
+use mirror_core::{
+    ErrorKind, JobFilter, Mirror as CoreMirror, NewPolicy, Permissions, PolicyUpdate, Progress,
+    Secret,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use pyo3_async_runtimes::tokio::future_into_py;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{Access, Backend, JobQuery};
-use crate::client::ApiClient;
-use crate::errors::Failure;
-use crate::model::{Job, Policy, Tag, encode};
-use crate::runtime::{SIGNAL_CHECK, block, runtime, wait_for};
-
-use pyo3_async_runtimes::tokio::future_into_py;
+use crate::backend::{Backend, on, repository};
+use crate::errors::{Failure, failure};
+use crate::model::{Job, Policy, Tag};
+use crate::runtime::{block, block_with, runtime};
 
 /// How often the progress callback is called during a poll.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
-/// How long a poll interrupted by Ctrl-C may take to stop cleanly.
-const STOP_WAIT: Duration = Duration::from_secs(30);
 
 /// The methods shared by `Mirror` and `Client`.
 #[pyclass(module = "regmirror", name = "_Engine", subclass, frozen)]
@@ -38,9 +39,9 @@ pub struct Engine {
 fn form(
     remote_host: String,
     remote_repository: String,
-    username: &str,
-    password: &str,
-    auth_token: &str,
+    username: String,
+    password: String,
+    auth_token: String,
     remote_ca: Option<String>,
     skip_tls_verification: bool,
     enabled: bool,
@@ -48,7 +49,7 @@ fn form(
     NewPolicy {
         remote_host,
         remote_repository,
-        username: username.to_string(),
+        username,
         password: Secret::new(password),
         auth_token: Secret::new(auth_token),
         remote_ca: remote_ca.unwrap_or_default(),
@@ -58,11 +59,9 @@ fn form(
     }
 }
 
-fn access_dict(py: Python<'_>, a: Access) -> PyResult<Bound<'_, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("read", a.read)?;
-    d.set_item("write", a.write)?;
-    Ok(d)
+/// `{"read": bool, "write": bool}`.
+fn access(p: Permissions) -> BTreeMap<&'static str, bool> {
+    [("read", p.read), ("write", p.write)].into()
 }
 
 /// The progress snapshot as a dict with snake_case keys.
@@ -78,163 +77,161 @@ fn progress_dict<'py>(py: Python<'py>, p: &Progress) -> PyResult<Bound<'py, PyDi
     Ok(d)
 }
 
-/// `{"read": bool, "write": bool}` for the async twin.
-type AccessMap = std::collections::BTreeMap<&'static str, bool>;
+/// Declares `_Engine`'s methods: each `fn name / name_async (backend,
+/// args) -> T { body }` becomes a blocking `name` (GIL released, Ctrl-C
+/// aborts it) and an awaitable `name_async`, both running `body` as an
+/// `async fn(backend, args) -> Result<T, Failure>`. The methods after `;`
+/// are taken as written.
+macro_rules! engine_methods {
+    (
+        $(
+            $(#[$attr:meta])*
+            fn $name:ident / $name_async:ident ($b:ident $(, $arg:ident : $ty:ty)*) -> $ret:ty $body:block
+        )*
+        ; $($rest:tt)*
+    ) => {
+        #[pymethods]
+        impl Engine {
+            $(
+                $(#[$attr])*
+                #[allow(clippy::too_many_arguments)]
+                fn $name(&self, py: Python<'_>, $($arg: $ty),*) -> PyResult<$ret> {
+                    async fn run($b: Backend, $($arg: $ty),*) -> Result<$ret, Failure> $body
+                    block(py, run(self.backend.clone(), $($arg),*))
+                }
 
-fn access_map(a: Access) -> AccessMap {
-    [("read", a.read), ("write", a.write)].into()
+                $(#[$attr])*
+                #[allow(clippy::too_many_arguments)]
+                fn $name_async<'py>(
+                    &self,
+                    py: Python<'py>,
+                    $($arg: $ty),*
+                ) -> PyResult<Bound<'py, PyAny>> {
+                    async fn run($b: Backend, $($arg: $ty),*) -> Result<$ret, Failure> $body
+                    let done = run(self.backend.clone(), $($arg),*);
+                    future_into_py(py, async move { Ok(done.await?) })
+                }
+            )*
+            $($rest)*
+        }
+    };
 }
 
-#[pymethods]
-impl Engine {
+engine_methods! {
     /// Creates a poll mirroring policy for `local_repository` (created
     /// private if missing) after checking that the credentials can read
     /// the remote repository.
     #[pyo3(signature = (
-        local_repository, *, remote_host, remote_repository, username = "",
-        password = "", auth_token = "", remote_ca = None,
+        local_repository, *, remote_host, remote_repository, username = String::new(),
+        password = String::new(), auth_token = String::new(), remote_ca = None,
         skip_tls_verification = false, enabled = true, initial_evaluation = true
     ))]
-    #[allow(clippy::too_many_arguments)]
-    fn add_policy(
-        &self,
-        py: Python<'_>,
-        local_repository: String,
-        remote_host: String,
-        remote_repository: String,
-        username: &str,
-        password: &str,
-        auth_token: &str,
-        remote_ca: Option<String>,
-        skip_tls_verification: bool,
-        enabled: bool,
-        initial_evaluation: bool,
-    ) -> PyResult<Policy> {
-        let backend = self.backend.clone();
-        let f = form(
-            remote_host,
-            remote_repository,
-            username,
-            password,
-            auth_token,
-            remote_ca,
-            skip_tls_verification,
-            enabled,
-        );
-        block(py, async move {
-            backend
-                .add_policy(&local_repository, f, initial_evaluation)
-                .await
-        })
-    }
-
-    /// `add_policy` as an awaitable.
-    #[pyo3(signature = (
-        local_repository, *, remote_host, remote_repository, username = "",
-        password = "", auth_token = "", remote_ca = None,
-        skip_tls_verification = false, enabled = true, initial_evaluation = true
-    ))]
-    #[allow(clippy::too_many_arguments)]
-    fn add_policy_async<'py>(
-        &self,
-        py: Python<'py>,
-        local_repository: String,
-        remote_host: String,
-        remote_repository: String,
-        username: &str,
-        password: &str,
-        auth_token: &str,
-        remote_ca: Option<String>,
-        skip_tls_verification: bool,
-        enabled: bool,
-        initial_evaluation: bool,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let backend = self.backend.clone();
-        let f = form(
-            remote_host,
-            remote_repository,
-            username,
-            password,
-            auth_token,
-            remote_ca,
-            skip_tls_verification,
-            enabled,
-        );
-        future_into_py(py, async move {
-            Ok(backend
-                .add_policy(&local_repository, f, initial_evaluation)
-                .await?)
-        })
+    fn add_policy / add_policy_async (
+        backend, local_repository: String, remote_host: String, remote_repository: String,
+        username: String, password: String, auth_token: String, remote_ca: Option<String>,
+        skip_tls_verification: bool, enabled: bool, initial_evaluation: bool
+    ) -> Policy {
+        let f = form(remote_host, remote_repository, username, password, auth_token,
+            remote_ca, skip_tls_verification, enabled);
+        let local = repository(&local_repository, "localRepository")?;
+        let p = on!(&backend,
+            m => m.add_policy(&local, f, initial_evaluation),
+            c => c.add_policy(&local, &f, initial_evaluation));
+        Ok(Policy::from(&p))
     }
 
     /// Whether the remote can be reached and read (and written):
     /// `{"read": bool, "write": bool}`. Fails with the reason otherwise.
     #[pyo3(signature = (
-        *, remote_host, remote_repository, username = "",
-        password = "", auth_token = "", remote_ca = None,
+        *, remote_host, remote_repository, username = String::new(),
+        password = String::new(), auth_token = String::new(), remote_ca = None,
         skip_tls_verification = false
     ))]
-    #[allow(clippy::too_many_arguments)]
-    fn check_connection<'py>(
-        &self,
-        py: Python<'py>,
-        remote_host: String,
-        remote_repository: String,
-        username: &str,
-        password: &str,
-        auth_token: &str,
-        remote_ca: Option<String>,
-        skip_tls_verification: bool,
-    ) -> PyResult<Bound<'py, PyDict>> {
-        let backend = self.backend.clone();
-        let f = form(
-            remote_host,
-            remote_repository,
-            username,
-            password,
-            auth_token,
-            remote_ca,
-            skip_tls_verification,
-            true,
-        );
-        let access = block(py, async move { backend.check_connection(f).await })?;
-        access_dict(py, access)
+    fn check_connection / check_connection_async (
+        backend, remote_host: String, remote_repository: String, username: String,
+        password: String, auth_token: String, remote_ca: Option<String>,
+        skip_tls_verification: bool
+    ) -> BTreeMap<&'static str, bool> {
+        let f = form(remote_host, remote_repository, username, password, auth_token,
+            remote_ca, skip_tls_verification, true);
+        backend.check_connection(f).await.map(access)
     }
 
-    /// `check_connection` as an awaitable.
+    /// Poll mirroring policies of one local repository, or all.
+    #[pyo3(signature = (local_repository = None))]
+    fn policies / policies_async (backend, local_repository: Option<String>) -> Vec<Policy> {
+        let local = local_repository
+            .map(|l| repository(&l, "localRepository"))
+            .transpose()?;
+        let list = on!(&backend, m => m.policies(local.as_ref()), c => c.policies(local.as_ref()));
+        Ok(list.iter().map(Policy::from).collect())
+    }
+
+    /// One policy by ID.
+    fn policy / policy_async (backend, id: String) -> Policy {
+        Ok(Policy::from(&on!(&backend, m => m.policy(&id), c => c.policy(&id))))
+    }
+
+    /// Changes the given fields (the others stay); a change of how the
+    /// remote is reached is checked before it is saved.
     #[pyo3(signature = (
-        *, remote_host, remote_repository, username = "",
-        password = "", auth_token = "", remote_ca = None,
-        skip_tls_verification = false
+        id, *, remote_host = None, remote_repository = None, username = None,
+        password = None, auth_token = None, remote_ca = None,
+        skip_tls_verification = None, enabled = None
     ))]
-    #[allow(clippy::too_many_arguments)]
-    fn check_connection_async<'py>(
-        &self,
-        py: Python<'py>,
-        remote_host: String,
-        remote_repository: String,
-        username: &str,
-        password: &str,
-        auth_token: &str,
-        remote_ca: Option<String>,
-        skip_tls_verification: bool,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let backend = self.backend.clone();
-        let f = form(
+    fn update_policy / update_policy_async (
+        backend, id: String, remote_host: Option<String>, remote_repository: Option<String>,
+        username: Option<String>, password: Option<String>, auth_token: Option<String>,
+        remote_ca: Option<String>, skip_tls_verification: Option<bool>, enabled: Option<bool>
+    ) -> Policy {
+        let update = PolicyUpdate {
             remote_host,
             remote_repository,
             username,
-            password,
-            auth_token,
+            password: password.map(Secret::new),
+            auth_token: auth_token.map(Secret::new),
             remote_ca,
             skip_tls_verification,
-            true,
-        );
-        future_into_py(py, async move {
-            Ok(access_map(backend.check_connection(f).await?))
-        })
+            enabled,
+            owner: None,
+        };
+        let p = on!(&backend,
+            m => m.update_policy(&id, update),
+            c => c.update_policy(&id, &update));
+        Ok(Policy::from(&p))
     }
 
+    /// Deletes a policy (mirrored tags stay); whether it existed.
+    fn delete_policy / delete_policy_async (backend, id: String) -> bool {
+        Ok(on!(&backend, m => m.delete_policy(&id), c => c.delete_policy(&id)))
+    }
+
+    /// The tags of a local repository, sorted by name.
+    fn tags / tags_async (backend, repository: String) -> Vec<Tag> {
+        backend.tags(repository).await
+    }
+
+    /// Jobs, newest first. `running=True`: waiting or running only;
+    /// `False`: finished only; `limit=0`: all.
+    #[pyo3(signature = (action = None, running = None, limit = 100))]
+    fn jobs / jobs_async (
+        backend, action: Option<String>, running: Option<bool>, limit: usize
+    ) -> Vec<Job> {
+        let filter = JobFilter { action, running, limit, ..Default::default() };
+        let jobs = on!(&backend, m => m.jobs(&filter), c => c.jobs(&filter));
+        Ok(jobs.iter().map(|j| backend.job_view(j)).collect())
+    }
+
+    /// One job by ID.
+    fn job / job_async (backend, id: String) -> Job {
+        Ok(backend.job_view(&on!(&backend, m => m.job(&id), c => c.job(&id))))
+    }
+
+    /// Requests a cancel of a job; returns the job as it is then.
+    fn cancel_job / cancel_job_async (backend, id: String) -> Job {
+        Ok(backend.job_view(&on!(&backend, m => m.cancel_job(&id), c => c.cancel_job(&id))))
+    }
+    ;
     /// Runs one `poll_mirror` job for the policy now and returns the
     /// finished job (`done`, `errored` or `canceled`). `progress(dict)` is
     /// called about every 0.5 s and at the end with the byte and blob
@@ -252,46 +249,24 @@ impl Engine {
         let cancel = CancellationToken::new();
         let counters = Arc::new(Progress::default());
         let report = progress.filter(|_| backend.reports_progress());
-        let mut task = runtime().spawn({
-            let (backend, cancel, counters) = (backend.clone(), cancel.clone(), counters.clone());
+        let fut = {
+            let (cancel, counters) = (cancel.clone(), counters.clone());
             async move { backend.poll(policy_id, cancel, counters).await }
-        });
+        };
+        // An interrupt (or an error of `progress`) stops the job through
+        // its token, so it ends `canceled` with nothing half-published.
         let mut last_report = Instant::now();
-        loop {
-            if let Some(result) = wait_for(py, &mut task, SIGNAL_CHECK) {
-                let job = result??;
-                if let Some(cb) = &report {
-                    cb.call1(py, (progress_dict(py, &counters)?,))?;
-                }
-                return Ok(job);
-            }
-            let mut stop = py.check_signals().err();
-            if stop.is_none()
-                && let Some(cb) = &report
-                && last_report.elapsed() >= PROGRESS_EVERY
-            {
+        let job = block_with(py, fut, Some(&cancel), |py| match &report {
+            Some(cb) if last_report.elapsed() >= PROGRESS_EVERY => {
                 last_report = Instant::now();
-                stop = progress_dict(py, &counters)
-                    .and_then(|d| cb.call1(py, (d,)))
-                    .err();
+                cb.call1(py, (progress_dict(py, &counters)?,)).map(drop)
             }
-            if let Some(err) = stop {
-                // Stop the job through its token so it ends `canceled` with
-                // nothing half-published, then raise.
-                cancel.cancel();
-                let deadline = Instant::now() + STOP_WAIT;
-                while Instant::now() < deadline {
-                    if wait_for(py, &mut task, SIGNAL_CHECK).is_some() {
-                        return Err(err);
-                    }
-                    if py.check_signals().is_err() {
-                        break;
-                    }
-                }
-                task.abort();
-                return Err(err);
-            }
+            _ => Ok(()),
+        })?;
+        if let Some(cb) = &report {
+            cb.call1(py, (progress_dict(py, &counters)?,))?;
         }
+        Ok(job)
     }
 
     /// `poll` as an awaitable. Cancelling the awaiting task cancels the job
@@ -343,204 +318,13 @@ impl Engine {
             Ok(job)
         })
     }
-
-    /// Poll mirroring policies of one local repository, or all.
-    #[pyo3(signature = (local_repository = None))]
-    fn policies(&self, py: Python<'_>, local_repository: Option<String>) -> PyResult<Vec<Policy>> {
-        let backend = self.backend.clone();
-        block(py, async move {
-            backend.policies(local_repository.as_deref()).await
-        })
-    }
-
-    /// `policies` as an awaitable.
-    #[pyo3(signature = (local_repository = None))]
-    fn policies_async<'py>(
-        &self,
-        py: Python<'py>,
-        local_repository: Option<String>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let backend = self.backend.clone();
-        future_into_py(py, async move {
-            Ok(backend.policies(local_repository.as_deref()).await?)
-        })
-    }
-
-    /// One policy by ID.
-    fn policy(&self, py: Python<'_>, id: String) -> PyResult<Policy> {
-        let backend = self.backend.clone();
-        block(py, async move { backend.policy(&id).await })
-    }
-
-    /// `policy` as an awaitable.
-    fn policy_async<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyAny>> {
-        let backend = self.backend.clone();
-        future_into_py(py, async move { Ok(backend.policy(&id).await?) })
-    }
-
-    /// Changes the given fields (the others stay); a change of how the
-    /// remote is reached is checked before it is saved.
-    #[pyo3(signature = (
-        id, *, remote_host = None, remote_repository = None, username = None,
-        password = None, auth_token = None, remote_ca = None,
-        skip_tls_verification = None, enabled = None
-    ))]
-    #[allow(clippy::too_many_arguments)]
-    fn update_policy(
-        &self,
-        py: Python<'_>,
-        id: String,
-        remote_host: Option<String>,
-        remote_repository: Option<String>,
-        username: Option<String>,
-        password: Option<String>,
-        auth_token: Option<String>,
-        remote_ca: Option<String>,
-        skip_tls_verification: Option<bool>,
-        enabled: Option<bool>,
-    ) -> PyResult<Policy> {
-        let backend = self.backend.clone();
-        let update = PolicyUpdate {
-            remote_host,
-            remote_repository,
-            username,
-            password: password.map(Secret::new),
-            auth_token: auth_token.map(Secret::new),
-            remote_ca,
-            skip_tls_verification,
-            enabled,
-            owner: None,
-        };
-        block(py, async move { backend.update_policy(&id, update).await })
-    }
-
-    /// `update_policy` as an awaitable.
-    #[pyo3(signature = (
-        id, *, remote_host = None, remote_repository = None, username = None,
-        password = None, auth_token = None, remote_ca = None,
-        skip_tls_verification = None, enabled = None
-    ))]
-    #[allow(clippy::too_many_arguments)]
-    fn update_policy_async<'py>(
-        &self,
-        py: Python<'py>,
-        id: String,
-        remote_host: Option<String>,
-        remote_repository: Option<String>,
-        username: Option<String>,
-        password: Option<String>,
-        auth_token: Option<String>,
-        remote_ca: Option<String>,
-        skip_tls_verification: Option<bool>,
-        enabled: Option<bool>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let backend = self.backend.clone();
-        let update = PolicyUpdate {
-            remote_host,
-            remote_repository,
-            username,
-            password: password.map(Secret::new),
-            auth_token: auth_token.map(Secret::new),
-            remote_ca,
-            skip_tls_verification,
-            enabled,
-            owner: None,
-        };
-        future_into_py(
-            py,
-            async move { Ok(backend.update_policy(&id, update).await?) },
-        )
-    }
-
-    /// Deletes a policy (mirrored tags stay); whether it existed.
-    fn delete_policy(&self, py: Python<'_>, id: String) -> PyResult<bool> {
-        let backend = self.backend.clone();
-        block(py, async move { backend.delete_policy(&id).await })
-    }
-
-    /// `delete_policy` as an awaitable.
-    fn delete_policy_async<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyAny>> {
-        let backend = self.backend.clone();
-        future_into_py(py, async move { Ok(backend.delete_policy(&id).await?) })
-    }
-
-    /// The tags of a local repository, sorted by name.
-    fn tags(&self, py: Python<'_>, repository: String) -> PyResult<Vec<Tag>> {
-        let backend = self.backend.clone();
-        block(py, async move { backend.tags(&repository).await })
-    }
-
-    /// `tags` as an awaitable.
-    fn tags_async<'py>(&self, py: Python<'py>, repository: String) -> PyResult<Bound<'py, PyAny>> {
-        let backend = self.backend.clone();
-        future_into_py(py, async move { Ok(backend.tags(&repository).await?) })
-    }
-
-    /// Jobs, newest first. `running=True`: waiting or running only;
-    /// `False`: finished only; `limit=0`: all.
-    #[pyo3(signature = (action = None, running = None, limit = 100))]
-    fn jobs(
-        &self,
-        py: Python<'_>,
-        action: Option<String>,
-        running: Option<bool>,
-        limit: usize,
-    ) -> PyResult<Vec<Job>> {
-        let backend = self.backend.clone();
-        let query = JobQuery {
-            action,
-            running,
-            limit,
-        };
-        block(py, async move { backend.jobs(query).await })
-    }
-
-    /// `jobs` as an awaitable.
-    #[pyo3(signature = (action = None, running = None, limit = 100))]
-    fn jobs_async<'py>(
-        &self,
-        py: Python<'py>,
-        action: Option<String>,
-        running: Option<bool>,
-        limit: usize,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let backend = self.backend.clone();
-        let query = JobQuery {
-            action,
-            running,
-            limit,
-        };
-        future_into_py(py, async move { Ok(backend.jobs(query).await?) })
-    }
-
-    /// One job by ID.
-    fn job(&self, py: Python<'_>, id: String) -> PyResult<Job> {
-        let backend = self.backend.clone();
-        block(py, async move { backend.job(&id).await })
-    }
-
-    /// `job` as an awaitable.
-    fn job_async<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyAny>> {
-        let backend = self.backend.clone();
-        future_into_py(py, async move { Ok(backend.job(&id).await?) })
-    }
-
-    /// Requests a cancel of a job; returns the job as it is then.
-    fn cancel_job(&self, py: Python<'_>, id: String) -> PyResult<Job> {
-        let backend = self.backend.clone();
-        block(py, async move { backend.cancel_job(&id).await })
-    }
-
-    /// `cancel_job` as an awaitable.
-    fn cancel_job_async<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyAny>> {
-        let backend = self.backend.clone();
-        future_into_py(py, async move { Ok(backend.cancel_job(&id).await?) })
-    }
 }
 
 /// The mirroring engine on a data directory, in this process.
 #[pyclass(module = "regmirror", extends = Engine, frozen)]
 pub struct Mirror {
+    /// The data directory.
+    #[pyo3(get)]
     data_dir: PathBuf,
 }
 
@@ -560,10 +344,7 @@ impl Mirror {
     ) -> PyResult<PyClassInitializer<Self>> {
         let guard =
             mirror_core::remote::RemoteGuard::new(&remote_hosts_allow, forbid_private_remotes)
-                .map_err(|e| {
-                    Failure::new(mirror_core::ErrorKind::Invalid, e.to_string())
-                        .with_field("remote_hosts_allow")
-                })?;
+                .map_err(|e| failure(ErrorKind::Invalid, e.to_string(), "remote_hosts_allow"))?;
         let dir = data_dir.clone();
         let http = mirror_core::remote::HttpSettings {
             guard,
@@ -578,12 +359,6 @@ impl Mirror {
         .add_subclass(Mirror { data_dir }))
     }
 
-    /// The data directory.
-    #[getter]
-    fn data_dir(&self) -> PathBuf {
-        self.data_dir.clone()
-    }
-
     /// Finds jobs left `running` by a process that died (no heartbeat):
     /// requeues or errors them, and removes unfinished blob uploads. Call
     /// at start when no other process uses the data directory.
@@ -594,9 +369,7 @@ impl Mirror {
         };
         block(slf.py(), async move {
             let jobs = mirror.recover().await?;
-            jobs.iter()
-                .map(|j| Job::from_api(encode(j), &backend))
-                .collect()
+            Ok(jobs.iter().map(|j| backend.job_view(j)).collect())
         })
     }
 
@@ -606,9 +379,11 @@ impl Mirror {
 }
 
 /// A client of a running `mirror-server`, with the same methods as `Mirror`.
-#[pyclass(module = "regmirror", extends = Engine, frozen)]
+#[pyclass(module = "regmirror", extends = Engine, frozen, get_all)]
 pub struct Client {
+    /// The server's URL.
     base_url: String,
+    /// The user name sent.
     username: String,
 }
 
@@ -628,12 +403,8 @@ impl Client {
         let timeout = Duration::try_from_secs_f64(timeout).map_err(|_| {
             pyo3::exceptions::PyValueError::new_err("timeout must be a positive number of seconds")
         })?;
-        let client = ApiClient::new(
-            base_url,
-            username.to_string(),
-            Secret::new(password),
-            timeout,
-        )?;
+        let client = ApiClient::new(base_url, username, Secret::new(password), timeout)
+            .map_err(Failure::from)?;
         let base_url = client.base_url().to_string();
         Ok(PyClassInitializer::from(Engine {
             backend: Backend::Remote(Arc::new(client)),
@@ -642,18 +413,6 @@ impl Client {
             base_url,
             username: username.to_string(),
         }))
-    }
-
-    /// The server's URL.
-    #[getter]
-    fn base_url(&self) -> String {
-        self.base_url.clone()
-    }
-
-    /// The user name sent.
-    #[getter]
-    fn username(&self) -> String {
-        self.username.clone()
     }
 
     fn __repr__(&self) -> String {

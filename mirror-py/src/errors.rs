@@ -1,67 +1,52 @@
 //! The exception classes and the one place that picks a class for a failure.
 //!
-//! Every failure, whether it comes from the embedded engine ([`MirrorError`])
-//! or from a `mirror-server` answer (see `client.rs`), becomes a [`Failure`]:
-//! an [`ErrorKind`], the message, and the API field it is about. [`raise`]
-//! maps the kind to a class, once, for both. The message is the Rust error's
+//! Every failure, whether it comes from the embedded engine or from a
+//! `mirror-server` answer (both a [`MirrorError`]), becomes a [`Failure`]
+//! on its way to Python; [`raise`] maps its [`ErrorKind`] to a class, once,
+//! for both, and names the API field it is about. The message is the Rust error's
 //! `Display` (or the server's `message`), which names the repository or
 //! field; it never holds a password, because no error type carries one.
 
 use mirror_core::{ErrorKind, MirrorError, RemoteError};
-use pyo3::exceptions::{PyConnectionError, PyException, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
-/// A failure on its way to Python.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    /// What sort of failure: picks the exception class.
-    pub kind: ErrorKind,
-    /// The exception's message.
-    pub message: String,
-    /// The API field (camelCase, as in the REST API) the failure is about.
-    pub field: Option<String>,
-}
-
-impl Failure {
-    /// A failure without a field.
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Failure {
-            kind,
-            message: message.into(),
-            field: None,
-        }
-    }
-
-    /// Names the field the failure is about.
-    pub fn with_field(mut self, field: impl Into<String>) -> Self {
-        self.field = Some(field.into());
-        self
-    }
-}
+/// A failure on its way to Python: an error of the engine or of the
+/// client of a server.
+#[derive(Debug)]
+pub struct Failure(MirrorError);
 
 impl From<MirrorError> for Failure {
-    /// A field error reads `field: reason`, as `mirror-server` words it, so a
-    /// script sees the same text from the engine and from the server.
     fn from(err: MirrorError) -> Self {
-        let kind = err.kind();
-        let (message, field) = match &err {
-            MirrorError::InvalidPolicy(e) => (e.to_string(), Some(e.field.to_string())),
-            MirrorError::Remote(RemoteError::HostRefused { reason, .. }) => (
-                format!("remoteHost: {reason}"),
-                Some("remoteHost".to_string()),
-            ),
-            MirrorError::InvalidJob { field, reason } => {
-                (format!("{field}: {reason}"), Some(field.to_string()))
-            }
-            _ => (err.to_string(), None),
-        };
-        Failure {
-            kind,
-            message,
-            field,
+        Failure(err)
+    }
+}
+
+/// A failure of `kind` with `message`, about the API field `field`.
+pub fn failure(kind: ErrorKind, message: String, field: &str) -> Failure {
+    Failure(MirrorError::Api {
+        kind,
+        message,
+        field: Some(field.into()),
+    })
+}
+
+/// The message and field of `err`. A field error reads `field: reason`,
+/// as `mirror-server` words it, so a script sees the same text from the
+/// engine and from the server.
+fn message_and_field(err: &MirrorError) -> (String, Option<String>) {
+    match err {
+        MirrorError::InvalidPolicy(e) => (e.to_string(), Some(e.field.to_string())),
+        MirrorError::Remote(RemoteError::HostRefused { reason, .. }) => (
+            format!("remoteHost: {reason}"),
+            Some("remoteHost".to_string()),
+        ),
+        MirrorError::InvalidJob { field, reason } => {
+            (format!("{field}: {reason}"), Some(field.to_string()))
         }
+        MirrorError::Api { message, field, .. } => (message.clone(), field.clone()),
+        _ => (err.to_string(), None),
     }
 }
 
@@ -71,92 +56,102 @@ impl From<Failure> for PyErr {
     }
 }
 
-/// The exception classes, made once per process.
-struct Classes {
-    base: Py<PyType>,
-    authentication: Py<PyType>,
-    tls: Py<PyType>,
-    not_found: Py<PyType>,
-    digest_mismatch: Py<PyType>,
-    invalid_policy: Py<PyType>,
-    unreachable: Py<PyType>,
-    canceled: Py<PyType>,
+/// `MirrorError`'s doc.
+const BASE_DOC: &str = "Base class of every regmirror error. `kind` names the failure \
+    (`not_found`, `unauthorized`, `denied`, `tls`, `unreachable`, `transient`, \
+    `digest_mismatch`, `invalid`, `conflict`, `canceled`, `internal`).";
+
+/// `MirrorError`'s subclasses: name, the builtin a Python caller would
+/// also expect (or none), doc.
+const SUBCLASSES: [(&str, &str, &str); 7] = [
+    (
+        "AuthenticationError",
+        "",
+        "The remote registry (or the server) refused the credentials, or \
+         they may not access the repository.",
+    ),
+    (
+        "TLSError",
+        "",
+        "The TLS handshake or certificate verification failed; pass \
+         `remote_ca` or `skip_tls_verification`.",
+    ),
+    (
+        "NotFoundError",
+        "",
+        "A repository, tag, policy or job does not exist.",
+    ),
+    (
+        "DigestMismatchError",
+        "",
+        "Content did not match its digest or size.",
+    ),
+    (
+        "InvalidPolicyError",
+        "ValueError",
+        "An input is invalid; `field` names it as the REST API does \
+         (`remoteHost`, `remoteCA`, ...) when known.",
+    ),
+    (
+        "UnreachableError",
+        "ConnectionError",
+        "The host could not be reached.",
+    ),
+    ("CanceledError", "", "The operation was canceled."),
+];
+
+/// The class of each kind: 0 is `MirrorError`, then [`SUBCLASSES`] in order.
+fn class_index(kind: ErrorKind) -> usize {
+    match kind {
+        ErrorKind::Unauthorized | ErrorKind::Denied => 1,
+        ErrorKind::Tls => 2,
+        ErrorKind::NotFound => 3,
+        ErrorKind::DigestMismatch => 4,
+        ErrorKind::Invalid => 5,
+        ErrorKind::Unreachable => 6,
+        ErrorKind::Canceled => 7,
+        ErrorKind::Transient | ErrorKind::Conflict | ErrorKind::Internal => 0,
+    }
 }
 
-static CLASSES: PyOnceLock<Classes> = PyOnceLock::new();
+static CLASSES: PyOnceLock<Vec<Py<PyType>>> = PyOnceLock::new();
 
-/// The classes, made on first use: `MirrorError(Exception)` and its
-/// subclasses, two of which also derive from the builtin a Python caller
-/// would expect (`ValueError`, `ConnectionError`).
-fn classes(py: Python<'_>) -> PyResult<&Classes> {
-    CLASSES.get_or_try_init(py, || {
+/// The classes, made once per process: `MirrorError(Exception)`, then
+/// its [`SUBCLASSES`].
+fn classes(py: Python<'_>) -> PyResult<&[Py<PyType>]> {
+    let all = CLASSES.get_or_try_init(py, || {
+        let builtins = py.import("builtins")?;
         let base = new_class(
             py,
             "MirrorError",
-            PyTuple::new(py, [py.get_type::<PyException>()])?,
-            "Base class of every regmirror error. `kind` names the failure \
-             (`not_found`, `unauthorized`, `denied`, `tls`, `unreachable`, \
-             `transient`, `digest_mismatch`, `invalid`, `conflict`, `canceled`, \
-             `internal`).",
+            vec![builtins.getattr("Exception")?],
+            BASE_DOC,
         )?;
         base.setattr("kind", "internal")?;
         base.setattr("field", py.None())?;
-        let sub = |name: &str, extra: Option<Bound<'_, PyType>>, doc: &str| {
-            let bases = match extra {
-                Some(e) => PyTuple::new(py, [base.clone(), e])?,
-                None => PyTuple::new(py, [base.clone()])?,
-            };
-            new_class(py, name, bases, doc).map(Bound::unbind)
-        };
-        Ok::<_, PyErr>(Classes {
-            authentication: sub(
-                "AuthenticationError",
-                None,
-                "The remote registry (or the server) refused the credentials, or \
-                 they may not access the repository.",
-            )?,
-            tls: sub(
-                "TLSError",
-                None,
-                "The TLS handshake or certificate verification failed; pass \
-                 `remote_ca` or `skip_tls_verification`.",
-            )?,
-            not_found: sub(
-                "NotFoundError",
-                None,
-                "A repository, tag, policy or job does not exist.",
-            )?,
-            digest_mismatch: sub(
-                "DigestMismatchError",
-                None,
-                "Content did not match its digest or size.",
-            )?,
-            invalid_policy: sub(
-                "InvalidPolicyError",
-                Some(py.get_type::<PyValueError>()),
-                "An input is invalid; `field` names it as the REST API does \
-                 (`remoteHost`, `remoteCA`, ...) when known.",
-            )?,
-            unreachable: sub(
-                "UnreachableError",
-                Some(py.get_type::<PyConnectionError>()),
-                "The host could not be reached.",
-            )?,
-            canceled: sub("CanceledError", None, "The operation was canceled.")?,
-            base: base.unbind(),
-        })
-    })
+        let mut all = vec![base.clone().unbind()];
+        for (name, builtin, doc) in SUBCLASSES {
+            let mut bases = vec![base.clone().into_any()];
+            if !builtin.is_empty() {
+                bases.push(builtins.getattr(builtin)?);
+            }
+            all.push(new_class(py, name, bases, doc)?.unbind());
+        }
+        Ok::<_, PyErr>(all)
+    })?;
+    Ok(all)
 }
 
 fn new_class<'py>(
     py: Python<'py>,
     name: &str,
-    bases: Bound<'py, PyTuple>,
+    bases: Vec<Bound<'py, PyAny>>,
     doc: &str,
 ) -> PyResult<Bound<'py, PyType>> {
     let ns = PyDict::new(py);
     ns.set_item("__module__", "regmirror")?;
     ns.set_item("__doc__", doc)?;
+    let bases = PyTuple::new(py, bases)?;
     Ok(py
         .get_type::<PyType>()
         .call1((name, bases, ns))?
@@ -165,19 +160,8 @@ fn new_class<'py>(
 
 /// Adds the exception classes to the module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = m.py();
-    let c = classes(py)?;
-    for class in [
-        &c.base,
-        &c.authentication,
-        &c.tls,
-        &c.not_found,
-        &c.digest_mismatch,
-        &c.invalid_policy,
-        &c.unreachable,
-        &c.canceled,
-    ] {
-        let class = class.bind(py);
+    for class in classes(m.py())? {
+        let class = class.bind(m.py());
         m.add(class.name()?, class)?;
     }
     Ok(())
@@ -192,23 +176,11 @@ pub fn raise(py: Python<'_>, failure: Failure) -> PyErr {
     }
 }
 
-fn build(py: Python<'_>, f: &Failure) -> PyResult<PyErr> {
-    let c = classes(py)?;
-    let (class, kind) = match f.kind {
-        ErrorKind::NotFound => (&c.not_found, "not_found"),
-        ErrorKind::Unauthorized => (&c.authentication, "unauthorized"),
-        ErrorKind::Denied => (&c.authentication, "denied"),
-        ErrorKind::Tls => (&c.tls, "tls"),
-        ErrorKind::Unreachable => (&c.unreachable, "unreachable"),
-        ErrorKind::DigestMismatch => (&c.digest_mismatch, "digest_mismatch"),
-        ErrorKind::Invalid => (&c.invalid_policy, "invalid"),
-        ErrorKind::Canceled => (&c.canceled, "canceled"),
-        ErrorKind::Transient => (&c.base, "transient"),
-        ErrorKind::Conflict => (&c.base, "conflict"),
-        ErrorKind::Internal => (&c.base, "internal"),
-    };
-    let exc = class.bind(py).call1((f.message.as_str(),))?;
-    exc.setattr("kind", kind)?;
-    exc.setattr("field", f.field.as_deref())?;
+fn build(py: Python<'_>, Failure(err): &Failure) -> PyResult<PyErr> {
+    let (message, field) = message_and_field(err);
+    let class = classes(py)?[class_index(err.kind())].bind(py);
+    let exc = class.call1((message,))?;
+    exc.setattr("kind", err.kind().code())?;
+    exc.setattr("field", field)?;
     Ok(PyErr::from_value(exc))
 }

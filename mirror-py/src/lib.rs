@@ -10,15 +10,14 @@
 //! (`python/regmirror`) re-exports it and ships the type stubs.
 //!
 //! - `engine.rs`: the Python classes and their methods (blocking + `*_async`).
-//! - `backend.rs`: each operation once, for the engine and for the server.
-//! - `client.rs`: the `/api/v0` HTTP client.
-//! - `model.rs`: `Policy`, `Job`, `Tag` built from the REST API's JSON.
+//! - `backend.rs`: each operation once, on the engine or on mirror-core's
+//!   client of a server (`mirror_core::client::ApiClient`).
+//! - `model.rs`: `Policy`, `Job`, `Tag` made from mirror-core's types.
 //! - `errors.rs`: the exception classes and the one mapping from
 //!   `ErrorKind`.
 //! - `runtime.rs`: the shared tokio runtime and blocking with Ctrl-C checks.
 
 mod backend;
-mod client;
 mod engine;
 mod errors;
 mod model;

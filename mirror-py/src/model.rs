@@ -1,45 +1,55 @@
-//! The Python views of policies, jobs and tags.
-//!
-//! Each is built from the REST API's JSON (camelCase, DTR's field names):
-//! the embedded engine serializes mirror-core's types with their own
-//! `Serialize` (the same one `mirror-server` answers with), and the client
-//! reads the server's answers. So one conversion serves both, attributes are
-//! the API fields in snake_case, and a policy's `password` and `authToken`
-//! are never here to leak: the API view does not have them.
+//! The Python views of policies, jobs and tags, made from mirror-core's
+//! types (the same ones the embedded engine and `mirror_core::client`
+//! answer with). Attributes are the API fields in snake_case, times are
+//! RFC 3339 strings as the API writes them, and a policy's `password` and
+//! `authToken` are never here to leak.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
-use mirror_core::{ErrorKind, JobStatus};
+use chrono::{DateTime, SecondsFormat, Utc};
+use mirror_core::job::{JobFailure, format_duration};
+use mirror_core::{JobStatus, PollMirroringPolicy, api};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
 
-use crate::backend::Backend;
 use crate::errors::Failure;
 use crate::runtime::block;
 
-/// Decodes an API object, or says which one could not be read.
-pub fn decode<T: DeserializeOwned>(what: &str, value: Value) -> Result<T, Failure> {
-    serde_json::from_value(value).map_err(|e| {
-        Failure::new(
-            ErrorKind::Internal,
-            format!("unexpected {what} in the answer: {e}"),
-        )
-    })
+/// A time as the API writes it.
+fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-/// Serializes a mirror-core type to its API JSON.
-pub fn encode<T: serde::Serialize>(value: &T) -> Value {
-    serde_json::to_value(value).unwrap_or(Value::Null)
+/// `to_dict()`: the attributes `names` (space-separated) of `view`, a
+/// nested view as its own dict.
+fn attrs<'py>(view: &Bound<'py, PyAny>, names: &str) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(view.py());
+    for name in names.split_whitespace() {
+        let value = view.getattr(name)?;
+        match value.cast::<MirroringStatus>() {
+            Ok(status) => d.set_item(name, status.call_method0("to_dict")?)?,
+            Err(_) => d.set_item(name, value)?,
+        }
+    }
+    Ok(d)
 }
+
+/// Where a job's log is read from: the engine or server it came from.
+pub trait JobLogs: Send + Sync {
+    /// The log lines of job `id`, oldest first.
+    fn job_logs(&self, id: String) -> LogLines;
+}
+
+/// What [`JobLogs::job_logs`] returns.
+pub type LogLines = Pin<Box<dyn Future<Output = Result<Vec<String>, Failure>> + Send>>;
 
 /// A poll mirroring policy (no secrets: `password` and `auth_token` are
 /// write-only).
 #[pyclass(module = "regmirror", frozen, get_all)]
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct Policy {
     /// Identifier (UUID).
     pub id: String,
@@ -50,61 +60,66 @@ pub struct Policy {
     /// The remote repository.
     pub remote_repository: String,
     /// User name for the remote (may be empty).
-    #[serde(default)]
     pub username: String,
     /// Extra CA certificates (PEM), empty if none.
-    #[serde(rename = "remoteCA", default)]
     pub remote_ca: String,
     /// Whether TLS verification is skipped.
-    #[serde(rename = "skipTLSVerification", default)]
     pub skip_tls_verification: bool,
     /// Whether scheduled polls evaluate the policy.
     pub enabled: bool,
     /// Whether every current remote tag is mirrored (else only new ones).
-    #[serde(default = "yes")]
     pub initial_evaluation: bool,
     /// When a poll last copied something (RFC 3339), `None` if never.
-    #[serde(default, deserialize_with = "empty_is_none")]
     pub last_mirrored_at: Option<String>,
     /// The outcome of the last evaluation: `code`, `detail`, `timestamp`.
     pub last_status: MirroringStatus,
     /// When the policy was created (RFC 3339).
-    #[serde(default, deserialize_with = "empty_is_none")]
     pub created_at: Option<String>,
 }
 
-fn yes() -> bool {
-    true
-}
-
-fn empty_is_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let s: Option<String> = Option::deserialize(d)?;
-    Ok(s.filter(|s| !s.is_empty()))
+impl From<&PollMirroringPolicy> for Policy {
+    fn from(p: &PollMirroringPolicy) -> Self {
+        let r = &p.remote;
+        Policy {
+            id: p.id.clone(),
+            local_repository: p.local_repository.to_string(),
+            remote_host: r.host.clone(),
+            remote_repository: r.repository.to_string(),
+            username: r.username.clone(),
+            remote_ca: r.remote_ca.clone(),
+            skip_tls_verification: r.skip_tls_verification,
+            enabled: p.enabled,
+            initial_evaluation: p.initial_evaluation,
+            last_mirrored_at: p
+                .last_mirrored_at
+                .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            last_status: MirroringStatus {
+                code: p.last_status.code.clone(),
+                detail: p.last_status.detail.clone(),
+                timestamp: time(p.last_status.timestamp),
+            },
+            created_at: Some(time(p.created_at)),
+        }
+    }
 }
 
 /// DTR's `MirroringStatus`.
 #[pyclass(module = "regmirror", frozen, get_all)]
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct MirroringStatus {
     /// `SUCCESS`, `PARTIAL`, `FAILED`, `CANCELED` or `NEVER_RUN`.
     pub code: String,
     /// A human-readable summary.
-    #[serde(default)]
     pub detail: String,
     /// When it was recorded (RFC 3339).
-    #[serde(default)]
     pub timestamp: String,
 }
 
 #[pymethods]
 impl MirroringStatus {
     /// The fields as a dict.
-    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = PyDict::new(py);
-        d.set_item("code", &self.code)?;
-        d.set_item("detail", &self.detail)?;
-        d.set_item("timestamp", &self.timestamp)?;
-        Ok(d)
+    fn to_dict<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
+        attrs(slf.as_any(), "code detail timestamp")
     }
 
     fn __repr__(&self) -> String {
@@ -118,21 +133,13 @@ impl MirroringStatus {
 #[pymethods]
 impl Policy {
     /// The fields as a dict (snake_case keys; `last_status` as a dict).
-    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = PyDict::new(py);
-        d.set_item("id", &self.id)?;
-        d.set_item("local_repository", &self.local_repository)?;
-        d.set_item("remote_host", &self.remote_host)?;
-        d.set_item("remote_repository", &self.remote_repository)?;
-        d.set_item("username", &self.username)?;
-        d.set_item("remote_ca", &self.remote_ca)?;
-        d.set_item("skip_tls_verification", self.skip_tls_verification)?;
-        d.set_item("enabled", self.enabled)?;
-        d.set_item("initial_evaluation", self.initial_evaluation)?;
-        d.set_item("last_mirrored_at", &self.last_mirrored_at)?;
-        d.set_item("last_status", self.last_status.to_dict(py)?)?;
-        d.set_item("created_at", &self.created_at)?;
-        Ok(d)
+    fn to_dict<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
+        attrs(
+            slf.as_any(),
+            "id local_repository remote_host remote_repository username \
+             remote_ca skip_tls_verification enabled initial_evaluation \
+             last_mirrored_at last_status created_at",
+        )
     }
 
     fn __repr__(&self) -> String {
@@ -143,91 +150,79 @@ impl Policy {
             self.remote_host,
             self.remote_repository,
             self.username,
-            py_bool(self.enabled),
+            if self.enabled { "True" } else { "False" },
             self.last_status.code,
         )
     }
 }
 
-fn py_bool(b: bool) -> &'static str {
-    if b { "True" } else { "False" }
-}
-
-/// A job (DTR's fields) and the engine or server it came from, for its log.
+/// A job (DTR's fields) and where its log is read from.
 #[pyclass(module = "regmirror", frozen)]
-#[derive(Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone)]
 pub struct Job {
     /// Identifier (UUID).
     #[pyo3(get)]
     pub id: String,
     /// The job this one retries, or empty.
-    #[serde(rename = "retryFromID", default)]
     #[pyo3(get)]
     pub retry_from_id: String,
     /// The worker that claimed it, or empty.
-    #[serde(rename = "workerID", default)]
     #[pyo3(get)]
     pub worker_id: String,
     /// `waiting`, `running`, `done`, `errored` or `canceled`.
     #[pyo3(get)]
     pub status: String,
     /// When it may start (RFC 3339).
-    #[serde(default)]
     #[pyo3(get)]
     pub scheduled_at: String,
     /// Last change (RFC 3339).
-    #[serde(default)]
     #[pyo3(get)]
     pub last_updated: String,
     /// The action, e.g. `poll_mirror`.
     #[pyo3(get)]
     pub action: String,
     /// Reruns left after a worker loss.
-    #[serde(default)]
     #[pyo3(get)]
     pub retries_left: i64,
     /// Reruns allowed.
-    #[serde(default)]
     #[pyo3(get)]
     pub retries_total: i64,
     /// Action parameters, e.g. `policyID`.
-    #[serde(default)]
     #[pyo3(get)]
     pub parameters: BTreeMap<String, String>,
     /// Deadline (RFC 3339), empty for none.
-    #[serde(default)]
     #[pyo3(get)]
     pub deadline: String,
     /// How long a cancel may take.
-    #[serde(default)]
     #[pyo3(get)]
     pub stop_timeout: String,
     /// Why it ended `errored` or `canceled`.
-    #[serde(default, rename = "error")]
-    pub failure: Option<mirror_core::job::JobFailure>,
-    /// Where the log is read from.
-    #[serde(skip)]
-    pub backend: Option<Backend>,
+    failure: Option<JobFailure>,
+    logs: Arc<dyn JobLogs>,
 }
 
 impl Job {
-    /// Decodes a job and remembers where its log lives.
-    pub fn from_api(value: Value, backend: &Backend) -> Result<Self, Failure> {
-        let mut job: Job = decode("job", value)?;
-        job.backend = Some(backend.clone());
-        Ok(job)
-    }
-
-    /// Whether the status is final.
-    pub fn is_final(&self) -> bool {
-        JobStatus::parse(&self.status).is_some_and(JobStatus::is_final)
-    }
-
-    fn backend(&self) -> Result<Backend, Failure> {
-        self.backend
-            .clone()
-            .ok_or_else(|| Failure::new(ErrorKind::Internal, "this Job is not bound to an engine"))
+    /// The view of `job`, whose log `logs` reads.
+    pub fn new(job: &mirror_core::Job, logs: Arc<dyn JobLogs>) -> Self {
+        Job {
+            id: job.id.clone(),
+            retry_from_id: job.retry_from_id.clone(),
+            worker_id: job.worker_id.clone(),
+            status: job.status.as_str().into(),
+            scheduled_at: time(job.scheduled_at),
+            last_updated: time(job.last_updated),
+            action: job.action.clone(),
+            retries_left: job.retries_left.into(),
+            retries_total: job.retries_total.into(),
+            parameters: job.parameters.clone(),
+            deadline: job
+                .deadline
+                .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+                .unwrap_or_default(),
+            stop_timeout: format_duration(job.stop_timeout),
+            failure: job.failure.clone(),
+            logs,
+        }
     }
 }
 
@@ -236,7 +231,7 @@ impl Job {
     /// Whether the job has finished (`done`, `errored` or `canceled`).
     #[getter]
     fn finished(&self) -> bool {
-        self.is_final()
+        JobStatus::parse(&self.status).is_some_and(JobStatus::is_final)
     }
 
     /// Why the job ended `errored` or `canceled`, as a stable code
@@ -255,39 +250,23 @@ impl Job {
 
     /// The log lines, oldest first (read now, so a running job's log grows).
     fn log_lines(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        let backend = self.backend()?;
-        let id = self.id.clone();
-        block(py, async move { backend.job_logs(&id).await })
+        block(py, self.logs.job_logs(self.id.clone()))
     }
 
     /// `log_lines` as an awaitable.
     fn log_lines_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let backend = self.backend()?;
-        let id = self.id.clone();
-        pyo3_async_runtimes::tokio::future_into_py(
-            py,
-            async move { Ok(backend.job_logs(&id).await?) },
-        )
+        let lines = self.logs.job_logs(self.id.clone());
+        pyo3_async_runtimes::tokio::future_into_py(py, async move { Ok(lines.await?) })
     }
 
     /// The fields as a dict (snake_case keys).
-    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = PyDict::new(py);
-        d.set_item("id", &self.id)?;
-        d.set_item("retry_from_id", &self.retry_from_id)?;
-        d.set_item("worker_id", &self.worker_id)?;
-        d.set_item("status", &self.status)?;
-        d.set_item("scheduled_at", &self.scheduled_at)?;
-        d.set_item("last_updated", &self.last_updated)?;
-        d.set_item("action", &self.action)?;
-        d.set_item("retries_left", self.retries_left)?;
-        d.set_item("retries_total", self.retries_total)?;
-        d.set_item("parameters", &self.parameters)?;
-        d.set_item("deadline", &self.deadline)?;
-        d.set_item("stop_timeout", &self.stop_timeout)?;
-        d.set_item("error_kind", self.error_kind())?;
-        d.set_item("error_message", self.error_message())?;
-        Ok(d)
+    fn to_dict<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
+        attrs(
+            slf.as_any(),
+            "id retry_from_id worker_id status scheduled_at last_updated \
+             action retries_left retries_total parameters deadline \
+             stop_timeout error_kind error_message",
+        )
     }
 
     fn __repr__(&self) -> String {
@@ -318,59 +297,37 @@ pub struct Tag {
     pub updated_at: Option<String>,
 }
 
-impl Tag {
-    /// Reads a tag: mirror-core's `TagRecord` shape, or DTR's, where the
-    /// manifest's digest, media type and size sit in a `manifest` object
-    /// and the mirroring source in `mirroring`.
-    pub fn from_api(value: &Value) -> Result<Self, Failure> {
-        let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-        let manifest = value.get("manifest").unwrap_or(&Value::Null);
-        let mirroring = value.get("mirroring").unwrap_or(&Value::Null);
-        let name = text(value, "name")
-            .ok_or_else(|| Failure::new(ErrorKind::Internal, "a tag without a name"))?;
-        Ok(Tag {
-            digest: text(value, "digest")
-                .or_else(|| text(manifest, "digest"))
-                .unwrap_or_default(),
-            media_type: text(value, "mediaType")
-                .or_else(|| text(manifest, "mediaType"))
-                .unwrap_or_default(),
-            size: value
-                .get("size")
-                .or_else(|| manifest.get("size"))
-                .and_then(Value::as_u64)
-                .unwrap_or(0),
-            mirrored_by: text(value, "mirroredBy")
-                .or_else(|| text(mirroring, "mirroringPolicyID"))
-                .filter(|s| !s.is_empty()),
-            mirrored_from: text(value, "mirroredFrom")
-                .or_else(|| {
-                    let repo = text(mirroring, "remoteRepository")?;
-                    Some(match text(mirroring, "remoteTag") {
-                        Some(tag) if !tag.is_empty() => format!("{repo}:{tag}"),
-                        _ => repo,
-                    })
-                })
-                .filter(|s| !s.is_empty()),
-            updated_at: text(value, "updatedAt").filter(|s| !s.is_empty()),
-            name,
-        })
+impl From<api::Tag> for Tag {
+    fn from(t: api::Tag) -> Self {
+        let (by, from) = match t.mirroring {
+            Some(m) if m.remote_tag.is_empty() => (m.mirroring_policy_id, m.remote_repository),
+            Some(m) => (
+                m.mirroring_policy_id,
+                format!("{}:{}", m.remote_repository, m.remote_tag),
+            ),
+            None => Default::default(),
+        };
+        Tag {
+            name: t.name,
+            digest: t.digest,
+            media_type: t.media_type,
+            size: t.size,
+            mirrored_by: Some(by).filter(|s| !s.is_empty()),
+            mirrored_from: Some(from).filter(|s| !s.is_empty()),
+            updated_at: Some(time(t.updated_at)),
+        }
     }
 }
 
 #[pymethods]
 impl Tag {
     /// The fields as a dict (snake_case keys).
-    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = PyDict::new(py);
-        d.set_item("name", &self.name)?;
-        d.set_item("digest", &self.digest)?;
-        d.set_item("media_type", &self.media_type)?;
-        d.set_item("size", self.size)?;
-        d.set_item("mirrored_by", &self.mirrored_by)?;
-        d.set_item("mirrored_from", &self.mirrored_from)?;
-        d.set_item("updated_at", &self.updated_at)?;
-        Ok(d)
+    fn to_dict<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
+        attrs(
+            slf.as_any(),
+            "name digest media_type size mirrored_by mirrored_from \
+             updated_at",
+        )
     }
 
     fn __repr__(&self) -> String {

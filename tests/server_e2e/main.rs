@@ -16,6 +16,8 @@
 //!   mounts, manifest checks, deletes, who may push, upload expiry.
 //! - `observability`: `/metrics` after polls (bytes, 429s, last success),
 //!   a job log followed while the job runs.
+//! - `rust_client`: `mirror_core::client::ApiClient` (feature `client`)
+//!   creates a policy, polls, reads tags and maps error answers to kinds.
 //! - `web_api`: what the web page reads: repositories with tag count,
 //!   mirrored and access level; tags with platforms and image size; Save &
 //!   Apply's job, followed by a repository admin with live progress; jobs
@@ -33,5 +35,6 @@ mod lifecycle;
 mod mirror_flow;
 mod observability;
 mod push;
+mod rust_client;
 mod server;
 mod web_api;
