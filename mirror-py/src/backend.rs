@@ -3,6 +3,7 @@
 //! server ([`ApiClient`]). Both answer with mirror-core's types; this file
 //! only picks one and makes the Python views (`model.rs`).
 
+use std::future::Future;
 use std::sync::Arc;
 
 use mirror_core::client::ApiClient;
@@ -72,18 +73,22 @@ impl Backend {
         })
     }
 
-    /// Runs one `poll_mirror` job for `policy_id` to its end. A cancel of
-    /// `cancel` stops the job cleanly (it ends `canceled`).
-    pub async fn poll(
+    /// Runs one `poll_mirror` job for `policy_id` to its end, counting into
+    /// `progress`. A cancel of `cancel` stops the job cleanly (it ends
+    /// `canceled`).
+    pub fn poll(
         &self,
         policy_id: String,
-        cancel: CancellationToken,
-        progress: Arc<Progress>,
-    ) -> Result<Job, Failure> {
-        let job = on!(self,
-            m => m.poll_with(&policy_id, cancel, Some(progress)),
-            c => c.poll(&policy_id, cancel));
-        Ok(self.job_view(&job))
+        cancel: &CancellationToken,
+        progress: &Arc<Progress>,
+    ) -> impl Future<Output = Result<Job, Failure>> + Send + 'static {
+        let (backend, cancel, progress) = (self.clone(), cancel.clone(), progress.clone());
+        async move {
+            let job = on!(&backend,
+                m => m.poll_with(&policy_id, cancel, Some(progress)),
+                c => c.poll(&policy_id, cancel));
+            Ok(backend.job_view(&job))
+        }
     }
 
     /// The tags of a local repository.

@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use mirror_core::client::ApiClient;
 use mirror_core::{
-    ErrorKind, JobFilter, Mirror as CoreMirror, NewPolicy, Permissions, PolicyUpdate, Progress,
-    Secret,
+    ErrorKind, JobFilter, Mirror as CoreMirror, NewPolicy, PolicyUpdate, Progress, Secret,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -22,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::{Backend, on, repository};
 use crate::errors::{Failure, failure};
 use crate::model::{Job, Policy, Tag};
-use crate::runtime::{block, block_with, runtime};
+use crate::runtime::{block, block_with, joined, runtime};
 
 /// How often the progress callback is called during a poll.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
@@ -57,11 +56,6 @@ fn form(
         enabled,
         owner: None,
     }
-}
-
-/// `{"read": bool, "write": bool}`.
-fn access(p: Permissions) -> BTreeMap<&'static str, bool> {
-    [("read", p.read), ("write", p.write)].into()
 }
 
 /// The progress snapshot as a dict with snake_case keys.
@@ -154,7 +148,8 @@ engine_methods! {
     ) -> BTreeMap<&'static str, bool> {
         let f = form(remote_host, remote_repository, username, password, auth_token,
             remote_ca, skip_tls_verification, true);
-        backend.check_connection(f).await.map(access)
+        let p = backend.check_connection(f).await?;
+        Ok([("read", p.read), ("write", p.write)].into())
     }
 
     /// Poll mirroring policies of one local repository, or all.
@@ -245,14 +240,10 @@ engine_methods! {
         policy_id: String,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Job> {
-        let backend = self.backend.clone();
         let cancel = CancellationToken::new();
         let counters = Arc::new(Progress::default());
-        let report = progress.filter(|_| backend.reports_progress());
-        let fut = {
-            let (cancel, counters) = (cancel.clone(), counters.clone());
-            async move { backend.poll(policy_id, cancel, counters).await }
-        };
+        let report = progress.filter(|_| self.backend.reports_progress());
+        let fut = self.backend.poll(policy_id, &cancel, &counters);
         // An interrupt (or an error of `progress`) stops the job through
         // its token, so it ends `canceled` with nothing half-published.
         let mut last_report = Instant::now();
@@ -287,10 +278,7 @@ engine_methods! {
             // Dropped (the Python task cancelled) before the job ends: the
             // job is canceled through its token and finishes in the background.
             let guard = cancel.clone().drop_guard();
-            let mut task = runtime().spawn({
-                let (cancel, counters) = (cancel.clone(), counters.clone());
-                async move { backend.poll(policy_id, cancel, counters).await }
-            });
+            let mut task = runtime().spawn(backend.poll(policy_id, &cancel, &counters));
             let send = |counters: &Progress| {
                 if let Some(cb) = &report {
                     Python::attach(|py| {
@@ -311,9 +299,7 @@ engine_methods! {
                 }
             };
             guard.disarm();
-            let job = result.map_err(|e| {
-                pyo3::exceptions::PyRuntimeError::new_err(format!("regmirror task failed: {e}"))
-            })??;
+            let job = joined(result)??;
             send(&counters)?;
             Ok(job)
         })

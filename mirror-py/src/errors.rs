@@ -2,7 +2,7 @@
 //!
 //! Every failure, whether it comes from the embedded engine or from a
 //! `mirror-server` answer (both a [`MirrorError`]), becomes a [`Failure`]
-//! on its way to Python; [`raise`] maps its [`ErrorKind`] to a class, once,
+//! on its way to Python; `PyErr::from` maps its [`ErrorKind`] to a class, once,
 //! for both, and names the API field it is about. The message is the Rust error's
 //! `Display` (or the server's `message`), which names the repository or
 //! field; it never holds a password, because no error type carries one.
@@ -50,68 +50,68 @@ fn message_and_field(err: &MirrorError) -> (String, Option<String>) {
     }
 }
 
-impl From<Failure> for PyErr {
-    fn from(f: Failure) -> Self {
-        Python::attach(|py| raise(py, f))
-    }
-}
-
 /// `MirrorError`'s doc.
 const BASE_DOC: &str = "Base class of every regmirror error. `kind` names the failure \
     (`not_found`, `unauthorized`, `denied`, `tls`, `unreachable`, `transient`, \
     `digest_mismatch`, `invalid`, `conflict`, `canceled`, `internal`).";
 
 /// `MirrorError`'s subclasses: name, the builtin a Python caller would
-/// also expect (or none), doc.
-const SUBCLASSES: [(&str, &str, &str); 7] = [
+/// also expect (or none), the kinds it is raised for, doc. Other kinds
+/// (`transient`, `conflict`, `internal`) raise `MirrorError` itself.
+const SUBCLASSES: [(&str, &str, &[ErrorKind], &str); 7] = [
     (
         "AuthenticationError",
         "",
+        &[ErrorKind::Unauthorized, ErrorKind::Denied],
         "The remote registry (or the server) refused the credentials, or \
          they may not access the repository.",
     ),
     (
         "TLSError",
         "",
+        &[ErrorKind::Tls],
         "The TLS handshake or certificate verification failed; pass \
          `remote_ca` or `skip_tls_verification`.",
     ),
     (
         "NotFoundError",
         "",
+        &[ErrorKind::NotFound],
         "A repository, tag, policy or job does not exist.",
     ),
     (
         "DigestMismatchError",
         "",
+        &[ErrorKind::DigestMismatch],
         "Content did not match its digest or size.",
     ),
     (
         "InvalidPolicyError",
         "ValueError",
+        &[ErrorKind::Invalid],
         "An input is invalid; `field` names it as the REST API does \
          (`remoteHost`, `remoteCA`, ...) when known.",
     ),
     (
         "UnreachableError",
         "ConnectionError",
+        &[ErrorKind::Unreachable],
         "The host could not be reached.",
     ),
-    ("CanceledError", "", "The operation was canceled."),
+    (
+        "CanceledError",
+        "",
+        &[ErrorKind::Canceled],
+        "The operation was canceled.",
+    ),
 ];
 
 /// The class of each kind: 0 is `MirrorError`, then [`SUBCLASSES`] in order.
 fn class_index(kind: ErrorKind) -> usize {
-    match kind {
-        ErrorKind::Unauthorized | ErrorKind::Denied => 1,
-        ErrorKind::Tls => 2,
-        ErrorKind::NotFound => 3,
-        ErrorKind::DigestMismatch => 4,
-        ErrorKind::Invalid => 5,
-        ErrorKind::Unreachable => 6,
-        ErrorKind::Canceled => 7,
-        ErrorKind::Transient | ErrorKind::Conflict | ErrorKind::Internal => 0,
-    }
+    let found = SUBCLASSES
+        .iter()
+        .position(|(_, _, kinds, _)| kinds.contains(&kind));
+    found.map_or(0, |i| i + 1)
 }
 
 static CLASSES: PyOnceLock<Vec<Py<PyType>>> = PyOnceLock::new();
@@ -130,7 +130,7 @@ fn classes(py: Python<'_>) -> PyResult<&[Py<PyType>]> {
         base.setattr("kind", "internal")?;
         base.setattr("field", py.None())?;
         let mut all = vec![base.clone().unbind()];
-        for (name, builtin, doc) in SUBCLASSES {
+        for (name, builtin, _, doc) in SUBCLASSES {
             let mut bases = vec![base.clone().into_any()];
             if !builtin.is_empty() {
                 bases.push(builtins.getattr(builtin)?);
@@ -167,20 +167,18 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-/// The exception for `failure`: the class from its kind, with `kind` and
+/// The exception for a failure: the class from its kind, with `kind` and
 /// `field` attributes.
-pub fn raise(py: Python<'_>, failure: Failure) -> PyErr {
-    match build(py, &failure) {
-        Ok(err) => err,
-        Err(e) => e,
+impl From<Failure> for PyErr {
+    fn from(Failure(err): Failure) -> Self {
+        Python::attach(|py| {
+            let (message, field) = message_and_field(&err);
+            let class = classes(py)?[class_index(err.kind())].bind(py);
+            let exc = class.call1((message,))?;
+            exc.setattr("kind", err.kind().code())?;
+            exc.setattr("field", field)?;
+            Ok(PyErr::from_value(exc))
+        })
+        .unwrap_or_else(|e: PyErr| e)
     }
-}
-
-fn build(py: Python<'_>, Failure(err): &Failure) -> PyResult<PyErr> {
-    let (message, field) = message_and_field(err);
-    let class = classes(py)?[class_index(err.kind())].bind(py);
-    let exc = class.call1((message,))?;
-    exc.setattr("kind", err.kind().code())?;
-    exc.setattr("field", field)?;
-    Ok(PyErr::from_value(exc))
 }

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use mirror_core::job::{JobFailure, format_duration};
+use mirror_core::job::format_duration;
 use mirror_core::{JobStatus, PollMirroringPolicy, api};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -23,11 +23,11 @@ fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-/// `to_dict()`: the attributes `names` (space-separated) of `view`, a
-/// nested view as its own dict.
-fn attrs<'py>(view: &Bound<'py, PyAny>, names: &str) -> PyResult<Bound<'py, PyDict>> {
+/// `to_dict()`: the attributes `names` of `view`, a nested view as its
+/// own dict.
+fn attrs<'py>(view: &Bound<'py, PyAny>, names: &[&str]) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(view.py());
-    for name in names.split_whitespace() {
+    for &name in names {
         let value = view.getattr(name)?;
         match value.cast::<MirroringStatus>() {
             Ok(status) => d.set_item(name, status.call_method0("to_dict")?)?,
@@ -35,6 +35,68 @@ fn attrs<'py>(view: &Bound<'py, PyAny>, names: &str) -> PyResult<Bound<'py, PyDi
         }
     }
     Ok(d)
+}
+
+/// `__repr__`: `Class(name=value, ...)` of the attributes `names`, strings
+/// and dicts as Rust's `Debug` writes them, a nested status as its code.
+fn repr(view: &Bound<'_, PyAny>, names: &[&str]) -> PyResult<String> {
+    let mut fields = Vec::new();
+    for &name in names {
+        let v = view.getattr(name)?;
+        let shown = if let Ok(status) = v.cast::<MirroringStatus>() {
+            format!("{:?}", status.get().code)
+        } else if let Ok(s) = v.extract::<String>() {
+            format!("{s:?}")
+        } else if let Ok(map) = v.extract::<BTreeMap<String, String>>() {
+            format!("{map:?}")
+        } else {
+            v.repr()?.to_string() // bool, int
+        };
+        fields.push(format!("{name}={shown}"));
+    }
+    Ok(format!(
+        "{}({})",
+        view.get_type().name()?,
+        fields.join(", ")
+    ))
+}
+
+/// Declares a frozen view class: its `pub` fields are read-only
+/// attributes, all of them in `to_dict()`; `__repr__` shows those after
+/// `repr =`. Fields after `;` are private; methods after the last `;` are
+/// taken as written.
+macro_rules! view {
+    (
+        $(#[$meta:meta])*
+        struct $class:ident {
+            $($(#[$fmeta:meta])* pub $field:ident : $ty:ty,)*
+            $(; $($(#[$pmeta:meta])* $private:ident : $pty:ty,)*)?
+        }
+        repr = [$($shown:ident)*];
+        $($methods:tt)*
+    ) => {
+        $(#[$meta])*
+        #[pyclass(module = "regmirror", frozen)]
+        #[derive(Clone)]
+        pub struct $class {
+            $($(#[$fmeta])* #[pyo3(get)] pub $field: $ty,)*
+            $($($(#[$pmeta])* $private: $pty,)*)?
+        }
+
+        #[pymethods]
+        impl $class {
+            /// The fields as a dict (snake_case keys; a nested view as a dict).
+            fn to_dict<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
+                attrs(slf.as_any(), &[$(stringify!($field)),*])
+            }
+
+            fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+                repr(slf.as_any(), &[$(stringify!($shown)),*])
+            }
+
+            $($methods)*
+        }
+    };
 }
 
 /// Where a job's log is read from: the engine or server it came from.
@@ -46,35 +108,36 @@ pub trait JobLogs: Send + Sync {
 /// What [`JobLogs::job_logs`] returns.
 pub type LogLines = Pin<Box<dyn Future<Output = Result<Vec<String>, Failure>> + Send>>;
 
-/// A poll mirroring policy (no secrets: `password` and `auth_token` are
-/// write-only).
-#[pyclass(module = "regmirror", frozen, get_all)]
-#[derive(Debug, Clone)]
-pub struct Policy {
-    /// Identifier (UUID).
-    pub id: String,
-    /// The local repository the policy feeds.
-    pub local_repository: String,
-    /// The remote registry URL.
-    pub remote_host: String,
-    /// The remote repository.
-    pub remote_repository: String,
-    /// User name for the remote (may be empty).
-    pub username: String,
-    /// Extra CA certificates (PEM), empty if none.
-    pub remote_ca: String,
-    /// Whether TLS verification is skipped.
-    pub skip_tls_verification: bool,
-    /// Whether scheduled polls evaluate the policy.
-    pub enabled: bool,
-    /// Whether every current remote tag is mirrored (else only new ones).
-    pub initial_evaluation: bool,
-    /// When a poll last copied something (RFC 3339), `None` if never.
-    pub last_mirrored_at: Option<String>,
-    /// The outcome of the last evaluation: `code`, `detail`, `timestamp`.
-    pub last_status: MirroringStatus,
-    /// When the policy was created (RFC 3339).
-    pub created_at: Option<String>,
+view! {
+    /// A poll mirroring policy (no secrets: `password` and `auth_token` are
+    /// write-only).
+    struct Policy {
+        /// Identifier (UUID).
+        pub id: String,
+        /// The local repository the policy feeds.
+        pub local_repository: String,
+        /// The remote registry URL.
+        pub remote_host: String,
+        /// The remote repository.
+        pub remote_repository: String,
+        /// User name for the remote (may be empty).
+        pub username: String,
+        /// Extra CA certificates (PEM), empty if none.
+        pub remote_ca: String,
+        /// Whether TLS verification is skipped.
+        pub skip_tls_verification: bool,
+        /// Whether scheduled polls evaluate the policy.
+        pub enabled: bool,
+        /// Whether every current remote tag is mirrored (else only new ones).
+        pub initial_evaluation: bool,
+        /// When a poll last copied something (RFC 3339), `None` if never.
+        pub last_mirrored_at: Option<String>,
+        /// The outcome of the last evaluation: `code`, `detail`, `timestamp`.
+        pub last_status: MirroringStatus,
+        /// When the policy was created (RFC 3339).
+        pub created_at: Option<String>,
+    }
+    repr = [id local_repository remote_host remote_repository username enabled last_status];
 }
 
 impl From<&PollMirroringPolicy> for Policy {
@@ -103,102 +166,73 @@ impl From<&PollMirroringPolicy> for Policy {
     }
 }
 
-/// DTR's `MirroringStatus`.
-#[pyclass(module = "regmirror", frozen, get_all)]
-#[derive(Debug, Clone)]
-pub struct MirroringStatus {
-    /// `SUCCESS`, `PARTIAL`, `FAILED`, `CANCELED` or `NEVER_RUN`.
-    pub code: String,
-    /// A human-readable summary.
-    pub detail: String,
-    /// When it was recorded (RFC 3339).
-    pub timestamp: String,
+view! {
+    /// DTR's `MirroringStatus`.
+    struct MirroringStatus {
+        /// `SUCCESS`, `PARTIAL`, `FAILED`, `CANCELED` or `NEVER_RUN`.
+        pub code: String,
+        /// A human-readable summary.
+        pub detail: String,
+        /// When it was recorded (RFC 3339).
+        pub timestamp: String,
+    }
+    repr = [code detail timestamp];
 }
 
-#[pymethods]
-impl MirroringStatus {
-    /// The fields as a dict.
-    fn to_dict<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
-        attrs(slf.as_any(), "code detail timestamp")
+view! {
+    /// A job (DTR's fields) and where its log is read from.
+    struct Job {
+        /// Identifier (UUID).
+        pub id: String,
+        /// The job this one retries, or empty.
+        pub retry_from_id: String,
+        /// The worker that claimed it, or empty.
+        pub worker_id: String,
+        /// `waiting`, `running`, `done`, `errored` or `canceled`.
+        pub status: String,
+        /// When it may start (RFC 3339).
+        pub scheduled_at: String,
+        /// Last change (RFC 3339).
+        pub last_updated: String,
+        /// The action, e.g. `poll_mirror`.
+        pub action: String,
+        /// Reruns left after a worker loss.
+        pub retries_left: i64,
+        /// Reruns allowed.
+        pub retries_total: i64,
+        /// Action parameters, e.g. `policyID`.
+        pub parameters: BTreeMap<String, String>,
+        /// Deadline (RFC 3339), empty for none.
+        pub deadline: String,
+        /// How long a cancel may take.
+        pub stop_timeout: String,
+        /// Why the job ended `errored` or `canceled`, as a stable code
+        /// (`unreachable`, `unauthorized`, `digest_mismatch`, `canceled`,
+        /// ...); `None` otherwise.
+        pub error_kind: Option<&'static str>,
+        /// What failed and why, when the job ended `errored` or `canceled`.
+        pub error_message: Option<String>,
+        ;
+        logs: Arc<dyn JobLogs>,
+    }
+    repr = [id action status parameters last_updated];
+
+    /// Whether the job has finished (`done`, `errored` or `canceled`).
+    #[getter]
+    fn finished(&self) -> bool {
+        JobStatus::parse(&self.status).is_some_and(JobStatus::is_final)
     }
 
-    fn __repr__(&self) -> String {
-        format!(
-            "MirroringStatus(code={:?}, detail={:?}, timestamp={:?})",
-            self.code, self.detail, self.timestamp
-        )
-    }
-}
-
-#[pymethods]
-impl Policy {
-    /// The fields as a dict (snake_case keys; `last_status` as a dict).
-    fn to_dict<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
-        attrs(
-            slf.as_any(),
-            "id local_repository remote_host remote_repository username \
-             remote_ca skip_tls_verification enabled initial_evaluation \
-             last_mirrored_at last_status created_at",
-        )
+    /// The log lines, oldest first (read now, so a running job's log grows).
+    fn log_lines(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        block(py, self.logs.job_logs(self.id.clone()))
     }
 
-    fn __repr__(&self) -> String {
-        format!(
-            "Policy(id={:?}, local_repository={:?}, remote_host={:?}, remote_repository={:?}, username={:?}, enabled={}, last_status={:?})",
-            self.id,
-            self.local_repository,
-            self.remote_host,
-            self.remote_repository,
-            self.username,
-            if self.enabled { "True" } else { "False" },
-            self.last_status.code,
-        )
+    /// `log_lines` as an awaitable.
+    fn log_lines_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let lines = self.logs.job_logs(self.id.clone());
+        pyo3_async_runtimes::tokio::future_into_py(py, async move { Ok(lines.await?) })
     }
-}
-
-/// A job (DTR's fields) and where its log is read from.
-#[pyclass(module = "regmirror", frozen)]
-#[derive(Clone)]
-pub struct Job {
-    /// Identifier (UUID).
-    #[pyo3(get)]
-    pub id: String,
-    /// The job this one retries, or empty.
-    #[pyo3(get)]
-    pub retry_from_id: String,
-    /// The worker that claimed it, or empty.
-    #[pyo3(get)]
-    pub worker_id: String,
-    /// `waiting`, `running`, `done`, `errored` or `canceled`.
-    #[pyo3(get)]
-    pub status: String,
-    /// When it may start (RFC 3339).
-    #[pyo3(get)]
-    pub scheduled_at: String,
-    /// Last change (RFC 3339).
-    #[pyo3(get)]
-    pub last_updated: String,
-    /// The action, e.g. `poll_mirror`.
-    #[pyo3(get)]
-    pub action: String,
-    /// Reruns left after a worker loss.
-    #[pyo3(get)]
-    pub retries_left: i64,
-    /// Reruns allowed.
-    #[pyo3(get)]
-    pub retries_total: i64,
-    /// Action parameters, e.g. `policyID`.
-    #[pyo3(get)]
-    pub parameters: BTreeMap<String, String>,
-    /// Deadline (RFC 3339), empty for none.
-    #[pyo3(get)]
-    pub deadline: String,
-    /// How long a cancel may take.
-    #[pyo3(get)]
-    pub stop_timeout: String,
-    /// Why it ended `errored` or `canceled`.
-    failure: Option<JobFailure>,
-    logs: Arc<dyn JobLogs>,
 }
 
 impl Job {
@@ -220,81 +254,32 @@ impl Job {
                 .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
                 .unwrap_or_default(),
             stop_timeout: format_duration(job.stop_timeout),
-            failure: job.failure.clone(),
+            error_kind: job.failure.as_ref().map(|f| f.kind.code()),
+            error_message: job.failure.as_ref().map(|f| f.message.clone()),
             logs,
         }
     }
 }
 
-#[pymethods]
-impl Job {
-    /// Whether the job has finished (`done`, `errored` or `canceled`).
-    #[getter]
-    fn finished(&self) -> bool {
-        JobStatus::parse(&self.status).is_some_and(JobStatus::is_final)
+view! {
+    /// A tag of a local repository.
+    struct Tag {
+        /// The tag.
+        pub name: String,
+        /// The manifest digest it points to.
+        pub digest: String,
+        /// The manifest's media type.
+        pub media_type: String,
+        /// The manifest's size in bytes.
+        pub size: u64,
+        /// The policy that mirrored it, if any.
+        pub mirrored_by: Option<String>,
+        /// Where it was mirrored from (`host/repository:tag`), if mirrored.
+        pub mirrored_from: Option<String>,
+        /// When the tag last moved (RFC 3339).
+        pub updated_at: Option<String>,
     }
-
-    /// Why the job ended `errored` or `canceled`, as a stable code
-    /// (`unreachable`, `unauthorized`, `digest_mismatch`, `canceled`, ...);
-    /// `None` otherwise.
-    #[getter]
-    fn error_kind(&self) -> Option<&'static str> {
-        self.failure.as_ref().map(|f| f.kind.code())
-    }
-
-    /// What failed and why, when the job ended `errored` or `canceled`.
-    #[getter]
-    fn error_message(&self) -> Option<&str> {
-        self.failure.as_ref().map(|f| f.message.as_str())
-    }
-
-    /// The log lines, oldest first (read now, so a running job's log grows).
-    fn log_lines(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        block(py, self.logs.job_logs(self.id.clone()))
-    }
-
-    /// `log_lines` as an awaitable.
-    fn log_lines_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let lines = self.logs.job_logs(self.id.clone());
-        pyo3_async_runtimes::tokio::future_into_py(py, async move { Ok(lines.await?) })
-    }
-
-    /// The fields as a dict (snake_case keys).
-    fn to_dict<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
-        attrs(
-            slf.as_any(),
-            "id retry_from_id worker_id status scheduled_at last_updated \
-             action retries_left retries_total parameters deadline \
-             stop_timeout error_kind error_message",
-        )
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "Job(id={:?}, action={:?}, status={:?}, parameters={:?}, last_updated={:?})",
-            self.id, self.action, self.status, self.parameters, self.last_updated
-        )
-    }
-}
-
-/// A tag of a local repository.
-#[pyclass(module = "regmirror", frozen, get_all)]
-#[derive(Debug, Clone)]
-pub struct Tag {
-    /// The tag.
-    pub name: String,
-    /// The manifest digest it points to.
-    pub digest: String,
-    /// The manifest's media type.
-    pub media_type: String,
-    /// The manifest's size in bytes.
-    pub size: u64,
-    /// The policy that mirrored it, if any.
-    pub mirrored_by: Option<String>,
-    /// Where it was mirrored from (`host/repository:tag`), if mirrored.
-    pub mirrored_from: Option<String>,
-    /// When the tag last moved (RFC 3339).
-    pub updated_at: Option<String>,
+    repr = [name digest media_type size];
 }
 
 impl From<api::Tag> for Tag {
@@ -316,24 +301,5 @@ impl From<api::Tag> for Tag {
             mirrored_from: Some(from).filter(|s| !s.is_empty()),
             updated_at: Some(time(t.updated_at)),
         }
-    }
-}
-
-#[pymethods]
-impl Tag {
-    /// The fields as a dict (snake_case keys).
-    fn to_dict<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
-        attrs(
-            slf.as_any(),
-            "name digest media_type size mirrored_by mirrored_from \
-             updated_at",
-        )
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "Tag(name={:?}, digest={:?}, media_type={:?}, size={})",
-            self.name, self.digest, self.media_type, self.size
-        )
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 use tokio::runtime::Runtime;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinError, JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use crate::errors::Failure;
@@ -30,19 +30,14 @@ fn wait_for<T: Send + 'static>(
     task: &mut JoinHandle<T>,
     timeout: Duration,
 ) -> Option<PyResult<T>> {
-    py.detach(|| {
-        runtime().block_on(async {
-            match tokio::time::timeout(timeout, &mut *task).await {
-                Ok(Ok(v)) => Some(Ok(v)),
-                Ok(Err(e)) => Some(Err(e)),
-                Err(_) => None,
-            }
-        })
-    })
-    .map(|joined| {
-        joined.map_err(|e| {
-            pyo3::exceptions::PyRuntimeError::new_err(format!("regmirror task failed: {e}"))
-        })
+    py.detach(|| runtime().block_on(async { tokio::time::timeout(timeout, &mut *task).await.ok() }))
+        .map(joined)
+}
+
+/// The result of a spawned task, a panic in it as `RuntimeError`.
+pub fn joined<T>(result: Result<T, JoinError>) -> PyResult<T> {
+    result.map_err(|e| {
+        pyo3::exceptions::PyRuntimeError::new_err(format!("regmirror task failed: {e}"))
     })
 }
 

@@ -3,7 +3,7 @@
 import os
 import pathlib
 from collections.abc import Awaitable, Callable
-from typing import Any, Optional, Union
+from typing import Any, Optional, Union, final
 
 __version__: str
 
@@ -46,6 +46,7 @@ class CanceledError(MirrorError):
 
 # ----------------------------------------------------------------- views --
 
+@final
 class MirroringStatus:
     """The outcome of a policy's last evaluation (DTR's ``MirroringStatus``)."""
 
@@ -59,6 +60,7 @@ class MirroringStatus:
         """RFC 3339."""
     def to_dict(self) -> dict[str, str]: ...
 
+@final
 class Policy:
     """A poll mirroring policy. ``password`` and ``auth_token`` are
     write-only: not attributes, not in ``to_dict()`` or ``repr``."""
@@ -90,6 +92,7 @@ class Policy:
     def created_at(self) -> Optional[str]: ...
     def to_dict(self) -> dict[str, Any]: ...
 
+@final
 class Job:
     """A job record (DTR's fields)."""
 
@@ -133,6 +136,7 @@ class Job:
     def log_lines_async(self) -> Awaitable[list[str]]: ...
     def to_dict(self) -> dict[str, Any]: ...
 
+@final
 class Tag:
     """A tag of a local repository."""
 
@@ -264,16 +268,17 @@ class _Engine:
     def cancel_job(self, id: str) -> Job: ...
     def cancel_job_async(self, id: str) -> Awaitable[Job]: ...
 
+@final
 class Mirror(_Engine):
     """The mirroring engine on a data directory, in this process."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         data_dir: Union[str, os.PathLike[str]],
         *,
         remote_hosts_allow: list[str] = ...,
         forbid_private_remotes: bool = False,
-    ) -> None:
+    ) -> Mirror:
         """``remote_hosts_allow`` (host patterns such as ``registry.example.com``,
         ``*.example.com``, ``127.0.0.1:5001``; empty: any host) and
         ``forbid_private_remotes`` (refuse loopback, private and link-local
@@ -286,14 +291,15 @@ class Mirror(_Engine):
         """Requeues or errors jobs left running by a dead process and removes
         unfinished uploads; call when no other process uses the directory."""
 
+@final
 class Client(_Engine):
     """A client of a running ``mirror-server`` (``/api/v0``), HTTP Basic auth.
     ``poll``'s ``progress`` callback is not called (the server does not
     report byte counters)."""
 
-    def __init__(
-        self, base_url: str, username: str = "", password: str = "", *, timeout: float = 60.0
-    ) -> None: ...
+    def __new__(
+        cls, base_url: str, username: str = "", password: str = "", *, timeout: float = 60.0
+    ) -> Client: ...
     @property
     def base_url(self) -> str: ...
     @property
