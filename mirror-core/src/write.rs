@@ -2,7 +2,8 @@
 //! push and a poll alike, so "a tag never points at something missing" is
 //! enforced in one place.
 //!
-//! [`publish_checked`] is the one door to [`RepositoryStore::publish`]:
+//! [`publish_checked`] is the door to [`RepositoryStore::publish`] (a push
+//! checks first and publishes after storing its bytes, the same two steps):
 //! every blob a manifest references must be committed in the blob store
 //! and either already held by the repository or vouched for by the caller
 //! (a poll vouches for the blobs it copied or was allowed to reuse); every
@@ -126,6 +127,17 @@ pub(crate) async fn publish_checked(
     vouched: impl Fn(&Digest) -> bool,
 ) -> Result<(), WriteError> {
     check_references(blobs, repos, repo, manifests, &vouched).await?;
+    publish(repos, repo, manifests, tags).await
+}
+
+/// [`RepositoryStore::publish`], its `NotFound` said as a missing
+/// repository. Only after [`check_references`].
+async fn publish(
+    repos: &dyn RepositoryStore,
+    repo: &RepositoryName,
+    manifests: &[ManifestRecord],
+    tags: &[TagRecord],
+) -> Result<(), WriteError> {
     match repos.publish(repo, manifests, tags).await {
         Err(StoreError::NotFound { .. }) => Err(WriteError::NoSuchRepository {
             repository: repo.clone(),
@@ -189,14 +201,14 @@ impl Mirror {
         let size = bytes.len() as u64;
         debug_assert!(size <= MAX_MANIFEST_SIZE, "checked by Manifest::parse");
         let record = ManifestRecord::from_manifest(digest.clone(), size, &manifest);
-        // Before the bytes are stored: a refused push leaves nothing behind.
-        let none_vouched = |_: &Digest| false;
+        // Checked before the bytes are stored, so a refused push leaves
+        // nothing behind; a push vouches for nothing it did not upload.
         check_references(
             stores.blobs.as_ref(),
             stores.repos.as_ref(),
             repo,
             std::slice::from_ref(&record),
-            &none_vouched,
+            &|_: &Digest| false,
         )
         .await?;
         if stores.blobs.stat(&digest).await? != Some(size) {
@@ -214,15 +226,7 @@ impl Mirror {
             }],
             Reference::Digest(_) => Vec::new(),
         };
-        publish_checked(
-            stores.blobs.as_ref(),
-            stores.repos.as_ref(),
-            repo,
-            &[record],
-            &tags,
-            none_vouched,
-        )
-        .await?;
+        publish(stores.repos.as_ref(), repo, &[record], &tags).await?;
         Ok(PushedManifest {
             digest,
             media_type: manifest.media_type,

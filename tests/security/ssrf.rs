@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use mirror_core::remote::{HttpSettings, RemoteGuard};
 use mirror_core::{ErrorKind, JobStatus, Mirror, MirrorError, NewPolicy, RepositoryName};
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -64,39 +64,41 @@ const POLICIES: &str = "/api/v0/repositories/mirrors/app/pollMirroringPolicies";
 
 /// Creates a policy and asks for a Connect check with `remote_host`; both
 /// must be refused with `400` naming `remoteHost` and a reason containing
-/// `why`.
-async fn assert_refused(server: &TestServer, remote_host: &str, why: &str) {
+/// `why`. Returns the two answers' bodies.
+pub(crate) async fn assert_refused(
+    server: &TestServer,
+    remote_host: &str,
+    why: &str,
+) -> [Value; 2] {
     let form = json!({"remoteHost": remote_host, "remoteRepository": "team/app"});
-    let got = server
-        .call(Method::POST, POLICIES, ADMIN, Some(form.clone()))
-        .await;
-    assert_error(
-        &got,
-        StatusCode::BAD_REQUEST,
-        "INVALID_POLL_MIRRORING_POLICY",
-        Some("remoteHost"),
-    );
-    let reason = got.1["errors"][0]["detail"]["reason"].as_str().unwrap();
-    assert!(reason.contains(why), "{remote_host}: {reason}");
-    assert!(
-        got.1["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("remoteHost: "),
-        "{}",
-        got.1
-    );
-    let got = server
-        .call(Method::POST, "/api/v0/remote/registry", ADMIN, Some(form))
-        .await;
-    assert_error(
-        &got,
-        StatusCode::BAD_REQUEST,
-        "INVALID_POLL_MIRRORING_POLICY",
-        Some("remoteHost"),
-    );
-    let again = got.1["errors"][0]["detail"]["reason"].as_str().unwrap();
-    assert!(again.contains(why), "{remote_host}: {again}");
+    let mut bodies = [Value::Null, Value::Null];
+    for (path, body) in [POLICIES, "/api/v0/remote/registry"]
+        .into_iter()
+        .zip(&mut bodies)
+    {
+        let got = server
+            .call(Method::POST, path, ADMIN, Some(form.clone()))
+            .await;
+        assert_error(
+            &got,
+            StatusCode::BAD_REQUEST,
+            "INVALID_POLL_MIRRORING_POLICY",
+            Some("remoteHost"),
+        );
+        let error = &got.1["errors"][0];
+        let reason = error["detail"]["reason"].as_str().unwrap();
+        assert!(reason.contains(why), "{path} {remote_host}: {reason}");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("remoteHost: "),
+            "{}",
+            got.1
+        );
+        *body = got.1;
+    }
+    bodies
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -573,7 +573,7 @@ impl HttpRemote {
 
     /// Reads a whole body of at most `max` bytes (checked against
     /// `Content-Length` first, then as it arrives), within
-    /// `request_timeout`.
+    /// `request_timeout`; past the cap, a `LimitExceeded` naming `setting`.
     async fn read_capped(
         &self,
         resp: reqwest::Response,
@@ -582,25 +582,41 @@ impl HttpRemote {
         max: u64,
         setting: &'static str,
     ) -> Result<Vec<u8>, RemoteError> {
-        let over = |size: u64| RemoteError::LimitExceeded {
+        let over = |_size: u64, announced: bool| RemoteError::LimitExceeded {
             what: format!("{what} at {}", url_for_message(url)),
             limit: format!(
                 "{} over the {} limit",
-                if size > max { "announced" } else { "read" },
+                if announced { "announced" } else { "read" },
                 human_bytes(max)
             ),
             setting,
         };
+        self.read_body(resp, url, what, max, over).await
+    }
+
+    /// The one bounded read of a body into memory: at most `max` bytes
+    /// (`too_large(size, announced)` is the error past it, from
+    /// `Content-Length` or as it arrives), within `request_timeout`
+    /// (`what` names the answer in that error).
+    async fn read_body(
+        &self,
+        resp: reqwest::Response,
+        url: &Url,
+        what: &str,
+        max: u64,
+        too_large: impl Fn(u64, bool) -> RemoteError,
+    ) -> Result<Vec<u8>, RemoteError> {
         if let Some(n) = resp.content_length().filter(|n| *n > max) {
-            return Err(over(n));
+            return Err(too_large(n, true));
         }
         let read = async {
             let mut body = Vec::new();
             let mut stream = resp.bytes_stream();
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| self.classify(url, &e))?;
-                if (body.len() + chunk.len()) as u64 > max {
-                    return Err(over(0));
+                let size = (body.len() + chunk.len()) as u64;
+                if size > max {
+                    return Err(too_large(size, false));
                 }
                 body.extend_from_slice(&chunk);
             }
@@ -993,31 +1009,15 @@ impl RemoteRegistry for HttpRemote {
                 .status_error(resp, repo.as_str(), format!("manifest {repo}:{reference}"))
                 .await);
         }
-        if let Some(len) = resp.content_length()
-            && len > MAX_MANIFEST_SIZE
-        {
-            return Err(RemoteError::ManifestTooLarge { what, size: len });
-        }
         let content_type = header_str(resp.headers(), "content-type");
         let announced = header_str(resp.headers(), "docker-content-digest");
-        let read = async {
-            let mut body = Vec::new();
-            let mut stream = resp.bytes_stream();
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| self.classify(&url, &e))?;
-                if (body.len() + chunk.len()) as u64 > MAX_MANIFEST_SIZE {
-                    return Err(RemoteError::ManifestTooLarge {
-                        what: what.clone(),
-                        size: (body.len() + chunk.len()) as u64,
-                    });
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(body)
+        let too_large = |size, _announced| RemoteError::ManifestTooLarge {
+            what: what.clone(),
+            size,
         };
-        let body = tokio::time::timeout(self.limits.request_timeout, read)
-            .await
-            .unwrap_or_else(|_| Err(self.timed_out("the registry", &url)))?;
+        let body = self
+            .read_body(resp, &url, "the registry", MAX_MANIFEST_SIZE, too_large)
+            .await?;
         let digest = Digest::of(&body);
         // By digest, the bytes must hash to it; by tag, to what the registry announced.
         let expected = if reference.starts_with("sha256:") {
