@@ -54,7 +54,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mirror_core::store::FsOptions;
-use mirror_core::{JobStatus, Mirror, MirrorSettings, NewPolicy, RepositoryName, Stores};
+use mirror_core::{JobStatus, Mirror, MirrorSettings, PolicyForm, RepositoryName, Stores};
 use support::{ImageSpec, LayerSpec, Registry};
 
 const MIB: u64 = 1024 * 1024;
@@ -158,16 +158,7 @@ fn child(args: &[String]) {
         let policy = match m.policies(Some(&local)).await.unwrap().pop() {
             Some(p) => p,
             None => m
-                .add_policy(
-                    &local,
-                    NewPolicy {
-                        remote_host: url.clone(),
-                        remote_repository: repo.clone(),
-                        enabled: true,
-                        ..Default::default()
-                    },
-                    true,
-                )
+                .add_policy(&local, &PolicyForm::new(url.clone(), repo.clone()), None)
                 .await
                 .unwrap(),
         };
@@ -1106,42 +1097,6 @@ async fn bench_server() -> server::TestServer {
     srv
 }
 
-/// Creates the private repository `local` (`namespace/name`) and an
-/// enabled policy mirroring every tag of `remote` on `up` into it, which
-/// waits for the next poll; the policy's ID.
-async fn add_policy(srv: &server::TestServer, local: &str, up: &Registry, remote: &str) -> String {
-    let (namespace, name) = local.split_once('/').unwrap();
-    srv.create_repo(namespace, name, "private").await;
-    let (status, policy) = srv
-        .call(
-            reqwest::Method::POST,
-            &format!("/api/v0/repositories/{local}/pollMirroringPolicies"),
-            server::ADMIN,
-            Some(serde_json::json!({
-                "remoteHost": up.url(), "remoteRepository": remote, "enabled": true
-            })),
-        )
-        .await;
-    assert!(status.is_success(), "policy: {status} {policy}");
-    policy["id"].as_str().unwrap().to_string()
-}
-
-/// Submits a poll of one policy; the job's ID.
-async fn poll_now(srv: &server::TestServer, policy: &str) -> String {
-    let (status, job) = srv
-        .call(
-            reqwest::Method::POST,
-            "/api/v0/jobs",
-            server::ADMIN,
-            Some(serde_json::json!({
-                "action": "poll_mirror", "parameters": {"policyID": policy}
-            })),
-        )
-        .await;
-    assert!(status.is_success(), "poll: {status} {job}");
-    job["id"].as_str().unwrap().to_string()
-}
-
 /// Waits for a job to be done, looking every 20 ms; its seconds from when
 /// the worker claimed it (`lastUpdated` while it runs) to done
 /// (`lastUpdated` then), by the server's clock. Not from submission: an
@@ -1222,17 +1177,23 @@ async fn serving_under_load(s: &Sizes) {
     // (the blobs would be there already on the one under load).
     let alone = {
         let srv = bench_server().await;
-        let policy = add_policy(&srv, "mirrors/copied", &up, "bench/copied").await;
-        let job = poll_now(&srv, &policy).await;
+        let policy = srv
+            .add_policy("mirrors/copied", &up.url(), "bench/copied")
+            .await;
+        let job = srv.submit_poll(Some(&policy)).await;
         job_run_secs(&srv, &job).await
     };
 
     let srv = bench_server().await;
     srv.create_user(PULLER.0, PULLER.1).await;
-    let pulled = add_policy(&srv, "mirrors/pulled", &up, "bench/pulled").await;
+    let pulled = srv
+        .add_policy("mirrors/pulled", &up.url(), "bench/pulled")
+        .await;
     srv.grant("mirrors/pulled", PULLER.0, "read-only").await;
-    srv.wait_done(&poll_now(&srv, &pulled).await).await;
-    let copied = add_policy(&srv, "mirrors/copied", &up, "bench/copied").await;
+    srv.wait_done(&srv.submit_poll(Some(&pulled)).await).await;
+    let copied = srv
+        .add_policy("mirrors/copied", &up.url(), "bench/copied")
+        .await;
     // One pull of each image first: checks the setup, and verifies the
     // credentials once (then cached for 60 s, longer than both phases).
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
@@ -1268,7 +1229,7 @@ async fn serving_under_load(s: &Sizes) {
     let cpu_before = cpu();
     let phase = LoadPhase::start(&srv.url, "mirrors/pulled", &images, s.load_clients);
     tokio::time::sleep(Duration::from_secs_f64(settle)).await;
-    let job = poll_now(&srv, &copied).await;
+    let job = srv.submit_poll(Some(&copied)).await;
     let copy = job_run_secs(&srv, &job).await;
     // The copy ran from about `copied_at - copy` to `copied_at` (seen done
     // within 20 ms).

@@ -14,38 +14,35 @@
 //! current tags and mirror only tags pushed or moved later).
 
 use anyhow::{Context, bail};
-use mirror_core::{JobStatus, Mirror, NewPolicy, RepositoryName, Secret};
+use mirror_core::{JobStatus, Mirror, PolicyForm, RepositoryName, Secret};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut positional = Vec::new();
-    let mut form = NewPolicy {
-        enabled: true,
-        ..Default::default()
-    };
+    let mut form = PolicyForm::default();
     let mut local = None;
-    let mut initial_evaluation = true;
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         let mut value = |flag: &str| it.next().with_context(|| format!("{flag} needs a value"));
         match arg.as_str() {
             "--local" => local = Some(value("--local")?),
-            "--username" => form.username = value("--username")?,
+            "--username" => form.username = Some(value("--username")?),
             "--password-env" => {
                 let var = value("--password-env")?;
-                form.password = Secret::new(
-                    std::env::var(&var)
-                        .with_context(|| format!("environment variable {var} is not set"))?,
-                );
+                form.password =
+                    Some(Secret::new(std::env::var(&var).with_context(|| {
+                        format!("environment variable {var} is not set")
+                    })?));
             }
             "--ca" => {
                 let file = value("--ca")?;
-                form.remote_ca =
-                    std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?;
+                form.remote_ca = Some(
+                    std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?,
+                );
             }
-            "--insecure" => form.skip_tls_verification = true,
-            "--future-only" => initial_evaluation = false,
+            "--insecure" => form.skip_tls_verification = Some(true),
+            "--future-only" => form.initial_evaluation = Some(false),
             "-h" | "--help" => {
                 println!(
                     "usage: mirror REGISTRY_URL REMOTE_REPOSITORY DATA_DIR [--local NAME] [--username U --password-env VAR] [--ca FILE] [--insecure] [--future-only]"
@@ -59,8 +56,8 @@ async fn main() -> anyhow::Result<()> {
     let [registry, remote_repo, data_dir] = positional.as_slice() else {
         bail!("usage: mirror REGISTRY_URL REMOTE_REPOSITORY DATA_DIR [options]; see --help");
     };
-    form.remote_host = registry.clone();
-    form.remote_repository = remote_repo.clone();
+    form.remote_host = Some(registry.clone());
+    form.remote_repository = Some(remote_repo.clone());
     let local = RepositoryName::parse(local.as_deref().unwrap_or(remote_repo))?;
 
     let mirror = Mirror::open(data_dir.as_ref())?;
@@ -73,21 +70,18 @@ async fn main() -> anyhow::Result<()> {
         .into_iter()
         .find(|p| p.remote.host == endpoint.host && p.remote.repository == endpoint.repository);
     let policy = match existing {
+        // The same remote: the credentials and TLS settings of this run.
         Some(p) => {
-            mirror
-                .update_policy(
-                    &p.id,
-                    mirror_core::PolicyUpdate {
-                        username: Some(form.username.clone()),
-                        password: Some(form.password.clone()),
-                        remote_ca: Some(form.remote_ca.clone()),
-                        skip_tls_verification: Some(form.skip_tls_verification),
-                        ..Default::default()
-                    },
-                )
-                .await?
+            let update = PolicyForm {
+                username: Some(endpoint.username),
+                password: Some(endpoint.password),
+                remote_ca: Some(endpoint.remote_ca),
+                skip_tls_verification: Some(endpoint.skip_tls_verification),
+                ..Default::default()
+            };
+            mirror.update_policy(&p.id, &update, None).await?
         }
-        None => mirror.add_policy(&local, form, initial_evaluation).await?,
+        None => mirror.add_policy(&local, &form, None).await?,
     };
     let job = mirror.poll(&policy.id).await?;
     for line in mirror.job_logs(&job.id, 0, 0).await? {

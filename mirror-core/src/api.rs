@@ -16,13 +16,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::ErrorKind;
 use crate::image_info::{ImageConfig, ImageInfo, IndexImage};
 use crate::manifest::Platform;
-use crate::policy::{
-    InvalidPolicy, MirroringStatus, NewPolicy, PolicyUpdate, PollMirroringPolicy, RemoteEndpoint,
-    normalize_remote_repository,
-};
+pub use crate::policy::PolicyForm;
+use crate::policy::{InvalidPolicy, MirroringStatus, PollMirroringPolicy};
 use crate::reference::RepositoryName;
 use crate::remote::Permissions;
-use crate::secret::Secret;
 use crate::store::TagRecord;
 
 /// The response header naming the job a "Save & Apply" started.
@@ -32,156 +29,10 @@ pub const NEXT_PAGE_HEADER: &str = "x-next-page-start";
 /// The response header with a list's total count (`count=true`).
 pub const RESOURCE_COUNT_HEADER: &str = "x-resource-count";
 
-/// A poll mirroring policy's fields on the wire (DTR's
-/// `CreatePollMirroringPolicy`, `UpdatePollMirroringPolicy` and
-/// `CreateRemoteRegistryCheck`). Every field is optional: an update
-/// changes the ones given; creating needs `remoteHost` and
-/// `remoteRepository` ([`PolicyForm::new_policy`] says which is missing).
-/// Unknown fields are ignored, as DTR's Go server did. The secrets are
-/// serialized only by a client that sends them; a policy shown by the
-/// server never carries them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PolicyForm {
-    /// Remote registry URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remote_host: Option<String>,
-    /// Remote repository, `namespace/name`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remote_repository: Option<String>,
-    /// User name on the remote.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-    /// Password or access token on the remote (write-only).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "send_secret"
-    )]
-    pub password: Option<Secret>,
-    /// A ready bearer token for the remote (write-only).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "send_secret"
-    )]
-    pub auth_token: Option<Secret>,
-    /// Extra CA certificates (PEM).
-    #[serde(default, rename = "remoteCA", skip_serializing_if = "Option::is_none")]
-    pub remote_ca: Option<String>,
-    /// Skip TLS verification.
-    #[serde(
-        default,
-        rename = "skipTLSVerification",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub skip_tls_verification: Option<bool>,
-    /// Enabled for scheduled polls (DTR's default: true).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enabled: Option<bool>,
-    /// Mirror every current tag (`true`, "Save & Apply") or only tags that
-    /// appear or move later (`false`, "Save").
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub initial_evaluation: Option<bool>,
-    /// The local repository (DTR migration scripts send it; it must match
-    /// the path).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub local_repository: Option<String>,
-}
-
-/// Serializes a secret a client sends (the one place a [`Secret`] becomes
-/// JSON: a request body to the server that stores it).
-fn send_secret<S: serde::Serializer>(secret: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
-    match secret {
-        Some(v) => s.serialize_str(v.expose()),
-        None => s.serialize_none(),
-    }
-}
-
-fn missing(field: &'static str) -> InvalidPolicy {
-    InvalidPolicy {
-        field,
-        reason: "is required".into(),
-    }
-}
-
-impl PolicyForm {
-    /// The form of a new policy, owned by `owner`; `remoteHost` and
-    /// `remoteRepository` are required.
-    pub fn new_policy(&self, owner: Option<String>) -> Result<NewPolicy, InvalidPolicy> {
-        Ok(NewPolicy {
-            remote_host: self.remote_host.clone().ok_or(missing("remoteHost"))?,
-            remote_repository: self
-                .remote_repository
-                .clone()
-                .ok_or(missing("remoteRepository"))?,
-            username: self.username.clone().unwrap_or_default(),
-            password: self.password.clone().unwrap_or_default(),
-            auth_token: self.auth_token.clone().unwrap_or_default(),
-            remote_ca: self.remote_ca.clone().unwrap_or_default(),
-            skip_tls_verification: self.skip_tls_verification.unwrap_or(false),
-            enabled: self.enabled.unwrap_or(true),
-            owner,
-        })
-    }
-
-    /// The form as a partial update by `owner`.
-    pub fn update(&self, owner: Option<String>) -> PolicyUpdate {
-        PolicyUpdate {
-            remote_host: self.remote_host.clone(),
-            remote_repository: self.remote_repository.clone(),
-            username: self.username.clone(),
-            password: self.password.clone(),
-            auth_token: self.auth_token.clone(),
-            remote_ca: self.remote_ca.clone(),
-            skip_tls_verification: self.skip_tls_verification,
-            enabled: self.enabled,
-            owner,
-        }
-    }
-
-    /// The endpoint a Connect check tries: the form's remote fields.
-    pub fn endpoint(&self) -> Result<RemoteEndpoint, InvalidPolicy> {
-        self.new_policy(None)?.endpoint()
-    }
-
-    /// What a client sends to create `policy` (`initial_evaluation`: "Save
-    /// & Apply").
-    pub fn of_new_policy(policy: &NewPolicy, initial_evaluation: Option<bool>) -> Self {
-        PolicyForm {
-            remote_host: Some(policy.remote_host.clone()),
-            remote_repository: Some(policy.remote_repository.clone()),
-            username: Some(policy.username.clone()),
-            password: Some(policy.password.clone()),
-            auth_token: Some(policy.auth_token.clone()),
-            remote_ca: Some(policy.remote_ca.clone()),
-            skip_tls_verification: Some(policy.skip_tls_verification),
-            enabled: Some(policy.enabled),
-            initial_evaluation,
-            local_repository: None,
-        }
-    }
-
-    /// What a client sends for `update`.
-    pub fn of_update(update: &PolicyUpdate) -> Self {
-        PolicyForm {
-            remote_host: update.remote_host.clone(),
-            remote_repository: update.remote_repository.clone(),
-            username: update.username.clone(),
-            password: update.password.clone(),
-            auth_token: update.auth_token.clone(),
-            remote_ca: update.remote_ca.clone(),
-            skip_tls_verification: update.skip_tls_verification,
-            enabled: update.enabled,
-            initial_evaluation: None,
-            local_repository: None,
-        }
-    }
-}
-
 /// A policy as shown: its form without secrets, inside its identity and
 /// status. [`PollMirroringPolicy`] serializes (and a client deserializes
 /// it) through this shape.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = PollMirroringPolicy))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyView {
@@ -226,6 +77,13 @@ impl From<&PollMirroringPolicy> for PolicyView {
     }
 }
 
+impl Serialize for PollMirroringPolicy {
+    /// DTR's response shape, [`PolicyView`], without the secrets.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PolicyView::from(self).serialize(s)
+    }
+}
+
 impl TryFrom<PolicyView> for PollMirroringPolicy {
     type Error = InvalidPolicy;
 
@@ -233,34 +91,19 @@ impl TryFrom<PolicyView> for PollMirroringPolicy {
     /// the server never shows.
     fn try_from(v: PolicyView) -> Result<Self, InvalidPolicy> {
         let form = &v.form;
-        let host = form.remote_host.clone().ok_or(missing("remoteHost"))?;
-        let repository = normalize_remote_repository(
-            &host,
-            form.remote_repository
-                .as_deref()
-                .ok_or(missing("remoteRepository"))?,
-        )?;
-        let local = form
-            .local_repository
-            .as_deref()
-            .ok_or(missing("localRepository"))?;
+        let local = form.local_repository.as_deref().ok_or(InvalidPolicy {
+            field: "localRepository",
+            reason: "is required".into(),
+        })?;
         Ok(PollMirroringPolicy {
             id: v.id,
             local_repository: RepositoryName::parse(local).map_err(|e| InvalidPolicy {
                 field: "localRepository",
                 reason: e.reason.to_string(),
             })?,
-            remote: RemoteEndpoint {
-                host,
-                repository,
-                username: form.username.clone().unwrap_or_default(),
-                password: Secret::default(),
-                auth_token: Secret::default(),
-                remote_ca: form.remote_ca.clone().unwrap_or_default(),
-                skip_tls_verification: form.skip_tls_verification.unwrap_or(false),
-            },
-            enabled: form.enabled.unwrap_or(true),
-            initial_evaluation: form.initial_evaluation.unwrap_or(true),
+            remote: form.endpoint()?,
+            enabled: form.is_enabled(),
+            initial_evaluation: form.evaluates_initially(),
             last_mirrored_at: DateTime::parse_from_rfc3339(&v.last_mirrored_at)
                 .ok()
                 .map(|t| t.with_timezone(&Utc)),
@@ -273,6 +116,7 @@ impl TryFrom<PolicyView> for PollMirroringPolicy {
 
 /// A tag (DTR 2.7's `ListTag`, plus regmirror's fields: the media type
 /// and size of the tag's own manifest, its platforms and image size).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Tag {
@@ -309,6 +153,7 @@ pub struct Tag {
 
 /// DTR's `Manifest`: one image (or, in a list, the tag's index itself,
 /// without a config or platform).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Manifest))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TagManifest {
@@ -403,6 +248,7 @@ impl TagManifest {
 }
 
 /// DTR's `responses.Mirroring`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TagMirroring {
@@ -420,17 +266,12 @@ pub struct TagMirroring {
 impl TagMirroring {
     /// Where `t` was mirrored from, when a policy wrote it.
     pub fn of(t: &TagRecord) -> Option<TagMirroring> {
-        let policy = t.mirrored_by.clone()?;
-        let from = t.mirrored_from.clone().unwrap_or_default();
-        let (repo, tag) = from
-            .rsplit_once(':')
-            .map(|(r, t)| (r.to_string(), t.to_string()))
-            .unwrap_or((from.clone(), String::new()));
+        let source = t.mirrored.as_ref()?;
         Some(TagMirroring {
-            mirroring_policy_id: policy,
+            mirroring_policy_id: source.policy_id.clone(),
             digest: t.digest.to_string(),
-            remote_repository: repo,
-            remote_tag: tag,
+            remote_repository: source.remote_repository.clone(),
+            remote_tag: source.remote_tag.clone(),
         })
     }
 }
@@ -458,6 +299,7 @@ impl Tag {
 }
 
 /// The Connect check's answer (DTR's `RemoteRegistryCheck`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = RemoteRegistryCheck))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RegistryCheck {
@@ -469,6 +311,7 @@ pub struct RegistryCheck {
 
 /// DTR's error envelope: `{"errors": [{"code", "message", "detail"}]}`
 /// (the OCI registry API uses the same shape).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Errors))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {
     /// The errors, the first one the cause.
@@ -476,6 +319,7 @@ pub struct ErrorBody {
 }
 
 /// One error of an [`ErrorBody`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorItem {
     /// DTR's (or OCI's) code, e.g. `NO_SUCH_REPOSITORY`, `MANIFEST_UNKNOWN`.
@@ -560,6 +404,7 @@ pub fn error_kind(code: &str, status: u16) -> ErrorKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::Secret;
 
     #[test]
     fn a_policy_is_shown_through_its_form_without_secrets_and_read_back() {
@@ -570,10 +415,10 @@ mod tests {
             "id": "ignored", "rules": [], "tagTemplate": "%n"
         }))
         .unwrap();
-        let new = form.new_policy(Some("alice".into())).unwrap();
-        assert_eq!(new.password.expose(), "pa55word");
+        let endpoint = form.endpoint().unwrap();
+        assert_eq!(endpoint.password.expose(), "pa55word");
         let local = RepositoryName::parse("acme/b").unwrap();
-        let policy = PollMirroringPolicy::new(local, new.endpoint().unwrap(), &new, true);
+        let policy = PollMirroringPolicy::new(local, endpoint, &form, Some("alice"));
         let json = serde_json::to_value(&policy).unwrap();
         assert!(!json.to_string().contains("pa55word") && !json.to_string().contains("tok3n"));
         for (field, value) in [
@@ -597,23 +442,23 @@ mod tests {
 
     #[test]
     fn a_client_sends_secrets_only_when_given() {
-        let update = PolicyUpdate {
+        let update = PolicyForm {
             enabled: Some(false),
             ..Default::default()
         };
         assert_eq!(
-            serde_json::to_value(PolicyForm::of_update(&update)).unwrap(),
+            serde_json::to_value(&update).unwrap(),
             serde_json::json!({"enabled": false})
         );
-        let rotate = PolicyUpdate {
+        let rotate = PolicyForm {
             password: Some(Secret::new("new")),
             ..Default::default()
         };
         assert_eq!(
-            serde_json::to_value(PolicyForm::of_update(&rotate)).unwrap(),
+            serde_json::to_value(&rotate).unwrap(),
             serde_json::json!({"password": "new"})
         );
-        let e = PolicyForm::default().new_policy(None).unwrap_err();
+        let e = PolicyForm::default().endpoint().unwrap_err();
         assert_eq!(e.field, "remoteHost");
     }
 }

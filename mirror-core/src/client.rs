@@ -25,7 +25,7 @@ use crate::api::{self, ErrorBody, PolicyForm, PolicyView, RegistryCheck};
 use crate::error::ErrorKind;
 use crate::job::{Job, JobFilter, JobSubmission, LogLine, PARAM_POLICY_ID, POLL_MIRROR};
 use crate::mirror::MirrorError;
-use crate::policy::{NewPolicy, PolicyUpdate, PollMirroringPolicy};
+use crate::policy::PollMirroringPolicy;
 use crate::reference::RepositoryName;
 use crate::secret::Secret;
 use crate::store::Visibility;
@@ -261,13 +261,9 @@ impl ApiClient {
 
     /// The "Connect" check: whether the remote of `form` can be reached
     /// and read (and written) with its credentials.
-    pub async fn check_connection(&self, form: &NewPolicy) -> Result<RegistryCheck, MirrorError> {
-        let body = PolicyForm {
-            enabled: None,
-            ..PolicyForm::of_new_policy(form, None)
-        };
+    pub async fn check_connection(&self, form: &PolicyForm) -> Result<RegistryCheck, MirrorError> {
         let path = ["remote", "registry"];
-        self.call(Method::POST, &path, &[], Some(&to_json(&body)))
+        self.call(Method::POST, &path, &[], Some(&to_json(form)))
             .await
     }
 
@@ -277,12 +273,14 @@ impl ApiClient {
     pub async fn add_policy(
         &self,
         local: &RepositoryName,
-        policy: &NewPolicy,
-        initial_evaluation: bool,
+        form: &PolicyForm,
     ) -> Result<PollMirroringPolicy, MirrorError> {
         self.ensure_repository(local).await?;
         // Left out, `initialEvaluation` is true and starts no job.
-        let form = PolicyForm::of_new_policy(policy, (!initial_evaluation).then_some(false));
+        let form = PolicyForm {
+            initial_evaluation: form.initial_evaluation.filter(|apply| !apply),
+            ..form.clone()
+        };
         let view: PolicyView = self
             .call(
                 Method::POST,
@@ -340,28 +338,23 @@ impl ApiClient {
         Ok(out)
     }
 
-    /// One policy. The API has no path by ID alone, so it is looked for
-    /// among every repository's policies.
+    /// One policy, by its ID alone (`GET /pollMirroringPolicies/{id}`,
+    /// regmirror's extension of DTR's API).
     pub async fn policy(&self, id: &str) -> Result<PollMirroringPolicy, MirrorError> {
-        self.policies(None)
-            .await?
-            .into_iter()
-            .find(|p| p.id == id)
-            .ok_or_else(|| MirrorError::NotFound {
-                what: format!("poll mirroring policy {id}"),
-            })
+        let view: PolicyView = self.get(&["pollMirroringPolicies", id]).await?;
+        policy_of(view)
     }
 
     /// Changes the fields `update` sets; the policy as saved.
     pub async fn update_policy(
         &self,
         id: &str,
-        update: &PolicyUpdate,
+        update: &PolicyForm,
     ) -> Result<PollMirroringPolicy, MirrorError> {
         let current = self.policy(id).await?;
         let mut path = policies_path(&current.local_repository);
         path.push(id);
-        let body = to_json(&PolicyForm::of_update(update));
+        let body = to_json(update);
         let view: PolicyView = self.call(Method::PUT, &path, &[], Some(&body)).await?;
         policy_of(view)
     }

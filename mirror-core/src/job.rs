@@ -28,6 +28,7 @@ pub fn now() -> DateTime<Utc> {
 }
 
 /// Where a job is in its life.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
@@ -143,6 +144,7 @@ pub fn transition(from: JobStatus, event: JobEvent) -> Result<JobStatus, Invalid
 }
 
 /// A job record, with DTR's fields (as the API writes and a client reads it).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Job {
@@ -170,6 +172,7 @@ pub struct Job {
     pub parameters: BTreeMap<String, String>,
     /// When the job is canceled if still running (written RFC 3339, empty
     /// for none).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, required = true))]
     #[serde(
         default,
         serialize_with = "serialize_deadline",
@@ -178,6 +181,7 @@ pub struct Job {
     pub deadline: Option<DateTime<Utc>>,
     /// How long a cancel may take before the job is abandoned (written
     /// `30s`).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, required = true))]
     #[serde(
         default = "default_stop_timeout",
         serialize_with = "serialize_duration",
@@ -281,6 +285,7 @@ impl Job {
 
 /// Why a job did not end `done`: a kind (for API statuses and Python
 /// exception classes) and a message naming the policy and the cause.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, thiserror::Error)]
 #[error("{message}")]
 pub struct JobFailure {
@@ -391,6 +396,7 @@ pub fn format_duration(d: Duration) -> String {
 }
 
 /// One line of a job's log.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LogLine {

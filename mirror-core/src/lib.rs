@@ -33,24 +33,26 @@ pub mod metrics;
 pub mod mirror;
 pub mod policy;
 pub mod poll;
+pub mod progress;
 #[cfg(test)]
 mod proptests;
 pub mod reference;
 pub mod remote;
 pub mod runtime;
 pub mod secret;
+mod serde_fields;
 pub mod store;
 pub mod worker;
 pub mod write;
 
-pub use copy::{Progress, ProgressSnapshot};
 pub use digest::{Digest, Hasher};
 pub use error::ErrorKind;
 pub use job::{Job, JobFilter, JobStatus, JobSubmission, LogLine};
 pub use manifest::{Descriptor, Manifest};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use mirror::{Mirror, MirrorError, MirrorSettings, Stores};
-pub use policy::{MirroringStatus, NewPolicy, PolicyUpdate, PollMirroringPolicy, RemoteEndpoint};
+pub use policy::{MirroringStatus, PolicyForm, PollMirroringPolicy, RemoteEndpoint};
+pub use progress::{Progress, ProgressSnapshot};
 pub use reference::RepositoryName;
 pub use remote::{Permissions, RemoteConnector, RemoteError, RemoteRegistry};
 pub use secret::Secret;

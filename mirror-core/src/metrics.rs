@@ -24,9 +24,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::copy::ProgressSnapshot;
 use crate::job::JobStatus;
 use crate::policy::PollMirroringPolicy;
+use crate::progress::ProgressSnapshot;
 
 /// Upper bounds (seconds) of the job duration histogram's buckets; the
 /// implicit last bucket is `+Inf`.

@@ -10,19 +10,19 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use crate::access::{OpenAccess, ReadAccess};
-use crate::copy::{Progress, ProgressSnapshot};
 use crate::error::ErrorKind;
 use crate::job::{Job, JobFilter, JobStatus, JobSubmission, LogLine, PARAM_POLICY_ID, POLL_MIRROR};
 use crate::metrics::{Metrics, MetricsSnapshot};
-use crate::policy::{InvalidPolicy, NewPolicy, PolicyUpdate, PollMirroringPolicy, RemoteEndpoint};
+use crate::policy::{InvalidPolicy, PolicyForm, PollMirroringPolicy, RemoteEndpoint};
 use crate::poll::resolve_digests;
+use crate::progress::{Progress, ProgressSnapshot};
 use crate::reference::{InvalidName, RepositoryName};
 use crate::remote::{
     HttpConnector, HttpSettings, Permissions, RemoteConnector, RemoteError, RetryPolicy,
 };
 use crate::store::{
-    BlobStore, FsBlobStore, FsOptions, NewRepository, PolicyStore, Repository, RepositoryStore,
-    SqliteStore, StoreError, Visibility,
+    BlobStore, FsBlobStore, FsOptions, JobLogStore, JobStore, LeaseStore, NewRepository,
+    PolicyStore, Repository, RepositoryStore, SqliteStore, StoreError, Visibility,
 };
 
 /// Errors of the engine's operations.
@@ -154,20 +154,63 @@ pub struct Stores {
     pub blobs: Arc<dyn BlobStore>,
     /// Repositories and tags.
     pub repos: Arc<dyn RepositoryStore>,
-    /// Policies and jobs.
+    /// Policies.
     pub policies: Arc<dyn PolicyStore>,
+    /// Which job holds which policy.
+    pub leases: Arc<dyn LeaseStore>,
+    /// The job queue.
+    pub jobs: Arc<dyn JobStore>,
+    /// Job logs.
+    pub logs: Arc<dyn JobLogStore>,
 }
 
 impl Stores {
     /// The embedded stores in `data_dir`: [`FsBlobStore`] and [`SqliteStore`].
     pub fn embedded(data_dir: &Path, fs: FsOptions) -> Result<Self, StoreError> {
         let blobs = Arc::new(FsBlobStore::open(data_dir, fs)?);
-        let db = Arc::new(SqliteStore::open(data_dir)?);
-        Ok(Stores {
+        Stores::sqlite_with(data_dir, blobs)
+    }
+
+    /// The metadata in SQLite in `data_dir` ([`SqliteStore`]), the blobs in
+    /// `blobs` (an S3 bucket, say).
+    pub fn sqlite_with(data_dir: &Path, blobs: Arc<dyn BlobStore>) -> Result<Self, StoreError> {
+        Ok(Stores::sharing(
+            blobs,
+            Arc::new(SqliteStore::open(data_dir)?),
+        ))
+    }
+
+    /// Every metadata store in PostgreSQL at `url` (a
+    /// [`crate::store::PgStore`], which migrates the schema and seals
+    /// remote secrets with `keys`), blobs in `blobs` (an
+    /// [`FsBlobStore`] on storage every replica mounts, or an S3 bucket).
+    /// Engines on the same database share one job queue and its policy
+    /// leases: each job runs on one of them, and one policy is never polled
+    /// by two at once.
+    #[cfg(feature = "postgres")]
+    pub async fn postgres(
+        url: &str,
+        options: crate::store::PgOptions,
+        keys: crate::store::SecretKeys,
+        blobs: Arc<dyn BlobStore>,
+    ) -> Result<Self, StoreError> {
+        let db = crate::store::PgStore::connect(url, options, keys).await?;
+        Ok(Stores::sharing(blobs, Arc::new(db)))
+    }
+
+    /// `blobs`, and `db` for every metadata trait.
+    fn sharing<M>(blobs: Arc<dyn BlobStore>, db: Arc<M>) -> Self
+    where
+        M: RepositoryStore + PolicyStore + LeaseStore + JobStore + JobLogStore,
+    {
+        Stores {
             blobs,
             repos: db.clone(),
-            policies: db,
-        })
+            policies: db.clone(),
+            leases: db.clone(),
+            jobs: db.clone(),
+            logs: db,
+        }
     }
 }
 
@@ -175,19 +218,11 @@ impl Stores {
 ///
 /// ```no_run
 /// # async fn f() -> Result<(), mirror_core::MirrorError> {
-/// use mirror_core::{Mirror, NewPolicy, RepositoryName};
+/// use mirror_core::{Mirror, PolicyForm, RepositoryName};
 /// let mirror = Mirror::open("/var/lib/regmirror".as_ref())?;
+/// let nginx = PolicyForm::new("https://index.docker.io", "library/nginx");
 /// let policy = mirror
-///     .add_policy(
-///         &RepositoryName::parse("acme/nginx")?,
-///         NewPolicy {
-///             remote_host: "https://index.docker.io".into(),
-///             remote_repository: "library/nginx".into(),
-///             enabled: true,
-///             ..Default::default()
-///         },
-///         true,
-///     )
+///     .add_policy(&RepositoryName::parse("acme/nginx")?, &nginx, None)
 ///     .await?;
 /// let job = mirror.poll(&policy.id).await?;
 /// println!("{}", job.status);
@@ -230,6 +265,17 @@ impl Mirror {
         read_access: Arc<dyn ReadAccess>,
     ) -> Result<Self, MirrorError> {
         let stores = Stores::embedded(data_dir, FsOptions::default())?;
+        Mirror::open_on(stores, data_dir, http, read_access)
+    }
+
+    /// [`Mirror::open_with_access`] on `stores` instead of the embedded
+    /// ones; `data_dir` keeps the worker ID.
+    pub fn open_on(
+        stores: Stores,
+        data_dir: &Path,
+        http: HttpSettings,
+        read_access: Arc<dyn ReadAccess>,
+    ) -> Result<Self, MirrorError> {
         let settings = MirrorSettings {
             read_access,
             metrics: http.metrics.clone(),
@@ -336,22 +382,45 @@ impl Mirror {
         Ok(remote.check_access(&endpoint.repository).await?)
     }
 
+    /// Stores a pushed manifest in `repo` under `reference` (a tag or a
+    /// digest) and moves the tag: [`crate::write::push_manifest`] on this
+    /// engine's stores.
+    pub async fn push_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &str,
+        bytes: bytes::Bytes,
+        content_type: Option<&str>,
+    ) -> Result<crate::write::PushedManifest, crate::write::WriteError> {
+        let s = &self.inner.stores;
+        crate::write::push_manifest(
+            s.blobs.as_ref(),
+            s.repos.as_ref(),
+            repo,
+            reference,
+            bytes,
+            content_type,
+        )
+        .await
+    }
+
     /// Validates `form`, checks that its credentials can read the remote
     /// repository, and saves the policy for `local` (created private if
-    /// missing). Without `initial_evaluation`, the current remote tags are
-    /// recorded as the baseline that later polls leave alone.
+    /// missing), owned by `owner`. With `initialEvaluation: false`, the
+    /// current remote tags are recorded as the baseline that later polls
+    /// leave alone.
     pub async fn add_policy(
         &self,
         local: &RepositoryName,
-        form: NewPolicy,
-        initial_evaluation: bool,
+        form: &PolicyForm,
+        owner: Option<&str>,
     ) -> Result<PollMirroringPolicy, MirrorError> {
         let endpoint = form.endpoint()?;
         self.check_connection(&endpoint).await?;
         let remote = self.inner.connector.connect(&endpoint)?;
         self.ensure_repository(local).await?;
-        let policy = PollMirroringPolicy::new(local.clone(), endpoint, &form, initial_evaluation);
-        if !initial_evaluation {
+        let policy = PollMirroringPolicy::new(local.clone(), endpoint, form, owner);
+        if !policy.initial_evaluation {
             let tags = remote.list_tags(&policy.remote.repository).await?;
             let digests = resolve_digests(
                 remote.as_ref(),
@@ -390,15 +459,17 @@ impl Mirror {
         Ok(self.inner.stores.policies.policies(local).await?)
     }
 
-    /// Applies a partial update; when it changes how the remote is reached,
+    /// Applies the fields `update` gives, by `by` (see
+    /// [`PolicyForm::apply`]); when they change how the remote is reached,
     /// the connection is checked before saving.
     pub async fn update_policy(
         &self,
         id: &str,
-        update: PolicyUpdate,
+        update: &PolicyForm,
+        by: Option<&str>,
     ) -> Result<PollMirroringPolicy, MirrorError> {
         let current = self.policy(id).await?;
-        let next = update.apply(&current)?;
+        let next = update.apply(&current, by)?;
         if update.changes_remote() {
             self.check_connection(&next.remote).await?;
         }
@@ -417,7 +488,7 @@ impl Mirror {
     pub async fn submit_job(&self, submission: JobSubmission) -> Result<Job, MirrorError> {
         self.validate_job(&submission).await?;
         let job = Job::new(&submission);
-        self.inner.stores.policies.insert_job(&job).await?;
+        self.inner.stores.jobs.insert_job(&job).await?;
         Ok(job)
     }
 
@@ -462,7 +533,7 @@ impl Mirror {
     pub async fn job(&self, id: &str) -> Result<Job, MirrorError> {
         self.inner
             .stores
-            .policies
+            .jobs
             .job(id)
             .await?
             .ok_or_else(|| MirrorError::NotFound {
@@ -472,7 +543,7 @@ impl Mirror {
 
     /// Jobs, newest first.
     pub async fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, MirrorError> {
-        Ok(self.inner.stores.policies.jobs(filter).await?)
+        Ok(self.inner.stores.jobs.jobs(filter).await?)
     }
 
     /// A job's log lines.
@@ -483,7 +554,7 @@ impl Mirror {
         limit: i64,
     ) -> Result<Vec<LogLine>, MirrorError> {
         self.job(id).await?;
-        Ok(self.inner.stores.policies.logs(id, offset, limit).await?)
+        Ok(self.inner.stores.logs.logs(id, offset, limit).await?)
     }
 
     /// Requests a cancel: a waiting job is canceled at once, a running one
@@ -491,7 +562,7 @@ impl Mirror {
     pub async fn cancel_job(&self, id: &str) -> Result<Job, MirrorError> {
         self.inner
             .stores
-            .policies
+            .jobs
             .request_cancel(id)
             .await?
             .ok_or_else(|| MirrorError::NotFound {
@@ -501,8 +572,8 @@ impl Mirror {
 
     /// Cancels (if running) and deletes a job with its log.
     pub async fn delete_job(&self, id: &str) -> Result<bool, MirrorError> {
-        let _ = self.inner.stores.policies.request_cancel(id).await?;
-        Ok(self.inner.stores.policies.delete_job(id).await?)
+        let _ = self.inner.stores.jobs.request_cancel(id).await?;
+        Ok(self.inner.stores.jobs.delete_job(id).await?)
     }
 
     /// Live counters of a job running in this process.
@@ -559,7 +630,7 @@ impl Mirror {
         let job = self
             .inner
             .stores
-            .policies
+            .jobs
             .claim_job(&self.inner.settings.worker_id, Some(id), Utc::now(), None)
             .await?
             .ok_or_else(|| MirrorError::Conflict {
@@ -589,7 +660,7 @@ impl Mirror {
         Ok(self
             .inner
             .stores
-            .policies
+            .jobs
             .claim_job(
                 &self.inner.settings.worker_id,
                 None,
@@ -610,9 +681,15 @@ impl Mirror {
     /// however recent their heartbeat: on start this worker runs nothing, so
     /// they were left by its previous process ([`Mirror::open`] keeps the
     /// worker ID in the data directory). Also removes abandoned blob
-    /// uploads. Call on start, before running jobs or opening blob writers:
-    /// every unfinished upload is deleted, including one a writer of this
-    /// process still holds (its commit would fail).
+    /// uploads (those no live writer holds, for [`crate::store::FsBlobStore`];
+    /// those older than a grace, for S3), never another replica's live
+    /// one. Call on start, before running jobs: every job of this worker
+    /// still marked running is taken as lost.
+    ///
+    /// Each lost job is recovered at most once, and only if it is unchanged
+    /// since it was found stale ([`crate::store::JobStore::replace_lost_job`]):
+    /// engines recovering at once on one database never requeue a job
+    /// twice, nor one that a worker claimed meanwhile.
     pub async fn recover(&self) -> Result<Vec<Job>, MirrorError> {
         let jobs = self.recover_jobs(true).await?;
         let purged = self.inner.stores.blobs.purge_uploads().await?;

@@ -6,7 +6,7 @@
 //! is the public view.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::reference::RepositoryName;
 use crate::secret::Secret;
@@ -150,9 +150,10 @@ pub fn is_docker_hub(host: &str) -> bool {
 }
 
 /// The outcome of the last evaluation of a policy, as DTR's `MirroringStatus`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct MirroringStatus {
-    /// `SUCCESS`, `PARTIAL`, `FAILED` or `NEVER_RUN`.
+    /// `SUCCESS`, `PARTIAL`, `FAILED`, `CANCELED` or `NEVER_RUN`.
     pub code: String,
     /// A human-readable summary.
     pub detail: String,
@@ -193,20 +194,21 @@ pub struct PollMirroringPolicy {
 
 impl PollMirroringPolicy {
     /// A new policy (a fresh ID, never run) feeding `local_repository`
-    /// from `remote`: the endpoint, `enabled` flag and owner of `form`.
+    /// from `remote` (`form`'s endpoint), with `form`'s flags, owned by
+    /// `owner`.
     pub fn new(
         local_repository: RepositoryName,
         remote: RemoteEndpoint,
-        form: &NewPolicy,
-        initial_evaluation: bool,
+        form: &PolicyForm,
+        owner: Option<&str>,
     ) -> Self {
         let now = crate::job::now();
         PollMirroringPolicy {
             id: uuid::Uuid::new_v4().to_string(),
             local_repository,
             remote,
-            enabled: form.enabled,
-            initial_evaluation,
+            enabled: form.is_enabled(),
+            initial_evaluation: form.evaluates_initially(),
             last_mirrored_at: None,
             last_status: MirroringStatus {
                 code: "NEVER_RUN".into(),
@@ -214,51 +216,128 @@ impl PollMirroringPolicy {
                 timestamp: now,
             },
             created_at: now,
-            owner: form.owner.clone(),
+            owner: owner.map(str::to_string),
         }
     }
 }
 
-impl Serialize for PollMirroringPolicy {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        crate::api::PolicyView::from(self).serialize(s)
+/// A poll mirroring policy's fields, as DTR's `CreatePollMirroringPolicy`,
+/// `UpdatePollMirroringPolicy` and `CreateRemoteRegistryCheck` send them:
+/// the one form for creating a policy, changing one, and checking a
+/// connection, in Rust, on the wire and in Python (whose keyword
+/// arguments are these names in snake_case).
+///
+/// Every field is optional: an update changes the ones given; creating
+/// needs `remoteHost` and `remoteRepository` ([`PolicyForm::endpoint`]
+/// says which is missing). Unknown fields are ignored, as DTR's Go server
+/// did. The secrets are serialized only by a client that sends them; a
+/// policy shown by the server never carries them.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyForm {
+    /// Remote registry URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_host: Option<String>,
+    /// Remote repository, `namespace/name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_repository: Option<String>,
+    /// User name on the remote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Password or access token on the remote (write-only).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "send_secret"
+    )]
+    pub password: Option<Secret>,
+    /// A ready bearer token for the remote (write-only).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "send_secret"
+    )]
+    pub auth_token: Option<Secret>,
+    /// Extra CA certificates (PEM).
+    #[serde(default, rename = "remoteCA", skip_serializing_if = "Option::is_none")]
+    pub remote_ca: Option<String>,
+    /// Skip TLS verification.
+    #[serde(
+        default,
+        rename = "skipTLSVerification",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub skip_tls_verification: Option<bool>,
+    /// Enabled for scheduled polls (DTR's default: true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Mirror every current tag (`true`, the default, "Save & Apply") or
+    /// only tags that appear or move later (`false`, "Save").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_evaluation: Option<bool>,
+    /// The local repository (DTR migration scripts send it; it must match
+    /// the repository the policy is created in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_repository: Option<String>,
+}
+
+/// Serializes a secret a client sends (the one place a [`Secret`] becomes
+/// JSON: a request body to the server that stores it).
+fn send_secret<S: serde::Serializer>(secret: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(v) => s.serialize_str(v.expose()),
+        None => s.serialize_none(),
     }
 }
 
-/// What a caller gives to create a policy (the DTR create form).
-#[derive(Debug, Clone, Default)]
-pub struct NewPolicy {
-    /// Remote registry URL.
-    pub remote_host: String,
-    /// Remote repository, `namespace/name`.
-    pub remote_repository: String,
-    /// User name (may be empty).
-    pub username: String,
-    /// Password or access token (may be empty).
-    pub password: Secret,
-    /// A ready bearer token (may be empty).
-    pub auth_token: Secret,
-    /// Extra CA certificates, PEM (may be empty).
-    pub remote_ca: String,
-    /// Skip TLS verification.
-    pub skip_tls_verification: bool,
-    /// Enabled for scheduled polls (DTR's default is true).
-    pub enabled: bool,
-    /// The account creating the policy: its owner (see
-    /// [`PollMirroringPolicy::owner`]).
-    pub owner: Option<String>,
-}
+impl PolicyForm {
+    /// A form for `remote_repository` on `remote_host`, the other fields
+    /// left out (their defaults: anonymous, enabled, Save & Apply).
+    pub fn new(remote_host: impl Into<String>, remote_repository: impl Into<String>) -> Self {
+        PolicyForm {
+            remote_host: Some(remote_host.into()),
+            remote_repository: Some(remote_repository.into()),
+            ..Default::default()
+        }
+    }
 
-impl NewPolicy {
-    /// Validates the fields and builds the remote endpoint.
+    /// The form's wire field names, in order (read from its `Deserialize`,
+    /// so they are never written out twice).
+    pub fn field_names() -> &'static [&'static str] {
+        crate::serde_fields::struct_fields::<PolicyForm>()
+    }
+
+    /// Whether scheduled polls evaluate the policy (default: true).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.unwrap_or(true)
+    }
+
+    /// Whether every current remote tag is mirrored (default: true).
+    pub fn evaluates_initially(&self) -> bool {
+        self.initial_evaluation.unwrap_or(true)
+    }
+
+    /// Validates the remote fields and builds the endpoint: `remoteHost`
+    /// and `remoteRepository` are required.
     pub fn endpoint(&self) -> Result<RemoteEndpoint, InvalidPolicy> {
-        let host = normalize_host(&self.remote_host)?;
-        let repository = normalize_remote_repository(&host, &self.remote_repository)?;
-        validate_ca(&self.remote_ca)?;
-        if self.username.len() > 255 {
+        let required = |v: &Option<String>, field| {
+            v.clone()
+                .ok_or_else(|| InvalidPolicy::new(field, "is required"))
+        };
+        let host = normalize_host(&required(&self.remote_host, "remoteHost")?)?;
+        let repository = normalize_remote_repository(
+            &host,
+            &required(&self.remote_repository, "remoteRepository")?,
+        )?;
+        let username = self.username.clone().unwrap_or_default();
+        let password = self.password.clone().unwrap_or_default();
+        let remote_ca = self.remote_ca.clone().unwrap_or_default();
+        validate_ca(&remote_ca)?;
+        if username.len() > 255 {
             return Err(InvalidPolicy::new("username", "longer than 255 characters"));
         }
-        if !self.password.is_empty() && self.username.is_empty() {
+        if !password.is_empty() && username.is_empty() {
             return Err(InvalidPolicy::new(
                 "username",
                 "a password or access token needs a username",
@@ -267,12 +346,94 @@ impl NewPolicy {
         Ok(RemoteEndpoint {
             host,
             repository,
-            username: self.username.clone(),
-            password: self.password.clone(),
-            auth_token: self.auth_token.clone(),
-            remote_ca: self.remote_ca.clone(),
-            skip_tls_verification: self.skip_tls_verification,
+            username,
+            password,
+            auth_token: self.auth_token.clone().unwrap_or_default(),
+            remote_ca,
+            skip_tls_verification: self.skip_tls_verification.unwrap_or(false),
         })
+    }
+
+    /// Whether the form, as an update, touches how the remote is reached
+    /// (so the connection must be checked again before saving).
+    pub fn changes_remote(&self) -> bool {
+        self.remote_host.is_some()
+            || self.remote_repository.is_some()
+            || self.username.is_some()
+            || self.password.is_some()
+            || self.auth_token.is_some()
+            || self.remote_ca.is_some()
+            || self.skip_tls_verification.is_some()
+    }
+
+    /// Whether the update points the policy at another host or account:
+    /// then the stored password and token, saved for the old ones, are
+    /// not carried over (a repository admin who was never shown them could
+    /// otherwise have them sent to a host of their choice).
+    fn moves_credentials(&self, current: &RemoteEndpoint) -> bool {
+        let host_moves = self
+            .remote_host
+            .as_deref()
+            .is_some_and(|h| normalize_host(h).map_or(true, |h| h != current.host));
+        let user_moves = self
+            .username
+            .as_deref()
+            .is_some_and(|u| u != current.username);
+        host_moves || user_moves
+    }
+
+    /// Applies the form to `policy` as a partial update by `by` (who
+    /// becomes the owner when the update changes how the remote is
+    /// reached), validating the result. Changing `remoteHost` or
+    /// `username` clears the stored `password` and `authToken` unless the
+    /// update gives new ones.
+    pub fn apply(
+        &self,
+        policy: &PollMirroringPolicy,
+        by: Option<&str>,
+    ) -> Result<PollMirroringPolicy, InvalidPolicy> {
+        let r = &policy.remote;
+        let kept = |secret: &Secret| {
+            if self.moves_credentials(r) {
+                Secret::default()
+            } else {
+                secret.clone()
+            }
+        };
+        let whole = PolicyForm {
+            remote_host: Some(self.remote_host.clone().unwrap_or_else(|| r.host.clone())),
+            remote_repository: Some(
+                self.remote_repository
+                    .clone()
+                    .unwrap_or_else(|| r.repository.to_string()),
+            ),
+            username: Some(self.username.clone().unwrap_or_else(|| r.username.clone())),
+            password: Some(self.password.clone().unwrap_or_else(|| kept(&r.password))),
+            auth_token: Some(
+                self.auth_token
+                    .clone()
+                    .unwrap_or_else(|| kept(&r.auth_token)),
+            ),
+            remote_ca: Some(
+                self.remote_ca
+                    .clone()
+                    .unwrap_or_else(|| r.remote_ca.clone()),
+            ),
+            skip_tls_verification: Some(
+                self.skip_tls_verification
+                    .unwrap_or(r.skip_tls_verification),
+            ),
+            ..PolicyForm::default()
+        };
+        let mut next = policy.clone();
+        next.remote = whole.endpoint()?;
+        next.enabled = self.enabled.unwrap_or(policy.enabled);
+        if self.changes_remote()
+            && let Some(by) = by
+        {
+            next.owner = Some(by.to_string());
+        }
+        Ok(next)
     }
 }
 
@@ -350,106 +511,6 @@ fn is_der_sequence(der: &[u8]) -> bool {
     header + len == der.len() && len > 16
 }
 
-/// A partial update (DTR's `UpdatePollMirroringPolicy`): `None` keeps a field.
-#[derive(Debug, Clone, Default)]
-pub struct PolicyUpdate {
-    /// New remote URL.
-    pub remote_host: Option<String>,
-    /// New remote repository.
-    pub remote_repository: Option<String>,
-    /// New user name.
-    pub username: Option<String>,
-    /// New password or token.
-    pub password: Option<Secret>,
-    /// New bearer token.
-    pub auth_token: Option<Secret>,
-    /// New CA bundle.
-    pub remote_ca: Option<String>,
-    /// New TLS verification switch.
-    pub skip_tls_verification: Option<bool>,
-    /// Enable or disable.
-    pub enabled: Option<bool>,
-    /// The account making the update: it becomes the policy's owner when
-    /// the update changes how the remote is reached.
-    pub owner: Option<String>,
-}
-
-impl PolicyUpdate {
-    /// Whether the update touches how the remote is reached (so the
-    /// connection must be checked again before saving).
-    pub fn changes_remote(&self) -> bool {
-        self.remote_host.is_some()
-            || self.remote_repository.is_some()
-            || self.username.is_some()
-            || self.password.is_some()
-            || self.auth_token.is_some()
-            || self.remote_ca.is_some()
-            || self.skip_tls_verification.is_some()
-    }
-
-    /// Whether the update points the policy at another host or account:
-    /// then the stored password and token, saved for the old ones, are
-    /// not carried over (a repository admin who was never shown them could
-    /// otherwise have them sent to a host of their choice).
-    fn moves_credentials(&self, current: &RemoteEndpoint) -> bool {
-        let host_moves = self
-            .remote_host
-            .as_deref()
-            .is_some_and(|h| normalize_host(h).map_or(true, |h| h != current.host));
-        let user_moves = self
-            .username
-            .as_deref()
-            .is_some_and(|u| u != current.username);
-        host_moves || user_moves
-    }
-
-    /// Applies the update to `policy`, validating the result. Changing
-    /// `remoteHost` or `username` clears the stored `password` and
-    /// `authToken` unless the update gives new ones.
-    pub fn apply(
-        &self,
-        policy: &PollMirroringPolicy,
-    ) -> Result<PollMirroringPolicy, InvalidPolicy> {
-        let r = &policy.remote;
-        let kept = |secret: &Secret| {
-            if self.moves_credentials(r) {
-                Secret::default()
-            } else {
-                secret.clone()
-            }
-        };
-        let form = NewPolicy {
-            remote_host: self.remote_host.clone().unwrap_or_else(|| r.host.clone()),
-            remote_repository: self
-                .remote_repository
-                .clone()
-                .unwrap_or_else(|| r.repository.to_string()),
-            username: self.username.clone().unwrap_or_else(|| r.username.clone()),
-            password: self.password.clone().unwrap_or_else(|| kept(&r.password)),
-            auth_token: self
-                .auth_token
-                .clone()
-                .unwrap_or_else(|| kept(&r.auth_token)),
-            remote_ca: self
-                .remote_ca
-                .clone()
-                .unwrap_or_else(|| r.remote_ca.clone()),
-            skip_tls_verification: self
-                .skip_tls_verification
-                .unwrap_or(r.skip_tls_verification),
-            enabled: self.enabled.unwrap_or(policy.enabled),
-            owner: None,
-        };
-        let mut next = policy.clone();
-        next.remote = form.endpoint()?;
-        next.enabled = form.enabled;
-        if self.changes_remote() && self.owner.is_some() {
-            next.owner = self.owner.clone();
-        }
-        Ok(next)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -479,84 +540,101 @@ mod tests {
 
     #[test]
     fn bad_fields_name_the_field() {
-        let form = NewPolicy {
-            remote_host: "https://r.example.com".into(),
-            remote_repository: "a/b".into(),
-            remote_ca: "-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n".into(),
-            ..Default::default()
+        let form = PolicyForm {
+            remote_ca: Some(
+                "-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n".into(),
+            ),
+            ..PolicyForm::new("https://r.example.com", "a/b")
         };
         assert_eq!(form.endpoint().unwrap_err().field, "remoteCA");
-        let form = NewPolicy {
-            remote_host: "https://r.example.com/v2/x".into(),
-            ..Default::default()
-        };
+        let form = PolicyForm::new("https://r.example.com/v2/x", "a/b");
         assert_eq!(form.endpoint().unwrap_err().field, "remoteHost");
-        let form = NewPolicy {
-            remote_host: "https://r.example.com".into(),
-            remote_repository: "UPPER/case".into(),
-            ..Default::default()
-        };
+        let form = PolicyForm::new("https://r.example.com", "UPPER/case");
         assert_eq!(form.endpoint().unwrap_err().field, "remoteRepository");
+        let form = PolicyForm {
+            remote_repository: None,
+            ..PolicyForm::new("https://r.example.com", "a/b")
+        };
+        let e = form.endpoint().unwrap_err();
+        assert_eq!(
+            (e.field, e.reason.as_str()),
+            ("remoteRepository", "is required")
+        );
+    }
+
+    #[test]
+    fn field_names_are_the_wire_names() {
+        assert_eq!(
+            PolicyForm::field_names(),
+            [
+                "remoteHost",
+                "remoteRepository",
+                "username",
+                "password",
+                "authToken",
+                "remoteCA",
+                "skipTLSVerification",
+                "enabled",
+                "initialEvaluation",
+                "localRepository"
+            ]
+        );
     }
 
     /// A saved policy with a password and a token, owned by `alice`.
     fn saved_policy() -> PollMirroringPolicy {
-        let form = NewPolicy {
-            remote_host: "https://r.example.com".into(),
-            remote_repository: "a/b".into(),
-            username: "bot".into(),
-            password: Secret::new("pa55word"),
-            auth_token: Secret::new("tok3n"),
-            enabled: true,
-            owner: Some("alice".into()),
-            ..Default::default()
+        let form = PolicyForm {
+            username: Some("bot".into()),
+            password: Some(Secret::new("pa55word")),
+            auth_token: Some(Secret::new("tok3n")),
+            ..PolicyForm::new("https://r.example.com", "a/b")
         };
         let local = RepositoryName::parse("acme/b").unwrap();
-        PollMirroringPolicy::new(local, form.endpoint().unwrap(), &form, true)
+        PollMirroringPolicy::new(local, form.endpoint().unwrap(), &form, Some("alice"))
     }
 
     #[test]
     fn re_pointing_a_policy_drops_its_secrets() {
         let p = saved_policy();
         for update in [
-            PolicyUpdate {
+            PolicyForm {
                 remote_host: Some("https://evil.example".into()),
                 ..Default::default()
             },
-            PolicyUpdate {
+            PolicyForm {
                 username: Some("other".into()),
                 ..Default::default()
             },
         ] {
-            let next = update.apply(&p).unwrap();
+            let next = update.apply(&p, None).unwrap();
             assert!(next.remote.password.is_empty(), "{update:?}");
             assert!(next.remote.auth_token.is_empty(), "{update:?}");
         }
         // The same host (spelled with a trailing slash) and the same user
         // keep them; so does a change of repository or CA.
         for update in [
-            PolicyUpdate {
+            PolicyForm {
                 remote_host: Some("https://r.example.com/".into()),
                 username: Some("bot".into()),
                 ..Default::default()
             },
-            PolicyUpdate {
+            PolicyForm {
                 remote_repository: Some("a/c".into()),
                 enabled: Some(false),
                 ..Default::default()
             },
         ] {
-            let next = update.apply(&p).unwrap();
+            let next = update.apply(&p, None).unwrap();
             assert_eq!(next.remote.password.expose(), "pa55word", "{update:?}");
             assert_eq!(next.remote.auth_token.expose(), "tok3n", "{update:?}");
         }
         // New secrets in the same request are used.
-        let next = PolicyUpdate {
+        let next = PolicyForm {
             remote_host: Some("https://other.example".into()),
             password: Some(Secret::new("new")),
             ..Default::default()
         }
-        .apply(&p)
+        .apply(&p, None)
         .unwrap();
         assert_eq!(next.remote.password.expose(), "new");
         assert!(next.remote.auth_token.is_empty());
@@ -565,21 +643,13 @@ mod tests {
     #[test]
     fn whoever_changes_the_remote_becomes_the_owner() {
         let p = saved_policy();
-        let by = |owner: &str, update: PolicyUpdate| {
-            PolicyUpdate {
-                owner: Some(owner.into()),
-                ..update
-            }
-            .apply(&p)
-            .unwrap()
-            .owner
-        };
-        let moved = PolicyUpdate {
+        let by = |owner: &str, update: PolicyForm| update.apply(&p, Some(owner)).unwrap().owner;
+        let moved = PolicyForm {
             remote_repository: Some("a/c".into()),
             ..Default::default()
         };
         assert_eq!(by("mallory", moved).as_deref(), Some("mallory"));
-        let toggled = PolicyUpdate {
+        let toggled = PolicyForm {
             enabled: Some(false),
             ..Default::default()
         };

@@ -16,14 +16,15 @@ use chrono::Utc;
 use futures_util::StreamExt;
 
 use crate::copy::image::copy_tree;
-use crate::copy::{CopyContext, CopyError, Progress};
+use crate::copy::{CopyContext, CopyError};
 use crate::diff::{Change, plan};
 use crate::digest::Digest;
 use crate::error::ErrorKind;
 use crate::policy::PollMirroringPolicy;
+use crate::progress::Progress;
 use crate::reference::RepositoryName;
 use crate::remote::{RemoteError, RemoteRegistry};
-use crate::store::{RepositoryStore, StoreError, TagRecord};
+use crate::store::{RepositoryStore, StoreError, TagRecord, TagSource};
 use crate::write::{WriteError, publish_checked};
 
 /// Where a poll writes its log lines.
@@ -261,8 +262,11 @@ pub async fn poll_policy(
             digest: item.digest.clone(),
             media_type: top.media_type.clone(),
             size: top.size,
-            mirrored_by: Some(policy.id.clone()),
-            mirrored_from: Some(format!("{source}:{}", item.tag)),
+            mirrored: Some(TagSource {
+                policy_id: policy.id.clone(),
+                remote_repository: source.clone(),
+                remote_tag: item.tag.clone(),
+            }),
             updated_at: Utc::now(),
         };
         // copy_tree fetched and verified every blob, or the ReuseGate let

@@ -11,14 +11,15 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use crate::access::ReuseGate;
-use crate::copy::{CopyContext, Progress};
+use crate::copy::CopyContext;
 use crate::error::ErrorKind;
 use crate::job::{Job, JobEvent, JobFailure, JobStatus, PARAM_POLICY_ID, transition};
 use crate::metrics::PollResult;
-use crate::mirror::{Mirror, MirrorError};
+use crate::mirror::{Mirror, MirrorError, Stores};
 use crate::policy::{MirroringStatus, PollMirroringPolicy};
 use crate::poll::{LogSink, PollEnv, PollError, PollReport, poll_policy};
-use crate::store::{PolicyStore, StoreError};
+use crate::progress::Progress;
+use crate::store::{JobLogStore, StoreError};
 
 impl From<StoreError> for JobFailure {
     fn from(e: StoreError) -> Self {
@@ -32,7 +33,7 @@ impl Mirror {
             - chrono::Duration::from_std(self.inner.settings.stale_after)
                 .unwrap_or(chrono::Duration::seconds(30));
         let mut out = Vec::new();
-        let policies = &self.inner.stores.policies;
+        let stores = &self.inner.stores;
         let own = &self.inner.settings.worker_id;
         // At start, jobs still claimed by this worker are lost whatever their
         // heartbeat says, so ask for every running job (a cutoff in the
@@ -42,7 +43,8 @@ impl Mirror {
         } else {
             stale_before
         };
-        let lost: Vec<Job> = policies
+        let lost: Vec<Job> = stores
+            .jobs
             .stale_jobs(cutoff)
             .await?
             .into_iter()
@@ -56,6 +58,10 @@ impl Mirror {
             } else {
                 "worker lost (no heartbeat)"
             };
+            // As found: recovered only if still so when written (another
+            // engine may have recovered it, or a worker claimed or
+            // heart-beated it, since it was read).
+            let (found_worker, found_heartbeat) = (job.worker_id.clone(), job.heartbeat_at);
             let retry = job.retries_left > 0;
             job.status = transition(job.status, JobEvent::WorkerLost { retry })
                 .unwrap_or(JobStatus::Errored);
@@ -69,9 +75,17 @@ impl Mirror {
                 ));
             }
             job.last_updated = crate::job::now();
-            policies.update_job(&job).await?;
-            policies.release_job_leases(&job.id).await?;
-            policies
+            if !stores
+                .jobs
+                .replace_lost_job(&job, &found_worker, found_heartbeat)
+                .await?
+            {
+                continue;
+            }
+            // Only the recovery that won gets here, once per loss.
+            stores.leases.release_job_leases(&job.id).await?;
+            stores
+                .logs
                 .append_log(
                     &job.id,
                     &[if retry {
@@ -96,7 +110,7 @@ impl Mirror {
         cancel: CancellationToken,
         progress: Option<Arc<Progress>>,
     ) -> Job {
-        let policies = self.inner.stores.policies.clone();
+        let stores = self.inner.stores.clone();
         let progress = progress.unwrap_or_default();
         let started = std::time::Instant::now();
         self.inner
@@ -106,16 +120,17 @@ impl Mirror {
             .insert(job.id.clone(), (progress.clone(), progress.snapshot()));
         let log = Arc::new(JobLog::default());
         let job_cancel = cancel.child_token();
-        // Aborted on drop too: if this future is dropped (its task aborted),
-        // the heartbeat stops, so the job shows up as lost and is recovered.
-        let beat = AbortOnDrop(tokio::spawn(heartbeat_loop(
-            policies.clone(),
-            job.id.clone(),
-            self.inner.settings.heartbeat_interval,
-            job_cancel.clone(),
-            log.clone(),
-            job.deadline,
-        )));
+        let beat = Heartbeat::spawn(|stop| {
+            heartbeat_loop(
+                stores.clone(),
+                job.id.clone(),
+                self.inner.settings.heartbeat_interval,
+                job_cancel.clone(),
+                stop,
+                log.clone(),
+                job.deadline,
+            )
+        });
         log.line(format!(
             "job {} ({}) started on worker {}",
             job.id, job.action, self.inner.settings.worker_id
@@ -123,7 +138,9 @@ impl Mirror {
         let outcome = self
             .poll_mirror(&job, &job_cancel, &progress, log.as_ref())
             .await;
-        drop(beat);
+        // Stopped between ticks and awaited, so a flush it started ends
+        // (its lines written) before the last lines are flushed below.
+        beat.stop().await;
         let event = match &outcome {
             Ok(()) => JobEvent::Succeed,
             Err(_) if job_cancel.is_cancelled() => JobEvent::Cancel,
@@ -146,10 +163,10 @@ impl Mirror {
         };
         job.last_updated = crate::job::now();
         job.cancel_requested = false;
-        if let Err(e) = log.flush(policies.as_ref(), &job.id).await {
+        if let Err(e) = log.flush(stores.logs.as_ref(), &job.id).await {
             tracing::error!(job = %job.id, "cannot write job log: {e}");
         }
-        if let Err(e) = policies.update_job(&job).await {
+        if let Err(e) = stores.jobs.update_job(&job).await {
             tracing::error!(job = %job.id, "cannot record job status: {e}");
         }
         {
@@ -175,7 +192,8 @@ impl Mirror {
         progress: &Arc<Progress>,
         log: &JobLog,
     ) -> Result<(), JobFailure> {
-        let store = &self.inner.stores.policies;
+        let stores = &self.inner.stores;
+        let store = &stores.policies;
         let targets = match job.parameters.get(PARAM_POLICY_ID) {
             Some(id) => match store.policy(id).await? {
                 Some(p) => vec![p],
@@ -209,7 +227,7 @@ impl Mirror {
             let result = self
                 .poll_one(&policy, cancel, progress, &transfers, log)
                 .await;
-            let _ = store.release_policy(&policy.id, &job.id).await;
+            let _ = stores.leases.release_policy(&policy.id, &job.id).await;
             let now = crate::job::now();
             let (outcome, detail, mirrored_at) = match &result {
                 Ok(r) if r.tags_failed == 0 => (
@@ -289,7 +307,7 @@ impl Mirror {
         cancel: &CancellationToken,
         log: &JobLog,
     ) -> Result<(), JobFailure> {
-        let store = &self.inner.stores.policies;
+        let store = &self.inner.stores.leases;
         let mut waiting_for: Option<String> = None;
         loop {
             let until = Utc::now() + POLICY_LEASE;
@@ -377,36 +395,85 @@ impl Mirror {
     }
 }
 
-/// How long a poll's lease on its policy lasts (a crashed poll's lease
-/// lapses after this, or sooner through crash recovery).
-const POLICY_LEASE: chrono::Duration = chrono::Duration::hours(6);
+/// How long a poll's lease on its policy lasts past the job's last
+/// heartbeat, which renews it: a crashed poll's lease lapses after this (or
+/// sooner, through crash recovery), whichever worker or replica finds it.
+const POLICY_LEASE: chrono::Duration = chrono::Duration::minutes(2);
 /// How often a job waiting for another job's lease on a policy looks again.
 const LEASE_RETRY: Duration = Duration::from_millis(500);
 
-/// Aborts a spawned task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// The heartbeat task of a running job. [`Heartbeat::stop`] ends it
+/// between two ticks and waits for it, so whatever it was writing (a log
+/// flush) completes; dropped without `stop` (the job's own future was
+/// dropped, its task aborted), it aborts the task, so the heartbeats stop
+/// and the job shows up as lost and is recovered.
+struct Heartbeat {
+    stop: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
 
-impl Drop for AbortOnDrop {
+impl Heartbeat {
+    fn spawn<F>(make: impl FnOnce(CancellationToken) -> F) -> Self
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(make(stop.clone()));
+        Heartbeat {
+            stop,
+            task: Some(task),
+        }
+    }
+
+    /// Ends the loop at its next wait between ticks, and waits for it.
+    async fn stop(mut self) {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            // Dropped while waiting here, the task is detached, not
+            // aborted: it sees the stop token and ends by itself.
+            if let Err(e) = task.await
+                && e.is_panic()
+            {
+                tracing::error!("a job's heartbeat task panicked: {e}");
+            }
+        }
+    }
+}
+
+impl Drop for Heartbeat {
     fn drop(&mut self) {
-        self.0.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 
 /// Records heartbeats, flushes log lines, and turns a stored cancel request
-/// or a passed deadline into a cancel of the running job.
+/// or a passed deadline into a cancel of the running job, until `stop`,
+/// which is looked at only between ticks: a tick's writes are never cut
+/// short.
 async fn heartbeat_loop(
-    store: Arc<dyn PolicyStore>,
+    stores: Stores,
     job_id: String,
     every: Duration,
     cancel: CancellationToken,
+    stop: CancellationToken,
     log: Arc<JobLog>,
     deadline: Option<chrono::DateTime<Utc>>,
 ) {
     let mut tick = tokio::time::interval(every);
     loop {
-        tick.tick().await;
-        let _ = log.flush(store.as_ref(), &job_id).await;
-        match store.heartbeat(&job_id, Utc::now()).await {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let _ = log.flush(stores.logs.as_ref(), &job_id).await;
+        let _ = stores
+            .leases
+            .renew_leases(&job_id, Utc::now() + POLICY_LEASE)
+            .await;
+        match stores.jobs.heartbeat(&job_id, Utc::now()).await {
             Ok(Some(job)) if job.cancel_requested => {
                 log.line("cancel requested".into());
                 cancel.cancel();
@@ -433,22 +500,86 @@ struct JobLog {
 }
 
 impl JobLog {
-    async fn flush(&self, store: &dyn PolicyStore, job_id: &str) -> Result<(), StoreError> {
+    async fn flush(&self, store: &dyn JobLogStore, job_id: &str) -> Result<(), StoreError> {
         let _guard = self.flush_lock.lock().await;
-        let lines = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        let lines = std::mem::take(&mut *self.pending());
         if lines.is_empty() {
             return Ok(());
         }
-        store.append_log(job_id, &lines).await
+        let written = store.append_log(job_id, &lines).await;
+        if written.is_err() {
+            // Kept for the next flush, before the lines logged meanwhile.
+            let mut pending = self.pending();
+            let newer = std::mem::replace(&mut *pending, lines);
+            pending.extend(newer);
+        }
+        written
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl LogSink for JobLog {
     fn line(&self, text: String) {
         tracing::info!(target: "regmirror::job", "{text}");
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(text);
+        self.pending().push(text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    use super::JobLog;
+    use crate::job::LogLine;
+    use crate::poll::LogSink;
+    use crate::store::{JobLogStore, StoreError};
+
+    /// A log store whose next `fail` appends fail.
+    #[derive(Default)]
+    struct Flaky {
+        fail: Mutex<usize>,
+        lines: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl JobLogStore for Flaky {
+        async fn append_log(&self, _: &str, lines: &[String]) -> Result<(), StoreError> {
+            let mut fail = self.fail.lock().unwrap();
+            if *fail > 0 {
+                *fail -= 1;
+                return Err(StoreError::Corrupt {
+                    reason: "down".into(),
+                });
+            }
+            self.lines.lock().unwrap().extend_from_slice(lines);
+            Ok(())
+        }
+
+        async fn logs(&self, _: &str, _: i64, _: i64) -> Result<Vec<LogLine>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_flush_keeps_its_lines_in_order_for_the_next() {
+        let store = Flaky {
+            fail: Mutex::new(2),
+            ..Default::default()
+        };
+        let log = JobLog::default();
+        log.line("a".into());
+        log.line("b".into());
+        assert!(log.flush(&store, "j").await.is_err());
+        log.line("c".into());
+        assert!(log.flush(&store, "j").await.is_err());
+        log.line("d".into());
+        log.flush(&store, "j").await.unwrap();
+        log.flush(&store, "j").await.unwrap();
+        assert_eq!(*store.lines.lock().unwrap(), ["a", "b", "c", "d"]);
     }
 }

@@ -56,6 +56,26 @@ impl<'de> serde::Deserialize<'de> for Secret {
     }
 }
 
+/// On the wire a secret is a string a client sends and no answer carries
+/// (`writeOnly`).
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Secret {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
+            .write_only(Some(true))
+            .description(Some(
+                "A password or token: sent by a client, never shown in an answer.",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Secret {}
+
 #[cfg(test)]
 mod tests {
     #[test]

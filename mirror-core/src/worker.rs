@@ -53,9 +53,7 @@ impl Worker {
     }
 
     /// [`Worker::run`] without the start-up [`Mirror::recover`], for a
-    /// caller that ran it already: one that writes blobs of its own (a
-    /// server accepting pushes) must recover before it opens any writer,
-    /// since recovery deletes every unfinished upload.
+    /// caller that ran it already (a server recovers before it serves).
     pub async fn run_recovered(self, shutdown: CancellationToken) {
         let tracker = TaskTracker::new();
         let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(self.concurrency));
@@ -67,8 +65,8 @@ impl Worker {
             };
             if last_recover.elapsed() > self.mirror.settings().stale_after {
                 last_recover = tokio::time::Instant::now();
-                // Not `recover`: purging uploads now would delete the files
-                // of blobs being written by running jobs (and pushes).
+                // Not `recover`: at start, it takes this worker's running
+                // jobs as lost, and a purge of uploads is a start's work.
                 let _ = self.mirror.recover_lost_jobs().await;
             }
             let mirror = self.mirror.clone();

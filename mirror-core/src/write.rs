@@ -2,13 +2,13 @@
 //! push and a poll alike, so "a tag never points at something missing" is
 //! enforced in one place.
 //!
-//! [`publish_checked`] is the door to [`RepositoryStore::publish`] (a push
+//! `publish_checked` is the door to [`RepositoryStore::publish`] (a push
 //! checks first and publishes after storing its bytes, the same two steps):
 //! every blob a manifest references must be committed in the blob store
 //! and either already held by the repository or vouched for by the caller
 //! (a poll vouches for the blobs it copied or was allowed to reuse); every
 //! child manifest must be held by the repository or published in the same
-//! call. [`Mirror::push_manifest`] is a push's whole write: parse, check the
+//! call. [`push_manifest`] is a push's whole write: parse, check the
 //! digest or tag, store the bytes, publish.
 
 use bytes::Bytes;
@@ -16,7 +16,6 @@ use bytes::Bytes;
 use crate::digest::Digest;
 use crate::error::ErrorKind;
 use crate::manifest::{MAX_MANIFEST_SIZE, Manifest, ManifestError};
-use crate::mirror::Mirror;
 use crate::reference::{RepositoryName, validate_tag};
 use crate::store::{BlobStore, ManifestRecord, RepositoryStore, StoreError, TagRecord};
 
@@ -173,64 +172,61 @@ async fn check_references(
     Ok(())
 }
 
-impl Mirror {
-    /// Stores a pushed manifest in `repo` under `reference` (a tag, or the
-    /// digest the bytes must hash to): parsed with [`Manifest::parse`]
-    /// (`content_type` when the JSON names no media type), every blob and
-    /// child it references already in the repository, the bytes stored,
-    /// then linked and the tag moved in one transaction.
-    pub async fn push_manifest(
-        &self,
-        repo: &RepositoryName,
-        reference: &str,
-        bytes: Bytes,
-        content_type: Option<&str>,
-    ) -> Result<PushedManifest, WriteError> {
-        let reference = Reference::parse(reference)?;
-        let manifest = Manifest::parse(&bytes, content_type)?;
-        let digest = Digest::of(&bytes);
-        if let Reference::Digest(expected) = &reference
-            && *expected != digest
-        {
-            return Err(WriteError::DigestMismatch {
-                expected: expected.clone(),
-                actual: digest,
-            });
-        }
-        let stores = self.stores();
-        let size = bytes.len() as u64;
-        debug_assert!(size <= MAX_MANIFEST_SIZE, "checked by Manifest::parse");
-        let record = ManifestRecord::from_manifest(digest.clone(), size, &manifest);
-        // Checked before the bytes are stored, so a refused push leaves
-        // nothing behind; a push vouches for nothing it did not upload.
-        check_references(
-            stores.blobs.as_ref(),
-            stores.repos.as_ref(),
-            repo,
-            std::slice::from_ref(&record),
-            &|_: &Digest| false,
-        )
-        .await?;
-        if stores.blobs.stat(&digest).await? != Some(size) {
-            stores.blobs.put(bytes, &digest).await?;
-        }
-        let tags: Vec<TagRecord> = match reference {
-            Reference::Tag(name) => vec![TagRecord {
-                name: name.to_string(),
-                digest: digest.clone(),
-                media_type: manifest.media_type.clone(),
-                size,
-                mirrored_by: None,
-                mirrored_from: None,
-                updated_at: chrono::Utc::now(),
-            }],
-            Reference::Digest(_) => Vec::new(),
-        };
-        publish(stores.repos.as_ref(), repo, &[record], &tags).await?;
-        Ok(PushedManifest {
-            digest,
-            media_type: manifest.media_type,
-            subject: manifest.subject.map(|s| s.digest),
-        })
+/// Stores a pushed manifest in `repo` under `reference` (a tag, or the
+/// digest the bytes must hash to): parsed with [`Manifest::parse`]
+/// (`content_type` when the JSON names no media type), every blob and
+/// child it references already in the repository, the bytes stored, then
+/// linked and the tag moved in one transaction.
+pub async fn push_manifest(
+    blobs: &dyn BlobStore,
+    repos: &dyn RepositoryStore,
+    repo: &RepositoryName,
+    reference: &str,
+    bytes: Bytes,
+    content_type: Option<&str>,
+) -> Result<PushedManifest, WriteError> {
+    let reference = Reference::parse(reference)?;
+    let manifest = Manifest::parse(&bytes, content_type)?;
+    let digest = Digest::of(&bytes);
+    if let Reference::Digest(expected) = &reference
+        && *expected != digest
+    {
+        return Err(WriteError::DigestMismatch {
+            expected: expected.clone(),
+            actual: digest,
+        });
     }
+    let size = bytes.len() as u64;
+    debug_assert!(size <= MAX_MANIFEST_SIZE, "checked by Manifest::parse");
+    let record = ManifestRecord::from_manifest(digest.clone(), size, &manifest);
+    // Checked before the bytes are stored, so a refused push leaves
+    // nothing behind; a push vouches for nothing it did not upload.
+    check_references(
+        blobs,
+        repos,
+        repo,
+        std::slice::from_ref(&record),
+        &|_: &Digest| false,
+    )
+    .await?;
+    if blobs.stat(&digest).await? != Some(size) {
+        blobs.put(bytes, &digest).await?;
+    }
+    let tags: Vec<TagRecord> = match reference {
+        Reference::Tag(name) => vec![TagRecord {
+            name: name.to_string(),
+            digest: digest.clone(),
+            media_type: manifest.media_type.clone(),
+            size,
+            mirrored: None,
+            updated_at: chrono::Utc::now(),
+        }],
+        Reference::Digest(_) => Vec::new(),
+    };
+    publish(repos, repo, &[record], &tags).await?;
+    Ok(PushedManifest {
+        digest,
+        media_type: manifest.media_type,
+        subject: manifest.subject.map(|s| s.digest),
+    })
 }

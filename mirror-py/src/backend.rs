@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use mirror_core::client::ApiClient;
 use mirror_core::{
-    ErrorKind, Mirror, MirrorError, NewPolicy, Permissions, Progress, RepositoryName,
+    ErrorKind, Mirror, MirrorError, Permissions, PolicyForm, Progress, RepositoryName,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -63,7 +63,7 @@ impl Backend {
     }
 
     /// Checks that the remote in `form` can be reached and read.
-    pub async fn check_connection(&self, form: NewPolicy) -> Result<Permissions, Failure> {
+    pub async fn check_connection(&self, form: PolicyForm) -> Result<Permissions, Failure> {
         Ok(match self {
             Backend::Embedded(m) => {
                 let endpoint = form.endpoint().map_err(MirrorError::from)?;

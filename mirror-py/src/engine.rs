@@ -10,9 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mirror_core::client::ApiClient;
-use mirror_core::{
-    ErrorKind, JobFilter, Mirror as CoreMirror, NewPolicy, PolicyUpdate, Progress, Secret,
-};
+use mirror_core::{ErrorKind, JobFilter, Mirror as CoreMirror, Progress, Secret};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use pyo3_async_runtimes::tokio::future_into_py;
@@ -20,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::{Backend, on, repository};
 use crate::errors::{Failure, failure};
+use crate::form::FormArgs;
 use crate::model::{Job, Policy, Tag};
 use crate::runtime::{block, block_with, joined, runtime};
 
@@ -30,32 +29,6 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 #[pyclass(module = "regmirror", name = "_Engine", subclass, frozen)]
 pub struct Engine {
     backend: Backend,
-}
-
-/// The policy form from keyword arguments. Secrets go straight into
-/// [`Secret`]s, which never print.
-#[allow(clippy::too_many_arguments)]
-fn form(
-    remote_host: String,
-    remote_repository: String,
-    username: String,
-    password: String,
-    auth_token: String,
-    remote_ca: Option<String>,
-    skip_tls_verification: bool,
-    enabled: bool,
-) -> NewPolicy {
-    NewPolicy {
-        remote_host,
-        remote_repository,
-        username,
-        password: Secret::new(password),
-        auth_token: Secret::new(auth_token),
-        remote_ca: remote_ca.unwrap_or_default(),
-        skip_tls_verification,
-        enabled,
-        owner: None,
-    }
 }
 
 /// The progress snapshot as a dict with snake_case keys.
@@ -74,13 +47,15 @@ fn progress_dict<'py>(py: Python<'py>, p: &Progress) -> PyResult<Bound<'py, PyDi
 /// Declares `_Engine`'s methods: each `fn name / name_async (backend,
 /// args) -> T { body }` becomes a blocking `name` (GIL released, Ctrl-C
 /// aborts it) and an awaitable `name_async`, both running `body` as an
-/// `async fn(backend, args) -> Result<T, Failure>`. The methods after `;`
-/// are taken as written.
+/// `async fn(backend, args) -> Result<T, Failure>`. An argument's type is
+/// a name with at most one generic argument (`Option<FormArgs>`), so pyo3
+/// sees its `Option` (a `**kwargs` argument must be one). The methods
+/// after `;` are taken as written.
 macro_rules! engine_methods {
     (
         $(
             $(#[$attr:meta])*
-            fn $name:ident / $name_async:ident ($b:ident $(, $arg:ident : $ty:ty)*) -> $ret:ty $body:block
+            fn $name:ident / $name_async:ident ($b:ident $(, $arg:ident : $ty:ident $(<$inner:ty>)?)*) -> $ret:ty $body:block
         )*
         ; $($rest:tt)*
     ) => {
@@ -89,8 +64,8 @@ macro_rules! engine_methods {
             $(
                 $(#[$attr])*
                 #[allow(clippy::too_many_arguments)]
-                fn $name(&self, py: Python<'_>, $($arg: $ty),*) -> PyResult<$ret> {
-                    async fn run($b: Backend, $($arg: $ty),*) -> Result<$ret, Failure> $body
+                fn $name(&self, py: Python<'_>, $($arg: $ty $(<$inner>)?),*) -> PyResult<$ret> {
+                    async fn run($b: Backend, $($arg: $ty $(<$inner>)?),*) -> Result<$ret, Failure> $body
                     block(py, run(self.backend.clone(), $($arg),*))
                 }
 
@@ -99,9 +74,9 @@ macro_rules! engine_methods {
                 fn $name_async<'py>(
                     &self,
                     py: Python<'py>,
-                    $($arg: $ty),*
+                    $($arg: $ty $(<$inner>)?),*
                 ) -> PyResult<Bound<'py, PyAny>> {
-                    async fn run($b: Backend, $($arg: $ty),*) -> Result<$ret, Failure> $body
+                    async fn run($b: Backend, $($arg: $ty $(<$inner>)?),*) -> Result<$ret, Failure> $body
                     let done = run(self.backend.clone(), $($arg),*);
                     future_into_py(py, async move { Ok(done.await?) })
                 }
@@ -114,41 +89,27 @@ macro_rules! engine_methods {
 engine_methods! {
     /// Creates a poll mirroring policy for `local_repository` (created
     /// private if missing) after checking that the credentials can read
-    /// the remote repository.
-    #[pyo3(signature = (
-        local_repository, *, remote_host, remote_repository, username = String::new(),
-        password = String::new(), auth_token = String::new(), remote_ca = None,
-        skip_tls_verification = false, enabled = true, initial_evaluation = true
-    ))]
+    /// the remote repository. `form`: the policy's fields in snake_case
+    /// (`remote_host` and `remote_repository` required).
+    #[pyo3(signature = (local_repository, **form))]
     fn add_policy / add_policy_async (
-        backend, local_repository: String, remote_host: String, remote_repository: String,
-        username: String, password: String, auth_token: String, remote_ca: Option<String>,
-        skip_tls_verification: bool, enabled: bool, initial_evaluation: bool
+        backend, local_repository: String, form: Option<FormArgs>
     ) -> Policy {
-        let f = form(remote_host, remote_repository, username, password, auth_token,
-            remote_ca, skip_tls_verification, enabled);
+        let form = form.unwrap_or_default().0;
         let local = repository(&local_repository, "localRepository")?;
         let p = on!(&backend,
-            m => m.add_policy(&local, f, initial_evaluation),
-            c => c.add_policy(&local, &f, initial_evaluation));
+            m => m.add_policy(&local, &form, None),
+            c => c.add_policy(&local, &form));
         Ok(Policy::from(&p))
     }
 
     /// Whether the remote can be reached and read (and written):
     /// `{"read": bool, "write": bool}`. Fails with the reason otherwise.
-    #[pyo3(signature = (
-        *, remote_host, remote_repository, username = String::new(),
-        password = String::new(), auth_token = String::new(), remote_ca = None,
-        skip_tls_verification = false
-    ))]
+    #[pyo3(signature = (**form))]
     fn check_connection / check_connection_async (
-        backend, remote_host: String, remote_repository: String, username: String,
-        password: String, auth_token: String, remote_ca: Option<String>,
-        skip_tls_verification: bool
+        backend, form: Option<FormArgs>
     ) -> BTreeMap<&'static str, bool> {
-        let f = form(remote_host, remote_repository, username, password, auth_token,
-            remote_ca, skip_tls_verification, true);
-        let p = backend.check_connection(f).await?;
+        let p = backend.check_connection(form.unwrap_or_default().0).await?;
         Ok([("read", p.read), ("write", p.write)].into())
     }
 
@@ -169,30 +130,12 @@ engine_methods! {
 
     /// Changes the given fields (the others stay); a change of how the
     /// remote is reached is checked before it is saved.
-    #[pyo3(signature = (
-        id, *, remote_host = None, remote_repository = None, username = None,
-        password = None, auth_token = None, remote_ca = None,
-        skip_tls_verification = None, enabled = None
-    ))]
-    fn update_policy / update_policy_async (
-        backend, id: String, remote_host: Option<String>, remote_repository: Option<String>,
-        username: Option<String>, password: Option<String>, auth_token: Option<String>,
-        remote_ca: Option<String>, skip_tls_verification: Option<bool>, enabled: Option<bool>
-    ) -> Policy {
-        let update = PolicyUpdate {
-            remote_host,
-            remote_repository,
-            username,
-            password: password.map(Secret::new),
-            auth_token: auth_token.map(Secret::new),
-            remote_ca,
-            skip_tls_verification,
-            enabled,
-            owner: None,
-        };
+    #[pyo3(signature = (id, **form))]
+    fn update_policy / update_policy_async (backend, id: String, form: Option<FormArgs>) -> Policy {
+        let form = form.unwrap_or_default().0;
         let p = on!(&backend,
-            m => m.update_policy(&id, update),
-            c => c.update_policy(&id, &update));
+            m => m.update_policy(&id, &form, None),
+            c => c.update_policy(&id, &form));
         Ok(Policy::from(&p))
     }
 

@@ -55,56 +55,30 @@ const BASE_DOC: &str = "Base class of every regmirror error. `kind` names the fa
     (`not_found`, `unauthorized`, `denied`, `tls`, `unreachable`, `transient`, \
     `digest_mismatch`, `invalid`, `conflict`, `canceled`, `internal`).";
 
+/// `(name, builtin base or "", kinds, doc)` rows from `Name(builtin;
+/// kinds): doc` lines.
+macro_rules! subclasses {
+    ($($name:ident($builtin:literal; $($kind:ident),+): $doc:literal;)*) => {
+        [$((stringify!($name), $builtin, &[$(ErrorKind::$kind),+] as &[ErrorKind], $doc)),*]
+    };
+}
+
 /// `MirrorError`'s subclasses: name, the builtin a Python caller would
 /// also expect (or none), the kinds it is raised for, doc. Other kinds
 /// (`transient`, `conflict`, `internal`) raise `MirrorError` itself.
-const SUBCLASSES: [(&str, &str, &[ErrorKind], &str); 7] = [
-    (
-        "AuthenticationError",
-        "",
-        &[ErrorKind::Unauthorized, ErrorKind::Denied],
-        "The remote registry (or the server) refused the credentials, or \
-         they may not access the repository.",
-    ),
-    (
-        "TLSError",
-        "",
-        &[ErrorKind::Tls],
-        "The TLS handshake or certificate verification failed; pass \
-         `remote_ca` or `skip_tls_verification`.",
-    ),
-    (
-        "NotFoundError",
-        "",
-        &[ErrorKind::NotFound],
-        "A repository, tag, policy or job does not exist.",
-    ),
-    (
-        "DigestMismatchError",
-        "",
-        &[ErrorKind::DigestMismatch],
-        "Content did not match its digest or size.",
-    ),
-    (
-        "InvalidPolicyError",
-        "ValueError",
-        &[ErrorKind::Invalid],
-        "An input is invalid; `field` names it as the REST API does \
-         (`remoteHost`, `remoteCA`, ...) when known.",
-    ),
-    (
-        "UnreachableError",
-        "ConnectionError",
-        &[ErrorKind::Unreachable],
-        "The host could not be reached.",
-    ),
-    (
-        "CanceledError",
-        "",
-        &[ErrorKind::Canceled],
-        "The operation was canceled.",
-    ),
-];
+#[rustfmt::skip]
+const SUBCLASSES: [(&str, &str, &[ErrorKind], &str); 7] = subclasses! {
+    AuthenticationError(""; Unauthorized, Denied): "The remote registry (or the server) \
+        refused the credentials, or they may not access the repository.";
+    TLSError(""; Tls): "The TLS handshake or certificate verification failed; pass \
+        `remote_ca` or `skip_tls_verification`.";
+    NotFoundError(""; NotFound): "A repository, tag, policy or job does not exist.";
+    DigestMismatchError(""; DigestMismatch): "Content did not match its digest or size.";
+    InvalidPolicyError("ValueError"; Invalid): "An input is invalid; `field` names it as \
+        the REST API does (`remoteHost`, `remoteCA`, ...) when known.";
+    UnreachableError("ConnectionError"; Unreachable): "The host could not be reached.";
+    CanceledError(""; Canceled): "The operation was canceled.";
+};
 
 /// The class of each kind: 0 is `MirrorError`, then [`SUBCLASSES`] in order.
 fn class_index(kind: ErrorKind) -> usize {

@@ -20,6 +20,7 @@
 mod backend;
 mod engine;
 mod errors;
+mod form;
 mod model;
 mod runtime;
 

@@ -59,8 +59,53 @@ def test_method_signatures_match():
         stub_args = fn.args
         stub_names = [a.arg for a in stub_args.posonlyargs + stub_args.args if a.arg != "self"]
         stub_kwonly = [a.arg for a in stub_args.kwonlyargs]
-        assert [p.name for p in params if p.kind != p.KEYWORD_ONLY] == stub_names, name
-        assert [p.name for p in params if p.kind == p.KEYWORD_ONLY] == stub_kwonly, name
+        named = [p for p in params if p.kind != p.VAR_KEYWORD]
+        assert [p.name for p in named if p.kind != p.KEYWORD_ONLY] == stub_names, name
+        if any(p.kind == p.VAR_KEYWORD for p in params):
+            # `**form`: the policy form's fields, checked by
+            # test_policy_keywords_are_the_form_fields.
+            assert stub_kwonly, name
+            continue
+        assert [p.name for p in named if p.kind == p.KEYWORD_ONLY] == stub_kwonly, name
+
+
+def test_policy_keywords_are_the_form_fields(tmp_path: Path):
+    """Every keyword the stubs give a policy method is a field of the
+    policy form the module reads; any other keyword is a TypeError."""
+    engine = stub_classes()["_Engine"]
+    mirror = regmirror.Mirror(str(tmp_path))
+    unreachable = {"remote_host": "http://127.0.0.1:1", "remote_repository": "team/app"}
+    for name, fn in members(engine).items():
+        runtime = inspect.signature(getattr(regmirror.Mirror, name))
+        if not any(p.kind == p.VAR_KEYWORD for p in runtime.parameters.values()):
+            continue
+        keywords = [a.arg for a in fn.args.kwonlyargs]
+        assert {"remote_host", "remote_repository"} <= set(keywords), name
+        for keyword in keywords:
+            value = True if keyword in ("skip_tls_verification", "enabled",
+                                        "initial_evaluation") else "x"
+            kwargs = {**unreachable, keyword: value}
+            if keyword in ("remote_host", "remote_repository"):
+                kwargs[keyword] = unreachable[keyword]
+            # Not a TypeError: the keyword is read; the call then fails on
+            # the unreachable remote or the value "x".
+            try:
+                mirror.check_connection(**kwargs)
+            except regmirror.MirrorError:
+                pass
+        try:
+            mirror.check_connection(**unreachable, remote_hots="x")
+        except TypeError as e:
+            assert "remote_hots" in str(e)
+        else:
+            raise AssertionError("an unknown keyword was accepted")
+    # A value of the wrong type names the field.
+    try:
+        mirror.check_connection(**unreachable, skip_tls_verification="yes")  # type: ignore[arg-type]
+    except regmirror.InvalidPolicyError as e:
+        assert "skipTLSVerification" in str(e), e
+    else:
+        raise AssertionError("a string was taken for a bool")
 
 
 def test_exception_hierarchy():

@@ -1,5 +1,6 @@
 //! Accounts: users, their access tokens and their per-repository access
-//! levels, stored in `server.db`.
+//! levels, held by the server's stores (`crate::store`: `server.db` or
+//! PostgreSQL).
 //!
 //! Passwords are stored as salted Argon2id hashes. Verifying one costs tens
 //! of milliseconds on purpose, and registry clients send Basic credentials
@@ -37,14 +38,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use mirror_core::{RepositoryName, Secret};
-use rusqlite::{OptionalExtension, params};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::db::{DbError, ServerDb};
 use crate::login_limit::{Limited, LoginLimiter};
+use crate::store::{AccountChange, DbError, ServerStores, TokenChange, TokenUpdate};
 
 pub mod bearer;
 
@@ -74,68 +73,7 @@ pub fn argon2_permits() -> usize {
 static DUMMY_HASH: LazyLock<String> =
     LazyLock::new(|| hash_password(&random_alphanumeric(32)).unwrap_or_default());
 
-/// How a caller proved who they are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Credential {
-    /// The account's password.
-    Password,
-    /// One of the account's access tokens.
-    Token,
-    /// A short-lived bearer token from `GET /auth/token` (see [`bearer`]).
-    Bearer,
-}
-
-/// What a user may do with one repository. Ordered: each level includes the
-/// ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum AccessLevel {
-    /// Pull, see tags and policies.
-    #[serde(rename = "read-only")]
-    ReadOnly,
-    /// Also push, and delete manifests, tags and blob links.
-    #[serde(rename = "read-write")]
-    ReadWrite,
-    /// Also manage mirroring policies, access grants and delete the repository.
-    #[serde(rename = "admin")]
-    Admin,
-}
-
-impl AccessLevel {
-    /// The API spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AccessLevel::ReadOnly => "read-only",
-            AccessLevel::ReadWrite => "read-write",
-            AccessLevel::Admin => "admin",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        match s {
-            "read-only" => Some(AccessLevel::ReadOnly),
-            "read-write" => Some(AccessLevel::ReadWrite),
-            "admin" => Some(AccessLevel::Admin),
-            _ => None,
-        }
-    }
-}
-
-/// A user account (never carries the password hash).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
-    /// Stable identifier (UUID).
-    pub id: String,
-    /// Login name; also the name of the user's own namespace.
-    pub name: String,
-    /// Display name.
-    pub full_name: String,
-    /// Server administrator: every repository, jobs, crons and accounts.
-    pub is_admin: bool,
-    /// Inactive accounts cannot log in.
-    pub is_active: bool,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-}
+pub use crate::store::records::{AccessLevel, Account, ApiToken, Credential};
 
 /// What is needed to create an account.
 #[derive(Debug, Clone)]
@@ -150,23 +88,6 @@ pub struct NewAccount {
     pub is_admin: bool,
     /// Can log in.
     pub is_active: bool,
-}
-
-/// An access token as listed (the secret itself is shown only at creation).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiToken {
-    /// SHA-256 (hex) of the token: its public identifier.
-    pub hashed_token: String,
-    /// The user's label for it.
-    pub label: String,
-    /// Revoked tokens are kept but refused.
-    pub is_active: bool,
-    /// The owner.
-    pub username: String,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// When it last authenticated a request.
-    pub last_used: Option<DateTime<Utc>>,
 }
 
 /// Errors of account operations.
@@ -215,7 +136,7 @@ pub enum AccountError {
 
 /// The account store with its verification cache.
 pub struct Accounts {
-    db: ServerDb,
+    stores: ServerStores,
     /// `sha256(user \0 secret)` of recently verified passwords → the user
     /// and the expiry (the user, so that a change forgets its entries).
     verified: Mutex<HashMap<[u8; 32], (String, Instant)>>,
@@ -229,16 +150,6 @@ pub struct Accounts {
     argon2: Arc<tokio::sync::Semaphore>,
     /// Login attempts by user and address.
     limiter: LoginLimiter,
-}
-
-/// What [`Accounts::update_token`] found.
-enum TokenUpdate {
-    /// No such token of the user.
-    Missing,
-    /// A user asked to re-enable a token an administrator revoked.
-    RevokedByAdmin,
-    /// Changed.
-    Updated,
 }
 
 /// Why a password was not checked.
@@ -269,16 +180,6 @@ impl From<Limited> for AccountError {
             retry_after: l.retry_after,
         }
     }
-}
-
-fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-fn parse_ts(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_default()
 }
 
 fn sha256_hex(data: &[u8]) -> String {
@@ -337,42 +238,16 @@ fn random_alphanumeric(len: usize) -> String {
         .collect()
 }
 
-type AccountRow = (String, String, String, bool, bool, String);
-
-fn account_from_row(r: &rusqlite::Row) -> rusqlite::Result<AccountRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-    ))
-}
-
-fn build_account((id, name, full_name, is_admin, is_active, created): AccountRow) -> Account {
-    Account {
-        id,
-        name,
-        full_name,
-        is_admin,
-        is_active,
-        created_at: parse_ts(&created),
-    }
-}
-
-const ACCOUNT_COLUMNS: &str = "id, name, full_name, is_admin, is_active, created_at";
-
 impl Accounts {
-    /// The store on `db`, with the default login limits.
-    pub fn new(db: ServerDb) -> Self {
-        Accounts::with_limiter(db, LoginLimiter::default())
+    /// The accounts in `stores`, with the default login limits.
+    pub fn new(stores: ServerStores) -> Self {
+        Accounts::with_limiter(stores, LoginLimiter::default())
     }
 
-    /// The store on `db`, counting failed logins with `limiter`.
-    pub fn with_limiter(db: ServerDb, limiter: LoginLimiter) -> Self {
+    /// The accounts in `stores`, counting failed logins with `limiter`.
+    pub fn with_limiter(stores: ServerStores, limiter: LoginLimiter) -> Self {
         Accounts {
-            db,
+            stores,
             verified: Mutex::new(HashMap::new()),
             checking: Mutex::new(HashMap::new()),
             password_checks: AtomicU64::new(0),
@@ -569,18 +444,7 @@ impl Accounts {
             is_active: new.is_active,
             created_at: Utc::now(),
         };
-        let a = account.clone();
-        let inserted = self
-            .db
-            .with("creating an account", move |c| {
-                c.execute(
-                    "INSERT INTO users (name, id, password_hash, full_name, is_admin, is_active, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (name) DO NOTHING",
-                    params![a.name, a.id, hash, a.full_name, a.is_admin, a.is_active, ts(a.created_at)],
-                )
-            })
-            .await?;
-        if inserted == 0 {
+        if !self.stores.accounts.insert_account(&account, &hash).await? {
             return Err(AccountError::Exists { name: account.name });
         }
         Ok(account)
@@ -588,34 +452,12 @@ impl Accounts {
 
     /// One account, or `None`.
     pub async fn get(&self, name: &str) -> Result<Option<Account>, AccountError> {
-        let name = name.to_string();
-        let row = self
-            .db
-            .with("reading an account", move |c| {
-                c.query_row(
-                    &format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE name=?1"),
-                    [name],
-                    account_from_row,
-                )
-                .optional()
-            })
-            .await?;
-        Ok(row.map(build_account))
+        Ok(self.stores.accounts.account(name).await?)
     }
 
     /// Every account, by name.
     pub async fn list(&self) -> Result<Vec<Account>, AccountError> {
-        let rows = self
-            .db
-            .with("listing accounts", |c| {
-                let mut st = c.prepare(&format!(
-                    "SELECT {ACCOUNT_COLUMNS} FROM users ORDER BY name"
-                ))?;
-                st.query_map([], account_from_row)?
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .await?;
-        Ok(rows.into_iter().map(build_account).collect())
+        Ok(self.stores.accounts.accounts().await?)
     }
 
     /// The active account `user`, and which credential matched, if
@@ -631,11 +473,14 @@ impl Accounts {
     ) -> Result<Option<(Account, Credential)>, AccountError> {
         self.limiter.check(user, client, Instant::now())?;
         let key = cache_key(user, secret);
+        let found = self.lookup(user, secret).await?;
+        // Read after the lookup: a check that ended while it ran (queued
+        // behind other requests' lookups) is remembered by now, and not
+        // repeated.
         let cached = {
             let map = self.verified.lock().unwrap_or_else(|p| p.into_inner());
             map.get(&key).is_some_and(|(_, exp)| *exp > Instant::now())
         };
-        let found = self.lookup(user, secret).await?;
         let Some((account, hash, is_token)) = found.filter(|(a, _, _)| a.is_active) else {
             // Unknown or inactive: the same Argon2id cost as a known user
             // (and counted the same), never a match.
@@ -671,29 +516,12 @@ impl Accounts {
         user: &str,
         secret: &str,
     ) -> Result<Option<(Account, String, bool)>, AccountError> {
-        let name = user.to_string();
         let hashed_token = sha256_hex(secret.as_bytes());
-        let row = self
-            .db
-            .with("verifying credentials", move |c| {
-                let Some((account, hash)) = c
-                    .query_row(
-                        &format!("SELECT {ACCOUNT_COLUMNS}, password_hash FROM users WHERE name=?1"),
-                        [&name],
-                        |r| Ok((account_from_row(r)?, r.get::<_, String>(6)?)),
-                    )
-                    .optional()?
-                else {
-                    return Ok(None);
-                };
-                let token = c.execute(
-                    "UPDATE api_tokens SET last_used=?3 WHERE hashed_token=?1 AND username=?2 AND is_active=1",
-                    params![hashed_token, name, ts(Utc::now())],
-                )? > 0;
-                Ok(Some((account, hash, token)))
-            })
-            .await?;
-        Ok(row.map(|(account, hash, token)| (build_account(account), hash, token)))
+        Ok(self
+            .stores
+            .accounts
+            .login(user, &hashed_token, Utc::now())
+            .await?)
     }
 
     /// How many Argon2id password verifications have run (the rest were
@@ -713,22 +541,12 @@ impl Accounts {
         }
         let p = password.clone();
         let hash = self.argon2(move || hash_password(p.expose())).await??;
-        let name = user.to_string();
-        let n = self
-            .db
-            .with("changing a password", move |c| {
-                let n = c.execute(
-                    "UPDATE users SET password_hash=?2 WHERE name=?1",
-                    params![name, hash],
-                )?;
-                bearer::forget_password_bearers(c, &name)?;
-                Ok(n)
-            })
-            .await?;
+        // Also ends the bearer tokens minted with the old password.
+        let changed = self.stores.accounts.set_password_hash(user, &hash).await?;
         // After the update: a verification racing with it cannot be
         // remembered past this point with the old password.
         self.forget_verified(user);
-        if n == 0 {
+        if !changed {
             return Err(AccountError::NoSuchAccount { name: user.into() });
         }
         Ok(())
@@ -743,18 +561,7 @@ impl Accounts {
         password: &str,
         client: IpAddr,
     ) -> Result<bool, AccountError> {
-        let name = user.to_string();
-        let hash = self
-            .db
-            .with("reading a password hash", move |c| {
-                c.query_row(
-                    "SELECT password_hash FROM users WHERE name=?1",
-                    [name],
-                    |r| r.get::<_, String>(0),
-                )
-                .optional()
-            })
-            .await?;
+        let hash = self.stores.accounts.password_hash(user).await?;
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| DUMMY_HASH.clone());
         let matched = self
@@ -778,20 +585,14 @@ impl Accounts {
                 reason: "longer than 255 characters".into(),
             });
         }
-        let name = user.to_string();
-        let n = self
-            .db
-            .with("updating an account", move |c| {
-                c.execute(
-                    "UPDATE users SET full_name=COALESCE(?2, full_name),
-                     is_admin=COALESCE(?3, is_admin), is_active=COALESCE(?4, is_active)
-                     WHERE name=?1",
-                    params![name, full_name, is_admin, is_active],
-                )
-            })
-            .await?;
+        let change = AccountChange {
+            full_name,
+            is_admin,
+            is_active,
+        };
+        let changed = self.stores.accounts.update_account(user, &change).await?;
         self.forget_verified(user);
-        if n == 0 {
+        if !changed {
             return Err(AccountError::NoSuchAccount { name: user.into() });
         }
         self.get(user)
@@ -819,37 +620,15 @@ impl Accounts {
                 reason: "longer than 255 characters".into(),
             });
         }
-        let (name, hashed) = (user.to_string(), hashed_token.to_string());
+        let change = TokenChange {
+            label,
+            is_active,
+            by_admin,
+        };
         let found = self
-            .db
-            .with("updating an access token", move |c| {
-                let tx = c.transaction()?;
-                let revoked_by_admin = tx
-                    .query_row(
-                        "SELECT revoked_by_admin FROM api_tokens WHERE username=?1 AND hashed_token=?2",
-                        params![name, hashed],
-                        |r| r.get::<_, bool>(0),
-                    )
-                    .optional()?;
-                match revoked_by_admin {
-                    None => return Ok(TokenUpdate::Missing),
-                    Some(true) if is_active == Some(true) && !by_admin => {
-                        return Ok(TokenUpdate::RevokedByAdmin);
-                    }
-                    Some(_) => {}
-                }
-                // Re-enabling clears the mark; deactivating by an
-                // administrator sets it (and a user's never clears it).
-                tx.execute(
-                    "UPDATE api_tokens SET label=COALESCE(?3, label), is_active=COALESCE(?4, is_active),
-                     revoked_by_admin=CASE WHEN ?4 IS NULL THEN revoked_by_admin
-                                           WHEN ?4 THEN 0 ELSE (revoked_by_admin OR ?5) END
-                     WHERE username=?1 AND hashed_token=?2",
-                    params![name, hashed, label, is_active, by_admin],
-                )?;
-                tx.commit()?;
-                Ok(TokenUpdate::Updated)
-            })
+            .stores
+            .tokens
+            .update_token(user, hashed_token, &change)
             .await?;
         match found {
             TokenUpdate::Missing => return Ok(None),
@@ -888,57 +667,18 @@ impl Accounts {
             created_at: Utc::now(),
             last_used: None,
         };
-        let t = token.clone();
-        self.db
-            .with("creating an access token", move |c| {
-                c.execute(
-                    "INSERT INTO api_tokens (hashed_token, username, label, is_active, created_at)
-                     VALUES (?1, ?2, ?3, 1, ?4)",
-                    params![t.hashed_token, t.username, t.label, ts(t.created_at)],
-                )
-            })
-            .await?;
+        self.stores.tokens.insert_token(&token).await?;
         Ok((token, secret))
     }
 
     /// The tokens of `user`, newest first.
     pub async fn tokens(&self, user: &str) -> Result<Vec<ApiToken>, AccountError> {
-        let user = user.to_string();
-        Ok(self
-            .db
-            .with("listing access tokens", move |c| {
-                let mut st = c.prepare(
-                    "SELECT hashed_token, label, is_active, username, created_at, last_used
-                     FROM api_tokens WHERE username=?1 ORDER BY created_at DESC",
-                )?;
-                st.query_map([user], |r| {
-                    Ok(ApiToken {
-                        hashed_token: r.get(0)?,
-                        label: r.get(1)?,
-                        is_active: r.get(2)?,
-                        username: r.get(3)?,
-                        created_at: parse_ts(&r.get::<_, String>(4)?),
-                        last_used: r.get::<_, Option<String>>(5)?.map(|s| parse_ts(&s)),
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()
-            })
-            .await?)
+        Ok(self.stores.tokens.tokens(user).await?)
     }
 
     /// Deletes a token of `user`. Returns whether it existed.
     pub async fn delete_token(&self, user: &str, hashed_token: &str) -> Result<bool, AccountError> {
-        let (user, hashed) = (user.to_string(), hashed_token.to_string());
-        let n = self
-            .db
-            .with("deleting an access token", move |c| {
-                c.execute(
-                    "DELETE FROM api_tokens WHERE username=?1 AND hashed_token=?2",
-                    params![user, hashed],
-                )
-            })
-            .await?;
-        Ok(n > 0)
+        Ok(self.stores.tokens.delete_token(user, hashed_token).await?)
     }
 
     /// The level granted explicitly to `user` on `repo`, if any.
@@ -947,19 +687,7 @@ impl Accounts {
         user: &str,
         repo: &RepositoryName,
     ) -> Result<Option<AccessLevel>, AccountError> {
-        let (user, repo) = (user.to_string(), repo.to_string());
-        let level = self
-            .db
-            .with("reading an access grant", move |c| {
-                c.query_row(
-                    "SELECT level FROM repo_access WHERE username=?1 AND repository=?2",
-                    params![user, repo],
-                    |r| r.get::<_, String>(0),
-                )
-                .optional()
-            })
-            .await?;
-        Ok(level.as_deref().and_then(AccessLevel::parse))
+        Ok(self.stores.grants.grant(user, repo.as_str()).await?)
     }
 
     /// Every explicit grant of `user`: repository name → level.
@@ -967,22 +695,7 @@ impl Accounts {
         &self,
         user: &str,
     ) -> Result<HashMap<String, AccessLevel>, AccountError> {
-        let user = user.to_string();
-        let rows = self
-            .db
-            .with("listing access grants", move |c| {
-                let mut st =
-                    c.prepare("SELECT repository, level FROM repo_access WHERE username=?1")?;
-                st.query_map([user], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })?
-                .collect::<Result<Vec<_>, _>>()
-            })
-            .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(repo, level)| Some((repo, AccessLevel::parse(&level)?)))
-            .collect())
+        Ok(self.stores.grants.grants_of(user).await?)
     }
 
     /// Every explicit grant on `repo`: (user, level), by user.
@@ -990,23 +703,7 @@ impl Accounts {
         &self,
         repo: &RepositoryName,
     ) -> Result<Vec<(String, AccessLevel)>, AccountError> {
-        let repo = repo.to_string();
-        let rows = self
-            .db
-            .with("listing access grants", move |c| {
-                let mut st = c.prepare(
-                    "SELECT username, level FROM repo_access WHERE repository=?1 ORDER BY username",
-                )?;
-                st.query_map([repo], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })?
-                .collect::<Result<Vec<_>, _>>()
-            })
-            .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(user, level)| Some((user, AccessLevel::parse(&level)?)))
-            .collect())
+        Ok(self.stores.grants.grants_on(repo.as_str()).await?)
     }
 
     /// Grants `level` on `repo` to `user` (replacing an earlier grant).
@@ -1019,17 +716,11 @@ impl Accounts {
         if self.get(user).await?.is_none() {
             return Err(AccountError::NoSuchAccount { name: user.into() });
         }
-        let (user, repo) = (user.to_string(), repo.to_string());
-        self.db
-            .with("saving an access grant", move |c| {
-                c.execute(
-                    "INSERT INTO repo_access (username, repository, level) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (username, repository) DO UPDATE SET level=excluded.level",
-                    params![user, repo, level.as_str()],
-                )
-            })
-            .await?;
-        Ok(())
+        Ok(self
+            .stores
+            .grants
+            .set_grant(user, repo.as_str(), level)
+            .await?)
     }
 
     /// Removes the grant of `user` on `repo`. Returns whether it existed.
@@ -1038,29 +729,13 @@ impl Accounts {
         user: &str,
         repo: &RepositoryName,
     ) -> Result<bool, AccountError> {
-        let (user, repo) = (user.to_string(), repo.to_string());
-        let n = self
-            .db
-            .with("removing an access grant", move |c| {
-                c.execute(
-                    "DELETE FROM repo_access WHERE username=?1 AND repository=?2",
-                    params![user, repo],
-                )
-            })
-            .await?;
-        Ok(n > 0)
+        Ok(self.stores.grants.remove_grant(user, repo.as_str()).await?)
     }
 
     /// Removes every grant on `repo` (when the repository is deleted, so a
     /// later repository of the same name does not inherit them).
     pub async fn forget_repository(&self, repo: &RepositoryName) -> Result<(), AccountError> {
-        let repo = repo.to_string();
-        self.db
-            .with("removing access grants", move |c| {
-                c.execute("DELETE FROM repo_access WHERE repository=?1", [repo])
-            })
-            .await?;
-        Ok(())
+        Ok(self.stores.grants.remove_grants_on(repo.as_str()).await?)
     }
 }
 
@@ -1093,7 +768,7 @@ mod tests {
             ..LoginLimits::default()
         });
         let accounts = Arc::new(Accounts::with_limiter(
-            ServerDb::open(dir).unwrap(),
+            ServerStores::sqlite(dir).unwrap(),
             limiter,
         ));
         accounts.create(test_user("alice")).await.unwrap();

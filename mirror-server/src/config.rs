@@ -33,11 +33,42 @@
 //! (manifest GETs wait for a later poll while a registry announces this
 //! share of its pull limit or less left; 10, 0 for never).
 //!
+//! Blobs: `blob_store` (`--blob-store`, `MIRROR_BLOB_STORE`): `fs` (the
+//! default, `<data_dir>/blobs`) or `s3://bucket/prefix`, an S3-compatible
+//! bucket, with an `[s3]` table (`endpoint`, `region`, `allow_http`,
+//! `access_key_id`, `secret_access_key`, `session_token`,
+//! `virtual_hosted_style`) whose unset keys come from the usual `AWS_*`
+//! variables (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, ...).
+//! The databases stay in the data directory unless `database_url` is set.
+//!
+//! Scale-out: `database_url` (`--database-url`, `MIRROR_DATABASE_URL`;
+//! `postgres://user:password@host:port/dbname`) puts mirror-core's stores
+//! and the server's own (accounts, tokens, grants, crons, settings) in
+//! PostgreSQL, where replicas share them; it is never printed or logged
+//! (`Debug` shows `***`). `database_pool_size`
+//! (`MIRROR_DATABASE_POOL_SIZE`, default 16, 1 to 1000): the engine's
+//! pool; the server's own pool is a quarter of it, at least 2. Replicas
+//! need the same `MIRROR_SECRET_KEY` (remote passwords are sealed with it)
+//! and blobs every replica reaches (`s3://…`, or a shared mount).
+//!
 //! Behind a reverse proxy: `trusted_proxies` (addresses or networks such as
 //! `10.0.0.5`, `10.0.0.0/8`; `MIRROR_TRUSTED_PROXIES`, comma-separated):
 //! requests from these peers are counted for login limits under the client
 //! address in their `X-Forwarded-For` (see `client_ip`). Empty by default:
 //! the header is ignored.
+//!
+//! TLS (see `tls`): `tls` (`MIRROR_TLS`): `off` (the default: plain
+//! HTTP), `auto` (a CA and a server certificate generated at first start
+//! in `<data_dir>/tls/`, for the names in `public_name`), or `files`,
+//! implied by `tls_cert` and `tls_key` (`MIRROR_TLS_CERT`,
+//! `MIRROR_TLS_KEY`; PEM, the certificate file may hold a chain, the
+//! server's first), which are given together and reloaded when they
+//! change or on `SIGHUP`. `public_name` (`MIRROR_PUBLIC_NAME`,
+//! comma-separated DNS names and IP addresses; default `localhost`,
+//! `127.0.0.1`, `::1` and the listen address unless unspecified) is for
+//! `auto` only. `tls_reload_interval_secs`
+//! (`MIRROR_TLS_RELOAD_INTERVAL_SECS`, default 10): how often the files
+//! are checked.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -46,10 +77,13 @@ use std::time::Duration;
 use clap::Parser;
 use mirror_core::Secret;
 use mirror_core::remote::{RemoteGuard, RemoteLimits};
+use mirror_core::store::S3Options;
 use serde::Deserialize;
 
 use crate::client_ip::TrustedProxies;
 use crate::serve::ConnectionLimits;
+use crate::tls::settings::{check_public_name, default_public_names};
+use crate::tls::{TlsMode, TlsSettings};
 use crate::uploads::UploadLimits;
 
 /// Default listen address.
@@ -107,6 +141,48 @@ pub struct Cli {
     /// keep-alive connection may sit idle) before it is closed [default: 30].
     #[arg(long, env = "MIRROR_HEADER_READ_TIMEOUT_SECS", value_name = "SECS")]
     pub header_read_timeout_secs: Option<u64>,
+    /// TLS: `off` (plain HTTP), `auto` (a CA and certificate generated in
+    /// the data directory; `GET /ca` serves the CA), or `files` (implied
+    /// by --tls-cert and --tls-key) [default: off].
+    #[arg(long, env = "MIRROR_TLS", value_name = "MODE")]
+    pub tls: Option<String>,
+    /// PEM certificate chain, the server's certificate first; reloaded
+    /// when it changes or on SIGHUP. Needs --tls-key.
+    #[arg(long, env = "MIRROR_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "MIRROR_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// DNS names and IP addresses of the `--tls auto` certificate,
+    /// comma-separated [default: localhost,127.0.0.1,::1 and the listen address].
+    #[arg(
+        long,
+        env = "MIRROR_PUBLIC_NAME",
+        value_name = "NAMES",
+        value_delimiter = ','
+    )]
+    pub public_name: Option<Vec<String>>,
+    /// Seconds between checks of the TLS files for a change [default: 10].
+    #[arg(long, env = "MIRROR_TLS_RELOAD_INTERVAL_SECS", value_name = "SECS")]
+    pub tls_reload_interval_secs: Option<u64>,
+    /// Where blobs are kept: `fs` (the data directory) or
+    /// `s3://bucket/prefix` (endpoint, region and credentials from the
+    /// `AWS_*` variables or the `[s3]` table) [default: fs].
+    #[arg(long, env = "MIRROR_BLOB_STORE", value_name = "URL")]
+    pub blob_store: Option<String>,
+    /// PostgreSQL for every store, shared by replicas
+    /// (`postgres://user:password@host/db`) [default: the data directory].
+    #[arg(
+        long,
+        env = "MIRROR_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<Secret>,
+    /// Connections the engine keeps to the database at most; the server's
+    /// own pool is a quarter of it [default: 16].
+    #[arg(long, env = "MIRROR_DATABASE_POOL_SIZE", value_name = "N")]
+    pub database_pool_size: Option<usize>,
 }
 
 /// The TOML file.
@@ -136,6 +212,81 @@ struct FileConfig {
     header_read_timeout_secs: Option<u64>,
     #[serde(alias = "remote-limits")]
     remote_limits: Option<RemoteLimitsFile>,
+    tls: Option<String>,
+    #[serde(alias = "tls-cert")]
+    tls_cert: Option<PathBuf>,
+    #[serde(alias = "tls-key")]
+    tls_key: Option<PathBuf>,
+    #[serde(alias = "public-name")]
+    public_name: Option<Vec<String>>,
+    #[serde(alias = "tls-reload-interval-secs")]
+    tls_reload_interval_secs: Option<u64>,
+    #[serde(alias = "blob-store")]
+    blob_store: Option<String>,
+    s3: Option<S3File>,
+    #[serde(alias = "database-url")]
+    database_url: Option<Secret>,
+    #[serde(alias = "database-pool-size")]
+    database_pool_size: Option<usize>,
+}
+
+/// The `[s3]` table: the bucket's endpoint, region and credentials (each
+/// also from its `AWS_*` variable).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct S3File {
+    endpoint: Option<String>,
+    region: Option<String>,
+    allow_http: Option<bool>,
+    access_key_id: Option<String>,
+    secret_access_key: Option<Secret>,
+    session_token: Option<Secret>,
+    virtual_hosted_style: Option<bool>,
+}
+
+/// Where the server keeps blobs.
+#[derive(Debug, Clone, Default)]
+pub enum BlobStoreConfig {
+    /// `<data_dir>/blobs` (the default).
+    #[default]
+    DataDir,
+    /// An S3-compatible bucket.
+    S3(Box<S3Options>),
+}
+
+impl BlobStoreConfig {
+    /// From the `blob_store` setting and the `[s3]` table.
+    fn resolve(url: Option<String>, s3: Option<S3File>) -> Result<Self, ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid {
+            key: "blob_store",
+            reason,
+        };
+        let url = url.map(|u| u.trim().to_string()).unwrap_or_default();
+        if url.is_empty() || url == "fs" {
+            return match s3 {
+                Some(_) => Err(invalid(
+                    "an [s3] table is given but blob_store is not an s3:// URL".into(),
+                )),
+                None => Ok(BlobStoreConfig::DataDir),
+            };
+        }
+        let mut options = S3Options::from_url(&url).map_err(|e| invalid(e.to_string()))?;
+        let file = s3.unwrap_or_default();
+        options.endpoint = file.endpoint.or(options.endpoint);
+        options.region = file.region.or(options.region);
+        options.allow_http = file.allow_http.unwrap_or(options.allow_http);
+        options.access_key_id = file.access_key_id.or(options.access_key_id);
+        options.secret_access_key = file.secret_access_key.or(options.secret_access_key);
+        options.session_token = file.session_token.or(options.session_token);
+        options.virtual_hosted_style = file
+            .virtual_hosted_style
+            .unwrap_or(options.virtual_hosted_style);
+        options.validate().map_err(|e| ConfigError::Invalid {
+            key: "s3",
+            reason: e.to_string(),
+        })?;
+        Ok(BlobStoreConfig::S3(Box::new(options)))
+    }
 }
 
 /// The `[remote_limits]` table.
@@ -249,7 +400,18 @@ pub struct Config {
     pub remote_limits: RemoteLimits,
     /// Peers whose `X-Forwarded-For` is believed (default: none).
     pub trusted_proxies: TrustedProxies,
+    /// HTTPS, and with which certificate (default: off).
+    pub tls: TlsSettings,
+    /// Where blobs are kept (default: the data directory).
+    pub blob_store: BlobStoreConfig,
+    /// PostgreSQL for every store (default: SQLite in the data directory).
+    pub database_url: Option<Secret>,
+    /// The engine's connection pool size with `database_url`.
+    pub database_pool_size: usize,
 }
+
+/// The default [`Config::database_pool_size`].
+pub const DEFAULT_DATABASE_POOL_SIZE: usize = 16;
 
 impl Config {
     /// Defaults with `data_dir`, for tests and embedding.
@@ -265,6 +427,10 @@ impl Config {
             remote_guard: RemoteGuard::default(),
             remote_limits: RemoteLimits::default(),
             trusted_proxies: TrustedProxies::default(),
+            tls: TlsSettings::default(),
+            blob_store: BlobStoreConfig::DataDir,
+            database_url: None,
+            database_pool_size: DEFAULT_DATABASE_POOL_SIZE,
         }
     }
 
@@ -364,6 +530,21 @@ impl Config {
         if let Some(limits) = file.remote_limits {
             config.remote_limits = limits.apply(config.remote_limits)?;
         }
+        config.blob_store = BlobStoreConfig::resolve(cli.blob_store.or(file.blob_store), file.s3)?;
+        // The database (scale-out).
+        config.database_url = cli
+            .database_url
+            .or(file.database_url)
+            .filter(|u| !u.expose().trim().is_empty());
+        if let Some(n) = cli.database_pool_size.or(file.database_pool_size) {
+            if n == 0 || n > 1000 {
+                return Err(ConfigError::Invalid {
+                    key: "database_pool_size",
+                    reason: "must be between 1 and 1000".into(),
+                });
+            }
+            config.database_pool_size = n;
+        }
         config.trusted_proxies = TrustedProxies::parse(
             &cli.trusted_proxies
                 .or(file.trusted_proxies)
@@ -373,7 +554,115 @@ impl Config {
             key: "trusted_proxies",
             reason,
         })?;
+        config.tls = TlsChoice {
+            mode: cli.tls.or(file.tls),
+            cert: cli.tls_cert.or(file.tls_cert),
+            key: cli.tls_key.or(file.tls_key),
+            public_names: cli.public_name.or(file.public_name),
+            reload_interval_secs: cli
+                .tls_reload_interval_secs
+                .or(file.tls_reload_interval_secs),
+        }
+        .resolve(config.listen)?;
         Ok(config)
+    }
+}
+
+/// The TLS settings as given, before they are checked.
+struct TlsChoice {
+    mode: Option<String>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    public_names: Option<Vec<String>>,
+    reload_interval_secs: Option<u64>,
+}
+
+impl TlsChoice {
+    fn resolve(self, listen: SocketAddr) -> Result<TlsSettings, ConfigError> {
+        let invalid = |key, reason: &str| ConfigError::Invalid {
+            key,
+            reason: reason.to_string(),
+        };
+        let mut tls = TlsSettings::default();
+        if let Some(secs) = self.reload_interval_secs {
+            if secs == 0 || secs > 86_400 {
+                return Err(invalid(
+                    "tls_reload_interval_secs",
+                    "must be between 1 and 86400",
+                ));
+            }
+            tls.reload_interval = Duration::from_secs(secs);
+        }
+        let files = self.cert.is_some() || self.key.is_some();
+        let mode = match self.mode.as_deref().map(str::trim) {
+            None if files => "files",
+            None => "off",
+            Some(m) => m,
+        };
+        tls.mode = match (mode, self.cert, self.key) {
+            ("off", None, None) => TlsMode::Off,
+            ("off", ..) => {
+                return Err(invalid(
+                    "tls",
+                    "is \"off\" but tls_cert or tls_key is set: remove tls = \"off\" to serve them",
+                ));
+            }
+            ("auto", None, None) => TlsMode::Auto {
+                public_names: Vec::new(),
+            },
+            ("auto", ..) => {
+                return Err(invalid(
+                    "tls",
+                    "is \"auto\" but tls_cert or tls_key is set: give the files or auto, not both",
+                ));
+            }
+            ("files", Some(cert), Some(key)) => TlsMode::Files { cert, key },
+            ("files", _, None) => {
+                return Err(invalid(
+                    "tls_key",
+                    "is required with tls_cert (or tls = \"files\")",
+                ));
+            }
+            ("files", None, _) => {
+                return Err(invalid(
+                    "tls_cert",
+                    "is required with tls_key (or tls = \"files\")",
+                ));
+            }
+            (other, ..) => {
+                return Err(ConfigError::Invalid {
+                    key: "tls",
+                    reason: format!("{other:?} is not one of \"off\", \"auto\", \"files\""),
+                });
+            }
+        };
+        let names: Option<Vec<String>> = self.public_names.map(|names| {
+            names
+                .into_iter()
+                .map(|n| n.trim().to_string())
+                .filter(|n| !n.is_empty())
+                .collect()
+        });
+        match (&mut tls.mode, names) {
+            (TlsMode::Auto { public_names }, Some(names)) if !names.is_empty() => {
+                for name in &names {
+                    check_public_name(name).map_err(|reason| ConfigError::Invalid {
+                        key: "public_name",
+                        reason,
+                    })?;
+                }
+                *public_names = names;
+            }
+            (TlsMode::Auto { public_names }, _) => *public_names = default_public_names(listen),
+            (_, Some(names)) if !names.is_empty() => {
+                return Err(invalid(
+                    "public_name",
+                    "is only used with tls = \"auto\" (a certificate from files has its own names)",
+                ));
+            }
+            _ => {}
+        }
+        Ok(tls)
     }
 }
 
@@ -500,6 +789,45 @@ mod tests {
     }
 
     #[test]
+    fn blob_store_from_flag_and_s3_table() {
+        let dir = std::env::temp_dir().join(format!("regmirror-s3-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "blob_store = \"s3://mirror-blobs/prod\"\n[s3]\nendpoint = \"http://127.0.0.1:9000\"\nallow_http = true\nregion = \"eu-west-1\"\nsecret_access_key = \"s3cr3t-key\"\n",
+        )
+        .unwrap();
+        let f = file.to_str().unwrap();
+        let c = Config::resolve(cli(&["--config", f]), None).unwrap();
+        let BlobStoreConfig::S3(o) = &c.blob_store else {
+            panic!("{:?}", c.blob_store)
+        };
+        assert_eq!(
+            (o.bucket.as_str(), o.prefix.as_str()),
+            ("mirror-blobs", "prod")
+        );
+        assert_eq!(o.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert!(o.allow_http);
+        assert!(
+            !format!("{c:?}").contains("s3cr3t-key"),
+            "a secret in Debug"
+        );
+        // The flag wins; `fs` is the data directory.
+        let c = Config::resolve(cli(&["--config", f, "--blob-store", "s3://other"]), None).unwrap();
+        assert!(matches!(&c.blob_store, BlobStoreConfig::S3(o) if o.bucket == "other"));
+        let e = Config::resolve(cli(&["--config", f, "--blob-store", "fs"]), None).unwrap_err();
+        assert!(e.to_string().contains("[s3] table"), "{e}");
+        let e = Config::resolve(cli(&["--blob-store", "gs://x"]), None).unwrap_err();
+        assert!(
+            e.to_string().starts_with("invalid setting blob_store"),
+            "{e}"
+        );
+        let c = Config::resolve(cli(&[]), None).unwrap();
+        assert!(matches!(c.blob_store, BlobStoreConfig::DataDir));
+    }
+
+    #[test]
     fn trusted_proxies_from_file_and_flags() {
         let dir = std::env::temp_dir().join(format!("regmirror-proxies-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -558,6 +886,120 @@ mod tests {
         assert!(e.to_string().contains("max_uploads_per_account"), "{e}");
         let e = Config::resolve(cli(&["--header-read-timeout-secs", "0"]), None).unwrap_err();
         assert!(e.to_string().contains("header_read_timeout_secs"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn tls_settings() {
+        let dir = std::env::temp_dir().join(format!("regmirror-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        let f = file.to_str().unwrap();
+        let c = Config::resolve(cli(&[]), None).unwrap();
+        assert_eq!(c.tls, TlsSettings::default(), "off by default");
+        assert_eq!(c.tls.reload_interval, Duration::from_secs(10));
+        // Files imply `files`.
+        let c =
+            Config::resolve(cli(&["--tls-cert", "/c.pem", "--tls-key", "/k.pem"]), None).unwrap();
+        assert_eq!(c.tls, TlsSettings::files("/c.pem", "/k.pem"));
+        // `auto`: the default names add a specific listen address.
+        std::fs::write(
+            &file,
+            "tls = \"auto\"\nlisten = \"10.0.0.7:443\"\ntls_reload_interval_secs = 2\n",
+        )
+        .unwrap();
+        let c = Config::resolve(cli(&["--config", f]), None).unwrap();
+        let names = ["localhost", "127.0.0.1", "::1", "10.0.0.7"].map(String::from);
+        assert_eq!(
+            c.tls.mode,
+            TlsMode::Auto {
+                public_names: names.into()
+            }
+        );
+        assert_eq!(c.tls.reload_interval, Duration::from_secs(2));
+        let c = Config::resolve(
+            cli(&[
+                "--config",
+                f,
+                "--public-name",
+                "registry.example.com, 10.0.0.7",
+            ]),
+            None,
+        )
+        .unwrap();
+        let names = ["registry.example.com", "10.0.0.7"].map(String::from);
+        assert_eq!(
+            c.tls.mode,
+            TlsMode::Auto {
+                public_names: names.into()
+            }
+        );
+        // Errors name the key.
+        for (args, key) in [
+            (
+                &["--tls", "off", "--tls-cert", "/c", "--tls-key", "/k"][..],
+                "setting tls:",
+            ),
+            (
+                &["--tls", "auto", "--tls-cert", "/c", "--tls-key", "/k"],
+                "setting tls:",
+            ),
+            (&["--tls-cert", "/c"], "setting tls_key:"),
+            (&["--tls-key", "/k"], "setting tls_cert:"),
+            (&["--tls", "on"], "setting tls:"),
+            (
+                &["--tls", "auto", "--public-name", "a b"],
+                "setting public_name:",
+            ),
+            (&["--public-name", "x.example"], "setting public_name:"),
+            (
+                &["--tls-reload-interval-secs", "0"],
+                "setting tls_reload_interval_secs:",
+            ),
+        ] {
+            let e = Config::resolve(cli(args), None).unwrap_err().to_string();
+            assert!(e.contains(key), "{args:?}: {e}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn database_url_and_pool_size() {
+        let dir = std::env::temp_dir().join(format!("regmirror-db-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        let f = file.to_str().unwrap();
+        let c = Config::resolve(cli(&[]), None).unwrap();
+        assert!(c.database_url.is_none());
+        assert_eq!(c.database_pool_size, DEFAULT_DATABASE_POOL_SIZE);
+        std::fs::write(
+            &file,
+            "database_url = \"postgres://u:pg-pa55@db/regmirror\"\ndatabase_pool_size = 40\n",
+        )
+        .unwrap();
+        let c = Config::resolve(cli(&["--config", f]), None).unwrap();
+        assert_eq!(
+            c.database_url.as_ref().unwrap().expose(),
+            "postgres://u:pg-pa55@db/regmirror"
+        );
+        assert_eq!(c.database_pool_size, 40);
+        assert!(
+            !format!("{c:?}").contains("pg-pa55"),
+            "the password in Debug"
+        );
+        let flags = [
+            "--config",
+            f,
+            "--database-url",
+            "postgres://other/db",
+            "--database-pool-size",
+            "3",
+        ];
+        let c = Config::resolve(cli(&flags), None).unwrap();
+        assert_eq!(c.database_url.unwrap().expose(), "postgres://other/db");
+        assert_eq!(c.database_pool_size, 3);
+        let e = Config::resolve(cli(&["--database-pool-size", "0"]), None).unwrap_err();
+        assert!(e.to_string().contains("database_pool_size"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -25,8 +25,8 @@ use serde_json::{Value, json};
 
 use crate::accounts::AccountError;
 use crate::auth::{AuthFailure, challenge};
-use crate::db::DbError;
 use crate::scheduler::CronError;
+use crate::store::DbError;
 use crate::uploads::TooManyUploads;
 use std::time::Duration;
 
@@ -216,7 +216,7 @@ impl ApiError {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "NO_SUCH_POLL_MIRRORING_POLICY",
-            format!("poll mirroring policy {id} does not exist in this repository"),
+            format!("poll mirroring policy {id} does not exist, or not where you may see it"),
         )
     }
 

@@ -5,16 +5,19 @@
 //! 2.7 management API that creates repositories, poll mirroring policies,
 //! jobs and crons (`/api/v0`, described by `/api/v0/openapi.json`),
 //! Prometheus metrics (`/metrics`), the mirror-core
-//! [`Worker`](mirror_core::worker::Worker) that runs `poll_mirror` jobs,
+//! [`Worker`] that runs `poll_mirror` jobs,
 //! and the [`scheduler`] that submits them.
 //!
 //! - `main.rs`: flags, logging, signals; calls [`run`].
 //! - [`config`]: settings from flags, `MIRROR_*` and a TOML file.
 //! - [`api`]: the routes; [`error`]: the only place errors become HTTP.
 //! - [`auth`] and [`accounts`]: who calls and what they may do.
-//! - [`db`]: `server.db`, the server's own SQLite file.
+//! - [`store`]: the server's own state (accounts, tokens, grants, crons,
+//!   settings) behind one trait each, in `server.db` or PostgreSQL.
 //! - [`uploads`]: blob pushes in progress, kept between requests.
 //! - [`serve`]: the accept loop, with its limits on slow clients.
+//! - [`tls`]: HTTPS (an operator's certificate, reloaded, or a generated
+//!   one), HTTP/2, and the CA certificate `/ca` serves.
 //!
 //! Everything about mirroring itself lives in mirror-core; this crate only
 //! speaks HTTP, authenticates and schedules.
@@ -26,22 +29,23 @@ pub mod api;
 pub mod auth;
 pub mod client_ip;
 pub mod config;
-pub mod db;
 pub mod error;
 pub mod login_limit;
+mod open;
 pub mod read_access;
 pub mod scheduler;
 pub mod serve;
 pub mod settings;
 pub mod state;
+pub mod store;
+pub mod tls;
 pub mod uploads;
 pub mod web;
 
 use std::sync::Arc;
 
-use mirror_core::remote::HttpSettings;
+use mirror_core::MirrorError;
 use mirror_core::worker::Worker;
-use mirror_core::{Mirror, MirrorError};
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
@@ -51,10 +55,11 @@ pub use config::Config;
 pub use tokio_util::sync::CancellationToken;
 
 use crate::accounts::{AccountError, Accounts};
-use crate::db::{DbError, ServerDb};
+use crate::open::{open_mirror, open_stores};
 use crate::scheduler::{CronError, Scheduler};
 use crate::settings::SettingsStore;
 use crate::state::AppState;
+use crate::store::DbError;
 use crate::uploads::UploadSessions;
 
 /// Why the server could not start or stopped with an error.
@@ -72,7 +77,10 @@ pub enum ServerError {
     /// mirror-core's stores could not be opened.
     #[error("cannot open the mirror stores: {0}")]
     Mirror(#[from] MirrorError),
-    /// `server.db` could not be opened.
+    /// A store's settings are invalid.
+    #[error("cannot open the blob store: {0}")]
+    BlobStore(#[from] mirror_core::store::S3ConfigError),
+    /// The server's stores (`server.db` or PostgreSQL) could not be opened.
     #[error(transparent)]
     Db(#[from] DbError),
     /// The admin account could not be created.
@@ -81,6 +89,9 @@ pub enum ServerError {
     /// The default cron could not be created.
     #[error("cannot create the default cron: {0}")]
     Crons(#[from] CronError),
+    /// The TLS certificate could not be loaded or generated.
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 fn prepare_data_dir(dir: &std::path::Path) -> Result<(), ServerError> {
@@ -114,17 +125,11 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
     prepare_data_dir(&config.data_dir)?;
-    let db = ServerDb::open(&config.data_dir)?;
-    let accounts = Arc::new(Accounts::new(db.clone()));
-    let mirror = Mirror::open_with_access(
-        &config.data_dir,
-        HttpSettings {
-            guard: config.remote_guard.clone(),
-            limits: config.remote_limits.clone(),
-            ..Default::default()
-        },
-        Arc::new(read_access::AccountReadAccess::new(accounts.clone())),
-    )?;
+    // First: a bad certificate stops the server before anything else runs.
+    let tls = tls::ServerTls::load(&config.tls, &config.data_dir)?;
+    let (server_stores, stores) = open_stores(&config).await?;
+    let accounts = Arc::new(Accounts::new(server_stores.clone()));
+    let mirror = open_mirror(&config, stores, accounts.clone())?;
     if config.remote_guard.is_active() {
         let allow: Vec<String> = config
             .remote_guard
@@ -150,8 +155,8 @@ pub async fn run(
             generated.expose()
         );
     }
-    let settings = Arc::new(SettingsStore::open(db.clone()).await?);
-    let scheduler = Arc::new(Scheduler::new(db, mirror.clone()));
+    let settings = Arc::new(SettingsStore::open(server_stores.meta.clone()).await?);
+    let scheduler = Arc::new(Scheduler::new(server_stores.crons.clone(), mirror.clone()));
     scheduler.seed_default().await?;
 
     // Background tasks stop on `shutdown`.
@@ -171,6 +176,10 @@ pub async fn run(
     }
     let uploads = Arc::new(UploadSessions::new(config.uploads));
     tasks.spawn(uploads.clone().run_sweeper(background.child_token()));
+    let tls = tls.map(|(tls, watcher)| {
+        tasks.spawn(watcher.run(background.child_token()));
+        Arc::new(tls)
+    });
     tasks.close();
 
     let state = AppState {
@@ -180,6 +189,7 @@ pub async fn run(
         uploads,
         settings,
         shutdown: shutdown.clone(),
+        tls: tls.clone(),
     };
     // The client address of each request, for the login limits.
     if !config.trusted_proxies.is_empty() {
@@ -196,11 +206,16 @@ pub async fn run(
         client_ip::resolve(trusted.clone(), req, next)
     }));
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, data_dir = %config.data_dir.display(), "mirror-server listening");
+        tracing::info!(
+            %addr,
+            data_dir = %config.data_dir.display(),
+            tls = config.tls.mode_name(),
+            "mirror-server listening"
+        );
     }
     let grace = config.shutdown_grace;
     tokio::select! {
-        () = serve::serve(listener, app, config.connections, shutdown.clone()) => {}
+        () = serve::serve(listener, app, config.connections, tls.map(|t| t.acceptor()), shutdown.clone()) => {}
         () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
             tracing::warn!("requests still open {grace:?} after shutdown began; closing them");
         }

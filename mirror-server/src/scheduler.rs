@@ -1,5 +1,6 @@
-//! Crons: jobs submitted on a schedule, kept in `server.db`, and the task
-//! that submits them when due.
+//! Crons: jobs submitted on a schedule, kept in the server's
+//! [`CronStore`] with the time each fires next, and the task that submits
+//! them when due.
 //!
 //! Crons are keyed by action, as in DTR. A schedule is a cron spec with
 //! seconds first (`57 54 3 * * *`), a classic 5-field spec (minutes first),
@@ -8,24 +9,30 @@
 //! an operator deletes it, it stays deleted.
 //!
 //! Changes through [`Scheduler::upsert`] and [`Scheduler::delete`] wake the
-//! loop, so they take effect at once. Missed runs (while the server was down)
-//! are not caught up: the next run is computed from "now" at start. A cron
-//! does not submit a job while an earlier job of the same action and
-//! parameters is still waiting or running, so slow polls do not pile up.
+//! loop, so they take effect at once (on other replicas, at their next
+//! wake-up, within a minute). A cron does not submit a job while an earlier
+//! job of the same action and parameters is still waiting or running, so
+//! slow polls do not pile up.
+//!
+//! **A run fires once across replicas**: each cron's next run is stored;
+//! a replica that finds it due first *claims* it, moving it to the
+//! following run only if it still holds the due time it read
+//! ([`CronStore::claim_cron`], one row changed = this replica fires).
+//! The others find it moved and fire nothing. Missed runs (every replica
+//! down) are not caught up: a claim of a run more than [`MISSED_AFTER`]
+//! late moves it on without firing.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use mirror_core::job::{POLL_MIRROR, parse_duration, resolve_deadline};
 use mirror_core::{JobFilter, JobSubmission, Mirror, MirrorError};
-use rusqlite::{OptionalExtension, params};
-use serde::Serialize;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::db::{DbError, ServerDb};
+use crate::store::{CronStore, DbError};
 
 /// The schedule of the default `poll_mirror` cron: every 30 minutes.
 pub const DEFAULT_POLL_SCHEDULE: &str = "0 */30 * * * *";
@@ -34,40 +41,11 @@ pub const DEFAULT_POLL_SCHEDULE: &str = "0 */30 * * * *";
 /// changes wake it at once).
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 
-/// A cron, in DTR's shape.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Cron {
-    /// Identifier (UUID).
-    pub id: String,
-    /// The action of the jobs it submits (the key).
-    pub action: String,
-    /// The cron spec.
-    pub schedule: String,
-    /// Retries of each submitted job.
-    pub retries: i32,
-    /// Accepted for DTR compatibility; this server has no capacity model.
-    pub capacity_map: BTreeMap<String, i64>,
-    /// Parameters of each submitted job.
-    pub parameters: BTreeMap<String, String>,
-    /// How long each job may run (`90s`, `30m`, `2h`, `1h30m`), empty = no limit.
-    pub deadline: String,
-    /// Accepted for DTR compatibility.
-    pub stop_timeout: String,
-    /// When it fires next.
-    #[serde(serialize_with = "serialize_opt_time")]
-    pub next_run: Option<DateTime<Utc>>,
-}
+/// A run found due later than this after its time was missed (the server
+/// was down): it is moved on without firing.
+pub const MISSED_AFTER: Duration = Duration::from_secs(30);
 
-fn serialize_opt_time<S: serde::Serializer>(
-    t: &Option<DateTime<Utc>>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => s.collect_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-        None => s.serialize_none(),
-    }
-}
+pub use crate::store::records::Cron;
 
 /// What a caller gives to create or replace a cron.
 #[derive(Debug, Clone, Default)]
@@ -138,99 +116,49 @@ pub fn next_run(spec: &str, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
 
 /// The cron store and the loop that fires crons.
 pub struct Scheduler {
-    db: ServerDb,
+    crons: Arc<dyn CronStore>,
     mirror: Mirror,
     /// Wakes the loop after a change.
     changed: Notify,
-    /// The loop's plan: action → (schedule, next run).
-    planned: Mutex<HashMap<String, (String, DateTime<Utc>)>>,
 }
 
-type CronRow = (String, String, String, i32, String, String, String, String);
-
 impl Scheduler {
-    /// The scheduler over `db`, submitting jobs to `mirror`.
-    pub fn new(db: ServerDb, mirror: Mirror) -> Self {
+    /// The scheduler over `crons`, submitting jobs to `mirror`.
+    pub fn new(crons: Arc<dyn CronStore>, mirror: Mirror) -> Self {
         Scheduler {
-            db,
+            crons,
             mirror,
             changed: Notify::new(),
-            planned: Mutex::new(HashMap::new()),
         }
     }
 
     /// Creates the default `poll_mirror` cron on the very first start.
     pub async fn seed_default(&self) -> Result<(), CronError> {
-        let id = uuid::Uuid::new_v4().to_string();
-        self.db
-            .with("creating the default poll_mirror cron", move |c| {
-                let tx = c.transaction()?;
-                let seeded = tx
-                    .query_row("SELECT value FROM meta WHERE key='crons_seeded'", [], |r| {
-                        r.get::<_, String>(0)
-                    })
-                    .optional()?;
-                if seeded.is_none() {
-                    tx.execute(
-                        "INSERT INTO crons (action, id, schedule, retries, parameters, deadline, stop_timeout, capacity_map, updated_at)
-                         VALUES (?1, ?2, ?3, 0, '{}', '', '', '{}', ?4) ON CONFLICT (action) DO NOTHING",
-                        params![POLL_MIRROR, id, DEFAULT_POLL_SCHEDULE, Utc::now().to_rfc3339()],
-                    )?;
-                    tx.execute("INSERT INTO meta (key, value) VALUES ('crons_seeded', 'yes')", [])?;
-                }
-                tx.commit()
-            })
-            .await?;
+        let cron = Cron {
+            id: uuid::Uuid::new_v4().to_string(),
+            action: POLL_MIRROR.into(),
+            schedule: DEFAULT_POLL_SCHEDULE.into(),
+            retries: 0,
+            capacity_map: BTreeMap::new(),
+            parameters: BTreeMap::new(),
+            deadline: String::new(),
+            stop_timeout: String::new(),
+            next_run: next_run(DEFAULT_POLL_SCHEDULE, Utc::now()),
+        };
+        self.crons.seed_cron(&cron).await?;
         Ok(())
-    }
-
-    fn build(&self, row: CronRow) -> Cron {
-        let (action, id, schedule, retries, parameters, deadline, stop_timeout, capacity) = row;
-        let planned = self
-            .planned
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&action)
-            .filter(|(s, _)| *s == schedule)
-            .map(|(_, t)| *t);
-        Cron {
-            next_run: planned.or_else(|| next_run(&schedule, Utc::now())),
-            id,
-            action,
-            retries,
-            capacity_map: serde_json::from_str(&capacity).unwrap_or_default(),
-            parameters: serde_json::from_str(&parameters).unwrap_or_default(),
-            schedule,
-            deadline,
-            stop_timeout,
-        }
     }
 
     /// Every cron, by action.
     pub async fn list(&self) -> Result<Vec<Cron>, CronError> {
-        let rows = self
-            .db
-            .with("listing crons", |c| {
-                let mut st = c.prepare(
-                    "SELECT action, id, schedule, retries, parameters, deadline, stop_timeout, capacity_map
-                     FROM crons ORDER BY action",
-                )?;
-                st.query_map([], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                        r.get(7)?,
-                    ))
-                })?
-                .collect::<Result<Vec<CronRow>, _>>()
-            })
-            .await?;
-        Ok(rows.into_iter().map(|r| self.build(r)).collect())
+        let now = Utc::now();
+        let mut crons = self.crons.crons().await?;
+        for cron in &mut crons {
+            if cron.next_run.is_none() {
+                cron.next_run = next_run(&cron.schedule, now);
+            }
+        }
+        Ok(crons)
     }
 
     /// The cron of `action`, or `None`.
@@ -264,33 +192,19 @@ impl Scheduler {
             })
             .await
             .map_err(CronError::Job)?;
-        let id = uuid::Uuid::new_v4().to_string();
-        let params_json = serde_json::to_string(&form.parameters).unwrap_or_else(|_| "{}".into());
-        let cap_json = serde_json::to_string(&form.capacity_map).unwrap_or_else(|_| "{}".into());
-        let f = form.clone();
-        self.db
-            .with("saving a cron", move |c| {
-                c.execute(
-                    "INSERT INTO crons (action, id, schedule, retries, parameters, deadline, stop_timeout, capacity_map, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                     ON CONFLICT (action) DO UPDATE SET schedule=excluded.schedule, retries=excluded.retries,
-                       parameters=excluded.parameters, deadline=excluded.deadline,
-                       stop_timeout=excluded.stop_timeout, capacity_map=excluded.capacity_map,
-                       updated_at=excluded.updated_at",
-                    params![
-                        f.action,
-                        id,
-                        f.schedule.trim(),
-                        f.retries,
-                        params_json,
-                        f.deadline.trim(),
-                        f.stop_timeout,
-                        cap_json,
-                        Utc::now().to_rfc3339()
-                    ],
-                )
-            })
-            .await?;
+        let schedule = form.schedule.trim().to_string();
+        let cron = Cron {
+            id: uuid::Uuid::new_v4().to_string(),
+            next_run: next_run(&schedule, Utc::now()),
+            action: form.action.clone(),
+            schedule,
+            retries: form.retries,
+            capacity_map: form.capacity_map,
+            parameters: form.parameters,
+            deadline: form.deadline.trim().to_string(),
+            stop_timeout: form.stop_timeout,
+        };
+        self.crons.save_cron(&cron).await?;
         self.changed.notify_one();
         let cron = self.get(&form.action).await?;
         Ok(cron.expect("the cron was just saved"))
@@ -299,15 +213,9 @@ impl Scheduler {
     /// Deletes the cron of `action`; jobs it submitted are left alone.
     /// Returns whether it existed.
     pub async fn delete(&self, action: &str) -> Result<bool, CronError> {
-        let action = action.to_string();
-        let n = self
-            .db
-            .with("deleting a cron", move |c| {
-                c.execute("DELETE FROM crons WHERE action=?1", [action])
-            })
-            .await?;
+        let existed = self.crons.delete_cron(action).await?;
         self.changed.notify_one();
-        Ok(n > 0)
+        Ok(existed)
     }
 
     /// Fires crons until `shutdown`.
@@ -328,41 +236,35 @@ impl Scheduler {
         }
     }
 
-    /// Submits the jobs of due crons and plans the next runs; returns how
-    /// long until the earliest one.
+    /// Plans crons not planned yet, fires the due ones this replica
+    /// claims, and returns how long until the earliest next run.
     async fn tick(&self, now: DateTime<Utc>) -> Result<Duration, CronError> {
-        let crons = self.list().await?;
-        let mut due = Vec::new();
         let mut earliest: Option<DateTime<Utc>> = None;
-        {
-            let mut planned = self.planned.lock().unwrap_or_else(|p| p.into_inner());
-            planned.retain(|action, _| crons.iter().any(|c| &c.action == action));
-            for cron in &crons {
-                let entry = planned
-                    .get(&cron.action)
-                    .filter(|(schedule, _)| *schedule == cron.schedule)
-                    .map(|(_, t)| *t);
-                let next = match entry {
-                    Some(t) if t <= now => {
-                        due.push(cron.clone());
-                        next_run(&cron.schedule, now)
-                    }
-                    Some(t) => Some(t),
-                    None => next_run(&cron.schedule, now),
-                };
-                match next {
-                    Some(t) => {
-                        planned.insert(cron.action.clone(), (cron.schedule.clone(), t));
-                        earliest = Some(earliest.map_or(t, |e| e.min(t)));
-                    }
-                    None => {
-                        planned.remove(&cron.action);
-                    }
+        for cron in self.crons.crons().await? {
+            let next = next_run(&cron.schedule, now);
+            let planned = match cron.next_run {
+                // New, or from a version that did not store it.
+                None if next.is_some() => {
+                    self.crons.claim_cron(&cron.action, None, next).await?;
+                    next
                 }
+                None => None,
+                Some(due) if due <= now => {
+                    if self.crons.claim_cron(&cron.action, Some(due), next).await? {
+                        let late = (now - due).to_std().unwrap_or_default();
+                        if late > MISSED_AFTER {
+                            tracing::info!(action = %cron.action, due = %due, "cron run missed while no server ran; not caught up");
+                        } else {
+                            self.fire(&cron, now).await;
+                        }
+                    }
+                    next
+                }
+                Some(due) => Some(due),
+            };
+            if let Some(t) = planned {
+                earliest = Some(earliest.map_or(t, |e| e.min(t)));
             }
-        }
-        for cron in due {
-            self.fire(&cron, now).await;
         }
         Ok(earliest
             .and_then(|t| (t - Utc::now()).to_std().ok())

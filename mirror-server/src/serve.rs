@@ -1,21 +1,28 @@
-//! [`serve`]: the accept loop. HTTP/1.1 on plain TCP, with `TCP_NODELAY`,
-//! the peer address for each request (`ConnectInfo`, for the login limits),
-//! a time limit on slow clients, and graceful shutdown.
+//! [`serve`]: the accept loop. HTTP/1.1 on plain TCP, or with TLS
+//! HTTP/1.1 and HTTP/2 (chosen by ALPN), with `TCP_NODELAY`, the peer
+//! address for each request (`ConnectInfo`, for the login limits), a time
+//! limit on slow clients, and graceful shutdown.
 //!
 //! A client must send a request's whole head (request line and headers)
 //! within [`ConnectionLimits::header_read_timeout`], else its connection is
 //! closed: a client trickling headers cannot hold a connection (and its
 //! task and buffers) forever. The clock starts whenever the server waits
 //! for a request head, so a keep-alive connection left idle between
-//! requests is closed after the same time. Bodies are not timed: pushes of
-//! large layers and followed job logs may take as long as they take.
+//! requests is closed after the same time. With TLS the handshake must
+//! finish within the same time (a client that connects and never sends a
+//! `ClientHello` is dropped). Bodies are not timed: pushes of large layers
+//! and followed job logs may take as long as they take. HTTP/2 has no
+//! request-head timer in hyper; its connections are bounded by the
+//! handshake limit and hyper's stream limits.
 //!
 //! A request answered before its body was read to the end (a `401` to a
 //! `PUT` sent before the client had credentials, a `404` to a push to a
-//! missing repository) is answered with `Connection: close`: the unread
-//! rest of the body makes the connection unusable, and a client that
-//! reused it (Go's, docker's) would fail with `EOF` instead of retrying.
+//! missing repository) is answered with `Connection: close` over HTTP/1:
+//! the unread rest of the body makes the connection unusable, and a client
+//! that reused it (Go's, docker's) would fail with `EOF` instead of
+//! retrying. HTTP/2 resets just that stream, and forbids the header.
 
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,20 +32,22 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderValue, Request, header};
+use axum::http::{HeaderValue, Request, Version, header};
 use http_body::Body as _;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 /// How long a connection may take to send what it must.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
-    /// Time to send a request's head; also how long a keep-alive
-    /// connection may sit idle between requests.
+    /// Time to send a request's head (and to finish a TLS handshake);
+    /// also how long a keep-alive HTTP/1 connection may sit idle between
+    /// requests.
     pub header_read_timeout: Duration,
 }
 
@@ -50,18 +59,41 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// The connection builders: one per protocol, so the protocol is known
+/// before the first byte (plain TCP: HTTP/1; TLS: what ALPN chose).
+struct Protocols {
+    http1: auto::Builder<TokioExecutor>,
+    http2: auto::Builder<TokioExecutor>,
+}
+
+impl Protocols {
+    fn new(limits: ConnectionLimits) -> Self {
+        let mut both = auto::Builder::new(TokioExecutor::new());
+        both.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout);
+        // Pings find HTTP/2 peers that went away without closing.
+        both.http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(limits.header_read_timeout);
+        Protocols {
+            http1: both.clone().http1_only(),
+            http2: both.http2_only(),
+        }
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown` is canceled, then stops
 /// accepting and waits for the open connections to finish their requests
-/// (the caller bounds that wait).
+/// (the caller bounds that wait). With `tls`, every connection is TLS.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,
+    tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
 ) {
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+    let protocols = Arc::new(Protocols::new(limits));
     let graceful = GracefulShutdown::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -79,31 +111,101 @@ pub async fn serve(
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!("cannot set TCP_NODELAY: {e}");
         }
+        let conn = Connection {
+            app: app.clone(),
+            peer,
+            protocols: protocols.clone(),
+            watcher: graceful.watcher(),
+        };
+        match &tls {
+            None => {
+                tokio::spawn(conn.serve(TokioIo::new(stream), false));
+            }
+            Some(acceptor) => {
+                let handshake = Handshake {
+                    acceptor: acceptor.clone(),
+                    timeout: limits.header_read_timeout,
+                    shutdown: shutdown.clone(),
+                };
+                tokio::spawn(handshake.then_serve(stream, conn));
+            }
+        }
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// A TLS handshake, bounded in time and given up on shutdown.
+struct Handshake {
+    acceptor: TlsAcceptor,
+    timeout: Duration,
+    shutdown: CancellationToken,
+}
+
+impl Handshake {
+    async fn then_serve(self, stream: TcpStream, conn: Connection) {
+        let peer = conn.peer;
+        let done = tokio::select! {
+            done = tokio::time::timeout(self.timeout, self.acceptor.accept(stream)) => done,
+            () = self.shutdown.cancelled() => return,
+        };
+        match done {
+            Ok(Ok(tls)) => {
+                let http2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                conn.serve(TokioIo::new(tls), http2).await;
+            }
+            Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+            Err(_) => tracing::debug!(%peer, "TLS handshake not done within {:?}", self.timeout),
+        }
+    }
+}
+
+/// One accepted connection, before its protocol runs.
+struct Connection {
+    app: Router,
+    peer: SocketAddr,
+    protocols: Arc<Protocols>,
+    /// Graceful shutdown reaches the connection through it.
+    watcher: Watcher,
+}
+
+impl Connection {
+    /// Serves HTTP/1 (or HTTP/2) requests on `io` until the connection ends.
+    async fn serve<I>(self, io: I, http2: bool)
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let Connection {
+            app,
+            peer,
+            protocols,
+            watcher,
+        } = self;
         // Each request carries the peer address, as `ConnectInfo`.
-        let app = app.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
+            // Connection-specific headers are HTTP/1 only.
+            let http1 = req.version() < Version::HTTP_2;
             let (req, body_read) = track_body(req);
             let answer = tower_service::Service::call(&mut app.clone(), req);
             async move {
                 let mut resp = answer.await?;
-                if !body_read.load(Ordering::Acquire) {
+                if http1 && !body_read.load(Ordering::Acquire) {
                     resp.headers_mut()
                         .insert(header::CONNECTION, HeaderValue::from_static("close"));
                 }
                 Ok::<_, std::convert::Infallible>(resp)
             }
         });
-        let conn = http.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, "connection closed: {e}");
-            }
-        });
+        let builder = if http2 {
+            &protocols.http2
+        } else {
+            &protocols.http1
+        };
+        if let Err(e) = watcher.watch(builder.serve_connection(io, service)).await {
+            tracing::debug!(%peer, "connection closed: {e}");
+        }
     }
-    drop(listener);
-    graceful.shutdown().await;
 }
 
 /// `req` with a body that records when it has been read to the end (or

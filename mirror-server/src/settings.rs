@@ -1,54 +1,53 @@
 //! [`Settings`]: the server settings an administrator changes at run time
-//! (DTR's `/api/v0/meta/settings`), kept in `server.db` and read from
-//! memory on every request that needs them.
+//! (DTR's `/api/v0/meta/settings`), kept in the server's [`MetaStore`]
+//! and read from memory on every request that needs them (so a replica
+//! sees another's change at its next start).
 //!
 //! Only the settings this server acts on are kept:
 //! `createRepositoryOnPush` (a push to a missing repository in a namespace
 //! the caller may write creates it, private; off by default, as in DTR).
 
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
-use crate::db::{DbError, ServerDb};
+use crate::store::{DbError, MetaStore};
 
 /// The `meta` key the settings are stored under.
 const KEY: &str = "settings";
 
 /// The settings (DTR's `Settings`, the fields this server acts on).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Settings {
-    /// A push to a missing repository creates it.
+    /// A push to a missing repository in a namespace the caller may write
+    /// creates it (private). Off by default.
     #[serde(default)]
     pub create_repository_on_push: bool,
 }
 
-/// A partial update (DTR's settings form; fields left out are kept).
-#[derive(Debug, Clone, Default, Deserialize)]
+/// A partial update (DTR's settings form; fields left out are kept, other
+/// DTR fields are accepted and ignored).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = SettingsUpdate)]
 #[serde(rename_all = "camelCase")]
 pub struct SettingsForm {
-    /// New value of [`Settings::create_repository_on_push`].
+    /// The new `createRepositoryOnPush` ([`Settings::create_repository_on_push`]);
+    /// left out, it is kept.
     #[serde(default)]
     pub create_repository_on_push: Option<bool>,
 }
 
 /// The settings, stored and cached.
 pub struct SettingsStore {
-    db: ServerDb,
+    db: Arc<dyn MetaStore>,
     current: RwLock<Settings>,
 }
 
 impl SettingsStore {
     /// Loads the settings from `db` (the defaults when none were saved).
-    pub async fn open(db: ServerDb) -> Result<Self, DbError> {
-        let stored: Option<String> = db
-            .with("reading the settings", |c| {
-                use rusqlite::OptionalExtension;
-                c.query_row("SELECT value FROM meta WHERE key=?1", [KEY], |r| r.get(0))
-                    .optional()
-            })
-            .await?;
+    pub async fn open(db: Arc<dyn MetaStore>) -> Result<Self, DbError> {
+        let stored = db.meta(KEY).await?;
         let current = stored
             .and_then(|s| serde_json::from_str(&s).ok())
             .unwrap_or_default();
@@ -73,15 +72,7 @@ impl SettingsStore {
             next.create_repository_on_push = v;
         }
         let text = serde_json::to_string(&next).expect("settings serialize");
-        self.db
-            .with("saving the settings", move |c| {
-                c.execute(
-                    "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    [KEY, text.as_str()],
-                )
-            })
-            .await?;
+        self.db.set_meta(KEY, &text).await?;
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = next.clone();
         Ok(next)
     }

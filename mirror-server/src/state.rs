@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use crate::accounts::Accounts;
 use crate::scheduler::Scheduler;
 use crate::settings::SettingsStore;
+use crate::tls::ServerTls;
 use crate::uploads::UploadSessions;
 
 /// Shared by all handlers; cheap to clone.
@@ -27,4 +28,6 @@ pub struct AppState {
     /// followed job log) end then, so graceful shutdown does not wait on
     /// them.
     pub shutdown: CancellationToken,
+    /// The server's TLS certificate (`None`: plain HTTP), for `/ca`.
+    pub tls: Option<Arc<ServerTls>>,
 }

@@ -522,20 +522,17 @@ async fn secrets_never_leak() {
 /// server settings and connection errors never shows a secret.
 async fn debug_output_is_clean(data: &std::path::Path, reg: &Registry) {
     use mirror_core::remote::{HttpRemote, HttpSettings};
-    use mirror_core::{Mirror, NewPolicy, PolicyUpdate, Secret};
+    use mirror_core::{Mirror, PolicyForm, Secret};
 
     let mirror = Mirror::open(data).unwrap();
     let policies = mirror.policies(None).await.unwrap();
     assert_eq!(policies.len(), 1);
     let mut texts = vec![format!("{policies:?}"), format!("{:#?}", policies[0])];
-    let form = NewPolicy {
-        remote_host: reg.url(),
-        remote_repository: "team/app".into(),
-        username: "bot".into(),
-        password: Secret::new(WRONG_PW),
-        auth_token: Secret::new(AUTH_TOKEN),
-        enabled: true,
-        ..Default::default()
+    let form = PolicyForm {
+        username: Some("bot".into()),
+        password: Some(Secret::new(WRONG_PW)),
+        auth_token: Some(Secret::new(AUTH_TOKEN)),
+        ..PolicyForm::new(reg.url(), "team/app")
     };
     texts.push(format!("{form:?}"));
     let endpoint = form.endpoint().unwrap();
@@ -544,8 +541,8 @@ async fn debug_output_is_clean(data: &std::path::Path, reg: &Registry) {
         "{:?}",
         HttpRemote::new(&endpoint, &HttpSettings::default()).unwrap()
     ));
-    let basic = NewPolicy {
-        auth_token: Secret::default(),
+    let basic = PolicyForm {
+        auth_token: None,
         ..form.clone()
     }
     .endpoint()
@@ -560,7 +557,7 @@ async fn debug_output_is_clean(data: &std::path::Path, reg: &Registry) {
     texts.push(format!("{err:?} {err}"));
     texts.push(format!(
         "{:?}",
-        PolicyUpdate {
+        PolicyForm {
             password: Some(Secret::new(UPSTREAM_PW3)),
             auth_token: Some(Secret::new(AUTH_TOKEN2)),
             ..Default::default()

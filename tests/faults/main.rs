@@ -14,7 +14,7 @@ use fake_registry::{FakeRegistry, digest_of};
 use mirror_core::remote::{HttpConnector, HttpSettings, RetryPolicy};
 use mirror_core::store::FsOptions;
 use mirror_core::{
-    Digest, JobStatus, Mirror, MirrorSettings, NewPolicy, RepositoryName, Secret, Stores,
+    Digest, JobStatus, Mirror, MirrorSettings, PolicyForm, RepositoryName, Secret, Stores,
 };
 
 fn fast_retry() -> RetryPolicy {
@@ -46,13 +46,8 @@ fn mirror(dir: &Path) -> Mirror {
     )
 }
 
-fn form(reg: &FakeRegistry, repo: &str) -> NewPolicy {
-    NewPolicy {
-        remote_host: reg.url(),
-        remote_repository: repo.into(),
-        enabled: true,
-        ..Default::default()
-    }
+fn form(reg: &FakeRegistry, repo: &str) -> PolicyForm {
+    PolicyForm::new(reg.url(), repo)
 }
 
 fn name(s: &str) -> RepositoryName {
@@ -96,7 +91,7 @@ async fn setup(layers: &[Vec<u8>]) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let m = mirror(dir.path());
     let p = m
-        .add_policy(&name("local/app"), form(&reg, "team/app"), true)
+        .add_policy(&name("local/app"), &form(&reg, "team/app"), None)
         .await
         .unwrap();
     Setup {
@@ -311,10 +306,10 @@ async fn bad_credentials_give_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let m = mirror(dir.path());
     let mut f = form(&reg, "team/app");
-    f.username = "bot".into();
-    f.password = Secret::new("wrong-pass-123");
+    f.username = Some("bot".into());
+    f.password = Some(Secret::new("wrong-pass-123"));
     let err = m
-        .add_policy(&name("local/app"), f.clone(), true)
+        .add_policy(&name("local/app"), &f, None)
         .await
         .unwrap_err();
     let msg = err.to_string();
@@ -326,8 +321,8 @@ async fn bad_credentials_give_a_clear_error() {
     assert!(!msg.contains("wrong-pass-123"), "secret leaked: {msg}");
     // Nothing was saved.
     assert!(m.policies(None).await.unwrap().is_empty());
-    f.password = Secret::new("right");
-    m.add_policy(&name("local/app"), f, true).await.unwrap();
+    f.password = Some(Secret::new("right"));
+    m.add_policy(&name("local/app"), &f, None).await.unwrap();
 }
 
 #[tokio::test]
@@ -339,7 +334,7 @@ async fn a_no_change_poll_makes_only_head_requests() {
     let dir = tempfile::tempdir().unwrap();
     let m = mirror(dir.path());
     let p = m
-        .add_policy(&name("local/app"), form(&reg, "team/app"), true)
+        .add_policy(&name("local/app"), &form(&reg, "team/app"), None)
         .await
         .unwrap();
     let job = m.poll(&p.id).await.unwrap();

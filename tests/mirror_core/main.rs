@@ -13,9 +13,10 @@ use std::time::Duration;
 use mirror_core::remote::{HttpConnector, HttpSettings, RetryPolicy};
 use mirror_core::store::FsOptions;
 use mirror_core::{
-    Digest, ErrorKind, JobStatus, Mirror, MirrorSettings, NewPolicy, RepositoryName, Secret, Stores,
+    Digest, ErrorKind, JobStatus, Mirror, MirrorSettings, PolicyForm, RepositoryName, Secret,
+    Stores,
 };
-use support::store_checks::assert_complete;
+use support::store_checks::{assert_complete, local_tags, log_text, upstream_tags};
 use support::{Auth, ImageSpec, LayerSpec, ManifestKind, Registry};
 
 fn mirror(dir: &Path) -> Mirror {
@@ -45,52 +46,14 @@ fn name(s: &str) -> RepositoryName {
 }
 
 /// A policy form for `repo` on `reg`, with the registry's credentials.
-fn form(reg: &Registry, repo: &str) -> NewPolicy {
+fn form(reg: &Registry, repo: &str) -> PolicyForm {
     let (username, password) = reg.credentials().unwrap_or_default();
-    NewPolicy {
-        remote_host: reg.url(),
-        remote_repository: repo.into(),
-        username,
-        password: Secret::new(password),
-        remote_ca: if reg.is_tls() {
-            reg.ca_pem()
-        } else {
-            String::new()
-        },
-        enabled: true,
-        ..Default::default()
+    PolicyForm {
+        username: Some(username),
+        password: Some(Secret::new(password)),
+        remote_ca: reg.is_tls().then(|| reg.ca_pem()),
+        ..PolicyForm::new(reg.url(), repo)
     }
-}
-
-async fn log_text(m: &Mirror, job: &str) -> String {
-    let lines = m.job_logs(job, 0, 0).await.unwrap();
-    lines
-        .into_iter()
-        .map(|l| l.data)
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Local tag -> digest.
-async fn local_tags(m: &Mirror, repo: &str) -> BTreeMap<String, String> {
-    m.stores()
-        .repos
-        .tags(&name(repo))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| (t.name, t.digest.to_string()))
-        .collect()
-}
-
-/// Upstream tag -> digest, read with the harness's own client.
-async fn upstream_tags(reg: &Registry, repo: &str) -> BTreeMap<String, String> {
-    let p = reg.pusher();
-    let mut out = BTreeMap::new();
-    for t in p.tags(repo).await {
-        out.insert(t.clone(), p.manifest_digest(repo, &t).await.unwrap());
-    }
-    out
 }
 
 async fn seed(reg: &Registry, repo: &str) {
@@ -132,7 +95,7 @@ async fn initial_evaluation_mirrors_every_tag_including_a_large_layer_and_an_ind
     let dir = tempfile::tempdir().unwrap();
     let m = mirror(dir.path());
     let p = m
-        .add_policy(&name("mirror/app"), form(&reg, "team/app"), true)
+        .add_policy(&name("mirror/app"), &form(&reg, "team/app"), None)
         .await
         .unwrap();
     let job = m.poll(&p.id).await.unwrap();
@@ -223,7 +186,14 @@ async fn save_without_initial_evaluation_mirrors_only_later_tags_and_follows_mov
     let dir = tempfile::tempdir().unwrap();
     let m = mirror(dir.path());
     let p = m
-        .add_policy(&name("mirror/app"), form(&reg, "team/app"), false)
+        .add_policy(
+            &name("mirror/app"),
+            &PolicyForm {
+                initial_evaluation: Some(false),
+                ..form(&reg, "team/app")
+            },
+            None,
+        )
         .await
         .unwrap();
     let job = m.poll(&p.id).await.unwrap();
@@ -282,9 +252,9 @@ async fn htpasswd_basic_auth() {
     let m = mirror(dir.path());
 
     let mut bad = form(&reg, "team/app");
-    bad.password = Secret::new("wrong-password");
+    bad.password = Some(Secret::new("wrong-password"));
     let err = m
-        .add_policy(&name("mirror/app"), bad, true)
+        .add_policy(&name("mirror/app"), &bad, None)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
@@ -295,16 +265,16 @@ async fn htpasswd_basic_auth() {
     );
 
     let mut anon = form(&reg, "team/app");
-    anon.username.clear();
-    anon.password = Secret::default();
+    anon.username = None;
+    anon.password = None;
     let err = m
-        .add_policy(&name("mirror/app"), anon, true)
+        .add_policy(&name("mirror/app"), &anon, None)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("requires credentials"), "{err}");
 
     let p = m
-        .add_policy(&name("mirror/app"), form(&reg, "team/app"), true)
+        .add_policy(&name("mirror/app"), &form(&reg, "team/app"), None)
         .await
         .unwrap();
     let job = m.poll(&p.id).await.unwrap();
@@ -336,9 +306,9 @@ async fn bearer_token_auth_with_cached_tokens() {
     let m = mirror(dir.path());
 
     let mut bad = form(&reg, "team/app");
-    bad.password = Secret::new("wrong-password");
+    bad.password = Some(Secret::new("wrong-password"));
     let err = m
-        .add_policy(&name("mirror/app"), bad, true)
+        .add_policy(&name("mirror/app"), &bad, None)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
@@ -349,7 +319,7 @@ async fn bearer_token_auth_with_cached_tokens() {
     );
 
     let p = m
-        .add_policy(&name("mirror/app"), form(&reg, "team/app"), true)
+        .add_policy(&name("mirror/app"), &form(&reg, "team/app"), None)
         .await
         .unwrap();
     reg.reset_token_requests();
@@ -384,7 +354,7 @@ async fn an_expired_token_is_refreshed_mid_poll() {
     let dir = tempfile::tempdir().unwrap();
     let m = mirror(dir.path());
     let p = m
-        .add_policy(&name("mirror/app"), form(&reg, "team/app"), true)
+        .add_policy(&name("mirror/app"), &form(&reg, "team/app"), None)
         .await
         .unwrap();
     let job = m.poll(&p.id).await.unwrap();
@@ -437,9 +407,9 @@ async fn tls_with_remote_ca_without_it_and_with_verification_skipped() {
     let m = mirror(dir.path());
 
     let mut no_ca = form(&reg, "team/app");
-    no_ca.remote_ca.clear();
+    no_ca.remote_ca = None;
     let err = m
-        .add_policy(&name("mirror/nope"), no_ca.clone(), true)
+        .add_policy(&name("mirror/nope"), &no_ca, None)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Tls, "{err}");
@@ -450,7 +420,7 @@ async fn tls_with_remote_ca_without_it_and_with_verification_skipped() {
     );
 
     let p = m
-        .add_policy(&name("mirror/app"), form(&reg, "team/app"), true)
+        .add_policy(&name("mirror/app"), &form(&reg, "team/app"), None)
         .await
         .unwrap();
     let job = m.poll(&p.id).await.unwrap();
@@ -466,9 +436,9 @@ async fn tls_with_remote_ca_without_it_and_with_verification_skipped() {
     );
 
     let mut skip = no_ca;
-    skip.skip_tls_verification = true;
+    skip.skip_tls_verification = Some(true);
     let p = m
-        .add_policy(&name("mirror/skip"), skip, true)
+        .add_policy(&name("mirror/skip"), &skip, None)
         .await
         .unwrap();
     let job = m.poll(&p.id).await.unwrap();
@@ -492,7 +462,7 @@ async fn unknown_repository_and_unreachable_host_say_so() {
     let dir = tempfile::tempdir().unwrap();
     let m = mirror(dir.path());
     let err = m
-        .add_policy(&name("mirror/x"), form(&reg, "no/such"), true)
+        .add_policy(&name("mirror/x"), &form(&reg, "no/such"), None)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
@@ -502,9 +472,12 @@ async fn unknown_repository_and_unreachable_host_say_so() {
     );
 
     let mut gone = form(&reg, "team/app");
-    gone.remote_host = format!("http://127.0.0.1:{}", support::registry::free_port());
+    gone.remote_host = Some(format!(
+        "http://127.0.0.1:{}",
+        support::registry::free_port()
+    ));
     let err = m
-        .add_policy(&name("mirror/x"), gone, true)
+        .add_policy(&name("mirror/x"), &gone, None)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unreachable, "{err}");
@@ -540,7 +513,7 @@ async fn oci_artifacts_are_copied_as_opaque_blobs() {
     let dir = tempfile::tempdir().unwrap();
     let m = mirror(dir.path());
     let pol = m
-        .add_policy(&name("mirror/app"), form(&reg, "team/app"), true)
+        .add_policy(&name("mirror/app"), &form(&reg, "team/app"), None)
         .await
         .unwrap();
     let job = m.poll(&pol.id).await.unwrap();

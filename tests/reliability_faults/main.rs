@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use mirror_core::remote::{HttpConnector, HttpSettings, RetryPolicy};
 use mirror_core::store::FsOptions;
 use mirror_core::{
-    Digest, Job, JobStatus, Mirror, MirrorSettings, NewPolicy, RepositoryName, Secret, Stores,
+    Digest, Job, JobStatus, Mirror, MirrorSettings, PolicyForm, RepositoryName, Secret, Stores,
 };
 use reqwest::Method;
 use support::fault_proxy::{Fault, FaultProxy, Rule};
@@ -97,7 +97,7 @@ async fn env_with(auth: Auth, spec: ImageSpec) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let m = mirror(dir.path());
     let policy = m
-        .add_policy(&name(LOCAL), proxied_form(&reg, &proxy), true)
+        .add_policy(&name(LOCAL), &proxied_form(&reg, &proxy), None)
         .await
         .unwrap()
         .id;
@@ -114,15 +114,12 @@ async fn env_with(auth: Auth, spec: ImageSpec) -> Env {
 
 /// "Save & Apply" form for `REMOTE` through `proxy`, with `reg`'s
 /// credentials.
-fn proxied_form(reg: &Registry, proxy: &FaultProxy) -> NewPolicy {
+fn proxied_form(reg: &Registry, proxy: &FaultProxy) -> PolicyForm {
     let (username, password) = reg.credentials().unwrap_or_default();
-    NewPolicy {
-        remote_host: proxy.url(),
-        remote_repository: REMOTE.into(),
-        username,
-        password: Secret::new(password),
-        enabled: true,
-        ..Default::default()
+    PolicyForm {
+        username: Some(username),
+        password: Some(Secret::new(password)),
+        ..PolicyForm::new(proxy.url(), REMOTE)
     }
 }
 
@@ -810,7 +807,7 @@ async fn a_token_that_expires_mid_poll_is_renewed() {
     let dir = tempfile::tempdir().unwrap();
     let m = mirror(dir.path());
     let policy = m
-        .add_policy(&name(LOCAL), proxied_form(&reg, &proxy), true)
+        .add_policy(&name(LOCAL), &proxied_form(&reg, &proxy), None)
         .await
         .unwrap();
     proxy.reset_log();
@@ -966,7 +963,7 @@ async fn soak_random_faults_over_hundreds_of_polls() {
         },
     );
     let policy = m
-        .add_policy(&name(LOCAL), proxied_form(&reg, &proxy), true)
+        .add_policy(&name(LOCAL), &proxied_form(&reg, &proxy), None)
         .await
         .unwrap();
     let p = 0.03;
@@ -1076,14 +1073,12 @@ async fn a_restarted_engine_recovers_its_own_jobs_at_once_and_leaves_others_alon
     let mine = m.submit_job(submit()).await.unwrap();
     let theirs = m.submit_job(submit()).await.unwrap();
     let now = chrono::Utc::now();
-    let policies = &m.stores().policies;
-    policies
-        .claim_job(&own_id, Some(&mine.id), now, None)
+    let jobs = &m.stores().jobs;
+    jobs.claim_job(&own_id, Some(&mine.id), now, None)
         .await
         .unwrap()
         .unwrap();
-    policies
-        .claim_job("0123456789ab", Some(&theirs.id), now, None)
+    jobs.claim_job("0123456789ab", Some(&theirs.id), now, None)
         .await
         .unwrap()
         .unwrap();

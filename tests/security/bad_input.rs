@@ -322,8 +322,7 @@ async fn every_api_route_refuses_bad_input_without_a_5xx() {
         ),
     ]
     .into();
-    let doc: Value =
-        serde_json::from_str(include_str!("../../mirror-server/src/api/dtr/openapi.json")).unwrap();
+    let doc: Value = serde_json::from_str(mirror_server::api::dtr::openapi_json()).unwrap();
     let json_type = [("content-type", "application/json".to_string())];
     let oversized = {
         // 10 MiB of valid JSON.

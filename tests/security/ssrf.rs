@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mirror_core::remote::{HttpSettings, RemoteGuard};
-use mirror_core::{ErrorKind, JobStatus, Mirror, MirrorError, NewPolicy, RepositoryName};
+use mirror_core::{ErrorKind, JobStatus, Mirror, MirrorError, PolicyForm, RepositoryName};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -269,14 +269,9 @@ async fn polls_of_existing_policies_are_refused() {
         .await;
     let dir = tempfile::tempdir().unwrap();
     let local = RepositoryName::parse("mirrors/app").unwrap();
-    let form = NewPolicy {
-        remote_host: reg.url(),
-        remote_repository: "team/app".into(),
-        enabled: true,
-        ..Default::default()
-    };
+    let form = PolicyForm::new(reg.url(), "team/app");
     let open = Mirror::open(dir.path()).unwrap();
-    let policy = open.add_policy(&local, form.clone(), true).await.unwrap();
+    let policy = open.add_policy(&local, &form, None).await.unwrap();
     drop(open);
 
     let guarded = Mirror::open_with(
@@ -316,7 +311,7 @@ async fn polls_of_existing_policies_are_refused() {
 
     // Creating one is refused with the kind bindings map to "invalid input".
     let err = guarded
-        .add_policy(&RepositoryName::parse("mirrors/b").unwrap(), form, true)
+        .add_policy(&RepositoryName::parse("mirrors/b").unwrap(), &form, None)
         .await
         .unwrap_err();
     assert!(

@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::server::{ADMIN, Creds, TestServer};
+use crate::server::{ADMIN, Creds, TestServer, repository_names};
 use crate::support::http::Api;
 
 const ALICE: Creds<'static> = Some(("alice", "alice-pa55word"));
@@ -92,19 +92,10 @@ async fn authorization_matrix() {
     );
     let listed = alice.get("/api/v0/repositories").await;
     let listed = listed.expect(StatusCode::OK).json();
-    let names: Vec<_> = listed["repositories"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            format!(
-                "{}/{}",
-                r["namespace"].as_str().unwrap(),
-                r["name"].as_str().unwrap()
-            )
-        })
-        .collect();
-    assert_eq!(names, ["mirrors/private-app", "pub/app"]);
+    assert_eq!(
+        repository_names(&listed),
+        ["mirrors/private-app", "pub/app"]
+    );
 
     // Public is read-only for others too.
     let pub_policies = "/api/v0/repositories/pub/app/pollMirroringPolicies";

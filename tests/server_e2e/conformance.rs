@@ -16,15 +16,18 @@
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::server::{ADMIN, ADMIN_PASSWORD, TestServer};
+use crate::server::{ADMIN, ADMIN_PASSWORD, TestServer, sha256};
 use crate::support::fault_proxy::{Fault, FaultProxy, Rule};
+use crate::support::http::Api;
 use crate::support::{ImageSpec, LayerSpec, Pusher, Registry};
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// Reads one response head from `sock`: the status and the lower-case
 /// header lines.
@@ -132,8 +135,19 @@ async fn an_early_answer_closes_the_connection_it_leaves_unusable() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn referrers_carry_annotations_and_bad_tags_are_not_found() {
+/// A server whose `mirrors/app` holds an image and a signature of it (an
+/// artifact whose subject is the image).
+struct Signed {
+    server: TestServer,
+    admin: Api,
+    /// The image's digest.
+    subject: String,
+    /// The signature's manifest, and its digest.
+    signature: Value,
+    signature_digest: String,
+}
+
+async fn signed() -> Signed {
     let server = TestServer::start().await;
     server.create_repo("mirrors", "app", "private").await;
     let pusher = Pusher::from_parts(
@@ -147,7 +161,7 @@ async fn referrers_carry_annotations_and_bad_tags_are_not_found() {
     let empty = pusher.push_blob("mirrors/app", &b"{}"[..]).await;
     let signature = json!({
         "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "mediaType": OCI_MANIFEST,
         "artifactType": "application/vnd.example.signature",
         "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
         "layers": [{"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2}],
@@ -155,74 +169,61 @@ async fn referrers_carry_annotations_and_bad_tags_are_not_found() {
         "annotations": {"org.opencontainers.image.created": "2026-12-01T00:00:00Z", "com.example.key": "value"}
     });
     let bytes = serde_json::to_vec(&signature).unwrap();
-    let sig = pusher
-        .push_manifest_raw(
-            "mirrors/app",
-            &crate::server::sha256(&bytes),
-            "application/vnd.oci.image.manifest.v1+json",
-            bytes,
-        )
+    let signature_digest = pusher
+        .push_manifest_raw("mirrors/app", &sha256(&bytes), OCI_MANIFEST, bytes)
         .await;
-    let (s, index) = server
-        .call(
-            Method::GET,
-            &format!("/v2/mirrors/app/referrers/{}", subject.digest),
-            ADMIN,
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{index}");
+    Signed {
+        admin: server.admin(),
+        server,
+        subject: subject.digest,
+        signature,
+        signature_digest,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn referrers_carry_their_manifests_annotations() {
+    let t = signed().await;
+    let referrers = format!("/v2/mirrors/app/referrers/{}", t.subject);
+    let index = t.admin.get(referrers).await.expect(StatusCode::OK).json();
     let found = &index["manifests"][0];
-    assert_eq!(found["digest"], sig.as_str(), "{index}");
+    assert_eq!(found["digest"], t.signature_digest.as_str(), "{index}");
     assert_eq!(
-        found["annotations"], signature["annotations"],
+        found["annotations"], t.signature["annotations"],
         "referrers must carry the manifest's annotations: {index}"
     );
+    t.server.stop().await;
+}
 
-    // A tag outside the grammar can never exist.
-    for method in [Method::GET, Method::HEAD, Method::DELETE] {
-        let resp = server
-            .request(method.clone(), "/v2/mirrors/app/manifests/.INVALID", ADMIN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{method}");
-        if method != Method::HEAD {
-            let body: serde_json::Value = resp.json().await.unwrap();
-            assert_eq!(body["errors"][0]["code"], "MANIFEST_UNKNOWN", "{body}");
-        }
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_outside_the_grammar_is_not_found_and_cannot_be_put() {
+    let t = signed().await;
+    let invalid = "/v2/mirrors/app/manifests/.INVALID";
+    for method in [Method::GET, Method::DELETE] {
+        let got = t.admin.call(method, invalid).await;
+        got.expect_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
     }
-    let resp = server
-        .request(Method::PUT, "/v2/mirrors/app/manifests/.INVALID", ADMIN)
-        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
-        .body(serde_json::to_vec(&signature).unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    let body: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(body["errors"][0]["code"], "TAG_INVALID", "{body}");
+    t.admin.head(invalid).await.expect(StatusCode::NOT_FOUND);
+    let put = t.admin.put(invalid).header("content-type", OCI_MANIFEST);
+    let put = put.body(serde_json::to_vec(&t.signature).unwrap()).await;
+    put.expect_error(StatusCode::BAD_REQUEST, "TAG_INVALID");
+    t.server.stop().await;
+}
 
-    // The catalog challenges anonymous callers, who then log in.
-    let resp = server
-        .request(Method::GET, "/v2/_catalog", None)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    assert!(
-        resp.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .starts_with("Basic "),
-        "{:?}",
-        resp.headers()
-    );
-    let (s, b) = server.call(Method::GET, "/v2/_catalog", ADMIN, None).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalog_challenges_anonymous_callers_who_then_log_in() {
+    let server = TestServer::start().await;
+    server.create_repo("mirrors", "app", "private").await;
+    let anonymous = server.api().get("/v2/_catalog").await;
+    let anonymous = anonymous.expect(StatusCode::UNAUTHORIZED);
+    let challenge = anonymous.header("www-authenticate");
+    assert!(challenge.starts_with("Basic "), "{challenge}");
+    let catalog = server.admin().get("/v2/_catalog").await;
     assert_eq!(
-        (s, b),
-        (StatusCode::OK, json!({"repositories": ["mirrors/app"]}))
+        catalog.expect(StatusCode::OK).json(),
+        json!({"repositories": ["mirrors/app"]})
     );
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,24 +252,12 @@ async fn a_poll_submitted_during_another_is_done_only_when_up_to_date() {
         .once(),
     );
     let server = TestServer::start().await;
+    let admin = server.admin();
     server.create_repo("mirrors", "app", "private").await;
-    let (s, policy, first) = server
-        .post_policy(
-            "mirrors/app",
-            ADMIN,
-            "?initialEvaluation=true",
-            json!({"remoteHost": proxy.url(), "remoteRepository": "team/app"}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{policy}");
-    let first = first.unwrap();
+    let form = json!({"remoteHost": proxy.url(), "remoteRepository": "team/app"});
+    let first = server.apply_policy(ADMIN, "mirrors/app", form).await;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while server
-        .call(Method::GET, &format!("/api/v0/jobs/{first}"), ADMIN, None)
-        .await
-        .1["status"]
-        != "running"
-    {
+    while admin.get(format!("/api/v0/jobs/{first}")).await.json()["status"] != "running" {
         assert!(Instant::now() < deadline, "the first poll never ran");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -283,24 +272,13 @@ async fn a_poll_submitted_during_another_is_done_only_when_up_to_date() {
     let second = server.submit_poll(None).await;
     server.wait_done(&second).await;
     for tag in ["1.0", "2.0"] {
-        let resp = server
-            .request(
-                Method::HEAD,
-                &format!("/v2/mirrors/app/manifests/{tag}"),
-                ADMIN,
-            )
-            .header(
-                "accept",
-                "application/vnd.docker.distribution.manifest.v2+json",
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            resp.status(),
-            StatusCode::OK,
-            "{tag} after the second poll is done"
+        // Each tag is there once the second poll is done.
+        let head = admin.head(format!("/v2/mirrors/app/manifests/{tag}"));
+        let head = head.header(
+            "accept",
+            "application/vnd.docker.distribution.manifest.v2+json",
         );
+        head.await.expect(StatusCode::OK);
     }
     let (_, log) = server.job_outcome(&second, Duration::from_secs(1)).await;
     assert!(
@@ -331,17 +309,12 @@ async fn the_connect_check_answers_at_once_when_retrying_cannot_help() {
         (busy.uri(), "HTTP 503", Duration::from_secs(5)),
     ] {
         let started = Instant::now();
-        let got = server
-            .call(
-                Method::POST,
-                "/api/v0/remote/registry",
-                ADMIN,
-                Some(json!({"remoteHost": host, "remoteRepository": "team/app"})),
-            )
-            .await;
+        let form = json!({"remoteHost": host, "remoteRepository": "team/app"});
+        let got = server.admin().post("/api/v0/remote/registry").json(&form);
+        let got = got.await;
         let took = started.elapsed();
-        assert!(got.0.is_client_error(), "{host}: {got:?}");
-        let message = got.1["errors"][0]["message"].as_str().unwrap().to_string();
+        assert!(got.status.is_client_error(), "{host}: {got:?}");
+        let message = got.error()["message"].as_str().unwrap().to_string();
         assert!(message.contains(says), "{host}: {message}");
         assert!(
             !message.contains("error sending request"),

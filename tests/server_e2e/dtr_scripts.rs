@@ -33,36 +33,32 @@
 //!   `X-Next-Page-Start`; PUTs `{username, password}` on each policy.
 //! - The DTR 2.7 docs' `curl ... /api/v0/repositories?pageSize=10&count=false`.
 
-use reqwest::header::HeaderMap;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::server::{ADMIN, ADMIN_PASSWORD, Creds, TestServer, assert_error, exchange};
+use crate::server::{ADMIN, ADMIN_PASSWORD, Creds, TestServer, repository_names};
 use crate::support::Registry;
+use crate::support::http::{Api, Reply};
 use crate::support::images::{MixedImages, MixedTags};
+use crate::support::policies::policies;
 
 const ALICE: Creds<'static> = Some(("alice", "alice-pa55word"));
 
 /// A number header (`X-Resource-Count`).
-fn count(headers: &HeaderMap) -> Option<u64> {
-    headers.get("x-resource-count")?.to_str().ok()?.parse().ok()
+fn count(reply: &Reply) -> Option<u64> {
+    reply.header_opt("x-resource-count")?.parse().ok()
 }
 
 /// `X-Next-Page-Start`, when present.
-fn next_page(headers: &HeaderMap) -> Option<String> {
-    Some(headers.get("x-next-page-start")?.to_str().ok()?.to_string())
+fn next_page(reply: &Reply) -> Option<String> {
+    reply.header_opt("x-next-page-start").map(str::to_string)
 }
 
-/// `GET path` with Basic `creds`: status, headers, body.
-async fn get(server: &TestServer, path: &str, creds: Creds<'_>) -> (StatusCode, HeaderMap, Value) {
-    exchange(server.request(Method::GET, path, creds), None).await
-}
-
-/// The `.token` of `GET /auth/token` with Basic `creds` (as `curl -u`).
-async fn auth_token(server: &TestServer, creds: Creds<'_>) -> String {
-    let (s, headers, body) = get(server, "/auth/token", creds).await;
-    assert_eq!(s, StatusCode::OK, "{body}");
-    assert_eq!(headers["cache-control"], "no-store");
+/// The `.token` of `GET /auth/token` as `api`'s caller (as `curl -u`).
+async fn auth_token(api: &Api) -> String {
+    let answer = api.get("/auth/token").await.expect(StatusCode::OK);
+    assert_eq!(answer.header("cache-control"), "no-store");
+    let body = answer.json();
     assert_eq!(body["expires_in"], 900, "{body}");
     assert_eq!(body["access_token"], body["token"], "{body}");
     body["token"].as_str().unwrap().to_string()
@@ -84,8 +80,126 @@ fn migrate_policy(remote: &str, namespace: &str, reponame: &str, enabled: bool) 
     })
 }
 
+/// A server with the private repositories `mirrors/app`, `mirrors/web`
+/// and `mirrors/db`; calls to it as admin.
+struct Three {
+    server: TestServer,
+    admin: Api,
+}
+
+async fn three() -> Three {
+    let server = TestServer::start().await;
+    for name in ["app", "web", "db"] {
+        server.create_repo("mirrors", name, "private").await;
+    }
+    Three {
+        admin: server.admin(),
+        server,
+    }
+}
+
+// ----------------------------------------------- scripts, one by one ----
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn migration_and_inventory_scripts_run_unchanged() {
+async fn dtr_job_logs_reads_the_version_anonymously_and_picks_data() {
+    let server = TestServer::start().await;
+    // dtr-job-logs: the version, anonymously, decides the log field.
+    let docs = server.api().get("/api/v0/docs.json").await;
+    let docs = docs.expect(StatusCode::OK).json();
+    let version = docs["info"]["version"].as_str().unwrap();
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap(), parts.next().unwrap());
+    assert!(
+        major >= 2 && minor >= 5,
+        "{version}: the script would read `.Data`"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msr_migrate_posts_repository_objects_back() {
+    let t = three().await;
+    // msr-migrate, step 1: the repositories to create.
+    let listed = t
+        .admin
+        .get("/api/v0/repositories/mirrors?pageSize=100000&count=true")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(count(&listed), Some(3));
+    let repos = listed.json()["repositories"].as_array().unwrap().clone();
+    assert_eq!(repos.len(), 3, "pageSize=100000 is clamped, not refused");
+
+    // msr-migrate, step 2: each repository object POSTed back without its
+    // `id` (namespaceType, accessLevel, tagCount, ... are ignored). Here
+    // they exist: DTR's 400 REPOSITORY_EXISTS, which the script reads.
+    let web = repos.iter().find(|r| r["name"] == "web").unwrap().clone();
+    let mut repodetails = web.clone();
+    repodetails.as_object_mut().unwrap().remove("id");
+    let create = |api: &Api, repo: &Value| api.post("/api/v0/repositories/mirrors").json(repo);
+    let exists = create(&t.admin, &repodetails).await;
+    exists.expect_error(StatusCode::BAD_REQUEST, "REPOSITORY_EXISTS");
+    // Deleted first, the same object creates the same repository.
+    let deleted = t.admin.delete("/api/v0/repositories/mirrors/web").await;
+    deleted.expect(StatusCode::NO_CONTENT);
+    let created = create(&t.admin, &web).await;
+    let created = created.expect(StatusCode::CREATED).json();
+    for field in [
+        "namespace",
+        "name",
+        "visibility",
+        "shortDescription",
+        "namespaceType",
+    ] {
+        assert_eq!(created[field], web[field], "{field}");
+    }
+    // A user's copy into a namespace without an account: NO_SUCH_ACCOUNT.
+    t.server.create_user("alice", "alice-pa55word").await;
+    let theirs = create(&t.server.api().creds(ALICE), &repodetails).await;
+    theirs.expect_error(StatusCode::NOT_FOUND, "NO_SUCH_ACCOUNT");
+    t.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repository_counting_and_paging_scripts_read_their_headers() {
+    let t = three().await;
+    // dtr-count-tags: repositories with pageSize=0 (the default page).
+    let all = t.admin.get("/api/v0/repositories?pageSize=0&count=true");
+    let all = all.await.expect(StatusCode::OK);
+    assert_eq!(count(&all), Some(3));
+
+    // msr-repo-count (Python): one repository per page, the total in the header.
+    let one = t.admin.get("/api/v0/repositories?pageSize=1&count=true");
+    let one = one.await.expect(StatusCode::OK);
+    assert_eq!(
+        (
+            one.json()["repositories"].as_array().unwrap().len(),
+            count(&one)
+        ),
+        (1, Some(3))
+    );
+    // The DTR docs' example: count=false sends no count.
+    let uncounted = t.admin.get("/api/v0/repositories?pageSize=10&count=false");
+    assert_eq!(count(&uncounted.await.expect(StatusCode::OK)), None);
+
+    // msr-policy-updater (go-swagger): an empty pageStart, then the
+    // X-Next-Page-Start of each page, until there is none.
+    let mut seen = Vec::new();
+    let mut start = String::new();
+    loop {
+        let page = format!("/api/v0/repositories?pageSize=2&pageStart={start}");
+        let page = t.admin.get(page).await.expect(StatusCode::OK);
+        seen.extend(repository_names(&page.json()));
+        match next_page(&page) {
+            Some(next) => start = next,
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["mirrors/app", "mirrors/db", "mirrors/web"]);
+    t.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_on_a_mirrored_repository_run_unchanged() {
     let up = Registry::plain().await;
     let MixedImages { index, .. } = up
         .pusher()
@@ -102,112 +216,23 @@ async fn migration_and_inventory_scripts_run_unchanged() {
         )
         .await;
     let server = TestServer::start().await;
-    server.create_user("alice", "alice-pa55word").await;
-
-    // dtr-job-logs: the version, anonymously, decides the log field.
-    let (s, _, docs) = get(&server, "/api/v0/docs.json", None).await;
-    assert_eq!(s, StatusCode::OK, "{docs}");
-    let version = docs["info"]["version"].as_str().unwrap();
-    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (parts.next().unwrap(), parts.next().unwrap());
-    assert!(
-        major >= 2 && minor >= 5,
-        "{version}: the script would read `.Data`"
-    );
-
-    // msr-migrate, step 1: the repositories to create; one is mirrored.
-    for name in ["app", "web", "db"] {
-        server.create_repo("mirrors", name, "private").await;
-    }
-    let (s, headers, listed) = get(
-        &server,
-        "/api/v0/repositories/mirrors?pageSize=100000&count=true",
-        ADMIN,
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{listed}");
-    assert_eq!(count(&headers), Some(3));
-    let repos = listed["repositories"].as_array().unwrap().clone();
-    assert_eq!(repos.len(), 3, "pageSize=100000 is clamped, not refused");
-
-    // msr-migrate, step 2: each repository object POSTed back without its
-    // `id` (namespaceType, accessLevel, tagCount, ... are ignored). Here
-    // they exist: DTR's 400 REPOSITORY_EXISTS, which the script reads.
-    let web = repos.iter().find(|r| r["name"] == "web").unwrap().clone();
-    let mut repodetails = web.clone();
-    repodetails.as_object_mut().unwrap().remove("id");
-    let got = server
-        .call(
-            Method::POST,
-            "/api/v0/repositories/mirrors",
-            ADMIN,
-            Some(repodetails.clone()),
-        )
-        .await;
-    assert_error(&got, StatusCode::BAD_REQUEST, "REPOSITORY_EXISTS", None);
-    // Deleted first, the same object creates the same repository.
-    let (s, _) = server
-        .call(
-            Method::DELETE,
-            "/api/v0/repositories/mirrors/web",
-            ADMIN,
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::NO_CONTENT);
-    let (s, created) = server
-        .call(
-            Method::POST,
-            "/api/v0/repositories/mirrors",
-            ADMIN,
-            Some(web.clone()),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{created}");
-    for field in [
-        "namespace",
-        "name",
-        "visibility",
-        "shortDescription",
-        "namespaceType",
-    ] {
-        assert_eq!(created[field], web[field], "{field}");
-    }
-    // A user's copy into a namespace without an account: NO_SUCH_ACCOUNT.
-    let got = server
-        .call(
-            Method::POST,
-            "/api/v0/repositories/mirrors",
-            ALICE,
-            Some(repodetails),
-        )
-        .await;
-    assert_error(&got, StatusCode::NOT_FOUND, "NO_SUCH_ACCOUNT", None);
+    let admin = server.admin();
+    server.create_repo("mirrors", "app", "private").await;
 
     // msr-migrate, step 3: its policy body, Save & Apply. The Connect
     // check (the UI's "Connect" before saving) takes the same body.
     let mirrordata = migrate_policy(&up.url(), "mirrors", "app", true);
-    let (s, check) = server
-        .call(
-            Method::POST,
-            "/api/v0/remote/registry",
-            ADMIN,
-            Some(mirrordata.clone()),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{check}");
+    let check = admin.post("/api/v0/remote/registry").json(&mirrordata);
+    let check = check.await.expect(StatusCode::CREATED).json();
     assert_eq!(check["permissions"]["read"], true, "{check}");
     let job = server.apply_policy(ADMIN, "mirrors/app", mirrordata).await;
     server.wait_done(&job).await;
 
     // dtr-job-logs: the jobs of an action, then each one's log lines.
-    let (s, _, jobs) = get(
-        &server,
-        "/api/v0/jobs?action=poll_mirror&worker=any&running=any&start=0&limit=10",
-        ADMIN,
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{jobs}");
+    let jobs = admin
+        .get("/api/v0/jobs?action=poll_mirror&worker=any&running=any&start=0&limit=10")
+        .await;
+    let jobs = jobs.expect(StatusCode::OK).json();
     let ids: Vec<&str> = jobs["jobs"]
         .as_array()
         .unwrap()
@@ -215,8 +240,8 @@ async fn migration_and_inventory_scripts_run_unchanged() {
         .map(|j| j["id"].as_str().unwrap())
         .collect();
     assert!(ids.contains(&job.as_str()), "{jobs}");
-    let (s, _, logs) = get(&server, &format!("/api/v0/jobs/{job}/logs"), ADMIN).await;
-    assert_eq!(s, StatusCode::OK);
+    let logs = admin.get(format!("/api/v0/jobs/{job}/logs")).await;
+    let logs = logs.expect(StatusCode::OK).json();
     assert!(
         logs.as_array()
             .unwrap()
@@ -225,35 +250,18 @@ async fn migration_and_inventory_scripts_run_unchanged() {
         "{logs}"
     );
     // A `limit` above any page size is clamped like `pageSize`.
-    let (s, _, jobs) = get(&server, "/api/v0/jobs?limit=100000", ADMIN).await;
-    assert_eq!(s, StatusCode::OK, "{jobs}");
+    let clamped = admin.get("/api/v0/jobs?limit=100000").await;
+    clamped.expect(StatusCode::OK);
 
-    // dtr-count-tags: repositories with pageSize=0 (the default page),
-    // then each repository's tag count from a HEAD's X-Resource-Count.
-    let (s, headers, body) =
-        get(&server, "/api/v0/repositories?pageSize=0&count=true", ADMIN).await;
-    assert_eq!(s, StatusCode::OK, "{body}");
-    assert_eq!(count(&headers), Some(3));
-    let resp = server
-        .request(
-            Method::HEAD,
-            "/api/v0/repositories/mirrors/app/tags?pageSize=1&count=true",
-            ADMIN,
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(count(resp.headers()), Some(4), "v1, v2, v2-amd64, v2-arm64");
+    // dtr-count-tags: each repository's tag count from a HEAD's
+    // X-Resource-Count.
+    let counted = admin.head("/api/v0/repositories/mirrors/app/tags?pageSize=1&count=true");
+    let counted = counted.await.expect(StatusCode::OK);
+    assert_eq!(count(&counted), Some(4), "v1, v2, v2-amd64, v2-arm64");
 
     // msr-list-tags: every tag in one page, `jq length` and `.[].name`.
-    let (s, _, tags) = get(
-        &server,
-        "/api/v0/repositories/mirrors/app/tags?pageSize=10000000",
-        ADMIN,
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{tags}");
+    let tags = admin.get("/api/v0/repositories/mirrors/app/tags?pageSize=10000000");
+    let tags = tags.await.expect(StatusCode::OK).json();
     let names: Vec<&str> = tags
         .as_array()
         .unwrap()
@@ -289,26 +297,26 @@ async fn migration_and_inventory_scripts_run_unchanged() {
     assert_eq!(v1["manifest"]["createdAt"], "1970-01-01T00:00:00Z", "{v1}");
 
     // The tags list pages like the others.
-    let (_, headers, page) = get(
-        &server,
-        "/api/v0/repositories/mirrors/app/tags?pageSize=3&pageStart=v2",
-        ADMIN,
-    )
-    .await;
-    let names: Vec<&str> = page
+    let page = admin.get("/api/v0/repositories/mirrors/app/tags?pageSize=3&pageStart=v2");
+    let page = page.await;
+    let names: Vec<String> = page
+        .json()
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| t["name"].as_str().unwrap())
+        .map(|t| t["name"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(
-        (names, next_page(&headers)),
-        (vec!["v2", "v2-amd64", "v2-arm64"], None)
+        (names, next_page(&page)),
+        (
+            vec!["v2".into(), "v2-amd64".into(), "v2-arm64".into()],
+            None
+        )
     );
 
     // One tag: DTR's array, one entry per image of the index.
-    let (s, _, one) = get(&server, "/api/v0/repositories/mirrors/app/tags/v2", ADMIN).await;
-    assert_eq!(s, StatusCode::OK, "{one}");
+    let one = admin.get("/api/v0/repositories/mirrors/app/tags/v2").await;
+    let one = one.expect(StatusCode::OK).json();
     let platforms: Vec<(String, String)> = one
         .as_array()
         .unwrap()
@@ -330,265 +338,138 @@ async fn migration_and_inventory_scripts_run_unchanged() {
             ("linux".into(), "arm64".into())
         ]
     );
-    let (_, _, arm) = get(
-        &server,
-        "/api/v0/repositories/mirrors/app/tags/v2?os=linux&arch=arm64",
-        ADMIN,
-    )
-    .await;
+    let arm = admin.get("/api/v0/repositories/mirrors/app/tags/v2?os=linux&arch=arm64");
+    let arm = arm.await.json();
     assert_eq!(arm.as_array().unwrap().len(), 1, "{arm}");
     assert_eq!(arm[0]["manifest"]["digest"], one[1]["manifest"]["digest"]);
-    let (_, _, by_digest) = get(
-        &server,
-        &format!("/api/v0/repositories/mirrors/app/tags/{}", index.digest),
-        ADMIN,
-    )
-    .await;
+    let by_digest = format!("/api/v0/repositories/mirrors/app/tags/{}", index.digest);
+    let by_digest = admin.get(by_digest).await.json();
     assert_eq!(by_digest.as_array().unwrap().len(), 2, "{by_digest}");
-    let got = server
-        .call(
-            Method::GET,
-            "/api/v0/repositories/mirrors/app/tags/v9",
-            ADMIN,
-            None,
-        )
-        .await;
-    assert_error(&got, StatusCode::NOT_FOUND, "NO_SUCH_REF", None);
-
-    // msr-repo-count (Python): one repository per page, the total in the header.
-    let (s, headers, body) =
-        get(&server, "/api/v0/repositories?pageSize=1&count=true", ADMIN).await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(
-        (
-            body["repositories"].as_array().unwrap().len(),
-            count(&headers)
-        ),
-        (1, Some(3))
-    );
-    // The DTR docs' example: count=false sends no count.
-    let (s, headers, _) = get(
-        &server,
-        "/api/v0/repositories?pageSize=10&count=false",
-        ADMIN,
-    )
-    .await;
-    assert_eq!((s, count(&headers)), (StatusCode::OK, None));
-
-    // msr-policy-updater (go-swagger): an empty pageStart, then the
-    // X-Next-Page-Start of each page, until there is none.
-    let mut seen = Vec::new();
-    let mut start = String::new();
-    loop {
-        let (s, headers, body) = get(
-            &server,
-            &format!("/api/v0/repositories?pageSize=2&pageStart={start}"),
-            ADMIN,
-        )
-        .await;
-        assert_eq!(s, StatusCode::OK, "{body}");
-        for r in body["repositories"].as_array().unwrap() {
-            seen.push(format!(
-                "{}/{}",
-                r["namespace"].as_str().unwrap(),
-                r["name"].as_str().unwrap()
-            ));
-        }
-        match next_page(&headers) {
-            Some(next) => start = next,
-            None => break,
-        }
-    }
-    assert_eq!(seen, ["mirrors/app", "mirrors/db", "mirrors/web"]);
+    let v9 = admin.get("/api/v0/repositories/mirrors/app/tags/v9").await;
+    v9.expect_error(StatusCode::NOT_FOUND, "NO_SUCH_REF");
 
     // msr-disable-mirrors: a bearer token from the access token the
     // script is given, then Bearer on every call.
-    let (s, tok) = server
-        .call(
-            Method::POST,
-            "/api/v0/api_tokens",
-            ADMIN,
-            Some(json!({"tokenLabel": "disable-mirrors"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{tok}");
+    let label = json!({"tokenLabel": "disable-mirrors"});
+    let tok = admin.post("/api/v0/api_tokens").json(&label).await;
+    let tok = tok.expect(StatusCode::OK).json();
     let access_token = tok["token"].as_str().unwrap();
-    let token = auth_token(&server, Some(("admin", access_token))).await;
-    let policies = "/api/v0/repositories/mirrors/app/pollMirroringPolicies";
-    let (s, _, listed) = exchange(server.request_bearer(Method::GET, policies, &token), None).await;
-    assert_eq!(s, StatusCode::OK, "{listed}");
+    let token = auth_token(&server.api().creds(Some(("admin", access_token)))).await;
+    let bearer = server.api().bearer(&token);
+    let policies = policies("mirrors/app");
+    let listed = bearer.get(&policies).await.expect(StatusCode::OK).json();
     let policy = &listed[0];
     assert_eq!(policy["enabled"], true);
     let id = policy["id"].as_str().unwrap();
-    let (s, _, updated) = exchange(
-        server
-            .request_bearer(Method::PUT, &format!("{policies}/{id}"), &token)
-            .header("accept", "application/json")
-            .header("content-type", "application/json")
-            .body("{ \"enabled\": false }"),
-        None,
-    )
-    .await;
-    assert_eq!(
-        (s, &updated["enabled"]),
-        (StatusCode::OK, &json!(false)),
-        "{updated}"
-    );
+    let one = format!("{policies}/{id}");
+    let updated = bearer
+        .put(&one)
+        .header("accept", "application/json")
+        .header("content-type", "application/json")
+        .body("{ \"enabled\": false }")
+        .await;
+    let updated = updated.expect(StatusCode::OK).json();
+    assert_eq!(updated["enabled"], false, "{updated}");
 
     // msr-policy-updater: the policy as read, with new credentials, PUT
     // back whole (id, lastStatus, lastMirroredAt ... are ignored).
     let mut whole = updated.clone();
     whole["enabled"] = json!(true);
-    let (s, back) = server
-        .call(Method::PUT, &format!("{policies}/{id}"), ADMIN, Some(whole))
-        .await;
-    assert_eq!(
-        (s, &back["enabled"]),
-        (StatusCode::OK, &json!(true)),
-        "{back}"
-    );
+    let back = admin.put(&one).json(&whole).await;
+    let back = back.expect(StatusCode::OK).json();
+    assert_eq!(back["enabled"], true, "{back}");
     // Read fields stay strict: a wrong type is a 400 naming the field.
-    let got = server
-        .call(
-            Method::PUT,
-            &format!("{policies}/{id}"),
-            ADMIN,
-            Some(json!({"enabled": "false", "id": id})),
-        )
-        .await;
-    assert_error(
-        &got,
-        StatusCode::BAD_REQUEST,
-        "INVALID_JSON",
-        Some("enabled"),
+    let wrong = admin.put(&one).json(&json!({"enabled": "false", "id": id}));
+    wrong
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "INVALID_JSON")
+        .expect_field("enabled");
+    server.stop().await;
+}
+
+// ------------------------------------------------------ bearer tokens ----
+
+/// A server with `alice`, who owns `alice/own`; calls as her.
+async fn alice() -> (TestServer, Api) {
+    let server = TestServer::start().await;
+    server.create_user("alice", "alice-pa55word").await;
+    server.create_repo("alice", "own", "private").await;
+    let alice = server.api().creds(ALICE);
+    (server, alice)
+}
+
+/// Whether `token` is taken as alice's (her account, with it as bearer).
+async fn whoami(server: &TestServer, token: &str) -> StatusCode {
+    let bearer = server.api().bearer(token);
+    bearer.get("/api/v0/accounts/alice").await.status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bearer_token_acts_as_its_account_and_is_not_a_password() {
+    let (server, alice) = alice().await;
+    // From the password (`curl -u user:password .../auth/token`).
+    let bearer = server.api().bearer(&auth_token(&alice).await);
+    let repos = bearer.get("/api/v0/repositories?pageSize=100000&count=true");
+    let repos = repos.await.expect(StatusCode::OK).json();
+    assert_eq!(repos["repositories"][0]["name"], "own");
+    // The registry takes it too.
+    let tags = bearer.get("/v2/alice/own/tags/list").await;
+    tags.expect(StatusCode::OK);
+    // An administrator's is an administrator's.
+    let admin_token = auth_token(&server.api().creds(Some(("admin", ADMIN_PASSWORD)))).await;
+    let jobs = server.api().bearer(&admin_token).get("/api/v0/jobs").await;
+    jobs.expect(StatusCode::OK);
+
+    // It is not a password: no tokens, no password change, no new bearer.
+    let label = json!({"tokenLabel": "spare"});
+    let spare = bearer.post("/api/v0/api_tokens").json(&label).await;
+    spare.expect(StatusCode::FORBIDDEN);
+    let change = json!({"oldPassword": "alice-pa55word", "newPassword": "taken-over-1"});
+    let changed = bearer.post("/api/v0/accounts/alice/changePassword");
+    changed.json(&change).await.expect(StatusCode::FORBIDDEN);
+    let again = bearer.get("/auth/token").await;
+    again.expect(StatusCode::UNAUTHORIZED);
+    let anonymous = server.api().get("/auth/token").await;
+    anonymous.expect(StatusCode::UNAUTHORIZED);
+    let wrong = server.api().creds(Some(("alice", "wrong-password")));
+    wrong
+        .get("/auth/token")
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    // Garbage is refused, never anonymous.
+    assert_eq!(
+        whoami(&server, "not-a-token").await,
+        StatusCode::UNAUTHORIZED
     );
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bearer_tokens_act_as_their_account_and_no_longer() {
-    let server = TestServer::start().await;
-    server.create_user("alice", "alice-pa55word").await;
-    server.create_repo("alice", "own", "private").await;
-
-    // From the password (`curl -u user:password .../auth/token`).
-    let token = auth_token(&server, ALICE).await;
-    let (s, _, repos) = exchange(
-        server.request_bearer(
-            Method::GET,
-            "/api/v0/repositories?pageSize=100000&count=true",
-            &token,
-        ),
-        None,
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{repos}");
-    assert_eq!(repos["repositories"][0]["name"], "own");
-    // The registry takes it too.
-    let (s, _, _) = exchange(
-        server.request_bearer(Method::GET, "/v2/alice/own/tags/list", &token),
-        None,
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK);
-    // It is not a password: no tokens, no password change, no new bearer.
-    let (s, _, _) = exchange(
-        server.request_bearer(Method::POST, "/api/v0/api_tokens", &token),
-        Some(json!({"tokenLabel": "spare"})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, _, _) = exchange(
-        server.request_bearer(
-            Method::POST,
-            "/api/v0/accounts/alice/changePassword",
-            &token,
-        ),
-        Some(json!({"oldPassword": "alice-pa55word", "newPassword": "taken-over-1"})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, _, body) = exchange(
-        server.request_bearer(Method::GET, "/auth/token", &token),
-        None,
-    )
-    .await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED, "{body}");
-    assert_eq!(
-        get(&server, "/auth/token", None).await.0,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        get(&server, "/auth/token", Some(("alice", "wrong-password")))
-            .await
-            .0,
-        StatusCode::UNAUTHORIZED
-    );
-
+async fn a_bearer_token_ends_with_the_access_token_or_password_it_came_from() {
+    let (server, alice) = alice().await;
+    let token = auth_token(&alice).await;
     // An access token works as a bearer token itself, and a bearer token
     // minted with it ends with it.
-    let (s, tok) = server
-        .call(
-            Method::POST,
-            "/api/v0/api_tokens",
-            ALICE,
-            Some(json!({"tokenLabel": "ci"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{tok}");
+    let label = json!({"tokenLabel": "ci"});
+    let tok = alice.post("/api/v0/api_tokens").json(&label).await;
+    let tok = tok.expect(StatusCode::OK).json();
     let access = tok["token"].as_str().unwrap().to_string();
-    let derived = auth_token(&server, Some(("alice", &access))).await;
-    let whoami = |t: String| {
-        let server = &server;
-        async move {
-            exchange(
-                server.request_bearer(Method::GET, "/api/v0/accounts/alice", &t),
-                None,
-            )
-            .await
-            .0
-        }
-    };
-    assert_eq!(whoami(access.clone()).await, StatusCode::OK);
-    assert_eq!(whoami(derived.clone()).await, StatusCode::OK);
-    let (s, _) = server
-        .call(
-            Method::PATCH,
-            &format!(
-                "/api/v0/api_tokens/{}",
-                tok["hashedToken"].as_str().unwrap()
-            ),
-            ALICE,
-            Some(json!({"isActive": false})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(whoami(access).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(whoami(derived).await, StatusCode::UNAUTHORIZED);
+    let with_access = server.api().creds(Some(("alice", &access)));
+    let derived = auth_token(&with_access).await;
+    assert_eq!(whoami(&server, &access).await, StatusCode::OK);
+    assert_eq!(whoami(&server, &derived).await, StatusCode::OK);
+    let hashed = tok["hashedToken"].as_str().unwrap();
+    let deactivate = alice.patch(format!("/api/v0/api_tokens/{hashed}"));
+    let deactivated = deactivate.json(&json!({"isActive": false})).await;
+    deactivated.expect(StatusCode::OK);
+    assert_eq!(whoami(&server, &access).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(whoami(&server, &derived).await, StatusCode::UNAUTHORIZED);
 
     // A password change ends the password's bearer tokens.
-    assert_eq!(whoami(token.clone()).await, StatusCode::OK);
-    let (s, _) = server
-        .call(
-            Method::POST,
-            "/api/v0/accounts/alice/changePassword",
-            ADMIN,
-            Some(json!({"newPassword": "alice-new-pa55word"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(whoami(token).await, StatusCode::UNAUTHORIZED);
-    // Garbage is refused, never anonymous.
-    assert_eq!(whoami("not-a-token".into()).await, StatusCode::UNAUTHORIZED);
-    let admin_token = auth_token(&server, Some(("admin", ADMIN_PASSWORD))).await;
-    assert_eq!(
-        exchange(
-            server.request_bearer(Method::GET, "/api/v0/jobs", &admin_token),
-            None
-        )
-        .await
-        .0,
-        StatusCode::OK
-    );
+    assert_eq!(whoami(&server, &token).await, StatusCode::OK);
+    let change = json!({"newPassword": "alice-new-pa55word"});
+    let changed = server.admin().post("/api/v0/accounts/alice/changePassword");
+    changed.json(&change).await.expect(StatusCode::OK);
+    assert_eq!(whoami(&server, &token).await, StatusCode::UNAUTHORIZED);
     server.stop().await;
 }

@@ -8,7 +8,8 @@
 //! - `authz`: who may do what (anonymous, reader, namespace owner, admin;
 //!   access tokens).
 //! - `bad_input`: malformed bodies, names, parameters → 4xx naming the field.
-//! - `crons`: the default cron, and a cron that fires.
+//! - `crons`: the default cron, a cron that fires, crons deleted and
+//!   created across restarts; a waiting job canceled and deleted.
 //! - `dtr_scripts`: public DTR/MSR automation scripts replayed unchanged
 //!   (paging and counts, repository objects sent back, policy bodies with
 //!   extra fields, `docs.json`, `/auth/token` and Bearer, one tag).
@@ -22,12 +23,16 @@
 //!   mirrored and access level; tags with platforms and image size; Save &
 //!   Apply's job, followed by a repository admin with live progress; jobs
 //!   filtered by status.
+//! - `replicas`: the server's stores on PostgreSQL (conformance,
+//!   migrations), and two servers on one database and one bucket acting as
+//!   one registry (accounts, policies, jobs, pushes, a cron fired once).
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod authz;
 mod bad_input;
+mod blob_store_s3;
 mod conformance;
 mod crons;
 mod dtr_scripts;
@@ -35,6 +40,7 @@ mod lifecycle;
 mod mirror_flow;
 mod observability;
 mod push;
+mod replicas;
 mod rust_client;
 mod server;
 mod web_api;

@@ -1,16 +1,19 @@
 //! The whole path a user takes: upstream registry with images → repository
 //! and policy over the API → `poll_mirror` → pull out of the mirror with
-//! skopeo, digests equal to upstream's.
+//! skopeo, digests equal to upstream's; the `/v2` read API on what was
+//! mirrored. Before that: wrong upstream credentials are refused when
+//! connecting, saving and rotating.
 
 use std::path::Path;
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::server::{ADMIN, ADMIN_PASSWORD, TestServer, assert_error, sha256, skopeo};
+use crate::server::{ADMIN_PASSWORD, TestServer, sha256, skopeo};
 use crate::support::images::PushedManifest;
 use crate::support::images::{MixedImages, MixedTags};
-use crate::support::{Auth, Registry};
+use crate::support::policies::{add_policy, policies};
+use crate::support::{Auth, ImageSpec, Registry};
 
 const UPSTREAM_USER: &str = "upstream-bot";
 const UPSTREAM_PASSWORD: &str = "upstream-s3cret";
@@ -39,11 +42,16 @@ struct Upstream {
     index: PushedManifest,
 }
 
-async fn upstream() -> Upstream {
-    let registry = Registry::builder()
+/// Debian's registry, behind htpasswd (`UPSTREAM_USER`), empty.
+async fn guarded_registry() -> Registry {
+    Registry::builder()
         .auth(Auth::htpasswd(UPSTREAM_USER, UPSTREAM_PASSWORD))
         .start()
-        .await;
+        .await
+}
+
+async fn upstream() -> Upstream {
+    let registry = guarded_registry().await;
     let p = registry.pusher();
     let MixedImages {
         docker,
@@ -81,168 +89,126 @@ fn policy_body(up: &Registry, password: &str) -> Value {
     })
 }
 
+/// Refused for wrong upstream credentials, with the reason.
+const INVALID_PERMISSIONS: &str = "REMOTE_REGISTRY_INVALID_PERMISSIONS";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mirror_then_pull_with_skopeo() {
-    let up = upstream().await;
+async fn wrong_upstream_credentials_are_refused_with_the_reason_on_connect_save_and_update() {
+    let registry = guarded_registry().await;
+    let pusher = registry.pusher();
+    pusher
+        .push_image("team/app", "v1", ImageSpec::small("app"))
+        .await;
     let server = TestServer::start().await;
+    let admin = server.admin();
     server.create_repo("mirrors", "app", "private").await;
 
     // "Connect": wrong credentials are refused with the reason, right ones pass.
     let check = |password: &str| {
-        let mut b = policy_body(&up.registry, password);
-        b.as_object_mut().unwrap().remove("enabled");
-        server.call(Method::POST, "/api/v0/remote/registry", ADMIN, Some(b))
+        let mut form = policy_body(&registry, password);
+        form.as_object_mut().unwrap().remove("enabled");
+        admin.post("/api/v0/remote/registry").json(&form)
     };
     let bad = check("wrong-password").await;
-    assert_error(
-        &bad,
-        StatusCode::BAD_REQUEST,
-        "REMOTE_REGISTRY_INVALID_PERMISSIONS",
-        None,
-    );
-    let (s, ok) = check(UPSTREAM_PASSWORD).await;
-    assert_eq!(s, StatusCode::CREATED, "{ok}");
+    bad.expect_error(StatusCode::BAD_REQUEST, INVALID_PERMISSIONS);
+    let ok = check(UPSTREAM_PASSWORD).await;
+    let ok = ok.expect(StatusCode::CREATED).json();
     assert_eq!(ok["permissions"]["read"], true, "{ok}");
     assert_eq!(ok["registryType"], "registry");
 
     // A policy with wrong credentials is not saved.
-    let policies = "/api/v0/repositories/mirrors/app/pollMirroringPolicies";
-    let bad = server
-        .call(
-            Method::POST,
-            policies,
-            ADMIN,
-            Some(policy_body(&up.registry, "wrong-password")),
-        )
-        .await;
-    assert_error(
-        &bad,
-        StatusCode::BAD_REQUEST,
-        "REMOTE_REGISTRY_INVALID_PERMISSIONS",
-        None,
-    );
-    assert!(bad.1.to_string().contains("authentication"), "{}", bad.1);
+    let form = policy_body(&registry, "wrong-password");
+    let bad = admin.post(policies("mirrors/app")).json(&form).await;
+    let bad = bad.expect_error(StatusCode::BAD_REQUEST, INVALID_PERMISSIONS);
+    assert!(bad.text().contains("authentication"), "{}", bad.text());
+    let listed = admin.get(policies("mirrors/app")).await;
+    assert_eq!(listed.expect(StatusCode::OK).json(), json!([]));
 
-    // The real one. The response never carries the password.
-    let resp = server
-        .request(
-            Method::POST,
-            &format!("{policies}?initialEvaluation=true"),
-            ADMIN,
-        )
+    // The right ones are (here without Save & Apply).
+    let form = policy_body(&registry, UPSTREAM_PASSWORD);
+    let id = add_policy(&admin, "mirrors/app", &form).await;
+
+    // Partial updates: disable; rotating to bad credentials is refused and
+    // changes nothing.
+    let one = format!("{}/{id}", policies("mirrors/app"));
+    let p = admin.put(&one).json(&json!({"enabled": false})).await;
+    let p = p.expect(StatusCode::OK).json();
+    assert_eq!(p["enabled"], false);
+    assert_eq!(p["remoteRepository"], "team/app");
+    let bad = admin.put(&one).json(&json!({"password": "rotated-wrong"}));
+    bad.await
+        .expect_error(StatusCode::BAD_REQUEST, INVALID_PERMISSIONS);
+    let unchanged = admin.get(&one).await.expect(StatusCode::OK).json();
+    assert_eq!(unchanged["enabled"], false, "{unchanged}");
+    let rotated = json!({"enabled": true, "password": UPSTREAM_PASSWORD});
+    let p = admin.put(&one).json(&rotated).await;
+    let p = p.expect(StatusCode::OK);
+    assert_eq!(p.json()["enabled"], true);
+    assert!(!p.text().contains(UPSTREAM_PASSWORD));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_then_pull_with_skopeo() {
+    let up = upstream().await;
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    server.create_repo("mirrors", "app", "private").await;
+
+    // Save & Apply. The response never carries the password.
+    let save_and_apply = admin
+        .post(policies("mirrors/app"))
+        .query("initialEvaluation=true");
+    let created = save_and_apply
         .json(&policy_body(&up.registry, UPSTREAM_PASSWORD))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
+        .await;
+    let created = created.expect(StatusCode::CREATED);
     // initialEvaluation=true ("Save & Apply") started a poll of the policy.
-    let applied = resp.headers()["x-job-id"].to_str().unwrap().to_string();
-    let text = resp.text().await.unwrap();
+    let applied = created.header("x-job-id");
+    let text = created.text();
     assert!(!text.contains(UPSTREAM_PASSWORD), "{text}");
-    let policy: Value = serde_json::from_str(&text).unwrap();
+    let policy = created.json();
     assert!(policy.get("password").is_none() && policy.get("authToken").is_none());
     assert_eq!(policy["localRepository"], "mirrors/app");
     assert_eq!(policy["remoteRepository"], "team/app");
     assert_eq!(policy["enabled"], true);
     let id = policy["id"].as_str().unwrap();
-    let (s, listed) = server.call(Method::GET, policies, ADMIN, None).await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(listed[0]["id"], id);
+    let listed = admin.get(policies("mirrors/app")).await;
+    assert_eq!(listed.expect(StatusCode::OK).json()[0]["id"], id);
 
-    let job = server.wait_done(&applied).await;
+    let job = server.wait_done(applied).await;
     assert_eq!(job["parameters"]["policyID"], id);
 
     // Trigger poll_mirror (all enabled policies) and wait for it.
-    let (s, job) = server
-        .call(
-            Method::POST,
-            "/api/v0/jobs",
-            ADMIN,
-            Some(json!({"action": "poll_mirror"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::ACCEPTED, "{job}");
+    let all = json!({"action": "poll_mirror"});
+    let job = admin.post("/api/v0/jobs").json(&all).await;
+    let job = job.expect(StatusCode::ACCEPTED).json();
     assert_eq!(job["status"], "waiting");
     let job = server.wait_done(job["id"].as_str().unwrap()).await;
     assert_eq!(job["action"], "poll_mirror");
-    let (s, logs) = server
-        .call(
-            Method::GET,
-            &format!("/api/v0/jobs/{}/logs", job["id"].as_str().unwrap()),
-            ADMIN,
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
+    let logs = format!("/api/v0/jobs/{}/logs", job["id"].as_str().unwrap());
+    let logs = admin.get(logs).await.expect(StatusCode::OK).json();
     assert!(logs.as_array().unwrap().len() > 2, "{logs}");
     assert_eq!(logs[0]["lineNum"], 0);
-    let (_, policy) = server
-        .call(Method::GET, &format!("{policies}/{id}"), ADMIN, None)
-        .await;
+    let policy = admin.get(format!("{}/{id}", policies("mirrors/app"))).await;
+    let policy = policy.json();
     assert_eq!(policy["lastStatus"]["code"], "SUCCESS", "{policy}");
 
-    // Partial updates: disable; rotating to bad credentials is refused and
-    // changes nothing.
-    let one = format!("{policies}/{id}");
-    let (s, p) = server
-        .call(Method::PUT, &one, ADMIN, Some(json!({"enabled": false})))
-        .await;
-    assert_eq!(s, StatusCode::OK, "{p}");
-    assert_eq!(p["enabled"], false);
-    assert_eq!(p["remoteRepository"], "team/app");
-    let bad = server
-        .call(
-            Method::PUT,
-            &one,
-            ADMIN,
-            Some(json!({"password": "rotated-wrong"})),
-        )
-        .await;
-    assert_error(
-        &bad,
-        StatusCode::BAD_REQUEST,
-        "REMOTE_REGISTRY_INVALID_PERMISSIONS",
-        None,
-    );
-    let (s, p) = server
-        .call(
-            Method::PUT,
-            &one,
-            ADMIN,
-            Some(json!({"enabled": true, "password": UPSTREAM_PASSWORD})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{p}");
-    assert_eq!(p["enabled"], true);
-    assert!(!p.to_string().contains(UPSTREAM_PASSWORD));
-
     // The DTR tag list shows the upstream digests and where they came from.
-    let (s, tags) = server
-        .call(
-            Method::GET,
-            "/api/v0/repositories/mirrors/app/tags",
-            ADMIN,
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
-    let digest_of = |name: &str| {
+    let tags = admin.get("/api/v0/repositories/mirrors/app/tags").await;
+    let tags = tags.expect(StatusCode::OK).json();
+    let tag = |name: &str| {
         tags.as_array()
             .unwrap()
             .iter()
             .find(|t| t["name"] == name)
-            .unwrap_or_else(|| panic!("tag {name} not mirrored: {tags}"))["digest"]
+            .unwrap_or_else(|| panic!("tag {name} not mirrored: {tags}"))
             .clone()
     };
-    assert_eq!(digest_of("v1"), up.docker.digest.as_str());
-    assert_eq!(digest_of("v2"), up.oci.digest.as_str());
-    assert_eq!(digest_of("v3"), up.index.digest.as_str());
-    let v1 = tags
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "v1")
-        .unwrap();
+    assert_eq!(tag("v1")["digest"], up.docker.digest.as_str());
+    assert_eq!(tag("v2")["digest"], up.oci.digest.as_str());
+    assert_eq!(tag("v3")["digest"], up.index.digest.as_str());
+    let v1 = tag("v1");
     assert_eq!(v1["mirroring"]["mirroringPolicyID"], id);
     assert_eq!(v1["mirroring"]["remoteTag"], "v1");
 
@@ -301,128 +267,79 @@ async fn mirror_then_pull_with_skopeo() {
 
 /// The `/v2` details skopeo does not exercise.
 async fn check_v2_read_api(server: &TestServer, up: &Upstream) {
-    let get = |path: &str, creds| server.request(Method::GET, path, creds);
+    let admin = server.admin();
     let layer = up.docker.layers[1].clone();
 
     // HEAD on a manifest: exact headers, no body.
-    let resp = server
-        .request(Method::HEAD, "/v2/mirrors/app/manifests/v1", ADMIN)
-        .header("accept", crate::support::images::MANIFEST_ACCEPT)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let h = resp.headers();
-    assert_eq!(h["content-type"], up.docker.media_type.as_str());
-    assert_eq!(h["docker-content-digest"], up.docker.digest.as_str());
-    assert_eq!(h["content-length"], up.docker.size.to_string().as_str());
-    assert_eq!(h["docker-distribution-api-version"], "registry/2.0");
+    let head = admin.head("/v2/mirrors/app/manifests/v1");
+    let head = head.header("accept", crate::support::images::MANIFEST_ACCEPT);
+    let head = head.await.expect(StatusCode::OK);
+    assert_eq!(head.header("content-type"), up.docker.media_type);
+    assert_eq!(head.header("docker-content-digest"), up.docker.digest);
+    assert_eq!(head.header("content-length"), up.docker.size.to_string());
+    assert_eq!(
+        head.header("docker-distribution-api-version"),
+        "registry/2.0"
+    );
+    assert!(head.body.is_empty(), "{:?}", head.body);
 
     // By digest too.
-    let resp = get(
-        &format!("/v2/mirrors/app/manifests/{}", up.index.digest),
-        ADMIN,
-    )
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(resp.headers()["content-type"], up.index.media_type.as_str());
-    assert_eq!(
-        resp.bytes().await.unwrap().as_ref(),
-        up.index.bytes.as_slice()
-    );
+    let by_digest = format!("/v2/mirrors/app/manifests/{}", up.index.digest);
+    let by_digest = admin.get(by_digest).await.expect(StatusCode::OK);
+    assert_eq!(by_digest.header("content-type"), up.index.media_type);
+    assert_eq!(by_digest.body.as_ref(), up.index.bytes.as_slice());
 
     // Blobs: whole, HEAD, and a Range.
     let path = format!("/v2/mirrors/app/blobs/{}", layer.digest);
-    let whole = get(&path, ADMIN).send().await.unwrap();
-    assert_eq!(whole.status(), StatusCode::OK);
-    assert_eq!(
-        whole.headers()["content-length"],
-        layer.size.to_string().as_str()
-    );
-    let whole = whole.bytes().await.unwrap();
+    let whole = admin.get(&path).await.expect(StatusCode::OK);
+    assert_eq!(whole.header("content-length"), layer.size.to_string());
+    let whole = whole.body;
     assert_eq!(sha256(&whole), layer.digest);
-    let head = server
-        .request(Method::HEAD, &path, ADMIN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(head.status(), StatusCode::OK);
+    let head = admin.head(&path).await.expect(StatusCode::OK);
+    assert_eq!(head.header("content-length"), layer.size.to_string());
+    assert_eq!(head.header("docker-content-digest"), layer.digest);
+    let range = |range: String| admin.get(&path).header("range", range);
+    let part = range("bytes=1000-1999".into()).await;
+    let part = part.expect(StatusCode::PARTIAL_CONTENT);
     assert_eq!(
-        head.headers()["content-length"],
-        layer.size.to_string().as_str()
+        part.header("content-range"),
+        format!("bytes 1000-1999/{}", layer.size)
     );
-    assert_eq!(
-        head.headers()["docker-content-digest"],
-        layer.digest.as_str()
-    );
-    let part = get(&path, ADMIN)
-        .header("range", "bytes=1000-1999")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
-    assert_eq!(
-        part.headers()["content-range"],
-        format!("bytes 1000-1999/{}", layer.size).as_str()
-    );
-    let part = part.bytes().await.unwrap();
+    let part = part.body;
     assert!(
         part == whole.slice(1000..2000),
         "wrong bytes ({} of them)",
         part.len()
     );
-    let tail = get(&path, ADMIN)
-        .header("range", format!("bytes={}-", layer.size - 10))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(tail.status(), StatusCode::PARTIAL_CONTENT);
-    let tail = tail.bytes().await.unwrap();
+    let tail = range(format!("bytes={}-", layer.size - 10)).await;
+    let tail = tail.expect(StatusCode::PARTIAL_CONTENT).body;
     assert!(
         tail == whole.slice(whole.len() - 10..),
         "wrong tail {tail:?}"
     );
-    let beyond = get(&path, ADMIN)
-        .header("range", format!("bytes={}-", layer.size))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(beyond.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    let beyond = range(format!("bytes={}-", layer.size)).await;
+    let beyond = beyond.expect(StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(
-        beyond.headers()["content-range"],
-        format!("bytes */{}", layer.size).as_str()
+        beyond.header("content-range"),
+        format!("bytes */{}", layer.size)
     );
 
     // A blob upstream has but this repository does not hold: unknown.
-    let (s, b) = server
-        .call(
-            Method::GET,
-            &format!("/v2/mirrors/app/blobs/sha256:{}", "0".repeat(64)),
-            ADMIN,
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
-    assert_eq!(b["errors"][0]["code"], "BLOB_UNKNOWN");
-    let (s, b) = server
-        .call(Method::GET, "/v2/mirrors/app/manifests/nope", ADMIN, None)
-        .await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
-    assert_eq!(b["errors"][0]["code"], "MANIFEST_UNKNOWN");
+    let unknown = format!("/v2/mirrors/app/blobs/sha256:{}", "0".repeat(64));
+    let unknown = admin.get(unknown).await;
+    unknown.expect_error(StatusCode::NOT_FOUND, "BLOB_UNKNOWN");
+    let nope = admin.get("/v2/mirrors/app/manifests/nope").await;
+    nope.expect_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
 
     // Tag paging with n/last and Link.
     let mut seen = Vec::new();
     let mut next = Some("/v2/mirrors/app/tags/list?n=2".to_string());
     while let Some(path) = next.take() {
-        let resp = get(&path, ADMIN).send().await.unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
-        next = resp.headers().get("link").map(|l| {
-            let l = l.to_str().unwrap();
-            l[l.find('<').unwrap() + 1..l.find('>').unwrap()].to_string()
-        });
-        let page: Value = resp.json().await.unwrap();
+        let page = admin.get(path).await.expect(StatusCode::OK);
+        next = page
+            .header_opt("link")
+            .map(|l| l[l.find('<').unwrap() + 1..l.find('>').unwrap()].to_string());
+        let page = page.json();
         assert_eq!(page["name"], "mirrors/app");
         let tags = page["tags"].as_array().unwrap();
         assert!(tags.len() <= 2);
@@ -430,20 +347,14 @@ async fn check_v2_read_api(server: &TestServer, up: &Upstream) {
     }
     assert_eq!(seen, ["v1", "v2", "v3", "v3-arm64"]);
 
-    let (s, cat) = server.call(Method::GET, "/v2/_catalog", ADMIN, None).await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(cat["repositories"], json!(["mirrors/app"]));
+    let catalog = admin.get("/v2/_catalog").await.expect(StatusCode::OK);
+    assert_eq!(catalog.json()["repositories"], json!(["mirrors/app"]));
 
     // Anonymous: the repository is private.
-    let resp = get("/v2/mirrors/app/manifests/v1", None)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let anonymous = server.api().get("/v2/mirrors/app/manifests/v1").await;
+    let anonymous = anonymous.expect_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
     assert_eq!(
-        resp.headers()["www-authenticate"],
+        anonymous.header("www-authenticate"),
         "Basic realm=\"regmirror\""
     );
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["errors"][0]["code"], "UNAUTHORIZED");
 }

@@ -1,11 +1,11 @@
 //! What an operator watches: `/metrics` after a poll (bytes copied, 429s,
-//! the last success of each policy) and a job log followed
-//! (`?stream=true`) while the job runs.
+//! the last success of each policy; administrators only) and a job log
+//! followed (`?stream=true`) while the job runs, or until the server stops.
 //!
-//! Two policies: one on Debian's `docker-registry` with a real image (bytes
-//! to copy), one on a small in-test registry that answers the tag list
-//! first with `429` and then only after [`SLOW`], so the job runs long
-//! enough to be watched.
+//! The poll has two policies: one on Debian's `docker-registry` with a
+//! real image (bytes to copy), one on a small in-test registry that
+//! answers the tag list first with `429` and then only after [`SLOW`], so
+//! the job runs long enough to be watched.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::server::{ADMIN, TestServer, assert_error};
+use crate::server::{ADMIN, TestServer};
 use crate::support::{ImageSpec, LayerSpec, Registry};
 
 /// How long the slow registry takes to list tags during a poll.
@@ -55,20 +55,6 @@ async fn slow_registry() -> (String, Arc<AtomicUsize>) {
     (url, polls)
 }
 
-async fn create_policy(server: &TestServer, repo: &str, host: &str, remote: &str) -> String {
-    server.create_repo("mirrors", repo, "private").await;
-    let (s, p) = server
-        .call(
-            Method::POST,
-            &format!("/api/v0/repositories/mirrors/{repo}/pollMirroringPolicies"),
-            ADMIN,
-            Some(json!({"remoteHost": host, "remoteRepository": remote, "enabled": true})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{p}");
-    p["id"].as_str().unwrap().to_string()
-}
-
 /// Reads a followed log to its end; returns the lines and whether the
 /// job was still running when the first of them arrived.
 async fn follow(server: &TestServer, path: &str) -> (Vec<Value>, Option<String>) {
@@ -90,7 +76,7 @@ async fn follow(server: &TestServer, path: &str) -> (Vec<Value>, Option<String>)
     {
         text.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
         if status_at_first.is_none() {
-            let (_, job) = server.call(Method::GET, &job_path, ADMIN, None).await;
+            let job = server.admin().get(&job_path).await.json();
             status_at_first = Some(job["status"].as_str().unwrap().to_string());
         }
     }
@@ -101,6 +87,18 @@ async fn follow(server: &TestServer, path: &str) -> (Vec<Value>, Option<String>)
     (lines, status_at_first)
 }
 
+/// The text of a scrape of `/metrics` as admin.
+async fn scrape(server: &TestServer) -> String {
+    let scrape = server.admin().get("/metrics").await;
+    let scrape = scrape.expect(StatusCode::OK);
+    let content_type = scrape.header("content-type");
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    scrape.text()
+}
+
 /// `name{labels} value` lines of a scrape.
 fn sample(text: &str, prefix: &str) -> Option<f64> {
     text.lines()
@@ -109,7 +107,30 @@ fn sample(text: &str, prefix: &str) -> Option<f64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_and_followed_logs() {
+async fn only_administrators_scrape_metrics() {
+    let server = TestServer::start().await;
+    server.create_user("bob", "bob-pa55word").await;
+    let anonymous = server.api().get("/metrics").await;
+    anonymous.expect(StatusCode::UNAUTHORIZED);
+    let bob = server.api().creds(Some(("bob", "bob-pa55word")));
+    bob.get("/metrics").await.expect(StatusCode::FORBIDDEN);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followed_log_of_a_missing_job_is_not_found() {
+    let server = TestServer::start().await;
+    let missing = server
+        .admin()
+        .get("/api/v0/jobs/no-such-job/logs?stream=true");
+    missing
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "NO_SUCH_JOB");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_is_followed_while_it_runs_and_counted_in_the_metrics() {
     let up = Registry::plain().await;
     up.pusher()
         .push_image(
@@ -123,17 +144,12 @@ async fn metrics_and_followed_logs() {
         .await;
     let (slow_url, slow_polls) = slow_registry().await;
     let server = TestServer::start().await;
-    let real = create_policy(&server, "app", &up.url(), "team/app").await;
-    let slow = create_policy(&server, "slow", &slow_url, "slow/app").await;
-
-    // Only administrators scrape.
-    server.create_user("bob", "bob-pa55word").await;
-    let (s, _) = server.call(Method::GET, "/metrics", None, None).await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let (s, _) = server
-        .call(Method::GET, "/metrics", Some(("bob", "bob-pa55word")), None)
+    let real = server
+        .add_policy("mirrors/app", &up.url(), "team/app")
         .await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
+    let slow = server
+        .add_policy("mirrors/slow", &slow_url, "slow/app")
+        .await;
 
     // One job polls both policies; its log is followed from the start.
     let id = &server.submit_poll(None).await;
@@ -152,10 +168,8 @@ async fn metrics_and_followed_logs() {
     assert_eq!(lines.last().unwrap()["data"], "job done", "{lines:?}");
     let job = server.wait_done(id).await;
     assert_eq!(job["status"], "done");
-    let (_, stored) = server
-        .call(Method::GET, &format!("/api/v0/jobs/{id}/logs"), ADMIN, None)
-        .await;
-    assert_eq!(stored, Value::Array(lines.clone()));
+    let stored = server.admin().get(format!("/api/v0/jobs/{id}/logs")).await;
+    assert_eq!(stored.json(), Value::Array(lines.clone()));
     assert_eq!(slow_polls.load(Ordering::SeqCst), 2, "429, then the answer");
 
     // offset and limit apply to a followed log too; a finished job's log
@@ -166,30 +180,9 @@ async fn metrics_and_followed_logs() {
     )
     .await;
     assert_eq!(part, lines[1..3].to_vec());
-    let missing = server
-        .call(
-            Method::GET,
-            "/api/v0/jobs/no-such-job/logs?stream=true",
-            ADMIN,
-            None,
-        )
-        .await;
-    assert_error(&missing, StatusCode::NOT_FOUND, "NO_SUCH_JOB", None);
 
     // The scrape.
-    let resp = server
-        .request(Method::GET, "/metrics", ADMIN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    assert!(
-        resp.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain; version=0.0.4")
-    );
-    let text = resp.text().await.unwrap();
+    let text = scrape(&server).await;
     let get =
         |prefix: &str| sample(&text, prefix).unwrap_or_else(|| panic!("no {prefix} in:\n{text}"));
     assert!(get("regmirror_bytes_copied_total") > 400_000.0, "{text}");
@@ -213,32 +206,22 @@ async fn metrics_and_followed_logs() {
     // The last success survives a restart (from the stored status); the
     // counters start over.
     let server = server.restart().await;
-    let (s, text) = {
-        let r = server
-            .request(Method::GET, "/metrics", ADMIN)
-            .send()
-            .await
-            .unwrap();
-        (r.status(), r.text().await.unwrap())
-    };
-    assert_eq!(s, StatusCode::OK);
+    let text = scrape(&server).await;
     assert_eq!(sample(&text, "regmirror_bytes_copied_total"), Some(0.0));
     assert!(
         text.contains(&format!("policy=\"{real}\"")),
         "last success lost:\n{text}"
     );
+    server.stop().await;
+}
 
-    // A followed log of a job that has not started ends when the server
-    // shuts down, without holding up the shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followed_log_of_a_job_not_started_ends_when_the_server_stops() {
+    let server = TestServer::start().await;
+    // Without holding up the shutdown.
     let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
-    let (_, job) = server
-        .call(
-            Method::POST,
-            "/api/v0/jobs",
-            ADMIN,
-            Some(json!({"action": "poll_mirror", "scheduledAt": later})),
-        )
-        .await;
+    let form = json!({"action": "poll_mirror", "scheduledAt": later});
+    let job = server.admin().post("/api/v0/jobs").json(&form).await.json();
     let resp = server
         .request(
             Method::GET,

@@ -8,8 +8,7 @@ use std::time::Duration;
 use mirror_core::client::ApiClient;
 use mirror_core::job::{PARAM_POLICY_ID, POLL_MIRROR};
 use mirror_core::{
-    ErrorKind, JobFilter, JobStatus, JobSubmission, MirrorError, NewPolicy, PolicyUpdate,
-    RepositoryName, Secret,
+    ErrorKind, JobFilter, JobStatus, JobSubmission, MirrorError, PolicyForm, RepositoryName, Secret,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -20,13 +19,8 @@ fn repo(name: &str) -> RepositoryName {
     RepositoryName::parse(name).unwrap()
 }
 
-fn form(host: &str, repository: &str) -> NewPolicy {
-    NewPolicy {
-        remote_host: host.into(),
-        remote_repository: repository.into(),
-        enabled: true,
-        ..Default::default()
-    }
+fn form(host: &str, repository: &str) -> PolicyForm {
+    PolicyForm::new(host, repository)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,7 +52,7 @@ async fn the_typed_client_mirrors_through_the_server() {
 
     let local = repo("mirrors/app");
     let policy = client
-        .add_policy(&local, &form(&up.url(), "team/app"), true)
+        .add_policy(&local, &form(&up.url(), "team/app"))
         .await
         .unwrap();
     assert_eq!(policy.local_repository, local);
@@ -122,7 +116,7 @@ async fn the_typed_client_mirrors_through_the_server() {
     let ended = client.wait_job(&later.id, cancel).await.unwrap();
     assert_eq!(ended.status, JobStatus::Canceled, "{ended:?}");
 
-    let off = PolicyUpdate {
+    let off = PolicyForm {
         enabled: Some(false),
         ..Default::default()
     };
@@ -144,7 +138,7 @@ async fn the_typed_client_mirrors_through_the_server() {
 
     // A 400 names the field at fault.
     let bad = client
-        .add_policy(&local, &form("not a url", "team/app"), true)
+        .add_policy(&local, &form("not a url", "team/app"))
         .await
         .unwrap_err();
     assert!(

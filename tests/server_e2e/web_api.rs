@@ -6,12 +6,14 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::server::{ADMIN, Creds, TestServer, assert_error, sha256};
+use crate::server::{Creds, TestServer, repository_names, sha256};
 use crate::support::Registry;
+use crate::support::http::{Api, Reply};
 use crate::support::images::{MixedImages, MixedTags};
+use crate::support::policies::policies;
 
 const BOB: Creds<'static> = Some(("bob", "bob-pa55word"));
 const CAROL: Creds<'static> = Some(("carol", "carol-pa55word"));
@@ -120,30 +122,12 @@ async fn slow_registry() -> String {
     url
 }
 
-/// `GET /api/v0/repositories` as `creds`, by `namespace/name`.
-async fn listed(server: &TestServer, creds: Creds<'_>) -> Vec<(String, Value)> {
-    let (s, b) = server
-        .call(
-            Method::GET,
-            "/api/v0/repositories?pageSize=100",
-            creds,
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
-    b["repositories"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let name = format!(
-                "{}/{}",
-                r["namespace"].as_str().unwrap(),
-                r["name"].as_str().unwrap()
-            );
-            (name, r.clone())
-        })
-        .collect()
+/// `GET /api/v0/repositories` as `api`'s caller, by `namespace/name`.
+async fn listed(api: &Api) -> Vec<(String, Value)> {
+    let listing = api.get("/api/v0/repositories?pageSize=100").await;
+    let listing = listing.expect(StatusCode::OK).json();
+    let repos = listing["repositories"].as_array().unwrap().clone();
+    repository_names(&listing).into_iter().zip(repos).collect()
 }
 
 fn find<'a>(list: &'a [(String, Value)], name: &str) -> &'a Value {
@@ -178,6 +162,7 @@ async fn repositories_and_tags_carry_what_the_page_shows() {
         .await;
 
     let server = TestServer::start().await;
+    let (admin, bob) = (server.admin(), server.api().creds(BOB));
     server.create_user("bob", "bob-pa55word").await;
     server.create_repo("mirrors", "app", "private").await;
     server.create_repo("mirrors", "public", "public").await;
@@ -185,25 +170,22 @@ async fn repositories_and_tags_carry_what_the_page_shows() {
     server.create_repo("bob", "own", "private").await;
     server.grant("mirrors/app", "bob", "read-only").await;
 
-    let all = listed(&server, ADMIN).await;
+    let all = listed(&admin).await;
     let app = find(&all, "mirrors/app");
     assert_eq!(app["tagCount"], 0, "{app}");
     assert_eq!(app["mirrored"], false, "{app}");
     assert_eq!(app["accessLevel"], "admin", "{app}");
 
     // Save & Apply as a server admin: the job is in X-Job-ID.
-    let (s, policy, job) = server
-        .post_policy(
-            "mirrors/app",
-            ADMIN,
-            "?initialEvaluation=true",
-            json!({"remoteHost": up.url(), "remoteRepository": "team/app"}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{policy}");
-    let job = server
-        .wait_done(&job.expect("Save & Apply returns the job in X-Job-ID"))
-        .await;
+    let save_and_apply = admin
+        .post(policies("mirrors/app"))
+        .query("initialEvaluation=true");
+    let created = save_and_apply
+        .json(&json!({"remoteHost": up.url(), "remoteRepository": "team/app"}))
+        .await
+        .expect(StatusCode::CREATED);
+    let policy = created.json();
+    let job = server.wait_done(created.header("x-job-id")).await;
     assert_eq!(job["action"], "poll_mirror");
     assert_eq!(job["parameters"], json!({"policyID": policy["id"]}));
     assert!(
@@ -212,12 +194,12 @@ async fn repositories_and_tags_carry_what_the_page_shows() {
     );
 
     // Counts and levels, as each caller sees them.
-    let all = listed(&server, ADMIN).await;
+    let all = listed(&admin).await;
     let app = find(&all, "mirrors/app");
     assert_eq!(app["tagCount"], 4, "{app}");
     assert_eq!(app["mirrored"], true, "{app}");
     assert_eq!(find(&all, "mirrors/public")["mirrored"], false);
-    let bobs = listed(&server, BOB).await;
+    let bobs = listed(&bob).await;
     let names: Vec<&str> = bobs.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["bob/own", "mirrors/app", "mirrors/public"]);
     assert_eq!(find(&bobs, "mirrors/app")["accessLevel"], "read-only");
@@ -225,58 +207,33 @@ async fn repositories_and_tags_carry_what_the_page_shows() {
     assert_eq!(find(&bobs, "mirrors/public")["accessLevel"], "read-only");
     assert_eq!(find(&bobs, "bob/own")["accessLevel"], "admin");
     server.grant("mirrors/public", "bob", "read-write").await;
-    let (s, one) = server
-        .call(
-            Method::GET,
-            "/api/v0/repositories/mirrors/public",
-            BOB,
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{one}");
+    let one = bob.get("/api/v0/repositories/mirrors/public").await;
+    let one = one.expect(StatusCode::OK).json();
     assert_eq!(one["accessLevel"], "read-write");
     assert_eq!(one["tagCount"], 0);
-    let (_, one) = server
-        .call(Method::GET, "/api/v0/repositories/mirrors/app", BOB, None)
-        .await;
+    let one = bob.get("/api/v0/repositories/mirrors/app").await.json();
     assert_eq!(
         (&one["accessLevel"], &one["tagCount"], &one["mirrored"]),
         (&json!("read-only"), &json!(4), &json!(true)),
         "{one}"
     );
-    let (_, listed_ns) = server
-        .call(Method::GET, "/api/v0/repositories/mirrors", BOB, None)
-        .await;
+    let listed_ns = bob.get("/api/v0/repositories/mirrors").await.json();
     assert_eq!(listed_ns["repositories"][0]["accessLevel"], "read-only");
 
     // A disabled policy does not feed the repository.
-    let (s, _) = server
-        .call(
-            Method::PUT,
-            &format!(
-                "/api/v0/repositories/mirrors/app/pollMirroringPolicies/{}",
-                policy["id"].as_str().unwrap()
-            ),
-            ADMIN,
-            Some(json!({"enabled": false})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
-    let (_, one) = server
-        .call(Method::GET, "/api/v0/repositories/mirrors/app", ADMIN, None)
-        .await;
+    let one_policy = format!(
+        "{}/{}",
+        policies("mirrors/app"),
+        policy["id"].as_str().unwrap()
+    );
+    let disable = admin.put(one_policy).json(&json!({"enabled": false})).await;
+    disable.expect(StatusCode::OK);
+    let one = admin.get("/api/v0/repositories/mirrors/app").await.json();
     assert_eq!(one["mirrored"], false, "{one}");
 
     // Tags: the manifest size, the platforms and the image size.
-    let (s, tags) = server
-        .call(
-            Method::GET,
-            "/api/v0/repositories/mirrors/app/tags",
-            BOB,
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{tags}");
+    let tags = bob.get("/api/v0/repositories/mirrors/app/tags").await;
+    let tags = tags.expect(StatusCode::OK).json();
     let tag = |name: &str| {
         tags.as_array()
             .unwrap()
@@ -302,20 +259,47 @@ async fn repositories_and_tags_carry_what_the_page_shows() {
     server.stop().await;
 }
 
-/// Waits for `job` as `creds` until `done` returns a value; the job JSON
-/// it was found in.
-async fn watch_job(
-    server: &TestServer,
-    id: &str,
-    creds: Creds<'_>,
-    mut done: impl FnMut(&Value) -> bool,
-) -> Value {
+// ----------------------------------------------------- Save & Apply ----
+
+/// A server with `mirrors/big`, whose administrator is `carol` (no server
+/// admin), and `mirrors/other`; a form for a policy on
+/// [`slow_registry`]'s `slow/big`, and calls as admin and as carol.
+struct Big {
+    server: TestServer,
+    admin: Api,
+    carol: Api,
+    remote: Value,
+}
+
+async fn big() -> Big {
+    let slow = slow_registry().await;
+    let server = TestServer::start().await;
+    let carol = carol_administers_big(&server).await;
+    server.create_repo("mirrors", "other", "private").await;
+    Big {
+        admin: server.admin(),
+        carol,
+        remote: json!({"remoteHost": slow, "remoteRepository": "slow/big"}),
+        server,
+    }
+}
+
+/// `mirrors/big`, administered by `carol`, who is no server admin; calls
+/// as her.
+async fn carol_administers_big(server: &TestServer) -> Api {
+    server.create_user("carol", "carol-pa55word").await;
+    server.create_repo("mirrors", "big", "private").await;
+    server.grant("mirrors/big", "carol", "admin").await;
+    server.api().creds(CAROL)
+}
+
+/// Waits for `job` as `api`'s caller until `done` returns a value; the
+/// job JSON it was found in.
+async fn watch_job(api: &Api, id: &str, mut done: impl FnMut(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let (s, job) = server
-            .call(Method::GET, &format!("/api/v0/jobs/{id}"), creds, None)
-            .await;
-        assert_eq!(s, StatusCode::OK, "{job}");
+        let job = api.get(format!("/api/v0/jobs/{id}")).await;
+        let job = job.expect(StatusCode::OK).json();
         if done(&job) {
             return job;
         }
@@ -324,70 +308,74 @@ async fn watch_job(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn save_and_apply_starts_a_job_its_repository_admin_follows() {
-    let slow = slow_registry().await;
-    let server = TestServer::start().await;
-    server.create_user("bob", "bob-pa55word").await;
-    server.create_user("carol", "carol-pa55word").await;
-    server.create_repo("mirrors", "big", "private").await;
-    server.create_repo("mirrors", "other", "private").await;
-    server.grant("mirrors/big", "carol", "admin").await;
-    server.grant("mirrors/big", "bob", "read-only").await;
-    let remote = json!({"remoteHost": slow, "remoteRepository": "slow/big"});
+/// Asserts that a policy was created and started no job.
+#[track_caller]
+fn created_without_a_job(created: Reply) {
+    let created = created.expect(StatusCode::CREATED);
+    let job = created.header_opt("x-job-id");
+    assert_eq!(job, None, "{}", created.text());
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_starts_a_job_only_when_saved_and_applied_enabled() {
+    let t = big().await;
+    let big = policies("mirrors/big");
     // Without an explicit initialEvaluation=true, or for a disabled
     // policy, nothing starts.
-    let (s, b, job) = server
-        .post_policy("mirrors/big", CAROL, "", remote.clone())
-        .await;
-    assert_eq!((s, job), (StatusCode::CREATED, None), "{b}");
-    assert_eq!(b["initialEvaluation"], true, "{b}");
-    let (s, b, job) = server
-        .post_policy(
-            "mirrors/big",
-            CAROL,
-            "?initialEvaluation=false",
-            remote.clone(),
-        )
-        .await;
-    assert_eq!((s, job), (StatusCode::CREATED, None), "{b}");
-    let mut disabled = remote.clone();
+    let saved = t.carol.post(&big).json(&t.remote).await;
+    assert_eq!(saved.json()["initialEvaluation"], true, "{}", saved.text());
+    created_without_a_job(saved);
+    let saved = t.carol.post(&big).query("initialEvaluation=false");
+    created_without_a_job(saved.json(&t.remote).await);
+    let mut disabled = t.remote.clone();
     disabled["enabled"] = json!(false);
-    let (s, b, job) = server
-        .post_policy("mirrors/big", CAROL, "?initialEvaluation=true", disabled)
-        .await;
-    assert_eq!((s, job), (StatusCode::CREATED, None), "{b}");
-    for p in server
-        .call(
-            Method::GET,
-            "/api/v0/repositories/mirrors/big/pollMirroringPolicies",
-            ADMIN,
-            None,
-        )
-        .await
-        .1
-        .as_array()
-        .unwrap()
-    {
-        let path = format!(
-            "/api/v0/repositories/mirrors/big/pollMirroringPolicies/{}",
-            p["id"].as_str().unwrap()
-        );
-        let (s, _) = server.call(Method::DELETE, &path, CAROL, None).await;
-        assert_eq!(s, StatusCode::NO_CONTENT);
+    let saved = t.carol.post(&big).query("initialEvaluation=true");
+    created_without_a_job(saved.json(&disabled).await);
+    // The repository's administrator deletes them.
+    let listed = t.admin.get(&big).await.json();
+    assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");
+    for p in listed.as_array().unwrap() {
+        let one = format!("{big}/{}", p["id"].as_str().unwrap());
+        t.carol.delete(one).await.expect(StatusCode::NO_CONTENT);
     }
+    t.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_administrators_list_jobs_and_crons_or_learn_that_a_job_is_missing() {
+    let server = TestServer::start().await;
+    let carol = carol_administers_big(&server).await;
+    for path in ["/api/v0/jobs", "/api/v0/crons"] {
+        let got = carol.get(path).await;
+        got.expect_error(StatusCode::FORBIDDEN, "NOT_AUTHORIZED");
+    }
+    // A job that does not exist: 403 for her, 404 for an admin.
+    let got = carol.get("/api/v0/jobs/no-such-job").await;
+    got.expect_error(StatusCode::FORBIDDEN, "NOT_AUTHORIZED");
+    let got = server.admin().get("/api/v0/jobs/no-such-job").await;
+    got.expect_error(StatusCode::NOT_FOUND, "NO_SUCH_JOB");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_admin_follows_the_job_save_and_apply_starts() {
+    let t = big().await;
+    let (admin, carol) = (&t.admin, &t.carol);
+    t.server.create_user("bob", "bob-pa55word").await;
+    t.server.grant("mirrors/big", "bob", "read-only").await;
+    let bob = &t.server.api().creds(BOB);
 
     // Save & Apply by a repository admin who is no server admin, with
     // `initialEvaluation` in the body.
-    let mut body = remote.clone();
+    let mut body = t.remote.clone();
     body["initialEvaluation"] = json!(true);
-    let (s, policy, job) = server.post_policy("mirrors/big", CAROL, "", body).await;
-    assert_eq!(s, StatusCode::CREATED, "{policy}");
-    let id = job.expect("X-Job-ID");
+    let created = carol.post(policies("mirrors/big")).json(&body).await;
+    let created = created.expect(StatusCode::CREATED);
+    let policy = created.json();
+    let id = created.header("x-job-id").to_string();
 
     // Carol follows it: the bytes of the big layer move while it runs.
-    let first = watch_job(&server, &id, CAROL, |j| {
+    let first = watch_job(carol, &id, |j| {
         j["progress"]["bytesCopied"].as_u64().unwrap_or(0) >= CHUNK as u64
     })
     .await;
@@ -408,64 +396,28 @@ async fn save_and_apply_starts_a_job_its_repository_admin_follows() {
     assert_eq!(progress["tagsCopied"], 0, "{progress}");
     let before = progress["bytesCopied"].as_u64().unwrap();
     assert!(before < LAYER_SIZE as u64, "{progress}");
-    let later = watch_job(&server, &id, CAROL, |j| {
+    let later = watch_job(carol, &id, |j| {
         j["progress"]["bytesCopied"].as_u64().unwrap_or(0) > before
     })
     .await;
     assert_eq!(later["status"], "running", "{later}");
     assert!(later["progress"]["bytesCopied"].as_u64().unwrap() < LAYER_SIZE as u64);
 
-    // Only she and server admins see it; listing jobs stays admin-only.
-    let (s, logs) = server
-        .call(Method::GET, &format!("/api/v0/jobs/{id}/logs"), CAROL, None)
-        .await;
-    assert_eq!(s, StatusCode::OK, "{logs}");
+    // Only she and server admins see it.
+    let logs = carol.get(format!("/api/v0/jobs/{id}/logs")).await;
+    let logs = logs.expect(StatusCode::OK).json();
     assert!(!logs.as_array().unwrap().is_empty(), "{logs}");
-    for path in [
-        format!("/api/v0/jobs/{id}"),
-        format!("/api/v0/jobs/{id}/logs"),
-    ] {
-        let got = server.call(Method::GET, &path, BOB, None).await;
-        assert_error(&got, StatusCode::FORBIDDEN, "NOT_AUTHORIZED", None);
-    }
-    let got = server
-        .call(
-            Method::POST,
-            &format!("/api/v0/jobs/{id}/cancel"),
-            BOB,
-            None,
-        )
-        .await;
-    assert_error(&got, StatusCode::FORBIDDEN, "NOT_AUTHORIZED", None);
-    for path in ["/api/v0/jobs", "/api/v0/crons"] {
-        let got = server.call(Method::GET, path, CAROL, None).await;
-        assert_error(&got, StatusCode::FORBIDDEN, "NOT_AUTHORIZED", None);
-    }
-    let got = server
-        .call(Method::DELETE, &format!("/api/v0/jobs/{id}"), CAROL, None)
-        .await;
-    assert_error(&got, StatusCode::FORBIDDEN, "NOT_AUTHORIZED", None);
-    // A job that does not exist: 403 for her, 404 for an admin.
-    let got = server
-        .call(Method::GET, "/api/v0/jobs/no-such-job", CAROL, None)
-        .await;
-    assert_error(&got, StatusCode::FORBIDDEN, "NOT_AUTHORIZED", None);
-    let got = server
-        .call(Method::GET, "/api/v0/jobs/no-such-job", ADMIN, None)
-        .await;
-    assert_error(&got, StatusCode::NOT_FOUND, "NO_SUCH_JOB", None);
+    let forbidden = |reply: Reply| reply.expect_error(StatusCode::FORBIDDEN, "NOT_AUTHORIZED");
+    forbidden(bob.get(format!("/api/v0/jobs/{id}")).await);
+    forbidden(bob.get(format!("/api/v0/jobs/{id}/logs")).await);
+    forbidden(bob.post(format!("/api/v0/jobs/{id}/cancel")).await);
+    forbidden(carol.delete(format!("/api/v0/jobs/{id}")).await);
 
-    let done = watch_job(&server, &id, CAROL, |j| j["status"] != "running").await;
+    let done = watch_job(carol, &id, |j| j["status"] != "running").await;
     assert_eq!(done["status"], "done", "{done}");
     assert!(done.get("progress").is_none(), "{done}");
-    let (_, tags) = server
-        .call(
-            Method::GET,
-            "/api/v0/repositories/mirrors/big/tags",
-            CAROL,
-            None,
-        )
-        .await;
+    let tags = carol.get("/api/v0/repositories/mirrors/big/tags").await;
+    let tags = tags.json();
     assert_eq!(tags[0]["platforms"], json!(["linux/arm64/v8"]), "{tags}");
     assert!(
         tags[0]["imageSize"].as_u64().unwrap() > LAYER_SIZE as u64,
@@ -474,58 +426,33 @@ async fn save_and_apply_starts_a_job_its_repository_admin_follows() {
 
     // A job of another repository's policy, or of every policy, stays
     // hidden from her; she may cancel her repository's.
-    let (_, other, _) = server
-        .post_policy(
-            "mirrors/other",
-            ADMIN,
-            "?initialEvaluation=false",
-            remote.clone(),
-        )
-        .await;
+    let saved = admin.post(policies("mirrors/other"));
+    let saved = saved.query("initialEvaluation=false").json(&t.remote).await;
+    let other = saved.json();
     let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     let submit = |parameters: Value| {
-        server.call(
-            Method::POST,
-            "/api/v0/jobs",
-            ADMIN,
-            Some(json!({"action": "poll_mirror", "scheduledAt": later, "parameters": parameters})),
-        )
+        let form = json!({"action": "poll_mirror", "scheduledAt": later, "parameters": parameters});
+        async move { admin.post("/api/v0/jobs").json(&form).await.json() }
     };
-    let (_, theirs) = submit(json!({"policyID": other["id"]})).await;
-    let (_, everyone) = submit(json!({})).await;
-    let (_, hers) = submit(json!({"policyID": policy["id"]})).await;
+    let theirs = submit(json!({"policyID": other["id"]})).await;
+    let everyone = submit(json!({})).await;
+    let hers = submit(json!({"policyID": policy["id"]})).await;
     for job in [&theirs, &everyone] {
-        let got = server
-            .call(
-                Method::GET,
-                &format!("/api/v0/jobs/{}", job["id"].as_str().unwrap()),
-                CAROL,
-                None,
-            )
-            .await;
-        assert_error(&got, StatusCode::FORBIDDEN, "NOT_AUTHORIZED", None);
+        let job = format!("/api/v0/jobs/{}", job["id"].as_str().unwrap());
+        forbidden(carol.get(job).await);
     }
     let hers = hers["id"].as_str().unwrap();
-    let (s, _) = server
-        .call(
-            Method::POST,
-            &format!("/api/v0/jobs/{hers}/cancel"),
-            CAROL,
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::NO_CONTENT);
-    let job = watch_job(&server, hers, CAROL, |_| true).await;
+    let cancel = carol.post(format!("/api/v0/jobs/{hers}/cancel")).await;
+    cancel.expect(StatusCode::NO_CONTENT);
+    let job = watch_job(carol, hers, |_| true).await;
     assert_eq!(job["status"], "canceled");
 
     // The jobs list filtered by status (what the page's filter sends).
-    let server = &server;
     let statuses = |query: &str| {
-        let path = format!("/api/v0/jobs?{query}");
+        let list = admin.get("/api/v0/jobs").query(query);
         async move {
-            let (s, b) = server.call(Method::GET, &path, ADMIN, None).await;
-            assert_eq!(s, StatusCode::OK, "{b}");
-            b["jobs"]
+            let list = list.await.expect(StatusCode::OK).json();
+            list["jobs"]
                 .as_array()
                 .unwrap()
                 .iter()
@@ -547,13 +474,8 @@ async fn save_and_apply_starts_a_job_its_repository_admin_follows() {
     );
     assert_eq!(statuses("status=errored").await, Vec::<String>::new());
     assert_eq!(statuses("status=any&limit=100").await.len(), 4);
-    let got = server
-        .call(Method::GET, "/api/v0/jobs?status=finished", ADMIN, None)
-        .await;
-    assert_error(
-        &got,
-        StatusCode::BAD_REQUEST,
-        "INVALID_PARAMETER",
-        Some("status"),
-    );
+    let finished = admin.get("/api/v0/jobs?status=finished").await;
+    finished
+        .expect_error(StatusCode::BAD_REQUEST, "INVALID_PARAMETER")
+        .expect_field("status");
 }

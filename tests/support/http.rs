@@ -13,9 +13,10 @@
 //! api.put(path).creds(ADMIN).json(&body).await.expect(StatusCode::OK);
 //! ```
 //!
-//! An [`Api`] is a client, a base URL and whom requests are sent as; its
-//! `get`, `head`, `post`, `put`, `patch` and `delete` start a [`Call`],
-//! which takes credentials, headers and a body and is sent by awaiting it.
+//! An [`Api`] is a client, a base URL and whom requests are sent as
+//! (Basic credentials, a bearer token, or no one); its `get`, `head`,
+//! `post`, `put`, `patch` and `delete` start a [`Call`], which takes
+//! credentials, headers and a body and is sent by awaiting it.
 //! The answer is read whole into a [`Reply`], whose `expect*` checks panic
 //! with the request and the body in the message and hand the reply back
 //! for more checks.
@@ -40,7 +41,16 @@ type Creds<'a> = Option<(&'a str, &'a str)>;
 pub struct Api {
     client: reqwest::Client,
     base: String,
-    creds: Option<(String, String)>,
+    auth: Option<Auth>,
+}
+
+/// How calls authenticate.
+#[derive(Clone, Debug)]
+enum Auth {
+    /// `Authorization: Basic` of a user and a password (or access token).
+    Basic(String, String),
+    /// `Authorization: Bearer <token>`.
+    Bearer(String),
 }
 
 /// `Api::get(path)` and the like: a call of that method to `path`.
@@ -59,14 +69,22 @@ impl Api {
         Api {
             client: client.clone(),
             base: base.trim_end_matches('/').to_string(),
-            creds: None,
+            auth: None,
         }
     }
 
     /// The same server, called as `creds` (`None`: anonymously).
     pub fn creds(&self, creds: Creds) -> Api {
         Api {
-            creds: creds.map(|(u, p)| (u.to_string(), p.to_string())),
+            auth: creds.map(|(u, p)| Auth::Basic(u.to_string(), p.to_string())),
+            ..self.clone()
+        }
+    }
+
+    /// The same server, called with `Authorization: Bearer <token>`.
+    pub fn bearer(&self, token: &str) -> Api {
+        Api {
+            auth: Some(Auth::Bearer(token.to_string())),
             ..self.clone()
         }
     }
@@ -129,9 +147,11 @@ impl Call {
 
     /// `GET /path as user`, for failure messages.
     fn describe(&self) -> String {
-        match &self.api.creds {
-            Some((user, _)) => format!("{} {} as {user}", self.method, self.path),
-            None => format!("{} {} anonymously", self.method, self.path),
+        let (method, path) = (&self.method, &self.path);
+        match &self.api.auth {
+            Some(Auth::Basic(user, _)) => format!("{method} {path} as {user}"),
+            Some(Auth::Bearer(_)) => format!("{method} {path} with a bearer token"),
+            None => format!("{method} {path} anonymously"),
         }
     }
 
@@ -141,8 +161,10 @@ impl Call {
         let request = self.describe();
         let url = format!("{}{}", self.api.base, self.path);
         let mut rb = self.api.client.request(self.method, url);
-        if let Some((user, password)) = &self.api.creds {
-            rb = rb.basic_auth(user, Some(password));
+        match &self.api.auth {
+            Some(Auth::Basic(user, password)) => rb = rb.basic_auth(user, Some(password)),
+            Some(Auth::Bearer(token)) => rb = rb.bearer_auth(token),
+            None => {}
         }
         for (name, value) in &self.headers {
             rb = rb.header(name.as_str(), value.as_str());
@@ -201,6 +223,15 @@ impl Reply {
         let got = (self.status, self.error_code());
         assert_eq!((got.0, got.1.as_str()), (status, code), "{what}");
         assert!(self.error()["message"].is_string(), "{what}");
+        self
+    }
+
+    /// Checks `errors[0].detail.field`, the form field or parameter an
+    /// error names; the reply, for more checks.
+    #[track_caller]
+    pub fn expect_field(self, field: &str) -> Reply {
+        let named = self.error()["detail"]["field"].clone();
+        assert_eq!(named, field, "{}: {}", self.request, self.text());
         self
     }
 

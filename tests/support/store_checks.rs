@@ -1,13 +1,50 @@
 //! What every test of a mirror's store checks in the end: nothing partial
 //! is visible, every stored blob re-hashes to its name, and every tag's
-//! manifests and blobs are there.
+//! manifests and blobs are there; and what it compares: local and upstream
+//! tags, a job's log.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
 use futures_util::StreamExt;
 use mirror_core::{Digest, Mirror, RepositoryName};
 use sha2::Digest as _;
+
+use super::Registry;
+
+/// Local tag -> digest of `repo` in `m`.
+pub async fn local_tags(m: &Mirror, repo: &str) -> BTreeMap<String, String> {
+    m.stores()
+        .repos
+        .tags(&RepositoryName::parse(repo).unwrap())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.name, t.digest.to_string()))
+        .collect()
+}
+
+/// Upstream tag -> digest of `repo` on `reg`, read with the harness's own
+/// client.
+pub async fn upstream_tags(reg: &Registry, repo: &str) -> BTreeMap<String, String> {
+    let p = reg.pusher();
+    let mut out = BTreeMap::new();
+    for t in p.tags(repo).await {
+        out.insert(t.clone(), p.manifest_digest(repo, &t).await.unwrap());
+    }
+    out
+}
+
+/// A job's log lines, one text.
+pub async fn log_text(m: &Mirror, job: &str) -> String {
+    let lines = m.job_logs(job, 0, 0).await.unwrap();
+    lines
+        .into_iter()
+        .map(|l| l.data)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
 /// `sha256:<hex>` of the file at `path`, read in 1 MiB pieces.
 pub fn sha256_file(path: &Path) -> String {

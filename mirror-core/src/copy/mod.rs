@@ -10,8 +10,8 @@
 pub mod blob;
 pub mod image;
 
+use crate::progress::Progress;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -79,60 +79,6 @@ impl CopyError {
             CopyError::Store { .. } => ErrorKind::Internal,
             CopyError::Canceled => ErrorKind::Canceled,
         }
-    }
-}
-
-/// Counters of a running copy, readable at any time without blocking it.
-#[derive(Debug, Default)]
-pub struct Progress {
-    /// Blob and manifest bytes written to the store.
-    pub bytes_copied: AtomicU64,
-    /// Blobs copied.
-    pub blobs_copied: AtomicU64,
-    /// Blobs already in the store (not fetched).
-    pub blobs_reused: AtomicU64,
-    /// Tags published.
-    pub tags_copied: AtomicU64,
-    /// Tags the current poll will copy.
-    pub tags_planned: AtomicU64,
-    /// Transfers resumed or retried after a failure.
-    pub retries: AtomicU64,
-}
-
-/// A point-in-time copy of [`Progress`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ProgressSnapshot {
-    /// Bytes written.
-    pub bytes_copied: u64,
-    /// Blobs copied.
-    pub blobs_copied: u64,
-    /// Blobs reused.
-    pub blobs_reused: u64,
-    /// Tags published.
-    pub tags_copied: u64,
-    /// Tags planned.
-    pub tags_planned: u64,
-    /// Retries.
-    pub retries: u64,
-}
-
-impl Progress {
-    /// Reads every counter.
-    pub fn snapshot(&self) -> ProgressSnapshot {
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        ProgressSnapshot {
-            bytes_copied: g(&self.bytes_copied),
-            blobs_copied: g(&self.blobs_copied),
-            blobs_reused: g(&self.blobs_reused),
-            tags_copied: g(&self.tags_copied),
-            tags_planned: g(&self.tags_planned),
-            retries: g(&self.retries),
-        }
-    }
-
-    pub(crate) fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
     }
 }
 

@@ -22,6 +22,7 @@ use super::{
     RemoteRegistry,
 };
 use crate::digest::Digest;
+use crate::error::error_chain;
 use crate::manifest::{ACCEPT_MANIFESTS, MAX_MANIFEST_SIZE};
 use crate::policy::{RemoteEndpoint, is_docker_hub};
 use crate::reference::RepositoryName;
@@ -805,21 +806,6 @@ fn is_tls(e: &reqwest::Error) -> bool {
         || chain.contains("tls")
         || chain.contains("handshake")
         || chain.contains("invalidcontenttype")
-}
-
-/// An error and its sources on one line (reqwest's top message is vague).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        let msg = s.to_string();
-        if !out.contains(&msg) {
-            out.push_str(": ");
-            out.push_str(&msg);
-        }
-        src = s.source();
-    }
-    out
 }
 
 /// A blob body's low-speed limit: fewer than `rate` bytes per second over

@@ -222,6 +222,7 @@ pub struct BlobBody {
 }
 
 /// Read (and write) permission on a remote repository.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Permissions {
     /// Tags and manifests can be read.

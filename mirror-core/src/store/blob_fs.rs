@@ -6,7 +6,13 @@
 //! optionally fsyncs, and renames the file into `blobs/sha256/..`. A rename
 //! is atomic, so a reader sees either no blob or the whole verified blob; a
 //! crash leaves only an upload file, which [`BlobStore::purge_uploads`]
-//! removes on the next start. Every file and directory is owner-only.
+//! removes on the next start. A writer holds an advisory lock on its
+//! upload file (`File::lock`: `flock` on Unix) until it is done, and a purge
+//! removes only files whose lock is free, so a purge never takes the upload
+//! of a live writer, in this process or in another one sharing the
+//! directory (replicas on one filesystem); a killed process's locks go
+//! with it, so its uploads are purged at once. Every file and directory is
+//! owner-only.
 
 use std::fs::File;
 use std::io::{SeekFrom, Write};
@@ -70,6 +76,32 @@ impl FsBlobStore {
     }
 }
 
+impl FsBlobStore {
+    /// Creates an upload file and takes its (advisory, exclusive) lock,
+    /// held for as long as the writer has the file open: what tells
+    /// [`BlobStore::purge_uploads`] the upload is live, whichever process
+    /// on the shared directory purges. Where locks are unsupported, the
+    /// file is left unlocked.
+    fn create_upload(&self) -> Result<(PathBuf, File), StoreError> {
+        loop {
+            let path = self.layout.upload(&uuid::Uuid::new_v4().to_string());
+            let file = super::open_private_file(&path, true)
+                .map_err(|e| StoreError::io(format!("creating {}", path.display()), e))?;
+            if file.lock().is_err() {
+                return Ok((path, file));
+            }
+            // A purge that locked the file between its creation and our
+            // lock has removed it (it unlinks before unlocking): then the
+            // path is gone and the upload starts over under a new name.
+            match std::fs::symlink_metadata(&path) {
+                Ok(_) => return Ok((path, file)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StoreError::io(format!("creating {}", path.display()), e)),
+            }
+        }
+    }
+}
+
 /// Creates `dir` (and parents) readable only by the owner.
 pub(crate) fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     let mut b = std::fs::DirBuilder::new();
@@ -81,6 +113,41 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     }
     b.create(dir)
         .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))
+}
+
+/// Checks what a writer hashed against the digest (and size, when given)
+/// its commit announced: the one verification of every blob store's commit.
+pub(super) fn verify_written(
+    hasher: Hasher,
+    expected: &Digest,
+    size: Option<u64>,
+) -> Result<(), StoreError> {
+    let written = hasher.len();
+    if let Some(size) = size
+        && size != written
+    {
+        return Err(StoreError::SizeMismatch {
+            digest: expected.clone(),
+            expected: size,
+            actual: written,
+        });
+    }
+    let actual = hasher.finish();
+    if &actual != expected {
+        return Err(StoreError::DigestMismatch {
+            expected: expected.clone(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// The `(offset, length)` a reader of a `size`-byte blob serves for a
+/// request from `offset` for `length` bytes (`None` = to the end): both
+/// clamped to the blob.
+pub(super) fn clamp_range(size: u64, offset: u64, length: Option<u64>) -> (u64, u64) {
+    let offset = offset.min(size);
+    (offset, length.unwrap_or(size - offset).min(size - offset))
 }
 
 async fn blocking<T: Send + 'static>(
@@ -102,12 +169,10 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn writer(&self) -> Result<Box<dyn BlobWriter>, StoreError> {
-        let path = self.layout.upload(&uuid::Uuid::new_v4().to_string());
         // Created synchronously (a create is microseconds): with no await
         // between creating the file and handing out its owner, a caller
         // dropped mid-call can never leave an upload file nobody removes.
-        let file = super::open_private_file(&path, true)
-            .map_err(|e| StoreError::io(format!("creating {}", path.display()), e))?;
+        let (path, file) = self.create_upload()?;
         Ok(Box::new(FsBlobWriter {
             sink: Some(Sink {
                 file,
@@ -147,8 +212,7 @@ impl BlobStore for FsBlobStore {
             .await
             .map_err(|e| StoreError::io(format!("stat of blob {digest}"), e))?
             .len();
-        let offset = offset.min(size);
-        let length = length.unwrap_or(size - offset).min(size - offset);
+        let (offset, length) = clamp_range(size, offset, length);
         use tokio::io::AsyncSeekExt;
         file.seek(SeekFrom::Start(offset))
             .await
@@ -173,6 +237,10 @@ impl BlobStore for FsBlobStore {
         }
     }
 
+    /// Removes the upload files no live writer holds: those whose lock is
+    /// free (their writer's process ended, as in a crash), sparing the
+    /// uploads of running writers of this or any other process sharing the
+    /// directory. Each file is removed while the purge holds its lock.
     async fn purge_uploads(&self) -> Result<usize, StoreError> {
         let dir = self.layout.uploads_dir();
         blocking(move || {
@@ -180,9 +248,20 @@ impl BlobStore for FsBlobStore {
             let entries = std::fs::read_dir(&dir)
                 .map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?;
             for entry in entries.flatten() {
-                if std::fs::remove_file(entry.path()).is_ok() {
+                let path = entry.path();
+                let Ok(file) = File::open(&path) else {
+                    continue; // gone meanwhile (committed or discarded)
+                };
+                match file.try_lock() {
+                    Err(std::fs::TryLockError::WouldBlock) => continue, // a live writer's
+                    // Locked now, or locks unsupported here (the file is
+                    // then purged as before locks were used).
+                    Ok(()) | Err(std::fs::TryLockError::Error(_)) => {}
+                }
+                if std::fs::remove_file(&path).is_ok() {
                     n += 1;
                 }
+                drop(file); // the lock, once the path is gone
             }
             Ok(n)
         })
@@ -339,24 +418,8 @@ impl BlobWriter for FsBlobWriter {
         let sink = self.sink.take().ok_or_else(|| StoreError::Corrupt {
             reason: "blob writer used after a failed write".into(),
         })?;
-        let written = sink.hasher.len();
-        if let Some(size) = size
-            && size != written
-        {
-            return Err(StoreError::SizeMismatch {
-                digest: expected.clone(),
-                expected: size,
-                actual: written,
-            });
-        }
-        let actual = sink.hasher.finish();
-        if &actual != expected {
-            // Drop removes the upload file.
-            return Err(StoreError::DigestMismatch {
-                expected: expected.clone(),
-                actual,
-            });
-        }
+        // On a mismatch, Drop removes the upload file.
+        verify_written(sink.hasher, expected, size)?;
         let file = sink.file;
         let from = self.path.clone();
         let to = self.layout.blob(expected);

@@ -8,10 +8,12 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use crate::job::{Job, JobFilter, JobStatus, JobSubmission};
+use crate::job::{Job, JobFilter, JobStatus, JobSubmission, PARAM_POLICY_ID, POLL_MIRROR};
+use crate::policy::{MirroringStatus, PolicyForm, PollMirroringPolicy, RemoteEndpoint};
+use crate::secret::Secret;
 use crate::store::{
-    BlobStore, ManifestRecord, NewRepository, PolicyStore, RepositoryStore, StoreError, TagRecord,
-    Visibility,
+    BlobStore, JobLogStore, JobStore, LeaseStore, ManifestRecord, NewRepository, PolicyStore,
+    RepositoryStore, StoreError, TagRecord, TagSource, Visibility,
 };
 use crate::{Digest, RepositoryName};
 
@@ -118,6 +120,12 @@ pub async fn blob_store(store: &dyn BlobStore) {
     ));
 }
 
+/// The names of `repo`'s tags, in the order the store lists them.
+async fn tag_names(store: &dyn RepositoryStore, repo: &RepositoryName) -> Vec<String> {
+    let tags = store.tags(repo).await.unwrap();
+    tags.into_iter().map(|t| t.name).collect()
+}
+
 /// Checks a [`RepositoryStore`]: repositories, publishing (all or
 /// nothing), links, tags, referrers, holders, deletes.
 pub async fn repository_store(store: &dyn RepositoryStore) {
@@ -173,8 +181,11 @@ pub async fn repository_store(store: &dyn RepositoryStore) {
         digest: index.clone(),
         media_type: "application/vnd.oci.image.index.v1+json".into(),
         size: 5,
-        mirrored_by: Some("p1".into()),
-        mirrored_from: Some("https://r/x:v1".into()),
+        mirrored: Some(TagSource {
+            policy_id: "p1".into(),
+            remote_repository: "https://r/x".into(),
+            remote_tag: "v1".into(),
+        }),
         updated_at: chrono::Utc::now(),
     };
     assert!(matches!(
@@ -192,7 +203,15 @@ pub async fn repository_store(store: &dyn RepositoryStore) {
     assert_eq!(store.tag_count(&name).await.unwrap(), 1);
     assert_eq!(store.tag_count(&missing).await.unwrap(), 0);
     assert_eq!(tags[0].digest, index);
-    assert_eq!(tags[0].mirrored_by.as_deref(), Some("p1"));
+    let source = tags[0]
+        .mirrored
+        .as_ref()
+        .expect("where it was mirrored from");
+    assert_eq!(
+        (source.policy_id.as_str(), source.remote_repository.as_str()),
+        ("p1", "https://r/x")
+    );
+    assert_eq!(source.remote_tag, "v1");
     let rec = store.manifest(&name, &index).await.unwrap().unwrap();
     assert_eq!(rec.children, vec![image.clone()]);
     let rec = store.manifest(&name, &image).await.unwrap().unwrap();
@@ -244,24 +263,130 @@ pub async fn repository_store(store: &dyn RepositoryStore) {
     assert!(!store.delete_manifest(&name, &index).await.unwrap());
     assert!(store.manifest(&name, &index).await.unwrap().is_none());
     assert!(!store.has_blob(&name, &index).await.unwrap());
-    let left: Vec<String> = store
-        .tags(&name)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name)
-        .collect();
-    assert_eq!(left, ["image"]);
+    assert_eq!(tag_names(store, &name).await, ["image"]);
     assert!(store.manifest(&name, &image).await.unwrap().is_some());
     assert!(store.has_blob(&name, &layer).await.unwrap());
     assert!(!store.delete_manifest(&missing, &image).await.unwrap());
+
+    // Tags sort byte by byte, whatever the backend's locale.
+    let names = ["v1.0", "B", "a", "a.b", "a-b", "ab", "_x"];
+    let named: Vec<TagRecord> = names
+        .iter()
+        .map(|n| TagRecord {
+            name: n.to_string(),
+            ..tag.clone()
+        })
+        .collect();
+    store.publish(&name, &records, &named).await.unwrap();
+    let mut sorted = names.to_vec();
+    sorted.push("image");
+    sorted.sort_unstable();
+    assert_eq!(tag_names(store, &name).await, sorted);
+
     assert!(store.delete_repository(&name).await.unwrap());
+    assert!(!store.delete_repository(&name).await.unwrap());
     assert!(store.manifest(&name, &image).await.unwrap().is_none());
+    assert!(store.tags(&name).await.unwrap().is_empty());
+    assert!(!store.has_blob(&name, &layer).await.unwrap());
+    assert!(store.holders(&layer).await.unwrap().is_empty());
+    assert!(store.repositories().await.unwrap().is_empty());
 }
 
-/// Checks a [`PolicyStore`]'s job queue: claims (one winner), heartbeats,
-/// cancel, stale recovery, logs, baselines.
-pub async fn job_queue(store: &dyn PolicyStore) {
+/// Checks that [`RepositoryStore::publish`] is one transaction: a reader
+/// running alongside sees none of a publish's tags or all of them, and a
+/// repository re-created after a delete starts empty.
+pub async fn publish_is_atomic(store: &dyn RepositoryStore) {
+    let name = RepositoryName::parse("acme/atomic").unwrap();
+    let new = NewRepository {
+        name: name.clone(),
+        visibility: Visibility::Private,
+        short_description: String::new(),
+    };
+    store.create_repository(&new).await.unwrap();
+    const ROUNDS: usize = 5;
+    const TAGS: usize = 40;
+    let batch = |round: usize| -> (Vec<ManifestRecord>, Vec<TagRecord>) {
+        (0..TAGS)
+            .map(|i| {
+                let digest = Digest::of(format!("manifest {round} {i}").as_bytes());
+                let manifest = ManifestRecord {
+                    digest: digest.clone(),
+                    media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                    size: 10,
+                    blobs: vec![Digest::of(format!("layer {round} {i}").as_bytes())],
+                    children: vec![],
+                    subject: None,
+                    artifact_type: None,
+                };
+                let tag = TagRecord {
+                    name: format!("t{i:03}"),
+                    digest,
+                    media_type: manifest.media_type.clone(),
+                    size: 10,
+                    mirrored: None,
+                    updated_at: chrono::Utc::now(),
+                };
+                (manifest, tag)
+            })
+            .unzip()
+    };
+    // Which round's publish wrote tag `t{i}` pointing at `digest`.
+    let round_of = |tag: &str, digest: &Digest| -> Option<usize> {
+        let i: usize = tag[1..].parse().ok()?;
+        (0..ROUNDS).find(|r| *digest == Digest::of(format!("manifest {r} {i}").as_bytes()))
+    };
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let writer = async {
+        for round in 0..ROUNDS {
+            let (manifests, tags) = batch(round);
+            store.publish(&name, &manifests, &tags).await.unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+    };
+    let reader = async {
+        let mut reads = 0;
+        while !done.load(std::sync::atomic::Ordering::SeqCst) || reads == 0 {
+            let tags = store.tags(&name).await.unwrap();
+            // No tag yet, or every tag of one publish.
+            let rounds: std::collections::HashSet<Option<usize>> =
+                tags.iter().map(|t| round_of(&t.name, &t.digest)).collect();
+            assert!(
+                tags.is_empty() || (tags.len() == TAGS && rounds.len() == 1),
+                "a publish seen half done: {} of {TAGS} tags, of rounds {rounds:?}",
+                tags.len()
+            );
+            reads += 1;
+            tokio::task::yield_now().await;
+        }
+    };
+    futures_util::future::join(writer, reader).await;
+    let (manifests, _) = batch(ROUNDS - 1);
+    for m in &manifests {
+        assert_eq!(
+            store.manifest(&name, &m.digest).await.unwrap().as_ref(),
+            Some(m)
+        );
+        assert!(store.has_blob(&name, &m.blobs[0]).await.unwrap());
+    }
+    // Deleting the repository takes everything it held.
+    assert!(store.delete_repository(&name).await.unwrap());
+    store.create_repository(&new).await.unwrap();
+    assert_eq!(store.tag_count(&name).await.unwrap(), 0);
+    assert!(
+        store
+            .manifest(&name, &manifests[0].digest)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(!store.has_blob(&name, &manifests[0].blobs[0]).await.unwrap());
+    assert!(store.delete_repository(&name).await.unwrap());
+}
+
+/// Checks a [`JobStore`] (claims: one winner, oldest due first; cancel;
+/// stale recovery) with its [`JobLogStore`] (appends, reads from an offset,
+/// a deleted job's log goes with it).
+pub async fn job_queue(jobs: &dyn JobStore, logs: &dyn JobLogStore) {
     let mk = |secs: i64| {
         let mut j = Job::new(&JobSubmission {
             action: "poll_mirror".into(),
@@ -272,10 +397,10 @@ pub async fn job_queue(store: &dyn PolicyStore) {
     };
     let (old, new, future) = (mk(-10), mk(-5), mk(3600));
     for j in [&old, &new, &future] {
-        store.insert_job(j).await.unwrap();
+        jobs.insert_job(j).await.unwrap();
     }
     let now = chrono::Utc::now();
-    let claimed = store
+    let claimed = jobs
         .claim_job("w1", None, now, None)
         .await
         .unwrap()
@@ -283,29 +408,27 @@ pub async fn job_queue(store: &dyn PolicyStore) {
     assert_eq!(claimed.id, old.id, "oldest due job first");
     assert_eq!(claimed.status, JobStatus::Running);
     assert_eq!(claimed.worker_id, "w1");
-    let claimed2 = store
+    let claimed2 = jobs
         .claim_job("w2", None, now, None)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(claimed2.id, new.id);
     assert!(
-        store
-            .claim_job("w3", None, now, None)
+        jobs.claim_job("w3", None, now, None)
             .await
             .unwrap()
             .is_none(),
         "future job claimed"
     );
     assert!(
-        store
-            .claim_job("w3", Some(&old.id), now, None)
+        jobs.claim_job("w3", Some(&old.id), now, None)
             .await
             .unwrap()
             .is_none(),
         "claimed twice"
     );
-    let running = store
+    let running = jobs
         .jobs(&JobFilter {
             running: Some(true),
             ..Default::default()
@@ -313,39 +436,343 @@ pub async fn job_queue(store: &dyn PolicyStore) {
         .await
         .unwrap();
     assert_eq!(running.len(), 3);
-    let c = store.request_cancel(&future.id).await.unwrap().unwrap();
+    let c = jobs.request_cancel(&future.id).await.unwrap().unwrap();
     assert_eq!(
         c.status,
         JobStatus::Canceled,
         "a waiting job cancels at once"
     );
-    let c = store.request_cancel(&old.id).await.unwrap().unwrap();
+    let c = jobs.request_cancel(&old.id).await.unwrap().unwrap();
     assert!(c.cancel_requested && c.status == JobStatus::Running);
-    store
-        .append_log(&old.id, &["a".into(), "b".into()])
+    logs.append_log(&old.id, &["a".into(), "b".into()])
         .await
         .unwrap();
-    store.append_log(&old.id, &["c".into()]).await.unwrap();
-    let logs = store.logs(&old.id, 1, 0).await.unwrap();
+    logs.append_log(&old.id, &["c".into()]).await.unwrap();
+    let lines = logs.logs(&old.id, 1, 0).await.unwrap();
     assert_eq!(
-        logs.iter()
+        lines
+            .iter()
             .map(|l| (l.line_num, l.data.as_str()))
             .collect::<Vec<_>>(),
         [(1, "b"), (2, "c")]
     );
-    let stale = store
+    let stale = jobs
         .stale_jobs(chrono::Utc::now() + chrono::Duration::seconds(1))
         .await
         .unwrap();
     assert_eq!(stale.len(), 2);
-    assert!(store.delete_job(&old.id).await.unwrap());
-    assert!(store.logs(&old.id, 0, 0).await.unwrap().is_empty());
+    assert!(jobs.delete_job(&old.id).await.unwrap());
+    assert!(logs.logs(&old.id, 0, 0).await.unwrap().is_empty());
+}
 
-    // Policy leases.
+/// Checks [`JobStore::replace_lost_job`], the compare-and-set of crash
+/// recovery: of two recoveries of one stale job at once exactly one wins,
+/// and a job heart-beated, or recovered and claimed again, after it was
+/// found stale is left alone.
+pub async fn lost_job_recovery(jobs: &dyn JobStore) {
+    let long_ago = chrono::Utc::now() - chrono::Duration::minutes(10);
+    let stale_cutoff = chrono::Utc::now() - chrono::Duration::minutes(1);
+    // A job claimed by `w1` long ago, as recovery finds it.
+    let lost = async || {
+        let mut j = Job::new(&JobSubmission {
+            action: POLL_MIRROR.into(),
+            retries: 1,
+            ..Default::default()
+        });
+        j.scheduled_at = long_ago;
+        jobs.insert_job(&j).await.unwrap();
+        jobs.claim_job("w1", Some(&j.id), long_ago, None)
+            .await
+            .unwrap()
+            .unwrap();
+        let found = jobs.stale_jobs(stale_cutoff).await.unwrap();
+        let found = found.into_iter().find(|f| f.id == j.id);
+        found.expect("a job whose heartbeat stopped is stale")
+    };
+    // The recovery of a job as found: requeued.
+    let requeued = |found: &Job| {
+        let mut j = found.clone();
+        j.status = JobStatus::Waiting;
+        j.worker_id.clear();
+        j.retries_left -= 1;
+        j.last_updated = crate::job::now();
+        j
+    };
+    let replace = async |found: &Job| {
+        jobs.replace_lost_job(&requeued(found), &found.worker_id, found.heartbeat_at)
+            .await
+            .unwrap()
+    };
+
+    // A stored job's status, worker and retries left.
+    let state = async |id: &str| {
+        let j = jobs.job(id).await.unwrap().unwrap();
+        (j.status, j.worker_id, j.retries_left)
+    };
+
+    // Two recoveries at once: one winner.
+    let found = lost().await;
+    let (a, b) = futures_util::future::join(replace(&found), replace(&found)).await;
+    assert!(a ^ b, "two recoveries of one job: {a}, {b}");
+    assert_eq!(state(&found.id).await, (JobStatus::Waiting, "".into(), 0));
+    // Its next claim is not undone by a recovery that read it stale before.
+    let now = chrono::Utc::now();
+    let claimed = jobs.claim_job("w2", Some(&found.id), now, None).await;
+    assert!(claimed.unwrap().is_some());
+    assert!(!replace(&found).await, "a claimed job requeued");
+    assert_eq!(state(&found.id).await, (JobStatus::Running, "w2".into(), 0));
+
+    // Heart-beated after it was found stale (its worker was only slow).
+    let found = lost().await;
+    jobs.heartbeat(&found.id, chrono::Utc::now()).await.unwrap();
+    assert!(!replace(&found).await, "a live job requeued");
+    assert_eq!(state(&found.id).await, (JobStatus::Running, "w1".into(), 1));
+    // Found stale with no heartbeat at all (NULL), then recovered.
+    let mut never = found.clone();
+    never.heartbeat_at = None;
+    jobs.update_job(&never).await.unwrap();
+    assert!(
+        replace(&never).await,
+        "a job that never beat is not recovered"
+    );
+    assert!(!replace(&never).await, "recovered twice");
+}
+
+/// Checks a [`LeaseStore`]: one holder per policy until it releases or
+/// its lease expires; releasing another's lease does nothing; a lost job's
+/// leases all go at once.
+pub async fn leases(store: &dyn LeaseStore) {
+    let now = chrono::Utc::now();
+    let later = now + chrono::Duration::seconds(60);
+    assert!(store.lease_policy("p1", "j1", later).await.unwrap());
+    assert!(
+        !store.lease_policy("p1", "j2", later).await.unwrap(),
+        "two holders"
+    );
+    assert_eq!(
+        store.policy_lease_holder("p1").await.unwrap().as_deref(),
+        Some("j1")
+    );
+    store.release_policy("p1", "j2").await.unwrap();
+    assert_eq!(
+        store.policy_lease_holder("p1").await.unwrap().as_deref(),
+        Some("j1"),
+        "released by a job that did not hold it"
+    );
+    store.release_policy("p1", "j1").await.unwrap();
+    assert!(store.policy_lease_holder("p1").await.unwrap().is_none());
+    assert!(store.lease_policy("p1", "j2", later).await.unwrap());
+
+    // An expired lease is free to take.
+    let past = now - chrono::Duration::seconds(1);
+    assert!(store.lease_policy("p2", "j3", past).await.unwrap());
+    assert!(store.policy_lease_holder("p2").await.unwrap().is_none());
+    assert!(store.lease_policy("p2", "j4", later).await.unwrap());
+
+    // A heartbeat renews every lease of its job, and only those.
+    let soon = now + chrono::Duration::milliseconds(300);
+    assert!(store.lease_policy("p4", "j5", soon).await.unwrap());
+    store.renew_leases("j5", later).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert!(!store.lease_policy("p4", "j6", later).await.unwrap());
+    assert_eq!(
+        store.policy_lease_holder("p4").await.unwrap().as_deref(),
+        Some("j5")
+    );
+
+    // Every lease of a lost job goes at once.
+    assert!(store.lease_policy("p3", "j4", later).await.unwrap());
+    store.release_job_leases("j4").await.unwrap();
+    for p in ["p2", "p3"] {
+        assert!(store.policy_lease_holder(p).await.unwrap().is_none(), "{p}");
+    }
+    assert_eq!(
+        store.policy_lease_holder("p1").await.unwrap().as_deref(),
+        Some("j2")
+    );
+}
+
+/// Checks a [`PolicyStore`]'s baselines: replaced whole, kept per policy.
+pub async fn policy_baselines(store: &dyn PolicyStore) {
     assert!(store.baseline("nope").await.unwrap().is_empty());
     store
         .set_baseline("p", &HashMap::from([("t".to_string(), Digest::of(b"x"))]))
         .await
         .unwrap();
     assert_eq!(store.baseline("p").await.unwrap().len(), 1);
+    let next = HashMap::from([
+        ("u".to_string(), Digest::of(b"y")),
+        ("v".to_string(), Digest::of(b"z")),
+    ]);
+    store.set_baseline("p", &next).await.unwrap();
+    assert_eq!(
+        store.baseline("p").await.unwrap(),
+        next,
+        "replaced, not merged"
+    );
+    store.set_baseline("p", &HashMap::new()).await.unwrap();
+    assert!(store.baseline("p").await.unwrap().is_empty());
+}
+
+/// A policy feeding `local` from `https://r.example` with a password and
+/// a token, created `age_secs` seconds ago.
+pub fn sample_policy(local: &str, age_secs: i64) -> PollMirroringPolicy {
+    let endpoint = RemoteEndpoint {
+        password: Secret::new(format!("pw of {local}")),
+        auth_token: Secret::new(format!("token of {local}")),
+        username: "robot".into(),
+        ..RemoteEndpoint::anonymous("https://r.example", "team/app").unwrap()
+    };
+    let mut policy = PollMirroringPolicy::new(
+        RepositoryName::parse(local).unwrap(),
+        endpoint,
+        &PolicyForm::new("https://r.example", "team/app"),
+        Some("alice"),
+    );
+    policy.created_at -= chrono::Duration::seconds(age_secs);
+    policy
+}
+
+/// Checks a [`PolicyStore`]'s policies: every field and both secrets read
+/// back as written, listing per repository oldest first, updates (secrets
+/// included), statuses, deletes (with the baseline).
+pub async fn policies(store: &dyn PolicyStore) {
+    let (a, b, c) = (
+        sample_policy("team/a", 30),
+        sample_policy("team/b", 20),
+        sample_policy("team/a", 10),
+    );
+    for p in [&b, &c, &a] {
+        store.insert_policy(p).await.unwrap();
+    }
+    assert!(store.insert_policy(&a).await.is_err(), "inserted twice");
+    assert_eq!(store.policy(&a.id).await.unwrap().as_ref(), Some(&a));
+    assert_eq!(
+        store
+            .policy(&a.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .remote
+            .password
+            .expose(),
+        "pw of team/a"
+    );
+    assert!(store.policy("nope").await.unwrap().is_none());
+    assert_eq!(
+        store.policies(None).await.unwrap(),
+        [a.clone(), b.clone(), c.clone()]
+    );
+    let team_a = RepositoryName::parse("team/a").unwrap();
+    assert_eq!(
+        store.policies(Some(&team_a)).await.unwrap(),
+        [a.clone(), c.clone()]
+    );
+
+    // An update replaces the remote, its secrets and the flags.
+    let mut updated = a.clone();
+    updated.remote.host = "https://other.example".into();
+    updated.remote.username = "someone".into();
+    updated.remote.password = Secret::new("new pw");
+    updated.remote.auth_token = Secret::default();
+    updated.remote.skip_tls_verification = true;
+    updated.remote.remote_ca = "PEM".into();
+    updated.enabled = false;
+    updated.owner = None;
+    assert!(store.update_policy(&updated).await.unwrap());
+    assert_eq!(store.policy(&a.id).await.unwrap().as_ref(), Some(&updated));
+    let mut ghost = updated.clone();
+    ghost.id = "ghost".into();
+    assert!(!store.update_policy(&ghost).await.unwrap());
+
+    // A status keeps the last time something was mirrored when nothing was.
+    let t1 = crate::job::now();
+    let status = |code: &str| MirroringStatus {
+        code: code.into(),
+        detail: format!("{code} detail"),
+        timestamp: t1,
+    };
+    store
+        .record_status(&a.id, &status("SUCCESS"), Some(t1))
+        .await
+        .unwrap();
+    store
+        .record_status(&a.id, &status("FAILED"), None)
+        .await
+        .unwrap();
+    let read = store.policy(&a.id).await.unwrap().unwrap();
+    assert_eq!(read.last_status, status("FAILED"));
+    assert_eq!(read.last_mirrored_at, Some(t1));
+
+    // Deleting a policy takes its baseline.
+    store
+        .set_baseline(&a.id, &HashMap::from([("t".to_string(), Digest::of(b"x"))]))
+        .await
+        .unwrap();
+    assert!(store.delete_policy(&a.id).await.unwrap());
+    assert!(!store.delete_policy(&a.id).await.unwrap());
+    assert!(store.policy(&a.id).await.unwrap().is_none());
+    assert!(store.baseline(&a.id).await.unwrap().is_empty());
+    assert_eq!(store.policies(None).await.unwrap(), [b, c]);
+}
+
+/// Checks [`JobStore::claim_job`]'s namespace share: with `per_namespace`,
+/// a job polling a policy of a namespace that already runs that many jobs
+/// is passed over for the next one; jobs polling every policy, and claims
+/// without a share, are not limited.
+pub async fn namespace_share(jobs: &dyn JobStore, policies: &dyn PolicyStore) {
+    let busy = [
+        sample_policy("busy/a", 0),
+        sample_policy("busy/b", 0),
+        sample_policy("busy/c", 0),
+    ];
+    let quiet = sample_policy("quiet/x", 0);
+    for p in busy.iter().chain([&quiet]) {
+        policies.insert_policy(p).await.unwrap();
+    }
+    let mut age = 100;
+    let mut job_for = |policy: Option<&PollMirroringPolicy>| {
+        let mut j = Job::new(&JobSubmission {
+            action: POLL_MIRROR.into(),
+            parameters: policy
+                .map(|p| [(PARAM_POLICY_ID.to_string(), p.id.clone())].into())
+                .unwrap_or_default(),
+            ..Default::default()
+        });
+        j.scheduled_at = chrono::Utc::now() - chrono::Duration::seconds(age);
+        age -= 1;
+        j
+    };
+    // Oldest first: busy/a, busy/b, busy/c, every policy, quiet/x, busy/a.
+    let queued = [
+        job_for(Some(&busy[0])),
+        job_for(Some(&busy[1])),
+        job_for(Some(&busy[2])),
+        job_for(None),
+        job_for(Some(&quiet)),
+        job_for(Some(&busy[0])),
+    ];
+    for j in &queued {
+        jobs.insert_job(j).await.unwrap();
+    }
+    let now = chrono::Utc::now();
+    let claim = async |share: Option<usize>| {
+        jobs.claim_job("w", None, now, share)
+            .await
+            .unwrap()
+            .map(|j| j.id)
+    };
+    let id = |i: usize| Some(queued[i].id.clone());
+    assert_eq!(claim(Some(2)).await, id(0));
+    assert_eq!(claim(Some(2)).await, id(1));
+    assert_eq!(claim(Some(2)).await, id(3), "busy/ holds its share");
+    assert_eq!(claim(Some(2)).await, id(4));
+    assert_eq!(claim(Some(2)).await, None, "only busy/ jobs are left");
+    assert_eq!(claim(None).await, id(2), "no share, no limit");
+    assert_eq!(claim(Some(3)).await, None, "busy/ runs three");
+    // A finished job frees its slot.
+    let mut first = jobs.job(&queued[0].id).await.unwrap().unwrap();
+    first.status = JobStatus::Done;
+    jobs.update_job(&first).await.unwrap();
+    assert_eq!(claim(Some(3)).await, id(5));
 }

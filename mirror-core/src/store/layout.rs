@@ -1,4 +1,5 @@
-//! The filesystem layout of the embedded stores: the only place that builds paths.
+//! The filesystem layout of the embedded stores and the object keys of the S3
+//! blob store: the only place that builds paths and keys.
 //!
 //! ```text
 //! <data>/
@@ -55,5 +56,49 @@ impl Layout {
 
     pub(crate) fn upload(&self, id: &str) -> PathBuf {
         self.uploads_dir().join(id)
+    }
+}
+
+/// The object keys of the S3 blob store in its bucket, under an optional
+/// prefix (the bucket's counterpart of [`Layout`]):
+///
+/// ```text
+/// <prefix>/blobs/sha256/<64 hex>   committed blobs
+/// <prefix>/uploads/<uuid>          multipart uploads being moved into place
+///                                  (never read by a reader)
+/// ```
+#[cfg(feature = "s3")]
+#[derive(Debug, Clone)]
+pub(crate) struct KeyLayout {
+    /// Without leading or trailing `/`; empty for the bucket's root.
+    prefix: String,
+}
+
+#[cfg(feature = "s3")]
+impl KeyLayout {
+    pub(crate) fn new(prefix: &str) -> Self {
+        KeyLayout {
+            prefix: prefix.trim_matches('/').to_string(),
+        }
+    }
+
+    fn key(&self, rest: &str) -> String {
+        if self.prefix.is_empty() {
+            rest.to_string()
+        } else {
+            format!("{}/{rest}", self.prefix)
+        }
+    }
+
+    pub(crate) fn blob(&self, digest: &Digest) -> String {
+        self.key(&format!("blobs/sha256/{}", digest.hex()))
+    }
+
+    pub(crate) fn uploads_dir(&self) -> String {
+        self.key("uploads")
+    }
+
+    pub(crate) fn upload(&self, id: &str) -> String {
+        self.key(&format!("uploads/{id}"))
     }
 }

@@ -43,12 +43,7 @@ pub fn migrate(conn: &mut Connection, file: &str, steps: &[Migration]) -> Result
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(|e| failed(file, "reading the schema version", e))?;
     if current > latest {
-        return Err(StoreError::Corrupt {
-            reason: format!(
-                "{file} has schema version {current}, newer than this build knows ({latest}): \
-                 run the newer regmirror, or restore the backup taken before the upgrade"
-            ),
-        });
+        return Err(newer_schema(file, current, latest));
     }
     for step in steps.iter().filter(|s| s.version > current) {
         let tx = conn.transaction().map_err(|e| failed(file, step.what, e))?;
@@ -66,6 +61,26 @@ pub fn migrate(conn: &mut Connection, file: &str, steps: &[Migration]) -> Result
     Ok(latest.max(current))
 }
 
+/// The refusal of a database (`what`: a file, or a PostgreSQL database)
+/// whose schema `current` is newer than the `latest` step this build knows.
+pub fn newer_schema(what: &str, current: u32, latest: u32) -> StoreError {
+    StoreError::Corrupt {
+        reason: format!(
+            "{what} has schema version {current}, newer than this build knows ({latest}): \
+             run the newer regmirror, or restore the backup taken before the upgrade"
+        ),
+    }
+}
+
+/// Whether `table` has `column`.
+pub fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name=?2)",
+        [table, column],
+        |r| r.get(0),
+    )
+}
+
 /// Adds `column` (with `definition`) to `table` unless it is there.
 pub fn add_column(
     conn: &Connection,
@@ -73,11 +88,7 @@ pub fn add_column(
     column: &str,
     definition: &str,
 ) -> rusqlite::Result<()> {
-    let exists: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name=?2)",
-        [table, column],
-        |r| r.get(0),
-    )?;
+    let exists = has_column(conn, table, column)?;
     if !exists {
         conn.execute_batch(&format!(
             "ALTER TABLE {table} ADD COLUMN {column} {definition}"

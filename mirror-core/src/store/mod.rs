@@ -4,18 +4,31 @@
 //!   sees digests only, never repositories or requests.
 //! - [`RepositoryStore`]: local repositories, which manifests and blobs each
 //!   holds, and tags. Publishing is one transaction.
-//! - [`PolicyStore`]: policies, their baselines, jobs and job logs.
+//! - [`PolicyStore`]: policies, each with its last status and baseline.
+//! - [`LeaseStore`]: which job holds which policy.
+//! - [`JobStore`]: the job queue.
+//! - [`JobLogStore`]: the jobs' log lines.
 //!
 //! Embedded defaults: [`FsBlobStore`] (a directory) and [`SqliteStore`]
-//! (one SQLite file, implementing both metadata traits). Every backend must
-//! pass the conformance checks in `tests/`.
+//! (one SQLite file, implementing every metadata trait). With the feature
+//! `s3`, `S3BlobStore` keeps blobs in an S3-compatible bucket; with the
+//! feature `postgres`, `PgStore` implements every metadata trait on a
+//! PostgreSQL database several engines share. Every backend must pass the
+//! conformance checks in `tests/`.
 
 mod blob_fs;
+#[cfg(feature = "s3")]
+mod blob_s3;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod job_log;
+mod job_queue;
 mod layout;
+mod lease;
 pub mod migrate;
 mod policy;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod repository;
 mod sealed;
 mod sqlite;
@@ -29,9 +42,22 @@ use futures_util::Stream;
 use crate::digest::Digest;
 
 pub use blob_fs::{FsBlobStore, FsOptions};
+#[cfg(feature = "s3")]
+pub use blob_s3::{
+    DEFAULT_PART_SIZE, DEFAULT_PURGE_GRACE, MAX_PRESIGN, MIN_PART_SIZE, PARTS_IN_FLIGHT,
+    S3BlobStore, S3ConfigError, S3Options, SERVER_COPY_LIMIT,
+};
+pub use job_log::JobLogStore;
+pub use job_queue::JobStore;
+pub use lease::LeaseStore;
 pub use policy::PolicyStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{
+    PgOptions, PgStep, PgStore, error_chain as pg_error_chain, migrate_steps as pg_migrate,
+    pool as pg_pool,
+};
 pub use repository::{
-    ManifestRecord, NewRepository, Repository, RepositoryStore, TagRecord, Visibility,
+    ManifestRecord, NewRepository, Repository, RepositoryStore, TagRecord, TagSource, Visibility,
 };
 pub use sealed::SecretKeys;
 pub use sqlite::SqliteStore;

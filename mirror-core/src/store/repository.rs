@@ -18,6 +18,7 @@ use crate::manifest::{Manifest, ManifestBody};
 use crate::reference::RepositoryName;
 
 /// Who can pull a repository without credentials.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Visibility {
@@ -62,6 +63,19 @@ pub struct Repository {
     pub short_description: String,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+}
+
+impl Repository {
+    /// The record of `repo`, created now with a new ID.
+    pub(crate) fn created(repo: &NewRepository) -> Self {
+        Repository {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: repo.name.clone(),
+            visibility: repo.visibility,
+            short_description: repo.short_description.clone(),
+            created_at: crate::job::now(),
+        }
+    }
 }
 
 /// A manifest as stored in a repository: its identity and what it references.
@@ -112,9 +126,9 @@ impl ManifestRecord {
     }
 }
 
-/// A tag and where it points.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// A tag and where it points, as stored. Not a wire shape: the APIs and
+/// Python show a tag as [`crate::api::Tag`].
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TagRecord {
     /// The tag.
     pub name: String,
@@ -124,12 +138,22 @@ pub struct TagRecord {
     pub media_type: String,
     /// The manifest's size in bytes.
     pub size: u64,
-    /// The policy that mirrored it, if any.
-    pub mirrored_by: Option<String>,
-    /// Where it was mirrored from (`host/repository:tag`), if mirrored.
-    pub mirrored_from: Option<String>,
+    /// Where a poll mirrored it from; `None` for a pushed tag.
+    pub mirrored: Option<TagSource>,
     /// When the tag last moved.
     pub updated_at: DateTime<Utc>,
+}
+
+/// Where a mirrored tag came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagSource {
+    /// The policy whose poll wrote the tag.
+    pub policy_id: String,
+    /// The remote repository, `host/namespace/name` (the host as the
+    /// policy's `remoteHost`, scheme included).
+    pub remote_repository: String,
+    /// The tag on the remote.
+    pub remote_tag: String,
 }
 
 /// Local repositories, their manifests and tags.

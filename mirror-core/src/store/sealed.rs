@@ -4,7 +4,9 @@
 //! `sealed:v1:<key id>:<base64(nonce ‖ ciphertext)>`, XChaCha20-Poly1305
 //! with a random 192-bit nonce per value and the policy ID and field name as
 //! associated data (a sealed value cannot be moved to another policy or
-//! field). A copy of the database alone reveals no remote secret.
+//! field). A copy of the database alone reveals no remote secret. A
+//! backend with binary columns (PostgreSQL) keeps the same sealing as bytes
+//! ([`SecretKeys::seal_bytes`]).
 //!
 //! The key is 32 bytes: `MIRROR_SECRET_KEY` (64 hex characters or base64),
 //! else the file `secret.key` in the data directory, created owner-only
@@ -25,12 +27,16 @@ use super::StoreError;
 use super::layout::Layout;
 
 /// The environment variable holding the current key.
-pub const KEY_ENV: &str = "MIRROR_SECRET_KEY";
+const KEY_ENV: &str = "MIRROR_SECRET_KEY";
 /// The environment variable holding earlier keys, comma separated.
-pub const PREVIOUS_KEYS_ENV: &str = "MIRROR_SECRET_KEY_PREVIOUS";
+const PREVIOUS_KEYS_ENV: &str = "MIRROR_SECRET_KEY_PREVIOUS";
 
 const PREFIX: &str = "sealed:v1:";
 const NONCE_LEN: usize = 24;
+/// The first byte of [`SecretKeys::seal_bytes`]'s format.
+const BYTES_VERSION: u8 = 1;
+/// A key ID's length in bytes (8 hex characters in the text format).
+const KEY_ID_LEN: usize = 4;
 
 /// One 256-bit key and its public ID (the first 8 hex characters of its
 /// SHA-256), which says which key sealed a value.
@@ -100,8 +106,16 @@ impl SecretKeys {
         }
     }
 
-    /// The keys for the data directory `root`: from [`KEY_ENV`] (and
-    /// [`PREVIOUS_KEYS_ENV`]) when set, else `root/secret.key`, created
+    /// These keys, with `key` accepted for opening values it sealed (a key
+    /// being rotated out): values sealed with it are sealed again with the
+    /// current key when a store opens.
+    pub fn with_previous(mut self, key: [u8; 32]) -> Self {
+        self.previous.push(Key::new(key));
+        self
+    }
+
+    /// The keys for the data directory `root`: from `MIRROR_SECRET_KEY` (and
+    /// `MIRROR_SECRET_KEY_PREVIOUS`) when set, else `root/secret.key`, created
     /// owner-only with a random key when missing.
     pub fn load(root: &Path) -> Result<Self, StoreError> {
         let current = match std::env::var(KEY_ENV) {
@@ -131,6 +145,28 @@ impl SecretKeys {
         if plain.is_empty() {
             return String::new();
         }
+        format!(
+            "{PREFIX}{}:{}",
+            self.current.id,
+            base64::engine::general_purpose::STANDARD.encode(self.encrypt(plain, context))
+        )
+    }
+
+    /// [`SecretKeys::seal`] for a binary column (PostgreSQL's `bytea`):
+    /// `BYTES_VERSION ‖ key ID (4 bytes) ‖ nonce ‖ ciphertext`. An empty
+    /// secret stays empty.
+    pub fn seal_bytes(&self, plain: &str, context: &str) -> Vec<u8> {
+        if plain.is_empty() {
+            return Vec::new();
+        }
+        let mut out = vec![BYTES_VERSION];
+        out.extend(hex::decode(&self.current.id).expect("a key ID is hex"));
+        out.extend(self.encrypt(plain, context));
+        out
+    }
+
+    /// `nonce ‖ ciphertext` of `plain` under the current key.
+    fn encrypt(&self, plain: &str, context: &str) -> Vec<u8> {
         let nonce_bytes: [u8; NONCE_LEN] = rand::random();
         let nonce = XNonce::from(nonce_bytes);
         let sealed = self
@@ -146,11 +182,7 @@ impl SecretKeys {
             .expect("XChaCha20-Poly1305 encryption does not fail for in-memory sizes");
         let mut blob = nonce_bytes.to_vec();
         blob.extend_from_slice(&sealed);
-        format!(
-            "{PREFIX}{}:{}",
-            self.current.id,
-            base64::engine::general_purpose::STANDARD.encode(blob)
-        )
+        blob
     }
 
     /// Opens a stored value sealed for `context`. A value without the
@@ -160,12 +192,31 @@ impl SecretKeys {
         let Some(rest) = stored.strip_prefix(PREFIX) else {
             return Ok(stored.to_string());
         };
-        let fail = |reason: String| StoreError::Corrupt {
-            reason: format!("sealed secret of {context}: {reason}"),
-        };
         let (id, b64) = rest
             .split_once(':')
-            .ok_or_else(|| fail("malformed".into()))?;
+            .ok_or_else(|| sealed_error(context, "malformed".into()))?;
+        let blob = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|_| sealed_error(context, "not base64".into()))?;
+        self.decrypt(id, &blob, context)
+    }
+
+    /// Opens what [`SecretKeys::seal_bytes`] sealed for `context` (empty
+    /// stays empty).
+    pub fn open_bytes(&self, stored: &[u8], context: &str) -> Result<String, StoreError> {
+        match stored {
+            [] => Ok(String::new()),
+            [BYTES_VERSION, id @ ..] if id.len() >= KEY_ID_LEN => {
+                let (id, blob) = id.split_at(KEY_ID_LEN);
+                self.decrypt(&hex::encode(id), blob, context)
+            }
+            _ => Err(sealed_error(context, "malformed".into())),
+        }
+    }
+
+    /// Decrypts `nonce ‖ ciphertext` sealed with the key `id`.
+    fn decrypt(&self, id: &str, blob: &[u8], context: &str) -> Result<String, StoreError> {
+        let fail = |reason: String| sealed_error(context, reason);
         let key = std::iter::once(&self.current)
             .chain(&self.previous)
             .find(|k| k.id == id)
@@ -174,9 +225,6 @@ impl SecretKeys {
                     "sealed with key {id}, which is neither {KEY_ENV} nor in {PREVIOUS_KEYS_ENV}"
                 ))
             })?;
-        let blob = base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .map_err(|_| fail("not base64".into()))?;
         if blob.len() < NONCE_LEN {
             return Err(fail("too short".into()));
         }
@@ -204,6 +252,20 @@ impl SecretKeys {
             None => true,
             Some(rest) => !rest.starts_with(&format!("{}:", self.current.id)),
         }
+    }
+
+    /// [`SecretKeys::needs_reseal`] for what [`SecretKeys::seal_bytes`]
+    /// wrote: sealed with a key other than the current one.
+    pub fn needs_reseal_bytes(&self, stored: &[u8]) -> bool {
+        !stored.is_empty()
+            && stored.get(1..1 + KEY_ID_LEN).map(hex::encode).as_deref()
+                != Some(self.current.id.as_str())
+    }
+}
+
+fn sealed_error(context: &str, reason: String) -> StoreError {
+    StoreError::Corrupt {
+        reason: format!("sealed secret of {context}: {reason}"),
     }
 }
 
@@ -258,6 +320,30 @@ mod tests {
         assert_ne!(sealed, keys.seal("hunter2", "policy p1 password"));
         assert_eq!(keys.seal("", "x"), "");
         assert_eq!(keys.open("", "x").unwrap(), "");
+    }
+
+    #[test]
+    fn the_binary_form_opens_only_with_its_key_and_context() {
+        let keys = SecretKeys::from_key([7; 32]);
+        let sealed = keys.seal_bytes("hunter2", "policy p1 password");
+        assert!(!sealed.windows(7).any(|w| w == b"hunter2"));
+        assert_eq!(
+            keys.open_bytes(&sealed, "policy p1 password").unwrap(),
+            "hunter2"
+        );
+        assert!(keys.open_bytes(&sealed, "policy p2 password").is_err());
+        assert!(keys.open_bytes(&sealed[..3], "policy p1 password").is_err());
+        assert!(!keys.needs_reseal_bytes(&sealed));
+        assert!(keys.seal_bytes("", "x").is_empty());
+        assert_eq!(keys.open_bytes(&[], "x").unwrap(), "");
+        let mut new = SecretKeys::from_key([8; 32]);
+        assert!(new.open_bytes(&sealed, "policy p1 password").is_err());
+        assert!(new.needs_reseal_bytes(&sealed));
+        new.previous.push(Key::new([7; 32]));
+        assert_eq!(
+            new.open_bytes(&sealed, "policy p1 password").unwrap(),
+            "hunter2"
+        );
     }
 
     #[test]

@@ -16,11 +16,11 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::blob_fs::create_private_dir;
 use super::layout::Layout;
-use super::migrate::{Migration, add_column, migrate};
+use super::migrate::{Migration, add_column, has_column, migrate};
 use super::sealed::SecretKeys;
 use super::{
-    ManifestRecord, NewRepository, PolicyStore, Repository, RepositoryStore, StoreError, TagRecord,
-    Visibility,
+    JobLogStore, JobStore, LeaseStore, ManifestRecord, NewRepository, PolicyStore, Repository,
+    RepositoryStore, StoreError, TagRecord, TagSource, Visibility,
 };
 use crate::digest::Digest;
 use crate::job::{Job, JobFilter, JobStatus, LogLine};
@@ -123,7 +123,7 @@ CREATE TABLE IF NOT EXISTS job_logs (
 "#;
 
 /// The schema of `regmirror.db`, step by step (see [`super::migrate`]).
-const MIGRATIONS: [Migration; 2] = [
+const MIGRATIONS: [Migration; 4] = [
     Migration {
         version: 1,
         what: "repositories, manifests, tags, policies, jobs and logs",
@@ -141,10 +141,60 @@ const MIGRATIONS: [Migration; 2] = [
             )
         },
     },
+    Migration {
+        version: 3,
+        what: "a mirrored tag's remote repository and remote tag in their own columns",
+        apply: split_mirrored_from,
+    },
+    Migration {
+        version: 4,
+        what: "policy leases in their own table",
+        apply: |c| {
+            c.execute_batch(
+                "CREATE TABLE IF NOT EXISTS policy_leases (
+                     policy_id TEXT PRIMARY KEY,
+                     job_id TEXT NOT NULL,
+                     until TEXT NOT NULL
+                 );
+                 CREATE INDEX IF NOT EXISTS policy_leases_job ON policy_leases (job_id);",
+            )?;
+            if has_column(c, "policies", "lease_job")? {
+                c.execute_batch(
+                    "INSERT OR IGNORE INTO policy_leases (policy_id, job_id, until)
+                         SELECT id, lease_job, lease_until FROM policies
+                         WHERE lease_job IS NOT NULL AND lease_until IS NOT NULL;
+                     ALTER TABLE policies DROP COLUMN lease_job;
+                     ALTER TABLE policies DROP COLUMN lease_until;",
+                )?;
+            }
+            Ok(())
+        },
+    },
 ];
 
+/// Step 3: `mirrored_from` held `host/repository:tag`; the tag moves to
+/// `mirrored_tag` (split once here, at the last `:`, which cannot be part
+/// of a tag; a host's port comes before the repository's `/`).
+fn split_mirrored_from(c: &Connection) -> rusqlite::Result<()> {
+    add_column(c, "tags", "mirrored_tag", "TEXT")?;
+    let rows: Vec<(i64, String)> = c
+        .prepare(
+            "SELECT rowid, mirrored_from FROM tags
+             WHERE mirrored_from IS NOT NULL AND mirrored_tag IS NULL",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut update =
+        c.prepare("UPDATE tags SET mirrored_from=?2, mirrored_tag=?3 WHERE rowid=?1")?;
+    for (rowid, from) in rows {
+        let (repository, tag) = from.rsplit_once(':').unwrap_or((from.as_str(), ""));
+        update.execute(params![rowid, repository, tag])?;
+    }
+    Ok(())
+}
+
 /// The associated data of a policy's sealed `field`.
-fn secret_context(policy_id: &str, field: &str) -> String {
+pub(super) fn secret_context(policy_id: &str, field: &str) -> String {
     format!("policy {policy_id} {field}")
 }
 
@@ -215,13 +265,13 @@ fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
         })
 }
 
-fn parse_digest(s: &str) -> Result<Digest, StoreError> {
+pub(super) fn parse_digest(s: &str) -> Result<Digest, StoreError> {
     Digest::parse(s).map_err(|e| StoreError::Corrupt {
         reason: e.to_string(),
     })
 }
 
-fn parse_name(s: &str) -> Result<RepositoryName, StoreError> {
+pub(super) fn parse_name(s: &str) -> Result<RepositoryName, StoreError> {
     RepositoryName::parse(s).map_err(|e| StoreError::Corrupt {
         reason: e.to_string(),
     })
@@ -304,49 +354,73 @@ fn build_repository(
     Ok(Repository {
         id,
         name: parse_name(&name)?,
-        visibility: if vis == "public" {
-            Visibility::Public
-        } else {
-            Visibility::Private
-        },
+        visibility: visibility(&vis),
         short_description: desc,
         created_at: parse_ts(&created)?,
     })
 }
 
-type TagRow = (
-    String,
-    String,
-    String,
-    i64,
-    Option<String>,
-    Option<String>,
-    String,
-);
+/// The columns a tag is read from and written to, in order.
+const TAG_COLUMNS: &str =
+    "name, digest, media_type, size, mirrored_by, mirrored_from, mirrored_tag, updated_at";
 
-/// A row of `SELECT name, digest, media_type, size, mirrored_by,
-/// mirrored_from, updated_at FROM tags`.
-fn tag_row(r: &Row) -> rusqlite::Result<TagRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-    ))
+/// A row of `SELECT {TAG_COLUMNS} FROM tags`, read whole so the statement
+/// can be finished before the values are checked.
+struct TagRow {
+    name: String,
+    digest: String,
+    media_type: String,
+    size: i64,
+    mirrored_by: Option<String>,
+    mirrored_from: Option<String>,
+    mirrored_tag: Option<String>,
+    updated_at: String,
 }
 
-fn build_tag((name, digest, mt, size, by, from, updated): TagRow) -> Result<TagRecord, StoreError> {
+fn tag_row(r: &Row) -> rusqlite::Result<TagRow> {
+    Ok(TagRow {
+        name: r.get(0)?,
+        digest: r.get(1)?,
+        media_type: r.get(2)?,
+        size: r.get(3)?,
+        mirrored_by: r.get(4)?,
+        mirrored_from: r.get(5)?,
+        mirrored_tag: r.get(6)?,
+        updated_at: r.get(7)?,
+    })
+}
+
+/// A stored visibility (anything but `public` is private).
+pub(super) fn visibility(stored: &str) -> Visibility {
+    if stored == "public" {
+        Visibility::Public
+    } else {
+        Visibility::Private
+    }
+}
+
+/// Where a tag was mirrored from, from its three columns (`None` for a
+/// pushed tag).
+pub(super) fn tag_source(
+    policy_id: Option<String>,
+    remote_repository: Option<String>,
+    remote_tag: Option<String>,
+) -> Option<TagSource> {
+    Some(TagSource {
+        policy_id: policy_id?,
+        remote_repository: remote_repository?,
+        remote_tag: remote_tag?,
+    })
+}
+
+fn build_tag(row: TagRow) -> Result<TagRecord, StoreError> {
     Ok(TagRecord {
-        name,
-        digest: parse_digest(&digest)?,
-        media_type: mt,
-        size: size as u64,
-        mirrored_by: by,
-        mirrored_from: from,
-        updated_at: parse_ts(&updated)?,
+        name: row.name,
+        digest: parse_digest(&row.digest)?,
+        media_type: row.media_type,
+        size: row.size as u64,
+        mirrored: tag_source(row.mirrored_by, row.mirrored_from, row.mirrored_tag),
+        updated_at: parse_ts(&row.updated_at)?,
     })
 }
 
@@ -427,13 +501,7 @@ fn load_manifest(
 #[async_trait]
 impl RepositoryStore for SqliteStore {
     async fn create_repository(&self, repo: &NewRepository) -> Result<Repository, StoreError> {
-        let record = Repository {
-            id: uuid::Uuid::new_v4().to_string(),
-            name: repo.name.clone(),
-            visibility: repo.visibility,
-            short_description: repo.short_description.clone(),
-            created_at: crate::job::now(),
-        };
+        let record = Repository::created(repo);
         let r = record.clone();
         self.with(move |c| {
             let n = c
@@ -505,9 +573,9 @@ impl RepositoryStore for SqliteStore {
         let repo = repo.to_string();
         self.with(move |c| {
             let mut stmt = c
-                .prepare_cached(
-                    "SELECT name, digest, media_type, size, mirrored_by, mirrored_from, updated_at FROM tags WHERE repo=?1 ORDER BY name",
-                )
+                .prepare_cached(&format!(
+                    "SELECT {TAG_COLUMNS} FROM tags WHERE repo=?1 ORDER BY name"
+                ))
                 .map_err(db_err("listing tags"))?;
             let rows = stmt
                 .query_map(params![repo], tag_row)
@@ -537,7 +605,7 @@ impl RepositoryStore for SqliteStore {
         let (repo, tag) = (repo.to_string(), tag.to_string());
         self.with(move |c| {
             c.query_row(
-                "SELECT name, digest, media_type, size, mirrored_by, mirrored_from, updated_at FROM tags WHERE repo=?1 AND name=?2",
+                &format!("SELECT {TAG_COLUMNS} FROM tags WHERE repo=?1 AND name=?2"),
                 params![repo, tag],
                 tag_row,
             )
@@ -659,8 +727,18 @@ impl RepositoryStore for SqliteStore {
             }
             for t in &tags {
                 tx.execute(
-                    "INSERT OR REPLACE INTO tags (repo, name, digest, media_type, size, mirrored_by, mirrored_from, updated_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
-                    params![repo, t.name, t.digest.to_string(), t.media_type, t.size as i64, t.mirrored_by, t.mirrored_from, ts(&t.updated_at)],
+                    &format!("INSERT OR REPLACE INTO tags (repo, {TAG_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"),
+                    params![
+                        repo,
+                        t.name,
+                        t.digest.to_string(),
+                        t.media_type,
+                        t.size as i64,
+                        t.mirrored.as_ref().map(|m| &m.policy_id),
+                        t.mirrored.as_ref().map(|m| &m.remote_repository),
+                        t.mirrored.as_ref().map(|m| &m.remote_tag),
+                        ts(&t.updated_at)
+                    ],
                 )
                 .map_err(db_err(ctx))?;
             }
@@ -861,14 +939,19 @@ fn job_row(r: &Row) -> rusqlite::Result<JobRow> {
     ))
 }
 
+/// A stored job status.
+pub(super) fn job_status(stored: &str) -> Result<JobStatus, StoreError> {
+    JobStatus::parse(stored).ok_or_else(|| StoreError::Corrupt {
+        reason: format!("unknown job status {stored:?}"),
+    })
+}
+
 fn build_job(j: JobRow) -> Result<Job, StoreError> {
     Ok(Job {
         id: j.0,
         retry_from_id: j.1,
         worker_id: j.2,
-        status: JobStatus::parse(&j.3).ok_or_else(|| StoreError::Corrupt {
-            reason: format!("unknown job status {:?}", j.3),
-        })?,
+        status: job_status(&j.3)?,
         scheduled_at: parse_ts(&j.4)?,
         last_updated: parse_ts(&j.5)?,
         action: j.6,
@@ -917,31 +1000,56 @@ fn load_job(c: &Connection, id: &str) -> Result<Option<Job>, StoreError> {
 }
 
 fn save_job(c: &Connection, j: &Job) -> Result<(), StoreError> {
-    let params_json = serde_json::to_string(&j.parameters).expect("string map serializes");
-    c.execute(
-        &format!("INSERT OR REPLACE INTO jobs ({JOB_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)"),
-        params![
-            j.id,
-            j.retry_from_id,
-            j.worker_id,
-            j.status.as_str(),
-            ts(&j.scheduled_at),
-            ts(&j.last_updated),
-            j.action,
-            j.retries_left,
-            j.retries_total,
-            params_json,
-            j.deadline.as_ref().map(ts).unwrap_or_default(),
-            crate::job::format_duration(j.stop_timeout),
-            j.heartbeat_at.as_ref().map(ts),
-            j.cancel_requested,
-            j.failure
-                .as_ref()
-                .map(|f| serde_json::to_string(f).expect("a failure serializes"))
-        ],
-    )
-    .map_err(db_err("saving a job"))?;
+    write_job(
+        c,
+        &format!("INSERT OR REPLACE INTO jobs ({JOB_COLUMNS}) VALUES ({JOB_VALUES})"),
+        j,
+        &[],
+    )?;
     Ok(())
+}
+
+/// `?1`..`?15`: a job's [`JOB_COLUMNS`], as [`write_job`] binds them.
+const JOB_VALUES: &str = "?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15";
+
+/// Runs `sql` with the job's columns bound to `?1`..`?15` (in
+/// [`JOB_COLUMNS`] order) and `extra` after them; returns the rows changed.
+fn write_job(
+    c: &Connection,
+    sql: &str,
+    j: &Job,
+    extra: &[&dyn rusqlite::ToSql],
+) -> Result<usize, StoreError> {
+    let params_json = serde_json::to_string(&j.parameters).expect("string map serializes");
+    let (scheduled_at, last_updated) = (ts(&j.scheduled_at), ts(&j.last_updated));
+    let deadline = j.deadline.as_ref().map(ts).unwrap_or_default();
+    let stop_timeout = crate::job::format_duration(j.stop_timeout);
+    let heartbeat_at = j.heartbeat_at.as_ref().map(ts);
+    let failure = j
+        .failure
+        .as_ref()
+        .map(|f| serde_json::to_string(f).expect("a failure serializes"));
+    let status = j.status.as_str();
+    let mut values: Vec<&dyn rusqlite::ToSql> = vec![
+        &j.id,
+        &j.retry_from_id,
+        &j.worker_id,
+        &status,
+        &scheduled_at,
+        &last_updated,
+        &j.action,
+        &j.retries_left,
+        &j.retries_total,
+        &params_json,
+        &deadline,
+        &stop_timeout,
+        &heartbeat_at,
+        &j.cancel_requested,
+        &failure,
+    ];
+    values.extend_from_slice(extra);
+    c.execute(sql, values.as_slice())
+        .map_err(db_err("saving a job"))
 }
 
 #[async_trait]
@@ -1125,7 +1233,10 @@ impl PolicyStore for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl LeaseStore for SqliteStore {
     async fn lease_policy(
         &self,
         policy_id: &str,
@@ -1135,9 +1246,12 @@ impl PolicyStore for SqliteStore {
         let (pid, jid) = (policy_id.to_string(), job_id.to_string());
         let now = ts(&Utc::now());
         self.with(move |c| {
+            // Taken when free, expired, or already this job's (renewed).
             let n = c
                 .execute(
-                    "UPDATE policies SET lease_job=?2, lease_until=?3 WHERE id=?1 AND (lease_job IS NULL OR lease_job=?2 OR lease_until < ?4)",
+                    "INSERT INTO policy_leases (policy_id, job_id, until) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (policy_id) DO UPDATE SET job_id=excluded.job_id, until=excluded.until
+                     WHERE policy_leases.job_id=excluded.job_id OR policy_leases.until < ?4",
                     params![pid, jid, ts(&until), now],
                 )
                 .map_err(db_err("leasing a policy"))?;
@@ -1151,7 +1265,7 @@ impl PolicyStore for SqliteStore {
         let now = ts(&Utc::now());
         self.with(move |c| {
             c.query_row(
-                "SELECT lease_job FROM policies WHERE id=?1 AND lease_job IS NOT NULL AND lease_until >= ?2",
+                "SELECT job_id FROM policy_leases WHERE policy_id=?1 AND until >= ?2",
                 params![pid, now],
                 |r| r.get(0),
             )
@@ -1165,7 +1279,7 @@ impl PolicyStore for SqliteStore {
         let (pid, jid) = (policy_id.to_string(), job_id.to_string());
         self.with(move |c| {
             c.execute(
-                "UPDATE policies SET lease_job=NULL, lease_until=NULL WHERE id=?1 AND lease_job=?2",
+                "DELETE FROM policy_leases WHERE policy_id=?1 AND job_id=?2",
                 params![pid, jid],
             )
             .map_err(db_err("releasing a policy lease"))?;
@@ -1177,16 +1291,28 @@ impl PolicyStore for SqliteStore {
     async fn release_job_leases(&self, job_id: &str) -> Result<(), StoreError> {
         let jid = job_id.to_string();
         self.with(move |c| {
-            c.execute(
-                "UPDATE policies SET lease_job=NULL, lease_until=NULL WHERE lease_job=?1",
-                params![jid],
-            )
-            .map_err(db_err("releasing policy leases"))?;
+            c.execute("DELETE FROM policy_leases WHERE job_id=?1", params![jid])
+                .map_err(db_err("releasing policy leases"))?;
             Ok(())
         })
         .await
     }
+    async fn renew_leases(&self, job_id: &str, until: DateTime<Utc>) -> Result<(), StoreError> {
+        let jid = job_id.to_string();
+        self.with(move |c| {
+            c.execute(
+                "UPDATE policy_leases SET until=?2 WHERE job_id=?1",
+                params![jid, ts(&until)],
+            )
+            .map_err(db_err("renewing policy leases"))?;
+            Ok(())
+        })
+        .await
+    }
+}
 
+#[async_trait]
+impl JobStore for SqliteStore {
     async fn insert_job(&self, job: &Job) -> Result<(), StoreError> {
         let job = job.clone();
         self.with(move |c| save_job(c, &job)).await
@@ -1267,6 +1393,29 @@ impl PolicyStore for SqliteStore {
         self.with(move |c| save_job(c, &job)).await
     }
 
+    async fn replace_lost_job(
+        &self,
+        job: &Job,
+        found_worker: &str,
+        found_heartbeat: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        let (job, worker) = (job.clone(), found_worker.to_string());
+        let heartbeat = found_heartbeat.as_ref().map(ts);
+        self.with(move |c| {
+            let n = write_job(
+                c,
+                &format!(
+                    "UPDATE jobs SET ({JOB_COLUMNS}) = ({JOB_VALUES})
+                     WHERE id=?1 AND status='running' AND worker_id=?16 AND heartbeat_at IS ?17"
+                ),
+                &job,
+                &[&worker, &heartbeat],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
     async fn heartbeat(&self, id: &str, now: DateTime<Utc>) -> Result<Option<Job>, StoreError> {
         let id = id.to_string();
         self.with(move |c| {
@@ -1330,7 +1479,10 @@ impl PolicyStore for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl JobLogStore for SqliteStore {
     async fn append_log(&self, id: &str, lines: &[String]) -> Result<(), StoreError> {
         let (id, lines) = (id.to_string(), lines.to_vec());
         self.with(move |c| {
@@ -1406,6 +1558,45 @@ mod tests {
             e.to_string()
                 .contains("schema version 99, newer than this build knows"),
             "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_mirrored_tag_of_an_older_schema_keeps_where_it_came_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = || SecretKeys::from_key([3; 32]);
+        let store = SqliteStore::open_with_keys(dir.path(), keys()).unwrap();
+        let repo = RepositoryName::parse("mirrors/app").unwrap();
+        store
+            .create_repository(&NewRepository {
+                name: repo.clone(),
+                visibility: Visibility::Private,
+                short_description: String::new(),
+            })
+            .await
+            .unwrap();
+        drop(store);
+        // As version 2 wrote it: `host/repository:tag` in one column.
+        let c = Connection::open(Layout::database(dir.path())).unwrap();
+        c.execute_batch(
+            "ALTER TABLE tags DROP COLUMN mirrored_tag;
+             INSERT INTO tags (repo, name, digest, media_type, size, mirrored_by, mirrored_from, updated_at)
+             VALUES ('mirrors/app', 'v1', 'sha256:0000000000000000000000000000000000000000000000000000000000000000',
+                     'application/vnd.oci.image.manifest.v1+json', 10, 'p1',
+                     'http://127.0.0.1:5000/team/app:v1', '2026-01-01T00:00:00Z');
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+        drop(c);
+        let store = SqliteStore::open_with_keys(dir.path(), keys()).unwrap();
+        let tag = store.tag(&repo, "v1").await.unwrap().unwrap();
+        assert_eq!(
+            tag.mirrored,
+            Some(TagSource {
+                policy_id: "p1".into(),
+                remote_repository: "http://127.0.0.1:5000/team/app".into(),
+                remote_tag: "v1".into(),
+            })
         );
     }
 }

@@ -3,7 +3,7 @@
 //! `Authorization: Bearer <token>` on `/api/v0` and `/v2`.
 //!
 //! - A bearer token is a 256-bit random string, valid for [`BEARER_TTL`].
-//!   Only its SHA-256 is stored (`bearer_tokens` in `server.db`), like an
+//!   Only its SHA-256 is stored ([`crate::store::BearerStore`]), like an
 //!   access token's; it is looked up on every request, so it stops working
 //!   at once when its account is deactivated, when the access token it was
 //!   minted with is deactivated or deleted, or (minted with the password)
@@ -22,12 +22,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use mirror_core::Secret;
-use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{
-    Account, AccountError, Accounts, Credential, account_from_row, build_account,
-    random_alphanumeric, sha256_hex, ts,
-};
+use super::{Account, AccountError, Accounts, Credential, random_alphanumeric, sha256_hex};
+use crate::store::BearerRecord;
 
 /// How long a bearer token is valid: long enough for a script that walks
 /// every repository with one token, short enough that a leaked one soon
@@ -46,18 +43,6 @@ pub struct BearerToken {
     pub issued_at: DateTime<Utc>,
     /// When it stops working.
     pub expires_at: DateTime<Utc>,
-}
-
-/// The account columns, for queries that join `users` as `u`.
-const USER_COLUMNS: &str = "u.id, u.name, u.full_name, u.is_admin, u.is_active, u.created_at";
-
-/// Deletes the bearer tokens `user` minted with the password (on a
-/// password change; those minted with an access token follow the token).
-pub(super) fn forget_password_bearers(c: &Connection, user: &str) -> rusqlite::Result<usize> {
-    c.execute(
-        "DELETE FROM bearer_tokens WHERE username=?1 AND via_token IS NULL",
-        [user],
-    )
 }
 
 impl Accounts {
@@ -86,28 +71,16 @@ impl Accounts {
         let issued_at = Utc::now();
         let expires_at = issued_at
             + chrono::Duration::from_std(BEARER_TTL).unwrap_or(chrono::Duration::minutes(15));
-        let hashed = sha256_hex(secret.expose().as_bytes());
-        let user = account.name.clone();
-        self.db
-            .with("minting a bearer token", move |c| {
-                let tx = c.transaction()?;
-                tx.execute(
-                    "DELETE FROM bearer_tokens WHERE expires_at <= ?1",
-                    [ts(issued_at)],
-                )?;
-                tx.execute(
-                    "DELETE FROM bearer_tokens WHERE username=?1 AND hashed_token NOT IN
-                     (SELECT hashed_token FROM bearer_tokens WHERE username=?1
-                      ORDER BY created_at DESC LIMIT ?2)",
-                    params![user, (MAX_LIVE_PER_USER - 1) as i64],
-                )?;
-                tx.execute(
-                    "INSERT INTO bearer_tokens (hashed_token, username, via_token, created_at, expires_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![hashed, user, via, ts(issued_at), ts(expires_at)],
-                )?;
-                tx.commit()
-            })
+        let record = BearerRecord {
+            hashed_token: sha256_hex(secret.expose().as_bytes()),
+            username: account.name.clone(),
+            via_token: via,
+            created_at: issued_at,
+            expires_at,
+        };
+        self.stores
+            .bearers
+            .insert_bearer(&record, MAX_LIVE_PER_USER)
             .await?;
         Ok(BearerToken {
             secret,
@@ -124,47 +97,11 @@ impl Accounts {
         secret: &str,
     ) -> Result<Option<(Account, Credential)>, AccountError> {
         let hashed = sha256_hex(secret.as_bytes());
-        let now = ts(Utc::now());
-        let found = self
-            .db
-            .with("verifying a bearer token", move |c| {
-                let bearer = c
-                    .query_row(
-                        &format!(
-                            "SELECT {USER_COLUMNS} FROM bearer_tokens b
-                             JOIN users u ON u.name = b.username
-                             LEFT JOIN api_tokens t ON t.hashed_token = b.via_token
-                             WHERE b.hashed_token=?1 AND b.expires_at > ?2 AND u.is_active=1
-                               AND (b.via_token IS NULL OR t.is_active=1)"
-                        ),
-                        params![hashed, now],
-                        account_from_row,
-                    )
-                    .optional()?;
-                if let Some(row) = bearer {
-                    return Ok(Some((row, Credential::Bearer)));
-                }
-                let token = c
-                    .query_row(
-                        &format!(
-                            "SELECT {USER_COLUMNS} FROM api_tokens t
-                             JOIN users u ON u.name = t.username
-                             WHERE t.hashed_token=?1 AND t.is_active=1 AND u.is_active=1"
-                        ),
-                        [&hashed],
-                        account_from_row,
-                    )
-                    .optional()?;
-                if token.is_some() {
-                    c.execute(
-                        "UPDATE api_tokens SET last_used=?2 WHERE hashed_token=?1",
-                        params![hashed, now],
-                    )?;
-                }
-                Ok(token.map(|row| (row, Credential::Token)))
-            })
-            .await?;
-        Ok(found.map(|(row, credential)| (build_account(row), credential)))
+        Ok(self
+            .stores
+            .bearers
+            .bearer_account(&hashed, Utc::now())
+            .await?)
     }
 }
 
@@ -172,10 +109,10 @@ impl Accounts {
 mod tests {
     use super::*;
     use crate::accounts::test_user;
-    use crate::db::ServerDb;
+    use crate::store::ServerStores;
 
     async fn store(dir: &std::path::Path) -> (Accounts, Account) {
-        let accounts = Accounts::new(ServerDb::open(dir).unwrap());
+        let accounts = Accounts::new(ServerStores::sqlite(dir).unwrap());
         let alice = accounts.create(test_user("alice")).await.unwrap();
         (accounts, alice)
     }
@@ -269,15 +206,7 @@ mod tests {
             // Distinct creation times, so "oldest" is well defined.
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        let live = accounts
-            .db
-            .with("counting", |c| {
-                c.query_row("SELECT COUNT(*) FROM bearer_tokens", [], |r| {
-                    r.get::<_, i64>(0)
-                })
-            })
-            .await
-            .unwrap();
+        let live = accounts.stores.bearers.bearer_count("alice").await.unwrap();
         assert_eq!(live as usize, MAX_LIVE_PER_USER);
         let first = minted[0].secret.expose().to_string();
         let last = minted.last().unwrap().secret.expose().to_string();

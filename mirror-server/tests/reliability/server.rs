@@ -19,6 +19,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use sha2::Digest as _;
 
+use crate::support::http::Api;
+use crate::support::policies;
+
 pub const ADMIN_PASSWORD: &str = "reliability-admin-pw";
 /// The admin's Basic credentials.
 pub const ADMIN: (&str, &str) = ("admin", ADMIN_PASSWORD);
@@ -169,34 +172,22 @@ exec prlimit --fsize={n}:unlimited -- "$0" "$@" </dev/null 3<&-"#
         assert_eq!(s, StatusCode::CREATED, "{b}");
     }
 
+    /// Calls to the server as the administrator, with the request DSL.
+    pub fn admin(&self) -> Api {
+        Api::new(&self.client, &self.url).creds(Some(ADMIN))
+    }
+
     /// Creates a "Save & Apply" policy `local` <- `remote_host`/`remote_repo`
     /// and returns the ID of the poll it started.
     pub async fn create_policy(&self, local: &str, remote_host: &str, remote_repo: &str) -> String {
-        let resp = self
-            .request(
-                Method::POST,
-                &format!(
-                    "/api/v0/repositories/{local}/pollMirroringPolicies?initialEvaluation=true"
-                ),
-            )
-            .json(&serde_json::json!({
-                "remoteHost": remote_host,
-                "remoteRepository": remote_repo,
-                "username": "",
-                "password": "",
-                "enabled": true,
-            }))
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status();
-        let job = resp
-            .headers()
-            .get("x-job-id")
-            .map(|v| v.to_str().unwrap().to_string());
-        let body = resp.text().await.unwrap();
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        job.expect("Save & Apply starts a poll")
+        let form = serde_json::json!({
+            "remoteHost": remote_host,
+            "remoteRepository": remote_repo,
+            "username": "",
+            "password": "",
+            "enabled": true,
+        });
+        policies::apply_policy(&self.admin(), local, &form).await
     }
 
     /// Submits `poll_mirror` (every enabled policy); returns the job ID.

@@ -24,9 +24,10 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// DTR's account shape (no password, ever).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Account)]
 #[serde(rename_all = "camelCase")]
-struct AccountView<'a> {
+pub(super) struct AccountView<'a> {
     id: &'a str,
     name: &'a str,
     full_name: &'a str,
@@ -51,19 +52,28 @@ fn account_view(a: &Account) -> AccountView<'_> {
 }
 
 /// DTR's `createAccount` form (users only: organizations are not supported).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = CreateAccount)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateForm {
+    /// Lower-case letters and digits, separated by `.`, `_`, `__` or `-`;
+    /// also the user's namespace.
     name: String,
+    /// At least 8 characters.
+    #[schema(value_type = String, format = Password, write_only, min_length = 8)]
     password: Secret,
     #[serde(default)]
     full_name: Option<String>,
+    /// Server administrator (default false).
     #[serde(default)]
     is_admin: Option<bool>,
+    /// Default true.
     #[serde(default)]
     is_active: Option<bool>,
+    /// Only `false`: organizations are not supported.
     #[serde(default)]
     is_org: Option<bool>,
+    /// Accepted, ignored.
     #[serde(default, rename = "searchLDAP")]
     #[allow(dead_code)] // accepted for DTR clients; there is no LDAP
     search_ldap: Option<bool>,
@@ -119,7 +129,8 @@ pub async fn get_one(
 }
 
 /// DTR's `updateAccount` form.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = UpdateAccount)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateForm {
     #[serde(default)]
@@ -160,11 +171,16 @@ pub async fn update(
 
 /// `{"oldPassword", "newPassword"}` (the old one is not needed when an
 /// administrator changes another user's password).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ChangePassword)]
 #[serde(rename_all = "camelCase")]
 pub struct PasswordForm {
+    /// The current password (changing one's own).
+    #[schema(value_type = Option<String>, format = Password, write_only)]
     #[serde(default)]
     old_password: Option<Secret>,
+    /// At least 8 characters.
+    #[schema(value_type = String, format = Password, write_only, min_length = 8)]
     new_password: Secret,
 }
 
@@ -210,8 +226,11 @@ pub async fn change_password(
 }
 
 /// `?username=`: whose tokens.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TokenQuery {
+    /// Whose tokens (administrators may name another user; default: the
+    /// caller).
     username: Option<String>,
 }
 
@@ -227,10 +246,11 @@ fn token_owner(caller: &Account, q: &TokenQuery) -> Result<String, ApiError> {
     }
 }
 
-/// DTR's `APIToken`.
-#[derive(Debug, Serialize)]
+/// DTR's `APIToken` (never the token itself).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = APIToken)]
 #[serde(rename_all = "camelCase")]
-struct TokenView<'a> {
+pub(super) struct TokenView<'a> {
     hashed_token: &'a str,
     token_label: &'a str,
     is_active: bool,
@@ -265,7 +285,8 @@ pub async fn list_tokens(
 }
 
 /// `{"tokenLabel": "..."}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = CreateAPIToken)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenForm {
     #[serde(default)]
@@ -292,11 +313,13 @@ pub async fn create_token(
 }
 
 /// DTR's `updateAPIToken` form.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = UpdateAPIToken)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenUpdateForm {
     #[serde(default)]
     token_label: Option<String>,
+    /// `false` refuses the token from the next request on.
     #[serde(default)]
     is_active: Option<bool>,
 }

@@ -16,10 +16,14 @@ use crate::scheduler::CronForm;
 use crate::state::AppState;
 
 /// DTR's `CronCreate`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = CronCreate)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateForm {
+    /// The action of the jobs it submits (the key): `poll_mirror`.
     action: String,
+    /// 6-field cron spec, seconds first (`0 */30 * * * *`), or
+    /// `@hourly`-style.
     schedule: String,
     #[serde(default)]
     retries: Option<i32>,

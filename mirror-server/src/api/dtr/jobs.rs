@@ -42,12 +42,16 @@ fn job_json(mirror: &Mirror, job: &Job) -> Value {
 }
 
 /// DTR's `JobSubmission`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = JobSubmission)]
 #[serde(rename_all = "camelCase")]
 pub struct SubmitForm {
+    /// `poll_mirror`.
     action: String,
+    /// `policyID` to poll one policy; none polls every enabled policy.
     #[serde(default)]
     parameters: Option<BTreeMap<String, String>>,
+    /// Reruns allowed after a worker loss (default 0).
     #[serde(default)]
     retries: Option<i32>,
     /// RFC 3339; empty or absent = now.
@@ -56,9 +60,11 @@ pub struct SubmitForm {
     /// RFC 3339 or a duration from now (`30m`); empty = none.
     #[serde(default)]
     deadline: Option<String>,
+    /// Accepted, ignored.
     #[serde(default)]
     #[allow(dead_code)] // accepted for DTR clients; no capacity model
     capacity_map: Option<BTreeMap<String, i64>>,
+    /// Accepted, ignored.
     #[serde(default)]
     #[allow(dead_code)] // accepted for DTR clients; jobs stop cooperatively
     stop_timeout: Option<String>,
@@ -102,7 +108,8 @@ pub async fn submit(
 }
 
 /// `GET /api/v0/jobs` query.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// An action, or `any` (default).
     action: Option<String>,
@@ -219,7 +226,8 @@ pub async fn delete(
 }
 
 /// `GET /api/v0/jobs/{id}/logs` query.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogsQuery {
     /// Follow the log until the job finishes (newline-delimited JSON).
     stream: Option<bool>,

@@ -5,25 +5,30 @@
 //! One file per resource: repositories (and their tags and access grants),
 //! poll mirroring policies, the remote-registry check, jobs (and
 //! `log_stream`, a followed job log), crons, accounts with access tokens,
-//! and `auth_token`. Lists page alike (`paging`). Every route needs an
-//! authenticated caller, except the OpenAPI document (also served as
-//! DTR's `docs.json`); jobs, crons and account creation need a server
-//! administrator, except that an administrator of a repository may read
-//! (and cancel) the jobs that poll its policies (`job_access`).
+//! and `auth_token`; at the root, DTR's `/ca` (`ca`). Lists page alike
+//! (`paging`). Every route needs an authenticated caller, except the
+//! OpenAPI document (also served as DTR's `docs.json`) and `/ca`; jobs,
+//! crons and account creation need a server administrator, except that an
+//! administrator of a repository may read (and cancel) the jobs that poll
+//! its policies (`job_access`).
 //!
 //! [`ROUTES`] (under `/api/v0`) and [`ROOT_ROUTES`] (at the root) are the
 //! one list of routes: [`router`] and [`root_router`] register exactly
-//! them, and a test checks them against `openapi.json` (paths and
-//! methods), so the document cannot drift from the code.
+//! them. The OpenAPI document ([`openapi_json`], served at
+//! `/api/v0/openapi.json`) is generated from the handlers' wire types in
+//! `openapi/`, and a test checks its paths and methods against these
+//! tables, so the document cannot drift from the code.
 
 mod accounts;
 mod auth_token;
+mod ca;
 mod crons;
 mod job_access;
 mod jobs;
 mod log_stream;
 mod meta;
 mod openapi;
+pub use openapi::json as openapi_json;
 pub mod paging;
 mod policies;
 mod remote;
@@ -75,6 +80,7 @@ pub static ROUTES: &[(&str, Handlers)] = &[
                 .delete(policies::delete)
         },
     ),
+    ("/pollMirroringPolicies/{id}", || get(policies::get_by_id)),
     ("/remote/registry", || post(remote::check)),
     ("/meta/settings", || {
         get(meta::settings).post(meta::update_settings)
@@ -104,8 +110,11 @@ pub static ROUTES: &[(&str, Handlers)] = &[
 ];
 
 /// DTR's routes outside `/api/v0` (absolute paths), documented in the same
-/// `openapi.json` with their own `servers` entry.
-pub static ROOT_ROUTES: &[(&str, Handlers)] = &[("/auth/token", || get(auth_token::issue))];
+/// OpenAPI document with their own `servers` entry.
+pub static ROOT_ROUTES: &[(&str, Handlers)] = &[
+    ("/auth/token", || get(auth_token::issue)),
+    ("/ca", || get(ca::get)),
+];
 
 /// The `/api/v0` routes (nested by the caller).
 pub fn router() -> Router<AppState> {

@@ -79,7 +79,8 @@ impl<'de> Deserialize<'de> for PageSize {
 }
 
 /// The paging parameters of a list (`?pageStart=&pageSize=&count=`).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct PageQuery {
     /// The key of the first item of the page (`X-Next-Page-Start` of the

@@ -21,7 +21,7 @@ use mirror_core::store::Repository;
 use mirror_core::{ErrorKind, JobSubmission, PollMirroringPolicy};
 use serde::Deserialize;
 
-use super::repositories::authorize;
+use super::repositories::{authorize, authorize_name};
 use crate::accounts::AccessLevel;
 use crate::api::extract::{JsonBody, QueryParams, User};
 use crate::error::ApiError;
@@ -32,9 +32,16 @@ use crate::state::AppState;
 pub use mirror_core::api::JOB_ID_HEADER;
 
 /// `?initialEvaluation=` (default true).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateQuery {
+    /// `true` (default, "Save & Apply"): mirror every current remote tag;
+    /// `false` ("Save"): only tags that appear or move later. Also accepted
+    /// as a body field. Given explicitly as `true`, the policy (when
+    /// enabled) is also evaluated right away by a `poll_mirror` job whose
+    /// ID is returned in `X-Job-ID`; left out, the first poll is the next
+    /// scheduled one.
     initial_evaluation: Option<bool>,
 }
 
@@ -65,6 +72,28 @@ async fn policy_of(
         return Err(ApiError::no_such_policy(id));
     }
     Ok(policy)
+}
+
+/// `GET /pollMirroringPolicies/{id}` (regmirror's extension: DTR 2.7
+/// reaches a policy only through its repository). The policy, for a caller
+/// who may see its local repository; `NO_SUCH_POLL_MIRRORING_POLICY` for
+/// anyone else, as for a policy that does not exist.
+pub async fn get_by_id(
+    State(state): State<AppState>,
+    User(account): User,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let policy = state.mirror.policy(&id).await.map_err(|e| {
+        ApiError::mirror_or(e, ErrorKind::NotFound, || ApiError::no_such_policy(&id))
+    })?;
+    let local = &policy.local_repository;
+    match authorize_name(&state, &account, local, AccessLevel::ReadOnly).await {
+        Ok(_) => Ok(Json(policy).into_response()),
+        Err(e) if matches!(e.status(), StatusCode::NOT_FOUND | StatusCode::FORBIDDEN) => {
+            Err(ApiError::no_such_policy(&id))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// `GET .../pollMirroringPolicies`.
@@ -105,14 +134,15 @@ pub async fn create(
                 "the query parameter and the body field disagree; give one",
             ));
         }
-        (q, b) => b.or(q).unwrap_or(true),
+        (q, b) => b.or(q),
     };
-    let new = form
-        .new_policy(Some(account.name.clone()))
-        .map_err(mirror_core::MirrorError::from)?;
+    let form = PolicyForm {
+        initial_evaluation,
+        ..form
+    };
     let policy = state
         .mirror
-        .add_policy(&repo.name, new, initial_evaluation)
+        .add_policy(&repo.name, &form, Some(&account.name))
         .await?;
     tracing::info!(
         policy = %policy.id,
@@ -181,8 +211,8 @@ pub async fn update(
     let repo = authorize(&state, &account, &namespace, &reponame, AccessLevel::Admin).await?;
     check_local(&repo, form.local_repository.as_deref())?;
     policy_of(&state, &repo, &id).await?;
-    let update = form.update(Some(account.name.clone()));
-    let policy = state.mirror.update_policy(&id, update).await.map_err(|e| {
+    let update = state.mirror.update_policy(&id, &form, Some(&account.name));
+    let policy = update.await.map_err(|e| {
         ApiError::mirror_or(e, ErrorKind::NotFound, || ApiError::no_such_policy(&id))
     })?;
     tracing::info!(policy = %policy.id, by = %account.name, "poll mirroring policy updated");

@@ -95,46 +95,58 @@ pub async fn authorize_name(
 
 /// DTR's repository shape (every field DTR 2.7's `Repository` has), so
 /// that what a script reads can be sent back to create a repository.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Repository)]
 #[serde(rename_all = "camelCase")]
-struct RepositoryView {
+pub(super) struct RepositoryView {
     id: String,
     namespace: String,
+    /// `user` (an account's namespace) or `organization`.
     namespace_type: &'static str,
     name: String,
     short_description: String,
     visibility: Visibility,
     created_at: DateTime<Utc>,
     #[serde(flatten)]
+    #[schema(inline)]
     unsupported: Unsupported,
     #[serde(flatten)]
+    #[schema(inline)]
     facts: Facts,
 }
 
 /// DTR repository settings this server does not have, with the values
 /// that mean "off": no long description, no scanning, mutable tags, no tag
 /// limit; pulls and pushes are not counted.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Unsupported {
+    /// Not supported: always empty.
     long_description: &'static str,
+    /// Not supported: always false.
     scan_on_push: bool,
+    /// Not supported: always false.
     immutable_tags: bool,
+    /// Not supported: always false.
     enable_manifest_lists: bool,
+    /// Not counted: always 0.
     pulls: u64,
+    /// Not counted: always 0.
     pushes: u64,
+    /// Not supported: always 0 (no limit).
     tag_limit: u64,
 }
 
 /// What a repository view adds to DTR's shape (regmirror extensions).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Facts {
     /// How many tags it has.
     tag_count: u64,
     /// Whether an enabled poll mirroring policy feeds it.
     mirrored: bool,
-    /// The caller's level on it.
+    /// The caller's level on it: `admin` may manage its mirror policies
+    /// and access.
     access_level: AccessLevel,
 }
 
@@ -201,28 +213,35 @@ async fn user_names(state: &AppState) -> Result<HashSet<String>, ApiError> {
 /// The create form (DTR's `createRepository`). A repository as `GET`
 /// shows it is a valid form: the fields read here are DTR's, the others
 /// (`id`, `namespace`, `accessLevel`, ...) are ignored.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateRepository {
     name: String,
     /// Default `private`: a mirror of a private upstream must not become public by accident.
     #[serde(default)]
     visibility: Option<Visibility>,
+    /// At most 140 characters.
     #[serde(default)]
+    #[schema(max_length = 140)]
     short_description: Option<String>,
     // Accepted for compatibility with DTR clients; not supported, ignored.
+    /// Accepted, ignored.
     #[serde(default)]
     #[allow(dead_code)]
     long_description: Option<String>,
+    /// Accepted, ignored.
     #[serde(default)]
     #[allow(dead_code)]
     scan_on_push: Option<bool>,
+    /// Accepted, ignored.
     #[serde(default)]
     #[allow(dead_code)]
     immutable_tags: Option<bool>,
+    /// Accepted, ignored.
     #[serde(default)]
     #[allow(dead_code)]
     enable_manifest_lists: Option<bool>,
+    /// Accepted, ignored.
     #[serde(default)]
     #[allow(dead_code)]
     tag_limit: Option<u64>,
@@ -399,7 +418,8 @@ pub async fn delete(
 }
 
 /// One grant.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = SetAccess)]
 #[serde(rename_all = "camelCase")]
 pub struct AccessForm {
     access_level: AccessLevel,

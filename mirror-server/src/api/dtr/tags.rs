@@ -76,7 +76,8 @@ pub async fn list(
 }
 
 /// `GET .../tags/{reference}` query: keep only the images of this platform.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReferenceQuery {
     /// An OS, such as `linux`.
     os: Option<String>,

@@ -1,0 +1,375 @@
+//! [`RepositoryStore`] on PostgreSQL: a manifest's references are arrays
+//! in its row; links and tags go with their repository (`ON DELETE
+//! CASCADE`); a publish locks the repository row (`FOR SHARE`) so nothing
+//! is linked to a repository being deleted.
+
+use async_trait::async_trait;
+
+use super::{PgStore, db_err, execute, get, query};
+use crate::digest::Digest;
+use crate::reference::RepositoryName;
+use crate::store::sqlite::{parse_digest, parse_name, tag_source, visibility};
+use crate::store::{
+    ManifestRecord, NewRepository, Repository, RepositoryStore, StoreError, TagRecord,
+};
+
+const REPOSITORY_COLUMNS: &str = "id, name, visibility, short_description, created_at";
+const TAG_COLUMNS: &str =
+    "name, digest, media_type, size, mirrored_by, mirrored_from, mirrored_tag, updated_at";
+const MANIFEST_COLUMNS: &str = "digest, media_type, size, blobs, children, subject, artifact_type";
+
+fn repository_row(r: &tokio_postgres::Row) -> Result<Repository, StoreError> {
+    Ok(Repository {
+        id: get(r, "id")?,
+        name: parse_name(get(r, "name")?)?,
+        visibility: visibility(get(r, "visibility")?),
+        short_description: get(r, "short_description")?,
+        created_at: get(r, "created_at")?,
+    })
+}
+
+fn tag_row(r: &tokio_postgres::Row) -> Result<TagRecord, StoreError> {
+    Ok(TagRecord {
+        name: get(r, "name")?,
+        digest: parse_digest(get(r, "digest")?)?,
+        media_type: get(r, "media_type")?,
+        size: get::<i64>(r, "size")? as u64,
+        mirrored: tag_source(
+            get(r, "mirrored_by")?,
+            get(r, "mirrored_from")?,
+            get(r, "mirrored_tag")?,
+        ),
+        updated_at: get(r, "updated_at")?,
+    })
+}
+
+fn digests(list: Vec<String>) -> Result<Vec<Digest>, StoreError> {
+    list.iter().map(|d| parse_digest(d)).collect()
+}
+
+fn manifest_row(r: &tokio_postgres::Row) -> Result<ManifestRecord, StoreError> {
+    Ok(ManifestRecord {
+        digest: parse_digest(get(r, "digest")?)?,
+        media_type: get(r, "media_type")?,
+        size: get::<i64>(r, "size")? as u64,
+        blobs: digests(get(r, "blobs")?)?,
+        children: digests(get(r, "children")?)?,
+        subject: get::<Option<&str>>(r, "subject")?
+            .map(parse_digest)
+            .transpose()?,
+        artifact_type: get(r, "artifact_type")?,
+    })
+}
+
+fn strings(list: &[Digest]) -> Vec<String> {
+    list.iter().map(Digest::to_string).collect()
+}
+
+/// `NotFound` unless the repository exists; holds it (`FOR SHARE`) until
+/// the transaction ends, so it is not deleted meanwhile.
+async fn require_repository(
+    tx: &deadpool_postgres::Transaction<'_>,
+    repo: &str,
+    ctx: &str,
+) -> Result<(), StoreError> {
+    let found = query(
+        tx,
+        ctx,
+        "SELECT 1 FROM repositories WHERE name=$1 FOR SHARE",
+        &[&repo],
+    )
+    .await?;
+    if found.is_empty() {
+        return Err(StoreError::NotFound {
+            what: format!("repository {repo}"),
+        });
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl RepositoryStore for PgStore {
+    async fn create_repository(&self, repo: &NewRepository) -> Result<Repository, StoreError> {
+        let record = Repository::created(repo);
+        let n = self
+            .execute(
+                "creating a repository",
+                &format!(
+                    "INSERT INTO repositories ({REPOSITORY_COLUMNS}) VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING"
+                ),
+                &[
+                    &record.id,
+                    &record.name.as_str(),
+                    &record.visibility.as_str(),
+                    &record.short_description,
+                    &record.created_at,
+                ],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::Conflict {
+                reason: format!("repository {} already exists", record.name),
+            });
+        }
+        Ok(record)
+    }
+
+    async fn repository(&self, name: &RepositoryName) -> Result<Option<Repository>, StoreError> {
+        self.row(
+            "reading a repository",
+            &format!("SELECT {REPOSITORY_COLUMNS} FROM repositories WHERE name=$1"),
+            &[&name.as_str()],
+            repository_row,
+        )
+        .await
+    }
+
+    async fn repositories(&self) -> Result<Vec<Repository>, StoreError> {
+        self.rows(
+            "listing repositories",
+            &format!("SELECT {REPOSITORY_COLUMNS} FROM repositories ORDER BY name"),
+            &[],
+            repository_row,
+        )
+        .await
+    }
+
+    async fn delete_repository(&self, name: &RepositoryName) -> Result<bool, StoreError> {
+        // Manifests, links and tags go with it (ON DELETE CASCADE).
+        let n = self
+            .execute(
+                "deleting a repository",
+                "DELETE FROM repositories WHERE name=$1",
+                &[&name.as_str()],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn tags(&self, repo: &RepositoryName) -> Result<Vec<TagRecord>, StoreError> {
+        self.rows(
+            "listing tags",
+            &format!("SELECT {TAG_COLUMNS} FROM tags WHERE repo=$1 ORDER BY name"),
+            &[&repo.as_str()],
+            tag_row,
+        )
+        .await
+    }
+
+    async fn tag_count(&self, repo: &RepositoryName) -> Result<u64, StoreError> {
+        let n = self
+            .row(
+                "counting tags",
+                "SELECT COUNT(*) AS n FROM tags WHERE repo=$1",
+                &[&repo.as_str()],
+                |r| get::<i64>(r, "n"),
+            )
+            .await?;
+        Ok(n.unwrap_or(0).max(0) as u64)
+    }
+
+    async fn tag(&self, repo: &RepositoryName, tag: &str) -> Result<Option<TagRecord>, StoreError> {
+        self.row(
+            "reading a tag",
+            &format!("SELECT {TAG_COLUMNS} FROM tags WHERE repo=$1 AND name=$2"),
+            &[&repo.as_str(), &tag],
+            tag_row,
+        )
+        .await
+    }
+
+    async fn manifest(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<ManifestRecord>, StoreError> {
+        self.row(
+            "reading a manifest",
+            &format!("SELECT {MANIFEST_COLUMNS} FROM manifests WHERE repo=$1 AND digest=$2"),
+            &[&repo.as_str(), &digest.to_string()],
+            manifest_row,
+        )
+        .await
+    }
+
+    async fn has_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool, StoreError> {
+        let linked = self
+            .row(
+                "looking up a blob link",
+                "SELECT EXISTS (SELECT 1 FROM repo_blobs WHERE repo=$1 AND digest=$2)
+                     OR EXISTS (SELECT 1 FROM manifests WHERE repo=$1 AND digest=$2) AS linked",
+                &[&repo.as_str(), &digest.to_string()],
+                |r| get::<bool>(r, "linked"),
+            )
+            .await?;
+        Ok(linked == Some(true))
+    }
+
+    async fn holders(&self, digest: &Digest) -> Result<Vec<RepositoryName>, StoreError> {
+        self.rows(
+            "finding the holders of a blob",
+            "SELECT repo FROM repo_blobs WHERE digest=$1
+             UNION SELECT repo FROM manifests WHERE digest=$1 ORDER BY 1",
+            &[&digest.to_string()],
+            |r| parse_name(get(r, "repo")?),
+        )
+        .await
+    }
+
+    async fn referrers(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Vec<ManifestRecord>, StoreError> {
+        self.rows(
+            "listing referrers",
+            &format!(
+                "SELECT {MANIFEST_COLUMNS} FROM manifests WHERE repo=$1 AND subject=$2 ORDER BY digest"
+            ),
+            &[&repo.as_str(), &digest.to_string()],
+            manifest_row,
+        )
+        .await
+    }
+
+    async fn publish(
+        &self,
+        repo: &RepositoryName,
+        manifests: &[ManifestRecord],
+        tags: &[TagRecord],
+    ) -> Result<(), StoreError> {
+        let ctx = "publishing manifests and tags";
+        let repo = repo.as_str();
+        let mut client = self.client(ctx).await?;
+        let tx = client.transaction().await.map_err(db_err(ctx))?;
+        require_repository(&tx, repo, ctx).await?;
+        for m in manifests {
+            let blobs = strings(&m.blobs);
+            execute(
+                &tx,
+                ctx,
+                &format!(
+                    "INSERT INTO manifests (repo, {MANIFEST_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)
+                     ON CONFLICT (repo, digest) DO UPDATE SET media_type=EXCLUDED.media_type,
+                         size=EXCLUDED.size, blobs=EXCLUDED.blobs, children=EXCLUDED.children,
+                         subject=EXCLUDED.subject, artifact_type=EXCLUDED.artifact_type"
+                ),
+                &[
+                    &repo,
+                    &m.digest.to_string(),
+                    &m.media_type,
+                    &(m.size as i64),
+                    &blobs,
+                    &strings(&m.children),
+                    &m.subject.as_ref().map(Digest::to_string),
+                    &m.artifact_type,
+                ],
+            )
+            .await?;
+            execute(
+                &tx,
+                ctx,
+                "INSERT INTO repo_blobs (repo, digest) SELECT $1, unnest($2::text[])
+                 ON CONFLICT DO NOTHING",
+                &[&repo, &blobs],
+            )
+            .await?;
+        }
+        for t in tags {
+            let source = t.mirrored.as_ref();
+            execute(
+                &tx,
+                ctx,
+                &format!(
+                    "INSERT INTO tags (repo, {TAG_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)
+                     ON CONFLICT (repo, name) DO UPDATE SET digest=EXCLUDED.digest,
+                         media_type=EXCLUDED.media_type, size=EXCLUDED.size,
+                         mirrored_by=EXCLUDED.mirrored_by, mirrored_from=EXCLUDED.mirrored_from,
+                         mirrored_tag=EXCLUDED.mirrored_tag, updated_at=EXCLUDED.updated_at"
+                ),
+                &[
+                    &repo,
+                    &t.name,
+                    &t.digest.to_string(),
+                    &t.media_type,
+                    &(t.size as i64),
+                    &source.map(|s| &s.policy_id),
+                    &source.map(|s| &s.remote_repository),
+                    &source.map(|s| &s.remote_tag),
+                    &t.updated_at,
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(db_err(ctx))
+    }
+
+    async fn delete_tag(&self, repo: &RepositoryName, tag: &str) -> Result<bool, StoreError> {
+        let n = self
+            .execute(
+                "deleting a tag",
+                "DELETE FROM tags WHERE repo=$1 AND name=$2",
+                &[&repo.as_str(), &tag],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn link_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<(), StoreError> {
+        let ctx = "linking a blob";
+        let mut client = self.client(ctx).await?;
+        let tx = client.transaction().await.map_err(db_err(ctx))?;
+        require_repository(&tx, repo.as_str(), ctx).await?;
+        execute(
+            &tx,
+            ctx,
+            "INSERT INTO repo_blobs (repo, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&repo.as_str(), &digest.to_string()],
+        )
+        .await?;
+        tx.commit().await.map_err(db_err(ctx))
+    }
+
+    async fn unlink_blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .execute(
+                "unlinking a blob",
+                "DELETE FROM repo_blobs WHERE repo=$1 AND digest=$2",
+                &[&repo.as_str(), &digest.to_string()],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn delete_manifest(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<bool, StoreError> {
+        let ctx = "deleting a manifest";
+        let mut client = self.client(ctx).await?;
+        let tx = client.transaction().await.map_err(db_err(ctx))?;
+        let (repo, digest) = (repo.as_str(), digest.to_string());
+        let args: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&repo, &digest];
+        let n = execute(
+            &tx,
+            ctx,
+            "DELETE FROM manifests WHERE repo=$1 AND digest=$2",
+            &args,
+        )
+        .await?;
+        execute(
+            &tx,
+            ctx,
+            "DELETE FROM tags WHERE repo=$1 AND digest=$2",
+            &args,
+        )
+        .await?;
+        tx.commit().await.map_err(db_err(ctx))?;
+        Ok(n > 0)
+    }
+}

@@ -1,0 +1,916 @@
+//! One documentation-only function per operation, in the order of
+//! `ROUTES`: `#[utoipa::path]` reads the operation from its attribute (the
+//! handler it documents is named in its doc comment), and the parameter,
+//! body and answer types are the handlers' own. The functions are never
+//! called.
+
+// The functions exist for their attributes.
+#![allow(dead_code)]
+
+use mirror_core::api::{ErrorBody, PolicyView, RegistryCheck, Tag};
+use mirror_core::{LogLine, PolicyForm};
+use utoipa::IntoParams;
+
+use super::super::accounts::{
+    AccountView, CreateForm as CreateAccount, PasswordForm, TokenForm, TokenQuery, TokenUpdateForm,
+    TokenView, UpdateForm as UpdateAccount,
+};
+use super::super::crons::CreateForm as CronCreate;
+use super::super::jobs::{ListQuery as JobsQuery, LogsQuery, SubmitForm};
+use super::super::paging::PageQuery;
+use super::super::policies::CreateQuery;
+use super::super::repositories::{AccessForm, CreateRepository, RepositoryView};
+use super::super::tags::ReferenceQuery;
+use super::schemas::{
+    AccessGrant, AccountList, BearerToken, CreatePollMirroringPolicy, CronList, Features, JobList,
+    JobView, NewApiToken, RemoteRegistryForm, RepositoryList,
+};
+use crate::scheduler::Cron;
+use crate::settings::{Settings, SettingsForm};
+
+// The answers most operations share.
+const UNAUTHENTICATED: &str = "Not authenticated (`NOT_AUTHENTICATED`): send Basic credentials or a bearer token. \
+     No challenge is sent.";
+const NOT_ADMIN: &str = "Authenticated, but not allowed (`NOT_AUTHORIZED`).";
+const NEEDS_REPO_ADMIN: &str = "Needs `admin` on the repository (`NOT_AUTHORIZED`).";
+const NO_SUCH_REPOSITORY: &str = "`NO_SUCH_REPOSITORY`: missing, or not visible to the caller.";
+const NO_SUCH_POLICY: &str = "`NO_SUCH_REPOSITORY` or `NO_SUCH_POLL_MIRRORING_POLICY`.";
+const JOB_DENIED: &str = "Authenticated, but not allowed (`NOT_AUTHORIZED`): also for a job that \
+                          does not exist, unless the caller is a server administrator.";
+const NO_SUCH_JOB: &str = "`NO_SUCH_JOB`.";
+const NO_SUCH_CRON: &str = "`NO_SUCH_CRON`.";
+const NO_SUCH_ACCOUNT: &str = "`NO_SUCH_ACCOUNT`.";
+const NO_SUCH_TOKEN: &str = "`NO_SUCH_API_TOKEN`.";
+const OTHER_USERS_TOKENS: &str = "Only administrators manage other users' tokens \
+                                  (`NOT_AUTHORIZED`).";
+const BAD_PAGING: &str =
+    "A `pageSize` that is not an integer, or a bad `count` (`INVALID_PARAMETER`).";
+const BAD_PARAMETER: &str = "A bad parameter (`INVALID_PARAMETER`), named in `detail.field`.";
+const TOO_MANY_LOGINS: &str = "Too many failed logins (`TOO_MANY_REQUESTS`), with `Retry-After`.";
+const REPOSITORY_ADMINS_TOO: &str = "Server administrators, and administrators of the \
+                                     repository whose policy the job polls (a `poll_mirror` job \
+                                     with `policyID`).";
+
+/// `{namespace}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+struct NamespacePath {
+    /// Namespace: a user name or organization.
+    namespace: String,
+}
+
+/// `{namespace}/{reponame}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+struct RepoPath {
+    /// Namespace: a user name or organization.
+    namespace: String,
+    /// Repository name within the namespace.
+    reponame: String,
+}
+
+/// `{namespace}/{reponame}/tags/{reference}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+struct TagPath {
+    /// Namespace: a user name or organization.
+    namespace: String,
+    /// Repository name within the namespace.
+    reponame: String,
+    /// A tag name, or (to read) a manifest digest (`sha256:...`).
+    reference: String,
+}
+
+/// `{namespace}/{reponame}/userAccess/{username}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+struct GrantPath {
+    /// Namespace: a user name or organization.
+    namespace: String,
+    /// Repository name within the namespace.
+    reponame: String,
+    /// The user.
+    username: String,
+}
+
+/// `{namespace}/{reponame}/pollMirroringPolicies/{id}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+struct PolicyPath {
+    /// Namespace: a user name or organization.
+    namespace: String,
+    /// Repository name within the namespace.
+    reponame: String,
+    /// Policy ID.
+    id: String,
+}
+
+/// `/pollMirroringPolicies/{id}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+struct PolicyIdPath {
+    /// Policy ID.
+    id: String,
+}
+
+/// `/jobs/{id}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+struct JobPath {
+    /// Job ID.
+    id: String,
+}
+
+/// `/crons/{action}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+struct CronPath {
+    /// The action the cron submits, e.g. `poll_mirror`.
+    action: String,
+}
+
+/// `/accounts/{name}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+struct AccountPath {
+    /// The user name.
+    name: String,
+}
+
+/// `/api_tokens/{hashedtoken}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+struct TokenPath {
+    /// The token's `hashedToken`.
+    hashedtoken: String,
+}
+
+/// Documents `openapi::document` at `/openapi.json`.
+#[utoipa::path(
+    get, path = "/openapi.json", operation_id = "getOpenAPI", tag = "meta",
+    summary = "This document.",
+    security(),
+    responses((status = 200, description = "The OpenAPI document.", body = Object)),
+)]
+fn get_openapi() {}
+
+/// Documents `openapi::document` at `/docs.json`.
+#[utoipa::path(
+    get, path = "/docs.json", operation_id = "getDocsJson", tag = "meta",
+    summary = "This document, where DTR serves its API description (scripts read \
+               `.info.version`).",
+    security(),
+    responses((status = 200, description = "The OpenAPI document.", body = Object)),
+)]
+fn get_docs_json() {}
+
+/// Documents `repositories::list_all`.
+#[utoipa::path(
+    get, path = "/repositories", operation_id = "listRepositories", tag = "repositories",
+    summary = "List the repositories the caller can see, each with its tag count, whether a \
+               mirror feeds it and the caller's access level.",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of repositories, sorted by name (`pageStart` is \
+                                      a `namespace/name`).",
+         body = inline(RepositoryList),
+         headers(
+             ("X-Next-Page-Start" = String,
+              description = "The `pageStart` of the next page, when there is one."),
+             ("X-Resource-Count" = i64,
+              description = "How many items the whole list has (with `count=true`)."),
+         )),
+        (status = 400, description = BAD_PAGING, body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+    ),
+)]
+fn list_repositories() {}
+
+/// Documents `repositories::list_namespace`.
+#[utoipa::path(
+    get, path = "/repositories/{namespace}", operation_id = "listNamespaceRepositories",
+    tag = "repositories",
+    summary = "List the repositories of a namespace that the caller can see (as \
+               `listRepositories`).",
+    params(NamespacePath, PageQuery),
+    responses(
+        (status = 200, description = "A page of repositories.",
+         body = inline(RepositoryList),
+         headers(
+             ("X-Next-Page-Start" = String,
+              description = "The `pageStart` of the next page, when there is one."),
+             ("X-Resource-Count" = i64,
+              description = "How many items the whole list has (with `count=true`)."),
+         )),
+        (status = 400, description = "An invalid namespace (`INVALID_REPOSITORY_NAME`), a \
+                                      `pageSize` that is not an integer or a bad `count` \
+                                      (`INVALID_PARAMETER`).",
+         body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+    ),
+)]
+fn list_namespace_repositories() {}
+
+/// Documents `repositories::create`.
+#[utoipa::path(
+    post, path = "/repositories/{namespace}", operation_id = "createRepository",
+    tag = "repositories",
+    summary = "Create a repository.",
+    description = "Users create repositories in their own namespace. Server administrators \
+                   create them anywhere, also in namespaces no account has (this server has no \
+                   organizations; an administrator's namespace such as `mirrors` takes their \
+                   place).",
+    params(NamespacePath),
+    request_body = CreateRepository,
+    responses(
+        (status = 201, description = "Created.", body = RepositoryView),
+        (status = 400, description = "Invalid name or body (`INVALID_REPOSITORY_NAME`, \
+                                      `INVALID_JSON`), or the repository exists \
+                                      (`REPOSITORY_EXISTS`, as DTR answers it).",
+         body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = "`NO_SUCH_ACCOUNT`: a user named a namespace other than \
+                                      their own (whether an account has that name or not, so \
+                                      user names cannot be probed).",
+         body = ErrorBody),
+    ),
+)]
+fn create_repository() {}
+
+/// Documents `repositories::get_one`.
+#[utoipa::path(
+    get, path = "/repositories/{namespace}/{reponame}", operation_id = "getRepository",
+    tag = "repositories",
+    summary = "Get a repository, with its tag count, whether a mirror feeds it and the \
+               caller's access level.",
+    params(RepoPath),
+    responses(
+        (status = 200, description = "The repository.", body = RepositoryView),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = NO_SUCH_REPOSITORY, body = ErrorBody),
+    ),
+)]
+fn get_repository() {}
+
+/// Documents `repositories::delete`.
+#[utoipa::path(
+    delete, path = "/repositories/{namespace}/{reponame}", operation_id = "deleteRepository",
+    tag = "repositories",
+    summary = "Delete a repository with its tags, policies and access grants.",
+    params(RepoPath),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NEEDS_REPO_ADMIN, body = ErrorBody),
+        (status = 404, description = NO_SUCH_REPOSITORY, body = ErrorBody),
+    ),
+)]
+fn delete_repository() {}
+
+/// Documents `tags::list`.
+#[utoipa::path(
+    get, path = "/repositories/{namespace}/{reponame}/tags", operation_id = "listTags",
+    tag = "repositories",
+    summary = "List a repository's tags, a page at a time, by name: DTR's `ListTag` (with the \
+               `manifest` object and, for mirrored tags, `mirroring`) plus the image's \
+               platforms and size.",
+    params(
+        RepoPath, PageQuery,
+        ("includeManifests" = Option<bool>, Query,
+         description = "Accepted for DTR clients and ignored: the `manifest` object is always \
+                        included."),
+    ),
+    responses(
+        (status = 200, description = "A page of tags, sorted by name (`pageStart` is a tag \
+                                      name).",
+         body = Vec<Tag>,
+         headers(
+             ("X-Next-Page-Start" = String,
+              description = "The `pageStart` of the next page, when there is one."),
+             ("X-Resource-Count" = i64,
+              description = "How many items the whole list has (with `count=true`)."),
+         )),
+        (status = 400, description = BAD_PAGING, body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = NO_SUCH_REPOSITORY, body = ErrorBody),
+    ),
+)]
+fn list_tags() {}
+
+/// Documents `tags::get_one`.
+#[utoipa::path(
+    get, path = "/repositories/{namespace}/{reponame}/tags/{reference}",
+    operation_id = "getTag", tag = "repositories",
+    summary = "One tag or digest, as DTR 2.7: an array of tags. For a tag name, the tag once \
+               per image of its index (each with that image's `manifest`: digest, platform, \
+               config, size, creation time), or once for an image; for a digest, every tag on \
+               it.",
+    params(TagPath, ReferenceQuery),
+    responses(
+        (status = 200, description = "The matching tags.", body = Vec<Tag>),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = "No such repository (`NO_SUCH_REPOSITORY`), or no such \
+                                      tag or digest, or none for the platform asked \
+                                      (`NO_SUCH_REF`).",
+         body = ErrorBody),
+    ),
+)]
+fn get_tag() {}
+
+/// Documents `tags::delete`.
+#[utoipa::path(
+    delete, path = "/repositories/{namespace}/{reponame}/tags/{reference}",
+    operation_id = "deleteTag", tag = "repositories",
+    summary = "Delete a tag (read-write access). Its manifest stays, reachable by digest.",
+    params(TagPath),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = "Needs `read-write` on the repository \
+                                      (`NOT_AUTHORIZED`).",
+         body = ErrorBody),
+        (status = 404, description = "No such repository (`NO_SUCH_REPOSITORY`) or tag \
+                                      (`NO_SUCH_TAG`).",
+         body = ErrorBody),
+    ),
+)]
+fn delete_tag() {}
+
+/// Documents `repositories::list_access`.
+#[utoipa::path(
+    get, path = "/repositories/{namespace}/{reponame}/userAccess", operation_id = "listAccess",
+    tag = "access",
+    summary = "List the explicit access grants on a repository.",
+    params(RepoPath),
+    responses(
+        (status = 200, description = "Grants.", body = Vec<AccessGrant>),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NEEDS_REPO_ADMIN, body = ErrorBody),
+        (status = 404, description = NO_SUCH_REPOSITORY, body = ErrorBody),
+    ),
+)]
+fn list_access() {}
+
+/// Documents `repositories::set_access`.
+#[utoipa::path(
+    put, path = "/repositories/{namespace}/{reponame}/userAccess/{username}",
+    operation_id = "setAccess", tag = "access",
+    summary = "Grant a user an access level on a repository.",
+    params(GrantPath),
+    request_body = AccessForm,
+    responses(
+        (status = 200, description = "The grant.", body = AccessGrant),
+        (status = 400, description = "Invalid body or unknown user.", body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NEEDS_REPO_ADMIN, body = ErrorBody),
+        (status = 404, description = "`NO_SUCH_REPOSITORY` or `NO_SUCH_ACCOUNT`.",
+         body = ErrorBody),
+    ),
+)]
+fn set_access() {}
+
+/// Documents `repositories::remove_access`.
+#[utoipa::path(
+    delete, path = "/repositories/{namespace}/{reponame}/userAccess/{username}",
+    operation_id = "removeAccess", tag = "access",
+    summary = "Remove a user's explicit access to a repository.",
+    params(GrantPath),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NEEDS_REPO_ADMIN, body = ErrorBody),
+        (status = 404, description = "`NO_SUCH_REPOSITORY` or `NO_SUCH_ACCESS_GRANT`.",
+         body = ErrorBody),
+    ),
+)]
+fn remove_access() {}
+
+/// Documents `policies::list`.
+#[utoipa::path(
+    get, path = "/repositories/{namespace}/{reponame}/pollMirroringPolicies",
+    operation_id = "listPolicies", tag = "policies",
+    summary = "List the poll mirroring policies of a repository.",
+    params(RepoPath),
+    responses(
+        (status = 200, description = "Policies.", body = Vec<PolicyView>),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = NO_SUCH_REPOSITORY, body = ErrorBody),
+    ),
+)]
+fn list_policies() {}
+
+/// Documents `policies::create`.
+#[utoipa::path(
+    post, path = "/repositories/{namespace}/{reponame}/pollMirroringPolicies",
+    operation_id = "createPolicy", tag = "policies",
+    summary = "Create a poll mirroring policy; the connection is checked first. With \
+               `initialEvaluation=true` given explicitly, an enabled policy is also evaluated \
+               at once: a `poll_mirror` job for it is submitted, its ID in `X-Job-ID`.",
+    params(RepoPath, CreateQuery),
+    request_body = CreatePollMirroringPolicy,
+    responses(
+        (status = 201, description = "Created.", body = PolicyView,
+         headers(
+             ("X-Job-ID" = String,
+              description = "The `poll_mirror` job (parameters `{\"policyID\": id}`) that \
+                             evaluates the new policy now; present when \
+                             `initialEvaluation=true` was given (query or body) and the policy \
+                             is enabled. The repository's administrators may read and cancel \
+                             it (`/jobs/{id}`)."),
+         )),
+        (status = 400, description = "Invalid field (`INVALID_POLL_MIRRORING_POLICY`, \
+                                      `INVALID_JSON`) or the credentials cannot read the \
+                                      remote repository (`REMOTE_REGISTRY_INVALID_PERMISSIONS`, \
+                                      with the reason).",
+         body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NEEDS_REPO_ADMIN, body = ErrorBody),
+        (status = 404, description = NO_SUCH_REPOSITORY, body = ErrorBody),
+    ),
+)]
+fn create_policy() {}
+
+/// Documents `policies::get_one`.
+#[utoipa::path(
+    get, path = "/repositories/{namespace}/{reponame}/pollMirroringPolicies/{id}",
+    operation_id = "getPolicy", tag = "policies",
+    summary = "Get a poll mirroring policy.",
+    params(PolicyPath),
+    responses(
+        (status = 200, description = "The policy.", body = PolicyView),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = NO_SUCH_POLICY, body = ErrorBody),
+    ),
+)]
+fn get_policy() {}
+
+/// Documents `policies::get_by_id`.
+#[utoipa::path(
+    get, path = "/pollMirroringPolicies/{id}",
+    operation_id = "getPolicyById", tag = "policies",
+    summary = "Get a poll mirroring policy by its ID alone.",
+    description = "A regmirror extension (DTR 2.7 reaches a policy only through its \
+        repository), for clients that hold a policy's ID: a job's `policyID` \
+        parameter, say. The policy is shown to whoever may see its local \
+        repository; to anyone else it does not exist.",
+    params(PolicyIdPath),
+    responses(
+        (status = 200, description = "The policy.", body = PolicyView),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = NO_SUCH_POLICY, body = ErrorBody),
+    ),
+)]
+fn get_policy_by_id() {}
+
+/// Documents `policies::update`.
+#[utoipa::path(
+    put, path = "/repositories/{namespace}/{reponame}/pollMirroringPolicies/{id}",
+    operation_id = "updatePolicy", tag = "policies",
+    summary = "Change a poll mirroring policy (partial update: the fields given; a change of \
+               how the remote is reached is checked first). A new `remoteHost` or `username` \
+               drops the stored secrets.",
+    params(PolicyPath),
+    request_body = PolicyForm,
+    responses(
+        (status = 200, description = "The updated policy.", body = PolicyView),
+        (status = 400, description = "Invalid field or `REMOTE_REGISTRY_INVALID_PERMISSIONS`.",
+         body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NEEDS_REPO_ADMIN, body = ErrorBody),
+        (status = 404, description = NO_SUCH_POLICY, body = ErrorBody),
+    ),
+)]
+fn update_policy() {}
+
+/// Documents `policies::delete`.
+#[utoipa::path(
+    delete, path = "/repositories/{namespace}/{reponame}/pollMirroringPolicies/{id}",
+    operation_id = "deletePolicy", tag = "policies",
+    summary = "Delete a poll mirroring policy (mirrored tags stay).",
+    params(PolicyPath),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NEEDS_REPO_ADMIN, body = ErrorBody),
+        (status = 404, description = NO_SUCH_POLICY, body = ErrorBody),
+    ),
+)]
+fn delete_policy() {}
+
+/// Documents `remote::check`.
+#[utoipa::path(
+    post, path = "/remote/registry", operation_id = "checkRemoteRegistry", tag = "policies",
+    summary = "Check that credentials can read a remote repository (\"Connect\"); nothing is \
+               saved.",
+    request_body = RemoteRegistryForm,
+    responses(
+        (status = 201, description = "The remote answers and the credentials can read the \
+                                      repository.",
+         body = RegistryCheck),
+        (status = 400, description = "Invalid field, or `REMOTE_REGISTRY_INVALID_PERMISSIONS` \
+                                      with the reason (unreachable, TLS, refused \
+                                      credentials).",
+         body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+    ),
+)]
+fn check_remote_registry() {}
+
+/// Documents `meta::settings`.
+#[utoipa::path(
+    get, path = "/meta/settings", operation_id = "getSettings", tag = "meta",
+    summary = "The settings (server administrators).",
+    responses(
+        (status = 200, description = "The settings.", body = Settings),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NOT_ADMIN, body = ErrorBody),
+    ),
+)]
+fn get_settings() {}
+
+/// Documents `meta::update_settings`.
+#[utoipa::path(
+    post, path = "/meta/settings", operation_id = "updateSettings", tag = "meta",
+    summary = "Change settings (server administrators): a partial body; fields left out are \
+               kept.",
+    request_body = SettingsForm,
+    responses(
+        (status = 202, description = "The settings now.", body = Settings),
+        (status = 400, description = "A field of the wrong type (`INVALID_JSON`).",
+         body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NOT_ADMIN, body = ErrorBody),
+    ),
+)]
+fn update_settings() {}
+
+/// Documents `meta::features`.
+#[utoipa::path(
+    get, path = "/meta/features", operation_id = "getFeatures", tag = "meta",
+    summary = "What this server offers, in DTR's fields (`mirroringLicensed` is true).",
+    responses(
+        (status = 200, description = "Features.", body = Features),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+    ),
+)]
+fn get_features() {}
+
+/// Documents `jobs::list`.
+#[utoipa::path(
+    get, path = "/jobs", operation_id = "listJobs", tag = "jobs",
+    summary = "List jobs, most recently scheduled first (server administrators).",
+    params(JobsQuery),
+    responses(
+        (status = 200, description = "Jobs.", body = inline(JobList)),
+        (status = 400, description = BAD_PARAMETER, body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NOT_ADMIN, body = ErrorBody),
+    ),
+)]
+fn list_jobs() {}
+
+/// Documents `jobs::submit`.
+#[utoipa::path(
+    post, path = "/jobs", operation_id = "submitJob", tag = "jobs",
+    summary = "Submit a job (server administrators).",
+    request_body = SubmitForm,
+    responses(
+        (status = 202, description = "Queued.", body = JobView),
+        (status = 400, description = "Invalid submission (`INVALID_JOB`, `INVALID_JSON`).",
+         body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NOT_ADMIN, body = ErrorBody),
+    ),
+)]
+fn submit_job() {}
+
+/// Documents `jobs::get_one`.
+#[utoipa::path(
+    get, path = "/jobs/{id}", operation_id = "getJob", tag = "jobs",
+    summary = "Get a job, with its live `progress` while it runs in this server.",
+    description = REPOSITORY_ADMINS_TOO,
+    params(JobPath),
+    responses(
+        (status = 200, description = "The job.", body = JobView),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = JOB_DENIED, body = ErrorBody),
+        (status = 404, description = NO_SUCH_JOB, body = ErrorBody),
+    ),
+)]
+fn get_job() {}
+
+/// Documents `jobs::delete`.
+#[utoipa::path(
+    delete, path = "/jobs/{id}", operation_id = "deleteJob", tag = "jobs",
+    summary = "Cancel a job if it runs and delete it with its log (server administrators).",
+    params(JobPath),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NOT_ADMIN, body = ErrorBody),
+        (status = 404, description = NO_SUCH_JOB, body = ErrorBody),
+    ),
+)]
+fn delete_job() {}
+
+/// Documents `jobs::cancel`.
+#[utoipa::path(
+    post, path = "/jobs/{id}/cancel", operation_id = "cancelJob", tag = "jobs",
+    summary = "Cancel a job: a waiting one at once, a running one at its next check.",
+    description = REPOSITORY_ADMINS_TOO,
+    params(JobPath),
+    responses(
+        (status = 204, description = "Cancel requested."),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = JOB_DENIED, body = ErrorBody),
+        (status = 404, description = NO_SUCH_JOB, body = ErrorBody),
+    ),
+)]
+fn cancel_job() {}
+
+/// Documents `jobs::logs` (and `log_stream::follow`).
+#[utoipa::path(
+    get, path = "/jobs/{id}/logs", operation_id = "getJobLogs", tag = "jobs",
+    summary = "A job's log lines.",
+    description = REPOSITORY_ADMINS_TOO,
+    params(JobPath, LogsQuery),
+    responses(
+        (status = 200, description = "Without `stream`: a JSON array of lines. With \
+                                      `stream=true`: one JSON line object per line \
+                                      (`application/x-ndjson`), sent as the job writes them \
+                                      (within a heartbeat, 2 s), until the job is finished.",
+         content(
+             (Vec<LogLine> = "application/json"),
+             (LogLine = "application/x-ndjson"),
+         )),
+        (status = 400, description = BAD_PARAMETER, body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = JOB_DENIED, body = ErrorBody),
+        (status = 404, description = NO_SUCH_JOB, body = ErrorBody),
+    ),
+)]
+fn get_job_logs() {}
+
+/// Documents `crons::list`.
+#[utoipa::path(
+    get, path = "/crons", operation_id = "listCrons", tag = "crons",
+    summary = "List crons (server administrators).",
+    responses(
+        (status = 200, description = "Crons.", body = inline(CronList)),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NOT_ADMIN, body = ErrorBody),
+    ),
+)]
+fn list_crons() {}
+
+/// Documents `crons::upsert`.
+#[utoipa::path(
+    post, path = "/crons", operation_id = "saveCron", tag = "crons",
+    summary = "Create or replace the cron of an action (server administrators); the scheduler \
+               picks it up at once.",
+    request_body = CronCreate,
+    responses(
+        (status = 202, description = "Saved.", body = Cron),
+        (status = 400, description = "Invalid schedule, action or parameters (`INVALID_CRON`, \
+                                      `INVALID_JOB`, `INVALID_JSON`).",
+         body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NOT_ADMIN, body = ErrorBody),
+    ),
+)]
+fn save_cron() {}
+
+/// Documents `crons::get_one`.
+#[utoipa::path(
+    get, path = "/crons/{action}", operation_id = "getCron", tag = "crons",
+    summary = "Get the cron of an action (server administrators).",
+    params(CronPath),
+    responses(
+        (status = 200, description = "The cron.", body = Cron),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NOT_ADMIN, body = ErrorBody),
+        (status = 404, description = NO_SUCH_CRON, body = ErrorBody),
+    ),
+)]
+fn get_cron() {}
+
+/// Documents `crons::delete`.
+#[utoipa::path(
+    delete, path = "/crons/{action}", operation_id = "deleteCron", tag = "crons",
+    summary = "Delete the cron of an action; jobs it submitted are left alone (server \
+               administrators).",
+    params(CronPath),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NOT_ADMIN, body = ErrorBody),
+        (status = 404, description = NO_SUCH_CRON, body = ErrorBody),
+    ),
+)]
+fn delete_cron() {}
+
+/// Documents `accounts::list`.
+#[utoipa::path(
+    get, path = "/accounts", operation_id = "listAccounts", tag = "accounts",
+    summary = "List accounts (server administrators).",
+    responses(
+        (status = 200, description = "Accounts.", body = inline(AccountList)),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NOT_ADMIN, body = ErrorBody),
+    ),
+)]
+fn list_accounts() {}
+
+/// Documents `accounts::create`.
+#[utoipa::path(
+    post, path = "/accounts", operation_id = "createAccount", tag = "accounts",
+    summary = "Create a user (server administrators).",
+    request_body = CreateAccount,
+    responses(
+        (status = 201, description = "Created.", body = AccountView),
+        (status = 400, description = "Invalid field (`INVALID_ACCOUNT`, `INVALID_JSON`).",
+         body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NOT_ADMIN, body = ErrorBody),
+        (status = 409, description = "`ACCOUNT_EXISTS`.", body = ErrorBody),
+    ),
+)]
+fn create_account() {}
+
+/// Documents `accounts::get_one`.
+#[utoipa::path(
+    get, path = "/accounts/{name}", operation_id = "getAccount", tag = "accounts",
+    summary = "Get an account: oneself, or anyone for administrators.",
+    params(AccountPath),
+    responses(
+        (status = 200, description = "The account.", body = AccountView),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = "`NO_SUCH_ACCOUNT` (also for another user's account, \
+                                      unless the caller is an administrator).",
+         body = ErrorBody),
+    ),
+)]
+fn get_account() {}
+
+/// Documents `accounts::update`.
+#[utoipa::path(
+    patch, path = "/accounts/{name}", operation_id = "updateAccount", tag = "accounts",
+    summary = "Change an account's display name, administrator flag or active flag \
+               (administrators). An inactive account is refused from its next request on, \
+               with its password and its tokens alike.",
+    params(AccountPath),
+    request_body = UpdateAccount,
+    responses(
+        (status = 200, description = "The account.", body = AccountView),
+        (status = 400, description = "Invalid body (`INVALID_JSON`, `INVALID_ACCOUNT`; \
+                                      administrators cannot demote or deactivate themselves).",
+         body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = "Not an administrator (`NOT_AUTHORIZED`).",
+         body = ErrorBody),
+        (status = 404, description = NO_SUCH_ACCOUNT, body = ErrorBody),
+    ),
+)]
+fn update_account() {}
+
+/// Documents `accounts::change_password`.
+#[utoipa::path(
+    post, path = "/accounts/{name}/changePassword", operation_id = "changePassword",
+    tag = "accounts",
+    summary = "Change a password: one's own (with `oldPassword`), or anyone's for \
+               administrators. The old password stops working at once; a wrong `oldPassword` \
+               counts as a failed login.",
+    description = "Needs the password: a request authenticated with an access token or a \
+                   bearer token gets `403`.",
+    params(AccountPath),
+    request_body = PasswordForm,
+    responses(
+        (status = 200, description = "The account.", body = AccountView),
+        (status = 400, description = "Invalid body, a wrong `oldPassword` or a too short \
+                                      `newPassword` (`INVALID_JSON`, `INVALID_ACCOUNT` with \
+                                      `detail.field`).",
+         body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = "Signed in with a token, not a password \
+                                      (`NOT_AUTHORIZED`).",
+         body = ErrorBody),
+        (status = 404, description = "`NO_SUCH_ACCOUNT` (also for another user's account, \
+                                      unless the caller is an administrator).",
+         body = ErrorBody),
+        (status = 429, description = TOO_MANY_LOGINS, body = ErrorBody),
+    ),
+)]
+fn change_password() {}
+
+/// Documents `accounts::list_tokens`.
+#[utoipa::path(
+    get, path = "/api_tokens", operation_id = "listTokens", tag = "accounts",
+    summary = "List access tokens (never the secrets).",
+    params(TokenQuery),
+    responses(
+        (status = 200, description = "Tokens.", body = Vec<TokenView>),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = OTHER_USERS_TOKENS, body = ErrorBody),
+    ),
+)]
+fn list_tokens() {}
+
+/// Documents `accounts::create_token`.
+#[utoipa::path(
+    post, path = "/api_tokens", operation_id = "createToken", tag = "accounts",
+    summary = "Create an access token; the token is in this answer only, and works wherever a \
+               password does.",
+    description = "Needs the password: a request authenticated with an access token or a \
+                   bearer token gets `403`.",
+    params(TokenQuery),
+    request_body = TokenForm,
+    responses(
+        (status = 200, description = "The new token.", body = NewApiToken),
+        (status = 400, description = "Invalid body.", body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = "Signed in with a token, or another user's tokens and not \
+                                      an administrator (`NOT_AUTHORIZED`).",
+         body = ErrorBody),
+    ),
+)]
+fn create_token() {}
+
+/// Documents `accounts::delete_token`.
+#[utoipa::path(
+    delete, path = "/api_tokens/{hashedtoken}", operation_id = "deleteToken", tag = "accounts",
+    summary = "Revoke an access token.",
+    params(TokenPath, TokenQuery),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = OTHER_USERS_TOKENS, body = ErrorBody),
+        (status = 404, description = NO_SUCH_TOKEN, body = ErrorBody),
+    ),
+)]
+fn delete_token() {}
+
+/// Documents `accounts::update_token`.
+#[utoipa::path(
+    patch, path = "/api_tokens/{hashedtoken}", operation_id = "updateToken", tag = "accounts",
+    summary = "Change an access token's label, or deactivate it (`isActive: false`), which \
+               refuses it from the next request on.",
+    description = "A token an administrator deactivated is re-enabled only by an \
+                   administrator (`403` for its owner).",
+    params(TokenPath, TokenQuery),
+    request_body = TokenUpdateForm,
+    responses(
+        (status = 200, description = "The token (never its secret).", body = TokenView),
+        (status = 400, description = "Invalid body.", body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = OTHER_USERS_TOKENS, body = ErrorBody),
+        (status = 404, description = NO_SUCH_TOKEN, body = ErrorBody),
+    ),
+)]
+fn update_token() {}
+
+/// Documents `auth_token::issue` (a root route: its path item gets its own
+/// `servers`).
+#[utoipa::path(
+    get, path = "/auth/token", operation_id = "getBearerToken", tag = "accounts",
+    summary = "DTR's token endpoint: Basic credentials (a password or an access token) in, a \
+               bearer token out, to send as `Authorization: Bearer` on `/api/v0` and `/v2`.",
+    description = "It acts as the account, with its rights at each request, for 15 minutes; it \
+                   stops at once when the account is deactivated, the access token it came \
+                   from is revoked, or (minted with the password) the password changes. Like an \
+                   access token it cannot create access tokens or change the password, and it \
+                   cannot mint another bearer token. `service` and `scope` are accepted and \
+                   ignored.",
+    security(("basic" = [])),
+    params(
+        ("service" = Option<String>, Query, description = "Ignored."),
+        ("scope" = Option<String>, Query,
+         description = "Ignored: the token carries the account's rights."),
+    ),
+    responses(
+        (status = 200, description = "A bearer token (`Cache-Control: no-store`).",
+         body = BearerToken),
+        (status = 401, description = "No Basic credentials, or wrong ones \
+                                      (`NOT_AUTHENTICATED`); bearer tokens are refused here.",
+         body = ErrorBody),
+        (status = 429, description = TOO_MANY_LOGINS, body = ErrorBody),
+    ),
+)]
+fn get_bearer_token() {}
+
+/// Documents `ca::get` (a root route, like `/auth/token`).
+#[utoipa::path(
+    get, path = "/ca", operation_id = "getCA", tag = "meta",
+    summary = "The CA certificate of the server's TLS certificate (PEM), as DTR serves it: \
+               trust it to pull and push (`/etc/docker/certs.d/<host:port>/ca.crt`, skopeo's \
+               `--cert-dir`) or to mirror from this server (a policy's `remoteCA`).",
+    description = "With `tls = \"auto\"` the CA the server generated; with certificate files, \
+                   the last certificate of the chain (a self-signed certificate itself).",
+    security(),
+    responses(
+        (status = 200, description = "The certificate.", body = String,
+         content_type = "application/x-pem-file"),
+        (status = 404, description = "The server speaks plain HTTP (`TLS_NOT_ENABLED`).",
+         body = ErrorBody),
+    ),
+)]
+fn get_ca() {}

@@ -1,0 +1,370 @@
+//! The checks every backend of the server's stores must pass, written once
+//! and run on SQLite (unit tests) and PostgreSQL (`tests/server_e2e`).
+//! Each panics with what differed. Give them an empty database.
+
+use chrono::{DateTime, Duration, SubsecRound, Utc};
+
+use super::{AccountChange, BearerRecord, ServerStores, TokenChange, TokenUpdate};
+use crate::store::records::Cron;
+use crate::store::records::{AccessLevel, Account, ApiToken, Credential};
+
+/// Every check below, in turn.
+pub async fn all(s: &ServerStores) {
+    accounts(s).await;
+    tokens(s).await;
+    bearers(s).await;
+    grants(s).await;
+    crons(s).await;
+    meta(s).await;
+}
+
+fn now() -> DateTime<Utc> {
+    // Both backends keep milliseconds at least.
+    Utc::now().trunc_subsecs(3)
+}
+
+fn account(name: &str) -> Account {
+    Account {
+        id: format!("id-{name}"),
+        name: name.into(),
+        full_name: format!("{name} full"),
+        is_admin: false,
+        is_active: true,
+        created_at: now(),
+    }
+}
+
+/// Inserts `name` (password hash `hash-<name>`) unless it exists.
+async fn ensure(s: &ServerStores, name: &str) -> Account {
+    let a = account(name);
+    s.accounts
+        .insert_account(&a, &format!("hash-{name}"))
+        .await
+        .unwrap();
+    s.accounts.account(name).await.unwrap().unwrap()
+}
+
+fn token(user: &str, hashed: &str, created_at: DateTime<Utc>) -> ApiToken {
+    ApiToken {
+        hashed_token: hashed.into(),
+        label: format!("label {hashed}"),
+        is_active: true,
+        username: user.into(),
+        created_at,
+        last_used: None,
+    }
+}
+
+/// Accounts: insert once, read, list by name, password hashes, changes,
+/// the one-round-trip login lookup.
+pub async fn accounts(s: &ServerStores) {
+    let bob = account("bob");
+    assert!(s.accounts.insert_account(&bob, "hash-1").await.unwrap());
+    assert!(
+        !s.accounts
+            .insert_account(&account("bob"), "other")
+            .await
+            .unwrap(),
+        "a taken name"
+    );
+    assert_eq!(s.accounts.account("bob").await.unwrap(), Some(bob.clone()));
+    assert_eq!(s.accounts.account("nobody").await.unwrap(), None);
+    ensure(s, "amy").await;
+    let names: Vec<String> = s
+        .accounts
+        .accounts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(names, ["amy", "bob"]);
+    assert_eq!(
+        s.accounts.password_hash("bob").await.unwrap().as_deref(),
+        Some("hash-1")
+    );
+    assert!(s.accounts.set_password_hash("bob", "hash-2").await.unwrap());
+    assert!(!s.accounts.set_password_hash("nobody", "x").await.unwrap());
+    let change = AccountChange {
+        full_name: Some("Bob B".into()),
+        is_active: Some(false),
+        ..Default::default()
+    };
+    assert!(s.accounts.update_account("bob", &change).await.unwrap());
+    assert!(!s.accounts.update_account("nobody", &change).await.unwrap());
+    let changed = s.accounts.account("bob").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            changed.full_name.as_str(),
+            changed.is_admin,
+            changed.is_active
+        ),
+        ("Bob B", false, false)
+    );
+    // The login lookup: hash, and whether the secret is an active token.
+    s.tokens
+        .insert_token(&token("bob", "tok-bob", now()))
+        .await
+        .unwrap();
+    let at = now();
+    let (a, hash, is_token) = s
+        .accounts
+        .login("bob", "tok-bob", at)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (a.name.as_str(), hash.as_str(), is_token),
+        ("bob", "hash-2", true)
+    );
+    let listed = s.tokens.tokens("bob").await.unwrap();
+    assert_eq!(listed[0].last_used, Some(at), "marked used");
+    let (_, _, is_token) = s
+        .accounts
+        .login("amy", "tok-bob", at)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!is_token, "another user's token");
+    assert!(s.accounts.login("nobody", "x", at).await.unwrap().is_none());
+}
+
+/// Access tokens: newest first, label and active changes, the
+/// administrator's revocation mark, deletion.
+pub async fn tokens(s: &ServerStores) {
+    ensure(s, "tina").await;
+    let t0 = now();
+    s.tokens
+        .insert_token(&token("tina", "t-old", t0))
+        .await
+        .unwrap();
+    let newer = token("tina", "t-new", t0 + Duration::seconds(1));
+    s.tokens.insert_token(&newer).await.unwrap();
+    let listed = s.tokens.tokens("tina").await.unwrap();
+    assert_eq!(listed, [newer, token("tina", "t-old", t0)]);
+    let set = |active: Option<bool>, by_admin: bool| TokenChange {
+        label: None,
+        is_active: active,
+        by_admin,
+    };
+    let update = |change: TokenChange| async move {
+        s.tokens
+            .update_token("tina", "t-old", &change)
+            .await
+            .unwrap()
+    };
+    assert_eq!(update(set(Some(false), true)).await, TokenUpdate::Updated);
+    assert_eq!(
+        update(set(Some(true), false)).await,
+        TokenUpdate::RevokedByAdmin
+    );
+    let relabel = TokenChange {
+        label: Some("renamed".into()),
+        ..Default::default()
+    };
+    assert_eq!(update(relabel).await, TokenUpdate::Updated);
+    assert_eq!(update(set(Some(false), false)).await, TokenUpdate::Updated);
+    assert_eq!(
+        update(set(Some(true), false)).await,
+        TokenUpdate::RevokedByAdmin,
+        "a user's revocation keeps the administrator's mark"
+    );
+    assert_eq!(update(set(Some(true), true)).await, TokenUpdate::Updated);
+    assert_eq!(update(set(Some(false), false)).await, TokenUpdate::Updated);
+    assert_eq!(update(set(Some(true), false)).await, TokenUpdate::Updated);
+    let old = s.tokens.tokens("tina").await.unwrap().pop().unwrap();
+    assert_eq!((old.label.as_str(), old.is_active), ("renamed", true));
+    assert_eq!(
+        s.tokens
+            .update_token("tina", "nope", &set(Some(true), true))
+            .await
+            .unwrap(),
+        TokenUpdate::Missing
+    );
+    assert!(s.tokens.delete_token("tina", "t-old").await.unwrap());
+    assert!(!s.tokens.delete_token("tina", "t-old").await.unwrap());
+    assert!(!s.tokens.delete_token("other", "t-new").await.unwrap());
+    assert_eq!(s.tokens.tokens("tina").await.unwrap().len(), 1);
+}
+
+/// Bearer tokens: live ones find their account, expired ones and those of
+/// a revoked access token do not, a password change drops the password's,
+/// the oldest make room.
+pub async fn bearers(s: &ServerStores) {
+    let bea = ensure(s, "bea").await;
+    let t0 = now();
+    let bearer = |hashed: &str, via: Option<&str>, at: DateTime<Utc>| BearerRecord {
+        hashed_token: hashed.into(),
+        username: "bea".into(),
+        via_token: via.map(Into::into),
+        created_at: at,
+        expires_at: at + Duration::minutes(15),
+    };
+    s.tokens
+        .insert_token(&token("bea", "tok-bea", t0))
+        .await
+        .unwrap();
+    s.bearers
+        .insert_bearer(&bearer("b-pw", None, t0), 10)
+        .await
+        .unwrap();
+    let via_token = bearer("b-tok", Some("tok-bea"), t0 + Duration::milliseconds(5));
+    s.bearers.insert_bearer(&via_token, 10).await.unwrap();
+    let find = |hashed: &'static str, at: DateTime<Utc>| async move {
+        s.bearers.bearer_account(hashed, at).await.unwrap()
+    };
+    let later = t0 + Duration::seconds(1);
+    assert_eq!(
+        find("b-pw", later).await,
+        Some((bea.clone(), Credential::Bearer))
+    );
+    assert_eq!(
+        find("b-tok", later).await,
+        Some((bea.clone(), Credential::Bearer))
+    );
+    assert_eq!(
+        find("tok-bea", later).await,
+        Some((bea.clone(), Credential::Token))
+    );
+    assert_eq!(
+        s.tokens.tokens("bea").await.unwrap()[0].last_used,
+        Some(later),
+        "an access token sent as a bearer token is marked used"
+    );
+    assert_eq!(
+        find("b-pw", t0 + Duration::minutes(16)).await,
+        None,
+        "expired"
+    );
+    assert_eq!(find("nope", later).await, None);
+    let off = TokenChange {
+        is_active: Some(false),
+        ..Default::default()
+    };
+    s.tokens.update_token("bea", "tok-bea", &off).await.unwrap();
+    assert_eq!(find("b-tok", later).await, None, "its access token is off");
+    assert_eq!(find("tok-bea", later).await, None);
+    s.accounts.set_password_hash("bea", "new").await.unwrap();
+    assert_eq!(find("b-pw", later).await, None, "the password changed");
+    // Room for `keep`: the oldest go, expired ones go.
+    for i in 0..5 {
+        let at = later + Duration::milliseconds(10 * i);
+        let b = bearer(&format!("room-{i}"), None, at);
+        s.bearers.insert_bearer(&b, 3).await.unwrap();
+    }
+    assert_eq!(s.bearers.bearer_count("bea").await.unwrap(), 3);
+    assert_eq!(find("room-1", later).await, None);
+    assert!(find("room-4", later).await.is_some());
+    let expired_all = bearer("fresh", None, later + Duration::hours(1));
+    s.bearers.insert_bearer(&expired_all, 10).await.unwrap();
+    assert_eq!(s.bearers.bearer_count("bea").await.unwrap(), 1);
+    let inactive = AccountChange {
+        is_active: Some(false),
+        ..Default::default()
+    };
+    s.accounts.update_account("bea", &inactive).await.unwrap();
+    assert_eq!(
+        find("fresh", later + Duration::hours(1)).await,
+        None,
+        "inactive"
+    );
+}
+
+/// Grants: set, replace, list both ways, remove one or all of a repository.
+pub async fn grants(s: &ServerStores) {
+    ensure(s, "gus").await;
+    ensure(s, "ann").await;
+    s.grants
+        .set_grant("gus", "ns/a", AccessLevel::ReadOnly)
+        .await
+        .unwrap();
+    s.grants
+        .set_grant("gus", "ns/a", AccessLevel::Admin)
+        .await
+        .unwrap();
+    s.grants
+        .set_grant("gus", "ns/b", AccessLevel::ReadWrite)
+        .await
+        .unwrap();
+    s.grants
+        .set_grant("ann", "ns/a", AccessLevel::ReadOnly)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.grants.grant("gus", "ns/a").await.unwrap(),
+        Some(AccessLevel::Admin)
+    );
+    assert_eq!(s.grants.grant("gus", "ns/c").await.unwrap(), None);
+    let of = s.grants.grants_of("gus").await.unwrap();
+    assert_eq!((of.len(), of["ns/b"]), (2, AccessLevel::ReadWrite));
+    assert_eq!(
+        s.grants.grants_on("ns/a").await.unwrap(),
+        [
+            ("ann".to_string(), AccessLevel::ReadOnly),
+            ("gus".to_string(), AccessLevel::Admin)
+        ]
+    );
+    assert!(s.grants.remove_grant("gus", "ns/b").await.unwrap());
+    assert!(!s.grants.remove_grant("gus", "ns/b").await.unwrap());
+    s.grants.remove_grants_on("ns/a").await.unwrap();
+    assert!(s.grants.grants_on("ns/a").await.unwrap().is_empty());
+    assert!(s.grants.grants_of("gus").await.unwrap().is_empty());
+}
+
+fn cron(action: &str, next_run: Option<DateTime<Utc>>) -> Cron {
+    Cron {
+        id: format!("id-{action}"),
+        action: action.into(),
+        schedule: "* * * * * *".into(),
+        retries: 2,
+        capacity_map: [("a".to_string(), 1)].into(),
+        parameters: [("policyID".to_string(), "p".to_string())].into(),
+        deadline: "30m".into(),
+        stop_timeout: "10s".into(),
+        next_run,
+    }
+}
+
+/// Crons: seeded once per database, saved (keeping the ID), listed by
+/// action, deleted; a run claimed by exactly one of several callers.
+pub async fn crons(s: &ServerStores) {
+    let t0 = now();
+    assert!(s.crons.seed_cron(&cron("seeded", Some(t0))).await.unwrap());
+    assert!(s.crons.delete_cron("seeded").await.unwrap());
+    assert!(!s.crons.seed_cron(&cron("seeded", Some(t0))).await.unwrap());
+    assert!(s.crons.crons().await.unwrap().is_empty(), "seeded once");
+    s.crons.save_cron(&cron("b", Some(t0))).await.unwrap();
+    s.crons.save_cron(&cron("a", None)).await.unwrap();
+    let mut replaced = cron("b", Some(t0));
+    replaced.id = "another".into();
+    replaced.schedule = "@hourly".into();
+    s.crons.save_cron(&replaced).await.unwrap();
+    let listed = s.crons.crons().await.unwrap();
+    let mut expected_b = cron("b", Some(t0));
+    expected_b.schedule = "@hourly".into();
+    assert_eq!(listed, [cron("a", None), expected_b], "the ID is kept");
+    // Claims: from "not planned" and from a due time, once each.
+    let t1 = t0 + Duration::seconds(1);
+    let claims =
+        futures_util::future::join_all((0..8).map(|_| s.crons.claim_cron("a", None, Some(t0))))
+            .await;
+    assert_eq!(claims.iter().filter(|c| *c.as_ref().unwrap()).count(), 1);
+    let claims =
+        futures_util::future::join_all((0..8).map(|_| s.crons.claim_cron("a", Some(t0), Some(t1))))
+            .await;
+    assert_eq!(claims.iter().filter(|c| *c.as_ref().unwrap()).count(), 1);
+    assert!(!s.crons.claim_cron("a", Some(t0), Some(t1)).await.unwrap());
+    assert!(!s.crons.claim_cron("gone", None, Some(t1)).await.unwrap());
+    assert!(s.crons.claim_cron("a", Some(t1), None).await.unwrap());
+    assert_eq!(s.crons.crons().await.unwrap()[0].next_run, None);
+    assert!(s.crons.delete_cron("a").await.unwrap());
+    assert!(!s.crons.delete_cron("a").await.unwrap());
+}
+
+/// Meta: missing, set, replaced.
+pub async fn meta(s: &ServerStores) {
+    assert_eq!(s.meta.meta("k").await.unwrap(), None);
+    s.meta.set_meta("k", "1").await.unwrap();
+    s.meta.set_meta("k", "2").await.unwrap();
+    assert_eq!(s.meta.meta("k").await.unwrap().as_deref(), Some("2"));
+}

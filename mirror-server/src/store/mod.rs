@@ -1,0 +1,280 @@
+//! The server's own state behind one small trait per thing held:
+//! [`AccountStore`] (accounts and their password hashes), [`TokenStore`]
+//! (access tokens), [`BearerStore`] (bearer tokens of `/auth/token`),
+//! [`GrantStore`] (per-repository access levels), [`CronStore`] (crons and
+//! their next run) and [`MetaStore`] (settings and one-time marks).
+//! [`ServerStores`] holds one of each; [`crate::accounts::Accounts`],
+//! [`crate::scheduler::Scheduler`] and [`crate::settings::SettingsStore`]
+//! only call these traits.
+//!
+//! Two backends implement every trait: `sqlite.rs` (`server.db` in the
+//! data directory, one process) and `postgres.rs` (tables in a PostgreSQL
+//! database that replicas share). Each has versioned migrations that run
+//! at open and refuse a schema newer than the build. What they share is
+//! written once: the statements (`sql.rs`, placeholders `$1`, `$2`, ...
+//! that both read), the row → struct conversions (`rows.rs`, over a `Row`
+//! each backend implements) and the rules (`sqlite::token_update`). `conformance.rs` checks any
+//! backend of every trait (the tests run it on both).
+//!
+//! Mirror-core knows nothing about users or schedules: these tables are
+//! the server's, and the server never writes mirror-core's.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::store::records::Cron;
+use crate::store::records::{AccessLevel, Account, ApiToken, Credential};
+
+pub mod conformance;
+mod postgres;
+pub mod records;
+mod rows;
+mod sql;
+mod sqlite;
+
+pub use postgres::PgServerStore;
+pub use sqlite::{FILE_NAME, SqliteServerStore};
+
+/// A failed database operation.
+#[derive(Debug, thiserror::Error)]
+#[error("server database error while {context}: {source}")]
+pub struct DbError {
+    /// What was being done.
+    pub context: &'static str,
+    /// The database (or task) error.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl DbError {
+    /// A closure wrapping an error as a [`DbError`] of `context`.
+    pub(crate) fn wrap<E>(context: &'static str) -> impl FnOnce(E) -> DbError
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        move |e| DbError {
+            context,
+            source: e.into(),
+        }
+    }
+}
+
+/// A change of an account (`None` keeps a field).
+#[derive(Debug, Clone, Default)]
+pub struct AccountChange {
+    /// The new display name.
+    pub full_name: Option<String>,
+    /// The new administrator flag.
+    pub is_admin: Option<bool>,
+    /// The new active flag.
+    pub is_active: Option<bool>,
+}
+
+/// Accounts and their password hashes.
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// Inserts `account` with `password_hash`; `false` when the name is taken.
+    async fn insert_account(&self, account: &Account, password_hash: &str)
+    -> Result<bool, DbError>;
+    /// One account.
+    async fn account(&self, name: &str) -> Result<Option<Account>, DbError>;
+    /// Every account, by name.
+    async fn accounts(&self) -> Result<Vec<Account>, DbError>;
+    /// The password hash of `name`.
+    async fn password_hash(&self, name: &str) -> Result<Option<String>, DbError>;
+    /// In one round trip: the account `name`, its password hash, and
+    /// whether `hashed_token` is one of its active access tokens (then
+    /// marked used at `now`).
+    async fn login(
+        &self,
+        name: &str,
+        hashed_token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Account, String, bool)>, DbError>;
+    /// Replaces the password hash of `name` and deletes the bearer tokens
+    /// it minted with the password; `false` when there is no such account.
+    async fn set_password_hash(&self, name: &str, hash: &str) -> Result<bool, DbError>;
+    /// Applies `change` to `name`; `false` when there is no such account.
+    async fn update_account(&self, name: &str, change: &AccountChange) -> Result<bool, DbError>;
+}
+
+/// A change of an access token (`None` keeps a field).
+#[derive(Debug, Clone, Default)]
+pub struct TokenChange {
+    /// The new label.
+    pub label: Option<String>,
+    /// The new active flag.
+    pub is_active: Option<bool>,
+    /// A server administrator asks: only an administrator re-enables a
+    /// token an administrator deactivated.
+    pub by_admin: bool,
+}
+
+/// What [`TokenStore::update_token`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenUpdate {
+    /// No such token of the user.
+    Missing,
+    /// A user asked to re-enable a token an administrator revoked.
+    RevokedByAdmin,
+    /// Changed.
+    Updated,
+}
+
+/// Access tokens (only their SHA-256 is held).
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Inserts `token`, active.
+    async fn insert_token(&self, token: &ApiToken) -> Result<(), DbError>;
+    /// The tokens of `user`, newest first.
+    async fn tokens(&self, user: &str) -> Result<Vec<ApiToken>, DbError>;
+    /// Applies `change` to a token of `user` (in one transaction with the
+    /// check of who revoked it): deactivating by an administrator marks
+    /// it, re-enabling clears the mark.
+    async fn update_token(
+        &self,
+        user: &str,
+        hashed_token: &str,
+        change: &TokenChange,
+    ) -> Result<TokenUpdate, DbError>;
+    /// Deletes a token of `user`; whether it existed.
+    async fn delete_token(&self, user: &str, hashed_token: &str) -> Result<bool, DbError>;
+}
+
+/// A bearer token as held (its SHA-256, never the token).
+#[derive(Debug, Clone)]
+pub struct BearerRecord {
+    /// SHA-256 (hex) of the token.
+    pub hashed_token: String,
+    /// Its account.
+    pub username: String,
+    /// The access token (SHA-256) it was minted with; `None`: the password.
+    pub via_token: Option<String>,
+    /// When it was minted.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Bearer tokens minted by `GET /auth/token`.
+#[async_trait]
+pub trait BearerStore: Send + Sync {
+    /// In one transaction: deletes expired bearer tokens, keeps the newest
+    /// `keep - 1` of the user's, and inserts `bearer`.
+    async fn insert_bearer(&self, bearer: &BearerRecord, keep: usize) -> Result<(), DbError>;
+    /// The active account whose live bearer token (its access token, if
+    /// any, still active) has the hash `hashed` ([`Credential::Bearer`]),
+    /// or whose active access token it is ([`Credential::Token`], marked
+    /// used at `now`).
+    async fn bearer_account(
+        &self,
+        hashed: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Account, Credential)>, DbError>;
+    /// How many bearer tokens `user` holds (live or not yet pruned).
+    async fn bearer_count(&self, user: &str) -> Result<u64, DbError>;
+}
+
+/// Per-repository access levels granted to accounts.
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    /// The level granted to `user` on `repo`.
+    async fn grant(&self, user: &str, repo: &str) -> Result<Option<AccessLevel>, DbError>;
+    /// Every grant of `user`: repository → level.
+    async fn grants_of(&self, user: &str) -> Result<HashMap<String, AccessLevel>, DbError>;
+    /// Every grant on `repo`: (user, level), by user.
+    async fn grants_on(&self, repo: &str) -> Result<Vec<(String, AccessLevel)>, DbError>;
+    /// Grants `level` (replacing an earlier grant).
+    async fn set_grant(&self, user: &str, repo: &str, level: AccessLevel) -> Result<(), DbError>;
+    /// Removes a grant; whether it existed.
+    async fn remove_grant(&self, user: &str, repo: &str) -> Result<bool, DbError>;
+    /// Removes every grant on `repo`.
+    async fn remove_grants_on(&self, repo: &str) -> Result<(), DbError>;
+}
+
+/// Crons, keyed by action, with the time each fires next.
+#[async_trait]
+pub trait CronStore: Send + Sync {
+    /// Every cron, by action, with its stored next run.
+    async fn crons(&self) -> Result<Vec<Cron>, DbError>;
+    /// Creates or replaces the cron of `cron.action` (an existing one
+    /// keeps its ID), with `cron.next_run`.
+    async fn save_cron(&self, cron: &Cron) -> Result<(), DbError>;
+    /// Saves `cron` unless a cron was ever seeded in this database (so a
+    /// deleted default stays deleted); whether it was saved.
+    async fn seed_cron(&self, cron: &Cron) -> Result<bool, DbError>;
+    /// Deletes the cron of `action`; whether it existed.
+    async fn delete_cron(&self, action: &str) -> Result<bool, DbError>;
+    /// The claim of a run: sets the next run of `action` to `next` only if
+    /// it is still `due` (`None`: not planned yet). `true`: this caller
+    /// won, and (if `due` was a time) fires it; every other caller with
+    /// the same `due` gets `false`.
+    async fn claim_cron(
+        &self,
+        action: &str,
+        due: Option<DateTime<Utc>>,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<bool, DbError>;
+}
+
+/// Small named values: the settings, one-time marks.
+#[async_trait]
+pub trait MetaStore: Send + Sync {
+    /// The value of `key`.
+    async fn meta(&self, key: &str) -> Result<Option<String>, DbError>;
+    /// Sets `key` to `value`.
+    async fn set_meta(&self, key: &str, value: &str) -> Result<(), DbError>;
+}
+
+/// One of each server store.
+#[derive(Clone)]
+pub struct ServerStores {
+    /// Accounts and password hashes.
+    pub accounts: Arc<dyn AccountStore>,
+    /// Access tokens.
+    pub tokens: Arc<dyn TokenStore>,
+    /// Bearer tokens.
+    pub bearers: Arc<dyn BearerStore>,
+    /// Access grants.
+    pub grants: Arc<dyn GrantStore>,
+    /// Crons.
+    pub crons: Arc<dyn CronStore>,
+    /// Settings and marks.
+    pub meta: Arc<dyn MetaStore>,
+}
+
+impl ServerStores {
+    /// Every store in `server.db` in `data_dir`.
+    pub fn sqlite(data_dir: &Path) -> Result<Self, DbError> {
+        Ok(ServerStores::sharing(Arc::new(SqliteServerStore::open(
+            data_dir,
+        )?)))
+    }
+
+    /// Every store in the PostgreSQL database at `url`, on a pool of
+    /// `pool_size` connections of its own.
+    pub async fn postgres(url: &str, pool_size: usize) -> Result<Self, DbError> {
+        Ok(ServerStores::sharing(Arc::new(
+            PgServerStore::connect(url, pool_size).await?,
+        )))
+    }
+
+    /// `db` for every trait.
+    pub fn sharing<S>(db: Arc<S>) -> Self
+    where
+        S: AccountStore + TokenStore + BearerStore + GrantStore + CronStore + MetaStore + 'static,
+    {
+        ServerStores {
+            accounts: db.clone(),
+            tokens: db.clone(),
+            bearers: db.clone(),
+            grants: db.clone(),
+            crons: db.clone(),
+            meta: db,
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! What the server's stores hold: accounts, access tokens, access levels
+//! and crons (the services in `accounts` and `scheduler` work on them;
+//! the stores only keep them).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// How a caller proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// The account's password.
+    Password,
+    /// One of the account's access tokens.
+    Token,
+    /// A short-lived bearer token from `GET /auth/token` (see `accounts::bearer`).
+    Bearer,
+}
+
+/// What a user may do with one repository. Ordered: each level includes the
+/// ones before it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
+pub enum AccessLevel {
+    /// Pull, see tags and policies.
+    #[serde(rename = "read-only")]
+    ReadOnly,
+    /// Also push, and delete manifests, tags and blob links.
+    #[serde(rename = "read-write")]
+    ReadWrite,
+    /// Also manage mirroring policies, access grants and delete the repository.
+    #[serde(rename = "admin")]
+    Admin,
+}
+
+impl AccessLevel {
+    /// The API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessLevel::ReadOnly => "read-only",
+            AccessLevel::ReadWrite => "read-write",
+            AccessLevel::Admin => "admin",
+        }
+    }
+
+    /// The level of an API spelling.
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "read-only" => Some(AccessLevel::ReadOnly),
+            "read-write" => Some(AccessLevel::ReadWrite),
+            "admin" => Some(AccessLevel::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// A user account (never carries the password hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Stable identifier (UUID).
+    pub id: String,
+    /// Login name; also the name of the user's own namespace.
+    pub name: String,
+    /// Display name.
+    pub full_name: String,
+    /// Server administrator: every repository, jobs, crons and accounts.
+    pub is_admin: bool,
+    /// Inactive accounts cannot log in.
+    pub is_active: bool,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// An access token as listed (the secret itself is shown only at creation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    /// SHA-256 (hex) of the token: its public identifier.
+    pub hashed_token: String,
+    /// The user's label for it.
+    pub label: String,
+    /// Revoked tokens are kept but refused.
+    pub is_active: bool,
+    /// The owner.
+    pub username: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last authenticated a request.
+    pub last_used: Option<DateTime<Utc>>,
+}
+
+/// A cron, in DTR's shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Cron {
+    /// Identifier (UUID).
+    pub id: String,
+    /// The action of the jobs it submits (the key).
+    pub action: String,
+    /// The cron spec: 6 fields, seconds first (`0 */30 * * * *`), or
+    /// `@hourly`-style.
+    pub schedule: String,
+    /// Retries of each submitted job.
+    pub retries: i32,
+    /// Accepted for DTR compatibility; this server has no capacity model.
+    pub capacity_map: BTreeMap<String, i64>,
+    /// Parameters of each submitted job.
+    pub parameters: BTreeMap<String, String>,
+    /// How long each job may run (`90s`, `30m`, `2h`, `1h30m`), empty = no limit.
+    pub deadline: String,
+    /// Accepted for DTR compatibility.
+    pub stop_timeout: String,
+    /// When it fires next (as stored: `None` until a scheduler planned it;
+    /// shown as the next time the schedule matches then).
+    #[serde(serialize_with = "serialize_opt_time")]
+    pub next_run: Option<DateTime<Utc>>,
+}
+
+fn serialize_opt_time<S: serde::Serializer>(
+    t: &Option<DateTime<Utc>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.collect_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        None => s.serialize_none(),
+    }
+}

@@ -1,0 +1,242 @@
+//! The statements both backends run, written once. Placeholders are
+//! `$1`, `$2`, ... in the order they first appear (SQLite reads `$1` as a
+//! named parameter and numbers them by first appearance, so positional
+//! arguments bind alike on both; a test checks the order). Flags are
+//! compared as truth values (`WHERE is_active`), which SQLite's integers
+//! and PostgreSQL's booleans both are; times are SQLite's RFC 3339 text
+//! and PostgreSQL's `timestamptz`, bound by each backend.
+
+/// The columns `rows::account` reads.
+macro_rules! account_columns {
+    () => {
+        "id, name, full_name, is_admin, is_active, created_at"
+    };
+}
+/// [`account_columns`] of `users u`.
+macro_rules! user_columns {
+    () => {
+        "u.id, u.name, u.full_name, u.is_admin, u.is_active, u.created_at"
+    };
+}
+/// The columns `rows::api_token` reads.
+macro_rules! token_columns {
+    () => {
+        "hashed_token, label, is_active, username, created_at, last_used"
+    };
+}
+
+/// `$1` name, `$2` id, `$3` hash, `$4` full name, `$5` admin, `$6` active,
+/// `$7` created.
+pub(super) const INSERT_ACCOUNT: &str =
+    "INSERT INTO users (name, id, password_hash, full_name, is_admin, is_active, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING";
+/// `$1` name.
+pub(super) const ACCOUNT: &str =
+    concat!("SELECT ", account_columns!(), " FROM users WHERE name=$1");
+/// The account and its password hash (column 6); `$1` name.
+pub(super) const ACCOUNT_AND_HASH: &str = concat!(
+    "SELECT ",
+    account_columns!(),
+    ", password_hash FROM users WHERE name=$1"
+);
+pub(super) const ACCOUNTS: &str =
+    concat!("SELECT ", account_columns!(), " FROM users ORDER BY name");
+/// `$1` name.
+pub(super) const PASSWORD_HASH: &str = "SELECT password_hash FROM users WHERE name=$1";
+/// `$1` hash, `$2` name.
+pub(super) const SET_PASSWORD_HASH: &str = "UPDATE users SET password_hash=$1 WHERE name=$2";
+/// `$1` name.
+pub(super) const FORGET_PASSWORD_BEARERS: &str =
+    "DELETE FROM bearer_tokens WHERE username=$1 AND via_token IS NULL";
+/// `$1` full name, `$2` admin, `$3` active (`NULL` keeps each), `$4` name.
+pub(super) const UPDATE_ACCOUNT: &str = "UPDATE users SET full_name=COALESCE($1, full_name),
+     is_admin=COALESCE($2, is_admin), is_active=COALESCE($3, is_active)
+     WHERE name=$4";
+
+/// `$1` hash, `$2` user, `$3` label, `$4` created.
+pub(super) const INSERT_TOKEN: &str =
+    "INSERT INTO api_tokens (hashed_token, username, label, is_active, created_at)
+     VALUES ($1, $2, $3, true, $4)";
+/// `$1` user.
+pub(super) const TOKENS: &str = concat!(
+    "SELECT ",
+    token_columns!(),
+    " FROM api_tokens WHERE username=$1 ORDER BY created_at DESC"
+);
+/// `$1` label, `$2` active (`NULL` keeps each), `$3` by an administrator,
+/// `$4` user, `$5` hash. Re-enabling clears the administrator's mark;
+/// deactivating by an administrator sets it (and a user's never clears it).
+pub(super) const UPDATE_TOKEN: &str =
+    "UPDATE api_tokens SET label=COALESCE($1, label), is_active=COALESCE($2, is_active),
+     revoked_by_admin=CASE WHEN CAST($2 AS boolean) IS NULL THEN revoked_by_admin
+                           WHEN $2 THEN false ELSE (revoked_by_admin OR $3) END
+     WHERE username=$4 AND hashed_token=$5";
+/// `$1` user, `$2` hash.
+pub(super) const DELETE_TOKEN: &str =
+    "DELETE FROM api_tokens WHERE username=$1 AND hashed_token=$2";
+
+/// `$1` now.
+pub(super) const DELETE_EXPIRED_BEARERS: &str = "DELETE FROM bearer_tokens WHERE expires_at <= $1";
+/// Keeps the newest `$2` bearer tokens of user `$1`.
+pub(super) const TRIM_BEARERS: &str =
+    "DELETE FROM bearer_tokens WHERE username=$1 AND hashed_token NOT IN
+     (SELECT hashed_token FROM bearer_tokens WHERE username=$1
+      ORDER BY created_at DESC LIMIT $2)";
+/// `$1` hash, `$2` user, `$3` access token or `NULL`, `$4` created, `$5` expiry.
+pub(super) const INSERT_BEARER: &str =
+    "INSERT INTO bearer_tokens (hashed_token, username, via_token, created_at, expires_at)
+     VALUES ($1, $2, $3, $4, $5)";
+/// The account of live bearer token `$1` at `$2`.
+pub(super) const BEARER_ACCOUNT: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM bearer_tokens b
+     JOIN users u ON u.name = b.username
+     LEFT JOIN api_tokens t ON t.hashed_token = b.via_token
+     WHERE b.hashed_token=$1 AND b.expires_at > $2 AND u.is_active
+       AND (b.via_token IS NULL OR t.is_active)"
+);
+/// `$1` user.
+pub(super) const BEARER_COUNT: &str = "SELECT COUNT(*) FROM bearer_tokens WHERE username=$1";
+
+/// `$1` user, `$2` repository.
+pub(super) const GRANT: &str = "SELECT level FROM repo_access WHERE username=$1 AND repository=$2";
+/// `$1` user.
+pub(super) const GRANTS_OF: &str = "SELECT repository, level FROM repo_access WHERE username=$1";
+/// `$1` repository.
+pub(super) const GRANTS_ON: &str =
+    "SELECT username, level FROM repo_access WHERE repository=$1 ORDER BY username";
+/// `$1` user, `$2` repository, `$3` level.
+pub(super) const SET_GRANT: &str =
+    "INSERT INTO repo_access (username, repository, level) VALUES ($1, $2, $3)
+     ON CONFLICT (username, repository) DO UPDATE SET level=excluded.level";
+/// `$1` user, `$2` repository.
+pub(super) const REMOVE_GRANT: &str = "DELETE FROM repo_access WHERE username=$1 AND repository=$2";
+/// `$1` repository.
+pub(super) const REMOVE_GRANTS_ON: &str = "DELETE FROM repo_access WHERE repository=$1";
+
+pub(super) const CRONS: &str = "SELECT action, id, schedule, retries, parameters, deadline, stop_timeout, capacity_map, next_run
+     FROM crons ORDER BY action";
+/// `$1` action ... `$8` capacity map (the columns in order), `$9` now,
+/// `$10` next run. An existing cron keeps its ID.
+pub(super) const SAVE_CRON: &str = "INSERT INTO crons (action, id, schedule, retries, parameters, deadline, stop_timeout, capacity_map, updated_at, next_run)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+     ON CONFLICT (action) DO UPDATE SET schedule=excluded.schedule, retries=excluded.retries,
+       parameters=excluded.parameters, deadline=excluded.deadline,
+       stop_timeout=excluded.stop_timeout, capacity_map=excluded.capacity_map,
+       updated_at=excluded.updated_at, next_run=excluded.next_run";
+/// Marks the crons seeded; changes no row when they were.
+pub(super) const MARK_SEEDED: &str =
+    "INSERT INTO meta (key, value) VALUES ('crons_seeded', 'yes') ON CONFLICT (key) DO NOTHING";
+/// `$1` action.
+pub(super) const DELETE_CRON: &str = "DELETE FROM crons WHERE action=$1";
+/// The claim of a run: `$1` the following run, `$2` action, `$3` the next
+/// run read (`NULL`: not planned).
+pub(super) const CLAIM_CRON: &str =
+    "UPDATE crons SET next_run=$1 WHERE action=$2 AND next_run IS NOT DISTINCT FROM $3";
+
+/// `$1` key.
+pub(super) const META: &str = "SELECT value FROM meta WHERE key=$1";
+/// `$1` key, `$2` value.
+pub(super) const SET_META: &str = "INSERT INTO meta (key, value) VALUES ($1, $2)
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+
+// Each backend's own: what the other cannot say the same way.
+
+/// SQLite: marks active access token `$2` of user `$3` used at `$1`.
+pub(super) const SQLITE_TOUCH_TOKEN: &str =
+    "UPDATE api_tokens SET last_used=$1 WHERE hashed_token=$2 AND username=$3 AND is_active";
+/// SQLite: the active account of active access token `$1`.
+pub(super) const SQLITE_TOKEN_ACCOUNT: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM api_tokens t JOIN users u ON u.name = t.username
+     WHERE t.hashed_token=$1 AND t.is_active AND u.is_active"
+);
+/// SQLite: marks access token `$2` used at `$1`.
+pub(super) const SQLITE_TOUCH_ANY_TOKEN: &str =
+    "UPDATE api_tokens SET last_used=$1 WHERE hashed_token=$2";
+/// SQLite: who revoked token `$2` of user `$1` (the transaction holds the
+/// database's write lock).
+pub(super) const SQLITE_TOKEN_REVOKED: &str =
+    "SELECT revoked_by_admin FROM api_tokens WHERE username=$1 AND hashed_token=$2";
+/// PostgreSQL: the same, locking the row until the transaction ends.
+pub(super) const PG_TOKEN_REVOKED: &str =
+    "SELECT revoked_by_admin FROM api_tokens WHERE username=$1 AND hashed_token=$2 FOR UPDATE";
+/// PostgreSQL, in one round trip: account `$1`, its password hash (column
+/// 6), and whether `$2` is one of its active tokens (column 7; then marked
+/// used at `$3`).
+pub(super) const PG_LOGIN: &str = concat!(
+    "WITH touched AS (
+       UPDATE api_tokens SET last_used=$3
+       WHERE hashed_token=$2 AND username=$1 AND is_active
+       RETURNING 1)
+     SELECT ",
+    account_columns!(),
+    ", password_hash, EXISTS (SELECT 1 FROM touched) FROM users WHERE name=$1"
+);
+/// PostgreSQL: the active account of active access token `$1`, marking the
+/// token used at `$2`.
+pub(super) const PG_TOKEN_ACCOUNT: &str = concat!(
+    "UPDATE api_tokens t SET last_used=$2 FROM users u
+     WHERE t.hashed_token=$1 AND t.is_active AND u.name = t.username AND u.is_active
+     RETURNING ",
+    user_columns!()
+);
+
+#[cfg(test)]
+mod tests {
+    /// Every shared statement numbers its placeholders by first appearance.
+    #[test]
+    fn placeholders_first_appear_in_order() {
+        use super::*;
+        for sql in [
+            INSERT_ACCOUNT,
+            ACCOUNT,
+            ACCOUNT_AND_HASH,
+            ACCOUNTS,
+            PASSWORD_HASH,
+            SET_PASSWORD_HASH,
+            FORGET_PASSWORD_BEARERS,
+            UPDATE_ACCOUNT,
+            INSERT_TOKEN,
+            TOKENS,
+            UPDATE_TOKEN,
+            DELETE_TOKEN,
+            DELETE_EXPIRED_BEARERS,
+            TRIM_BEARERS,
+            INSERT_BEARER,
+            BEARER_ACCOUNT,
+            BEARER_COUNT,
+            GRANT,
+            GRANTS_OF,
+            GRANTS_ON,
+            SET_GRANT,
+            REMOVE_GRANT,
+            REMOVE_GRANTS_ON,
+            CRONS,
+            SAVE_CRON,
+            MARK_SEEDED,
+            DELETE_CRON,
+            CLAIM_CRON,
+            META,
+            SET_META,
+            SQLITE_TOUCH_TOKEN,
+            SQLITE_TOKEN_ACCOUNT,
+            SQLITE_TOUCH_ANY_TOKEN,
+            SQLITE_TOKEN_REVOKED,
+        ] {
+            let mut seen = 0;
+            for part in sql.split('$').skip(1) {
+                let n: usize = part
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect::<String>()
+                    .parse()
+                    .unwrap();
+                assert!(n <= seen + 1, "${n} before ${} in {sql}", seen + 1);
+                seen = seen.max(n);
+            }
+        }
+    }
+}

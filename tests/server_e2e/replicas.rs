@@ -1,0 +1,243 @@
+//! Scale-out: the server's own stores on PostgreSQL (`support::postgres`,
+//! one server for this binary, a database per test), and two in-process
+//! servers on one database and one moto bucket behaving as one registry.
+//!
+//! - The server store conformance checks, on SQLite and on PostgreSQL.
+//! - Server migrations: concurrent starts apply each step once; a newer
+//!   schema is refused.
+//! - Two replicas: accounts, tokens, repositories, policies, jobs and
+//!   pushed images of one are the other's; a cron due every second fires
+//!   about once a second in all, not once per replica.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use mirror_server::config::BlobStoreConfig;
+use mirror_server::store::{PgServerStore, ServerStores, conformance};
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::server::{ADMIN_PASSWORD, TestServer, sha256, skopeo};
+use crate::support::images::ImageSpec;
+use crate::support::policies::add_policy;
+use crate::support::postgres::PgServer;
+use crate::support::registry::Registry;
+use crate::support::s3::S3Server;
+
+#[tokio::test]
+async fn server_stores_conform_on_sqlite_and_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = ServerStores::sqlite(dir.path()).unwrap();
+    conformance::all(&sqlite).await;
+    let url = PgServer::shared().database().await;
+    let pg = ServerStores::postgres(&url, 4).await.unwrap();
+    conformance::all(&pg).await;
+}
+
+#[tokio::test]
+async fn server_migrations_run_once_and_refuse_a_newer_schema() {
+    let pg = PgServer::shared();
+    let url = pg.database().await;
+    // Replicas starting at once: each step once, both connect.
+    let (a, b) = tokio::join!(
+        PgServerStore::connect(&url, 2),
+        PgServerStore::connect(&url, 2)
+    );
+    a.unwrap();
+    b.unwrap();
+    let steps = pg
+        .psql(
+            &url,
+            "SELECT count(*) FROM regmirror_server_schema_migrations",
+        )
+        .await;
+    assert_eq!(steps, "1");
+    pg.psql(
+        &url,
+        "INSERT INTO regmirror_server_schema_migrations (version, what) VALUES (99, 'future')",
+    )
+    .await;
+    let e = PgServerStore::connect(&url, 2)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("newer than this build knows"), "{e}");
+    assert!(!e.contains(pg.password()), "the URL's password in {e}");
+}
+
+/// The key every replica of a test seals secrets with (as
+/// `MIRROR_SECRET_KEY` would be, without changing this process's
+/// environment for the other tests).
+const SHARED_KEY: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
+
+fn share_key(data_dir: &Path) {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(data_dir.join("secret.key"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, SHARED_KEY.as_bytes()).unwrap();
+}
+
+/// Two servers on one new database, blobs in one bucket (prefix `p`).
+async fn replicas() -> (TestServer, TestServer) {
+    let url = PgServer::shared().database().await;
+    let bucket = S3Server::shared().bucket().await;
+    let start = || {
+        let (url, options) = (url.clone(), bucket.options("p"));
+        TestServer::start_with(move |c| {
+            share_key(&c.data_dir);
+            c.database_url = Some(url.into());
+            c.database_pool_size = 4;
+            c.blob_store = BlobStoreConfig::S3(Box::new(options));
+        })
+    };
+    let a = start().await;
+    let b = start().await;
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_behave_as_one_registry() {
+    let up = Registry::plain().await;
+    let image = up
+        .pusher()
+        .push_image("team/app", "v1", ImageSpec::small("replicated"))
+        .await;
+    let (a, b) = replicas().await;
+    assert!(
+        !a.data_dir().join("regmirror.db").exists() && !a.data_dir().join("server.db").exists(),
+        "no SQLite file with a database URL"
+    );
+
+    // An account and its token, created on A, log in on B.
+    a.create_user("carol", "carol-pa55word").await;
+    let carol_a = a.api().creds(Some(("carol", "carol-pa55word")));
+    let token = carol_a
+        .post("/api/v0/api_tokens")
+        .json(&json!({"tokenLabel": "ci"}))
+        .await;
+    let token = token.expect(StatusCode::OK).json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for creds in [("carol", "carol-pa55word"), ("carol", token.as_str())] {
+        let me = b.api().creds(Some(creds)).get("/api/v0/api_tokens").await;
+        me.expect(StatusCode::OK);
+    }
+
+    // A repository and a policy created on A are B's.
+    a.create_repo("mirrors", "app", "private").await;
+    let form = json!({"remoteHost": up.url(), "remoteRepository": "team/app"});
+    let policy = add_policy(&a.admin(), "mirrors/app", &form).await;
+    let listed = b
+        .admin()
+        .get("/api/v0/repositories/mirrors/app/pollMirroringPolicies")
+        .await;
+    let listed = listed.expect(StatusCode::OK).json();
+    assert_eq!(listed[0]["id"], policy.as_str(), "{listed}");
+
+    // A poll submitted on B runs once, on either replica.
+    let job = b.submit_poll(Some(&policy)).await;
+    b.wait_done(&job).await;
+    let done = a.admin().get(format!("/api/v0/jobs/{job}")).await;
+    assert_eq!(done.expect(StatusCode::OK).json()["status"], "done");
+    let polls = a
+        .admin()
+        .get("/api/v0/jobs?action=poll_mirror&limit=100")
+        .await;
+    let polls = polls.expect(StatusCode::OK).json();
+    assert_eq!(polls["jobs"].as_array().unwrap().len(), 1, "{polls}");
+
+    // Mirrored through B (or A), read from A; pushed to A, pulled from B.
+    let creds = format!("admin:{ADMIN_PASSWORD}");
+    let inspect = |server: &TestServer, repo: &str| {
+        vec![
+            "inspect".to_string(),
+            "--raw".into(),
+            format!("--creds={creds}"),
+            "--tls-verify=false".into(),
+            format!("docker://{}/{repo}:v1", server.host_port),
+        ]
+    };
+    assert_eq!(
+        sha256(&skopeo(inspect(&a, "mirrors/app")).await),
+        image.digest
+    );
+    a.create_repo("mirrors", "pushed", "private").await;
+    skopeo(vec![
+        "copy".into(),
+        "--preserve-digests".into(),
+        "--src-tls-verify=false".into(),
+        format!("--dest-creds={creds}"),
+        "--dest-tls-verify=false".into(),
+        format!("docker://{}", up.reference("team/app", "v1")),
+        format!("docker://{}/mirrors/pushed:v1", a.host_port),
+    ])
+    .await;
+    assert_eq!(
+        sha256(&skopeo(inspect(&b, "mirrors/pushed")).await),
+        image.digest
+    );
+    let out = tempfile::tempdir().unwrap();
+    skopeo(vec![
+        "copy".into(),
+        format!("--src-creds={creds}"),
+        "--src-tls-verify=false".into(),
+        format!("docker://{}/mirrors/pushed:v1", b.host_port),
+        format!("oci:{}:v1", out.path().join("layout").display()),
+    ])
+    .await;
+    a.stop().await;
+    b.stop().await;
+}
+
+/// How many `poll_mirror` jobs exist (asked of `server`).
+async fn poll_jobs(server: &TestServer) -> usize {
+    let jobs = server
+        .admin()
+        .get("/api/v0/jobs?action=poll_mirror&limit=100")
+        .await;
+    jobs.expect(StatusCode::OK).json()["jobs"]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cron_fires_once_across_replicas() {
+    let (a, b) = replicas().await;
+    // Saved through both, so both schedulers wake for it at once (another
+    // replica's change is otherwise seen within a minute).
+    let every_second = json!({"action": "poll_mirror", "schedule": "* * * * * *"});
+    for server in [&a, &b] {
+        let saved = server
+            .admin()
+            .post("/api/v0/crons")
+            .json(&every_second)
+            .await;
+        saved.expect(StatusCode::ACCEPTED);
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (start, before) = (Instant::now(), poll_jobs(&a).await);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let fired = poll_jobs(&a).await - before;
+    let secs = start.elapsed().as_secs_f64();
+    // Once a second in all (a job still pending skips a run, so fewer is
+    // fine); a fire per replica would be about twice as many.
+    assert!(
+        fired >= 3 && fired as f64 <= secs + 1.0,
+        "{fired} jobs in {secs:.1} s"
+    );
+    let deleted = b.admin().delete("/api/v0/crons/poll_mirror").await;
+    deleted.expect(StatusCode::NO_CONTENT);
+    a.stop().await;
+    b.stop().await;
+}
