@@ -166,8 +166,19 @@ impl Mirror {
         if let Err(e) = log.flush(stores.logs.as_ref(), &job.id).await {
             tracing::error!(job = %job.id, "cannot write job log: {e}");
         }
-        if let Err(e) = stores.jobs.update_job(&job).await {
-            tracing::error!(job = %job.id, "cannot record job status: {e}");
+        // Only while the job is still this worker's: one taken over after
+        // this worker was thought lost keeps what happened to it since.
+        match stores
+            .jobs
+            .finish_job(&job, &self.inner.settings.worker_id)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                job = %job.id,
+                "job was recovered from this worker while it ran (no heartbeat seen in time); its outcome here is not recorded"
+            ),
+            Err(e) => tracing::error!(job = %job.id, "cannot record job status: {e}"),
         }
         {
             // Under the lock, so a reading counts the job's progress once:

@@ -468,7 +468,8 @@ pub async fn job_queue(jobs: &dyn JobStore, logs: &dyn JobLogStore) {
 /// Checks [`JobStore::replace_lost_job`], the compare-and-set of crash
 /// recovery: of two recoveries of one stale job at once exactly one wins,
 /// and a job heart-beated, or recovered and claimed again, after it was
-/// found stale is left alone.
+/// found stale is left alone; and [`JobStore::finish_job`]: a worker that
+/// lost its job cannot write its end over the new run.
 pub async fn lost_job_recovery(jobs: &dyn JobStore) {
     let long_ago = chrono::Utc::now() - chrono::Duration::minutes(10);
     let stale_cutoff = chrono::Utc::now() - chrono::Duration::minutes(1);
@@ -521,6 +522,19 @@ pub async fn lost_job_recovery(jobs: &dyn JobStore) {
     assert!(claimed.unwrap().is_some());
     assert!(!replace(&found).await, "a claimed job requeued");
     assert_eq!(state(&found.id).await, (JobStatus::Running, "w2".into(), 0));
+    // The first worker, only slow, ends the job late: its outcome is not
+    // written over the new run; the new run's own end is.
+    let mut late = found.clone();
+    late.status = JobStatus::Errored;
+    assert!(
+        !jobs.finish_job(&late, "w1").await.unwrap(),
+        "a late end written"
+    );
+    assert_eq!(state(&found.id).await, (JobStatus::Running, "w2".into(), 0));
+    let mut done = jobs.job(&found.id).await.unwrap().unwrap();
+    done.status = JobStatus::Done;
+    assert!(jobs.finish_job(&done, "w2").await.unwrap());
+    assert_eq!(state(&found.id).await, (JobStatus::Done, "w2".into(), 0));
 
     // Heart-beated after it was found stale (its worker was only slow).
     let found = lost().await;

@@ -38,6 +38,13 @@ pub trait JobStore: Send + Sync + 'static {
     /// Saves a job's status and fields (the caller applied `job::transition`).
     async fn update_job(&self, job: &Job) -> Result<(), StoreError>;
 
+    /// Writes the end of `job` (its final status, failure, times) only if
+    /// the stored job is still `running` under `worker_id`: a worker that
+    /// was only slow, whose job was meanwhile recovered (requeued, or run
+    /// again elsewhere), cannot overwrite what happened since. Returns
+    /// whether it was written.
+    async fn finish_job(&self, job: &Job, worker_id: &str) -> Result<bool, StoreError>;
+
     /// Writes `job`, the recovery of a lost job (requeued or errored by the
     /// caller), only if the stored job is still `running` under
     /// `found_worker` with the heartbeat `found_heartbeat`, as

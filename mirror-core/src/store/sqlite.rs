@@ -1393,6 +1393,23 @@ impl JobStore for SqliteStore {
         self.with(move |c| save_job(c, &job)).await
     }
 
+    async fn finish_job(&self, job: &Job, worker_id: &str) -> Result<bool, StoreError> {
+        let (job, worker) = (job.clone(), worker_id.to_string());
+        self.with(move |c| {
+            let n = write_job(
+                c,
+                &format!(
+                    "UPDATE jobs SET ({JOB_COLUMNS}) = ({JOB_VALUES})
+                     WHERE id=?1 AND status='running' AND worker_id=?16"
+                ),
+                &job,
+                &[&worker],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
     async fn replace_lost_job(
         &self,
         job: &Job,

@@ -243,6 +243,21 @@ impl JobStore for PgStore {
         self.save_job(job).await
     }
 
+    async fn finish_job(&self, job: &Job, worker_id: &str) -> Result<bool, StoreError> {
+        let n = self
+            .write_job(
+                "finishing a job",
+                &format!(
+                    "UPDATE jobs SET ({JOB_COLUMNS}) = ({JOB_VALUES})
+                     WHERE id=$1 AND status='running' AND worker_id=$16"
+                ),
+                job,
+                &[&worker_id],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
     async fn replace_lost_job(
         &self,
         job: &Job,
