@@ -123,12 +123,11 @@ impl Mirror {
         let beat = Heartbeat::spawn(|stop| {
             heartbeat_loop(
                 stores.clone(),
-                job.id.clone(),
+                job.clone(),
                 self.inner.settings.heartbeat_interval,
                 job_cancel.clone(),
                 stop,
                 log.clone(),
-                job.deadline,
             )
         });
         log.line(format!(
@@ -465,13 +464,13 @@ impl Drop for Heartbeat {
 /// short.
 async fn heartbeat_loop(
     stores: Stores,
-    job_id: String,
+    claimed: Job,
     every: Duration,
     cancel: CancellationToken,
     stop: CancellationToken,
     log: Arc<JobLog>,
-    deadline: Option<chrono::DateTime<Utc>>,
 ) {
+    let (job_id, worker_id, deadline) = (claimed.id, claimed.worker_id, claimed.deadline);
     let mut tick = tokio::time::interval(every);
     loop {
         tokio::select! {
@@ -485,6 +484,16 @@ async fn heartbeat_loop(
             .renew_leases(&job_id, Utc::now() + POLICY_LEASE)
             .await;
         match stores.jobs.heartbeat(&job_id, Utc::now()).await {
+            // Recovered from this worker (its heartbeats were thought
+            // lost) and requeued or running elsewhere: stop this run, whose
+            // end `finish_job` would not record anyway.
+            Ok(Some(job)) if job.status != JobStatus::Running || job.worker_id != worker_id => {
+                log.line(format!(
+                    "job taken over (now {} on worker {:?}): stopping this run",
+                    job.status, job.worker_id
+                ));
+                cancel.cancel();
+            }
             Ok(Some(job)) if job.cancel_requested => {
                 log.line("cancel requested".into());
                 cancel.cancel();

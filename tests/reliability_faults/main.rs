@@ -1097,3 +1097,60 @@ async fn a_restarted_engine_recovers_its_own_jobs_at_once_and_leaves_others_alon
     // Only at start: the periodic check leaves fresh jobs alone.
     assert!(m.recover_lost_jobs().await.unwrap().is_empty());
 }
+
+/// A worker that was only slow, whose job was recovered (its heartbeats
+/// thought lost) and claimed by another worker, stops its own run at its
+/// next heartbeat and writes nothing over the new run.
+#[tokio::test]
+async fn a_job_taken_over_from_a_slow_worker_stops_there_and_keeps_the_new_run() {
+    let e = env(2 * MIB).await;
+    let big = e.big();
+    // The big layer never arrives: the poll is still copying when its job
+    // is taken over.
+    e.proxy
+        .add(Rule::new(Fault::Delay(IDLE * 60)).get().path_contains(&big));
+    let poll = {
+        let (m, policy) = (e.m.clone(), e.policy.clone());
+        tokio::spawn(async move { m.poll(&policy).await })
+    };
+    let running = mirror_core::JobFilter {
+        status: Some(JobStatus::Running),
+        limit: 1,
+        ..Default::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let job = loop {
+        if let Some(j) = e.m.jobs(&running).await.unwrap().pop() {
+            break j;
+        }
+        assert!(Instant::now() < deadline, "the poll never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // Another engine's recovery requeued it, and another worker claimed it.
+    let jobs = &e.m.stores().jobs;
+    let mut requeued = job.clone();
+    requeued.status = JobStatus::Waiting;
+    requeued.worker_id.clear();
+    jobs.update_job(&requeued).await.unwrap();
+    let now = chrono::Utc::now();
+    let claimed = jobs.claim_job("other-worker", Some(&job.id), now, None);
+    assert!(claimed.await.unwrap().is_some());
+
+    let ended = tokio::time::timeout(Duration::from_secs(20), poll)
+        .await
+        .expect("the slow worker kept running a job it no longer holds")
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.status, JobStatus::Canceled, "{ended:?}");
+    let stored = e.m.job(&job.id).await.unwrap();
+    assert_eq!(
+        (stored.status, stored.worker_id.as_str()),
+        (JobStatus::Running, "other-worker"),
+        "the new run was overwritten"
+    );
+    assert!(
+        log_text(&e.m, &job.id).await.contains("job taken over"),
+        "{}",
+        log_text(&e.m, &job.id).await
+    );
+}
