@@ -39,6 +39,9 @@
 //! `access_key_id`, `secret_access_key`, `session_token`,
 //! `virtual_hosted_style`) whose unset keys come from the usual `AWS_*`
 //! variables (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, ...).
+//! `[s3] redirect_secs` (default 0, off): an authorized blob `GET` is
+//! answered `307` with a presigned URL of the bucket valid that long, so
+//! blob bytes go from the bucket to the client directly.
 //! The databases stay in the data directory unless `database_url` is set.
 //!
 //! Scale-out: `database_url` (`--database-url`, `MIRROR_DATABASE_URL`;
@@ -242,6 +245,7 @@ struct S3File {
     secret_access_key: Option<Secret>,
     session_token: Option<Secret>,
     virtual_hosted_style: Option<bool>,
+    redirect_secs: Option<u64>,
 }
 
 /// Where the server keeps blobs.
@@ -404,6 +408,9 @@ pub struct Config {
     pub tls: TlsSettings,
     /// Where blobs are kept (default: the data directory).
     pub blob_store: BlobStoreConfig,
+    /// Blob `GET`s answered with a `307` to a presigned URL valid this long
+    /// (`None`: blobs are streamed through the server).
+    pub blob_redirect: Option<Duration>,
     /// PostgreSQL for every store (default: SQLite in the data directory).
     pub database_url: Option<Secret>,
     /// The engine's connection pool size with `database_url`.
@@ -429,6 +436,7 @@ impl Config {
             trusted_proxies: TrustedProxies::default(),
             tls: TlsSettings::default(),
             blob_store: BlobStoreConfig::DataDir,
+            blob_redirect: None,
             database_url: None,
             database_pool_size: DEFAULT_DATABASE_POOL_SIZE,
         }
@@ -529,6 +537,15 @@ impl Config {
             })?;
         if let Some(limits) = file.remote_limits {
             config.remote_limits = limits.apply(config.remote_limits)?;
+        }
+        if let Some(secs) = file.s3.as_ref().and_then(|s3| s3.redirect_secs) {
+            if secs > 7 * 24 * 3600 {
+                return Err(ConfigError::Invalid {
+                    key: "s3.redirect_secs",
+                    reason: "must be between 0 (off) and 604800 (a week, S3's longest)".into(),
+                });
+            }
+            config.blob_redirect = (secs > 0).then(|| Duration::from_secs(secs));
         }
         config.blob_store = BlobStoreConfig::resolve(cli.blob_store.or(file.blob_store), file.s3)?;
         // The database (scale-out).
@@ -795,7 +812,7 @@ mod tests {
         let file = dir.join("c.toml");
         std::fs::write(
             &file,
-            "blob_store = \"s3://mirror-blobs/prod\"\n[s3]\nendpoint = \"http://127.0.0.1:9000\"\nallow_http = true\nregion = \"eu-west-1\"\nsecret_access_key = \"s3cr3t-key\"\n",
+            "blob_store = \"s3://mirror-blobs/prod\"\n[s3]\nendpoint = \"http://127.0.0.1:9000\"\nallow_http = true\nregion = \"eu-west-1\"\nsecret_access_key = \"s3cr3t-key\"\nredirect_secs = 600\n",
         )
         .unwrap();
         let f = file.to_str().unwrap();
@@ -809,6 +826,7 @@ mod tests {
         );
         assert_eq!(o.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
         assert!(o.allow_http);
+        assert_eq!(c.blob_redirect, Some(Duration::from_secs(600)));
         assert!(
             !format!("{c:?}").contains("s3cr3t-key"),
             "a secret in Debug"

@@ -190,6 +190,7 @@ pub async fn run(
         settings,
         shutdown: shutdown.clone(),
         tls: tls.clone(),
+        blob_redirect: config.blob_redirect,
     };
     // The client address of each request, for the login limits.
     if !config.trusted_proxies.is_empty() {

@@ -30,4 +30,7 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The server's TLS certificate (`None`: plain HTTP), for `/ca`.
     pub tls: Option<Arc<ServerTls>>,
+    /// Blob `GET`s redirect to presigned URLs valid this long, when the
+    /// blob store makes them (`[s3] redirect_secs`).
+    pub blob_redirect: Option<std::time::Duration>,
 }

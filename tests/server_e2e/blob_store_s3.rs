@@ -108,3 +108,91 @@ async fn blobs_in_a_bucket_are_mirrored_pushed_and_pulled() {
         "an upload left behind after the push: {keys:?}"
     );
 }
+
+/// With `[s3] redirect_secs`, an authorized blob `GET` is a `307` to a
+/// presigned URL of the bucket (the bytes hash to the digest; a `Range`
+/// goes along), `HEAD` is answered by the server, a caller without access
+/// gets no URL, and skopeo pulls through the redirects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blob_gets_redirect_to_presigned_urls_of_the_bucket() {
+    let up = Registry::plain().await;
+    let image = up
+        .pusher()
+        .push_image("team/app", "v1", ImageSpec::small("redirected"))
+        .await;
+    let bucket = S3Server::shared().bucket().await;
+    let options = bucket.options("r");
+    let server = TestServer::start_with(|c| {
+        c.blob_store = BlobStoreConfig::S3(Box::new(options));
+        c.blob_redirect = Some(std::time::Duration::from_secs(300));
+    })
+    .await;
+    let admin = server.admin();
+    server.create_repo("mirrors", "app", "private").await;
+    let form = json!({"remoteHost": up.url(), "remoteRepository": "team/app"});
+    let id = add_policy(&admin, "mirrors/app", &form).await;
+    let poll = json!({"action": "poll_mirror", "parameters": {"policyID": id}});
+    let job = admin.post("/api/v0/jobs").json(&poll).await;
+    let job = job.expect(StatusCode::ACCEPTED).json();
+    server.wait_done(job["id"].as_str().unwrap()).await;
+
+    let plain = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for blob in image.blob_digests() {
+        let url = format!("{}/v2/mirrors/app/blobs/{blob}", server.url);
+        let got = plain
+            .get(&url)
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.status(), StatusCode::TEMPORARY_REDIRECT, "{blob}");
+        assert_eq!(got.headers()["docker-content-digest"], blob.as_str());
+        let location = got.headers()["location"].to_str().unwrap().to_string();
+        assert!(
+            location.starts_with(&S3Server::shared().endpoint()),
+            "{location}"
+        );
+        let bytes = plain.get(&location).send().await.unwrap();
+        assert_eq!(bytes.status(), StatusCode::OK);
+        assert_eq!(sha256(&bytes.bytes().await.unwrap()), blob);
+        let ranged = plain
+            .get(&location)
+            .header("range", "bytes=0-9")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ranged.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(ranged.bytes().await.unwrap().len(), 10);
+        // HEAD stays on the server; the anonymous get no URL.
+        let head = plain
+            .head(&url)
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.status(), StatusCode::OK);
+        let anonymous = plain.get(&url).send().await.unwrap();
+        assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+        assert!(anonymous.headers().get("location").is_none());
+    }
+
+    // skopeo follows the redirects.
+    let out = tempfile::tempdir().unwrap();
+    skopeo(vec![
+        "copy".into(),
+        format!("--src-creds=admin:{ADMIN_PASSWORD}"),
+        "--src-tls-verify=false".into(),
+        format!("docker://{}/mirrors/app:v1", server.host_port),
+        format!("dir:{}", out.path().display()),
+    ])
+    .await;
+    for blob in image.blob_digests() {
+        let hex = blob.strip_prefix("sha256:").unwrap();
+        let bytes = std::fs::read(out.path().join(hex)).unwrap();
+        assert_eq!(sha256(&bytes), blob);
+    }
+}

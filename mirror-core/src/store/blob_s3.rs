@@ -594,6 +594,10 @@ impl BlobStore for S3BlobStore {
         self.inner.size(&self.inner.blob_key(digest)).await
     }
 
+    async fn presigned_get(&self, digest: &Digest, expires: Duration) -> Option<url::Url> {
+        S3BlobStore::presigned_get(self, digest, expires).await
+    }
+
     async fn writer(&self) -> Result<Box<dyn BlobWriter>, StoreError> {
         Ok(Box::new(S3BlobWriter {
             inner: self.inner.clone(),

@@ -253,6 +253,17 @@ pub trait BlobStore: Send + Sync + 'static {
         w.commit(expected, Some(len)).await
     }
 
+    /// A URL from which a client may `GET` the committed blob directly for
+    /// `expires`, if this store can make one (an S3 bucket presigns one;
+    /// the default is `None`: the bytes go through [`BlobStore::reader`]).
+    async fn presigned_get(
+        &self,
+        _digest: &Digest,
+        _expires: std::time::Duration,
+    ) -> Option<url::Url> {
+        None
+    }
+
     /// Deletes a blob (absent blobs are not an error).
     async fn delete(&self, digest: &Digest) -> Result<(), StoreError>;
 

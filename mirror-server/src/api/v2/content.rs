@@ -124,6 +124,19 @@ pub async fn blob(
         fields.push((header::CONTENT_LENGTH, size.to_string()));
         return Ok(response(StatusCode::OK, Body::empty(), &fields));
     }
+    // Authorized and held: the bytes may come from the bucket itself (a
+    // `Range` header goes along with the redirect and the bucket honors it).
+    if let Some(expires) = state.blob_redirect
+        && let Some(url) = stores.blobs.presigned_get(&digest, expires).await
+    {
+        fields.retain(|(name, _)| *name != header::CONTENT_TYPE);
+        fields.push((header::LOCATION, url.to_string()));
+        return Ok(response(
+            StatusCode::TEMPORARY_REDIRECT,
+            Body::empty(),
+            &fields,
+        ));
+    }
     let range = parse_range(
         headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
         size,
