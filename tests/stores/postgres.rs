@@ -658,3 +658,44 @@ async fn pg_a_dead_replicas_job_is_taken_over_by_another() {
     );
     assert_mirrored(&b, "mirror/app", &reg, "team/app").await;
 }
+
+/// `sslmode=verify-full` with `sslrootcert`: the store connects over TLS,
+/// verifying the server's certificate (the database sees an SSL session of
+/// `regmirror`), and works; without the CA, or with `disable`, it does not
+/// use TLS by mistake: the first is refused naming the certificate, the
+/// second is a plain session.
+#[tokio::test]
+async fn pg_tls_verifies_the_server_with_sslrootcert() {
+    let pg = PgServer::shared();
+    let url = pg.database().await;
+    let db = url.rsplit('/').next().unwrap().to_string();
+    let ca = pg.ca_file();
+    let tls_url = format!("{url}?sslmode=verify-full&sslrootcert={}", ca.display());
+    let store = connect(&tls_url).await.unwrap();
+    conformance::repository_store(&store).await;
+    let sessions = |ssl: bool| {
+        format!(
+            "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+             WHERE datname = '{db}' AND application_name = 'regmirror' AND ssl = {ssl}"
+        )
+    };
+    let tls_sessions: u32 = pg.psql(&url, &sessions(true)).await.parse().unwrap();
+    assert!(tls_sessions >= 1, "no TLS session of the store");
+    drop(store);
+
+    let e = connect(&format!("{url}?sslmode=verify-full"))
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+
+    let plain_db = pg.database().await;
+    let plain_name = plain_db.rsplit('/').next().unwrap().to_string();
+    let store = connect(&format!("{plain_db}?sslmode=disable"))
+        .await
+        .unwrap();
+    conformance::policy_baselines(&store).await;
+    let plain = sessions(false).replace(&db, &plain_name);
+    let plain_sessions: u32 = pg.psql(&plain_db, &plain).await.parse().unwrap();
+    assert!(plain_sessions >= 1, "no plain session of the store");
+}

@@ -20,6 +20,7 @@
 //! cluster's directory. The shared server is never dropped, so that pipe is
 //! what ends it.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{LazyLock, Mutex};
@@ -147,6 +148,22 @@ impl PgServer {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        // TLS on (plain connections still allowed): the test CA's server
+        // certificate for 127.0.0.1, which `ca_file()` verifies.
+        let certs = super::certs::material();
+        let data = dir.join("data");
+        for (name, pem) in [
+            ("server.crt", &certs.server_cert_pem),
+            ("server.key", &certs.server_key_pem),
+        ] {
+            let path = data.join(name);
+            std::fs::write(&path, pem).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            if let Some((uid, gid)) = user {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
+            }
+        }
+        std::fs::write(dir.join("ca.pem"), &certs.ca_cert_pem).unwrap();
         let mut last_log = String::new();
         for _attempt in 0..8 {
             let port = free_port();
@@ -161,7 +178,7 @@ impl PgServer {
   rm -rf "$3" ) &
 exec "$1" -D "$3/data" -p "$2" -k "$3" -c listen_addresses=127.0.0.1 \
     -c max_connections=300 -c fsync=off -c synchronous_commit=off \
-    -c full_page_writes=off </dev/null 3<&-"#;
+    -c full_page_writes=off -c ssl=on </dev/null 3<&-"#;
             let mut child = command(Path::new("sh"), user)
                 .arg("-c")
                 .arg(script)
@@ -210,6 +227,12 @@ exec "$1" -D "$3/data" -p "$2" -k "$3" -c listen_addresses=127.0.0.1 \
             "postgres://postgres:{PASSWORD}@127.0.0.1:{}/{db}",
             self.port
         )
+    }
+
+    /// The CA certificate (PEM file) the server's TLS certificate is
+    /// signed by, for `sslrootcert=`.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.pem")
     }
 
     /// The password every URL carries.

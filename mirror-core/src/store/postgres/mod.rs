@@ -31,8 +31,13 @@
 //! transactions, typed parameters (`timestamptz`, `bytea`, `text[]`,
 //! `jsonb`), `batch_execute` for migration steps; deadpool-postgres adds a
 //! small pool with per-connection statement caches (deadpool is already in
-//! the dependency tree). Connections are plain TCP or Unix sockets
-//! (`NoTls`): a URL asking for `sslmode=require` fails to connect.
+//! the dependency tree).
+//!
+//! TLS ([`tls`]): `sslmode=require`, `verify-ca` or `verify-full` in the URL
+//! connect over TLS and verify the server's certificate and name against
+//! the system's roots and the PEM file `sslrootcert=` names (stricter than
+//! libpq's `require`, which verifies nothing); otherwise (`prefer`, the
+//! default, or `disable`) plain TCP or a Unix socket, as before.
 
 mod job;
 mod lease;
@@ -41,6 +46,7 @@ mod migrate;
 pub use migrate::{PgStep, migrate_steps};
 mod policy;
 mod repository;
+mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -208,6 +214,7 @@ impl PgStore {
 /// other components keeping tables of their own in the same database
 /// (the server's accounts and crons, migrated with [`migrate_steps`]).
 pub fn pool(url: &str, options: &PgOptions) -> Result<(Pool, String), StoreError> {
+    let (url, tls) = tls::split_url(url)?;
     // The parser's messages name the option at fault, never a value.
     let mut config: tokio_postgres::Config =
         url.parse().map_err(db_err("reading the database URL"))?;
@@ -218,13 +225,13 @@ pub fn pool(url: &str, options: &PgOptions) -> Result<(Pool, String), StoreError
         config.application_name("regmirror");
     }
     let target = describe(&config);
-    let manager = Manager::from_config(
-        config,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
+    let recycling = || ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = match tls {
+        Some(wanted) => Manager::from_config(config, wanted.connector()?, recycling()),
+        None => Manager::from_config(config, NoTls, recycling()),
+    };
     let pool = Pool::builder(manager)
         .max_size(options.pool_size.max(1))
         .runtime(Runtime::Tokio1)
