@@ -265,24 +265,31 @@ impl Mirror {
         read_access: Arc<dyn ReadAccess>,
     ) -> Result<Self, MirrorError> {
         let stores = Stores::embedded(data_dir, FsOptions::default())?;
-        Mirror::open_on(stores, data_dir, http, read_access)
+        Mirror::open_on(stores, Some(data_dir), http, read_access)
     }
 
     /// [`Mirror::open_with_access`] on `stores` instead of the embedded
-    /// ones; `data_dir` keeps the worker ID.
+    /// ones. With `worker_dir`, the worker ID is kept there, stable across
+    /// restarts, so `recover` knows this directory's jobs left running by a
+    /// crash without waiting for them to go stale; without it (engines
+    /// sharing a database, which may share a directory too), it is this
+    /// process's own.
     pub fn open_on(
         stores: Stores,
-        data_dir: &Path,
+        worker_dir: Option<&Path>,
         http: HttpSettings,
         read_access: Arc<dyn ReadAccess>,
     ) -> Result<Self, MirrorError> {
+        let defaults = MirrorSettings::default();
+        let worker_id = match worker_dir {
+            Some(dir) => crate::store::data_dir_worker_id(dir)?,
+            None => defaults.worker_id.clone(),
+        };
         let settings = MirrorSettings {
             read_access,
             metrics: http.metrics.clone(),
-            // Stable across restarts, so `recover` knows this directory's
-            // jobs left running by a crash without waiting for them to go stale.
-            worker_id: crate::store::data_dir_worker_id(data_dir)?,
-            ..Default::default()
+            worker_id,
+            ..defaults
         };
         let connector = HttpConnector { settings: http };
         Ok(Mirror::new(stores, Arc::new(connector), settings))

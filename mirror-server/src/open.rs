@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
-use mirror_core::remote::{HttpConnector, HttpSettings};
+use mirror_core::remote::HttpSettings;
 use mirror_core::store::{BlobStore, FsBlobStore, FsOptions, PgOptions, S3BlobStore, SecretKeys};
-use mirror_core::{Mirror, MirrorError, MirrorSettings, Stores};
+use mirror_core::{Mirror, MirrorError, Stores};
 
 use crate::accounts::Accounts;
 use crate::config::{BlobStoreConfig, Config};
@@ -66,19 +66,9 @@ pub(crate) fn open_mirror(
         ..Default::default()
     };
     let read_access = Arc::new(read_access::AccountReadAccess::new(accounts));
-    if config.database_url.is_none() {
-        return Ok(Mirror::open_on(
-            stores,
-            &config.data_dir,
-            http,
-            read_access,
-        )?);
-    }
-    let settings = MirrorSettings {
-        read_access,
-        metrics: http.metrics.clone(),
-        ..MirrorSettings::default()
-    };
-    let connector = HttpConnector { settings: http };
-    Ok(Mirror::new(stores, Arc::new(connector), settings))
+    let worker_dir = config
+        .database_url
+        .is_none()
+        .then_some(config.data_dir.as_path());
+    Ok(Mirror::open_on(stores, worker_dir, http, read_access)?)
 }

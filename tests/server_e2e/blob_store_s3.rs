@@ -4,11 +4,9 @@
 
 use mirror_server::config::BlobStoreConfig;
 use reqwest::StatusCode;
-use serde_json::json;
 
 use crate::server::{ADMIN_PASSWORD, TestServer, sha256, skopeo};
 use crate::support::images::ImageSpec;
-use crate::support::policies::add_policy;
 use crate::support::registry::Registry;
 use crate::support::s3::S3Server;
 
@@ -23,17 +21,13 @@ async fn blobs_in_a_bucket_are_mirrored_pushed_and_pulled() {
     let options = bucket.options("regmirror");
     let server =
         TestServer::start_with(|c| c.blob_store = BlobStoreConfig::S3(Box::new(options))).await;
-    let admin = server.admin();
-    server.create_repo("mirrors", "app", "private").await;
     server.create_repo("mirrors", "copy", "private").await;
 
     // A poll copies every blob into the bucket.
-    let form = json!({"remoteHost": up.url(), "remoteRepository": "team/app"});
-    let id = add_policy(&admin, "mirrors/app", &form).await;
-    let poll = json!({"action": "poll_mirror", "parameters": {"policyID": id}});
-    let job = admin.post("/api/v0/jobs").json(&poll).await;
-    let job = job.expect(StatusCode::ACCEPTED).json();
-    server.wait_done(job["id"].as_str().unwrap()).await;
+    let id = server
+        .add_policy("mirrors/app", &up.url(), "team/app")
+        .await;
+    server.wait_done(&server.submit_poll(Some(&id)).await).await;
     let keys = bucket.keys("regmirror/").await;
     for blob in image.blob_digests() {
         let hex = blob.strip_prefix("sha256:").unwrap();
@@ -127,14 +121,10 @@ async fn blob_gets_redirect_to_presigned_urls_of_the_bucket() {
         c.blob_redirect = Some(std::time::Duration::from_secs(300));
     })
     .await;
-    let admin = server.admin();
-    server.create_repo("mirrors", "app", "private").await;
-    let form = json!({"remoteHost": up.url(), "remoteRepository": "team/app"});
-    let id = add_policy(&admin, "mirrors/app", &form).await;
-    let poll = json!({"action": "poll_mirror", "parameters": {"policyID": id}});
-    let job = admin.post("/api/v0/jobs").json(&poll).await;
-    let job = job.expect(StatusCode::ACCEPTED).json();
-    server.wait_done(job["id"].as_str().unwrap()).await;
+    let id = server
+        .add_policy("mirrors/app", &up.url(), "team/app")
+        .await;
+    server.wait_done(&server.submit_poll(Some(&id)).await).await;
 
     let plain = reqwest::Client::builder()
         .no_proxy()

@@ -386,31 +386,6 @@ impl S3BlobStore {
     pub fn writer_memory_bound(&self) -> u64 {
         ((PARTS_IN_FLIGHT + 1) * self.inner.part_size) as u64
     }
-
-    /// A URL that lets its holder `GET` the committed blob `digest` straight
-    /// from the bucket for `expires` (at most [`MAX_PRESIGN`]), for a `307`
-    /// redirect of a blob `GET`; `None` (logged) when it cannot be signed.
-    /// The URL names the endpoint this store uses, which the client must be
-    /// able to reach. The blob's presence is not checked. The URL is a
-    /// credential until it expires (with temporary credentials it carries
-    /// the session token, as SigV4 requires): hand it to the client only,
-    /// never log it.
-    pub async fn presigned_get(&self, digest: &Digest, expires: Duration) -> Option<url::Url> {
-        use object_store::signer::{Method, Signer};
-        let key = self.inner.blob_key(digest);
-        match self
-            .inner
-            .s3
-            .signed_url(Method::GET, &key, expires.min(MAX_PRESIGN))
-            .await
-        {
-            Ok(url) => Some(url),
-            Err(e) => {
-                tracing::warn!(error = %self.inner.error("presigning a GET of", &key, e), "no presigned URL");
-                None
-            }
-        }
-    }
 }
 
 /// `msg` without any of `secrets`, and cut to a readable length.
@@ -594,8 +569,29 @@ impl BlobStore for S3BlobStore {
         self.inner.size(&self.inner.blob_key(digest)).await
     }
 
+    /// A URL that lets its holder `GET` the committed blob `digest` straight
+    /// from the bucket for `expires` (at most [`MAX_PRESIGN`]), for a `307`
+    /// redirect of a blob `GET`; `None` (logged) when it cannot be signed.
+    /// The URL names the endpoint this store uses, which the client must be
+    /// able to reach. The blob's presence is not checked. The URL is a
+    /// credential until it expires (with temporary credentials it carries
+    /// the session token, as SigV4 requires): hand it to the client only,
+    /// never log it.
     async fn presigned_get(&self, digest: &Digest, expires: Duration) -> Option<url::Url> {
-        S3BlobStore::presigned_get(self, digest, expires).await
+        use object_store::signer::{Method, Signer};
+        let key = self.inner.blob_key(digest);
+        match self
+            .inner
+            .s3
+            .signed_url(Method::GET, &key, expires.min(MAX_PRESIGN))
+            .await
+        {
+            Ok(url) => Some(url),
+            Err(e) => {
+                tracing::warn!(error = %self.inner.error("presigning a GET of", &key, e), "no presigned URL");
+                None
+            }
+        }
     }
 
     async fn writer(&self) -> Result<Box<dyn BlobWriter>, StoreError> {
