@@ -113,12 +113,13 @@ fn prepare_data_dir(dir: &std::path::Path) -> Result<(), ServerError> {
 /// Opens the stores in `config.data_dir`, creates the `admin` account on
 /// first start (printing a generated password once to stdout when
 /// `config.admin_password` is unset), recovers jobs left running by a crash
-/// (and deletes unfinished uploads), starts the job worker, the cron
-/// scheduler and the upload sweeper, and serves HTTP. On shutdown it stops
-/// accepting connections (followed job logs end), cancels the worker
-/// (running jobs are canceled and publish nothing partial), the scheduler
-/// and open uploads, waits up to `config.shutdown_grace` for open requests,
-/// and returns once the worker has finished.
+/// (and deletes the leftovers of blob writes that never committed), starts
+/// the job worker, the cron scheduler and the upload sweeper, and serves
+/// HTTP. On shutdown it stops accepting connections (followed job logs
+/// end), cancels the worker (running jobs are canceled and publish nothing
+/// partial) and the scheduler, waits up to `config.shutdown_grace` for open
+/// requests, and returns once the worker has finished. Chunked uploads
+/// outlive it: they are in the shared stores.
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -174,7 +175,11 @@ pub async fn run(
         let stop = background.child_token();
         tasks.spawn(async move { scheduler.run(stop).await });
     }
-    let uploads = Arc::new(UploadSessions::new(config.uploads));
+    let uploads = Arc::new(UploadSessions::new(
+        config.uploads,
+        server_stores.uploads.clone(),
+        mirror.stores().blobs.clone(),
+    ));
     tasks.spawn(uploads.clone().run_sweeper(background.child_token()));
     let tls = tls.map(|(tls, watcher)| {
         tasks.spawn(watcher.run(background.child_token()));

@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, SubsecRound, Utc};
 
 use super::{AccountChange, BearerRecord, ServerStores, TokenChange, TokenUpdate};
 use crate::store::records::Cron;
-use crate::store::records::{AccessLevel, Account, ApiToken, Credential};
+use crate::store::records::{AccessLevel, Account, ApiToken, Credential, UploadRecord};
 
 /// Every check below, in turn.
 pub async fn all(s: &ServerStores) {
@@ -15,6 +15,7 @@ pub async fn all(s: &ServerStores) {
     bearers(s).await;
     grants(s).await;
     crons(s).await;
+    uploads(s).await;
     meta(s).await;
 }
 
@@ -367,4 +368,44 @@ pub async fn meta(s: &ServerStores) {
     s.meta.set_meta("k", "1").await.unwrap();
     s.meta.set_meta("k", "2").await.unwrap();
     assert_eq!(s.meta.meta("k").await.unwrap().as_deref(), Some("2"));
+}
+
+/// [`super::UploadStore`]: counts, compare-and-set progress, take, expiry.
+pub async fn uploads(s: &ServerStores) {
+    let u = &s.uploads;
+    let t0 = now();
+    let record = |id: &str, owner: &str| UploadRecord {
+        id: id.into(),
+        repository: "team/app".into(),
+        owner: owner.into(),
+        progress: "p0".into(),
+        updated_at: t0,
+    };
+    assert_eq!(u.upload_counts("alice").await.unwrap(), (0, 0));
+    u.insert_upload(&record("u1", "alice")).await.unwrap();
+    u.insert_upload(&record("u2", "bob")).await.unwrap();
+    u.insert_upload(&record("u3", "alice")).await.unwrap();
+    assert_eq!(u.upload_counts("alice").await.unwrap(), (3, 2));
+    assert_eq!(u.upload_counts("carol").await.unwrap(), (3, 0));
+    assert_eq!(u.upload("u1").await.unwrap(), Some(record("u1", "alice")));
+    assert_eq!(u.upload("nope").await.unwrap(), None);
+
+    // Only the request that read the progress moves it on.
+    let t1 = t0 + Duration::seconds(5);
+    assert!(u.advance_upload("u1", "p0", "p1", t1).await.unwrap());
+    assert!(!u.advance_upload("u1", "p0", "p1b", t1).await.unwrap());
+    let got = u.upload("u1").await.unwrap().unwrap();
+    assert_eq!((got.progress.as_str(), got.updated_at), ("p1", t1));
+    assert!(!u.take_upload("u1", Some("p0")).await.unwrap());
+    assert!(u.take_upload("u1", Some("p1")).await.unwrap());
+    assert!(!u.take_upload("u1", None).await.unwrap());
+    assert_eq!(u.upload("u1").await.unwrap(), None);
+
+    // Idle ones expire; a touched one stays.
+    assert!(u.touch_upload("u2", t1).await.unwrap());
+    assert!(!u.touch_upload("u1", t1).await.unwrap());
+    let expired = u.expire_uploads(t0 + Duration::seconds(1)).await.unwrap();
+    assert_eq!(expired, vec!["u3".to_string()]);
+    assert!(u.take_upload("u2", None).await.unwrap());
+    assert_eq!(u.upload_counts("alice").await.unwrap(), (0, 0));
 }

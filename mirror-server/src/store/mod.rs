@@ -2,7 +2,8 @@
 //! [`AccountStore`] (accounts and their password hashes), [`TokenStore`]
 //! (access tokens), [`BearerStore`] (bearer tokens of `/auth/token`),
 //! [`GrantStore`] (per-repository access levels), [`CronStore`] (crons and
-//! their next run) and [`MetaStore`] (settings and one-time marks).
+//! their next run), [`UploadStore`] (chunked blob uploads between their
+//! requests) and [`MetaStore`] (settings and one-time marks).
 //! [`ServerStores`] holds one of each; [`crate::accounts::Accounts`],
 //! [`crate::scheduler::Scheduler`] and [`crate::settings::SettingsStore`]
 //! only call these traits.
@@ -27,7 +28,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::store::records::Cron;
-use crate::store::records::{AccessLevel, Account, ApiToken, Credential};
+use crate::store::records::{AccessLevel, Account, ApiToken, Credential, UploadRecord};
 
 pub mod conformance;
 mod postgres;
@@ -221,6 +222,35 @@ pub trait CronStore: Send + Sync {
     ) -> Result<bool, DbError>;
 }
 
+/// Chunked blob uploads between their requests. Each request replaces an
+/// upload's progress only if it is still what the request read (so two
+/// requests on one upload, on any replicas, never both win).
+#[async_trait]
+pub trait UploadStore: Send + Sync {
+    /// Records a new upload.
+    async fn insert_upload(&self, upload: &UploadRecord) -> Result<(), DbError>;
+    /// How many uploads are open, and how many of them `owner` started.
+    async fn upload_counts(&self, owner: &str) -> Result<(u64, u64), DbError>;
+    /// The upload `id`.
+    async fn upload(&self, id: &str) -> Result<Option<UploadRecord>, DbError>;
+    /// Sets the progress of `id` to `progress` (used at `now`) if it is
+    /// still `expected`; whether it was.
+    async fn advance_upload(
+        &self,
+        id: &str,
+        expected: &str,
+        progress: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DbError>;
+    /// Marks `id` as used at `now` (a long request is still sending it).
+    async fn touch_upload(&self, id: &str, now: DateTime<Utc>) -> Result<bool, DbError>;
+    /// Removes `id` if its progress is still `expected` (any, for
+    /// `None`); whether this call removed it.
+    async fn take_upload(&self, id: &str, expected: Option<&str>) -> Result<bool, DbError>;
+    /// Removes the uploads last used before `before`; their IDs.
+    async fn expire_uploads(&self, before: DateTime<Utc>) -> Result<Vec<String>, DbError>;
+}
+
 /// Small named values: the settings, one-time marks.
 #[async_trait]
 pub trait MetaStore: Send + Sync {
@@ -243,6 +273,8 @@ pub struct ServerStores {
     pub grants: Arc<dyn GrantStore>,
     /// Crons.
     pub crons: Arc<dyn CronStore>,
+    /// Chunked blob uploads.
+    pub uploads: Arc<dyn UploadStore>,
     /// Settings and marks.
     pub meta: Arc<dyn MetaStore>,
 }
@@ -266,7 +298,14 @@ impl ServerStores {
     /// `db` for every trait.
     pub fn sharing<S>(db: Arc<S>) -> Self
     where
-        S: AccountStore + TokenStore + BearerStore + GrantStore + CronStore + MetaStore + 'static,
+        S: AccountStore
+            + TokenStore
+            + BearerStore
+            + GrantStore
+            + CronStore
+            + UploadStore
+            + MetaStore
+            + 'static,
     {
         ServerStores {
             accounts: db.clone(),
@@ -274,6 +313,7 @@ impl ServerStores {
             bearers: db.clone(),
             grants: db.clone(),
             crons: db.clone(),
+            uploads: db.clone(),
             meta: db,
         }
     }

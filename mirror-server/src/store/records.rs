@@ -117,6 +117,22 @@ pub struct Cron {
     pub next_run: Option<DateTime<Utc>>,
 }
 
+/// A chunked blob upload in progress (`/v2/<name>/blobs/uploads/<id>`),
+/// kept between its requests so any replica can take the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRecord {
+    /// The session ID in the upload's URL.
+    pub id: String,
+    /// The repository it was started in; other repositories cannot use it.
+    pub repository: String,
+    /// The account that started it (counted against its limit).
+    pub owner: String,
+    /// Where it stands (mirror-core's `UploadProgress`, encoded).
+    pub progress: String,
+    /// When a request last started or finished with it.
+    pub updated_at: DateTime<Utc>,
+}
+
 fn serialize_opt_time<S: serde::Serializer>(
     t: &Option<DateTime<Utc>>,
     s: S,

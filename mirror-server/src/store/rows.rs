@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use crate::store::records::Cron;
-use crate::store::records::{AccessLevel, Account, ApiToken};
+use crate::store::records::{AccessLevel, Account, ApiToken, UploadRecord};
 
 /// A column that could not be read.
 pub(super) type Field<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -65,6 +65,17 @@ pub(super) fn cron(r: &dyn Row) -> Field<Cron> {
         stop_timeout: r.text(6)?,
         capacity_map: serde_json::from_str(&r.text(7)?).unwrap_or_default(),
         next_run: r.opt_time(8)?,
+    })
+}
+
+/// An upload from `sql`'s upload columns.
+pub(super) fn upload(r: &dyn Row) -> Field<UploadRecord> {
+    Ok(UploadRecord {
+        id: r.text(0)?,
+        repository: r.text(1)?,
+        owner: r.text(2)?,
+        progress: r.text(3)?,
+        updated_at: r.time(4)?,
     })
 }
 

@@ -135,6 +135,38 @@ pub(super) const DELETE_CRON: &str = "DELETE FROM crons WHERE action=$1";
 pub(super) const CLAIM_CRON: &str =
     "UPDATE crons SET next_run=$1 WHERE action=$2 AND next_run IS NOT DISTINCT FROM $3";
 
+/// The columns `rows::upload` reads.
+macro_rules! upload_columns {
+    () => {
+        "id, repository, owner, progress, updated_at"
+    };
+}
+
+/// `$1` id, `$2` repository, `$3` owner, `$4` progress, `$5` now.
+pub(super) const INSERT_UPLOAD: &str = "INSERT INTO blob_uploads
+     (id, repository, owner, progress, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)";
+/// `$1` owner: every upload, the owner's.
+pub(super) const UPLOAD_COUNTS: &str =
+    "SELECT COUNT(*), COUNT(CASE WHEN owner=$1 THEN 1 END) FROM blob_uploads";
+/// `$1` id.
+pub(super) const UPLOAD: &str = concat!(
+    "SELECT ",
+    upload_columns!(),
+    " FROM blob_uploads WHERE id=$1"
+);
+/// `$1` new progress, `$2` now, `$3` id, `$4` expected progress.
+pub(super) const ADVANCE_UPLOAD: &str =
+    "UPDATE blob_uploads SET progress=$1, updated_at=$2 WHERE id=$3 AND progress=$4";
+/// `$1` now, `$2` id.
+pub(super) const TOUCH_UPLOAD: &str = "UPDATE blob_uploads SET updated_at=$1 WHERE id=$2";
+/// `$1` id, `$2` expected progress.
+pub(super) const TAKE_UPLOAD: &str = "DELETE FROM blob_uploads WHERE id=$1 AND progress=$2";
+/// `$1` id.
+pub(super) const DELETE_UPLOAD: &str = "DELETE FROM blob_uploads WHERE id=$1";
+/// `$1` cutoff.
+pub(super) const EXPIRE_UPLOADS: &str =
+    "DELETE FROM blob_uploads WHERE updated_at < $1 RETURNING id";
+
 /// `$1` key.
 pub(super) const META: &str = "SELECT value FROM meta WHERE key=$1";
 /// `$1` key, `$2` value.
@@ -221,6 +253,14 @@ mod tests {
             CLAIM_CRON,
             META,
             SET_META,
+            INSERT_UPLOAD,
+            UPLOAD_COUNTS,
+            UPLOAD,
+            ADVANCE_UPLOAD,
+            TOUCH_UPLOAD,
+            TAKE_UPLOAD,
+            DELETE_UPLOAD,
+            EXPIRE_UPLOADS,
             SQLITE_TOUCH_TOKEN,
             SQLITE_TOKEN_ACCOUNT,
             SQLITE_TOUCH_ANY_TOKEN,

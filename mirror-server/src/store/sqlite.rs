@@ -19,10 +19,10 @@ use super::rows::{self, Field, Row, parse_ts, ts};
 use super::sql;
 use super::{
     AccountChange, AccountStore, BearerRecord, BearerStore, CronStore, DbError, GrantStore,
-    MetaStore, TokenChange, TokenStore, TokenUpdate,
+    MetaStore, TokenChange, TokenStore, TokenUpdate, UploadStore,
 };
 use crate::store::records::Cron;
-use crate::store::records::{AccessLevel, Account, ApiToken, Credential};
+use crate::store::records::{AccessLevel, Account, ApiToken, Credential, UploadRecord};
 
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "server.db";
@@ -80,8 +80,8 @@ CREATE TABLE IF NOT EXISTS crons (
 /// The schema of `server.db`, step by step (see
 /// `mirror_core::store::migrate`): version 1 is every table (created where
 /// missing), version 2 the revocation mark on access tokens, version 3 each
-/// cron's next run (claimed by the scheduler).
-const MIGRATIONS: [Migration; 3] = [
+/// cron's next run (claimed by the scheduler), version 4 chunked uploads.
+const MIGRATIONS: [Migration; 4] = [
     Migration {
         version: 1,
         what: "users, access tokens, bearer tokens, grants, crons",
@@ -103,6 +103,24 @@ const MIGRATIONS: [Migration; 3] = [
         version: 3,
         what: "the next run of each cron",
         apply: |c| add_column(c, "crons", "next_run", "TEXT"),
+    },
+    Migration {
+        version: 4,
+        what: "chunked blob uploads",
+        apply: |c| {
+            c.execute_batch(
+                "CREATE TABLE blob_uploads (
+                    id TEXT PRIMARY KEY,
+                    repository TEXT NOT NULL,
+                    owner TEXT NOT NULL,
+                    progress TEXT NOT NULL,
+                    created_at TEXT NOT NULL,
+                    updated_at TEXT NOT NULL
+                );
+                CREATE INDEX blob_uploads_by_owner ON blob_uploads (owner);
+                CREATE INDEX blob_uploads_by_use ON blob_uploads (updated_at);",
+            )
+        },
     },
 ];
 
@@ -538,6 +556,83 @@ impl CronStore for SqliteServerStore {
             })
             .await?;
         Ok(n > 0)
+    }
+}
+
+#[async_trait]
+impl UploadStore for SqliteServerStore {
+    async fn insert_upload(&self, upload: &UploadRecord) -> Result<(), DbError> {
+        let u = upload.clone();
+        self.with("recording a blob upload", move |c| {
+            let p = params![u.id, u.repository, u.owner, u.progress, ts(u.updated_at)];
+            c.execute(sql::INSERT_UPLOAD, p)
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn upload_counts(&self, owner: &str) -> Result<(u64, u64), DbError> {
+        let owner = owner.to_string();
+        self.with("counting blob uploads", move |c| {
+            c.query_row(sql::UPLOAD_COUNTS, [owner], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+            })
+        })
+        .await
+    }
+
+    async fn upload(&self, id: &str) -> Result<Option<UploadRecord>, DbError> {
+        let id = id.to_string();
+        self.with("reading a blob upload", move |c| {
+            c.query_row(sql::UPLOAD, [id], mapped(rows::upload))
+                .optional()
+        })
+        .await
+    }
+
+    async fn advance_upload(
+        &self,
+        id: &str,
+        expected: &str,
+        progress: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DbError> {
+        let p = (id.to_string(), expected.to_string(), progress.to_string());
+        let n = self
+            .with("recording a blob upload's progress", move |c| {
+                c.execute(sql::ADVANCE_UPLOAD, params![p.2, ts(now), p.0, p.1])
+            })
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn touch_upload(&self, id: &str, now: DateTime<Utc>) -> Result<bool, DbError> {
+        let id = id.to_string();
+        let n = self
+            .with("marking a blob upload used", move |c| {
+                c.execute(sql::TOUCH_UPLOAD, params![ts(now), id])
+            })
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn take_upload(&self, id: &str, expected: Option<&str>) -> Result<bool, DbError> {
+        let (id, expected) = (id.to_string(), expected.map(str::to_string));
+        let n = self
+            .with("ending a blob upload", move |c| match expected {
+                Some(expected) => c.execute(sql::TAKE_UPLOAD, [id, expected]),
+                None => c.execute(sql::DELETE_UPLOAD, [id]),
+            })
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn expire_uploads(&self, before: DateTime<Utc>) -> Result<Vec<String>, DbError> {
+        self.with("expiring idle blob uploads", move |c| {
+            let mut st = c.prepare(sql::EXPIRE_UPLOADS)?;
+            st.query_map([ts(before)], |r| r.get(0))?.collect()
+        })
+        .await
     }
 }
 
