@@ -187,6 +187,7 @@ pub async fn run(
     });
     tasks.close();
 
+    let worker_id = mirror.settings().worker_id.clone();
     let state = AppState {
         mirror,
         accounts,
@@ -216,6 +217,7 @@ pub async fn run(
             %addr,
             data_dir = %config.data_dir.display(),
             tls = config.tls.mode_name(),
+            worker = %worker_id,
             "mirror-server listening"
         );
     }
