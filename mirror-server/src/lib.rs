@@ -13,7 +13,9 @@
 //! - [`api`]: the routes; [`error`]: the only place errors become HTTP.
 //! - [`auth`] and [`accounts`]: who calls and what they may do.
 //! - [`store`]: the server's own state (accounts, tokens, grants, crons,
-//!   settings) behind one trait each, in `server.db` or PostgreSQL.
+//!   uploads, organizations, settings) behind one trait each, in
+//!   `server.db` or PostgreSQL.
+//! - [`orgs`]: organizations, teams and team grants (DTR's model).
 //! - [`uploads`]: blob pushes in progress, kept between requests.
 //! - [`serve`]: the accept loop, with its limits on slow clients.
 //! - [`tls`]: HTTPS (an operator's certificate, reloaded, or a generated
@@ -32,6 +34,7 @@ pub mod config;
 pub mod error;
 pub mod login_limit;
 mod open;
+pub mod orgs;
 pub mod read_access;
 pub mod scheduler;
 pub mod serve;
@@ -56,6 +59,7 @@ pub use tokio_util::sync::CancellationToken;
 
 use crate::accounts::{AccountError, Accounts};
 use crate::open::{open_mirror, open_stores};
+use crate::orgs::Organizations;
 use crate::scheduler::{CronError, Scheduler};
 use crate::settings::SettingsStore;
 use crate::state::AppState;
@@ -188,9 +192,11 @@ pub async fn run(
     tasks.close();
 
     let worker_id = mirror.settings().worker_id.clone();
+    let orgs = Arc::new(Organizations::new(server_stores.clone(), accounts.clone()));
     let state = AppState {
         mirror,
         accounts,
+        orgs,
         scheduler,
         uploads,
         settings,

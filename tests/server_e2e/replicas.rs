@@ -56,19 +56,20 @@ async fn server_migrations_run_once_and_refuse_a_newer_schema() {
             "SELECT count(*) FROM regmirror_server_schema_migrations",
         )
         .await;
-    assert_eq!(steps, "2");
-    // A database the previous release left (without step 2, the shared
-    // upload sessions) is upgraded at start.
+    assert_eq!(steps, "3");
+    // A database the previous release left (at step 1: without the shared
+    // upload sessions and organizations) is upgraded at start.
     pg.psql(
         &url,
-        "DROP TABLE blob_uploads; DELETE FROM regmirror_server_schema_migrations WHERE version = 2",
+        "DROP TABLE team_access, team_members, teams, org_members, organizations, blob_uploads;
+         DELETE FROM regmirror_server_schema_migrations WHERE version >= 2",
     )
     .await;
     let store = PgServerStore::connect(&url, 2).await.unwrap();
     let steps = pg
         .psql(&url, "SELECT string_agg(version::text, ',' ORDER BY version) FROM regmirror_server_schema_migrations")
         .await;
-    assert_eq!(steps, "1,2");
+    assert_eq!(steps, "1,2,3");
     assert_eq!(
         mirror_server::store::UploadStore::upload_counts(&store, "x")
             .await

@@ -23,6 +23,7 @@ use deadpool_postgres::{GenericClient, Pool};
 use mirror_core::store::{PgOptions, PgStep};
 use tokio_postgres::types::ToSql;
 
+use super::exec::{Exec, Param};
 use super::rows::{self, Field, Row};
 use super::sql;
 use super::sqlite::token_update;
@@ -42,7 +43,7 @@ const LOCK_KEY: i64 = 0x7265_676d_7372_7672;
 
 /// The server's schema, step by step. Names compare byte by byte
 /// (`COLLATE "C"`), so lists sort as SQLite sorts them.
-const STEPS: [PgStep; 2] = [
+const STEPS: [PgStep; 3] = [
     PgStep {
         version: 1,
         what: "server meta, users, access tokens, bearer tokens, grants, crons",
@@ -113,6 +114,47 @@ CREATE TABLE blob_uploads (
 );
 CREATE INDEX blob_uploads_by_owner ON blob_uploads (owner);
 CREATE INDEX blob_uploads_by_use ON blob_uploads (updated_at);
+"#,
+    },
+    PgStep {
+        version: 3,
+        what: "organizations, members, teams and their access",
+        sql: r#"
+CREATE TABLE organizations (
+    name text COLLATE "C" PRIMARY KEY,
+    id text NOT NULL,
+    full_name text NOT NULL DEFAULT '',
+    created_at timestamptz NOT NULL
+);
+CREATE TABLE org_members (
+    org text COLLATE "C" NOT NULL REFERENCES organizations (name) ON DELETE CASCADE,
+    username text COLLATE "C" NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+    is_admin boolean NOT NULL,
+    PRIMARY KEY (org, username)
+);
+CREATE INDEX org_members_by_user ON org_members (username);
+CREATE TABLE teams (
+    id text PRIMARY KEY,
+    org text COLLATE "C" NOT NULL REFERENCES organizations (name) ON DELETE CASCADE,
+    name text COLLATE "C" NOT NULL,
+    description text NOT NULL DEFAULT '',
+    created_at timestamptz NOT NULL,
+    UNIQUE (org, name)
+);
+CREATE TABLE team_members (
+    team_id text NOT NULL REFERENCES teams (id) ON DELETE CASCADE,
+    username text COLLATE "C" NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+    PRIMARY KEY (team_id, username)
+);
+CREATE INDEX team_members_by_user ON team_members (username);
+CREATE TABLE team_access (
+    team_id text NOT NULL REFERENCES teams (id) ON DELETE CASCADE,
+    kind text NOT NULL,
+    target text COLLATE "C" NOT NULL,
+    level text NOT NULL,
+    PRIMARY KEY (team_id, kind, target)
+);
+CREATE INDEX team_access_by_target ON team_access (kind, target);
 "#,
     },
 ];
@@ -551,6 +593,41 @@ impl CronStore for PgServerStore {
             .execute("claiming a cron run", sql::CLAIM_CRON, p)
             .await?;
         Ok(n > 0)
+    }
+}
+
+/// A shared statement's parameter as PostgreSQL takes it.
+fn pg_value(p: &Param) -> Box<dyn ToSql + Sync + Send> {
+    match p {
+        Param::Text(s) => Box::new(s.clone()),
+        Param::Flag(b) => Box::new(*b),
+        Param::Time(t) => Box::new(*t),
+    }
+}
+
+#[async_trait]
+impl Exec for PgServerStore {
+    async fn exec(
+        &self,
+        ctx: &'static str,
+        sql: &'static str,
+        params: Vec<Param>,
+    ) -> Result<u64, DbError> {
+        let values: Vec<_> = params.iter().map(pg_value).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v.as_ref() as _).collect();
+        self.execute(ctx, sql, &refs).await
+    }
+
+    async fn query<T: Send + 'static>(
+        &self,
+        ctx: &'static str,
+        sql: &'static str,
+        params: Vec<Param>,
+        convert: for<'r> fn(&'r (dyn Row + 'r)) -> Field<T>,
+    ) -> Result<Vec<T>, DbError> {
+        let values: Vec<_> = params.iter().map(pg_value).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v.as_ref() as _).collect();
+        self.rows(ctx, sql, &refs, convert).await
     }
 }
 

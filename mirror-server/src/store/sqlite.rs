@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use mirror_core::store::migrate::{Migration, add_column, migrate};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::exec::{Exec, Param};
 use super::rows::{self, Field, Row, parse_ts, ts};
 use super::sql;
 use super::{
@@ -80,8 +81,9 @@ CREATE TABLE IF NOT EXISTS crons (
 /// The schema of `server.db`, step by step (see
 /// `mirror_core::store::migrate`): version 1 is every table (created where
 /// missing), version 2 the revocation mark on access tokens, version 3 each
-/// cron's next run (claimed by the scheduler), version 4 chunked uploads.
-const MIGRATIONS: [Migration; 4] = [
+/// cron's next run (claimed by the scheduler), version 4 chunked uploads,
+/// version 5 organizations and teams.
+const MIGRATIONS: [Migration; 5] = [
     Migration {
         version: 1,
         what: "users, access tokens, bearer tokens, grants, crons",
@@ -119,6 +121,49 @@ const MIGRATIONS: [Migration; 4] = [
                 );
                 CREATE INDEX blob_uploads_by_owner ON blob_uploads (owner);
                 CREATE INDEX blob_uploads_by_use ON blob_uploads (updated_at);",
+            )
+        },
+    },
+    Migration {
+        version: 5,
+        what: "organizations, members, teams and their access",
+        apply: |c| {
+            c.execute_batch(
+                "CREATE TABLE organizations (
+                    name TEXT PRIMARY KEY,
+                    id TEXT NOT NULL,
+                    full_name TEXT NOT NULL DEFAULT '',
+                    created_at TEXT NOT NULL
+                );
+                CREATE TABLE org_members (
+                    org TEXT NOT NULL REFERENCES organizations (name) ON DELETE CASCADE,
+                    username TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+                    is_admin INTEGER NOT NULL,
+                    PRIMARY KEY (org, username)
+                );
+                CREATE INDEX org_members_by_user ON org_members (username);
+                CREATE TABLE teams (
+                    id TEXT PRIMARY KEY,
+                    org TEXT NOT NULL REFERENCES organizations (name) ON DELETE CASCADE,
+                    name TEXT NOT NULL,
+                    description TEXT NOT NULL DEFAULT '',
+                    created_at TEXT NOT NULL,
+                    UNIQUE (org, name)
+                );
+                CREATE TABLE team_members (
+                    team_id TEXT NOT NULL REFERENCES teams (id) ON DELETE CASCADE,
+                    username TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+                    PRIMARY KEY (team_id, username)
+                );
+                CREATE INDEX team_members_by_user ON team_members (username);
+                CREATE TABLE team_access (
+                    team_id TEXT NOT NULL REFERENCES teams (id) ON DELETE CASCADE,
+                    kind TEXT NOT NULL,
+                    target TEXT NOT NULL,
+                    level TEXT NOT NULL,
+                    PRIMARY KEY (team_id, kind, target)
+                );
+                CREATE INDEX team_access_by_target ON team_access (kind, target);",
             )
         },
     },
@@ -556,6 +601,53 @@ impl CronStore for SqliteServerStore {
             })
             .await?;
         Ok(n > 0)
+    }
+}
+
+/// A shared statement's parameter as SQLite keeps it.
+fn sqlite_value(p: Param) -> rusqlite::types::Value {
+    use rusqlite::types::Value;
+    match p {
+        Param::Text(s) => Value::Text(s),
+        Param::Flag(b) => Value::Integer(b.into()),
+        Param::Time(t) => Value::Text(ts(t)),
+    }
+}
+
+#[async_trait]
+impl Exec for SqliteServerStore {
+    async fn exec(
+        &self,
+        ctx: &'static str,
+        sql: &'static str,
+        params: Vec<Param>,
+    ) -> Result<u64, DbError> {
+        self.with(ctx, move |c| {
+            let mut st = c.prepare_cached(sql)?;
+            let n = st.execute(rusqlite::params_from_iter(
+                params.into_iter().map(sqlite_value),
+            ))?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn query<T: Send + 'static>(
+        &self,
+        ctx: &'static str,
+        sql: &'static str,
+        params: Vec<Param>,
+        convert: for<'r> fn(&'r (dyn Row + 'r)) -> Field<T>,
+    ) -> Result<Vec<T>, DbError> {
+        self.with(ctx, move |c| {
+            let mut st = c.prepare_cached(sql)?;
+            st.query_map(
+                rusqlite::params_from_iter(params.into_iter().map(sqlite_value)),
+                mapped(convert),
+            )?
+            .collect()
+        })
+        .await
     }
 }
 
