@@ -26,6 +26,7 @@ pub mod copy;
 pub mod diff;
 pub mod digest;
 pub mod error;
+pub mod gc;
 pub mod image_info;
 pub mod job;
 pub mod manifest;

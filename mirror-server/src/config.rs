@@ -72,6 +72,12 @@
 //! `auto` only. `tls_reload_interval_secs`
 //! (`MIRROR_TLS_RELOAD_INTERVAL_SECS`, default 10): how often the files
 //! are checked.
+//!
+//! Garbage collection (`onlinegc` jobs; see `mirror_core::gc`), a `[gc]`
+//! table: `grace_period` (a duration such as `"30m"` or `"2h"`, default
+//! `"1h"`: content written, linked or held within it stays) and
+//! `delete_untagged` (default false: manifests no tag reaches stay). A
+//! job's `gracePeriod` and `deleteUntagged` parameters override them.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -79,6 +85,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use mirror_core::Secret;
+use mirror_core::gc::GcSettings;
 use mirror_core::remote::{RemoteGuard, RemoteLimits};
 use mirror_core::store::S3Options;
 use serde::Deserialize;
@@ -231,6 +238,17 @@ struct FileConfig {
     database_url: Option<Secret>,
     #[serde(alias = "database-pool-size")]
     database_pool_size: Option<usize>,
+    gc: Option<GcFile>,
+}
+
+/// The `[gc]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GcFile {
+    #[serde(alias = "grace-period")]
+    grace_period: Option<String>,
+    #[serde(alias = "delete-untagged")]
+    delete_untagged: Option<bool>,
 }
 
 /// The `[s3]` table: the bucket's endpoint, region and credentials (each
@@ -415,6 +433,8 @@ pub struct Config {
     pub database_url: Option<Secret>,
     /// The engine's connection pool size with `database_url`.
     pub database_pool_size: usize,
+    /// How `onlinegc` jobs collect unless their parameters say otherwise.
+    pub gc: GcSettings,
 }
 
 /// The default [`Config::database_pool_size`].
@@ -439,6 +459,7 @@ impl Config {
             blob_redirect: None,
             database_url: None,
             database_pool_size: DEFAULT_DATABASE_POOL_SIZE,
+            gc: GcSettings::default(),
         }
     }
 
@@ -537,6 +558,18 @@ impl Config {
             })?;
         if let Some(limits) = file.remote_limits {
             config.remote_limits = limits.apply(config.remote_limits)?;
+        }
+        if let Some(gc) = file.gc {
+            if let Some(grace) = gc.grace_period {
+                config.gc.grace =
+                    mirror_core::gc::parse_grace("gc.grace_period", &grace).map_err(|e| {
+                        ConfigError::Invalid {
+                            key: e.field,
+                            reason: e.reason,
+                        }
+                    })?;
+            }
+            config.gc.delete_untagged = gc.delete_untagged.unwrap_or(false);
         }
         if let Some(secs) = file.s3.as_ref().and_then(|s3| s3.redirect_secs) {
             if secs > 7 * 24 * 3600 {
