@@ -23,6 +23,9 @@
 //!   mirrored and access level; tags with platforms and image size; Save &
 //!   Apply's job, followed by a repository admin with live progress; jobs
 //!   filtered by status.
+//! - `gc`: online garbage collection (`onlinegc` jobs): dry run, real run,
+//!   bytes in the log and `/metrics`, remaining tags pull whole; a race of
+//!   collections against pushes and polls; admins only.
 //! - `replicas`: the server's stores on PostgreSQL (conformance,
 //!   migrations), and two servers on one database and one bucket acting as
 //!   one registry (accounts, policies, jobs, pushes, a cron fired once).
@@ -36,6 +39,7 @@ mod blob_store_s3;
 mod conformance;
 mod crons;
 mod dtr_scripts;
+mod gc;
 mod lifecycle;
 mod mirror_flow;
 mod observability;

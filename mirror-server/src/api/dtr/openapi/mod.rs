@@ -46,7 +46,7 @@ use super::paging::PageSize;
         (name = "repositories", description = "Repositories and their tags."),
         (name = "access", description = "Per-user access grants on a repository."),
         (name = "policies", description = "Poll mirroring policies and the remote check."),
-        (name = "jobs", description = "Jobs (`poll_mirror`) and their logs."),
+        (name = "jobs", description = "Jobs (`poll_mirror`, `onlinegc`) and their logs."),
         (name = "crons", description = "Crons that submit jobs."),
         (name = "accounts", description = "Accounts, access tokens and bearer tokens."),
         (name = "meta", description = "Settings, features and this document."),
