@@ -839,6 +839,32 @@ mod tests {
     }
 
     #[test]
+    fn gc_table_sets_the_collection_defaults_and_names_a_bad_key() {
+        let dir = std::env::temp_dir().join(format!("regmirror-gc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        let f = file.to_str().unwrap();
+        let c = Config::resolve(cli(&[]), None).unwrap();
+        assert_eq!(c.gc, GcSettings::default());
+        std::fs::write(
+            &file,
+            "[gc]\ngrace_period = \"30m\"\ndelete_untagged = true\n",
+        )
+        .unwrap();
+        let c = Config::resolve(cli(&["--config", f]), None).unwrap();
+        assert_eq!(c.gc.grace, Duration::from_secs(1800));
+        assert!(c.gc.delete_untagged && !c.gc.dry_run);
+        for bad in ["grace_period = \"soon\"", "grace_period = \"0s\""] {
+            std::fs::write(&file, format!("[gc]\n{bad}\n")).unwrap();
+            let e = Config::resolve(cli(&["--config", f]), None).unwrap_err();
+            assert!(e.to_string().contains("gc.grace_period"), "{e}");
+        }
+        std::fs::write(&file, "[gc]\nkeep = true\n").unwrap();
+        assert!(Config::resolve(cli(&["--config", f]), None).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn blob_store_from_flag_and_s3_table() {
         let dir = std::env::temp_dir().join(format!("regmirror-s3-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -577,7 +577,10 @@ mod tests {
         let waiting = tokio::spawn(async move { hold(repos.as_ref(), &[d2]).await });
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!waiting.is_finished(), "a hold went past a live claim");
-        f.repos.release_claims(&[d.clone()]).await.unwrap();
+        f.repos
+            .release_claims(std::slice::from_ref(&d))
+            .await
+            .unwrap();
         waiting.await.unwrap().unwrap();
         // And now held: a collector's claim is refused.
         let claimed = f

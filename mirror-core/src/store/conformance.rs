@@ -457,10 +457,13 @@ pub async fn gc_holds_and_claims(store: &dyn RepositoryStore) {
             .unwrap(),
         vec![loose.clone()]
     );
-    store.release_claims(&[loose.clone()]).await.unwrap();
+    store
+        .release_claims(std::slice::from_ref(&loose))
+        .await
+        .unwrap();
     assert!(
         store
-            .hold_digests(&[loose.clone()], now)
+            .hold_digests(std::slice::from_ref(&loose), now)
             .await
             .unwrap()
             .is_empty()
@@ -468,7 +471,7 @@ pub async fn gc_holds_and_claims(store: &dyn RepositoryStore) {
     // A held digest is not claimed; one held before `held_since` is.
     assert!(
         store
-            .claim_unreferenced(&[loose.clone()], start, Utc::now())
+            .claim_unreferenced(std::slice::from_ref(&loose), start, Utc::now())
             .await
             .unwrap()
             .is_empty(),
@@ -477,7 +480,7 @@ pub async fn gc_holds_and_claims(store: &dyn RepositoryStore) {
     let claimed_at = Utc::now();
     assert_eq!(
         store
-            .claim_unreferenced(&[loose.clone()], later, claimed_at)
+            .claim_unreferenced(std::slice::from_ref(&loose), later, claimed_at)
             .await
             .unwrap(),
         vec![loose.clone()]
@@ -487,12 +490,15 @@ pub async fn gc_holds_and_claims(store: &dyn RepositoryStore) {
         claimed_at + Duration::from_std(crate::store::CLAIM_TTL).unwrap() + Duration::seconds(1);
     assert!(
         store
-            .hold_digests(&[loose.clone()], stale)
+            .hold_digests(std::slice::from_ref(&loose), stale)
             .await
             .unwrap()
             .is_empty()
     );
-    store.release_claims(&[loose.clone()]).await.unwrap();
+    store
+        .release_claims(std::slice::from_ref(&loose))
+        .await
+        .unwrap();
 
     // Conditional removals: nothing tagged, referenced or held goes.
     let (m, l) = store
@@ -513,7 +519,7 @@ pub async fn gc_holds_and_claims(store: &dyn RepositoryStore) {
         .remove_unreferenced(
             &name,
             &[index.clone(), image.clone()],
-            &[layer.clone()],
+            std::slice::from_ref(&layer),
             start,
         )
         .await
@@ -526,7 +532,7 @@ pub async fn gc_holds_and_claims(store: &dyn RepositoryStore) {
         .remove_unreferenced(
             &name,
             &[index.clone(), image.clone()],
-            &[layer.clone()],
+            std::slice::from_ref(&layer),
             later,
         )
         .await
