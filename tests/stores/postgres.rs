@@ -253,7 +253,7 @@ async fn pg_migrations_run_once_even_from_replicas_starting_together() {
     .await;
     let e = connect(&url).await.unwrap_err().to_string();
     assert!(
-        e.contains("has schema version 99, newer than this build knows (1)")
+        e.contains("has schema version 99, newer than this build knows (2)")
             && e.contains("run the newer regmirror"),
         "{e}"
     );
