@@ -448,6 +448,15 @@ pub async fn gc_holds_and_claims(store: &dyn RepositoryStore) {
             .unwrap(),
         vec![loose.clone()]
     );
+    // A live claim is not claimed again (by another collector).
+    assert!(
+        store
+            .claim_unreferenced(std::slice::from_ref(&loose), later, Utc::now())
+            .await
+            .unwrap()
+            .is_empty(),
+        "a live claim was taken twice"
+    );
     // A hold sees the claim until it is released.
     let now = Utc::now();
     assert_eq!(
@@ -494,6 +503,15 @@ pub async fn gc_holds_and_claims(store: &dyn RepositoryStore) {
             .await
             .unwrap()
             .is_empty()
+    );
+    // And another collector may take it over.
+    assert_eq!(
+        store
+            .claim_unreferenced(std::slice::from_ref(&loose), later, stale)
+            .await
+            .unwrap(),
+        vec![loose.clone()],
+        "a stale claim was not taken over"
     );
     store
         .release_claims(std::slice::from_ref(&loose))

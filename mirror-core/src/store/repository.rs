@@ -314,7 +314,9 @@ pub trait RepositoryStore: Send + Sync + 'static {
     /// In one transaction (serialized with [`RepositoryStore::hold_digests`]),
     /// claims for deletion those of `digests` that no repository links or
     /// references as a blob or manifest and that are not held at or after
-    /// `held_since`; a claim is recorded at `at`. Returns the claimed ones:
+    /// `held_since`, and that no other claim younger than [`CLAIM_TTL`]
+    /// holds (two collectors never delete under one claim); a claim is
+    /// recorded at `at`. Returns the claimed ones:
     /// only their bytes may be deleted, and only until `at` plus half of
     /// [`CLAIM_TTL`].
     async fn claim_unreferenced(

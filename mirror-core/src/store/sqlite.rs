@@ -1044,6 +1044,9 @@ impl RepositoryStore for SqliteStore {
         let digests = digests.to_vec();
         self.with(move |c| {
             let ctx = "claiming unreferenced blobs";
+            // Another collector's live claim is its own: taken over only
+            // once stale.
+            let stale = ts(&(at - chrono::Duration::from_std(CLAIM_TTL).expect("small")));
             let (since, at) = (ts(&held_since), ts(&at));
             let tx = c.transaction().map_err(db_err(ctx))?;
             let mut claimed = Vec::new();
@@ -1055,8 +1058,9 @@ impl RepositoryStore for SqliteStore {
                            AND NOT EXISTS (SELECT 1 FROM manifests WHERE digest=?1)
                            AND NOT EXISTS (SELECT 1 FROM manifest_refs WHERE target=?1)
                            AND NOT EXISTS (SELECT 1 FROM gc_holds WHERE digest=?1 AND held_at >= ?3)
-                         ON CONFLICT (digest) DO UPDATE SET claimed_at = excluded.claimed_at",
-                        params![d.to_string(), at, since],
+                         ON CONFLICT (digest) DO UPDATE SET claimed_at = excluded.claimed_at
+                           WHERE gc_claims.claimed_at < ?4",
+                        params![d.to_string(), at, since, stale],
                     )
                     .map_err(db_err(ctx))?;
                 if n > 0 {

@@ -553,6 +553,9 @@ impl RepositoryStore for PgStore {
         at: DateTime<Utc>,
     ) -> Result<Vec<Digest>, StoreError> {
         let ctx = "claiming unreferenced blobs";
+        // Another collector's live claim is its own: taken over only once
+        // stale.
+        let stale = at - chrono::Duration::from_std(CLAIM_TTL).expect("small");
         let list = strings(digests);
         let mut client = self.client(ctx).await?;
         let tx = client.transaction().await.map_err(db_err(ctx))?;
@@ -569,8 +572,9 @@ impl RepositoryStore for PgStore {
                AND NOT EXISTS (SELECT 1 FROM gc_holds h WHERE h.digest = u.d AND h.held_at >= $3)
              ORDER BY d
              ON CONFLICT (digest) DO UPDATE SET claimed_at = EXCLUDED.claimed_at
+               WHERE gc_claims.claimed_at < $4
              RETURNING digest",
-            &[&list, &at, &held_since],
+            &[&list, &at, &held_since, &stale],
         )
         .await?
         .iter()
