@@ -424,3 +424,60 @@ async fn gc_racing_pushes_and_polls_never_breaks_a_tag() {
         assert_eq!(sha256(&bytes), digest);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_on_an_s3_bucket_deletes_the_moved_tags_objects() {
+    use crate::support::s3::S3Server;
+    use mirror_server::config::BlobStoreConfig;
+
+    let upstream = Registry::plain().await;
+    let up = upstream.pusher();
+    let old = up
+        .push_image("team/app", "v1", ImageSpec::small("s3 v1"))
+        .await;
+    let bucket = S3Server::shared().bucket().await;
+    let options = bucket.options("gc");
+    let server =
+        TestServer::start_with(|c| c.blob_store = BlobStoreConfig::S3(Box::new(options))).await;
+    let policy = server
+        .add_policy("mirrors/app", &upstream.url(), "team/app")
+        .await;
+    server
+        .wait_done(&server.submit_poll(Some(&policy)).await)
+        .await;
+    let new = up
+        .push_image("team/app", "v1", ImageSpec::small("s3 v1, moved"))
+        .await;
+    server
+        .wait_done(&server.submit_poll(Some(&policy)).await)
+        .await;
+    let key = |d: &str| format!("gc/blobs/sha256/{}", d.strip_prefix("sha256:").unwrap());
+    let digests = |image: &crate::support::PushedManifest| {
+        let mut all = image.blob_digests();
+        all.push(image.digest.clone());
+        all
+    };
+    let keys = bucket.keys("gc/").await;
+    for d in digests(&old).iter().chain(&digests(&new)) {
+        assert!(keys.contains(&key(d)), "{d} not in the bucket");
+    }
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let log = run_gc(
+        &server,
+        json!({"gracePeriod": "1s", "deleteUntagged": "true"}),
+    )
+    .await;
+    assert!(bytes_reported(&log) > 0, "{log:#?}");
+    let keys = bucket.keys("gc/").await;
+    for d in digests(&old) {
+        assert!(
+            !keys.contains(&key(&d)),
+            "{d} of the moved tag still in the bucket"
+        );
+    }
+    for d in digests(&new) {
+        assert!(keys.contains(&key(&d)), "{d} of the tag went");
+    }
+    pull_and_verify(&server, "mirrors/app", "v1", &new.digest).await;
+}

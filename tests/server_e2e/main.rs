@@ -25,7 +25,7 @@
 //!   filtered by status.
 //! - `gc`: online garbage collection (`onlinegc` jobs): dry run, real run,
 //!   bytes in the log and `/metrics`, remaining tags pull whole; a race of
-//!   collections against pushes and polls; admins only.
+//!   collections against pushes and polls; admins only; on an S3 bucket.
 //! - `replicas`: the server's stores on PostgreSQL (conformance,
 //!   migrations), and two servers on one database and one bucket acting as
 //!   one registry (accounts, policies, jobs, pushes, a cron fired once).
