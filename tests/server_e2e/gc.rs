@@ -70,8 +70,15 @@ fn metric(text: &str, name: &str) -> u64 {
 }
 
 /// Pulls `repo:tag` from the server with skopeo into a `dir:` and checks
-/// the manifest hashes to `digest` and every file re-hashes to its name.
-async fn pull_and_verify(server: &TestServer, repo: &str, tag: &str, digest: &str) {
+/// the manifest hashes to `digest` and every file re-hashes to its name;
+/// the digests of the manifest and every blob pulled.
+async fn pull_and_verify(
+    server: &TestServer,
+    repo: &str,
+    tag: &str,
+    digest: &str,
+) -> BTreeSet<String> {
+    let mut pulled = BTreeSet::from([digest.to_string()]);
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("image");
     skopeo(vec![
@@ -90,8 +97,10 @@ async fn pull_and_verify(server: &TestServer, repo: &str, tag: &str, digest: &st
         if name.len() == 64 {
             let bytes = std::fs::read(f.path()).unwrap();
             assert_eq!(sha256(&bytes), format!("sha256:{name}"), "{repo}:{tag}");
+            pulled.insert(format!("sha256:{name}"));
         }
     }
+    pulled
 }
 
 /// A pusher into the server as admin.
@@ -395,7 +404,11 @@ async fn gc_racing_pushes_and_polls_never_breaks_a_tag() {
         "no race took place: {pushed} pushes, {polled} polls, {collections} collections, {removed} blobs removed"
     );
 
-    // Every tag pulls whole, mirrored ones as upstream has them.
+    let stored = stored_blobs(&server.data_dir());
+
+    // Every tag pulls whole, mirrored ones as upstream has them, and the
+    // store holds nothing else (past the grace period).
+    let mut referenced = BTreeSet::new();
     let admin = server.admin();
     for repo in ["team/pushed", "mirrors/app"] {
         let tags = admin
@@ -413,9 +426,14 @@ async fn gc_racing_pushes_and_polls_never_breaks_a_tag() {
                     Some(digest)
                 );
             }
-            pull_and_verify(&server, repo, name, digest).await;
+            referenced.extend(pull_and_verify(&server, repo, name, digest).await);
         }
     }
+    let stored_set: BTreeSet<String> = stored.keys().cloned().collect();
+    assert_eq!(
+        stored_set, referenced,
+        "the store is not back to what tags reference"
+    );
     // And every stored blob still hashes to its name.
     let data = server.data_dir();
     for (digest, _) in stored_blobs(&data) {
