@@ -199,6 +199,35 @@ fn hold(c: &Connection, digests: &[String], at: &str, ctx: &str) -> Result<(), S
     Ok(())
 }
 
+/// In one transaction: holds `digests` at `at`, then reads which of them
+/// are claimed since `claimed_since`.
+fn hold_and_read_claims(
+    c: &mut Connection,
+    digests: &[String],
+    at: &DateTime<Utc>,
+    claimed_since: &str,
+    ctx: &str,
+) -> Result<Vec<Digest>, StoreError> {
+    let tx = c.transaction().map_err(db_err(ctx))?;
+    hold(&tx, digests, &ts(at), ctx)?;
+    let mut claimed = Vec::new();
+    {
+        let mut stmt = tx
+            .prepare_cached("SELECT 1 FROM gc_claims WHERE digest=?1 AND claimed_at >= ?2")
+            .map_err(db_err(ctx))?;
+        for d in digests {
+            if stmt
+                .exists(params![d, claimed_since])
+                .map_err(db_err(ctx))?
+            {
+                claimed.push(parse_digest(d)?);
+            }
+        }
+    }
+    tx.commit().map_err(db_err(ctx))?;
+    Ok(claimed)
+}
+
 fn digest_strings(digests: &[Digest]) -> Vec<String> {
     digests.iter().map(|d| d.to_string()).collect()
 }
@@ -931,24 +960,14 @@ impl RepositoryStore for SqliteStore {
         let claimed_since = ts(&(at - chrono::Duration::from_std(CLAIM_TTL).expect("small")));
         self.with(move |c| {
             let ctx = "holding digests for garbage collection";
-            let tx = c.transaction().map_err(db_err(ctx))?;
-            hold(&tx, &digests, &ts(&at), ctx)?;
-            let mut claimed = Vec::new();
-            {
-                let mut stmt = tx
-                    .prepare_cached("SELECT 1 FROM gc_claims WHERE digest=?1 AND claimed_at >= ?2")
-                    .map_err(db_err(ctx))?;
-                for d in &digests {
-                    if stmt
-                        .exists(params![d, claimed_since])
-                        .map_err(db_err(ctx))?
-                    {
-                        claimed.push(parse_digest(d)?);
-                    }
-                }
-            }
-            tx.commit().map_err(db_err(ctx))?;
-            Ok(claimed)
+            // Without an fsync: a hold guards a writer of this moment, and
+            // a power loss ends that writer too (WAL keeps it atomic).
+            c.execute_batch("PRAGMA synchronous=NORMAL")
+                .map_err(db_err(ctx))?;
+            let held = hold_and_read_claims(c, &digests, &at, &claimed_since, ctx);
+            c.execute_batch("PRAGMA synchronous=FULL")
+                .map_err(db_err(ctx))?;
+            held
         })
         .await
     }

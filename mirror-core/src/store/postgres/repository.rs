@@ -464,6 +464,9 @@ impl RepositoryStore for PgStore {
         let mut client = self.client(ctx).await?;
         let tx = client.transaction().await.map_err(db_err(ctx))?;
         gc_lock(&tx, ctx, false).await?;
+        // No wait for the WAL flush: a hold guards a writer of this moment,
+        // which a server crash ends too.
+        execute(&tx, ctx, "SET LOCAL synchronous_commit = off", &[]).await?;
         hold(&tx, ctx, &list, &at).await?;
         let claimed = query(
             &tx,
