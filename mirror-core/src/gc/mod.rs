@@ -246,10 +246,11 @@ pub async fn collect(
         // What the store refused to remove (referenced or held again
         // since the mark) stays, with what it references.
         let gone_m: HashSet<&Digest> = gone_manifests.iter().collect();
+        let planned: HashSet<&Digest> = marked.manifests.iter().collect();
         for m in content
             .manifests
             .iter()
-            .filter(|m| marked.manifests.contains(&m.digest) && !gone_m.contains(&m.digest))
+            .filter(|m| planned.contains(&m.digest) && !gone_m.contains(&m.digest))
         {
             live.insert(m.digest.clone());
             live.extend(m.blobs.iter().cloned());
