@@ -6,6 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use sha2::digest::common::hazmat::{SerializableState, SerializedState};
 use sha2::{Digest as _, Sha256};
 
 /// Why a string is not a valid digest.
@@ -105,6 +106,11 @@ impl<'de> serde::Deserialize<'de> for Digest {
     }
 }
 
+/// A saved hasher state that [`Hasher::resume`] cannot read.
+#[derive(Debug, thiserror::Error)]
+#[error("not a saved sha256 hasher state")]
+pub struct InvalidHashState;
+
 /// A running SHA-256 over a stream of chunks, with a byte count.
 ///
 /// ```
@@ -141,6 +147,32 @@ impl Hasher {
         self.len == 0
     }
 
+    /// The hasher's state as text (byte count and SHA-256 state), so
+    /// that another process may go on where this one stopped:
+    /// [`Hasher::resume`]. A chunked upload keeps it between requests.
+    ///
+    /// ```
+    /// let mut h = mirror_core::Hasher::new();
+    /// h.update(b"hello ");
+    /// let mut h = mirror_core::Hasher::resume(&h.save()).unwrap();
+    /// h.update(b"world");
+    /// assert_eq!(h.finish(), mirror_core::Digest::of(b"hello world"));
+    /// ```
+    pub fn save(&self) -> String {
+        format!("{}:{}", self.len, hex::encode(self.inner.serialize()))
+    }
+
+    /// A hasher in the state [`Hasher::save`] wrote.
+    pub fn resume(saved: &str) -> Result<Self, InvalidHashState> {
+        let (len, state) = saved.split_once(':').ok_or(InvalidHashState)?;
+        let len: u64 = len.parse().map_err(|_| InvalidHashState)?;
+        let bytes = hex::decode(state).map_err(|_| InvalidHashState)?;
+        let state =
+            SerializedState::<Sha256>::try_from(bytes.as_slice()).map_err(|_| InvalidHashState)?;
+        let inner = Sha256::deserialize(&state).map_err(|_| InvalidHashState)?;
+        Ok(Hasher { inner, len })
+    }
+
     /// The digest of everything fed.
     pub fn finish(self) -> Digest {
         Digest {
@@ -175,5 +207,21 @@ mod tests {
             h.finish().to_string(),
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+    }
+
+    #[test]
+    fn saved_state_resumes_at_any_split() {
+        let data: Vec<u8> = (0..300u32).map(|i| (i * 7) as u8).collect();
+        for split in [0, 1, 63, 64, 65, 128, 299, 300] {
+            let mut h = Hasher::new();
+            h.update(&data[..split]);
+            let mut h = Hasher::resume(&h.save()).unwrap();
+            assert_eq!(h.len(), split as u64);
+            h.update(&data[split..]);
+            assert_eq!(h.finish(), Digest::of(&data), "split at {split}");
+        }
+        for bad in ["", "5", "x:00", "1:zz", "1:00", "-1:"] {
+            assert!(Hasher::resume(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -69,6 +69,12 @@ impl RepositoryName {
         self.0.rsplit_once('/').map(|(ns, _)| ns).unwrap_or("")
     }
 
+    /// The first path component: the account or organization whose
+    /// namespace holds the repository (a server decides access by it).
+    pub fn owner_namespace(&self) -> &str {
+        self.0.split('/').next().unwrap_or_default()
+    }
+
     /// The last path component.
     pub fn short_name(&self) -> &str {
         self.0.rsplit_once('/').map(|(_, n)| n).unwrap_or(&self.0)

@@ -43,6 +43,7 @@ use mirror_core::{RepositoryName, Secret};
 use sha2::{Digest as _, Sha256};
 
 use crate::login_limit::{Limited, LoginLimiter};
+use crate::store::records::AccessMap;
 use crate::store::{AccountChange, DbError, ServerStores, TokenChange, TokenUpdate};
 
 pub mod bearer;
@@ -432,6 +433,9 @@ impl Accounts {
                 reason: "longer than 255 characters".into(),
             });
         }
+        if self.stores.orgs.org(&new.name).await?.is_some() {
+            return Err(AccountError::Exists { name: new.name });
+        }
         let password = new.password.clone();
         let hash = self
             .argon2(move || hash_password(password.expose()))
@@ -681,21 +685,24 @@ impl Accounts {
         Ok(self.stores.tokens.delete_token(user, hashed_token).await?)
     }
 
-    /// The level granted explicitly to `user` on `repo`, if any.
-    pub async fn grant(
+    /// The highest level `user` holds on `repo` through their own grant,
+    /// their teams and their organizations, if any.
+    pub async fn levels(
         &self,
         user: &str,
         repo: &RepositoryName,
     ) -> Result<Option<AccessLevel>, AccountError> {
-        Ok(self.stores.grants.grant(user, repo.as_str()).await?)
+        Ok(self
+            .stores
+            .orgs
+            .levels(user, repo.as_str(), repo.owner_namespace())
+            .await?)
     }
 
-    /// Every explicit grant of `user`: repository name → level.
-    pub async fn grants_of(
-        &self,
-        user: &str,
-    ) -> Result<HashMap<String, AccessLevel>, AccountError> {
-        Ok(self.stores.grants.grants_of(user).await?)
+    /// Every level `user` holds (own grants, teams, organizations), by
+    /// repository and by namespace.
+    pub async fn access_map(&self, user: &str) -> Result<AccessMap, AccountError> {
+        Ok(self.stores.orgs.access_map(user).await?)
     }
 
     /// Every explicit grant on `repo`: (user, level), by user.

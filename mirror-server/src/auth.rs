@@ -11,7 +11,10 @@
 //! - a server admin has `admin` everywhere;
 //! - a user has `admin` on repositories in the namespace named after them
 //!   (as in DTR, where users own their namespace);
-//! - explicit grants (`read-only`, `read-write`, `admin`) from `accounts`;
+//! - explicit grants (`read-only`, `read-write`, `admin`) from `accounts`:
+//!   the user's own, their teams' on the repository or its whole
+//!   namespace, and `admin` for an organization's administrators on its
+//!   namespace; the highest counts;
 //! - anyone, even anonymous, has `read-only` on a public repository.
 //!
 //! The HTTP error shapes (OCI vs DTR) are chosen by the callers through
@@ -184,18 +187,57 @@ pub async fn access_level(
     repo: &RepositoryName,
     visibility: Option<Visibility>,
 ) -> Result<Option<AccessLevel>, AccountError> {
-    let public = (visibility == Some(Visibility::Public)).then_some(AccessLevel::ReadOnly);
-    let Some(account) = caller.account() else {
-        return Ok(public);
+    let held = match caller.account() {
+        Some(a) if !a.is_admin && !owns_namespace(a, repo) => {
+            accounts.levels(&a.name, repo).await?
+        }
+        _ => None,
     };
-    if account.is_admin || owns_namespace(account, repo) {
+    Ok(level_from(caller.account(), repo, visibility, held))
+}
+
+/// The rule of [`access_level`], given the level `held` through the
+/// account's own grants, its teams and its organizations (lists read
+/// those once for every repository: `Accounts::access_map`).
+pub fn level_from(
+    account: Option<&Account>,
+    repo: &RepositoryName,
+    visibility: Option<Visibility>,
+    held: Option<AccessLevel>,
+) -> Option<AccessLevel> {
+    let public = (visibility == Some(Visibility::Public)).then_some(AccessLevel::ReadOnly);
+    match account {
+        None => public,
+        Some(a) if a.is_admin || owns_namespace(a, repo) => Some(AccessLevel::Admin),
+        Some(_) => held.max(public),
+    }
+}
+
+/// The caller's level on every repository of `namespace`, new ones
+/// included (creating a repository there takes `read-write`): `admin`
+/// for server administrators, in one's own namespace and for an
+/// organization's administrators; otherwise what teams grant on the
+/// whole namespace.
+pub async fn namespace_level(
+    accounts: &Accounts,
+    caller: &Caller,
+    namespace: &str,
+) -> Result<Option<AccessLevel>, AccountError> {
+    let Some(account) = caller.account() else {
+        return Ok(None);
+    };
+    if account.is_admin || account.name == namespace {
         return Ok(Some(AccessLevel::Admin));
     }
-    let granted = accounts.grant(&account.name, repo).await?;
-    Ok(granted.max(public))
+    Ok(accounts
+        .access_map(&account.name)
+        .await?
+        .namespaces
+        .get(namespace)
+        .copied())
 }
 
 /// Whether `repo` lies in the namespace named after `account`.
 pub fn owns_namespace(account: &Account, repo: &RepositoryName) -> bool {
-    repo.as_str().split('/').next() == Some(account.name.as_str())
+    repo.owner_namespace() == account.name
 }

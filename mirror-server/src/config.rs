@@ -106,7 +106,8 @@ pub const DEFAULT_DATA_DIR: &str = "./data";
 #[command(
     name = "mirror-server",
     version,
-    about = "regmirror's registry server with a DTR-compatible mirroring API"
+    about = "regmirror's registry server with a DTR-compatible mirroring API",
+    after_help = "Several replicas on PostgreSQL and S3: see deploy/compose.yaml, deploy/kubernetes.yaml and the README's Scale-out section."
 )]
 pub struct Cli {
     /// Address to listen on [default: 127.0.0.1:5000].

@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 
 use crate::accounts::AccountError;
 use crate::auth::{AuthFailure, challenge};
+use crate::orgs::OrgError;
 use crate::scheduler::CronError;
 use crate::store::DbError;
 use crate::uploads::TooManyUploads;
@@ -375,6 +376,24 @@ impl From<AccountError> for ApiError {
             e @ AccountError::Busy => ApiError::too_many_requests(e.to_string(), BUSY_RETRY),
             e @ AccountError::RevokedByAdmin => ApiError::not_authorized(e.to_string()),
             e @ (AccountError::Hash(_) | AccountError::Db(_)) => ApiError::internal(&e),
+        }
+    }
+}
+
+impl From<OrgError> for ApiError {
+    fn from(err: OrgError) -> Self {
+        match err {
+            OrgError::Invalid { field, reason } => ApiError::field("INVALID_JSON", field, reason),
+            OrgError::Exists(name) => AccountError::Exists { name }.into(),
+            OrgError::NoSuchOrg(name) | OrgError::NoSuchAccount(name) => {
+                ApiError::no_such_account(&name)
+            }
+            e @ OrgError::NoSuchTeam { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "NO_SUCH_TEAM", e.to_string())
+            }
+            OrgError::NotAuthorized(why) => ApiError::not_authorized(why),
+            OrgError::Account(e) => e.into(),
+            e @ OrgError::Db(_) => ApiError::internal(&e),
         }
     }
 }

@@ -13,7 +13,9 @@
 //! - [`api`]: the routes; [`error`]: the only place errors become HTTP.
 //! - [`auth`] and [`accounts`]: who calls and what they may do.
 //! - [`store`]: the server's own state (accounts, tokens, grants, crons,
-//!   settings) behind one trait each, in `server.db` or PostgreSQL.
+//!   uploads, organizations, settings) behind one trait each, in
+//!   `server.db` or PostgreSQL.
+//! - [`orgs`]: organizations, teams and team grants (DTR's model).
 //! - [`uploads`]: blob pushes in progress, kept between requests.
 //! - [`serve`]: the accept loop, with its limits on slow clients.
 //! - [`tls`]: HTTPS (an operator's certificate, reloaded, or a generated
@@ -32,6 +34,7 @@ pub mod config;
 pub mod error;
 pub mod login_limit;
 mod open;
+pub mod orgs;
 pub mod read_access;
 pub mod scheduler;
 pub mod serve;
@@ -56,6 +59,7 @@ pub use tokio_util::sync::CancellationToken;
 
 use crate::accounts::{AccountError, Accounts};
 use crate::open::{open_mirror, open_stores};
+use crate::orgs::Organizations;
 use crate::scheduler::{CronError, Scheduler};
 use crate::settings::SettingsStore;
 use crate::state::AppState;
@@ -113,12 +117,13 @@ fn prepare_data_dir(dir: &std::path::Path) -> Result<(), ServerError> {
 /// Opens the stores in `config.data_dir`, creates the `admin` account on
 /// first start (printing a generated password once to stdout when
 /// `config.admin_password` is unset), recovers jobs left running by a crash
-/// (and deletes unfinished uploads), starts the job worker, the cron
-/// scheduler and the upload sweeper, and serves HTTP. On shutdown it stops
-/// accepting connections (followed job logs end), cancels the worker
-/// (running jobs are canceled and publish nothing partial), the scheduler
-/// and open uploads, waits up to `config.shutdown_grace` for open requests,
-/// and returns once the worker has finished.
+/// (and deletes the leftovers of blob writes that never committed), starts
+/// the job worker, the cron scheduler and the upload sweeper, and serves
+/// HTTP. On shutdown it stops accepting connections (followed job logs
+/// end), cancels the worker (running jobs are canceled and publish nothing
+/// partial) and the scheduler, waits up to `config.shutdown_grace` for open
+/// requests, and returns once the worker has finished. Chunked uploads
+/// outlive it: they are in the shared stores.
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -174,7 +179,11 @@ pub async fn run(
         let stop = background.child_token();
         tasks.spawn(async move { scheduler.run(stop).await });
     }
-    let uploads = Arc::new(UploadSessions::new(config.uploads));
+    let uploads = Arc::new(UploadSessions::new(
+        config.uploads,
+        server_stores.uploads.clone(),
+        mirror.stores().blobs.clone(),
+    ));
     tasks.spawn(uploads.clone().run_sweeper(background.child_token()));
     let tls = tls.map(|(tls, watcher)| {
         tasks.spawn(watcher.run(background.child_token()));
@@ -182,9 +191,12 @@ pub async fn run(
     });
     tasks.close();
 
+    let worker_id = mirror.settings().worker_id.clone();
+    let orgs = Arc::new(Organizations::new(server_stores.clone(), accounts.clone()));
     let state = AppState {
         mirror,
         accounts,
+        orgs,
         scheduler,
         uploads,
         settings,
@@ -211,6 +223,7 @@ pub async fn run(
             %addr,
             data_dir = %config.data_dir.display(),
             tls = config.tls.mode_name(),
+            worker = %worker_id,
             "mirror-server listening"
         );
     }

@@ -6,6 +6,7 @@ use mirror_core::Mirror;
 use tokio_util::sync::CancellationToken;
 
 use crate::accounts::Accounts;
+use crate::orgs::Organizations;
 use crate::scheduler::Scheduler;
 use crate::settings::SettingsStore;
 use crate::tls::ServerTls;
@@ -18,6 +19,8 @@ pub struct AppState {
     pub mirror: Mirror,
     /// Users, tokens and access grants.
     pub accounts: Arc<Accounts>,
+    /// Organizations, teams and team grants.
+    pub orgs: Arc<Organizations>,
     /// Crons.
     pub scheduler: Arc<Scheduler>,
     /// Blob uploads in progress (`/v2` push).

@@ -2,8 +2,8 @@
 //! (`mirror-server/web/`, plain HTML, CSS and JavaScript modules; no build
 //! step, nothing fetched from the network at run time).
 //!
-//! The page only calls the `/api/v0` API with the user's HTTP Basic
-//! credentials, so this module knows nothing about accounts, repositories
+//! The page only calls the `/api/v0` API (and UCP's `/enzi/v0` account API
+//! for organizations and teams) with the user's HTTP Basic credentials, so this module knows nothing about accounts, repositories
 //! or mirroring: it serves bytes with the right headers.
 //!
 //! - Assets live under `/assets/<version>/…`, where `<version>` is a hash of
@@ -65,6 +65,8 @@ static ASSETS: &[Asset] = &[
     asset!("js/views/repository.js", JS),
     asset!("js/views/policy-form.js", JS),
     asset!("js/views/jobs.js", JS),
+    asset!("js/views/access.js", JS),
+    asset!("js/views/orgs.js", JS),
 ];
 
 const INDEX_TEMPLATE: &str = include_str!("../web/index.html");

@@ -207,7 +207,8 @@ fn bad_bodies() -> Vec<(&'static str, Vec<u8>, bool)> {
             json!({"name": 5, "visibility": [], "accessLevel": {}, "action": 7,
                    "enabled": "yes", "isActive": "no", "remoteHost": ["x"],
                    "newPassword": 1, "tokenLabel": false, "schedule": null,
-                   "createRepositoryOnPush": "yes"})
+                   "createRepositoryOnPush": "yes", "isAdmin": "yes", "isPublic": 1,
+                   "description": 5})
             .to_string()
             .into_bytes(),
             true,

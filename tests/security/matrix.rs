@@ -1,10 +1,13 @@
 //! The authorization matrix: every `/api/v0` route (from `ROUTES`, and
 //! `/auth/token` from `ROOT_ROUTES`; each method `openapi.json` documents
 //! for it, so a new route or method fails here until it has expectations)
-//! and the main `/v2` forms, called by six
-//! roles — anonymous, a user with no access, read-only, read-write,
-//! repository admin (by grant) and server admin — against the private
-//! `acme/app`, with the status class each role must get.
+//! and the main `/v2` forms, called by seven
+//! roles — anonymous, a user with no access, read-only, read-write, a
+//! member of a team granted read-write, repository admin (by grant) and
+//! server admin — against the private `acme/app`, with the status class
+//! each role must get. `acme` is an organization; its team `builders`
+//! (member: `teammate`) holds read-write on `acme/app` and read-only on
+//! the whole namespace; `teammate` has no grant of its own.
 //!
 //! Path parameters are real: `acme/app`, its poll mirroring policy, a job
 //! polling that policy, the `poll_mirror` cron, the user `victim` (another
@@ -28,11 +31,12 @@ use crate::support::registry::Registry;
 /// The roles, in the order requests are made (least privileged first, so a
 /// successful delete by a later role does not hide a refusal of an earlier
 /// one; fixtures are restored after each success anyway).
-const ROLES: [(&str, Creds<'static>); 6] = [
+const ROLES: [(&str, Creds<'static>); 7] = [
     ("anonymous", None),
     ("nobody", Some(("nobody", "nobody-pa55word"))),
     ("reader", Some(("reader", "reader-pa55word"))),
     ("writer", Some(("writer", "writer-pa55word"))),
+    ("teammate", Some(("teammate", "teammate-pa55word"))),
     ("repoadmin", Some(("repoadmin", "repoadmin-pa55word"))),
     ("admin", ADMIN),
 ];
@@ -57,9 +61,9 @@ enum Exp {
     Hidden,
 }
 
-/// Expectations of the six roles, in [`ROLES`] order, from a spec such as
-/// `"401 404 2xx 2xx 2xx 2xx"`.
-fn exp(spec: &str) -> [Exp; 6] {
+/// Expectations of the seven roles, in [`ROLES`] order, from a spec such
+/// as `"401 404 2xx 2xx 2xx 2xx 2xx"`.
+fn exp(spec: &str) -> [Exp; 7] {
     let v: Vec<Exp> = spec
         .split_whitespace()
         .map(|t| match t {
@@ -70,7 +74,7 @@ fn exp(spec: &str) -> [Exp; 6] {
             other => panic!("bad expectation {other:?}"),
         })
         .collect();
-    v.try_into().expect("six expectations")
+    v.try_into().expect("seven expectations")
 }
 
 /// The fixtures whose identities change when they are recreated.
@@ -92,7 +96,7 @@ struct Case {
     /// Appended to the path (`?username=victim`).
     query: &'static str,
     body: Option<Value>,
-    expect: [Exp; 6],
+    expect: [Exp; 7],
 }
 
 fn case(
@@ -117,22 +121,46 @@ fn api_cases(upstream: &str) -> Vec<Case> {
     use Method as M;
     let remote = json!({"remoteHost": upstream, "remoteRepository": "team/app"});
     vec![
-        case(M::GET, "/openapi.json", "", None, "2xx 2xx 2xx 2xx 2xx 2xx"),
-        case(M::GET, "/docs.json", "", None, "2xx 2xx 2xx 2xx 2xx 2xx"),
+        case(
+            M::GET,
+            "/openapi.json",
+            "",
+            None,
+            "2xx 2xx 2xx 2xx 2xx 2xx 2xx",
+        ),
+        case(
+            M::GET,
+            "/docs.json",
+            "",
+            None,
+            "2xx 2xx 2xx 2xx 2xx 2xx 2xx",
+        ),
         // DTR's token endpoint (a root route): any account gets a bearer
         // token acting as itself.
-        case(M::GET, "/auth/token", "", None, "401 2xx 2xx 2xx 2xx 2xx"),
+        case(
+            M::GET,
+            "/auth/token",
+            "",
+            None,
+            "401 2xx 2xx 2xx 2xx 2xx 2xx",
+        ),
         // The CA certificate (a root route, anonymous as DTR's): this
         // server speaks plain HTTP, so there is none to give anyone.
-        case(M::GET, "/ca", "", None, "404 404 404 404 404 404"),
-        case(M::GET, "/repositories", "", None, "401 2xx 2xx 2xx 2xx 2xx"),
+        case(M::GET, "/ca", "", None, "404 404 404 404 404 404 404"),
+        case(
+            M::GET,
+            "/repositories",
+            "",
+            None,
+            "401 2xx 2xx 2xx 2xx 2xx 2xx",
+        ),
         // Listing a namespace is filtered (checked below), not refused.
         case(
             M::GET,
             "/repositories/{namespace}",
             "",
             None,
-            "401 2xx 2xx 2xx 2xx 2xx",
+            "401 2xx 2xx 2xx 2xx 2xx 2xx",
         ),
         // Only server admins create repositories outside their own
         // namespace; to users another namespace has no account, as DTR
@@ -142,98 +170,98 @@ fn api_cases(upstream: &str) -> Vec<Case> {
             "/repositories/{namespace}",
             "",
             Some(json!({"name": "made-by-matrix"})),
-            "401 404 404 404 404 2xx",
+            "401 404 404 404 404 404 2xx",
         ),
         case(
             M::GET,
             "/repositories/{namespace}/{reponame}",
             "",
             None,
-            "401 404 2xx 2xx 2xx 2xx",
+            "401 404 2xx 2xx 2xx 2xx 2xx",
         ),
         case(
             M::DELETE,
             "/repositories/{namespace}/{reponame}",
             "",
             None,
-            "401 404 403 403 2xx 2xx",
+            "401 404 403 403 403 2xx 2xx",
         ),
         case(
             M::GET,
             "/repositories/{namespace}/{reponame}/tags",
             "",
             None,
-            "401 404 2xx 2xx 2xx 2xx",
+            "401 404 2xx 2xx 2xx 2xx 2xx",
         ),
         case(
             M::GET,
             "/repositories/{namespace}/{reponame}/tags/{reference}",
             "",
             None,
-            "401 404 2xx 2xx 2xx 2xx",
+            "401 404 2xx 2xx 2xx 2xx 2xx",
         ),
         case(
             M::DELETE,
             "/repositories/{namespace}/{reponame}/tags/{reference}",
             "",
             None,
-            "401 404 403 2xx 2xx 2xx",
+            "401 404 403 2xx 2xx 2xx 2xx",
         ),
         case(
             M::GET,
             "/repositories/{namespace}/{reponame}/userAccess",
             "",
             None,
-            "401 404 403 403 2xx 2xx",
+            "401 404 403 403 403 2xx 2xx",
         ),
         case(
             M::PUT,
             "/repositories/{namespace}/{reponame}/userAccess/{username}",
             "",
             Some(json!({"accessLevel": "read-only"})),
-            "401 404 403 403 2xx 2xx",
+            "401 404 403 403 403 2xx 2xx",
         ),
         case(
             M::DELETE,
             "/repositories/{namespace}/{reponame}/userAccess/{username}",
             "",
             None,
-            "401 404 403 403 2xx 2xx",
+            "401 404 403 403 403 2xx 2xx",
         ),
         case(
             M::GET,
             "/repositories/{namespace}/{reponame}/pollMirroringPolicies",
             "",
             None,
-            "401 404 2xx 2xx 2xx 2xx",
+            "401 404 2xx 2xx 2xx 2xx 2xx",
         ),
         case(
             M::POST,
             "/repositories/{namespace}/{reponame}/pollMirroringPolicies",
             "",
             Some(remote.clone()),
-            "401 404 403 403 2xx 2xx",
+            "401 404 403 403 403 2xx 2xx",
         ),
         case(
             M::GET,
             "/repositories/{namespace}/{reponame}/pollMirroringPolicies/{id}",
             "",
             None,
-            "401 404 2xx 2xx 2xx 2xx",
+            "401 404 2xx 2xx 2xx 2xx 2xx",
         ),
         case(
             M::PUT,
             "/repositories/{namespace}/{reponame}/pollMirroringPolicies/{id}",
             "",
             Some(json!({"enabled": true})),
-            "401 404 403 403 2xx 2xx",
+            "401 404 403 403 403 2xx 2xx",
         ),
         case(
             M::DELETE,
             "/repositories/{namespace}/{reponame}/pollMirroringPolicies/{id}",
             "",
             None,
-            "401 404 403 403 2xx 2xx",
+            "401 404 403 403 403 2xx 2xx",
         ),
         // By ID alone: the same visibility as through the repository
         // (to a caller who cannot see `acme/app`, the policy does not exist).
@@ -242,7 +270,7 @@ fn api_cases(upstream: &str) -> Vec<Case> {
             "/pollMirroringPolicies/{id}",
             "",
             None,
-            "401 404 2xx 2xx 2xx 2xx",
+            "401 404 2xx 2xx 2xx 2xx 2xx",
         ),
         // Settings: server admins; features: anyone logged in.
         case(
@@ -250,21 +278,21 @@ fn api_cases(upstream: &str) -> Vec<Case> {
             "/meta/settings",
             "",
             None,
-            "401 403 403 403 403 2xx",
+            "401 403 403 403 403 403 2xx",
         ),
         case(
             M::POST,
             "/meta/settings",
             "",
             Some(json!({"createRepositoryOnPush": false})),
-            "401 403 403 403 403 2xx",
+            "401 403 403 403 403 403 2xx",
         ),
         case(
             M::GET,
             "/meta/features",
             "",
             None,
-            "401 2xx 2xx 2xx 2xx 2xx",
+            "401 2xx 2xx 2xx 2xx 2xx 2xx",
         ),
         // Any user may check a remote (the SSRF guard applies to everyone).
         case(
@@ -272,64 +300,76 @@ fn api_cases(upstream: &str) -> Vec<Case> {
             "/remote/registry",
             "",
             Some(remote),
-            "401 2xx 2xx 2xx 2xx 2xx",
+            "401 2xx 2xx 2xx 2xx 2xx 2xx",
         ),
         // Jobs: server admins; a repository admin may see and cancel a job
         // polling their repository's policy, but not list, submit or delete.
-        case(M::GET, "/jobs", "", None, "401 403 403 403 403 2xx"),
+        case(M::GET, "/jobs", "", None, "401 403 403 403 403 403 2xx"),
         case(
             M::POST,
             "/jobs",
             "",
             Some(json!({"action": "poll_mirror", "parameters": {"policyID": "{id}"}})),
-            "401 403 403 403 403 2xx",
+            "401 403 403 403 403 403 2xx",
         ),
-        case(M::GET, "/jobs/{id}", "", None, "401 403 403 403 2xx 2xx"),
+        case(
+            M::GET,
+            "/jobs/{id}",
+            "",
+            None,
+            "401 403 403 403 403 2xx 2xx",
+        ),
         case(
             M::GET,
             "/jobs/{id}/logs",
             "",
             None,
-            "401 403 403 403 2xx 2xx",
+            "401 403 403 403 403 2xx 2xx",
         ),
         case(
             M::POST,
             "/jobs/{id}/cancel",
             "",
             None,
-            "401 403 403 403 2xx 2xx",
+            "401 403 403 403 403 2xx 2xx",
         ),
-        case(M::DELETE, "/jobs/{id}", "", None, "401 403 403 403 403 2xx"),
+        case(
+            M::DELETE,
+            "/jobs/{id}",
+            "",
+            None,
+            "401 403 403 403 403 403 2xx",
+        ),
         // Crons and accounts: server admins.
-        case(M::GET, "/crons", "", None, "401 403 403 403 403 2xx"),
+        case(M::GET, "/crons", "", None, "401 403 403 403 403 403 2xx"),
         case(
             M::POST,
             "/crons",
             "",
             Some(json!({"action": "poll_mirror", "schedule": CRON_SCHEDULE})),
-            "401 403 403 403 403 2xx",
+            "401 403 403 403 403 403 2xx",
         ),
         case(
             M::GET,
             "/crons/{action}",
             "",
             None,
-            "401 403 403 403 403 2xx",
+            "401 403 403 403 403 403 2xx",
         ),
         case(
             M::DELETE,
             "/crons/{action}",
             "",
             None,
-            "401 403 403 403 403 2xx",
+            "401 403 403 403 403 403 2xx",
         ),
-        case(M::GET, "/accounts", "", None, "401 403 403 403 403 2xx"),
+        case(M::GET, "/accounts", "", None, "401 403 403 403 403 403 2xx"),
         case(
             M::POST,
             "/accounts",
             "",
             Some(json!({"name": "mallory", "password": "mallory-pa55word"})),
-            "401 403 403 403 403 2xx",
+            "401 403 403 403 403 403 2xx",
         ),
         // Another user's account is not found (existence not told).
         case(
@@ -337,58 +377,64 @@ fn api_cases(upstream: &str) -> Vec<Case> {
             "/accounts/{name}",
             "",
             None,
-            "401 404 404 404 404 2xx",
+            "401 404 404 404 404 404 2xx",
         ),
         case(
             M::PATCH,
             "/accounts/{name}",
             "",
             Some(json!({"fullName": "Victim"})),
-            "401 403 403 403 403 2xx",
+            "401 403 403 403 403 403 2xx",
         ),
         case(
             M::POST,
             "/accounts/{name}/changePassword",
             "",
             Some(json!({"newPassword": VICTIM_PASSWORD})),
-            "401 404 404 404 404 2xx",
+            "401 404 404 404 404 404 2xx",
         ),
         // Tokens: one's own (any user); another's only for server admins.
-        case(M::GET, "/api_tokens", "", None, "401 2xx 2xx 2xx 2xx 2xx"),
+        case(
+            M::GET,
+            "/api_tokens",
+            "",
+            None,
+            "401 2xx 2xx 2xx 2xx 2xx 2xx",
+        ),
         case(
             M::POST,
             "/api_tokens",
             "",
             Some(json!({"tokenLabel": "own"})),
-            "401 2xx 2xx 2xx 2xx 2xx",
+            "401 2xx 2xx 2xx 2xx 2xx 2xx",
         ),
         case(
             M::GET,
             "/api_tokens",
             "?username=victim",
             None,
-            "401 403 403 403 403 2xx",
+            "401 403 403 403 403 403 2xx",
         ),
         case(
             M::POST,
             "/api_tokens",
             "?username=victim",
             Some(json!({"tokenLabel": "planted"})),
-            "401 403 403 403 403 2xx",
+            "401 403 403 403 403 403 2xx",
         ),
         case(
             M::PATCH,
             "/api_tokens/{hashedtoken}",
             "?username=victim",
             Some(json!({"tokenLabel": "victim-token"})),
-            "401 403 403 403 403 2xx",
+            "401 403 403 403 403 403 2xx",
         ),
         case(
             M::DELETE,
             "/api_tokens/{hashedtoken}",
             "?username=victim",
             None,
-            "401 403 403 403 403 2xx",
+            "401 403 403 403 403 403 2xx",
         ),
         // Victim's token by hash, as one's own: never found, not even by
         // the admin (tokens are looked up among the caller's).
@@ -397,14 +443,202 @@ fn api_cases(upstream: &str) -> Vec<Case> {
             "/api_tokens/{hashedtoken}",
             "",
             Some(json!({"tokenLabel": "stolen"})),
-            "401 404 404 404 404 404",
+            "401 404 404 404 404 404 404",
         ),
         case(
             M::DELETE,
             "/api_tokens/{hashedtoken}",
             "",
             None,
-            "401 404 404 404 404 404",
+            "401 404 404 404 404 404 404",
+        ),
+        // Team grants on the repository: its administrators.
+        case(
+            M::GET,
+            "/repositories/{namespace}/{reponame}/teamAccess",
+            "",
+            None,
+            "401 404 403 403 403 2xx 2xx",
+        ),
+        case(
+            M::PUT,
+            "/repositories/{namespace}/{reponame}/teamAccess/{team}",
+            "",
+            Some(json!({"accessLevel": "read-write"})),
+            "401 404 403 403 403 2xx 2xx",
+        ),
+        case(
+            M::DELETE,
+            "/repositories/{namespace}/{reponame}/teamAccess/{team}",
+            "",
+            None,
+            "401 404 403 403 403 2xx 2xx",
+        ),
+        // The organization's members see its teams and their grants; its
+        // administrators (here only the server admin) change them; to
+        // anyone else the organization's insides do not exist.
+        case(
+            M::GET,
+            "/repositoryNamespaces/{namespace}/teamAccess",
+            "",
+            None,
+            "401 404 404 404 2xx 404 2xx",
+        ),
+        case(
+            M::GET,
+            "/repositoryNamespaces/{namespace}/teamAccess/{team}",
+            "",
+            None,
+            "401 404 404 404 2xx 404 2xx",
+        ),
+        case(
+            M::PUT,
+            "/repositoryNamespaces/{namespace}/teamAccess/{team}",
+            "",
+            Some(json!({"accessLevel": "read-only"})),
+            "401 404 404 404 403 404 2xx",
+        ),
+        case(
+            M::DELETE,
+            "/repositoryNamespaces/{namespace}/teamAccess/{team}",
+            "",
+            None,
+            "401 404 404 404 403 404 2xx",
+        ),
+        case(
+            M::GET,
+            "/accounts/{org}/teams/{team}/repositoryAccess",
+            "",
+            None,
+            "401 404 404 404 2xx 404 2xx",
+        ),
+        // UCP's account API (root routes): a user sees themselves and
+        // their organizations; server admins create and delete them.
+        case(
+            M::GET,
+            "/enzi/v0/accounts",
+            "",
+            None,
+            "401 2xx 2xx 2xx 2xx 2xx 2xx",
+        ),
+        case(
+            M::POST,
+            "/enzi/v0/accounts",
+            "",
+            Some(json!({"name": "made-org", "isOrg": true})),
+            "401 403 403 403 403 403 2xx",
+        ),
+        case(
+            M::GET,
+            "/enzi/v0/accounts/{name}",
+            "",
+            None,
+            "401 404 404 404 2xx 404 2xx",
+        ),
+        case(
+            M::PATCH,
+            "/enzi/v0/accounts/{name}",
+            "",
+            Some(json!({"fullName": "Acme"})),
+            "401 404 404 404 403 404 2xx",
+        ),
+        case(
+            M::DELETE,
+            "/enzi/v0/accounts/{name}",
+            "",
+            None,
+            "401 403 403 403 403 403 2xx",
+        ),
+        case(
+            M::GET,
+            "/enzi/v0/accounts/{org}/members",
+            "",
+            None,
+            "401 404 404 404 2xx 404 2xx",
+        ),
+        case(
+            M::GET,
+            "/enzi/v0/accounts/{org}/members/{member}",
+            "",
+            None,
+            "401 404 404 404 2xx 404 2xx",
+        ),
+        case(
+            M::PUT,
+            "/enzi/v0/accounts/{org}/members/{member}",
+            "",
+            Some(json!({"isAdmin": false, "isPublic": true})),
+            "401 404 404 404 403 404 2xx",
+        ),
+        case(
+            M::DELETE,
+            "/enzi/v0/accounts/{org}/members/{member}",
+            "",
+            None,
+            "401 404 404 404 403 404 2xx",
+        ),
+        case(
+            M::GET,
+            "/enzi/v0/accounts/{org}/teams",
+            "",
+            None,
+            "401 404 404 404 2xx 404 2xx",
+        ),
+        case(
+            M::POST,
+            "/enzi/v0/accounts/{org}/teams",
+            "",
+            Some(json!({"name": "made-team"})),
+            "401 404 404 404 403 404 2xx",
+        ),
+        case(
+            M::GET,
+            "/enzi/v0/accounts/{org}/teams/{team}",
+            "",
+            None,
+            "401 404 404 404 2xx 404 2xx",
+        ),
+        case(
+            M::PATCH,
+            "/enzi/v0/accounts/{org}/teams/{team}",
+            "",
+            Some(json!({"description": "builds"})),
+            "401 404 404 404 403 404 2xx",
+        ),
+        case(
+            M::DELETE,
+            "/enzi/v0/accounts/{org}/teams/{team}",
+            "",
+            None,
+            "401 404 404 404 403 404 2xx",
+        ),
+        case(
+            M::GET,
+            "/enzi/v0/accounts/{org}/teams/{team}/members",
+            "",
+            None,
+            "401 404 404 404 2xx 404 2xx",
+        ),
+        case(
+            M::GET,
+            "/enzi/v0/accounts/{org}/teams/{team}/members/{member}",
+            "",
+            None,
+            "401 404 404 404 2xx 404 2xx",
+        ),
+        case(
+            M::PUT,
+            "/enzi/v0/accounts/{org}/teams/{team}/members/{member}",
+            "",
+            Some(json!({})),
+            "401 404 404 404 403 404 2xx",
+        ),
+        case(
+            M::DELETE,
+            "/enzi/v0/accounts/{org}/teams/{team}/members/{member}",
+            "",
+            None,
+            "401 404 404 404 403 404 2xx",
         ),
         // other/secret is admin-only, whatever one holds on acme/app.
         case(
@@ -412,21 +646,21 @@ fn api_cases(upstream: &str) -> Vec<Case> {
             "/repositories/other/secret",
             "",
             None,
-            "401 404 404 404 404 2xx",
+            "401 404 404 404 404 404 2xx",
         ),
         case(
             M::GET,
             "/repositories/other/secret/pollMirroringPolicies",
             "",
             None,
-            "401 404 404 404 404 2xx",
+            "401 404 404 404 404 404 2xx",
         ),
         case(
             M::DELETE,
             "/repositories/other/secret/userAccess/victim",
             "",
             None,
-            "401 404 404 404 404 404",
+            "401 404 404 404 404 404 404",
         ),
     ]
 }
@@ -436,13 +670,19 @@ fn api_cases(upstream: &str) -> Vec<Case> {
 /// repositories too), anonymous ones 401.
 fn v2_cases() -> Vec<Case> {
     use Method as M;
-    let read = "401 403 2xx 2xx 2xx 2xx";
-    let write = "401 403 403 2xx 2xx 2xx";
-    let secret = "401 403 403 403 403 2xx";
+    let read = "401 403 2xx 2xx 2xx 2xx 2xx";
+    let write = "401 403 403 2xx 2xx 2xx 2xx";
+    let secret = "401 403 403 403 403 403 2xx";
     vec![
-        case(M::GET, "/v2/", "", None, "401 2xx 2xx 2xx 2xx 2xx"),
+        case(M::GET, "/v2/", "", None, "401 2xx 2xx 2xx 2xx 2xx 2xx"),
         // The catalog challenges anonymous callers (as distribution with auth).
-        case(M::GET, "/v2/_catalog", "", None, "401 2xx 2xx 2xx 2xx 2xx"),
+        case(
+            M::GET,
+            "/v2/_catalog",
+            "",
+            None,
+            "401 2xx 2xx 2xx 2xx 2xx 2xx",
+        ),
         case(M::GET, "/v2/acme/app/tags/list", "", None, read),
         case(M::GET, "/v2/acme/app/manifests/v1", "", None, read),
         case(M::HEAD, "/v2/acme/app/manifests/v1", "", None, read),
@@ -457,7 +697,7 @@ fn v2_cases() -> Vec<Case> {
             "/v2/other/secret/manifests/v1",
             "",
             None,
-            "401 403 403 403 403 404",
+            "401 403 403 403 403 403 404",
         ),
         case(M::POST, "/v2/other/secret/blobs/uploads/", "", None, secret),
     ]
@@ -471,8 +711,17 @@ fn fill(method: &Method, template: &str, world: &World) -> String {
     } else {
         "v1"
     };
+    // UCP's `{name}` is the organization; DTR's the victim account.
+    let template = if template.starts_with("/enzi/") {
+        template.replace("{name}", "acme")
+    } else {
+        template.to_string()
+    };
     template
         .replace("{namespace}", "acme")
+        .replace("{org}", "acme")
+        .replace("{team}", "builders")
+        .replace("{member}", "teammate")
         .replace("{reponame}", "app")
         .replace("{username}", "victim")
         .replace("{name}", "victim")
@@ -561,6 +810,7 @@ async fn admin_status(server: &TestServer, method: Method, path: &str) -> Status
 /// changed, and returns their current identities.
 async fn ensure_world(server: &TestServer, upstream: &str, old: Option<&World>) -> World {
     let app = "/api/v0/repositories/acme/app";
+    ensure_org(server).await;
     if admin_status(server, Method::GET, app).await == StatusCode::NOT_FOUND {
         server.create_repo("acme", "app", "private").await;
     }
@@ -573,12 +823,34 @@ async fn ensure_world(server: &TestServer, upstream: &str, old: Option<&World>) 
         server.grant("acme/app", user, level).await;
     }
     // What admin may have created.
-    admin_status(
-        server,
-        Method::DELETE,
+    for made in [
         "/api/v0/repositories/acme/made-by-matrix",
-    )
-    .await;
+        "/enzi/v0/accounts/made-org",
+        "/enzi/v0/accounts/acme/teams/made-team",
+    ] {
+        admin_status(server, Method::DELETE, made).await;
+    }
+    // The team's grants (a deleted repository took its own along).
+    for (path, level) in [
+        (
+            "/api/v0/repositories/acme/app/teamAccess/builders",
+            "read-write",
+        ),
+        (
+            "/api/v0/repositoryNamespaces/acme/teamAccess/builders",
+            "read-only",
+        ),
+    ] {
+        let (s, b) = server
+            .call(
+                Method::PUT,
+                path,
+                ADMIN,
+                Some(json!({"accessLevel": level})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{path}: {b}");
+    }
 
     // The policy, and a (finished) job polling it, which mirrors `v1`.
     let (s, policies) = server
@@ -721,6 +993,42 @@ async fn ensure_world(server: &TestServer, upstream: &str, old: Option<&World>) 
         blob,
         manifest,
         media_type,
+    }
+}
+
+/// The organization `acme` with its team `builders`, whose only member
+/// is `teammate` (a plain member of `acme`), as a request may have
+/// changed or deleted them.
+async fn ensure_org(server: &TestServer) {
+    let calls: [(Method, &str, Option<Value>); 4] = [
+        (
+            Method::POST,
+            "/enzi/v0/accounts",
+            Some(json!({"name": "acme", "isOrg": true})),
+        ),
+        (
+            Method::POST,
+            "/enzi/v0/accounts/acme/teams",
+            Some(json!({"name": "builders"})),
+        ),
+        (
+            Method::PUT,
+            "/enzi/v0/accounts/acme/members/teammate",
+            Some(json!({"isAdmin": false})),
+        ),
+        (
+            Method::PUT,
+            "/enzi/v0/accounts/acme/teams/builders/members/teammate",
+            Some(json!({})),
+        ),
+    ];
+    for (method, path, body) in calls {
+        let (s, b) = server.call(method, path, ADMIN, body).await;
+        // Created, or already there.
+        assert!(
+            s.is_success() || s == StatusCode::CONFLICT || s == StatusCode::BAD_REQUEST,
+            "{path}: {s} {b}"
+        );
     }
 }
 

@@ -13,6 +13,9 @@
 //! - `dtr_scripts`: public DTR/MSR automation scripts replayed unchanged
 //!   (paging and counts, repository objects sent back, policy bodies with
 //!   extra fields, `docs.json`, `/auth/token` and Bearer, one tag).
+//! - `orgs`: organizations, members and teams through UCP's eNZi account
+//!   API, DTR's team grants on a repository and a namespace, and what they
+//!   let members do (skopeo push and pull, lists), in and out of an org.
 //! - `push`: skopeo pushes into the server and pulls back; chunked uploads,
 //!   mounts, manifest checks, deletes, who may push, upload expiry.
 //! - `observability`: `/metrics` after polls (bytes, 429s, last success),
@@ -43,6 +46,7 @@ mod gc;
 mod lifecycle;
 mod mirror_flow;
 mod observability;
+mod orgs;
 mod push;
 mod replicas;
 mod rust_client;

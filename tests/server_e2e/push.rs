@@ -704,13 +704,14 @@ async fn idle_uploads_expire_and_are_bounded() {
     open().await.expect(StatusCode::ACCEPTED);
     let refused = open().await;
     refused.expect_error(StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS");
-    let uploads = server.data_dir().join("uploads");
-    assert_eq!(std::fs::read_dir(&uploads).unwrap().count(), 2);
+    // The first one's chunk is a part; the second has none yet.
+    let parts = server.data_dir().join("upload-parts");
+    assert_eq!(std::fs::read_dir(&parts).unwrap().count(), 1);
     tokio::time::sleep(Duration::from_millis(900)).await;
     let expired = admin.get(&first).await;
     expired.expect_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
     assert_eq!(
-        std::fs::read_dir(&uploads).unwrap().count(),
+        std::fs::read_dir(&parts).unwrap().count(),
         0,
         "expired uploads left files"
     );

@@ -8,6 +8,9 @@
 //! - Two replicas: accounts, tokens, repositories, policies, jobs and
 //!   pushed images of one are the other's; a cron due every second fires
 //!   about once a second in all, not once per replica.
+//! - A chunked push (by hand and by skopeo) through a load balancer that
+//!   sends each request to the other replica succeeds, and an unfinished
+//!   push outlives the replica it started on.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -18,6 +21,8 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::server::{ADMIN_PASSWORD, TestServer, sha256, skopeo};
+use crate::support::fault_proxy::FaultProxy;
+use crate::support::http::Api;
 use crate::support::images::ImageSpec;
 use crate::support::policies::add_policy;
 use crate::support::postgres::PgServer;
@@ -51,7 +56,26 @@ async fn server_migrations_run_once_and_refuse_a_newer_schema() {
             "SELECT count(*) FROM regmirror_server_schema_migrations",
         )
         .await;
-    assert_eq!(steps, "1");
+    assert_eq!(steps, "3");
+    // A database the previous release left (at step 1: without the shared
+    // upload sessions and organizations) is upgraded at start.
+    pg.psql(
+        &url,
+        "DROP TABLE team_access, team_members, teams, org_members, organizations, blob_uploads;
+         DELETE FROM regmirror_server_schema_migrations WHERE version >= 2",
+    )
+    .await;
+    let store = PgServerStore::connect(&url, 2).await.unwrap();
+    let steps = pg
+        .psql(&url, "SELECT string_agg(version::text, ',' ORDER BY version) FROM regmirror_server_schema_migrations")
+        .await;
+    assert_eq!(steps, "1,2,3");
+    assert_eq!(
+        mirror_server::store::UploadStore::upload_counts(&store, "x")
+            .await
+            .unwrap(),
+        (0, 0)
+    );
     pg.psql(
         &url,
         "INSERT INTO regmirror_server_schema_migrations (version, what) VALUES (99, 'future')",
@@ -172,16 +196,7 @@ async fn two_replicas_behave_as_one_registry() {
         image.digest
     );
     a.create_repo("mirrors", "pushed", "private").await;
-    skopeo(vec![
-        "copy".into(),
-        "--preserve-digests".into(),
-        "--src-tls-verify=false".into(),
-        format!("--dest-creds={creds}"),
-        "--dest-tls-verify=false".into(),
-        format!("docker://{}", up.reference("team/app", "v1")),
-        format!("docker://{}/mirrors/pushed:v1", a.host_port),
-    ])
-    .await;
+    push_pushed_v1(&up, &a.host_port).await;
     assert_eq!(
         sha256(&skopeo(inspect(&b, "mirrors/pushed")).await),
         image.digest
@@ -196,6 +211,141 @@ async fn two_replicas_behave_as_one_registry() {
     ])
     .await;
     a.stop().await;
+    b.stop().await;
+}
+
+/// Copies `team/app:v1` of `up` to `mirrors/pushed:v1` at `host_port`
+/// with skopeo, as admin.
+async fn push_pushed_v1(up: &Registry, host_port: &str) {
+    skopeo(vec![
+        "copy".into(),
+        "--preserve-digests".into(),
+        "--src-tls-verify=false".into(),
+        format!("--dest-creds=admin:{ADMIN_PASSWORD}"),
+        "--dest-tls-verify=false".into(),
+        format!("docker://{}", up.reference("team/app", "v1")),
+        format!("docker://{host_port}/mirrors/pushed:v1"),
+    ])
+    .await;
+}
+
+/// The upload session a request of a chunked push was for, if any.
+fn session_of(path: &str) -> Option<&str> {
+    let rest = path.split("/blobs/uploads/").nth(1)?;
+    let id = rest.split('?').next()?;
+    (!id.is_empty()).then_some(id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_push_may_alternate_between_replicas_and_outlive_one() {
+    let up = Registry::plain().await;
+    let image = up
+        .pusher()
+        .push_image("team/app", "v1", ImageSpec::small("alternating"))
+        .await;
+    let (a, b) = replicas().await;
+    a.create_repo("mirrors", "pushed", "private").await;
+    // A load balancer without sticky sessions: each request goes to the
+    // other replica than the one before.
+    let lb = FaultProxy::balancing(&[a.url.as_str(), b.url.as_str()], None, None, 1);
+
+    // Raw chunked upload through it: POST, two PATCHes and the PUT with the
+    // last chunk, each on the other replica.
+    let admin = Api::new(&a.client, &lb.url()).creds(Some(("admin", ADMIN_PASSWORD)));
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    let digest = sha256(&data);
+    let upload = admin.post("/v2/mirrors/pushed/blobs/uploads/").await;
+    let upload = upload.expect(StatusCode::ACCEPTED).location();
+    let mut at = 0;
+    for piece in [&data[..1_000_000], &data[1_000_000..2_500_000]] {
+        let range = format!("{at}-{}", at + piece.len() - 1);
+        let sent = admin
+            .patch(&upload)
+            .header("content-range", range)
+            .body(piece)
+            .await;
+        at += piece.len();
+        let sent = sent.expect(StatusCode::ACCEPTED);
+        assert_eq!(sent.header("range"), format!("0-{}", at - 1));
+    }
+    // A chunk out of order is refused whichever replica gets it.
+    let gap = admin
+        .patch(&upload)
+        .header("content-range", "10-19")
+        .body(vec![0u8; 10])
+        .await;
+    gap.expect_error(StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID");
+    let put = admin
+        .put(format!("{upload}?digest={digest}"))
+        .body(&data[at..])
+        .await;
+    put.expect(StatusCode::CREATED);
+    let id = session_of(&upload).unwrap().to_string();
+    let served: std::collections::BTreeSet<usize> = lb
+        .requests()
+        .iter()
+        .filter(|r| session_of(&r.path) == Some(id.as_str()))
+        .map(|r| r.upstream)
+        .collect();
+    assert_eq!(served.len(), 2, "one replica served the whole session");
+    for server in [&a, &b] {
+        let got = server
+            .admin()
+            .get(format!("/v2/mirrors/pushed/blobs/{digest}"))
+            .await;
+        assert_eq!(sha256(&got.expect(StatusCode::OK).body), digest);
+    }
+
+    // skopeo pushes an image through the balancer; both replicas serve it.
+    let creds = format!("admin:{ADMIN_PASSWORD}");
+    push_pushed_v1(&up, &lb.host_port()).await;
+    // Which replicas served skopeo's upload requests (how its concurrent
+    // uploads interleave decides whether one session crossed replicas; the
+    // hand-made upload above always does).
+    let upload_servers: std::collections::BTreeSet<usize> = lb
+        .requests()
+        .iter()
+        .filter(|r| session_of(&r.path).is_some_and(|s| s != id))
+        .map(|r| r.upstream)
+        .collect();
+    assert_eq!(
+        upload_servers.len(),
+        2,
+        "skopeo's uploads all went to one replica"
+    );
+    for server in [&a, &b] {
+        let raw = skopeo(vec![
+            "inspect".to_string(),
+            "--raw".into(),
+            format!("--creds={creds}"),
+            "--tls-verify=false".into(),
+            format!("docker://{}/mirrors/pushed:v1", server.host_port),
+        ])
+        .await;
+        assert_eq!(sha256(&raw), image.digest);
+    }
+
+    // An unfinished push outlives the replica it started on.
+    let on_a = a.admin();
+    let upload = on_a.post("/v2/mirrors/pushed/blobs/uploads/").await;
+    let upload = upload.expect(StatusCode::ACCEPTED).location();
+    on_a.patch(&upload)
+        .body(&b"started on A, "[..])
+        .await
+        .expect(StatusCode::ACCEPTED);
+    a.stop().await;
+    let finished = b"started on A, finished on B";
+    let digest = sha256(finished);
+    let on_b = b.admin();
+    let status = on_b.get(&upload).await.expect(StatusCode::NO_CONTENT);
+    assert_eq!(status.header("range"), "0-13");
+    let put = on_b
+        .put(format!("{upload}?digest={digest}"))
+        .body(&finished[14..])
+        .await;
+    put.expect(StatusCode::CREATED);
+    let got = on_b.get(format!("/v2/mirrors/pushed/blobs/{digest}")).await;
+    assert_eq!(&got.expect(StatusCode::OK).body[..], &finished[..]);
     b.stop().await;
 }
 

@@ -309,6 +309,8 @@ pub struct Logged {
     pub fault: Option<&'static str>,
     /// When the request arrived.
     pub at: std::time::Instant,
+    /// Which upstream it went to (an index into the proxy's upstreams).
+    pub upstream: usize,
 }
 
 struct Entry {
@@ -317,7 +319,9 @@ struct Entry {
 }
 
 struct Shared {
-    upstream: reqwest::Url,
+    /// Requests go to each in turn (one, unless a load balancer).
+    upstreams: Vec<reqwest::Url>,
+    turn: AtomicU64,
     token_upstream: Option<reqwest::Url>,
     /// `http://127.0.0.1:PORT` of the proxy itself.
     own_url: String,
@@ -357,6 +361,19 @@ impl FaultProxy {
         ca_pem: Option<&str>,
         seed: u64,
     ) -> FaultProxy {
+        FaultProxy::balancing(&[upstream], token_realm, ca_pem, seed)
+    }
+
+    /// A round-robin load balancer: each request (not connection) goes to
+    /// the next of `upstreams`, as a balancer without sticky sessions does
+    /// to a client that reuses one connection. [`Logged::upstream`] says
+    /// which served what.
+    pub fn balancing(
+        upstreams: &[&str],
+        token_realm: Option<&str>,
+        ca_pem: Option<&str>,
+        seed: u64,
+    ) -> FaultProxy {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind fault proxy");
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -374,7 +391,11 @@ impl FaultProxy {
             u
         });
         let shared = Arc::new(Shared {
-            upstream: reqwest::Url::parse(upstream).expect("upstream URL"),
+            upstreams: upstreams
+                .iter()
+                .map(|u| reqwest::Url::parse(u).expect("upstream URL"))
+                .collect(),
+            turn: AtomicU64::new(0),
             token_upstream,
             own_url: format!("http://{addr}"),
             client: b.build().unwrap(),
@@ -650,8 +671,11 @@ async fn handle(
         status: 0,
         fault: fault.as_ref().map(Fault::name),
         at: std::time::Instant::now(),
+        upstream: 0,
     };
-    let resp = respond(&shared, &conn, req, &path, fault).await;
+    let turn = shared.turn.fetch_add(1, Ordering::SeqCst);
+    logged.upstream = (turn % shared.upstreams.len() as u64) as usize;
+    let resp = respond(&shared, &conn, req, &path, fault, logged.upstream).await;
     logged.status = resp.status().as_u16();
     shared.log.lock().unwrap().push(logged);
     resp
@@ -663,6 +687,7 @@ async fn respond(
     req: Request,
     path: &str,
     fault: Option<Fault>,
+    upstream: usize,
 ) -> Response<Body> {
     match &fault {
         Some(Fault::Respond(c)) => return canned(c),
@@ -672,7 +697,7 @@ async fn respond(
     // Where to: the token server, or the registry.
     let target = match (&shared.token_upstream, path.strip_prefix(TOKEN_PREFIX)) {
         (Some(t), Some(rest)) => t.join(rest.trim_start_matches('/')),
-        _ => shared.upstream.join(path.trim_start_matches('/')),
+        _ => shared.upstreams[upstream].join(path.trim_start_matches('/')),
     };
     let Ok(target) = target else {
         return plain(StatusCode::BAD_REQUEST, "bad path");

@@ -8,7 +8,9 @@
 // the upstream's digests, manage the policy and jobs, then look at it all
 // as a user without admin rights, as a repository administrator who
 // mirrors a big image from a slow upstream (watching the bytes move), and
-// at phone width.
+// at phone width; then an organization with members and a team, granted
+// access to a repository of its namespace, as its administrators and as a
+// member see it.
 //
 // REGMIRROR_SCREENSHOTS=DIR saves the main screens as PNG files in DIR
 // (scripts/test-web --screenshots writes them to docs/).
@@ -25,6 +27,10 @@ import { startSlowRegistry } from './helpers/slow-registry.mjs';
 
 const UPSTREAM_USER = { user: 'puller', password: 'pull-secret-1' };
 const READER = { user: 'reader', password: 'reader-password-1' };
+const ORG = 'acme';
+const TEAM = 'devs';
+const ORG_MEMBER = { user: 'dana', password: 'dana-password-1' };
+const TEAM_MEMBER = { user: 'erin', password: 'erin-password-1' };
 const TAGS = ['1.0', '1.1', 'latest'];
 const SHOTS = process.env.REGMIRROR_SCREENSHOTS ? resolve(process.env.REGMIRROR_SCREENSHOTS) : null;
 
@@ -520,6 +526,183 @@ describe('web interface', { concurrency: false }, () => {
     assert.equal((await server.ok('GET', 'repositories/admin/hello/pollMirroringPolicies')).length, 0);
     // Mirrored tags stay.
     assert.equal((await server.ok('GET', 'repositories/admin/hello/tags')).length, TAGS.length);
+  });
+
+  test('an administrator creates an organization with a member and a team, and grants the team read-write on a repository', async () => {
+    // Still logged in as ADMIN. The users exist already; the rest is clicked.
+    await server.ok('POST', 'accounts', { name: ORG_MEMBER.user, password: ORG_MEMBER.password });
+    await server.ok('POST', 'accounts', { name: TEAM_MEMBER.user, password: TEAM_MEMBER.password });
+
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Organizations' }).click();
+    await page.getByRole('heading', { name: 'Organizations', level: 1 }).waitFor();
+    await page.getByText('No organizations yet.').waitFor();
+    await page.getByRole('button', { name: 'New organization' }).click();
+    const create = page.getByRole('form', { name: 'New organization' });
+    await create.getByLabel('Name', { exact: true }).fill('Acme Corp');
+    await create.getByRole('button', { name: 'Create' }).click();
+    const nameError = create.locator('.field-name .field-error');
+    await nameError.waitFor();
+    assert.match(await nameError.textContent(), /not a valid/);
+    await create.getByLabel('Name', { exact: true }).fill(ORG);
+    await create.getByLabel('Full name (optional)').fill('Acme Corporation');
+    await create.getByRole('button', { name: 'Create' }).click();
+    await page.getByRole('heading', { name: ORG, level: 1 }).waitFor();
+    assert.match(page.url(), new RegExp(`#/orgs/${ORG}$`));
+    await page.getByText('Acme Corporation').waitFor();
+    assert.equal((await server.enziOk('GET', `accounts/${ORG}`)).isOrg, true);
+
+    // Members: an unknown user is refused next to the field.
+    const addMember = page.getByRole('form', { name: 'Add a member', exact: true });
+    await addMember.getByLabel('User name').fill('nobody');
+    await addMember.getByRole('button', { name: 'Add member' }).click();
+    const memberError = addMember.locator('.field-name .field-error');
+    await memberError.waitFor();
+    assert.match(await memberError.textContent(), /no account named "nobody"/);
+    await addMember.getByLabel('User name').fill(ORG_MEMBER.user);
+    await addMember.getByRole('button', { name: 'Add member' }).click();
+    await page.locator(`tr[data-member="${ORG_MEMBER.user}"]`).getByText('member', { exact: true }).waitFor();
+    assert.equal(await addMember.getByLabel('User name').inputValue(), '');
+
+    // A team with a member (who joins the organization with it).
+    const newTeam = page.getByRole('form', { name: 'New team' });
+    await newTeam.getByLabel('Team name').fill(TEAM);
+    await newTeam.getByLabel('Description (optional)').fill('Developers');
+    await newTeam.getByRole('button', { name: 'Create team' }).click();
+    const card = page.locator(`article.team[data-team="${TEAM}"]`);
+    await card.getByText('0 members').waitFor();
+    const addToTeam = card.getByRole('form', { name: `Add a member to team ${TEAM}` });
+    await addToTeam.getByLabel('User name').fill(TEAM_MEMBER.user);
+    await addToTeam.getByRole('button', { name: 'Add to team' }).click();
+    await card.locator(`li[data-member="${TEAM_MEMBER.user}"]`).waitFor();
+    await card.getByText('1 member', { exact: true }).waitFor();
+    await page.locator(`tr[data-member="${TEAM_MEMBER.user}"]`).waitFor();
+    const members = await server.enziOk('GET', `accounts/${ORG}/members`);
+    assert.deepEqual(members.members.map((m) => [m.member.name, m.isAdmin]), [[ORG_MEMBER.user, false], [TEAM_MEMBER.user, false]]);
+    const teamMembers = await server.enziOk('GET', `accounts/${ORG}/teams/${TEAM}/members`);
+    assert.deepEqual(teamMembers.members.map((m) => m.member.name), [TEAM_MEMBER.user]);
+
+    // The team on the whole namespace: set, removed, set again.
+    const nsForm = page.getByRole('form', { name: 'Grant a team access to the namespace' });
+    await nsForm.getByLabel('Team', { exact: true }).selectOption(TEAM);
+    await nsForm.getByLabel('Access', { exact: true }).selectOption('read-write');
+    await nsForm.getByRole('button', { name: 'Grant' }).click();
+    const nsRow = page.locator(`table.namespace-access-table tr[data-team="${TEAM}"]`);
+    await nsRow.getByText('Read & write').waitFor();
+    assert.equal((await server.ok('GET', `repositoryNamespaces/${ORG}/teamAccess/${TEAM}`)).accessLevel, 'read-write');
+    await nsRow.getByRole('button', { name: `Remove the namespace access of team ${TEAM}` }).click();
+    await page.getByText('No team has access to the whole namespace.').waitFor();
+    assert.equal((await server.api('GET', `repositoryNamespaces/${ORG}/teamAccess/${TEAM}`)).status, 404);
+    await nsForm.getByLabel('Access', { exact: true }).selectOption('read-only');
+    await nsForm.getByRole('button', { name: 'Grant' }).click();
+    await nsRow.getByText('Read only').waitFor();
+    await screenshot('web-organization', { fullPage: true });
+
+    // A repository of the organization: its Access tab grants the team
+    // read-write, and a user read-only.
+    await server.ok('POST', `repositories/${ORG}`, { name: 'web', visibility: 'private' });
+    await page.goto(`${server.url}/#/repositories/${ORG}/web`);
+    await page.getByRole('navigation', { name: 'Repository sections' }).getByRole('link', { name: 'Access' }).click();
+    await page.getByRole('heading', { name: 'Access', level: 2 }).waitFor();
+    await page.getByText('No team has been granted access to this repository.').waitFor();
+    assert.match(await page.locator('.namespace-grants').textContent(), new RegExp(`: ${TEAM} \\(read only\\)\\.`));
+    const teamForm = page.getByRole('form', { name: 'Grant access to a team' });
+    await teamForm.getByLabel('Team', { exact: true }).selectOption(TEAM);
+    await teamForm.getByLabel('Access', { exact: true }).selectOption('read-write');
+    await teamForm.getByRole('button', { name: 'Grant' }).click();
+    await page.locator(`table.team-access-table tr[data-team="${TEAM}"]`).getByText('Read & write').waitFor();
+
+    const userForm = page.getByRole('form', { name: 'Grant access to a user' });
+    await userForm.getByLabel('User name').fill('nobody');
+    await userForm.getByRole('button', { name: 'Grant' }).click();
+    await userForm.locator('.field-username .field-error').getByText(/no account named "nobody"/).waitFor();
+    await userForm.getByLabel('User name').fill(ORG_MEMBER.user);
+    await userForm.getByRole('button', { name: 'Grant' }).click();
+    await page.locator(`table.user-access-table tr[data-username="${ORG_MEMBER.user}"]`).getByText('Read only').waitFor();
+    await screenshot('web-access', { fullPage: true });
+
+    // Through the API: the grants exist, and the team's member may push.
+    const teamAccess = await server.ok('GET', `repositories/${ORG}/web/teamAccess`);
+    assert.deepEqual(teamAccess.teamAccessList.map((g) => [g.team.name, g.accessLevel]), [[TEAM, 'read-write']]);
+    assert.deepEqual(await server.ok('GET', `repositories/${ORG}/web/userAccess`), [{ username: ORG_MEMBER.user, accessLevel: 'read-only' }]);
+    assert.equal((await server.ok('GET', `repositories/${ORG}/web`, undefined, TEAM_MEMBER)).accessLevel, 'read-write');
+
+    // Removing a user's grant.
+    await server.ok('PUT', `repositories/${ORG}/web/userAccess/${TEAM_MEMBER.user}`, { accessLevel: 'admin' });
+    await page.reload();
+    const erinRow = page.locator(`table.user-access-table tr[data-username="${TEAM_MEMBER.user}"]`);
+    await erinRow.getByText('Admin').waitFor();
+    await erinRow.getByRole('button', { name: `Remove the access of ${TEAM_MEMBER.user}` }).click();
+    await erinRow.waitFor({ state: 'detached' });
+    assert.deepEqual(await server.ok('GET', `repositories/${ORG}/web/userAccess`), [{ username: ORG_MEMBER.user, accessLevel: 'read-only' }]);
+  });
+
+  test('a member who is not an administrator of the organization sees it read-only', async () => {
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await page.getByRole('heading', { name: 'Log in to regmirror' }).waitFor();
+    await logIn(page, ORG_MEMBER);
+    await page.getByRole('heading', { name: 'Repositories', level: 1 }).waitFor();
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Organizations' }).click();
+    await page.getByRole('heading', { name: 'Organizations', level: 1 }).waitFor();
+    assert.equal(await page.getByRole('button', { name: 'New organization' }).count(), 0);
+    await page.locator(`tr[data-org="${ORG}"]`).getByRole('link', { name: ORG }).click();
+    await page.getByRole('heading', { name: ORG, level: 1 }).waitFor();
+    await page.getByText('Only the organization\'s administrators can change').waitFor();
+    await page.locator(`tr[data-member="${TEAM_MEMBER.user}"]`).waitFor();
+    await page.locator(`article.team[data-team="${TEAM}"] li[data-member="${TEAM_MEMBER.user}"]`).waitFor();
+    await page.locator(`table.namespace-access-table tr[data-team="${TEAM}"]`).getByText('Read only').waitFor();
+    await page.getByText('you: member').waitFor();
+    const main = page.locator('main');
+    assert.equal(await main.getByRole('button').count(), 0, 'no add, remove or delete buttons');
+    assert.equal(await main.locator('form').count(), 0, 'no forms');
+    assert.equal(await main.getByRole('columnheader', { name: 'Actions' }).count(), 0);
+
+    // The repository's Access tab: read-only access, so no lists are
+    // asked for (the API would refuse them) and nothing can be changed.
+    const probes = recordApiRequests(page, /\/(userAccess|teamAccess)(\?|$)/);
+    await page.goto(`${server.url}/#/repositories/${ORG}/web/access`);
+    await page.getByText('You need admin access to this repository to see and change who else has access').waitFor();
+    assert.equal(await main.locator('form').count(), 0);
+    probes.stop();
+    assert.deepEqual(probes.seen, []);
+
+    // Made an administrator of the organization, the member manages it.
+    await server.enziOk('PUT', `accounts/${ORG}/members/${ORG_MEMBER.user}`, { isAdmin: true, isPublic: true });
+    await page.goto(`${server.url}/#/orgs/${ORG}`);
+    await page.getByText('you: administrator').waitFor();
+    await page.getByRole('form', { name: 'Add a member', exact: true }).waitFor();
+    await page.locator(`article.team[data-team="${TEAM}"]`).getByRole('button', { name: 'Delete team' }).waitFor();
+    // ...and, as the organization's administrator, the repositories of its namespace.
+    await page.goto(`${server.url}/#/repositories/${ORG}/web/access`);
+    await page.locator(`table.team-access-table tr[data-team="${TEAM}"]`).getByText('Read & write').waitFor();
+    await page.getByRole('form', { name: 'Grant access to a team' }).waitFor();
+
+    // Someone outside the organization does not see it.
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await page.getByRole('heading', { name: 'Log in to regmirror' }).waitFor();
+    await logIn(page, READER);
+    await page.getByRole('heading', { name: 'Repositories', level: 1 }).waitFor();
+    await page.goto(`${server.url}/#/orgs`);
+    await page.getByText('You are not a member of any organization.').waitFor();
+    await page.goto(`${server.url}/#/orgs/${ORG}`);
+    await page.getByText(`Organization ${ORG} does not exist, or you are not a member of it.`).waitFor();
+  });
+
+  test('at phone width the organization and access pages fit the screen', async () => {
+    const phone = await browser.context.newPage();
+    const phoneProblems = watchProblems(phone);
+    await phone.setViewportSize({ width: 390, height: 844 });
+    await phone.goto(`${server.url}/`);
+    await logIn(phone, ADMIN);
+    await phone.getByRole('heading', { name: 'Repositories', level: 1 }).waitFor();
+    for (const route of ['orgs', `orgs/${ORG}`, `repositories/${ORG}/web/access`]) {
+      await phone.goto(`${server.url}/#/${route}`);
+      await phone.locator('main h1').waitFor();
+      await phone.waitForLoadState('networkidle');
+      const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `${route} is ${overflow}px wider than the screen`);
+    }
+    await phone.close();
+    assert.deepEqual(phoneProblems, []);
   });
 
   test('no page errors, console errors or failed requests', () => {

@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::digest::Digest;
+use crate::digest::{Digest, Hasher};
 use crate::store::{
-    BlobListing, BlobReader, BlobStore, BlobWriter, CLAIM_TTL, RepositoryStore, StoreError,
+    BlobListing, BlobReader, BlobStore, BlobWriter, ByteStream, CLAIM_TTL, PartWriter,
+    RepositoryStore, StoreError,
 };
 
 /// Holds `digests` for the caller, waiting while a collector is deleting
@@ -100,6 +101,39 @@ impl BlobStore for HoldingBlobStore {
 
     async fn purge_uploads(&self) -> Result<usize, StoreError> {
         self.inner.purge_uploads().await
+    }
+
+    async fn part_writer(
+        &self,
+        upload: &str,
+        hasher: Hasher,
+    ) -> Result<Box<dyn PartWriter>, StoreError> {
+        self.inner.part_writer(upload, hasher).await
+    }
+
+    async fn part_reader(
+        &self,
+        upload: &str,
+        part: &str,
+    ) -> Result<ByteStream<StoreError>, StoreError> {
+        self.inner.part_reader(upload, part).await
+    }
+
+    /// Holds `digest` first, as a writer's commit does (several parts go
+    /// through [`BlobStore::writer`], so they are held there).
+    async fn place_part(
+        &self,
+        upload: &str,
+        part: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), StoreError> {
+        hold(self.repos.as_ref(), std::slice::from_ref(digest)).await?;
+        self.inner.place_part(upload, part, digest, size).await
+    }
+
+    async fn delete_parts(&self, upload: &str) -> Result<(), StoreError> {
+        self.inner.delete_parts(upload).await
     }
 }
 

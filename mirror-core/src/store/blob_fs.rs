@@ -13,6 +13,11 @@
 //! directory (replicas on one filesystem); a killed process's locks go
 //! with it, so its uploads are purged at once. Every file and directory is
 //! owner-only.
+//!
+//! Parts of chunked uploads ([`super::parts`]) are written the same way to
+//! `upload-parts/<upload>/<uuid>` and fsynced when finished; the only part
+//! of an upload is renamed into place. A purge removes part directories a
+//! day old (their session expired long before).
 
 use std::fs::File;
 use std::io::{SeekFrom, Write};
@@ -24,7 +29,10 @@ use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
 
 use super::layout::Layout;
-use super::{BlobEntry, BlobListing, BlobReader, BlobStore, BlobWriter, StoreError};
+use super::parts::{PARTS_KEPT, check_upload_id};
+use super::{
+    BlobEntry, BlobListing, BlobReader, BlobStore, BlobWriter, ByteStream, PartWriter, StoreError,
+};
 use crate::digest::{Digest, Hasher};
 
 /// How many bytes of received chunks are batched before a write reaches the
@@ -77,6 +85,33 @@ impl FsBlobStore {
 }
 
 impl FsBlobStore {
+    /// A writer to `file` at `path`, continuing `hasher`.
+    fn file_writer(&self, path: PathBuf, file: File, hasher: Hasher) -> FsBlobWriter {
+        FsBlobWriter {
+            written: 0,
+            sink: Some(Sink {
+                file,
+                hasher,
+                written: 0,
+                flushed_to: 0,
+            }),
+            inflight: None,
+            path,
+            batch: Vec::new(),
+            batch_len: 0,
+            layout: self.layout.clone(),
+            durable: self.options.durable,
+            done: false,
+        }
+    }
+
+    /// The path of part `part` of `upload`, both checked.
+    fn part_path(&self, upload: &str, part: &str) -> Result<PathBuf, StoreError> {
+        check_upload_id(upload)?;
+        check_upload_id(part)?;
+        Ok(self.layout.upload_parts(upload).join(part))
+    }
+
     /// Creates an upload file and takes its (advisory, exclusive) lock,
     /// held for as long as the writer has the file open: what tells
     /// [`BlobStore::purge_uploads`] the upload is live, whichever process
@@ -209,22 +244,7 @@ impl BlobStore for FsBlobStore {
         // between creating the file and handing out its owner, a caller
         // dropped mid-call can never leave an upload file nobody removes.
         let (path, file) = self.create_upload()?;
-        Ok(Box::new(FsBlobWriter {
-            sink: Some(Sink {
-                file,
-                hasher: Hasher::new(),
-                written: 0,
-                flushed_to: 0,
-            }),
-            inflight: None,
-            path,
-            batch: Vec::new(),
-            batch_len: 0,
-            written: 0,
-            layout: self.layout.clone(),
-            durable: self.options.durable,
-            done: false,
-        }))
+        Ok(Box::new(self.file_writer(path, file, Hasher::new())))
     }
 
     async fn reader(
@@ -295,6 +315,7 @@ impl BlobStore for FsBlobStore {
     /// directory. Each file is removed while the purge holds its lock.
     async fn purge_uploads(&self) -> Result<usize, StoreError> {
         let dir = self.layout.uploads_dir();
+        let parts_dir = self.layout.parts_dir();
         blocking(move || {
             let mut n = 0;
             let entries = std::fs::read_dir(&dir)
@@ -315,10 +336,124 @@ impl BlobStore for FsBlobStore {
                 }
                 drop(file); // the lock, once the path is gone
             }
-            Ok(n)
+            Ok(n + purge_old_parts(&parts_dir))
         })
         .await
     }
+
+    async fn part_writer(
+        &self,
+        upload: &str,
+        hasher: Hasher,
+    ) -> Result<Box<dyn PartWriter>, StoreError> {
+        let name = uuid::Uuid::new_v4().to_string();
+        let path = self.part_path(upload, &name)?;
+        // Synchronous, as in `writer`: no await between creating the file
+        // and handing out its owner, which removes it unless finished.
+        create_private_dir(path.parent().expect("a part path has a parent"))?;
+        let file = super::open_private_file(&path, true)
+            .map_err(|e| StoreError::io(format!("creating {}", path.display()), e))?;
+        Ok(Box::new(FsPartWriter {
+            writer: self.file_writer(path, file, hasher),
+            name,
+        }))
+    }
+
+    async fn part_reader(
+        &self,
+        upload: &str,
+        part: &str,
+    ) -> Result<ByteStream<StoreError>, StoreError> {
+        let path = self.part_path(upload, part)?;
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound {
+                    what: format!("part {part} of upload {upload}"),
+                });
+            }
+            Err(e) => return Err(StoreError::io(format!("opening {}", path.display()), e)),
+        };
+        let reader = tokio::io::BufReader::with_capacity(READ_CHUNK, file);
+        let stream = tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK)
+            .map(move |r| r.map_err(|e| StoreError::io(format!("reading {}", path.display()), e)));
+        Ok(Box::pin(stream))
+    }
+
+    async fn place_part(
+        &self,
+        upload: &str,
+        part: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), StoreError> {
+        let from = self.part_path(upload, part)?;
+        let to = self.layout.blob(digest);
+        let durable = self.options.durable;
+        let what = format!("part {part} of upload {upload}");
+        blocking(move || {
+            let actual = match std::fs::metadata(&from) {
+                Ok(m) => m.len(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(StoreError::NotFound { what });
+                }
+                Err(e) => return Err(StoreError::io(format!("stat of {}", from.display()), e)),
+            };
+            if actual != size {
+                return Err(StoreError::Corrupt {
+                    reason: format!("{what} holds {actual} bytes, its upload says {size}"),
+                });
+            }
+            move_into_place(&from, &to, durable)
+        })
+        .await
+    }
+
+    async fn delete_parts(&self, upload: &str) -> Result<(), StoreError> {
+        check_upload_id(upload)?;
+        let dir = self.layout.upload_parts(upload);
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io(format!("removing {}", dir.display()), e)),
+        }
+    }
+}
+
+/// Removes the part directories of chunked uploads not written to for
+/// [`PARTS_KEPT`]; returns how many.
+fn purge_old_parts(parts_dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(parts_dir) else {
+        return 0; // none yet
+    };
+    let mut n = 0;
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > PARTS_KEPT);
+        if old && std::fs::remove_dir_all(entry.path()).is_ok() {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Renames the verified file `from` to the blob path `to` (creating its
+/// directory), syncing the directory when `durable`.
+fn move_into_place(from: &Path, to: &Path, durable: bool) -> Result<(), StoreError> {
+    let parent = to.parent().expect("blob path has a parent");
+    create_private_dir(parent)?;
+    std::fs::rename(from, to)
+        .map_err(|e| StoreError::io(format!("moving {} into place", from.display()), e))?;
+    if durable {
+        File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StoreError::io(format!("syncing {}", parent.display()), e))?;
+    }
+    Ok(())
 }
 
 /// The file and running hash, owned by whichever side holds them: the
@@ -394,6 +529,16 @@ impl FsBlobWriter {
         Ok(())
     }
 
+    /// Writes what is buffered, waits for it, and takes the sink (the
+    /// file and the hasher) for good.
+    async fn close(&mut self) -> Result<Sink, StoreError> {
+        self.flush().await?;
+        self.settle().await?;
+        self.sink.take().ok_or_else(|| StoreError::Corrupt {
+            reason: "blob writer used after a failed write".into(),
+        })
+    }
+
     /// Hands the batch to the blocking pool; at most one batch is in
     /// flight, so memory stays at about two batches.
     async fn flush(&mut self) -> Result<(), StoreError> {
@@ -465,11 +610,7 @@ impl BlobWriter for FsBlobWriter {
         expected: &Digest,
         size: Option<u64>,
     ) -> Result<(), StoreError> {
-        self.flush().await?;
-        self.settle().await?;
-        let sink = self.sink.take().ok_or_else(|| StoreError::Corrupt {
-            reason: "blob writer used after a failed write".into(),
-        })?;
+        let sink = self.close().await?;
         // On a mismatch, Drop removes the upload file.
         verify_written(sink.hasher, expected, size)?;
         let file = sink.file;
@@ -484,17 +625,7 @@ impl BlobWriter for FsBlobWriter {
                         .map_err(|e| StoreError::io(format!("syncing {}", from.display()), e))?;
                 }
                 drop(file);
-                let parent = to.parent().expect("blob path has a parent");
-                create_private_dir(parent)?;
-                std::fs::rename(&from, &to).map_err(|e| {
-                    StoreError::io(format!("moving {} into place", from.display()), e)
-                })?;
-                if durable {
-                    File::open(parent)
-                        .and_then(|d| d.sync_all())
-                        .map_err(|e| StoreError::io(format!("syncing {}", parent.display()), e))?;
-                }
-                Ok(())
+                move_into_place(&from, &to, durable)
             })();
             if result.is_err() {
                 let _ = std::fs::remove_file(&from);
@@ -514,6 +645,45 @@ impl BlobWriter for FsBlobWriter {
             Ok(())
         })
         .await
+    }
+}
+
+/// A part of a chunked upload: an [`FsBlobWriter`] to the part's file
+/// whose `finish` syncs it instead of renaming it.
+struct FsPartWriter {
+    writer: FsBlobWriter,
+    name: String,
+}
+
+#[async_trait]
+impl PartWriter for FsPartWriter {
+    async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError> {
+        BlobWriter::write(&mut self.writer, chunk).await
+    }
+
+    fn written(&self) -> u64 {
+        self.writer.written
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<(String, Hasher), StoreError> {
+        let sink = self.writer.close().await?;
+        let path = self.writer.path.clone();
+        let durable = self.writer.durable;
+        let file = sink.file;
+        blocking(move || {
+            if durable {
+                file.sync_data()
+                    .map_err(|e| StoreError::io(format!("syncing {}", path.display()), e))?;
+                let dir = path.parent().expect("a part path has a parent");
+                File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| StoreError::io(format!("syncing {}", dir.display()), e))?;
+            }
+            Ok(())
+        })
+        .await?;
+        self.writer.done = true;
+        Ok((std::mem::take(&mut self.name), sink.hasher))
     }
 }
 

@@ -55,7 +55,10 @@ use object_store::{
 
 use super::blob_fs::{clamp_range, verify_written};
 use super::layout::KeyLayout;
-use super::{BlobEntry, BlobListing, BlobReader, BlobStore, BlobWriter, StoreError};
+use super::parts::{PARTS_KEPT, check_upload_id};
+use super::{
+    BlobEntry, BlobListing, BlobReader, BlobStore, BlobWriter, ByteStream, PartWriter, StoreError,
+};
 use crate::digest::{Digest, Hasher};
 use crate::error::error_chain;
 use crate::secret::Secret;
@@ -420,6 +423,45 @@ impl Inner {
         Path::from(self.keys.blob(digest))
     }
 
+    /// The key of part `part` of `upload`, both checked.
+    fn part_key(&self, upload: &str, part: &str) -> Result<Path, StoreError> {
+        check_upload_id(upload)?;
+        check_upload_id(part)?;
+        Ok(Path::from(format!(
+            "{}/{part}",
+            self.keys.upload_parts(upload)
+        )))
+    }
+
+    /// Deletes the objects under `dir` last modified longer than `age`
+    /// ago (all of them for `None`); returns how many.
+    async fn delete_older(&self, dir: &Path, age: Option<Duration>) -> Result<usize, StoreError> {
+        let cutoff = match age {
+            None => None,
+            Some(age) => match chrono::Duration::from_std(age)
+                .ok()
+                .and_then(|age| chrono::Utc::now().checked_sub_signed(age))
+            {
+                Some(cutoff) => Some(cutoff),
+                None => return Ok(0), // an age longer than time itself
+            },
+        };
+        let mut listing = self.s3.list(Some(dir));
+        let mut removed = 0;
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| self.error("listing", dir, e))?;
+            if cutoff.is_some_and(|cutoff| meta.last_modified > cutoff) {
+                continue;
+            }
+            match self.s3.delete(&meta.location).await {
+                Ok(()) => removed += 1,
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(self.error("DELETE", &meta.location, e)),
+            }
+        }
+        Ok(removed)
+    }
+
     /// A failed request on `key`, named with the bucket, with its cause.
     fn error(&self, doing: &str, key: &Path, e: object_store::Error) -> StoreError {
         use object_store::Error as E;
@@ -597,6 +639,7 @@ impl BlobStore for S3BlobStore {
     async fn writer(&self) -> Result<Box<dyn BlobWriter>, StoreError> {
         Ok(Box::new(S3BlobWriter {
             inner: self.inner.clone(),
+            part_key: None,
             hasher: Hasher::new(),
             pending: Vec::new(),
             pending_len: 0,
@@ -681,36 +724,141 @@ impl BlobStore for S3BlobStore {
         }))
     }
 
-    /// Removes upload objects older than [`S3Options::purge_grace`] (only
-    /// those: other replicas may be writing to the same bucket).
+    /// Removes upload objects older than [`S3Options::purge_grace`], and
+    /// parts of chunked uploads older than [`PARTS_KEPT`] (only those:
+    /// other replicas may be writing to the same bucket).
     async fn purge_uploads(&self) -> Result<usize, StoreError> {
         let inner = &self.inner;
-        let dir = Path::from(inner.keys.uploads_dir());
-        let Some(cutoff) = chrono::Duration::from_std(inner.purge_grace)
-            .ok()
-            .and_then(|grace| chrono::Utc::now().checked_sub_signed(grace))
-        else {
-            return Ok(0); // a grace longer than time itself
-        };
-        let mut listing = inner.s3.list(Some(&dir));
-        let mut removed = 0;
-        while let Some(meta) = listing.next().await {
-            let meta = meta.map_err(|e| inner.error("listing", &dir, e))?;
-            if meta.last_modified > cutoff {
-                continue;
+        let uploads = Path::from(inner.keys.uploads_dir());
+        let parts = Path::from(inner.keys.parts_dir());
+        Ok(inner
+            .delete_older(&uploads, Some(inner.purge_grace))
+            .await?
+            + inner.delete_older(&parts, Some(PARTS_KEPT)).await?)
+    }
+
+    async fn part_writer(
+        &self,
+        upload: &str,
+        hasher: Hasher,
+    ) -> Result<Box<dyn PartWriter>, StoreError> {
+        let name = uuid::Uuid::new_v4().to_string();
+        let key = self.inner.part_key(upload, &name)?;
+        Ok(Box::new(S3PartWriter {
+            start: hasher.len(),
+            writer: S3BlobWriter {
+                inner: self.inner.clone(),
+                part_key: Some(key),
+                hasher,
+                pending: Vec::new(),
+                pending_len: 0,
+                upload: None,
+                failed: false,
+            },
+            name,
+        }))
+    }
+
+    async fn part_reader(
+        &self,
+        upload: &str,
+        part: &str,
+    ) -> Result<ByteStream<StoreError>, StoreError> {
+        let inner = self.inner.clone();
+        let key = inner.part_key(upload, part)?;
+        let got = match inner.s3.get(&key).await {
+            Ok(got) => got,
+            Err(e) if is_not_found(&e) => {
+                return Err(StoreError::NotFound {
+                    what: format!("part {part} of upload {upload}"),
+                });
             }
-            match inner.s3.delete(&meta.location).await {
-                Ok(()) => removed += 1,
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(inner.error("DELETE", &meta.location, e)),
+            Err(e) => return Err(inner.error("GET", &key, e)),
+        };
+        let stream = got
+            .into_stream()
+            .map(move |r| r.map_err(|e| inner.error("reading", &key, e)));
+        Ok(Box::pin(stream))
+    }
+
+    async fn place_part(
+        &self,
+        upload: &str,
+        part: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), StoreError> {
+        let inner = &self.inner;
+        let key = inner.part_key(upload, part)?;
+        match inner.size(&key).await? {
+            None => Err(StoreError::NotFound {
+                what: format!("part {part} of upload {upload}"),
+            }),
+            Some(actual) if actual != size => Err(StoreError::Corrupt {
+                reason: format!(
+                    "part {part} of upload {upload} holds {actual} bytes, its upload says {size}"
+                ),
+            }),
+            Some(_) => inner.place(&key, digest, size).await,
+        }
+    }
+
+    async fn delete_parts(&self, upload: &str) -> Result<(), StoreError> {
+        check_upload_id(upload)?;
+        let inner = &self.inner;
+        let dir = Path::from(inner.keys.upload_parts(upload));
+        inner.delete_older(&dir, None).await.map(|_| ())
+    }
+}
+
+/// A part of a chunked upload: an [`S3BlobWriter`] to the part's key whose
+/// `finish` completes the write there instead of verifying and placing.
+struct S3PartWriter {
+    writer: S3BlobWriter,
+    /// What the hasher had seen before this part.
+    start: u64,
+    name: String,
+}
+
+#[async_trait]
+impl PartWriter for S3PartWriter {
+    async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError> {
+        BlobWriter::write(&mut self.writer, chunk).await
+    }
+
+    fn written(&self) -> u64 {
+        self.writer.hasher.len() - self.start
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<(String, Hasher), StoreError> {
+        let w = &mut self.writer;
+        if w.failed {
+            w.discard().await;
+            return Err(used_after_failure());
+        }
+        let inner = w.inner.clone();
+        match w.upload.take() {
+            Some(parts) => parts.finish(&inner).await?,
+            None => {
+                let key = w.part_key.clone().expect("a part writer has its key");
+                let payload: PutPayload = std::mem::take(&mut w.pending).into_iter().collect();
+                inner
+                    .s3
+                    .put(&key, payload)
+                    .await
+                    .map_err(|e| inner.error("PUT", &key, e))?;
             }
         }
-        Ok(removed)
+        let hasher = std::mem::take(&mut w.hasher);
+        Ok((std::mem::take(&mut self.name), hasher))
     }
 }
 
 struct S3BlobWriter {
     inner: Arc<Inner>,
+    /// Where a part of a chunked upload goes; `None` for a blob (whose
+    /// multipart upload gets a fresh upload key).
+    part_key: Option<Path>,
     hasher: Hasher,
     /// The blob while it fits in one part: the received chunks, unsent.
     pending: Vec<Bytes>,
@@ -732,7 +880,10 @@ impl S3BlobWriter {
         if self.pending_len <= inner.part_size {
             return Ok(());
         }
-        let key = Path::from(inner.keys.upload(&uuid::Uuid::new_v4().to_string()));
+        let key = match &self.part_key {
+            Some(key) => key.clone(),
+            None => Path::from(inner.keys.upload(&uuid::Uuid::new_v4().to_string())),
+        };
         let parts = self.upload.insert(Parts::start(inner, key).await?);
         self.pending_len = 0;
         for chunk in std::mem::take(&mut self.pending) {

@@ -11,6 +11,7 @@ use futures_util::StreamExt;
 use crate::job::{Job, JobFilter, JobStatus, JobSubmission, PARAM_POLICY_ID, POLL_MIRROR};
 use crate::policy::{MirroringStatus, PolicyForm, PollMirroringPolicy, RemoteEndpoint};
 use crate::secret::Secret;
+use crate::store::parts::UploadProgress;
 use crate::store::{
     BlobEntry, BlobStore, JobLogStore, JobStore, LeaseStore, ManifestRecord, NewRepository,
     PolicyStore, RepositoryStore, StoreError, TagRecord, TagSource, Visibility,
@@ -119,6 +120,7 @@ pub async fn blob_store(store: &dyn BlobStore) {
         Err(StoreError::NotFound { .. })
     ));
     blob_listing(store).await;
+    chunked_uploads(store).await;
 }
 
 /// The entries of `digests` in `store`'s listing, by digest.
@@ -176,6 +178,121 @@ pub async fn blob_listing(store: &dyn BlobStore) {
     for d in &digests[1..] {
         store.delete(d).await.unwrap();
     }
+}
+
+/// Writes `chunks` as the next parts of `upload`, one part each, with the
+/// progress saved and read back between parts (as requests on different
+/// replicas would).
+async fn append_parts(
+    store: &dyn BlobStore,
+    upload: &str,
+    mut progress: UploadProgress,
+    chunks: &[&[u8]],
+) -> UploadProgress {
+    for chunk in chunks {
+        progress = UploadProgress::decode(&progress.encode()).unwrap();
+        let mut part = progress.next_part(store, upload).await.unwrap();
+        for piece in chunk.chunks(100_000) {
+            part.write(Bytes::copy_from_slice(piece)).await.unwrap();
+        }
+        assert_eq!(part.written(), chunk.len() as u64);
+        let (name, hasher) = part.finish().await.unwrap();
+        progress = progress.with_part(name, hasher);
+    }
+    progress
+}
+
+/// Checks a [`BlobStore`]'s parts of chunked uploads ([`super::parts`]):
+/// parts continue each other's hash across saved progress, a completed
+/// upload is the blob (one part moved, several copied), a wrong digest
+/// leaves nothing visible, and `delete_parts` removes them.
+pub async fn chunked_uploads(store: &dyn BlobStore) {
+    let data: Vec<u8> = (0..700_000u32).map(|i| (i % 241) as u8).collect();
+    let d = Digest::of(&data);
+    let upload = uuid::Uuid::new_v4().to_string();
+
+    // Three parts, then a wrong digest: refused, nothing visible.
+    let progress = append_parts(
+        store,
+        &upload,
+        UploadProgress::new(),
+        &[&data[..1], &data[1..300_000], &[]],
+    )
+    .await;
+    let progress = append_parts(store, &upload, progress, &[&data[300_000..]]).await;
+    assert_eq!(progress.size, data.len() as u64);
+    assert_eq!(progress.parts.len(), 3, "an empty part is left out");
+    let wrong = Digest::of(b"not it");
+    match progress.complete(store, &upload, &wrong).await {
+        Err(StoreError::DigestMismatch { expected, actual }) => {
+            assert_eq!((expected, actual), (wrong.clone(), d.clone()));
+        }
+        r => panic!("expected a digest mismatch, got {r:?}"),
+    }
+    assert_eq!(store.stat(&wrong).await.unwrap(), None);
+    assert_eq!(
+        store.stat(&d).await.unwrap(),
+        None,
+        "visible before complete"
+    );
+    // Several parts: copied, whole.
+    progress.complete(store, &upload, &d).await.unwrap();
+    assert_eq!(read_all(store, &d, 0, None).await, data);
+    store.delete_parts(&upload).await.unwrap();
+    store.delete_parts(&upload).await.unwrap();
+    assert!(matches!(
+        store.part_reader(&upload, &progress.parts[0]).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    store.delete(&d).await.unwrap();
+
+    // One part: moved into place.
+    let upload = uuid::Uuid::new_v4().to_string();
+    let progress = append_parts(store, &upload, UploadProgress::new(), &[&data]).await;
+    let mut read = Vec::new();
+    let mut stream = store
+        .part_reader(&upload, &progress.parts[0])
+        .await
+        .unwrap();
+    while let Some(c) = stream.next().await {
+        read.extend_from_slice(&c.unwrap());
+    }
+    assert_eq!(read, data, "a part reads back whole");
+    progress.complete(store, &upload, &d).await.unwrap();
+    assert_eq!(read_all(store, &d, 0, None).await, data);
+    store.delete_parts(&upload).await.unwrap();
+    store.delete(&d).await.unwrap();
+
+    // No bytes at all: the empty blob.
+    let empty = Digest::of(b"");
+    UploadProgress::new()
+        .complete(store, &uuid::Uuid::new_v4().to_string(), &empty)
+        .await
+        .unwrap();
+    assert_eq!(store.stat(&empty).await.unwrap(), Some(0));
+
+    // A part dropped unfinished is not an error and leaves the upload as
+    // it was; upload IDs that could escape the store are refused.
+    let upload = uuid::Uuid::new_v4().to_string();
+    let mut part = UploadProgress::new()
+        .next_part(store, &upload)
+        .await
+        .unwrap();
+    part.write(Bytes::from_static(b"lost")).await.unwrap();
+    drop(part);
+    store.delete_parts(&upload).await.unwrap();
+    for bad in ["../x", "", "a/b", "a.b"] {
+        assert!(
+            store.part_writer(bad, crate::Hasher::new()).await.is_err(),
+            "{bad:?} accepted"
+        );
+        assert!(store.delete_parts(bad).await.is_err(), "{bad:?} accepted");
+    }
+    assert_eq!(
+        store.purge_uploads().await.unwrap(),
+        0,
+        "fresh parts purged"
+    );
 }
 
 /// The names of `repo`'s tags, in the order the store lists them.

@@ -9,10 +9,11 @@
 //!                                  MIRROR_SECRET_KEY is set)
 //!   blobs/sha256/<2 hex>/<64 hex>  committed blobs (layers, configs, manifests)
 //!   uploads/<uuid>                 blob writes in progress (never read)
+//!   upload-parts/<upload>/<uuid>   parts of chunked uploads (see `parts.rs`)
 //! ```
 //!
-//! A blob path is derived only from a validated [`Digest`], so no input can
-//! escape the data directory.
+//! A blob path is derived only from a validated [`Digest`], and an upload's
+//! from a checked upload ID, so no input can escape the data directory.
 
 use std::path::{Path, PathBuf};
 
@@ -57,6 +58,15 @@ impl Layout {
     pub(crate) fn upload(&self, id: &str) -> PathBuf {
         self.uploads_dir().join(id)
     }
+
+    pub(crate) fn parts_dir(&self) -> PathBuf {
+        self.root.join("upload-parts")
+    }
+
+    /// The parts of the chunked upload `upload` (a checked ID).
+    pub(crate) fn upload_parts(&self, upload: &str) -> PathBuf {
+        self.parts_dir().join(upload)
+    }
 }
 
 /// The object keys of the S3 blob store in its bucket, under an optional
@@ -66,6 +76,7 @@ impl Layout {
 /// <prefix>/blobs/sha256/<64 hex>   committed blobs
 /// <prefix>/uploads/<uuid>          multipart uploads being moved into place
 ///                                  (never read by a reader)
+/// <prefix>/upload-parts/<upload>/<uuid>  parts of chunked uploads
 /// ```
 #[cfg(feature = "s3")]
 #[derive(Debug, Clone)]
@@ -104,5 +115,14 @@ impl KeyLayout {
 
     pub(crate) fn upload(&self, id: &str) -> String {
         self.key(&format!("uploads/{id}"))
+    }
+
+    pub(crate) fn parts_dir(&self) -> String {
+        self.key("upload-parts")
+    }
+
+    /// The prefix of the parts of the chunked upload `upload` (a checked ID).
+    pub(crate) fn upload_parts(&self, upload: &str) -> String {
+        self.key(&format!("upload-parts/{upload}"))
     }
 }

@@ -9,6 +9,8 @@
 //! - [`JobStore`]: the job queue.
 //! - [`JobLogStore`]: the jobs' log lines.
 //!
+//! [`parts`] builds resumable chunked uploads on a [`BlobStore`]'s parts.
+//!
 //! Embedded defaults: [`FsBlobStore`] (a directory) and [`SqliteStore`]
 //! (one SQLite file, implementing every metadata trait). With the feature
 //! `s3`, `S3BlobStore` keeps blobs in an S3-compatible bucket; with the
@@ -26,6 +28,7 @@ mod job_queue;
 mod layout;
 mod lease;
 pub mod migrate;
+pub mod parts;
 mod policy;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -39,7 +42,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::Stream;
 
-use crate::digest::Digest;
+use crate::digest::{Digest, Hasher};
 
 pub use blob_fs::{FsBlobStore, FsOptions};
 #[cfg(feature = "s3")]
@@ -288,9 +291,59 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Deletes a blob (absent blobs are not an error).
     async fn delete(&self, digest: &Digest) -> Result<(), StoreError>;
 
-    /// Removes leftovers of writes that never committed (after a crash).
-    /// Returns how many were removed.
+    /// Removes leftovers of writes that never committed (after a crash),
+    /// and parts of chunked uploads older than a day (their session
+    /// expired long ago). Returns how many were removed.
     async fn purge_uploads(&self) -> Result<usize, StoreError>;
+
+    /// Starts writing a new part of the chunked upload `upload` (an ID
+    /// of letters, digits and `-`): the bytes one request of a chunked push
+    /// brings. `hasher` has seen the upload's earlier parts; the part's
+    /// bytes continue it. Parts are stored where every process sharing this
+    /// store finds them, so a later request of the same push may go to
+    /// another replica. See [`parts`] for the whole protocol.
+    async fn part_writer(
+        &self,
+        upload: &str,
+        hasher: Hasher,
+    ) -> Result<Box<dyn PartWriter>, StoreError>;
+
+    /// Streams the finished part `part` of `upload`, whole.
+    async fn part_reader(
+        &self,
+        upload: &str,
+        part: &str,
+    ) -> Result<ByteStream<StoreError>, StoreError>;
+
+    /// Makes the part `part` of `upload` the blob `digest` of `size`
+    /// bytes, when it is the upload's only part: a move, not a copy. The
+    /// caller checked the digest with the hasher that saw the part written
+    /// ([`parts::UploadProgress::complete`]).
+    async fn place_part(
+        &self,
+        upload: &str,
+        part: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Removes every part of `upload` (none is not an error).
+    async fn delete_parts(&self, upload: &str) -> Result<(), StoreError>;
+}
+
+/// A part of a chunked upload being written ([`BlobStore::part_writer`]).
+/// Dropping it without `finish` discards the part.
+#[async_trait]
+pub trait PartWriter: Send {
+    /// Appends a chunk.
+    async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError>;
+
+    /// Bytes of this part written so far.
+    fn written(&self) -> u64;
+
+    /// Makes the part durable and findable by its name; returns the name
+    /// and the hasher, which has now seen this part too.
+    async fn finish(self: Box<Self>) -> Result<(String, Hasher), StoreError>;
 }
 
 /// An in-progress blob write. Dropping it without `commit` discards the data.

@@ -27,7 +27,7 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub async fn scrape(State(state): State<AppState>, Admin(_): Admin) -> Result<Response, ApiError> {
     let snapshot = state.mirror.metrics().await?;
     let server = ServerCounts {
-        uploads: state.uploads.len() as u64,
+        uploads: state.uploads.open_count().await?,
         password_checks: state.accounts.password_checks(),
     };
     let text = render(&snapshot, server);
@@ -62,7 +62,7 @@ fn one(value: u64) -> Vec<(String, String)> {
 /// The server's own numbers.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ServerCounts {
-    /// Blob push sessions open now.
+    /// Chunked blob push sessions open now (on every replica).
     pub uploads: u64,
     /// Argon2id password verifications since start.
     pub password_checks: u64,
@@ -274,7 +274,7 @@ pub fn render(m: &MetricsSnapshot, server: ServerCounts) -> String {
         &mut out,
         "regmirror_upload_sessions",
         "gauge",
-        "Blob push sessions open now.",
+        "Chunked blob push sessions open now, on every replica sharing the database.",
         &one(server.uploads),
     );
     family(

@@ -6,7 +6,10 @@ use chrono::{DateTime, Duration, SubsecRound, Utc};
 
 use super::{AccountChange, BearerRecord, ServerStores, TokenChange, TokenUpdate};
 use crate::store::records::Cron;
-use crate::store::records::{AccessLevel, Account, ApiToken, Credential};
+use crate::store::records::{
+    AccessLevel, Account, ApiToken, Credential, GrantTarget, OrgMember, Organization, Team,
+    UploadRecord,
+};
 
 /// Every check below, in turn.
 pub async fn all(s: &ServerStores) {
@@ -15,6 +18,8 @@ pub async fn all(s: &ServerStores) {
     bearers(s).await;
     grants(s).await;
     crons(s).await;
+    uploads(s).await;
+    orgs(s).await;
     meta(s).await;
 }
 
@@ -367,4 +372,200 @@ pub async fn meta(s: &ServerStores) {
     s.meta.set_meta("k", "1").await.unwrap();
     s.meta.set_meta("k", "2").await.unwrap();
     assert_eq!(s.meta.meta("k").await.unwrap().as_deref(), Some("2"));
+}
+
+/// [`super::UploadStore`]: counts, compare-and-set progress, take, expiry.
+pub async fn uploads(s: &ServerStores) {
+    let u = &s.uploads;
+    let t0 = now();
+    let record = |id: &str, owner: &str| UploadRecord {
+        id: id.into(),
+        repository: "team/app".into(),
+        owner: owner.into(),
+        progress: "p0".into(),
+        updated_at: t0,
+    };
+    assert_eq!(u.upload_counts("alice").await.unwrap(), (0, 0));
+    u.insert_upload(&record("u1", "alice")).await.unwrap();
+    u.insert_upload(&record("u2", "bob")).await.unwrap();
+    u.insert_upload(&record("u3", "alice")).await.unwrap();
+    assert_eq!(u.upload_counts("alice").await.unwrap(), (3, 2));
+    assert_eq!(u.upload_counts("carol").await.unwrap(), (3, 0));
+    assert_eq!(u.upload("u1").await.unwrap(), Some(record("u1", "alice")));
+    assert_eq!(u.upload("nope").await.unwrap(), None);
+
+    // Only the request that read the progress moves it on.
+    let t1 = t0 + Duration::seconds(5);
+    assert!(u.advance_upload("u1", "p0", "p1", t1).await.unwrap());
+    assert!(!u.advance_upload("u1", "p0", "p1b", t1).await.unwrap());
+    let got = u.upload("u1").await.unwrap().unwrap();
+    assert_eq!((got.progress.as_str(), got.updated_at), ("p1", t1));
+    assert!(!u.take_upload("u1", Some("p0")).await.unwrap());
+    assert!(u.take_upload("u1", Some("p1")).await.unwrap());
+    assert!(!u.take_upload("u1", None).await.unwrap());
+    assert_eq!(u.upload("u1").await.unwrap(), None);
+
+    // Idle ones expire; a touched one stays.
+    assert!(u.touch_upload("u2", t1).await.unwrap());
+    assert!(!u.touch_upload("u1", t1).await.unwrap());
+    let expired = u.expire_uploads(t0 + Duration::seconds(1)).await.unwrap();
+    assert_eq!(expired, vec!["u3".to_string()]);
+    assert!(u.take_upload("u2", None).await.unwrap());
+    assert_eq!(u.upload_counts("alice").await.unwrap(), (0, 0));
+}
+
+/// [`super::OrgStore`]: organizations, members, teams, team access, and
+/// the levels an account holds through them.
+pub async fn orgs(s: &ServerStores) {
+    use AccessLevel::{Admin, ReadOnly, ReadWrite};
+    let o = &s.orgs;
+    for name in ["olga", "tom", "uma"] {
+        ensure(s, name).await;
+    }
+    let org = Organization {
+        id: "org-id".into(),
+        name: "acme".into(),
+        full_name: "Acme".into(),
+        created_at: now(),
+    };
+    assert!(o.insert_org(&org).await.unwrap());
+    assert!(!o.insert_org(&org).await.unwrap(), "a second acme");
+    assert_eq!(o.org("acme").await.unwrap(), Some(org.clone()));
+    assert!(o.update_org("acme", "Acme Inc.").await.unwrap());
+    assert_eq!(o.orgs().await.unwrap()[0].full_name, "Acme Inc.");
+
+    o.set_org_member("acme", "olga", true).await.unwrap();
+    let team = |name: &str| Team {
+        id: format!("team-{name}"),
+        org: "acme".into(),
+        name: name.into(),
+        description: format!("{name} team"),
+        members: 0,
+    };
+    assert!(o.insert_team(&team("dev")).await.unwrap());
+    assert!(o.insert_team(&team("ops")).await.unwrap());
+    assert!(
+        !o.insert_team(&Team {
+            id: "other".into(),
+            ..team("dev")
+        })
+        .await
+        .unwrap()
+    );
+    let dev = o.team("acme", "dev").await.unwrap().unwrap();
+    o.add_team_member(&dev, "tom").await.unwrap();
+    o.add_team_member(&dev, "tom").await.unwrap();
+    o.add_team_member(&dev, "uma").await.unwrap();
+    assert_eq!(o.team("acme", "dev").await.unwrap().unwrap().members, 2);
+    assert_eq!(o.team_members("team-dev").await.unwrap(), ["tom", "uma"]);
+    // Joining a team joins the organization, not as an administrator.
+    assert_eq!(
+        o.org_members("acme").await.unwrap(),
+        [
+            OrgMember {
+                name: "olga".into(),
+                is_admin: true
+            },
+            OrgMember {
+                name: "tom".into(),
+                is_admin: false
+            },
+            OrgMember {
+                name: "uma".into(),
+                is_admin: false
+            },
+        ]
+    );
+    assert_eq!(
+        o.orgs_of("olga").await.unwrap(),
+        [OrgMember {
+            name: "acme".into(),
+            is_admin: true
+        }]
+    );
+
+    // Levels: a team's repository and namespace grants, the organization
+    // administrator's, a user's own; the highest wins.
+    let repo = GrantTarget::Repository("acme/app".into());
+    let ns = GrantTarget::Namespace("acme".into());
+    o.set_team_access("team-dev", &repo, ReadOnly)
+        .await
+        .unwrap();
+    o.set_team_access("team-dev", &repo, ReadWrite)
+        .await
+        .unwrap();
+    o.set_team_access("team-ops", &ns, ReadOnly).await.unwrap();
+    let on_repo = o.team_access_on(&repo).await.unwrap();
+    assert_eq!(on_repo.len(), 1);
+    assert_eq!(
+        (on_repo[0].0.name.as_str(), on_repo[0].1),
+        ("dev", ReadWrite)
+    );
+    assert_eq!(
+        o.team_access_of("team-ops").await.unwrap(),
+        [(ns.clone(), ReadOnly)]
+    );
+    assert_eq!(
+        o.levels("tom", "acme/app", "acme").await.unwrap(),
+        Some(ReadWrite)
+    );
+    assert_eq!(o.levels("tom", "acme/other", "acme").await.unwrap(), None);
+    assert_eq!(
+        o.levels("olga", "acme/other", "acme").await.unwrap(),
+        Some(Admin)
+    );
+    assert_eq!(o.levels("uma", "other/app", "other").await.unwrap(), None);
+    let ops = o.team("acme", "ops").await.unwrap().unwrap();
+    o.add_team_member(&ops, "uma").await.unwrap();
+    assert_eq!(
+        o.levels("uma", "acme/other", "acme").await.unwrap(),
+        Some(ReadOnly)
+    );
+    s.grants
+        .set_grant("uma", "acme/other", Admin)
+        .await
+        .unwrap();
+    assert_eq!(
+        o.levels("uma", "acme/other", "acme").await.unwrap(),
+        Some(Admin)
+    );
+    let map = o.access_map("uma").await.unwrap();
+    assert_eq!(map.level("acme/app", "acme"), Some(ReadWrite));
+    assert_eq!(map.level("acme/other", "acme"), Some(Admin));
+    assert_eq!(map.level("acme/new", "acme"), Some(ReadOnly));
+    assert_eq!(map.level("else/x", "else"), None);
+    assert_eq!(
+        o.access_map("olga").await.unwrap().level("acme/x", "acme"),
+        Some(Admin)
+    );
+    s.grants.remove_grant("uma", "acme/other").await.unwrap();
+
+    // Leaving the organization leaves its teams; renames keep the ID.
+    assert!(o.remove_org_member("acme", "uma").await.unwrap());
+    assert_eq!(o.team_members("team-dev").await.unwrap(), ["tom"]);
+    assert_eq!(o.levels("uma", "acme/app", "acme").await.unwrap(), None);
+    let renamed = Team {
+        name: "developers".into(),
+        ..dev.clone()
+    };
+    assert!(o.update_team(&renamed).await.unwrap());
+    assert_eq!(
+        o.team("acme", "developers").await.unwrap().unwrap().id,
+        "team-dev"
+    );
+    assert!(o.remove_team_member("team-dev", "tom").await.unwrap());
+    assert!(!o.remove_team_member("team-dev", "tom").await.unwrap());
+    assert!(o.remove_team_access("team-ops", &ns).await.unwrap());
+    o.remove_team_access_on(&repo).await.unwrap();
+    assert!(o.team_access_on(&repo).await.unwrap().is_empty());
+    assert!(o.delete_team("team-ops").await.unwrap());
+    assert!(!o.delete_team("team-ops").await.unwrap());
+
+    // Deleting the organization takes its teams and memberships along.
+    o.set_team_access("team-dev", &repo, Admin).await.unwrap();
+    assert!(o.delete_org("acme").await.unwrap());
+    assert!(o.teams("acme").await.unwrap().is_empty());
+    assert!(o.orgs_of("olga").await.unwrap().is_empty());
+    assert!(o.team_access_on(&repo).await.unwrap().is_empty());
+    assert!(!o.delete_org("acme").await.unwrap());
 }

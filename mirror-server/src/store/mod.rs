@@ -2,7 +2,9 @@
 //! [`AccountStore`] (accounts and their password hashes), [`TokenStore`]
 //! (access tokens), [`BearerStore`] (bearer tokens of `/auth/token`),
 //! [`GrantStore`] (per-repository access levels), [`CronStore`] (crons and
-//! their next run) and [`MetaStore`] (settings and one-time marks).
+//! their next run), [`UploadStore`] (chunked blob uploads between their
+//! requests), [`OrgStore`] (organizations, teams and their access) and
+//! [`MetaStore`] (settings and one-time marks).
 //! [`ServerStores`] holds one of each; [`crate::accounts::Accounts`],
 //! [`crate::scheduler::Scheduler`] and [`crate::settings::SettingsStore`]
 //! only call these traits.
@@ -27,9 +29,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::store::records::Cron;
-use crate::store::records::{AccessLevel, Account, ApiToken, Credential};
+use crate::store::records::{
+    AccessLevel, AccessMap, Account, ApiToken, Credential, GrantTarget, OrgMember, Organization,
+    Team, UploadRecord,
+};
 
 pub mod conformance;
+mod exec;
+mod orgs;
 mod postgres;
 pub mod records;
 mod rows;
@@ -196,6 +203,87 @@ pub trait GrantStore: Send + Sync {
     async fn remove_grants_on(&self, repo: &str) -> Result<(), DbError>;
 }
 
+/// Organizations (DTR's model): their members, their teams and the teams'
+/// access levels on repositories and whole namespaces, and the level an
+/// account holds through all of them. Written once for both backends
+/// (`orgs.rs`).
+#[async_trait]
+pub trait OrgStore: Send + Sync {
+    /// Inserts `org`; `false` when an organization of that name exists
+    /// (the caller checks accounts: the two share one namespace).
+    async fn insert_org(&self, org: &Organization) -> Result<bool, DbError>;
+    /// The organization `name`.
+    async fn org(&self, name: &str) -> Result<Option<Organization>, DbError>;
+    /// Every organization, by name.
+    async fn orgs(&self) -> Result<Vec<Organization>, DbError>;
+    /// Sets an organization's display name; whether it exists.
+    async fn update_org(&self, name: &str, full_name: &str) -> Result<bool, DbError>;
+    /// Deletes an organization with its memberships, teams and their
+    /// access; whether it existed.
+    async fn delete_org(&self, name: &str) -> Result<bool, DbError>;
+    /// The members of `org`, by name.
+    async fn org_members(&self, org: &str) -> Result<Vec<OrgMember>, DbError>;
+    /// The organizations `user` is a member of (`OrgMember::name` is the
+    /// organization's).
+    async fn orgs_of(&self, user: &str) -> Result<Vec<OrgMember>, DbError>;
+    /// Makes `user` a member of `org` (or changes the admin flag).
+    async fn set_org_member(&self, org: &str, user: &str, is_admin: bool) -> Result<(), DbError>;
+    /// Removes `user` from `org` and its teams; whether they were a member.
+    async fn remove_org_member(&self, org: &str, user: &str) -> Result<bool, DbError>;
+    /// The teams of `org`, by name.
+    async fn teams(&self, org: &str) -> Result<Vec<Team>, DbError>;
+    /// The team `name` of `org`.
+    async fn team(&self, org: &str, name: &str) -> Result<Option<Team>, DbError>;
+    /// Inserts `team`; `false` when its organization has one of that name.
+    async fn insert_team(&self, team: &Team) -> Result<bool, DbError>;
+    /// Saves a team's name and description (by ID); whether it exists.
+    async fn update_team(&self, team: &Team) -> Result<bool, DbError>;
+    /// Deletes a team with its memberships and access; whether it existed.
+    async fn delete_team(&self, team_id: &str) -> Result<bool, DbError>;
+    /// The members of a team, by name.
+    async fn team_members(&self, team_id: &str) -> Result<Vec<String>, DbError>;
+    /// Adds `user` to `team` (and to its organization, as a member).
+    async fn add_team_member(&self, team: &Team, user: &str) -> Result<(), DbError>;
+    /// Removes `user` from a team; whether they were in it.
+    async fn remove_team_member(&self, team_id: &str, user: &str) -> Result<bool, DbError>;
+    /// Grants a team `level` on `target` (replacing an earlier level).
+    async fn set_team_access(
+        &self,
+        team_id: &str,
+        target: &GrantTarget,
+        level: AccessLevel,
+    ) -> Result<(), DbError>;
+    /// Removes a team's level on `target`; whether it had one.
+    async fn remove_team_access(
+        &self,
+        team_id: &str,
+        target: &GrantTarget,
+    ) -> Result<bool, DbError>;
+    /// Every team's level on `target`, by team name.
+    async fn team_access_on(
+        &self,
+        target: &GrantTarget,
+    ) -> Result<Vec<(Team, AccessLevel)>, DbError>;
+    /// What a team is granted.
+    async fn team_access_of(
+        &self,
+        team_id: &str,
+    ) -> Result<Vec<(GrantTarget, AccessLevel)>, DbError>;
+    /// Removes every team's level on `target` (a deleted repository).
+    async fn remove_team_access_on(&self, target: &GrantTarget) -> Result<(), DbError>;
+    /// The highest level `user` holds on `repo` in `namespace` through
+    /// their own grant, their teams and their organizations (one query:
+    /// the request path of every pull runs it).
+    async fn levels(
+        &self,
+        user: &str,
+        repo: &str,
+        namespace: &str,
+    ) -> Result<Option<AccessLevel>, DbError>;
+    /// Every level `user` holds, for lists (one query).
+    async fn access_map(&self, user: &str) -> Result<AccessMap, DbError>;
+}
+
 /// Crons, keyed by action, with the time each fires next.
 #[async_trait]
 pub trait CronStore: Send + Sync {
@@ -221,6 +309,35 @@ pub trait CronStore: Send + Sync {
     ) -> Result<bool, DbError>;
 }
 
+/// Chunked blob uploads between their requests. Each request replaces an
+/// upload's progress only if it is still what the request read (so two
+/// requests on one upload, on any replicas, never both win).
+#[async_trait]
+pub trait UploadStore: Send + Sync {
+    /// Records a new upload.
+    async fn insert_upload(&self, upload: &UploadRecord) -> Result<(), DbError>;
+    /// How many uploads are open, and how many of them `owner` started.
+    async fn upload_counts(&self, owner: &str) -> Result<(u64, u64), DbError>;
+    /// The upload `id`.
+    async fn upload(&self, id: &str) -> Result<Option<UploadRecord>, DbError>;
+    /// Sets the progress of `id` to `progress` (used at `now`) if it is
+    /// still `expected`; whether it was.
+    async fn advance_upload(
+        &self,
+        id: &str,
+        expected: &str,
+        progress: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DbError>;
+    /// Marks `id` as used at `now` (a long request is still sending it).
+    async fn touch_upload(&self, id: &str, now: DateTime<Utc>) -> Result<bool, DbError>;
+    /// Removes `id` if its progress is still `expected` (any, for
+    /// `None`); whether this call removed it.
+    async fn take_upload(&self, id: &str, expected: Option<&str>) -> Result<bool, DbError>;
+    /// Removes the uploads last used before `before`; their IDs.
+    async fn expire_uploads(&self, before: DateTime<Utc>) -> Result<Vec<String>, DbError>;
+}
+
 /// Small named values: the settings, one-time marks.
 #[async_trait]
 pub trait MetaStore: Send + Sync {
@@ -243,6 +360,10 @@ pub struct ServerStores {
     pub grants: Arc<dyn GrantStore>,
     /// Crons.
     pub crons: Arc<dyn CronStore>,
+    /// Chunked blob uploads.
+    pub uploads: Arc<dyn UploadStore>,
+    /// Organizations, teams and their access.
+    pub orgs: Arc<dyn OrgStore>,
     /// Settings and marks.
     pub meta: Arc<dyn MetaStore>,
 }
@@ -266,7 +387,15 @@ impl ServerStores {
     /// `db` for every trait.
     pub fn sharing<S>(db: Arc<S>) -> Self
     where
-        S: AccountStore + TokenStore + BearerStore + GrantStore + CronStore + MetaStore + 'static,
+        S: AccountStore
+            + TokenStore
+            + BearerStore
+            + GrantStore
+            + CronStore
+            + UploadStore
+            + OrgStore
+            + MetaStore
+            + 'static,
     {
         ServerStores {
             accounts: db.clone(),
@@ -274,6 +403,8 @@ impl ServerStores {
             bearers: db.clone(),
             grants: db.clone(),
             crons: db.clone(),
+            uploads: db.clone(),
+            orgs: db.clone(),
             meta: db,
         }
     }

@@ -23,15 +23,16 @@ use deadpool_postgres::{GenericClient, Pool};
 use mirror_core::store::{PgOptions, PgStep};
 use tokio_postgres::types::ToSql;
 
+use super::exec::{Exec, Param};
 use super::rows::{self, Field, Row};
 use super::sql;
 use super::sqlite::token_update;
 use super::{
     AccountChange, AccountStore, BearerRecord, BearerStore, CronStore, DbError, GrantStore,
-    MetaStore, TokenChange, TokenStore, TokenUpdate,
+    MetaStore, TokenChange, TokenStore, TokenUpdate, UploadStore,
 };
 use crate::store::records::Cron;
-use crate::store::records::{AccessLevel, Account, ApiToken, Credential};
+use crate::store::records::{AccessLevel, Account, ApiToken, Credential, UploadRecord};
 
 /// The table that records the server's schema steps.
 pub const MIGRATIONS_TABLE: &str = "regmirror_server_schema_migrations";
@@ -42,10 +43,11 @@ const LOCK_KEY: i64 = 0x7265_676d_7372_7672;
 
 /// The server's schema, step by step. Names compare byte by byte
 /// (`COLLATE "C"`), so lists sort as SQLite sorts them.
-const STEPS: [PgStep; 1] = [PgStep {
-    version: 1,
-    what: "server meta, users, access tokens, bearer tokens, grants, crons",
-    sql: r#"
+const STEPS: [PgStep; 3] = [
+    PgStep {
+        version: 1,
+        what: "server meta, users, access tokens, bearer tokens, grants, crons",
+        sql: r#"
 CREATE TABLE meta (
     key text PRIMARY KEY,
     value text NOT NULL
@@ -97,7 +99,65 @@ CREATE TABLE crons (
     next_run timestamptz
 );
 "#,
-}];
+    },
+    PgStep {
+        version: 2,
+        what: "chunked blob uploads",
+        sql: r#"
+CREATE TABLE blob_uploads (
+    id text PRIMARY KEY,
+    repository text NOT NULL,
+    owner text COLLATE "C" NOT NULL,
+    progress text NOT NULL,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+CREATE INDEX blob_uploads_by_owner ON blob_uploads (owner);
+CREATE INDEX blob_uploads_by_use ON blob_uploads (updated_at);
+"#,
+    },
+    PgStep {
+        version: 3,
+        what: "organizations, members, teams and their access",
+        sql: r#"
+CREATE TABLE organizations (
+    name text COLLATE "C" PRIMARY KEY,
+    id text NOT NULL,
+    full_name text NOT NULL DEFAULT '',
+    created_at timestamptz NOT NULL
+);
+CREATE TABLE org_members (
+    org text COLLATE "C" NOT NULL REFERENCES organizations (name) ON DELETE CASCADE,
+    username text COLLATE "C" NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+    is_admin boolean NOT NULL,
+    PRIMARY KEY (org, username)
+);
+CREATE INDEX org_members_by_user ON org_members (username);
+CREATE TABLE teams (
+    id text PRIMARY KEY,
+    org text COLLATE "C" NOT NULL REFERENCES organizations (name) ON DELETE CASCADE,
+    name text COLLATE "C" NOT NULL,
+    description text NOT NULL DEFAULT '',
+    created_at timestamptz NOT NULL,
+    UNIQUE (org, name)
+);
+CREATE TABLE team_members (
+    team_id text NOT NULL REFERENCES teams (id) ON DELETE CASCADE,
+    username text COLLATE "C" NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+    PRIMARY KEY (team_id, username)
+);
+CREATE INDEX team_members_by_user ON team_members (username);
+CREATE TABLE team_access (
+    team_id text NOT NULL REFERENCES teams (id) ON DELETE CASCADE,
+    kind text NOT NULL,
+    target text COLLATE "C" NOT NULL,
+    level text NOT NULL,
+    PRIMARY KEY (team_id, kind, target)
+);
+CREATE INDEX team_access_by_target ON team_access (kind, target);
+"#,
+    },
+];
 
 /// Every server store in PostgreSQL.
 #[derive(Clone)]
@@ -533,6 +593,118 @@ impl CronStore for PgServerStore {
             .execute("claiming a cron run", sql::CLAIM_CRON, p)
             .await?;
         Ok(n > 0)
+    }
+}
+
+/// A shared statement's parameter as PostgreSQL takes it.
+fn pg_value(p: &Param) -> Box<dyn ToSql + Sync + Send> {
+    match p {
+        Param::Text(s) => Box::new(s.clone()),
+        Param::Flag(b) => Box::new(*b),
+        Param::Time(t) => Box::new(*t),
+    }
+}
+
+#[async_trait]
+impl Exec for PgServerStore {
+    async fn exec(
+        &self,
+        ctx: &'static str,
+        sql: &'static str,
+        params: Vec<Param>,
+    ) -> Result<u64, DbError> {
+        let values: Vec<_> = params.iter().map(pg_value).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v.as_ref() as _).collect();
+        self.execute(ctx, sql, &refs).await
+    }
+
+    async fn query<T: Send + 'static>(
+        &self,
+        ctx: &'static str,
+        sql: &'static str,
+        params: Vec<Param>,
+        convert: for<'r> fn(&'r (dyn Row + 'r)) -> Field<T>,
+    ) -> Result<Vec<T>, DbError> {
+        let values: Vec<_> = params.iter().map(pg_value).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v.as_ref() as _).collect();
+        self.rows(ctx, sql, &refs, convert).await
+    }
+}
+
+#[async_trait]
+impl UploadStore for PgServerStore {
+    async fn insert_upload(&self, u: &UploadRecord) -> Result<(), DbError> {
+        let p: Params = &[&u.id, &u.repository, &u.owner, &u.progress, &u.updated_at];
+        self.execute("recording a blob upload", sql::INSERT_UPLOAD, p)
+            .await
+            .map(drop)
+    }
+
+    async fn upload_counts(&self, owner: &str) -> Result<(u64, u64), DbError> {
+        fn counts(r: &dyn Row) -> Field<(u64, u64)> {
+            Ok((u64::try_from(r.int(0)?)?, u64::try_from(r.int(1)?)?))
+        }
+        let row = self
+            .row(
+                "counting blob uploads",
+                sql::UPLOAD_COUNTS,
+                &[&owner],
+                counts,
+            )
+            .await?;
+        Ok(row.unwrap_or_default())
+    }
+
+    async fn upload(&self, id: &str) -> Result<Option<UploadRecord>, DbError> {
+        self.row("reading a blob upload", sql::UPLOAD, &[&id], rows::upload)
+            .await
+    }
+
+    async fn advance_upload(
+        &self,
+        id: &str,
+        expected: &str,
+        progress: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DbError> {
+        let p: Params = &[&progress, &now, &id, &expected];
+        let n = self
+            .execute("recording a blob upload's progress", sql::ADVANCE_UPLOAD, p)
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn touch_upload(&self, id: &str, now: DateTime<Utc>) -> Result<bool, DbError> {
+        let n = self
+            .execute(
+                "marking a blob upload used",
+                sql::TOUCH_UPLOAD,
+                &[&now, &id],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn take_upload(&self, id: &str, expected: Option<&str>) -> Result<bool, DbError> {
+        const CTX: &str = "ending a blob upload";
+        let n = match expected {
+            Some(expected) => {
+                self.execute(CTX, sql::TAKE_UPLOAD, &[&id, &expected])
+                    .await?
+            }
+            None => self.execute(CTX, sql::DELETE_UPLOAD, &[&id]).await?,
+        };
+        Ok(n > 0)
+    }
+
+    async fn expire_uploads(&self, before: DateTime<Utc>) -> Result<Vec<String>, DbError> {
+        self.rows(
+            "expiring idle blob uploads",
+            sql::EXPIRE_UPLOADS,
+            &[&before],
+            text,
+        )
+        .await
     }
 }
 

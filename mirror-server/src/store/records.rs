@@ -73,6 +73,99 @@ pub struct Account {
     pub created_at: DateTime<Utc>,
 }
 
+/// An organization: a namespace that accounts share through its members
+/// and teams (DTR's model; it cannot log in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organization {
+    /// Stable identifier (UUID).
+    pub id: String,
+    /// Its name, also its namespace; unique among accounts and organizations.
+    pub name: String,
+    /// Display name.
+    pub full_name: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A member of an organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgMember {
+    /// The member's account name.
+    pub name: String,
+    /// An organization administrator: manages its members and teams and
+    /// has `admin` on every repository of its namespace.
+    pub is_admin: bool,
+}
+
+/// A team: members of one organization, granted access together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Team {
+    /// Stable identifier (UUID).
+    pub id: String,
+    /// The organization it belongs to.
+    pub org: String,
+    /// Its name, unique in the organization.
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+    /// How many members it has (as read).
+    pub members: u64,
+}
+
+/// What a team's access level applies to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum GrantTarget {
+    /// One repository (`ns/name`).
+    Repository(String),
+    /// Every repository of a namespace.
+    Namespace(String),
+}
+
+impl GrantTarget {
+    /// The stored kind.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            GrantTarget::Repository(_) => "repository",
+            GrantTarget::Namespace(_) => "namespace",
+        }
+    }
+
+    /// The repository or namespace name.
+    pub fn name(&self) -> &str {
+        match self {
+            GrantTarget::Repository(n) | GrantTarget::Namespace(n) => n,
+        }
+    }
+}
+
+/// Every level an account holds through its own grants, its teams and
+/// its organizations, by repository and by namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessMap {
+    /// Repository (`ns/name`) → the highest level on it.
+    pub repositories: BTreeMap<String, AccessLevel>,
+    /// Namespace → the highest level on all of its repositories.
+    pub namespaces: BTreeMap<String, AccessLevel>,
+}
+
+impl AccessMap {
+    /// Adds `level` on `target`, keeping the higher of two.
+    pub fn add(&mut self, target: GrantTarget, level: AccessLevel) {
+        let map = match &target {
+            GrantTarget::Repository(_) => &mut self.repositories,
+            GrantTarget::Namespace(_) => &mut self.namespaces,
+        };
+        let slot = map.entry(target.name().to_string()).or_insert(level);
+        *slot = (*slot).max(level);
+    }
+
+    /// The highest level held on `repo` (in `namespace`), if any.
+    pub fn level(&self, repo: &str, namespace: &str) -> Option<AccessLevel> {
+        let on_repo = self.repositories.get(repo).copied();
+        on_repo.max(self.namespaces.get(namespace).copied())
+    }
+}
+
 /// An access token as listed (the secret itself is shown only at creation).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiToken {
@@ -115,6 +208,22 @@ pub struct Cron {
     /// shown as the next time the schedule matches then).
     #[serde(serialize_with = "serialize_opt_time")]
     pub next_run: Option<DateTime<Utc>>,
+}
+
+/// A chunked blob upload in progress (`/v2/<name>/blobs/uploads/<id>`),
+/// kept between its requests so any replica can take the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRecord {
+    /// The session ID in the upload's URL.
+    pub id: String,
+    /// The repository it was started in; other repositories cannot use it.
+    pub repository: String,
+    /// The account that started it (counted against its limit).
+    pub owner: String,
+    /// Where it stands (mirror-core's `UploadProgress`, encoded).
+    pub progress: String,
+    /// When a request last started or finished with it.
+    pub updated_at: DateTime<Utc>,
 }
 
 fn serialize_opt_time<S: serde::Serializer>(

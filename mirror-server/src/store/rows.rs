@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use crate::store::records::Cron;
-use crate::store::records::{AccessLevel, Account, ApiToken};
+use crate::store::records::{
+    AccessLevel, Account, ApiToken, GrantTarget, OrgMember, Organization, Team, UploadRecord,
+};
 
 /// A column that could not be read.
 pub(super) type Field<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -65,6 +67,71 @@ pub(super) fn cron(r: &dyn Row) -> Field<Cron> {
         stop_timeout: r.text(6)?,
         capacity_map: serde_json::from_str(&r.text(7)?).unwrap_or_default(),
         next_run: r.opt_time(8)?,
+    })
+}
+
+/// An organization from `sql`'s organization columns.
+pub(super) fn organization(r: &dyn Row) -> Field<Organization> {
+    Ok(Organization {
+        name: r.text(0)?,
+        id: r.text(1)?,
+        full_name: r.text(2)?,
+        created_at: r.time(3)?,
+    })
+}
+
+/// A `(name, is_admin)` membership row.
+pub(super) fn org_member(r: &dyn Row) -> Field<OrgMember> {
+    Ok(OrgMember {
+        name: r.text(0)?,
+        is_admin: r.flag(1)?,
+    })
+}
+
+/// A team from `sql`'s team columns.
+pub(super) fn team(r: &dyn Row) -> Field<Team> {
+    Ok(Team {
+        id: r.text(0)?,
+        org: r.text(1)?,
+        name: r.text(2)?,
+        description: r.text(3)?,
+        members: u64::try_from(r.int(4)?)?,
+    })
+}
+
+/// A team and its level (column 5); `None` for a level this build does
+/// not know.
+pub(super) fn team_level(r: &dyn Row) -> Field<Option<(Team, AccessLevel)>> {
+    let Some(level) = AccessLevel::parse(&r.text(5)?) else {
+        return Ok(None);
+    };
+    Ok(Some((team(r)?, level)))
+}
+
+/// A `(kind, target, level)` row; `None` for a kind or level this build
+/// does not know.
+pub(super) fn target_level(r: &dyn Row) -> Field<Option<(GrantTarget, AccessLevel)>> {
+    let target = match r.text(0)?.as_str() {
+        "repository" => GrantTarget::Repository(r.text(1)?),
+        "namespace" => GrantTarget::Namespace(r.text(1)?),
+        _ => return Ok(None),
+    };
+    Ok(AccessLevel::parse(&r.text(2)?).map(|level| (target, level)))
+}
+
+/// A level (column 0); `None` for one this build does not know.
+pub(super) fn level(r: &dyn Row) -> Field<Option<AccessLevel>> {
+    Ok(AccessLevel::parse(&r.text(0)?))
+}
+
+/// An upload from `sql`'s upload columns.
+pub(super) fn upload(r: &dyn Row) -> Field<UploadRecord> {
+    Ok(UploadRecord {
+        id: r.text(0)?,
+        repository: r.text(1)?,
+        owner: r.text(2)?,
+        progress: r.text(3)?,
+        updated_at: r.time(4)?,
     })
 }
 

@@ -135,6 +135,149 @@ pub(super) const DELETE_CRON: &str = "DELETE FROM crons WHERE action=$1";
 pub(super) const CLAIM_CRON: &str =
     "UPDATE crons SET next_run=$1 WHERE action=$2 AND next_run IS NOT DISTINCT FROM $3";
 
+/// The columns `rows::organization` reads.
+macro_rules! org_columns {
+    () => {
+        "name, id, full_name, created_at"
+    };
+}
+/// The columns `rows::team` reads, of `teams t`.
+macro_rules! team_columns {
+    () => {
+        "t.id, t.org, t.name, t.description, (SELECT COUNT(*) FROM team_members m WHERE m.team_id = t.id)"
+    };
+}
+
+/// `$1` name, `$2` id, `$3` full name, `$4` created.
+pub(super) const INSERT_ORG: &str = "INSERT INTO organizations (name, id, full_name, created_at)
+     VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING";
+/// `$1` name.
+pub(super) const ORG: &str = concat!(
+    "SELECT ",
+    org_columns!(),
+    " FROM organizations WHERE name=$1"
+);
+pub(super) const ORGS: &str = concat!(
+    "SELECT ",
+    org_columns!(),
+    " FROM organizations ORDER BY name"
+);
+/// `$1` full name, `$2` name.
+pub(super) const UPDATE_ORG: &str = "UPDATE organizations SET full_name=$1 WHERE name=$2";
+/// `$1` name.
+pub(super) const DELETE_ORG: &str = "DELETE FROM organizations WHERE name=$1";
+/// `$1` org.
+pub(super) const ORG_MEMBERS: &str =
+    "SELECT username, is_admin FROM org_members WHERE org=$1 ORDER BY username";
+/// `$1` user: the organizations `user` belongs to, with the admin flag.
+pub(super) const ORGS_OF: &str =
+    "SELECT org, is_admin FROM org_members WHERE username=$1 ORDER BY org";
+/// `$1` org, `$2` user, `$3` admin.
+pub(super) const SET_ORG_MEMBER: &str = "INSERT INTO org_members (org, username, is_admin)
+     VALUES ($1, $2, $3) ON CONFLICT (org, username) DO UPDATE SET is_admin=excluded.is_admin";
+/// `$1` org, `$2` user, `$3` admin (for a new member only).
+pub(super) const ENSURE_ORG_MEMBER: &str = "INSERT INTO org_members (org, username, is_admin)
+     VALUES ($1, $2, $3) ON CONFLICT (org, username) DO NOTHING";
+/// `$1` org, `$2` user.
+pub(super) const REMOVE_ORG_MEMBER: &str = "DELETE FROM org_members WHERE org=$1 AND username=$2";
+/// `$1` org, `$2` user: out of the organization's teams.
+pub(super) const REMOVE_FROM_ORG_TEAMS: &str = "DELETE FROM team_members
+     WHERE team_id IN (SELECT id FROM teams WHERE org=$1) AND username=$2";
+/// `$1` org.
+pub(super) const TEAMS: &str = concat!(
+    "SELECT ",
+    team_columns!(),
+    " FROM teams t WHERE t.org=$1 ORDER BY t.name"
+);
+/// `$1` org, `$2` name.
+pub(super) const TEAM: &str = concat!(
+    "SELECT ",
+    team_columns!(),
+    " FROM teams t WHERE t.org=$1 AND t.name=$2"
+);
+/// `$1` id, `$2` org, `$3` name, `$4` description, `$5` created.
+pub(super) const INSERT_TEAM: &str = "INSERT INTO teams (id, org, name, description, created_at)
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (org, name) DO NOTHING";
+/// `$1` new name, `$2` description, `$3` id.
+pub(super) const UPDATE_TEAM: &str = "UPDATE teams SET name=$1, description=$2 WHERE id=$3";
+/// `$1` id.
+pub(super) const DELETE_TEAM: &str = "DELETE FROM teams WHERE id=$1";
+/// `$1` team id.
+pub(super) const TEAM_MEMBERS: &str =
+    "SELECT username FROM team_members WHERE team_id=$1 ORDER BY username";
+/// `$1` team id, `$2` user.
+pub(super) const ADD_TEAM_MEMBER: &str = "INSERT INTO team_members (team_id, username)
+     VALUES ($1, $2) ON CONFLICT (team_id, username) DO NOTHING";
+/// `$1` team id, `$2` user.
+pub(super) const REMOVE_TEAM_MEMBER: &str =
+    "DELETE FROM team_members WHERE team_id=$1 AND username=$2";
+/// `$1` team id, `$2` kind, `$3` target, `$4` level.
+pub(super) const SET_TEAM_ACCESS: &str = "INSERT INTO team_access (team_id, kind, target, level)
+     VALUES ($1, $2, $3, $4) ON CONFLICT (team_id, kind, target) DO UPDATE SET level=excluded.level";
+/// `$1` team id, `$2` kind, `$3` target.
+pub(super) const REMOVE_TEAM_ACCESS: &str =
+    "DELETE FROM team_access WHERE team_id=$1 AND kind=$2 AND target=$3";
+/// `$1` kind, `$2` target: every team's level on it, by team name.
+pub(super) const TEAM_ACCESS_ON: &str = concat!(
+    "SELECT ",
+    team_columns!(),
+    ", a.level FROM team_access a JOIN teams t ON t.id = a.team_id
+     WHERE a.kind=$1 AND a.target=$2 ORDER BY t.name"
+);
+/// `$1` team id: what it is granted.
+pub(super) const TEAM_ACCESS_OF: &str =
+    "SELECT kind, target, level FROM team_access WHERE team_id=$1 ORDER BY kind, target";
+/// `$1` kind, `$2` target.
+pub(super) const REMOVE_TEAM_ACCESS_ON: &str =
+    "DELETE FROM team_access WHERE kind=$1 AND target=$2";
+/// `$1` user, `$2` repository, `$3` its namespace: every level `user`
+/// holds on it (own grant, teams' repository and namespace grants,
+/// organization administrator).
+pub(super) const LEVELS: &str = "SELECT level FROM repo_access WHERE username=$1 AND repository=$2
+     UNION ALL SELECT a.level FROM team_access a JOIN team_members m ON m.team_id = a.team_id
+       WHERE m.username=$1 AND a.kind='repository' AND a.target=$2
+     UNION ALL SELECT a.level FROM team_access a JOIN team_members m ON m.team_id = a.team_id
+       WHERE m.username=$1 AND a.kind='namespace' AND a.target=$3
+     UNION ALL SELECT 'admin' FROM org_members WHERE username=$1 AND org=$3 AND is_admin";
+/// `$1` user: every (kind, target, level) `user` holds.
+pub(super) const ACCESS_MAP: &str =
+    "SELECT 'repository', repository, level FROM repo_access WHERE username=$1
+     UNION ALL SELECT a.kind, a.target, a.level FROM team_access a
+       JOIN team_members m ON m.team_id = a.team_id WHERE m.username=$1
+     UNION ALL SELECT 'namespace', org, 'admin' FROM org_members WHERE username=$1 AND is_admin";
+
+/// The columns `rows::upload` reads.
+macro_rules! upload_columns {
+    () => {
+        "id, repository, owner, progress, updated_at"
+    };
+}
+
+/// `$1` id, `$2` repository, `$3` owner, `$4` progress, `$5` now.
+pub(super) const INSERT_UPLOAD: &str = "INSERT INTO blob_uploads
+     (id, repository, owner, progress, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)";
+/// `$1` owner: every upload, the owner's.
+pub(super) const UPLOAD_COUNTS: &str =
+    "SELECT COUNT(*), COUNT(CASE WHEN owner=$1 THEN 1 END) FROM blob_uploads";
+/// `$1` id.
+pub(super) const UPLOAD: &str = concat!(
+    "SELECT ",
+    upload_columns!(),
+    " FROM blob_uploads WHERE id=$1"
+);
+/// `$1` new progress, `$2` now, `$3` id, `$4` expected progress.
+pub(super) const ADVANCE_UPLOAD: &str =
+    "UPDATE blob_uploads SET progress=$1, updated_at=$2 WHERE id=$3 AND progress=$4";
+/// `$1` now, `$2` id.
+pub(super) const TOUCH_UPLOAD: &str = "UPDATE blob_uploads SET updated_at=$1 WHERE id=$2";
+/// `$1` id, `$2` expected progress.
+pub(super) const TAKE_UPLOAD: &str = "DELETE FROM blob_uploads WHERE id=$1 AND progress=$2";
+/// `$1` id.
+pub(super) const DELETE_UPLOAD: &str = "DELETE FROM blob_uploads WHERE id=$1";
+/// `$1` cutoff.
+pub(super) const EXPIRE_UPLOADS: &str =
+    "DELETE FROM blob_uploads WHERE updated_at < $1 RETURNING id";
+
 /// `$1` key.
 pub(super) const META: &str = "SELECT value FROM meta WHERE key=$1";
 /// `$1` key, `$2` value.
@@ -221,6 +364,40 @@ mod tests {
             CLAIM_CRON,
             META,
             SET_META,
+            INSERT_ORG,
+            ORG,
+            ORGS,
+            UPDATE_ORG,
+            DELETE_ORG,
+            ORG_MEMBERS,
+            ORGS_OF,
+            SET_ORG_MEMBER,
+            ENSURE_ORG_MEMBER,
+            REMOVE_ORG_MEMBER,
+            REMOVE_FROM_ORG_TEAMS,
+            TEAMS,
+            TEAM,
+            INSERT_TEAM,
+            UPDATE_TEAM,
+            DELETE_TEAM,
+            TEAM_MEMBERS,
+            ADD_TEAM_MEMBER,
+            REMOVE_TEAM_MEMBER,
+            SET_TEAM_ACCESS,
+            REMOVE_TEAM_ACCESS,
+            TEAM_ACCESS_ON,
+            TEAM_ACCESS_OF,
+            REMOVE_TEAM_ACCESS_ON,
+            LEVELS,
+            ACCESS_MAP,
+            INSERT_UPLOAD,
+            UPLOAD_COUNTS,
+            UPLOAD,
+            ADVANCE_UPLOAD,
+            TOUCH_UPLOAD,
+            TAKE_UPLOAD,
+            DELETE_UPLOAD,
+            EXPIRE_UPLOADS,
             SQLITE_TOUCH_TOKEN,
             SQLITE_TOKEN_ACCOUNT,
             SQLITE_TOUCH_ANY_TOKEN,

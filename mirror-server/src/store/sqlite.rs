@@ -15,14 +15,15 @@ use chrono::{DateTime, Utc};
 use mirror_core::store::migrate::{Migration, add_column, migrate};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::exec::{Exec, Param};
 use super::rows::{self, Field, Row, parse_ts, ts};
 use super::sql;
 use super::{
     AccountChange, AccountStore, BearerRecord, BearerStore, CronStore, DbError, GrantStore,
-    MetaStore, TokenChange, TokenStore, TokenUpdate,
+    MetaStore, TokenChange, TokenStore, TokenUpdate, UploadStore,
 };
 use crate::store::records::Cron;
-use crate::store::records::{AccessLevel, Account, ApiToken, Credential};
+use crate::store::records::{AccessLevel, Account, ApiToken, Credential, UploadRecord};
 
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "server.db";
@@ -80,8 +81,9 @@ CREATE TABLE IF NOT EXISTS crons (
 /// The schema of `server.db`, step by step (see
 /// `mirror_core::store::migrate`): version 1 is every table (created where
 /// missing), version 2 the revocation mark on access tokens, version 3 each
-/// cron's next run (claimed by the scheduler).
-const MIGRATIONS: [Migration; 3] = [
+/// cron's next run (claimed by the scheduler), version 4 chunked uploads,
+/// version 5 organizations and teams.
+const MIGRATIONS: [Migration; 5] = [
     Migration {
         version: 1,
         what: "users, access tokens, bearer tokens, grants, crons",
@@ -103,6 +105,67 @@ const MIGRATIONS: [Migration; 3] = [
         version: 3,
         what: "the next run of each cron",
         apply: |c| add_column(c, "crons", "next_run", "TEXT"),
+    },
+    Migration {
+        version: 4,
+        what: "chunked blob uploads",
+        apply: |c| {
+            c.execute_batch(
+                "CREATE TABLE blob_uploads (
+                    id TEXT PRIMARY KEY,
+                    repository TEXT NOT NULL,
+                    owner TEXT NOT NULL,
+                    progress TEXT NOT NULL,
+                    created_at TEXT NOT NULL,
+                    updated_at TEXT NOT NULL
+                );
+                CREATE INDEX blob_uploads_by_owner ON blob_uploads (owner);
+                CREATE INDEX blob_uploads_by_use ON blob_uploads (updated_at);",
+            )
+        },
+    },
+    Migration {
+        version: 5,
+        what: "organizations, members, teams and their access",
+        apply: |c| {
+            c.execute_batch(
+                "CREATE TABLE organizations (
+                    name TEXT PRIMARY KEY,
+                    id TEXT NOT NULL,
+                    full_name TEXT NOT NULL DEFAULT '',
+                    created_at TEXT NOT NULL
+                );
+                CREATE TABLE org_members (
+                    org TEXT NOT NULL REFERENCES organizations (name) ON DELETE CASCADE,
+                    username TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+                    is_admin INTEGER NOT NULL,
+                    PRIMARY KEY (org, username)
+                );
+                CREATE INDEX org_members_by_user ON org_members (username);
+                CREATE TABLE teams (
+                    id TEXT PRIMARY KEY,
+                    org TEXT NOT NULL REFERENCES organizations (name) ON DELETE CASCADE,
+                    name TEXT NOT NULL,
+                    description TEXT NOT NULL DEFAULT '',
+                    created_at TEXT NOT NULL,
+                    UNIQUE (org, name)
+                );
+                CREATE TABLE team_members (
+                    team_id TEXT NOT NULL REFERENCES teams (id) ON DELETE CASCADE,
+                    username TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+                    PRIMARY KEY (team_id, username)
+                );
+                CREATE INDEX team_members_by_user ON team_members (username);
+                CREATE TABLE team_access (
+                    team_id TEXT NOT NULL REFERENCES teams (id) ON DELETE CASCADE,
+                    kind TEXT NOT NULL,
+                    target TEXT NOT NULL,
+                    level TEXT NOT NULL,
+                    PRIMARY KEY (team_id, kind, target)
+                );
+                CREATE INDEX team_access_by_target ON team_access (kind, target);",
+            )
+        },
     },
 ];
 
@@ -538,6 +601,130 @@ impl CronStore for SqliteServerStore {
             })
             .await?;
         Ok(n > 0)
+    }
+}
+
+/// A shared statement's parameter as SQLite keeps it.
+fn sqlite_value(p: Param) -> rusqlite::types::Value {
+    use rusqlite::types::Value;
+    match p {
+        Param::Text(s) => Value::Text(s),
+        Param::Flag(b) => Value::Integer(b.into()),
+        Param::Time(t) => Value::Text(ts(t)),
+    }
+}
+
+#[async_trait]
+impl Exec for SqliteServerStore {
+    async fn exec(
+        &self,
+        ctx: &'static str,
+        sql: &'static str,
+        params: Vec<Param>,
+    ) -> Result<u64, DbError> {
+        self.with(ctx, move |c| {
+            let mut st = c.prepare_cached(sql)?;
+            let n = st.execute(rusqlite::params_from_iter(
+                params.into_iter().map(sqlite_value),
+            ))?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn query<T: Send + 'static>(
+        &self,
+        ctx: &'static str,
+        sql: &'static str,
+        params: Vec<Param>,
+        convert: for<'r> fn(&'r (dyn Row + 'r)) -> Field<T>,
+    ) -> Result<Vec<T>, DbError> {
+        self.with(ctx, move |c| {
+            let mut st = c.prepare_cached(sql)?;
+            st.query_map(
+                rusqlite::params_from_iter(params.into_iter().map(sqlite_value)),
+                mapped(convert),
+            )?
+            .collect()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl UploadStore for SqliteServerStore {
+    async fn insert_upload(&self, upload: &UploadRecord) -> Result<(), DbError> {
+        let u = upload.clone();
+        self.with("recording a blob upload", move |c| {
+            let p = params![u.id, u.repository, u.owner, u.progress, ts(u.updated_at)];
+            c.execute(sql::INSERT_UPLOAD, p)
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn upload_counts(&self, owner: &str) -> Result<(u64, u64), DbError> {
+        let owner = owner.to_string();
+        self.with("counting blob uploads", move |c| {
+            c.query_row(sql::UPLOAD_COUNTS, [owner], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+            })
+        })
+        .await
+    }
+
+    async fn upload(&self, id: &str) -> Result<Option<UploadRecord>, DbError> {
+        let id = id.to_string();
+        self.with("reading a blob upload", move |c| {
+            c.query_row(sql::UPLOAD, [id], mapped(rows::upload))
+                .optional()
+        })
+        .await
+    }
+
+    async fn advance_upload(
+        &self,
+        id: &str,
+        expected: &str,
+        progress: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DbError> {
+        let p = (id.to_string(), expected.to_string(), progress.to_string());
+        let n = self
+            .with("recording a blob upload's progress", move |c| {
+                c.execute(sql::ADVANCE_UPLOAD, params![p.2, ts(now), p.0, p.1])
+            })
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn touch_upload(&self, id: &str, now: DateTime<Utc>) -> Result<bool, DbError> {
+        let id = id.to_string();
+        let n = self
+            .with("marking a blob upload used", move |c| {
+                c.execute(sql::TOUCH_UPLOAD, params![ts(now), id])
+            })
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn take_upload(&self, id: &str, expected: Option<&str>) -> Result<bool, DbError> {
+        let (id, expected) = (id.to_string(), expected.map(str::to_string));
+        let n = self
+            .with("ending a blob upload", move |c| match expected {
+                Some(expected) => c.execute(sql::TAKE_UPLOAD, [id, expected]),
+                None => c.execute(sql::DELETE_UPLOAD, [id]),
+            })
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn expire_uploads(&self, before: DateTime<Utc>) -> Result<Vec<String>, DbError> {
+        self.with("expiring idle blob uploads", move |c| {
+            let mut st = c.prepare(sql::EXPIRE_UPLOADS)?;
+            st.query_map([ts(before)], |r| r.get(0))?.collect()
+        })
+        .await
     }
 }
 

@@ -242,3 +242,129 @@ async fn kill_9_between_copy_and_publish_then_restart() {
     assert!(uploads(&data).is_empty());
     assert_blobs_rehash(&data);
 }
+
+/// The key both replicas seal secrets with (`MIRROR_SECRET_KEY`).
+const SHARED_KEY: &str = "7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a";
+/// How long a replica holds a policy: the time within which another must
+/// have finished a dead replica's job.
+const LEASE_PERIOD: Duration = Duration::from_secs(120);
+
+/// Two replicas (two processes) on one PostgreSQL database and one bucket;
+/// `kill -9` of the one copying a 256 MiB image. The other finds the job
+/// stale, runs it again (it has a retry) and finishes it within one lease
+/// period; the image pulls with upstream digests from it, and the bucket
+/// holds exactly the image's blobs (the killed copy's multipart upload
+/// never became an object).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_replica_copying_hands_the_job_to_another() {
+    use crate::support::postgres::PgServer;
+    use crate::support::s3::S3Server;
+
+    let reg = Registry::plain().await;
+    let img = reg
+        .pusher()
+        .push_image(
+            "team/big",
+            "v1",
+            ImageSpec::small("replicated big").layer(LayerSpec::Random {
+                size: LARGE,
+                seed: 257,
+            }),
+        )
+        .await;
+    let large = img.layers.last().unwrap().digest.clone();
+    let proxy = FaultProxy::start(&reg, 2);
+    let slow = proxy.add(
+        Rule::new(Fault::Throttle {
+            bytes_per_sec: 16 * MIB,
+        })
+        .get()
+        .path_contains(&large),
+    );
+
+    let database = PgServer::shared().database().await;
+    let bucket = S3Server::shared().bucket().await;
+    let s3 = bucket.options("p");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("replica.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "blob_store = \"s3://{}/p\"\n[s3]\nendpoint = \"{}\"\nregion = \"us-east-1\"\nallow_http = true\naccess_key_id = \"testing\"\nsecret_access_key = \"testing-secret\"\n",
+            s3.bucket,
+            s3.endpoint.as_deref().unwrap()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_string();
+    let env = [
+        ("MIRROR_DATABASE_URL", database.as_str()),
+        ("MIRROR_SECRET_KEY", SHARED_KEY),
+        ("MIRROR_CONFIG", config.as_str()),
+    ];
+    let a = Server::start_with(&dir.path().join("a"), None, &env);
+    let b = Server::start_with(&dir.path().join("b"), None, &env);
+    a.create_repo("mirrors", "big").await;
+    let form = serde_json::json!({"remoteHost": proxy.url(), "remoteRepository": "team/big"});
+    let policy = crate::support::policies::add_policy(&a.admin(), "mirrors/big", &form).await;
+    let submitted = a
+        .admin()
+        .post("/api/v0/jobs")
+        .json(&serde_json::json!({
+            "action": "poll_mirror",
+            "parameters": {"policyID": policy},
+            "retries": 1,
+        }))
+        .await;
+    let job = submitted.expect(StatusCode::ACCEPTED).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Whichever replica claimed it copies for a while, then dies.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let runner = loop {
+        let j = a.job(&job).await;
+        if j["status"] == "running" {
+            break j["workerID"].as_str().unwrap().to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "never started: {j}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (mut victim, survivor) = if runner == a.worker { (a, b) } else { (b, a) };
+    assert_eq!(victim.worker, runner, "the job runs on neither replica");
+    wait_until(
+        "the large layer being copied",
+        Duration::from_secs(60),
+        || proxy.count(|r| r.path.contains(&large) && r.status == 200) > 0,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    victim.kill9();
+    let killed = std::time::Instant::now();
+    proxy.remove(&slow);
+
+    survivor.wait_done(&job, LEASE_PERIOD).await;
+    let took = killed.elapsed();
+    assert!(took < LEASE_PERIOD, "taken over after {took:?}");
+    eprintln!("the dead replica's job was finished by the other {took:?} after the kill");
+    let log = survivor.job_log(&job).await;
+    assert!(log.contains(&survivor.worker), "{log}");
+    survivor
+        .pull_verified(&survivor.client, ADMIN, "mirrors/big", "v1", &img.digest)
+        .await
+        .unwrap();
+
+    // Exactly the image's blobs: nothing partial, nothing orphaned.
+    let mut expected: Vec<String> = img
+        .layers
+        .iter()
+        .chain(img.config.iter())
+        .map(|d| d.digest.clone())
+        .chain([img.digest.clone()])
+        .map(|d| format!("p/blobs/sha256/{}", d.trim_start_matches("sha256:")))
+        .collect();
+    expected.sort();
+    assert_eq!(bucket.keys("p/blobs/").await, expected);
+    assert_eq!(bucket.keys("p/uploads/").await, Vec::<String>::new());
+}

@@ -8,6 +8,9 @@
 //!   same data directory: the job is found and marked errored at once,
 //!   `uploads/` is empty, nothing unpublished is visible, the next poll
 //!   completes and every blob pulled through `/v2` hashes to its digest.
+//!   And two replicas on PostgreSQL and a moto bucket: `kill -9` of the
+//!   one copying a 256 MiB image; the other finishes the job within one
+//!   lease period, and the bucket holds exactly the image's blobs.
 //! - `full_disk`: a file size limit (`prlimit`, always) and a small tmpfs
 //!   (when this process may mount one): the job fails with a message that
 //!   says so, the store stays sound, and once there is room the next poll

@@ -35,12 +35,20 @@ pub struct Server {
     pub data_dir: PathBuf,
     log: Arc<Mutex<Vec<String>>>,
     pub client: reqwest::Client,
+    /// The worker ID it logged at start (job records name it).
+    pub worker: String,
 }
 
 impl Server {
     /// Starts the binary on `data_dir` and waits until it listens. With
     /// `fsize_limit`, no file it writes may grow past that many bytes.
     pub fn start(data_dir: &Path, fsize_limit: Option<u64>) -> Server {
+        Server::start_with(data_dir, fsize_limit, &[])
+    }
+
+    /// [`Server::start`] with `env` set (`MIRROR_*` variables of this
+    /// process are never passed on; these are).
+    pub fn start_with(data_dir: &Path, fsize_limit: Option<u64>, env: &[(&str, &str)]) -> Server {
         let script = match fsize_limit {
             None => r#"exec 3<&0
 ( read -r _ <&3; kill -9 $$ 2>/dev/null ) &
@@ -69,6 +77,7 @@ exec prlimit --fsize={n}:unlimited -- "$0" "$@" </dev/null 3<&-"#
                 cmd.env_remove(k);
             }
         }
+        cmd.envs(env.iter().copied());
         let mut child = cmd.spawn().expect("spawn mirror-server");
         let lifeline = child.stdin.take();
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -93,10 +102,14 @@ exec prlimit --fsize={n}:unlimited -- "$0" "$@" </dev/null 3<&-"#
                 )
             });
             if line.contains("mirror-server listening") {
-                let at = line.find("addr=").expect("addr field") + "addr=".len();
-                break line[at..].split_whitespace().next().unwrap().to_string();
+                let field = |name: &str| {
+                    let at = line.find(name).expect("a field of the listening line") + name.len();
+                    line[at..].split_whitespace().next().unwrap().to_string()
+                };
+                break (field("addr="), field("worker="));
             }
         };
+        let (addr, worker) = addr;
         Server {
             child: Some(child),
             lifeline,
@@ -104,6 +117,7 @@ exec prlimit --fsize={n}:unlimited -- "$0" "$@" </dev/null 3<&-"#
             data_dir: data_dir.to_path_buf(),
             log,
             client: reqwest::Client::builder().no_proxy().build().unwrap(),
+            worker,
         }
     }
 

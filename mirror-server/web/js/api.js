@@ -1,5 +1,5 @@
-// The client of the `/api/v0` API: the page does nothing a script with curl
-// could not do.
+// The client of the `/api/v0` API (and of UCP's `/enzi/v0` for organizations
+// and teams): the page does nothing a script with curl could not do.
 //
 // Credentials are sent as HTTP Basic (a password or an access token), kept
 // in sessionStorage for this tab only and dropped on logout. Requests use
@@ -10,6 +10,8 @@
 
 const STORAGE_KEY = 'regmirror.session';
 const API_BASE = 'api/v0';
+/** UCP's eNZi account API (organizations, members, teams), beside `/api/v0`. */
+export const ENZI = 'enzi/v0';
 
 /** An error answer of the API (`{"errors":[{code, message, detail}]}`), or a network failure. */
 export class ApiError extends Error {
@@ -107,14 +109,15 @@ function errorFrom(status, statusText, body) {
 }
 
 /**
- * Sends one request to `/api/v0/<path>` and resolves to the Response once
- * it is known to be a success; rejects with an ApiError otherwise. `query`
+ * Sends one request to `/api/v0/<path>` (`/<base>/<path>` with `base`) and
+ * resolves to the Response once it is known to be a success; rejects with
+ * an ApiError otherwise. `query`
  * values that are undefined or empty are left out. A 401 on a signed-in
  * session fires `regmirror:unauthenticated` on `window`, so the app can
  * ask for credentials again.
  */
-async function open(method, path, { query, body, signal, authorization } = {}) {
-  const url = new URL(`${API_BASE}/${path}`, document.baseURI);
+async function open(method, path, { query, body, signal, authorization, base = API_BASE } = {}) {
+  const url = new URL(`${base}/${path}`, document.baseURI);
   for (const [k, v] of Object.entries(query ?? {})) {
     if (v !== undefined && v !== null && v !== '') url.searchParams.set(k, String(v));
   }
@@ -213,10 +216,44 @@ export async function getAll(path, { signal } = {}) {
   return items;
 }
 
+/**
+ * Every item of a paged list wrapped in an object under `key`: an eNZi
+ * list (`{"<key>": [...], "nextPageStart": "..."}`, with `base: ENZI`) or
+ * an `/api/v0` one (`X-Next-Page-Start`), such as `teamAccessList`.
+ */
+export async function getAllIn(path, key, { signal, base = API_BASE, query = {} } = {}) {
+  const enzi = base === ENZI;
+  const items = [];
+  let start;
+  for (let page = 0; page < MAX_PAGES; page++) {
+    const paging = enzi ? { limit: 1000, start } : { pageSize: 1000, pageStart: start };
+    const { data, headers } = await send('GET', path, { query: { ...query, ...paging }, signal, base });
+    items.push(...(Array.isArray(data?.[key]) ? data[key] : []));
+    const next = enzi ? data?.nextPageStart : headers.get('x-next-page-start');
+    if (!next || next === start) break;
+    start = next;
+  }
+  return items;
+}
+
 export const get = (path, options) => request('GET', path, options);
 export const post = (path, body, options) => request('POST', path, { ...options, body });
 export const put = (path, body, options) => request('PUT', path, { ...options, body });
 export const del = (path, options) => request('DELETE', path, options);
+
+/** The eNZi API (`/enzi/v0/<path>`): organizations, their members and teams. */
+export const enzi = {
+  get: (path, options) => request('GET', path, { ...options, base: ENZI }),
+  post: (path, body, options) => request('POST', path, { ...options, body, base: ENZI }),
+  put: (path, body, options) => request('PUT', path, { ...options, body, base: ENZI }),
+  del: (path, options) => request('DELETE', path, { ...options, base: ENZI }),
+  all: (path, key, options) => getAllIn(path, key, { ...options, base: ENZI }),
+};
+
+/** `accounts/{name}` of the eNZi API, the name encoded. */
+export function orgPath(org) {
+  return `accounts/${encodeURIComponent(org)}`;
+}
 
 /** `namespace/name` as two encoded path segments. */
 export function repoPath(namespace, name) {

@@ -1,8 +1,8 @@
 // The regmirror web interface: shell, session and router.
 //
-// Routes live in the URL fragment (`#/repositories/acme/nginx/mirrors`), so
-// the server only serves `/` and the assets; reloads and the back button
-// work. Each view gets an AbortSignal that aborts when the user leaves it,
+// Routes live in the URL fragment (`#/repositories/acme/nginx/mirrors`,
+// `#/orgs/acme`), so the server only serves `/` and the assets; reloads
+// and the back button work. Each view gets an AbortSignal that aborts when the user leaves it,
 // which stops its polling and drops its late answers.
 
 import * as api from './api.js';
@@ -11,6 +11,7 @@ import { loginView } from './views/login.js';
 import { repositoriesView } from './views/repositories.js';
 import { repositoryView } from './views/repository.js';
 import { jobsView, jobView } from './views/jobs.js';
+import { organizationsView, organizationView } from './views/orgs.js';
 
 const root = document.getElementById('app');
 let current = null; // {controller}
@@ -53,10 +54,12 @@ function matchRoute(parts, session) {
   if (first === 'repositories' && rest.length === 0) return { view: repositoriesView, section: 'repositories' };
   if (first === 'repositories' && (rest.length === 2 || rest.length === 3)) {
     const [namespace, name, tab = 'tags'] = rest;
-    if (tab === 'tags' || tab === 'mirrors') {
+    if (tab === 'tags' || tab === 'mirrors' || tab === 'access') {
       return { view: repositoryView, section: 'repositories', params: { namespace, name, tab } };
     }
   }
+  if (first === 'orgs' && rest.length === 0) return { view: organizationsView, section: 'orgs' };
+  if (first === 'orgs' && rest.length === 1) return { view: organizationView, section: 'orgs', params: { org: rest[0] } };
   const admin = Boolean(session.account?.isAdmin);
   if (first === 'jobs' && rest.length === 0 && admin) return { view: jobsView, section: 'jobs' };
   // One job: the API decides (administrators of a repository see its
@@ -84,6 +87,7 @@ function shell(session, section) {
     h('nav', { class: 'sidenav', 'aria-label': 'Main' },
       h('ul', {},
         navItem('repositories', 'Repositories', '#/repositories'),
+        navItem('orgs', 'Organizations', '#/orgs'),
         account?.isAdmin ? navItem('jobs', 'Jobs', '#/jobs') : null)),
     main);
   replace(root, frame);

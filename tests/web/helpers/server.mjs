@@ -63,7 +63,23 @@ class Server {
 
   /** Calls `/api/v0/<path>` as `auth` (default: admin); resolves to `{status, body}`. */
   async api(method, path, body, auth = ADMIN) {
-    const r = await fetch(`${this.url}/api/v0/${path}`, {
+    return this.call('api/v0', method, path, body, auth);
+  }
+
+  /** Calls UCP's `/enzi/v0/<path>` (organizations, teams) like `api`. */
+  async enzi(method, path, body, auth = ADMIN) {
+    return this.call('enzi/v0', method, path, body, auth);
+  }
+
+  /** Like `enzi`, but throws unless the status is 2xx. */
+  async enziOk(method, path, body, auth) {
+    const r = await this.enzi(method, path, body, auth);
+    if (r.status < 200 || r.status > 299) throw new Error(`${method} /enzi/v0/${path}: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body;
+  }
+
+  async call(base, method, path, body, auth = ADMIN) {
+    const r = await fetch(`${this.url}/${base}/${path}`, {
       method,
       headers: {
         Authorization: `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString('base64')}`,

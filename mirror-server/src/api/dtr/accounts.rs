@@ -22,14 +22,15 @@ use crate::accounts::{Account, ApiToken, NewAccount};
 use crate::api::extract::{Admin, ClientAddr, JsonBody, PasswordUser, QueryParams, User};
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::store::records::Organization;
 
 /// DTR's account shape (no password, ever).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[schema(as = Account)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct AccountView<'a> {
+pub struct AccountView<'a> {
     id: &'a str,
-    name: &'a str,
+    pub(super) name: &'a str,
     full_name: &'a str,
     is_org: bool,
     is_admin: bool,
@@ -38,7 +39,22 @@ pub(super) struct AccountView<'a> {
     created_at: DateTime<Utc>,
 }
 
-fn account_view(a: &Account) -> AccountView<'_> {
+/// An organization's account view (`isOrg`; never an administrator,
+/// always active).
+pub(super) fn org_view(o: &Organization) -> AccountView<'_> {
+    AccountView {
+        id: &o.id,
+        name: &o.name,
+        full_name: &o.full_name,
+        is_org: true,
+        is_admin: false,
+        is_active: true,
+        is_imported: false,
+        created_at: o.created_at,
+    }
+}
+
+pub(super) fn account_view(a: &Account) -> AccountView<'_> {
     AccountView {
         id: &a.id,
         name: &a.name,
@@ -51,7 +67,8 @@ fn account_view(a: &Account) -> AccountView<'_> {
     }
 }
 
-/// DTR's `createAccount` form (users only: organizations are not supported).
+/// DTR's `createAccount` form: a user, or with `isOrg` an organization
+/// (no password then).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(as = CreateAccount)]
 #[serde(rename_all = "camelCase")]
@@ -59,9 +76,10 @@ pub struct CreateForm {
     /// Lower-case letters and digits, separated by `.`, `_`, `__` or `-`;
     /// also the user's namespace.
     name: String,
-    /// At least 8 characters.
-    #[schema(value_type = String, format = Password, write_only, min_length = 8)]
-    password: Secret,
+    /// At least 8 characters (users only).
+    #[schema(value_type = Option<String>, format = Password, write_only, min_length = 8)]
+    #[serde(default)]
+    password: Option<Secret>,
     #[serde(default)]
     full_name: Option<String>,
     /// Server administrator (default false).
@@ -70,7 +88,7 @@ pub struct CreateForm {
     /// Default true.
     #[serde(default)]
     is_active: Option<bool>,
-    /// Only `false`: organizations are not supported.
+    /// An organization (default false).
     #[serde(default)]
     is_org: Option<bool>,
     /// Accepted, ignored.
@@ -85,19 +103,21 @@ pub async fn create(
     Admin(admin): Admin,
     JsonBody(form): JsonBody<CreateForm>,
 ) -> Result<Response, ApiError> {
+    let full_name = form.full_name.clone().unwrap_or_default();
     if form.is_org == Some(true) {
-        return Err(ApiError::field(
-            "INVALID_ACCOUNT",
-            "isOrg",
-            "organizations are not supported; create users",
-        ));
+        let org = state.orgs.create(&form.name, &full_name).await?;
+        tracing::info!(org = %org.name, by = %admin.name, "organization created");
+        return Ok((StatusCode::CREATED, Json(org_view(&org))).into_response());
     }
+    let password = form
+        .password
+        .ok_or_else(|| ApiError::field("INVALID_ACCOUNT", "password", "a user needs a password"))?;
     let account = state
         .accounts
         .create(NewAccount {
             name: form.name,
-            password: form.password,
-            full_name: form.full_name.unwrap_or_default(),
+            password,
+            full_name,
             is_admin: form.is_admin.unwrap_or(false),
             is_active: form.is_active.unwrap_or(true),
         })
@@ -106,10 +126,14 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(account_view(&account))).into_response())
 }
 
-/// `GET /api/v0/accounts` (administrators) → `{"accounts": [...]}`.
+/// `GET /api/v0/accounts` (administrators) → `{"accounts": [...]}`:
+/// users and organizations, by name.
 pub async fn list(State(state): State<AppState>, Admin(_): Admin) -> Result<Response, ApiError> {
     let accounts = state.accounts.list().await?;
-    let views: Vec<_> = accounts.iter().map(account_view).collect();
+    let orgs = state.orgs.list().await?;
+    let mut views: Vec<_> = accounts.iter().map(account_view).collect();
+    views.extend(orgs.iter().map(org_view));
+    views.sort_by(|a, b| a.name.cmp(b.name));
     Ok(Json(json!({"accounts": views})).into_response())
 }
 
@@ -134,7 +158,7 @@ pub async fn get_one(
 #[serde(rename_all = "camelCase")]
 pub struct UpdateForm {
     #[serde(default)]
-    full_name: Option<String>,
+    pub(super) full_name: Option<String>,
     #[serde(default)]
     is_admin: Option<bool>,
     #[serde(default)]
@@ -150,6 +174,17 @@ pub async fn update(
     Path(name): Path<String>,
     JsonBody(form): JsonBody<UpdateForm>,
 ) -> Result<Response, ApiError> {
+    update_user(&state, &admin, &name, form).await
+}
+
+/// Changes the user `name` as the server administrator `admin` (who may
+/// not demote or deactivate themselves); the account.
+pub(super) async fn update_user(
+    state: &AppState,
+    admin: &Account,
+    name: &str,
+    form: UpdateForm,
+) -> Result<Response, ApiError> {
     if name == admin.name && (form.is_admin == Some(false) || form.is_active == Some(false)) {
         return Err(ApiError::field(
             "INVALID_ACCOUNT",
@@ -163,7 +198,7 @@ pub async fn update(
     }
     let account = state
         .accounts
-        .update(&name, form.full_name, form.is_admin, form.is_active)
+        .update(name, form.full_name, form.is_admin, form.is_active)
         .await?;
     tracing::info!(user = %account.name, admin = account.is_admin, active = account.is_active, by = %admin.name, "account updated");
     Ok(Json(account_view(&account)).into_response())

@@ -5,7 +5,9 @@
 //! One file per resource: repositories (and their tags and access grants),
 //! poll mirroring policies, the remote-registry check, jobs (and
 //! `log_stream`, a followed job log), crons, accounts with access tokens,
-//! and `auth_token`; at the root, DTR's `/ca` (`ca`). Lists page alike
+//! organizations and teams with their grants (`orgs`), and `auth_token`;
+//! at the root, DTR's `/ca` (`ca`) and UCP's eNZi account API
+//! (`/enzi/v0/accounts`: organizations, members, teams). Lists page alike
 //! (`paging`). Every route needs an authenticated caller, except the
 //! OpenAPI document (also served as DTR's `docs.json`) and `/ca`; jobs,
 //! crons and account creation need a server administrator, except that an
@@ -28,6 +30,7 @@ mod jobs;
 mod log_stream;
 mod meta;
 mod openapi;
+mod orgs;
 pub use openapi::json as openapi_json;
 pub mod paging;
 mod policies;
@@ -64,6 +67,24 @@ pub static ROUTES: &[(&str, Handlers)] = &[
     ("/repositories/{namespace}/{reponame}/userAccess", || {
         get(repositories::list_access)
     }),
+    ("/repositories/{namespace}/{reponame}/teamAccess", || {
+        get(orgs::list_repo_team_access)
+    }),
+    (
+        "/repositories/{namespace}/{reponame}/teamAccess/{team}",
+        || put(orgs::set_repo_team_access).delete(orgs::remove_repo_team_access),
+    ),
+    ("/repositoryNamespaces/{namespace}/teamAccess", || {
+        get(orgs::list_namespace_team_access)
+    }),
+    (
+        "/repositoryNamespaces/{namespace}/teamAccess/{team}",
+        || {
+            get(orgs::get_namespace_team_access)
+                .put(orgs::set_namespace_team_access)
+                .delete(orgs::remove_namespace_team_access)
+        },
+    ),
     (
         "/repositories/{namespace}/{reponame}/userAccess/{username}",
         || put(repositories::set_access).delete(repositories::remove_access),
@@ -101,6 +122,9 @@ pub static ROUTES: &[(&str, Handlers)] = &[
     ("/accounts/{name}/changePassword", || {
         post(accounts::change_password)
     }),
+    ("/accounts/{org}/teams/{team}/repositoryAccess", || {
+        get(orgs::team_repository_access)
+    }),
     ("/api_tokens", || {
         get(accounts::list_tokens).post(accounts::create_token)
     }),
@@ -114,6 +138,41 @@ pub static ROUTES: &[(&str, Handlers)] = &[
 pub static ROOT_ROUTES: &[(&str, Handlers)] = &[
     ("/auth/token", || get(auth_token::issue)),
     ("/ca", || get(ca::get)),
+    ("/enzi/v0/accounts", || {
+        get(orgs::list_accounts).post(orgs::create_account)
+    }),
+    ("/enzi/v0/accounts/{name}", || {
+        get(orgs::get_account)
+            .patch(orgs::update_account)
+            .delete(orgs::delete_account)
+    }),
+    ("/enzi/v0/accounts/{org}/members", || {
+        get(orgs::list_members)
+    }),
+    ("/enzi/v0/accounts/{org}/members/{member}", || {
+        get(orgs::get_member)
+            .put(orgs::put_member)
+            .delete(orgs::delete_member)
+    }),
+    ("/enzi/v0/accounts/{org}/teams", || {
+        get(orgs::list_teams).post(orgs::create_team)
+    }),
+    ("/enzi/v0/accounts/{org}/teams/{team}", || {
+        get(orgs::get_team)
+            .patch(orgs::update_team)
+            .delete(orgs::delete_team)
+    }),
+    ("/enzi/v0/accounts/{org}/teams/{team}/members", || {
+        get(orgs::list_team_members)
+    }),
+    (
+        "/enzi/v0/accounts/{org}/teams/{team}/members/{member}",
+        || {
+            get(orgs::get_team_member)
+                .put(orgs::put_team_member)
+                .delete(orgs::delete_team_member)
+        },
+    ),
 ];
 
 /// The `/api/v0` routes (nested by the caller).

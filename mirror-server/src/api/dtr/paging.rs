@@ -117,6 +117,32 @@ impl PageQuery {
     }
 }
 
+/// eNZi's paging (`?start=&limit=`, as UCP's account API took it): the
+/// same pages as [`PageQuery`], the next page's start in the body's
+/// `nextPageStart` (empty at the end).
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EnziPageQuery {
+    /// The name of the first item of the page (`nextPageStart` of the
+    /// previous one); empty or absent: the first page.
+    start: Option<String>,
+    /// Items per page (clamped as `pageSize` is).
+    limit: Option<PageSize>,
+}
+
+impl EnziPageQuery {
+    /// The page of `items` (sorted by `key`) and the next page's start.
+    pub fn page<T>(&self, items: Vec<T>, key: impl Fn(&T) -> &str) -> (Vec<T>, String) {
+        let query = PageQuery {
+            page_start: self.start.clone(),
+            page_size: self.limit,
+            count: None,
+        };
+        let page = query.page(items, key);
+        (page.items, page.headers.next.unwrap_or_default())
+    }
+}
+
 /// One page of a list, and the headers that describe it.
 #[derive(Debug)]
 pub struct Page<T> {

@@ -5,7 +5,7 @@
 //! it) and also says how many tags it has, whether a poll mirroring policy
 //! feeds it, and the caller's access level on it. Tags are in `tags.rs`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -19,9 +19,10 @@ use serde::{Deserialize, Serialize};
 use super::paging::PageQuery;
 use crate::accounts::{AccessLevel, Account};
 use crate::api::extract::{JsonBody, QueryParams, User};
-use crate::auth::{Caller, access_level, owns_namespace};
+use crate::auth::{Caller, access_level, level_from, namespace_level};
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::store::records::AccessMap;
 
 /// Validates `namespace` and `name` separately (so the error names the
 /// right field), then the whole name.
@@ -271,7 +272,9 @@ pub async fn create(
             "longer than 140 characters",
         ));
     }
-    if !account.is_admin && !owns_namespace(&account, &name) {
+    let caller = Caller::User(account.clone());
+    let level = namespace_level(&state.accounts, &caller, name.owner_namespace()).await?;
+    if level.is_none_or(|l| l < AccessLevel::ReadWrite) {
         return Err(ApiError::no_such_namespace(&namespace, &account.name));
     }
     let repo = state
@@ -304,10 +307,14 @@ async fn list_filtered(
     paging: PageQuery,
     namespace: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let grants: HashMap<String, AccessLevel> = if account.is_admin {
-        Default::default()
+    let held = if account.is_admin {
+        AccessMap::default()
     } else {
-        state.accounts.grants_of(&account.name).await?
+        state.accounts.access_map(&account.name).await?
+    };
+    let level_of = |r: &Repository| {
+        let held = held.level(r.name.as_str(), r.name.owner_namespace());
+        level_from(Some(account), &r.name, Some(r.visibility), held)
     };
     let mut visible: Vec<Repository> = state
         .mirror
@@ -317,12 +324,7 @@ async fn list_filtered(
         .await?
         .into_iter()
         .filter(|r| namespace.is_none_or(|ns| r.name.namespace() == ns))
-        .filter(|r| {
-            account.is_admin
-                || r.visibility == Visibility::Public
-                || owns_namespace(account, &r.name)
-                || grants.contains_key(r.name.as_str())
-        })
+        .filter(|r| level_of(r).is_some())
         .collect();
     visible.sort_by(|a, b| a.name.cmp(&b.name));
     let page = paging.page(visible, |r| r.name.as_str());
@@ -330,28 +332,13 @@ async fn list_filtered(
     let mirrored = mirrored_set(state, None).await?;
     let mut repositories = Vec::with_capacity(page.items.len());
     for repo in &page.items {
-        let level = level_in_list(account, repo, &grants);
+        let level = level_of(repo).unwrap_or(AccessLevel::ReadOnly);
         let facts = facts(state, repo, &mirrored, level).await?;
         repositories.push(view(repo, &users, facts));
     }
     Ok(page
         .headers
         .respond(serde_json::json!({"repositories": repositories})))
-}
-
-/// The level of `account` on `repo`, which the list showed them: as
-/// `auth::access_level` decides, from the grants already read.
-fn level_in_list(
-    account: &Account,
-    repo: &Repository,
-    grants: &HashMap<String, AccessLevel>,
-) -> AccessLevel {
-    if account.is_admin || owns_namespace(account, &repo.name) {
-        return AccessLevel::Admin;
-    }
-    let granted = grants.get(repo.name.as_str()).copied();
-    let public = (repo.visibility == Visibility::Public).then_some(AccessLevel::ReadOnly);
-    granted.max(public).unwrap_or(AccessLevel::ReadOnly)
 }
 
 /// `GET /api/v0/repositories`: the repositories the caller can see.
@@ -413,6 +400,7 @@ pub async fn delete(
         .delete_repository(&repo.name)
         .await?;
     state.accounts.forget_repository(&repo.name).await?;
+    state.orgs.forget_repository(&repo.name).await?;
     tracing::info!(repository = %repo.name, by = %account.name, "repository deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -8,11 +8,11 @@ use axum::response::{IntoResponse, Response};
 use mirror_core::Digest;
 use mirror_core::Manifest;
 use mirror_core::manifest::{MAX_MANIFEST_SIZE, OCI_INDEX};
-use mirror_core::store::{Repository, Visibility};
+use mirror_core::store::Repository;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::{Caller, owns_namespace};
+use crate::auth::{Caller, level_from};
 use crate::error::RegistryError;
 use crate::state::AppState;
 
@@ -110,20 +110,15 @@ pub async fn catalog(
     let q = query(uri);
     let n = parse_n(q.n.as_deref())?;
     let repos = state.mirror.stores().repos.repositories().await?;
-    let grants = match caller.account() {
-        Some(a) if !a.is_admin => state.accounts.grants_of(&a.name).await?,
+    let held = match caller.account() {
+        Some(a) if !a.is_admin => state.accounts.access_map(&a.name).await?,
         _ => Default::default(),
     };
     let mut names: Vec<String> = repos
         .into_iter()
-        .filter(|r| match caller.account() {
-            None => r.visibility == Visibility::Public,
-            Some(a) => {
-                a.is_admin
-                    || r.visibility == Visibility::Public
-                    || owns_namespace(a, &r.name)
-                    || grants.contains_key(r.name.as_str())
-            }
+        .filter(|r| {
+            let level = held.level(r.name.as_str(), r.name.owner_namespace());
+            level_from(caller.account(), &r.name, Some(r.visibility), level).is_some()
         })
         .map(|r| r.name.to_string())
         .collect();

@@ -3,10 +3,11 @@
 //! on a session `PATCH` (a chunk), `PUT ?digest=` (the last chunk and the
 //! commit), `GET` (how far it is) and `DELETE` (cancel).
 //!
-//! Bytes go straight from the request body into a mirror-core blob writer,
-//! which hashes them; the commit checks the digest (a mismatch is `400
-//! DIGEST_INVALID` and stores nothing), and only then is the blob linked to
-//! the repository. Sessions between requests live in `crate::uploads`.
+//! Bytes go straight from the request body into a mirror-core blob writer
+//! (a whole blob) or a part of the session (a chunk), hashed on the way;
+//! the commit checks the digest (a mismatch is `400 DIGEST_INVALID` and
+//! stores nothing), and only then is the blob linked to the repository.
+//! Sessions between requests live in `crate::uploads`, shared by replicas.
 
 use axum::body::Body;
 use axum::http::{StatusCode, header};
@@ -20,7 +21,7 @@ use super::{Request, can_read};
 use crate::auth::Caller;
 use crate::error::RegistryError;
 use crate::state::AppState;
-use crate::uploads::Session;
+use crate::uploads::UploadError;
 
 const UPLOAD_UUID_HEADER: &str = "docker-upload-uuid";
 
@@ -142,10 +143,10 @@ pub(super) async fn start(
     {
         return Ok(resp);
     }
-    let mut writer = state.mirror.stores().blobs.writer().await?;
     if req.query("digest").is_some() {
         // Monolithic: the whole blob in this request.
         let digest = parse_digest(req.query("digest"))?;
+        let mut writer = state.mirror.stores().blobs.writer().await?;
         if let Err(e) = write_body(writer.as_mut(), body).await {
             let _ = writer.cancel().await;
             return Err(e);
@@ -154,7 +155,11 @@ pub(super) async fn start(
     }
     // Pushing needs `read-write`, so the caller is never anonymous here.
     let owner = caller.account().map_or("", |a| a.name.as_str());
-    let id = state.uploads.open(repo.name.clone(), owner, writer).await?;
+    let id = state
+        .uploads
+        .open(&repo.name, owner)
+        .await
+        .map_err(|e| upload_error(e, repo))?;
     Ok(progress(StatusCode::ACCEPTED, repo, &id, 0))
 }
 
@@ -175,6 +180,9 @@ async fn mount_blob(
         return Ok(None);
     };
     let stores = state.mirror.stores();
+    // Held before the check, so a garbage collection cannot take the blob
+    // between the check and the link (see mirror_core::gc::hold).
+    mirror_core::gc::hold(stores.repos.as_ref(), std::slice::from_ref(&digest)).await?;
     if !can_read(state, caller, &from).await?
         || !stores.repos.has_blob(&from, &digest).await?
         || stores.blobs.stat(&digest).await?.is_none()
@@ -187,6 +195,8 @@ async fn mount_blob(
 }
 
 /// `GET`, `PATCH`, `PUT` and `DELETE` on `/v2/<name>/blobs/uploads/<id>`.
+/// Any replica may serve any of them: the session lives in the shared
+/// database and blob store (`crate::uploads`).
 pub(super) async fn session(
     req: &Request<'_>,
     repo: &Repository,
@@ -194,44 +204,69 @@ pub(super) async fn session(
     body: Body,
 ) -> Result<Response, RegistryError> {
     let uploads = &req.state.uploads;
-    let handle = uploads
-        .get(id)
-        .ok_or_else(|| RegistryError::blob_upload_unknown(id))?;
-    // Requests on one session wait for each other here.
-    let mut session = handle.lock().await;
-    if session.repo != repo.name || session.writer.is_none() {
-        return Err(RegistryError::blob_upload_unknown(id));
-    }
+    let session = uploads
+        .get(&repo.name, id)
+        .await
+        .map_err(|e| upload_error(e, repo))?;
     let result = match req.method.as_str() {
-        "GET" => Ok(progress(
-            StatusCode::NO_CONTENT,
-            repo,
-            id,
-            written(&session),
-        )),
-        "PATCH" => chunk(req, repo, id, &mut session, body).await,
+        "GET" => Ok(progress(StatusCode::NO_CONTENT, repo, id, session.size())),
+        "PATCH" => {
+            check_start(req, repo, id, session.size())?;
+            let body = body.into_data_stream();
+            uploads
+                .append(&session, body)
+                .await
+                .map(|s| progress(StatusCode::ACCEPTED, repo, id, s.size()))
+        }
         "PUT" => {
-            let resp = finish(req, repo, id, &mut session, body).await;
-            if session.writer.is_none() {
-                uploads.remove(id);
+            // Nothing changes when the digest is missing or malformed: the
+            // client may retry.
+            let digest = parse_digest(req.query("digest"))?;
+            check_start(req, repo, id, session.size())?;
+            let body = body.into_data_stream();
+            match uploads.complete(&session, body, &digest).await {
+                Ok(()) => {
+                    link(req.state, &repo.name, &digest).await?;
+                    tracing::info!(repository = %repo.name, %digest, "blob pushed");
+                    Ok(created(repo, &digest))
+                }
+                Err(e) => Err(e),
             }
-            return resp;
         }
-        _ => {
-            // DELETE: cancel.
-            uploads.remove(id);
-            if let Some(w) = session.writer.take() {
-                w.cancel().await?;
-            }
-            return Ok(response(StatusCode::NO_CONTENT, Body::empty(), &[]));
-        }
+        // DELETE: cancel.
+        _ => uploads
+            .cancel(&repo.name, id)
+            .await
+            .map(|()| response(StatusCode::NO_CONTENT, Body::empty(), &[])),
     };
-    session.touch();
-    result
+    result.map_err(|e| upload_error(e, repo))
 }
 
-fn written(session: &Session) -> u64 {
-    session.writer.as_ref().map_or(0, |w| w.written())
+/// An upload failure as the registry error a client understands.
+fn upload_error(e: UploadError, repo: &Repository) -> RegistryError {
+    match e {
+        UploadError::TooMany(e) => e.into(),
+        UploadError::Unknown(id) => RegistryError::blob_upload_unknown(&id),
+        UploadError::Moved { id, size } => out_of_order(repo, &id, size, None),
+        UploadError::Body(reason) => {
+            RegistryError::blob_upload_invalid(format!("reading the request body failed: {reason}"))
+        }
+        UploadError::Store(e) => e.into(),
+        UploadError::Db(e) => RegistryError::internal(&e),
+    }
+}
+
+/// `416` with the upload's `Location` and `Range`, so the client can
+/// resume: the upload holds `size` bytes, the chunk started at `start`
+/// (or raced another request).
+fn out_of_order(repo: &Repository, id: &str, size: u64, start: Option<u64>) -> RegistryError {
+    RegistryError::chunk_out_of_order(size, start.unwrap_or(size))
+        .with_header(header::LOCATION, location(repo, id))
+        .with_header(header::RANGE, range(size))
+        .with_header(
+            header::HeaderName::from_static(UPLOAD_UUID_HEADER),
+            id.to_string(),
+        )
 }
 
 /// Checks a `Content-Range` against where the upload stands: `416` with
@@ -249,51 +284,9 @@ fn check_start(
         RegistryError::blob_upload_invalid(format!("Content-Range {value:?} is not <start>-<end>"))
     })?;
     if start != written {
-        return Err(RegistryError::chunk_out_of_order(written, start)
-            .with_header(header::LOCATION, location(repo, id))
-            .with_header(header::RANGE, range(written))
-            .with_header(
-                header::HeaderName::from_static(UPLOAD_UUID_HEADER),
-                id.to_string(),
-            ));
+        return Err(out_of_order(repo, id, written, Some(start)));
     }
     Ok(())
-}
-
-/// `PATCH`: appends a chunk (in order when `Content-Range` is given).
-async fn chunk(
-    req: &Request<'_>,
-    repo: &Repository,
-    id: &str,
-    session: &mut Session,
-    body: Body,
-) -> Result<Response, RegistryError> {
-    check_start(req, repo, id, written(session))?;
-    let writer = session.writer.as_mut().expect("checked by the caller");
-    // On a broken body the bytes that arrived stay: the client can ask
-    // where the upload stands (GET) and go on from there.
-    write_body(writer.as_mut(), body).await?;
-    Ok(progress(StatusCode::ACCEPTED, repo, id, writer.written()))
-}
-
-/// `PUT ?digest=`: appends the last chunk, if any, and commits. The
-/// session ends whatever the outcome, unless the digest parameter is
-/// missing or malformed (then nothing changed and the client may retry).
-async fn finish(
-    req: &Request<'_>,
-    repo: &Repository,
-    id: &str,
-    session: &mut Session,
-    body: Body,
-) -> Result<Response, RegistryError> {
-    let digest = parse_digest(req.query("digest"))?;
-    check_start(req, repo, id, written(session))?;
-    let mut writer = session.writer.take().expect("checked by the caller");
-    if let Err(e) = write_body(writer.as_mut(), body).await {
-        let _ = writer.cancel().await;
-        return Err(e);
-    }
-    commit(req.state, repo, writer, &digest).await
 }
 
 #[cfg(test)]

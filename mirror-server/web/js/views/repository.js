@@ -1,10 +1,12 @@
-// One repository: its Tags and Mirrors tabs. The repository's answer says
-// the caller's access level, which decides what the Mirrors tab offers.
+// One repository: its Tags, Mirrors and Access tabs. The repository's
+// answer says the caller's access level, which decides what the Mirrors and
+// Access tabs offer.
 
 import * as api from '../api.js';
 import { badge, formatBytes, h, remoteName, replace, statusKind, timeEl } from '../dom.js';
 import { alertArea, hideAlert, showAlert, whileBusy } from '../forms.js';
 import { describeProgress, followJob } from '../progress.js';
+import { accessTab } from './access.js';
 import { policyForm } from './policy-form.js';
 
 const MEDIA_TYPES = {
@@ -17,10 +19,12 @@ const MEDIA_TYPES = {
 /** The caller's access level, shown when it is less than admin. */
 const ACCESS_LABELS = { 'read-only': 'read only', 'read-write': 'read & write' };
 
+const TAB_TITLES = { tags: 'Tags', mirrors: 'Mirrors', access: 'Access' };
+
 export async function repositoryView(main, ctx) {
   const { namespace, name, tab } = ctx.params;
   const full = `${namespace}/${name}`;
-  ctx.setTitle(`${full} · ${tab === 'mirrors' ? 'Mirrors' : 'Tags'}`);
+  ctx.setTitle(`${full} · ${TAB_TITLES[tab] ?? 'Tags'}`);
   replace(main, h('p', { class: 'muted', text: `Loading ${full}…` }));
 
   let repo;
@@ -49,11 +53,12 @@ export async function repositoryView(main, ctx) {
       badge(repo.visibility, repo.visibility === 'public' ? 'warn' : 'idle'),
       ACCESS_LABELS[repo.accessLevel] ? badge(ACCESS_LABELS[repo.accessLevel], 'idle', `Your access: ${ACCESS_LABELS[repo.accessLevel]}`) : null),
     repo.shortDescription ? h('p', { class: 'muted', text: repo.shortDescription }) : null,
-    h('nav', { class: 'tabs', 'aria-label': 'Repository sections' }, tabLink('tags', 'Tags'), tabLink('mirrors', 'Mirrors')),
+    h('nav', { class: 'tabs', 'aria-label': 'Repository sections' }, tabLink('tags', 'Tags'), tabLink('mirrors', 'Mirrors'), tabLink('access', 'Access')),
     panel);
 
   const level = repo.accessLevel === 'admin' ? 'admin' : 'read';
   if (tab === 'mirrors') await mirrorsTab(panel, ctx, { namespace, name, level });
+  else if (tab === 'access') await accessTab(panel, ctx, { namespace, name, repo });
   else await tagsTab(panel, ctx, { namespace, name, level });
 }
 

@@ -1,5 +1,5 @@
 //! `GET /api/v0/openapi.json`: the OpenAPI document of `/api/v0` (and
-//! `/auth/token`, `/ca`), generated from the wire types with `utoipa` and served
+//! `/auth/token`, `/ca`, UCP's eNZi account API `/enzi/v0`), generated from the wire types with `utoipa` and served
 //! without authentication (it describes the API, not any data). DTR serves
 //! its description at `/api/v0/docs.json`, where scripts read
 //! `.info.version` (the DTR API version this one follows, `2.7.0`) to
@@ -44,11 +44,16 @@ use super::paging::PageSize;
     security(("basic" = []), ("bearer" = [])),
     tags(
         (name = "repositories", description = "Repositories and their tags."),
-        (name = "access", description = "Per-user access grants on a repository."),
+        (name = "access", description = "Access grants on repositories, to users and to \
+                                         organizations' teams, and teams' grants on whole \
+                                         namespaces."),
         (name = "policies", description = "Poll mirroring policies and the remote check."),
         (name = "jobs", description = "Jobs (`poll_mirror`, `onlinegc`) and their logs."),
         (name = "crons", description = "Crons that submit jobs."),
         (name = "accounts", description = "Accounts, access tokens and bearer tokens."),
+        (name = "organizations", description = "UCP's eNZi account API, served at the root \
+                                                (`/enzi/v0`): accounts, organizations, their \
+                                                members and teams, and teams' members."),
         (name = "meta", description = "Settings, features and this document."),
     ),
     paths(
@@ -65,6 +70,13 @@ use super::paging::PageSize;
         paths::list_access,
         paths::set_access,
         paths::remove_access,
+        paths::list_team_access,
+        paths::set_team_access,
+        paths::remove_team_access,
+        paths::list_namespace_team_access,
+        paths::get_namespace_team_access,
+        paths::set_namespace_team_access,
+        paths::remove_namespace_team_access,
         paths::list_policies,
         paths::create_policy,
         paths::get_policy,
@@ -90,12 +102,31 @@ use super::paging::PageSize;
         paths::get_account,
         paths::update_account,
         paths::change_password,
+        paths::list_team_repository_access,
         paths::list_tokens,
         paths::create_token,
         paths::delete_token,
         paths::update_token,
         paths::get_bearer_token,
         paths::get_ca,
+        paths::list_enzi_accounts,
+        paths::create_enzi_account,
+        paths::get_enzi_account,
+        paths::update_enzi_account,
+        paths::delete_enzi_account,
+        paths::list_org_members,
+        paths::get_org_member,
+        paths::set_org_member,
+        paths::remove_org_member,
+        paths::list_teams,
+        paths::create_team,
+        paths::get_team,
+        paths::update_team,
+        paths::delete_team,
+        paths::list_team_members,
+        paths::get_team_member,
+        paths::add_team_member,
+        paths::remove_team_member,
     ),
     // Referenced from parameters, which do not collect their schemas.
     components(schemas(PageSize)),

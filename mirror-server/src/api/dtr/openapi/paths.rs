@@ -17,13 +17,18 @@ use super::super::accounts::{
 };
 use super::super::crons::CreateForm as CronCreate;
 use super::super::jobs::{ListQuery as JobsQuery, LogsQuery, SubmitForm};
-use super::super::paging::PageQuery;
+use super::super::orgs::{
+    AccountsQuery, CreateAccountForm, MemberForm, MemberView, TeamAccessForm, TeamForm, TeamView,
+};
+use super::super::paging::{EnziPageQuery, PageQuery};
 use super::super::policies::CreateQuery;
 use super::super::repositories::{AccessForm, CreateRepository, RepositoryView};
 use super::super::tags::ReferenceQuery;
 use super::schemas::{
-    AccessGrant, AccountList, BearerToken, CreatePollMirroringPolicy, CronList, Features, JobList,
-    JobView, NewApiToken, RemoteRegistryForm, RepositoryList,
+    AccessGrant, AccountList, AccountPage, BearerToken, CreatePollMirroringPolicy, CronList,
+    Features, JobList, JobView, MemberPage, NamespaceTeamAccess, NamespaceTeamAccessList,
+    NewApiToken, RemoteRegistryForm, RepoTeamAccess, RepoTeamAccessList, RepositoryList, TeamPage,
+    TeamRepoAccessList,
 };
 use crate::scheduler::Cron;
 use crate::settings::{Settings, SettingsForm};
@@ -47,6 +52,17 @@ const BAD_PAGING: &str =
     "A `pageSize` that is not an integer, or a bad `count` (`INVALID_PARAMETER`).";
 const BAD_PARAMETER: &str = "A bad parameter (`INVALID_PARAMETER`), named in `detail.field`.";
 const TOO_MANY_LOGINS: &str = "Too many failed logins (`TOO_MANY_REQUESTS`), with `Retry-After`.";
+const NO_SUCH_ORG: &str = "`NO_SUCH_ACCOUNT`: no such organization, or the caller is neither \
+                           its member nor a server administrator.";
+const NO_SUCH_TEAM: &str = "`NO_SUCH_ACCOUNT` (no such organization, or not visible to the \
+                            caller, as for `listOrgMembers`) or `NO_SUCH_TEAM`.";
+const NEEDS_ORG_ADMIN: &str = "A member of the organization, but not its administrator \
+                               (`NOT_AUTHORIZED`).";
+const BAD_LIMIT: &str = "A `limit` that is not an integer (`INVALID_PARAMETER`).";
+const ORG_MEMBERS: &str = "For the organization's members and server administrators; to anyone \
+                           else the organization does not exist.";
+const ORG_ADMINS: &str = "For the organization's administrators (members with `isAdmin`) and \
+                          server administrators; other members get `403`, anyone else `404`.";
 const REPOSITORY_ADMINS_TOO: &str = "Server administrators, and administrators of the \
                                      repository whose policy the job polls (a `poll_mirror` job \
                                      with `policyID`).";
@@ -137,6 +153,85 @@ struct AccountPath {
     name: String,
 }
 
+/// `/accounts/{org}/teams/{team}` (and eNZi's).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+struct TeamPath {
+    /// The organization's name.
+    org: String,
+    /// The team's name.
+    team: String,
+}
+
+/// `{namespace}/{reponame}/teamAccess/{team}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+struct RepoTeamPath {
+    /// Namespace: an organization (teams are granted only inside their
+    /// organization's namespace).
+    namespace: String,
+    /// Repository name within the namespace.
+    reponame: String,
+    /// A team of the organization.
+    team: String,
+}
+
+/// `/repositoryNamespaces/{namespace}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+struct OrgNamespacePath {
+    /// Namespace: an organization.
+    namespace: String,
+}
+
+/// `/repositoryNamespaces/{namespace}/teamAccess/{team}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+struct NamespaceTeamPath {
+    /// Namespace: an organization.
+    namespace: String,
+    /// A team of the organization.
+    team: String,
+}
+
+/// `/enzi/v0/accounts/{name}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+struct EnziAccountPath {
+    /// A user or organization name.
+    name: String,
+}
+
+/// `/enzi/v0/accounts/{org}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+struct OrgPath {
+    /// The organization's name.
+    org: String,
+}
+
+/// `/enzi/v0/accounts/{org}/members/{member}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+struct OrgMemberPath {
+    /// The organization's name.
+    org: String,
+    /// The member's user name.
+    member: String,
+}
+
+/// `/enzi/v0/accounts/{org}/teams/{team}/members/{member}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+struct TeamMemberPath {
+    /// The organization's name.
+    org: String,
+    /// The team's name.
+    team: String,
+    /// The member's user name.
+    member: String,
+}
+
 /// `/api_tokens/{hashedtoken}`.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -216,10 +311,11 @@ fn list_namespace_repositories() {}
     post, path = "/repositories/{namespace}", operation_id = "createRepository",
     tag = "repositories",
     summary = "Create a repository.",
-    description = "Users create repositories in their own namespace. Server administrators \
-                   create them anywhere, also in namespaces no account has (this server has no \
-                   organizations; an administrator's namespace such as `mirrors` takes their \
-                   place).",
+    description = "Users create repositories in their own namespace, and in an organization's \
+                   namespace where they hold `read-write` on the whole namespace (its \
+                   administrators, and the members of a team granted it: \
+                   `setNamespaceTeamAccess`). Server administrators create them anywhere, also \
+                   in namespaces no user or organization has (such as `mirrors`).",
     params(NamespacePath),
     request_body = CreateRepository,
     responses(
@@ -229,9 +325,9 @@ fn list_namespace_repositories() {}
                                       (`REPOSITORY_EXISTS`, as DTR answers it).",
          body = ErrorBody),
         (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
-        (status = 404, description = "`NO_SUCH_ACCOUNT`: a user named a namespace other than \
-                                      their own (whether an account has that name or not, so \
-                                      user names cannot be probed).",
+        (status = 404, description = "`NO_SUCH_ACCOUNT`: a user named a namespace they may not \
+                                      create repositories in (whether an account has that name \
+                                      or not, so names cannot be probed).",
          body = ErrorBody),
     ),
 )]
@@ -384,6 +480,160 @@ fn set_access() {}
     ),
 )]
 fn remove_access() {}
+
+/// Documents `orgs::list_repo_team_access`.
+#[utoipa::path(
+    get, path = "/repositories/{namespace}/{reponame}/teamAccess",
+    operation_id = "listTeamAccess", tag = "access",
+    summary = "List the teams granted an access level on a repository (repository \
+               administrators), a page at a time, by team name.",
+    description = "Only the grants on this repository: a team's level on its whole namespace is \
+                   listed by `listNamespaceTeamAccess`.",
+    params(RepoPath, PageQuery),
+    responses(
+        (status = 200, description = "A page of team grants, sorted by team name (`pageStart` \
+                                      is a team name).",
+         body = inline(RepoTeamAccessList),
+         headers(
+             ("X-Next-Page-Start" = String,
+              description = "The `pageStart` of the next page, when there is one."),
+             ("X-Resource-Count" = i64,
+              description = "How many items the whole list has (with `count=true`)."),
+         )),
+        (status = 400, description = BAD_PAGING, body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NEEDS_REPO_ADMIN, body = ErrorBody),
+        (status = 404, description = NO_SUCH_REPOSITORY, body = ErrorBody),
+    ),
+)]
+fn list_team_access() {}
+
+/// Documents `orgs::set_repo_team_access`.
+#[utoipa::path(
+    put, path = "/repositories/{namespace}/{reponame}/teamAccess/{team}",
+    operation_id = "setTeamAccess", tag = "access",
+    summary = "Grant a team an access level on a repository (repository administrators); the \
+               team's members get it, with what they hold otherwise.",
+    description = "The repository must be in an organization's namespace, and the team one of \
+                   that organization's.",
+    params(RepoTeamPath),
+    request_body = TeamAccessForm,
+    responses(
+        (status = 200, description = "The grant.", body = RepoTeamAccess),
+        (status = 400, description = "Invalid body (`INVALID_JSON`), or the repository is not \
+                                      in an organization's namespace (`INVALID_JSON` with \
+                                      `detail.field` `team`).",
+         body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NEEDS_REPO_ADMIN, body = ErrorBody),
+        (status = 404, description = "`NO_SUCH_REPOSITORY` or `NO_SUCH_TEAM`.",
+         body = ErrorBody),
+    ),
+)]
+fn set_team_access() {}
+
+/// Documents `orgs::remove_repo_team_access`.
+#[utoipa::path(
+    delete, path = "/repositories/{namespace}/{reponame}/teamAccess/{team}",
+    operation_id = "removeTeamAccess", tag = "access",
+    summary = "Remove a team's access level on a repository (repository administrators); also \
+               when it had none. Its level on the whole namespace stays.",
+    params(RepoTeamPath),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 400, description = "The repository is not in an organization's namespace \
+                                      (`INVALID_JSON` with `detail.field` `team`).",
+         body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NEEDS_REPO_ADMIN, body = ErrorBody),
+        (status = 404, description = "`NO_SUCH_REPOSITORY` or `NO_SUCH_TEAM`.",
+         body = ErrorBody),
+    ),
+)]
+fn remove_team_access() {}
+
+/// Documents `orgs::list_namespace_team_access`.
+#[utoipa::path(
+    get, path = "/repositoryNamespaces/{namespace}/teamAccess",
+    operation_id = "listNamespaceTeamAccess", tag = "access",
+    summary = "List the teams granted an access level on every repository of an \
+               organization's namespace, a page at a time, by team name.",
+    description = ORG_MEMBERS,
+    params(OrgNamespacePath, PageQuery),
+    responses(
+        (status = 200, description = "A page of team grants, sorted by team name (`pageStart` \
+                                      is a team name).",
+         body = inline(NamespaceTeamAccessList),
+         headers(
+             ("X-Next-Page-Start" = String,
+              description = "The `pageStart` of the next page, when there is one."),
+             ("X-Resource-Count" = i64,
+              description = "How many items the whole list has (with `count=true`)."),
+         )),
+        (status = 400, description = BAD_PAGING, body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = NO_SUCH_ORG, body = ErrorBody),
+    ),
+)]
+fn list_namespace_team_access() {}
+
+/// Documents `orgs::get_namespace_team_access`.
+#[utoipa::path(
+    get, path = "/repositoryNamespaces/{namespace}/teamAccess/{team}",
+    operation_id = "getNamespaceTeamAccess", tag = "access",
+    summary = "Get a team's access level on every repository of its organization's namespace.",
+    description = ORG_MEMBERS,
+    params(NamespaceTeamPath),
+    responses(
+        (status = 200, description = "The grant.", body = NamespaceTeamAccess),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = "`NO_SUCH_ACCOUNT` (no such organization, or not visible \
+                                      to the caller), `NO_SUCH_TEAM`, or the team has no level \
+                                      on the namespace (`NO_SUCH_NAMESPACE_TEAM_ACCESS`).",
+         body = ErrorBody),
+    ),
+)]
+fn get_namespace_team_access() {}
+
+/// Documents `orgs::set_namespace_team_access`.
+#[utoipa::path(
+    put, path = "/repositoryNamespaces/{namespace}/teamAccess/{team}",
+    operation_id = "setNamespaceTeamAccess", tag = "access",
+    summary = "Grant a team an access level on every repository of its organization's \
+               namespace, present and future (`read-write` also lets its members create \
+               repositories there).",
+    description = ORG_ADMINS,
+    params(NamespaceTeamPath),
+    request_body = TeamAccessForm,
+    responses(
+        (status = 200, description = "The grant.", body = NamespaceTeamAccess),
+        (status = 400, description = "Invalid body (`INVALID_JSON`).", body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NEEDS_ORG_ADMIN, body = ErrorBody),
+        (status = 404, description = NO_SUCH_TEAM, body = ErrorBody),
+    ),
+)]
+fn set_namespace_team_access() {}
+
+/// Documents `orgs::remove_namespace_team_access`.
+#[utoipa::path(
+    delete, path = "/repositoryNamespaces/{namespace}/teamAccess/{team}",
+    operation_id = "removeNamespaceTeamAccess", tag = "access",
+    summary = "Remove a team's access level on its organization's namespace; its grants on \
+               single repositories stay.",
+    description = ORG_ADMINS,
+    params(NamespaceTeamPath),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NEEDS_ORG_ADMIN, body = ErrorBody),
+        (status = 404, description = "`NO_SUCH_ACCOUNT` (no such organization, or not visible \
+                                      to the caller), `NO_SUCH_TEAM`, or the team had no level \
+                                      on the namespace (`NO_SUCH_NAMESPACE_TEAM_ACCESS`).",
+         body = ErrorBody),
+    ),
+)]
+fn remove_namespace_team_access() {}
 
 /// Documents `policies::list`.
 #[utoipa::path(
@@ -712,9 +962,10 @@ fn delete_cron() {}
 /// Documents `accounts::list`.
 #[utoipa::path(
     get, path = "/accounts", operation_id = "listAccounts", tag = "accounts",
-    summary = "List accounts (server administrators).",
+    summary = "List accounts, users and organizations (`isOrg`), by name (server \
+               administrators).",
     responses(
-        (status = 200, description = "Accounts.", body = inline(AccountList)),
+        (status = 200, description = "Accounts, sorted by name.", body = inline(AccountList)),
         (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
         (status = 403, description = NOT_ADMIN, body = ErrorBody),
     ),
@@ -724,15 +975,21 @@ fn list_accounts() {}
 /// Documents `accounts::create`.
 #[utoipa::path(
     post, path = "/accounts", operation_id = "createAccount", tag = "accounts",
-    summary = "Create a user (server administrators).",
+    summary = "Create a user, or with `isOrg: true` an organization (server administrators).",
+    description = "A user needs a `password`; an organization takes only `name` and \
+                   `fullName` (its members and teams are managed at `/enzi/v0/accounts`). \
+                   Names are unique among users and organizations.",
     request_body = CreateAccount,
     responses(
         (status = 201, description = "Created.", body = AccountView),
-        (status = 400, description = "Invalid field (`INVALID_ACCOUNT`, `INVALID_JSON`).",
+        (status = 400, description = "Invalid field, named in `detail.field` \
+                                      (`INVALID_ACCOUNT`, `INVALID_JSON`), or a user without \
+                                      `password` (`INVALID_ACCOUNT`).",
          body = ErrorBody),
         (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
         (status = 403, description = NOT_ADMIN, body = ErrorBody),
-        (status = 409, description = "`ACCOUNT_EXISTS`.", body = ErrorBody),
+        (status = 409, description = "`ACCOUNT_EXISTS`: a user or organization has the name.",
+         body = ErrorBody),
     ),
 )]
 fn create_account() {}
@@ -740,7 +997,8 @@ fn create_account() {}
 /// Documents `accounts::get_one`.
 #[utoipa::path(
     get, path = "/accounts/{name}", operation_id = "getAccount", tag = "accounts",
-    summary = "Get an account: oneself, or anyone for administrators.",
+    summary = "Get a user: oneself, or anyone for administrators (organizations: \
+               `getEnziAccount`).",
     params(AccountPath),
     responses(
         (status = 200, description = "The account.", body = AccountView),
@@ -801,6 +1059,32 @@ fn update_account() {}
     ),
 )]
 fn change_password() {}
+
+/// Documents `orgs::team_repository_access`.
+#[utoipa::path(
+    get, path = "/accounts/{org}/teams/{team}/repositoryAccess",
+    operation_id = "listTeamRepositoryAccess", tag = "access",
+    summary = "List the repositories a team is granted an access level on, a page at a time, \
+               by repository name (its level on the whole namespace is not listed: see \
+               `getNamespaceTeamAccess`).",
+    description = ORG_MEMBERS,
+    params(TeamPath, PageQuery),
+    responses(
+        (status = 200, description = "The team and a page of its grants, sorted by repository \
+                                      (`pageStart` is a `namespace/name`).",
+         body = inline(TeamRepoAccessList),
+         headers(
+             ("X-Next-Page-Start" = String,
+              description = "The `pageStart` of the next page, when there is one."),
+             ("X-Resource-Count" = i64,
+              description = "How many items the whole list has (with `count=true`)."),
+         )),
+        (status = 400, description = BAD_PAGING, body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = NO_SUCH_TEAM, body = ErrorBody),
+    ),
+)]
+fn list_team_repository_access() {}
 
 /// Documents `accounts::list_tokens`.
 #[utoipa::path(
@@ -914,3 +1198,357 @@ fn get_bearer_token() {}
     ),
 )]
 fn get_ca() {}
+
+/// Documents `orgs::list_accounts` (a root route, like `/auth/token`: UCP's
+/// eNZi account API).
+#[utoipa::path(
+    get, path = "/enzi/v0/accounts", operation_id = "listEnziAccounts", tag = "organizations",
+    summary = "List accounts, users and organizations (`isOrg`), a page at a time, by name: \
+               server administrators see every one, other users themselves and their \
+               organizations.",
+    params(AccountsQuery, EnziPageQuery),
+    responses(
+        (status = 200, description = "A page of accounts, sorted by name (`start` is a name).",
+         body = inline(AccountPage)),
+        (status = 400, description = "An unknown `filter`, or a `limit` that is not an integer \
+                                      (`INVALID_PARAMETER`, named in `detail.field`).",
+         body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+    ),
+)]
+fn list_enzi_accounts() {}
+
+/// Documents `orgs::create_account`.
+#[utoipa::path(
+    post, path = "/enzi/v0/accounts", operation_id = "createEnziAccount",
+    tag = "organizations",
+    summary = "Create an organization (`isOrg: true`) or a user (server administrators), as \
+               `createAccount` does.",
+    description = "An organization's name is a namespace: unique among users and \
+                   organizations, with the user-name grammar. It starts with no members; its \
+                   repositories are created by server administrators, its administrators and \
+                   the members of teams granted `read-write` on its namespace.",
+    request_body = CreateAccountForm,
+    responses(
+        (status = 201, description = "Created.", body = AccountView),
+        (status = 400, description = "Invalid field: a bad name or password, a user without \
+                                      `password` (`INVALID_ACCOUNT`), a too long `fullName` or \
+                                      a field of the wrong type (`INVALID_JSON`); named in \
+                                      `detail.field`.",
+         body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NOT_ADMIN, body = ErrorBody),
+        (status = 409, description = "`ACCOUNT_EXISTS`: a user or organization has the name.",
+         body = ErrorBody),
+    ),
+)]
+fn create_enzi_account() {}
+
+/// Documents `orgs::get_account`.
+#[utoipa::path(
+    get, path = "/enzi/v0/accounts/{name}", operation_id = "getEnziAccount",
+    tag = "organizations",
+    summary = "Get an account: oneself, one's organizations, or any for server \
+               administrators.",
+    params(EnziAccountPath),
+    responses(
+        (status = 200, description = "The account.", body = AccountView),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = "`NO_SUCH_ACCOUNT` (also for another user, or an \
+                                      organization the caller is not a member of, unless the \
+                                      caller is a server administrator).",
+         body = ErrorBody),
+    ),
+)]
+fn get_enzi_account() {}
+
+/// Documents `orgs::update_account`.
+#[utoipa::path(
+    patch, path = "/enzi/v0/accounts/{name}", operation_id = "updateEnziAccount",
+    tag = "organizations",
+    summary = "Change an organization's display name (its administrators), or a user as \
+               `updateAccount` does (server administrators).",
+    description = "For an organization only `fullName` is read, and it replaces the display \
+                   name: left out, the name becomes empty. Its other members get `403`, anyone \
+                   else `404`.",
+    params(EnziAccountPath),
+    request_body = UpdateAccount,
+    responses(
+        (status = 200, description = "The account.", body = AccountView),
+        (status = 400, description = "Invalid body (`INVALID_JSON`, `INVALID_ACCOUNT`, named in \
+                                      `detail.field`; administrators cannot demote or \
+                                      deactivate themselves).",
+         body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = "Not an administrator of the organization, or (a user) \
+                                      not a server administrator (`NOT_AUTHORIZED`).",
+         body = ErrorBody),
+        (status = 404, description = "`NO_SUCH_ACCOUNT` (also for an organization the caller \
+                                      is not a member of).",
+         body = ErrorBody),
+    ),
+)]
+fn update_enzi_account() {}
+
+/// Documents `orgs::delete_account`.
+#[utoipa::path(
+    delete, path = "/enzi/v0/accounts/{name}", operation_id = "deleteEnziAccount",
+    tag = "organizations",
+    summary = "Delete an organization with its teams, memberships and team grants (server \
+               administrators). Its repositories stay. Users are not deleted: deactivate them \
+               (`isActive: false`).",
+    params(EnziAccountPath),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, description = "The name is a user's (`INVALID_ACCOUNT`).",
+         body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NOT_ADMIN, body = ErrorBody),
+        (status = 404, description = NO_SUCH_ACCOUNT, body = ErrorBody),
+    ),
+)]
+fn delete_enzi_account() {}
+
+/// Documents `orgs::list_members`.
+#[utoipa::path(
+    get, path = "/enzi/v0/accounts/{org}/members", operation_id = "listOrgMembers",
+    tag = "organizations",
+    summary = "List an organization's members, a page at a time, by name.",
+    description = ORG_MEMBERS,
+    params(OrgPath, EnziPageQuery),
+    responses(
+        (status = 200, description = "A page of members, sorted by name (`start` is a user \
+                                      name).",
+         body = inline(MemberPage)),
+        (status = 400, description = BAD_LIMIT, body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = NO_SUCH_ORG, body = ErrorBody),
+    ),
+)]
+fn list_org_members() {}
+
+/// Documents `orgs::get_member`.
+#[utoipa::path(
+    get, path = "/enzi/v0/accounts/{org}/members/{member}", operation_id = "getOrgMember",
+    tag = "organizations",
+    summary = "Get an organization's member.",
+    description = ORG_MEMBERS,
+    params(OrgMemberPath),
+    responses(
+        (status = 200, description = "The membership.", body = MemberView),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = "`NO_SUCH_ACCOUNT`: no such organization (or not visible \
+                                      to the caller), or the user is not its member.",
+         body = ErrorBody),
+    ),
+)]
+fn get_org_member() {}
+
+/// Documents `orgs::put_member`.
+#[utoipa::path(
+    put, path = "/enzi/v0/accounts/{org}/members/{member}", operation_id = "setOrgMember",
+    tag = "organizations",
+    summary = "Add an active user to an organization, or change whether they are its \
+               administrator (`isAdmin`, default false: a `PUT` without it makes an \
+               administrator a plain member).",
+    description = ORG_ADMINS,
+    params(OrgMemberPath),
+    request_body = MemberForm,
+    responses(
+        (status = 200, description = "The membership.", body = MemberView),
+        (status = 400, description = "Invalid body (`INVALID_JSON`).", body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NEEDS_ORG_ADMIN, body = ErrorBody),
+        (status = 404, description = "`NO_SUCH_ACCOUNT`: no such organization (or not visible \
+                                      to the caller), or no such active user.",
+         body = ErrorBody),
+    ),
+)]
+fn set_org_member() {}
+
+/// Documents `orgs::delete_member`.
+#[utoipa::path(
+    delete, path = "/enzi/v0/accounts/{org}/members/{member}", operation_id = "removeOrgMember",
+    tag = "organizations",
+    summary = "Remove a member from an organization and its teams.",
+    description = ORG_ADMINS,
+    params(OrgMemberPath),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NEEDS_ORG_ADMIN, body = ErrorBody),
+        (status = 404, description = "`NO_SUCH_ACCOUNT`: no such organization (or not visible \
+                                      to the caller), or the user is not its member.",
+         body = ErrorBody),
+    ),
+)]
+fn remove_org_member() {}
+
+/// Documents `orgs::list_teams`.
+#[utoipa::path(
+    get, path = "/enzi/v0/accounts/{org}/teams", operation_id = "listTeams",
+    tag = "organizations",
+    summary = "List an organization's teams, a page at a time, by name.",
+    description = ORG_MEMBERS,
+    params(OrgPath, EnziPageQuery),
+    responses(
+        (status = 200, description = "A page of teams, sorted by name (`start` is a team \
+                                      name).",
+         body = inline(TeamPage)),
+        (status = 400, description = BAD_LIMIT, body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = NO_SUCH_ORG, body = ErrorBody),
+    ),
+)]
+fn list_teams() {}
+
+/// Documents `orgs::create_team`.
+#[utoipa::path(
+    post, path = "/enzi/v0/accounts/{org}/teams", operation_id = "createTeam",
+    tag = "organizations",
+    summary = "Create a team in an organization (`name` required).",
+    description = ORG_ADMINS,
+    params(OrgPath),
+    request_body = TeamForm,
+    responses(
+        (status = 201, description = "Created.", body = TeamView),
+        (status = 400, description = "Invalid field, named in `detail.field` (`INVALID_JSON`): \
+                                      no `name`, a bad one or one the organization has, a too \
+                                      long `description`.",
+         body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NEEDS_ORG_ADMIN, body = ErrorBody),
+        (status = 404, description = NO_SUCH_ORG, body = ErrorBody),
+    ),
+)]
+fn create_team() {}
+
+/// Documents `orgs::get_team`.
+#[utoipa::path(
+    get, path = "/enzi/v0/accounts/{org}/teams/{team}", operation_id = "getTeam",
+    tag = "organizations",
+    summary = "Get a team.",
+    description = ORG_MEMBERS,
+    params(TeamPath),
+    responses(
+        (status = 200, description = "The team.", body = TeamView),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = NO_SUCH_TEAM, body = ErrorBody),
+    ),
+)]
+fn get_team() {}
+
+/// Documents `orgs::update_team`.
+#[utoipa::path(
+    patch, path = "/enzi/v0/accounts/{org}/teams/{team}", operation_id = "updateTeam",
+    tag = "organizations",
+    summary = "Rename a team or change its description (the fields given; its members and \
+               grants stay).",
+    description = ORG_ADMINS,
+    params(TeamPath),
+    request_body = TeamForm,
+    responses(
+        (status = 200, description = "The team.", body = TeamView),
+        (status = 400, description = "Invalid field, named in `detail.field` (`INVALID_JSON`): \
+                                      a bad `name` or one the organization has, a too long \
+                                      `description`.",
+         body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NEEDS_ORG_ADMIN, body = ErrorBody),
+        (status = 404, description = NO_SUCH_TEAM, body = ErrorBody),
+    ),
+)]
+fn update_team() {}
+
+/// Documents `orgs::delete_team`.
+#[utoipa::path(
+    delete, path = "/enzi/v0/accounts/{org}/teams/{team}", operation_id = "deleteTeam",
+    tag = "organizations",
+    summary = "Delete a team with its memberships and grants (its members stay in the \
+               organization).",
+    description = ORG_ADMINS,
+    params(TeamPath),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NEEDS_ORG_ADMIN, body = ErrorBody),
+        (status = 404, description = NO_SUCH_TEAM, body = ErrorBody),
+    ),
+)]
+fn delete_team() {}
+
+/// Documents `orgs::list_team_members`.
+#[utoipa::path(
+    get, path = "/enzi/v0/accounts/{org}/teams/{team}/members",
+    operation_id = "listTeamMembers", tag = "organizations",
+    summary = "List a team's members, a page at a time, by name (`isAdmin` is false here: \
+               teams have no administrators).",
+    description = ORG_MEMBERS,
+    params(TeamPath, EnziPageQuery),
+    responses(
+        (status = 200, description = "A page of members, sorted by name (`start` is a user \
+                                      name).",
+         body = inline(MemberPage)),
+        (status = 400, description = BAD_LIMIT, body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = NO_SUCH_TEAM, body = ErrorBody),
+    ),
+)]
+fn list_team_members() {}
+
+/// Documents `orgs::get_team_member`.
+#[utoipa::path(
+    get, path = "/enzi/v0/accounts/{org}/teams/{team}/members/{member}",
+    operation_id = "getTeamMember", tag = "organizations",
+    summary = "Get a team's member (`isAdmin` is false here).",
+    description = ORG_MEMBERS,
+    params(TeamMemberPath),
+    responses(
+        (status = 200, description = "The membership.", body = MemberView),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = "`NO_SUCH_ACCOUNT` (no such organization, not visible to \
+                                      the caller, or the user is not the team's member) or \
+                                      `NO_SUCH_TEAM`.",
+         body = ErrorBody),
+    ),
+)]
+fn get_team_member() {}
+
+/// Documents `orgs::put_team_member`.
+#[utoipa::path(
+    put, path = "/enzi/v0/accounts/{org}/teams/{team}/members/{member}",
+    operation_id = "addTeamMember", tag = "organizations",
+    summary = "Add an active user to a team, and to its organization when not a member yet. A \
+               body is accepted and ignored.",
+    description = ORG_ADMINS,
+    params(TeamMemberPath),
+    responses(
+        (status = 200, description = "The team membership (`isAdmin` is false here).",
+         body = MemberView),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NEEDS_ORG_ADMIN, body = ErrorBody),
+        (status = 404, description = "`NO_SUCH_ACCOUNT` (no such organization, not visible to \
+                                      the caller, or no such active user) or `NO_SUCH_TEAM`.",
+         body = ErrorBody),
+    ),
+)]
+fn add_team_member() {}
+
+/// Documents `orgs::delete_team_member`.
+#[utoipa::path(
+    delete, path = "/enzi/v0/accounts/{org}/teams/{team}/members/{member}",
+    operation_id = "removeTeamMember", tag = "organizations",
+    summary = "Remove a member from a team (they stay in the organization).",
+    description = ORG_ADMINS,
+    params(TeamMemberPath),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NEEDS_ORG_ADMIN, body = ErrorBody),
+        (status = 404, description = "`NO_SUCH_ACCOUNT` (no such organization, not visible to \
+                                      the caller, or the user is not the team's member) or \
+                                      `NO_SUCH_TEAM`.",
+         body = ErrorBody),
+    ),
+)]
+fn remove_team_member() {}

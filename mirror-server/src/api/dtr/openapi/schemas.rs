@@ -1,6 +1,6 @@
 //! The schemas of the answers a handler builds as JSON rather than from a
-//! wire type (a job with its live progress, the list envelopes, the bearer
-//! token, the features, a grant), and of the request bodies whose
+//! wire type (a job with its live progress, the list envelopes and eNZi's
+//! pages, the bearer token, the features, user and team grants), and of the request bodies whose
 //! required fields depend on the operation. They are only described, never
 //! built: `mirror-server/tests/openapi.rs` checks real answers of a running
 //! server against them, so they cannot drift unnoticed.
@@ -19,6 +19,7 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
 use super::super::accounts::{AccountView, TokenView};
+use super::super::orgs::{MemberView, TeamView};
 use super::super::paging::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageSize};
 use super::super::repositories::RepositoryView;
 use crate::accounts::AccessLevel;
@@ -63,6 +64,113 @@ pub struct CronList {
 #[derive(Serialize, ToSchema)]
 pub struct AccountList {
     accounts: Vec<AccountView<'static>>,
+}
+
+/// eNZi's page of accounts: `{"accounts": [...], "nextPageStart": ""}`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountPage {
+    accounts: Vec<AccountView<'static>>,
+    /// The `start` of the next page; empty on the last one.
+    next_page_start: String,
+}
+
+/// eNZi's page of members: `{"members": [...], "nextPageStart": ""}`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberPage {
+    members: Vec<MemberView<'static>>,
+    /// The `start` of the next page; empty on the last one.
+    next_page_start: String,
+}
+
+/// eNZi's page of teams: `{"teams": [...], "nextPageStart": ""}`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamPage {
+    teams: Vec<TeamView>,
+    /// The `start` of the next page; empty on the last one.
+    next_page_start: String,
+}
+
+/// A repository as a team grant names it.
+#[derive(Serialize, ToSchema)]
+pub struct RepositoryRef {
+    namespace: String,
+    name: String,
+    /// The repository's ID (in `listTeamAccess` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+}
+
+/// A namespace as a team grant names it.
+#[derive(Serialize, ToSchema)]
+pub struct NamespaceRef {
+    name: String,
+}
+
+/// A team's access level (DTR's `TeamAccess`).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamAccess {
+    access_level: AccessLevel,
+    team: TeamView,
+}
+
+/// A team's access level on a repository (DTR's `RepoTeamAccess`).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RepoTeamAccess {
+    access_level: AccessLevel,
+    team: TeamView,
+    #[schema(inline)]
+    repository: RepositoryRef,
+}
+
+/// A team's access level on every repository of a namespace (DTR's
+/// `NamespaceTeamAccess`).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceTeamAccess {
+    access_level: AccessLevel,
+    team: TeamView,
+    #[schema(inline)]
+    namespace: NamespaceRef,
+}
+
+/// `{"repository": {...}, "teamAccessList": [...]}`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RepoTeamAccessList {
+    #[schema(inline)]
+    repository: RepositoryRef,
+    team_access_list: Vec<TeamAccess>,
+}
+
+/// `{"namespace": {...}, "teamAccessList": [...]}`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceTeamAccessList {
+    #[schema(inline)]
+    namespace: NamespaceRef,
+    team_access_list: Vec<TeamAccess>,
+}
+
+/// A team's access level on one repository, in a team's list.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamRepoAccess {
+    access_level: AccessLevel,
+    #[schema(inline)]
+    repository: RepositoryRef,
+}
+
+/// `{"team": {...}, "repositoryAccessList": [...]}`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamRepoAccessList {
+    team: TeamView,
+    repository_access_list: Vec<TeamRepoAccess>,
 }
 
 /// A new access token (DTR's `NewAPIToken`): the token's record and the
