@@ -39,6 +39,7 @@ pub mod progress;
 mod proptests;
 pub mod reference;
 pub mod remote;
+pub mod rules;
 pub mod runtime;
 pub mod secret;
 mod serde_fields;

@@ -10,9 +10,11 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use crate::access::{OpenAccess, ReadAccess};
+use crate::api::TagPreview;
 use crate::error::ErrorKind;
 use crate::job::{Job, JobFilter, JobStatus, JobSubmission, LogLine, PARAM_POLICY_ID, POLL_MIRROR};
 use crate::metrics::{Metrics, MetricsSnapshot};
+
 use crate::policy::{InvalidPolicy, PolicyForm, PollMirroringPolicy, RemoteEndpoint};
 use crate::poll::resolve_digests;
 use crate::progress::{Progress, ProgressSnapshot};
@@ -398,6 +400,20 @@ impl Mirror {
 
     // ---- policies ----
 
+    /// Which of the remote's tags `form`'s rules would mirror: the remote
+    /// is listed now (as the Connect check reaches it), nothing is saved.
+    /// A filter that keeps nothing is seen before a poll runs it.
+    pub async fn preview_tags(&self, form: &PolicyForm) -> Result<TagPreview, MirrorError> {
+        let filter = form.tag_filter()?;
+        let endpoint = form.endpoint()?;
+        let remote = self.inner.connector.connect_interactive(&endpoint)?;
+        let tags = remote.list_tags(&endpoint.repository).await?;
+        Ok(TagPreview {
+            tags_listed: tags.len(),
+            matching_tags: filter.apply(&tags),
+        })
+    }
+
     /// Checks that `endpoint` can be reached and read.
     pub async fn check_connection(
         &self,
@@ -441,6 +457,7 @@ impl Mirror {
         owner: Option<&str>,
     ) -> Result<PollMirroringPolicy, MirrorError> {
         let endpoint = form.endpoint()?;
+        form.tag_filter()?;
         self.check_connection(&endpoint).await?;
         let remote = self.inner.connector.connect(&endpoint)?;
         self.ensure_repository(local).await?;
@@ -494,6 +511,7 @@ impl Mirror {
         by: Option<&str>,
     ) -> Result<PollMirroringPolicy, MirrorError> {
         let current = self.policy(id).await?;
+        update.tag_filter()?;
         let next = update.apply(&current, by)?;
         if update.changes_remote() {
             self.check_connection(&next.remote).await?;

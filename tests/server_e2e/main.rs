@@ -20,6 +20,8 @@
 //!   mounts, manifest checks, deletes, who may push, upload expiry.
 //! - `observability`: `/metrics` after polls (bytes, 429s, last success),
 //!   a job log followed while the job runs.
+//! - `rules`: tag rules choose what a poll copies; Connect previews them;
+//!   bad rules name their field.
 //! - `rust_client`: `mirror_core::client::ApiClient` (feature `client`)
 //!   creates a policy, polls, reads tags and maps error answers to kinds.
 //! - `web_api`: what the web page reads: repositories with tag count,
@@ -49,6 +51,7 @@ mod observability;
 mod orgs;
 mod push;
 mod replicas;
+mod rules;
 mod rust_client;
 mod server;
 mod web_api;

@@ -1082,8 +1082,14 @@ pub async fn policies(store: &dyn PolicyStore) {
         [a.clone(), c.clone()]
     );
 
-    // An update replaces the remote, its secrets and the flags.
+    // An update replaces the remote, its secrets, the flags and the rules.
     let mut updated = a.clone();
+    updated.rules = vec![crate::rules::TagRule {
+        field: "tag".into(),
+        operator: crate::rules::RuleOperator::Semver,
+        values: vec![">=1.2 <2".into()],
+        exclude: true,
+    }];
     updated.remote.host = "https://other.example".into();
     updated.remote.username = "someone".into();
     updated.remote.password = Secret::new("new pw");

@@ -192,6 +192,18 @@ pub fn open_private_file(path: &std::path::Path, truncate: bool) -> std::io::Res
     options.open(path)
 }
 
+/// A policy's tag rules as the metadata stores keep them (JSON text).
+pub(crate) fn rules_to_text(rules: &[crate::rules::TagRule]) -> String {
+    serde_json::to_string(rules).expect("plain fields serialize")
+}
+
+/// Tag rules a metadata store kept ([`rules_to_text`]).
+pub(crate) fn rules_from_text(text: &str) -> Result<Vec<crate::rules::TagRule>, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        reason: format!("a stored policy's rules do not parse: {e}"),
+    })
+}
+
 /// A stream of blob bytes.
 pub type ByteStream<E> = Pin<Box<dyn Stream<Item = Result<Bytes, E>> + Send + 'static>>;
 

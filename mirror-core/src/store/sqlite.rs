@@ -123,7 +123,7 @@ CREATE TABLE IF NOT EXISTS job_logs (
 "#;
 
 /// The schema of `regmirror.db`, step by step (see [`super::migrate`]).
-const MIGRATIONS: [Migration; 5] = [
+const MIGRATIONS: [Migration; 6] = [
     Migration {
         version: 1,
         what: "repositories, manifests, tags, policies, jobs and logs",
@@ -174,6 +174,11 @@ const MIGRATIONS: [Migration; 5] = [
         version: 5,
         what: "garbage collection's holds and claims",
         apply: |c| c.execute_batch(GC_SCHEMA),
+    },
+    Migration {
+        version: 6,
+        what: "policies' tag rules",
+        apply: |c| add_column(c, "policies", "rules", "TEXT NOT NULL DEFAULT '[]'"),
     },
 ];
 
@@ -1138,7 +1143,7 @@ impl RepositoryStore for SqliteStore {
     }
 }
 
-const POLICY_COLUMNS: &str = "id, local_repository, remote_host, remote_repository, username, password, auth_token, remote_ca, skip_tls_verification, enabled, initial_evaluation, last_mirrored_at, status_code, status_detail, status_timestamp, created_at, owner";
+const POLICY_COLUMNS: &str = "id, local_repository, remote_host, remote_repository, username, password, auth_token, remote_ca, skip_tls_verification, enabled, initial_evaluation, last_mirrored_at, status_code, status_detail, status_timestamp, created_at, owner, rules";
 
 struct PolicyRow {
     id: String,
@@ -1158,6 +1163,7 @@ struct PolicyRow {
     status_ts: String,
     created: String,
     owner: Option<String>,
+    rules: String,
 }
 
 fn policy_row(r: &Row) -> rusqlite::Result<PolicyRow> {
@@ -1179,6 +1185,7 @@ fn policy_row(r: &Row) -> rusqlite::Result<PolicyRow> {
         status_ts: r.get(14)?,
         created: r.get(15)?,
         owner: r.get(16)?,
+        rules: r.get(17)?,
     })
 }
 
@@ -1207,6 +1214,7 @@ fn build_policy(p: PolicyRow, keys: &SecretKeys) -> Result<PollMirroringPolicy, 
         },
         created_at: parse_ts(&p.created)?,
         owner: p.owner,
+        rules: super::rules_from_text(&p.rules)?,
     })
 }
 
@@ -1370,7 +1378,7 @@ impl PolicyStore for SqliteStore {
         let (password, auth_token) = self.sealed_secrets(&p);
         self.with(move |c| {
             c.execute(
-                &format!("INSERT INTO policies ({POLICY_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)"),
+                &format!("INSERT INTO policies ({POLICY_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)"),
                 params![
                     p.id,
                     p.local_repository.as_str(),
@@ -1388,7 +1396,8 @@ impl PolicyStore for SqliteStore {
                     p.last_status.detail,
                     ts(&p.last_status.timestamp),
                     ts(&p.created_at),
-                    p.owner
+                    p.owner,
+                    super::rules_to_text(&p.rules)
                 ],
             )
             .map_err(db_err("saving a policy"))?;
@@ -1444,7 +1453,7 @@ impl PolicyStore for SqliteStore {
         self.with(move |c| {
             let n = c
                 .execute(
-                    "UPDATE policies SET remote_host=?2, remote_repository=?3, username=?4, password=?5, auth_token=?6, remote_ca=?7, skip_tls_verification=?8, enabled=?9, owner=?10 WHERE id=?1",
+                    "UPDATE policies SET remote_host=?2, remote_repository=?3, username=?4, password=?5, auth_token=?6, remote_ca=?7, skip_tls_verification=?8, enabled=?9, owner=?10, rules=?11 WHERE id=?1",
                     params![
                         p.id,
                         p.remote.host,
@@ -1455,7 +1464,8 @@ impl PolicyStore for SqliteStore {
                         p.remote.remote_ca,
                         p.remote.skip_tls_verification,
                         p.enabled,
-                        p.owner
+                        p.owner,
+                        super::rules_to_text(&p.rules)
                     ],
                 )
                 .map_err(db_err("updating a policy"))?;
