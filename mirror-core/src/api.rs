@@ -66,6 +66,7 @@ impl From<&PollMirroringPolicy> for PolicyView {
                 enabled: Some(p.enabled),
                 initial_evaluation: Some(p.initial_evaluation),
                 local_repository: Some(p.local_repository.to_string()),
+                rules: Some(p.rules.clone()),
             },
             last_mirrored_at: p
                 .last_mirrored_at
@@ -92,13 +93,13 @@ impl TryFrom<PolicyView> for PollMirroringPolicy {
     fn try_from(v: PolicyView) -> Result<Self, InvalidPolicy> {
         let form = &v.form;
         let local = form.local_repository.as_deref().ok_or(InvalidPolicy {
-            field: "localRepository",
+            field: "localRepository".into(),
             reason: "is required".into(),
         })?;
         Ok(PollMirroringPolicy {
             id: v.id,
             local_repository: RepositoryName::parse(local).map_err(|e| InvalidPolicy {
-                field: "localRepository",
+                field: "localRepository".into(),
                 reason: e.reason.to_string(),
             })?,
             remote: form.endpoint()?,
@@ -110,6 +111,7 @@ impl TryFrom<PolicyView> for PollMirroringPolicy {
             last_status: v.last_status,
             created_at: v.created_at,
             owner: None,
+            rules: form.rules.clone().unwrap_or_default(),
         })
     }
 }
@@ -307,6 +309,21 @@ pub struct RegistryCheck {
     pub registry_type: String,
     /// Whether the credentials can read (and write) the repository.
     pub permissions: Permissions,
+    /// When the form has `rules`: which remote tags they would mirror
+    /// (regmirror's addition; DTR clients ignore it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<TagPreview>,
+}
+
+/// Which remote tags a policy's rules would mirror, listed now.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagPreview {
+    /// How many tags the remote lists.
+    pub tags_listed: usize,
+    /// The ones the rules keep, in the remote's order.
+    pub matching_tags: Vec<String>,
 }
 
 /// DTR's error envelope: `{"errors": [{"code", "message", "detail"}]}`

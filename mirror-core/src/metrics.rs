@@ -142,6 +142,25 @@ pub struct MetricsSnapshot {
     pub policies: Vec<PolicySuccess>,
     /// What each registry last said of its pull budget, sorted by host.
     pub pull_budgets: Vec<(String, PullBudget)>,
+    /// Garbage collections and what they removed.
+    pub gc: GcTotals,
+}
+
+/// What garbage collections did since the process started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GcTotals {
+    /// Collections that finished (dry runs included).
+    pub runs: u64,
+    /// Of them, dry runs.
+    pub dry_runs: u64,
+    /// Bytes deleted from the blob store.
+    pub bytes_freed: u64,
+    /// Blobs deleted from the blob store.
+    pub blobs_removed: u64,
+    /// Manifests removed from repositories.
+    pub manifests_removed: u64,
+    /// What the last dry run found it would free, in bytes.
+    pub last_dry_run_bytes: u64,
 }
 
 /// A registry's pull budget as it last announced it (Docker Hub's
@@ -207,6 +226,7 @@ pub struct Metrics {
     last_success: Mutex<HashMap<String, DateTime<Utc>>>,
     /// Registry host → its last announced pull budget.
     pull_budgets: Mutex<HashMap<String, PullBudget>>,
+    gc: Mutex<GcTotals>,
 }
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -238,6 +258,25 @@ pub(crate) fn delta(after: ProgressSnapshot, before: ProgressSnapshot) -> Progre
 }
 
 impl Metrics {
+    /// Counts one finished garbage collection.
+    pub fn record_gc(&self, report: &crate::gc::GcReport) {
+        let mut gc = self.gc.lock().unwrap_or_else(|p| p.into_inner());
+        gc.runs += 1;
+        if report.dry_run {
+            gc.dry_runs += 1;
+            gc.last_dry_run_bytes = report.bytes_freed;
+        } else {
+            gc.bytes_freed += report.bytes_freed;
+            gc.blobs_removed += report.blobs_removed;
+            gc.manifests_removed += report.manifests_removed;
+        }
+    }
+
+    /// What garbage collections did so far.
+    pub fn gc_totals(&self) -> GcTotals {
+        *self.gc.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Records what `host` said of its pull budget in a response's
     /// `ratelimit-limit` / `ratelimit-remaining` headers (either may be
     /// absent).
@@ -372,6 +411,7 @@ impl Metrics {
                 v.sort_by(|a, b| a.0.cmp(&b.0));
                 v
             },
+            gc: self.gc_totals(),
         }
     }
 }

@@ -10,9 +10,11 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use crate::access::{OpenAccess, ReadAccess};
+use crate::api::TagPreview;
 use crate::error::ErrorKind;
 use crate::job::{Job, JobFilter, JobStatus, JobSubmission, LogLine, PARAM_POLICY_ID, POLL_MIRROR};
 use crate::metrics::{Metrics, MetricsSnapshot};
+
 use crate::policy::{InvalidPolicy, PolicyForm, PollMirroringPolicy, RemoteEndpoint};
 use crate::poll::resolve_digests;
 use crate::progress::{Progress, ProgressSnapshot};
@@ -130,6 +132,8 @@ pub struct MirrorSettings {
     /// [`crate::access`]). [`OpenAccess`] (the default) is one trust
     /// domain, for an engine without accounts.
     pub read_access: Arc<dyn ReadAccess>,
+    /// How an `onlinegc` job collects unless its parameters say otherwise.
+    pub gc: crate::gc::GcSettings,
 }
 
 impl Default for MirrorSettings {
@@ -143,6 +147,7 @@ impl Default for MirrorSettings {
             worker_id: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
             metrics: Arc::default(),
             read_access: Arc::new(OpenAccess),
+            gc: crate::gc::GcSettings::default(),
         }
     }
 }
@@ -265,7 +270,13 @@ impl Mirror {
         read_access: Arc<dyn ReadAccess>,
     ) -> Result<Self, MirrorError> {
         let stores = Stores::embedded(data_dir, FsOptions::default())?;
-        Mirror::open_on(stores, Some(data_dir), http, read_access)
+        Mirror::open_on(
+            stores,
+            Some(data_dir),
+            http,
+            read_access,
+            crate::gc::GcSettings::default(),
+        )
     }
 
     /// [`Mirror::open_with_access`] on `stores` instead of the embedded
@@ -273,12 +284,13 @@ impl Mirror {
     /// restarts, so `recover` knows this directory's jobs left running by a
     /// crash without waiting for them to go stale; without it (engines
     /// sharing a database, which may share a directory too), it is this
-    /// process's own.
+    /// process's own. `gc`: how `onlinegc` jobs collect by default.
     pub fn open_on(
         stores: Stores,
         worker_dir: Option<&Path>,
         http: HttpSettings,
         read_access: Arc<dyn ReadAccess>,
+        gc: crate::gc::GcSettings,
     ) -> Result<Self, MirrorError> {
         let defaults = MirrorSettings::default();
         let worker_id = match worker_dir {
@@ -287,6 +299,7 @@ impl Mirror {
         };
         let settings = MirrorSettings {
             read_access,
+            gc,
             metrics: http.metrics.clone(),
             worker_id,
             ..defaults
@@ -296,11 +309,18 @@ impl Mirror {
     }
 
     /// The engine on the given stores and connector.
+    /// Its blob store is wrapped in a [`crate::gc::HoldingBlobStore`], so
+    /// every commit, whoever makes it through [`Mirror::stores`], is safe
+    /// from a garbage collection running meanwhile.
     pub fn new(
-        stores: Stores,
+        mut stores: Stores,
         connector: Arc<dyn RemoteConnector>,
         settings: MirrorSettings,
     ) -> Self {
+        stores.blobs = Arc::new(crate::gc::HoldingBlobStore::new(
+            stores.blobs,
+            stores.repos.clone(),
+        ));
         Mirror {
             inner: Arc::new(Inner {
                 stores,
@@ -380,6 +400,20 @@ impl Mirror {
 
     // ---- policies ----
 
+    /// Which of the remote's tags `form`'s rules would mirror: the remote
+    /// is listed now (as the Connect check reaches it), nothing is saved.
+    /// A filter that keeps nothing is seen before a poll runs it.
+    pub async fn preview_tags(&self, form: &PolicyForm) -> Result<TagPreview, MirrorError> {
+        let filter = form.tag_filter()?;
+        let endpoint = form.endpoint()?;
+        let remote = self.inner.connector.connect_interactive(&endpoint)?;
+        let tags = remote.list_tags(&endpoint.repository).await?;
+        Ok(TagPreview {
+            tags_listed: tags.len(),
+            matching_tags: filter.apply(&tags),
+        })
+    }
+
     /// Checks that `endpoint` can be reached and read.
     pub async fn check_connection(
         &self,
@@ -423,6 +457,7 @@ impl Mirror {
         owner: Option<&str>,
     ) -> Result<PollMirroringPolicy, MirrorError> {
         let endpoint = form.endpoint()?;
+        form.tag_filter()?;
         self.check_connection(&endpoint).await?;
         let remote = self.inner.connector.connect(&endpoint)?;
         self.ensure_repository(local).await?;
@@ -476,6 +511,7 @@ impl Mirror {
         by: Option<&str>,
     ) -> Result<PollMirroringPolicy, MirrorError> {
         let current = self.policy(id).await?;
+        update.tag_filter()?;
         let next = update.apply(&current, by)?;
         if update.changes_remote() {
             self.check_connection(&next.remote).await?;
@@ -504,12 +540,31 @@ impl Mirror {
     /// existing policy, the retries are in range. Schedulers use it to refuse
     /// a bad cron when it is saved rather than when it fires.
     pub async fn validate_job(&self, submission: &JobSubmission) -> Result<(), MirrorError> {
+        if submission.retries < 0 || submission.retries > 100 {
+            return Err(MirrorError::InvalidJob {
+                field: "retries",
+                reason: "must be between 0 and 100".into(),
+            });
+        }
+        if submission.action == crate::gc::ONLINE_GC {
+            return self
+                .inner
+                .settings
+                .gc
+                .with_parameters(&submission.parameters)
+                .map(drop)
+                .map_err(|e| MirrorError::InvalidJob {
+                    field: e.field,
+                    reason: e.reason,
+                });
+        }
         if submission.action != POLL_MIRROR {
             return Err(MirrorError::InvalidJob {
                 field: "action",
                 reason: format!(
-                    "unknown action {:?}; supported: {POLL_MIRROR}",
-                    submission.action
+                    "unknown action {:?}; supported: {POLL_MIRROR}, {}",
+                    submission.action.chars().take(40).collect::<String>(),
+                    crate::gc::ONLINE_GC
                 ),
             });
         }

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::reference::RepositoryName;
+use crate::rules::{TagFilter, TagRule};
 use crate::secret::Secret;
 
 /// Where and how to reach a remote repository.
@@ -57,8 +58,9 @@ impl RemoteEndpoint {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]
 pub struct InvalidPolicy {
-    /// The API field name (camelCase, as in DTR).
-    pub field: &'static str,
+    /// The API field name (camelCase, as in DTR; `rules[1].values` for
+    /// one of a list).
+    pub field: String,
     /// What is wrong with it.
     pub reason: String,
 }
@@ -66,7 +68,7 @@ pub struct InvalidPolicy {
 impl InvalidPolicy {
     fn new(field: &'static str, reason: impl Into<String>) -> Self {
         InvalidPolicy {
-            field,
+            field: field.into(),
             reason: reason.into(),
         }
     }
@@ -190,6 +192,8 @@ pub struct PollMirroringPolicy {
     /// stored content without downloading it only where this account may
     /// read it (see [`crate::access`]). Not part of the DTR view.
     pub owner: Option<String>,
+    /// Which remote tags it mirrors ([`crate::rules`]); empty: every tag.
+    pub rules: Vec<TagRule>,
 }
 
 impl PollMirroringPolicy {
@@ -217,6 +221,7 @@ impl PollMirroringPolicy {
             },
             created_at: now,
             owner: owner.map(str::to_string),
+            rules: form.rules.clone().unwrap_or_default(),
         }
     }
 }
@@ -280,6 +285,9 @@ pub struct PolicyForm {
     /// the repository the policy is created in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_repository: Option<String>,
+    /// Which remote tags to mirror ([`crate::rules`]); none: every tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Vec<TagRule>>,
 }
 
 /// Serializes a secret a client sends (the one place a [`Secret`] becomes
@@ -316,6 +324,16 @@ impl PolicyForm {
     /// Whether every current remote tag is mirrored (default: true).
     pub fn evaluates_initially(&self) -> bool {
         self.initial_evaluation.unwrap_or(true)
+    }
+
+    /// The form's rules, checked ([`TagFilter::new`]): every tag when
+    /// there are none.
+    pub fn tag_filter(&self) -> Result<TagFilter, InvalidPolicy> {
+        let rules = self.rules.as_deref().unwrap_or_default();
+        TagFilter::new(rules).map_err(|e| InvalidPolicy {
+            field: e.field,
+            reason: e.reason,
+        })
     }
 
     /// Validates the remote fields and builds the endpoint: `remoteHost`
@@ -428,6 +446,9 @@ impl PolicyForm {
         let mut next = policy.clone();
         next.remote = whole.endpoint()?;
         next.enabled = self.enabled.unwrap_or(policy.enabled);
+        if let Some(rules) = &self.rules {
+            next.rules = rules.clone();
+        }
         if self.changes_remote()
             && let Some(by) = by
         {
@@ -557,7 +578,7 @@ mod tests {
         };
         let e = form.endpoint().unwrap_err();
         assert_eq!(
-            (e.field, e.reason.as_str()),
+            (e.field.as_str(), e.reason.as_str()),
             ("remoteRepository", "is required")
         );
     }
@@ -576,7 +597,8 @@ mod tests {
                 "skipTLSVerification",
                 "enabled",
                 "initialEvaluation",
-                "localRepository"
+                "localRepository",
+                "rules"
             ]
         );
     }

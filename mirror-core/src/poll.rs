@@ -24,6 +24,7 @@ use crate::policy::PollMirroringPolicy;
 use crate::progress::Progress;
 use crate::reference::RepositoryName;
 use crate::remote::{RemoteError, RemoteRegistry};
+use crate::rules::TagFilter;
 use crate::store::{RepositoryStore, StoreError, TagRecord, TagSource};
 use crate::write::{WriteError, publish_checked};
 
@@ -85,6 +86,10 @@ pub enum PollError {
         #[source]
         source: StoreError,
     },
+    /// The policy's tag rules cannot be used (a stored policy written by
+    /// something that did not check them).
+    #[error("the policy's tag rules: {0}")]
+    Rules(#[from] crate::rules::InvalidRule),
     /// The poll was canceled.
     #[error("canceled")]
     Canceled,
@@ -96,6 +101,7 @@ impl PollError {
         match self {
             PollError::Remote { source, .. } => source.kind(),
             PollError::Store { .. } => ErrorKind::Internal,
+            PollError::Rules(_) => ErrorKind::Invalid,
             PollError::Canceled => ErrorKind::Canceled,
         }
     }
@@ -194,13 +200,23 @@ pub async fn poll_policy(
         t = remote.list_tags(remote_repo) => t,
         _ = env.copy.cancel.cancelled() => return Err(PollError::Canceled),
     };
-    let tags = listed.map_err(|source| PollError::Remote {
+    let listed = listed.map_err(|source| PollError::Remote {
         context: format!("listing tags of {source}"),
         source,
     })?;
-    report.tags_listed = tags.len();
-    env.log
-        .line(format!("listed {} tags in {source}", tags.len()));
+    let filter = TagFilter::new(&policy.rules)?;
+    let tags = filter.apply(&listed);
+    report.tags_listed = listed.len();
+    if filter.is_empty() {
+        env.log
+            .line(format!("listed {} tags in {source}", listed.len()));
+    } else {
+        env.log.line(format!(
+            "listed {} tags in {source}; {} match the policy's tag rules",
+            listed.len(),
+            tags.len()
+        ));
+    }
     if env.copy.cancel.is_cancelled() {
         return Err(PollError::Canceled);
     }

@@ -134,9 +134,12 @@ impl Mirror {
             "job {} ({}) started on worker {}",
             job.id, job.action, self.inner.settings.worker_id
         ));
-        let outcome = self
-            .poll_mirror(&job, &job_cancel, &progress, log.as_ref())
-            .await;
+        let outcome = if job.action == crate::gc::ONLINE_GC {
+            self.online_gc(&job, &job_cancel, log.as_ref()).await
+        } else {
+            self.poll_mirror(&job, &job_cancel, &progress, log.as_ref())
+                .await
+        };
         // Stopped between ticks and awaited, so a flush it started ends
         // (its lines written) before the last lines are flushed below.
         beat.stop().await;
@@ -192,6 +195,50 @@ impl Mirror {
             }
         }
         job
+    }
+
+    /// The `onlinegc` action: one garbage collection with the engine's
+    /// settings, overridden by the job's parameters.
+    async fn online_gc(
+        &self,
+        job: &Job,
+        cancel: &CancellationToken,
+        log: &JobLog,
+    ) -> Result<(), JobFailure> {
+        let settings = self
+            .inner
+            .settings
+            .gc
+            .with_parameters(&job.parameters)
+            .map_err(|e| JobFailure::new(ErrorKind::Invalid, e.to_string()))?;
+        let stores = &self.inner.stores;
+        let started = std::time::Instant::now();
+        let result = crate::gc::collect(
+            stores.blobs.as_ref(),
+            stores.repos.as_ref(),
+            &settings,
+            cancel,
+            &|line| log.line(line),
+        )
+        .await;
+        match result {
+            Ok(report) => {
+                log.line(format!(
+                    "garbage collection {} in {:.1}s: {} manifests, {} blob links, {} blobs, {} bytes {}",
+                    if report.dry_run { "dry run done" } else { "done" },
+                    started.elapsed().as_secs_f64(),
+                    report.manifests_removed,
+                    report.links_removed,
+                    report.blobs_removed,
+                    report.bytes_freed,
+                    if report.dry_run { "would be freed" } else { "freed" },
+                ));
+                self.inner.settings.metrics.record_gc(&report);
+                Ok(())
+            }
+            Err(crate::gc::GcError::Canceled) => Err(JobFailure::canceled()),
+            Err(e) => Err(JobFailure::new(e.kind(), e.to_string())),
+        }
     }
 
     /// The `poll_mirror` action: every enabled policy, or the one named.
@@ -392,6 +439,7 @@ impl Mirror {
                     policy.owner.clone(),
                     policy.local_repository.clone(),
                 )),
+                repos: stores.repos.clone(),
             },
             head_concurrency: self.inner.settings.head_concurrency,
             baseline,

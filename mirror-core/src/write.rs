@@ -155,6 +155,19 @@ async fn check_references(
     manifests: &[ManifestRecord],
     vouched: &impl Fn(&Digest) -> bool,
 ) -> Result<(), WriteError> {
+    // Held before anything is checked: a collector either saw the hold
+    // and keeps these, or finished deleting them before they are checked
+    // (see `crate::gc`). The publish follows within the grace period.
+    let linked: Vec<Digest> = manifests
+        .iter()
+        .flat_map(|m| {
+            std::iter::once(&m.digest)
+                .chain(&m.blobs)
+                .chain(&m.children)
+        })
+        .cloned()
+        .collect();
+    crate::gc::hold(repos, &linked).await?;
     for (i, m) in manifests.iter().enumerate() {
         for d in &m.blobs {
             let stored = blobs.stat(d).await?.is_some();

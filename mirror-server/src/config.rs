@@ -72,6 +72,12 @@
 //! `auto` only. `tls_reload_interval_secs`
 //! (`MIRROR_TLS_RELOAD_INTERVAL_SECS`, default 10): how often the files
 //! are checked.
+//!
+//! Garbage collection (`onlinegc` jobs; see `mirror_core::gc`), a `[gc]`
+//! table: `grace_period` (a duration such as `"30m"` or `"2h"`, default
+//! `"1h"`: content written, linked or held within it stays) and
+//! `delete_untagged` (default false: manifests no tag reaches stay). A
+//! job's `gracePeriod` and `deleteUntagged` parameters override them.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -79,6 +85,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use mirror_core::Secret;
+use mirror_core::gc::GcSettings;
 use mirror_core::remote::{RemoteGuard, RemoteLimits};
 use mirror_core::store::S3Options;
 use serde::Deserialize;
@@ -232,6 +239,17 @@ struct FileConfig {
     database_url: Option<Secret>,
     #[serde(alias = "database-pool-size")]
     database_pool_size: Option<usize>,
+    gc: Option<GcFile>,
+}
+
+/// The `[gc]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GcFile {
+    #[serde(alias = "grace-period")]
+    grace_period: Option<String>,
+    #[serde(alias = "delete-untagged")]
+    delete_untagged: Option<bool>,
 }
 
 /// The `[s3]` table: the bucket's endpoint, region and credentials (each
@@ -416,6 +434,8 @@ pub struct Config {
     pub database_url: Option<Secret>,
     /// The engine's connection pool size with `database_url`.
     pub database_pool_size: usize,
+    /// How `onlinegc` jobs collect unless their parameters say otherwise.
+    pub gc: GcSettings,
 }
 
 /// The default [`Config::database_pool_size`].
@@ -440,6 +460,7 @@ impl Config {
             blob_redirect: None,
             database_url: None,
             database_pool_size: DEFAULT_DATABASE_POOL_SIZE,
+            gc: GcSettings::default(),
         }
     }
 
@@ -538,6 +559,18 @@ impl Config {
             })?;
         if let Some(limits) = file.remote_limits {
             config.remote_limits = limits.apply(config.remote_limits)?;
+        }
+        if let Some(gc) = file.gc {
+            if let Some(grace) = gc.grace_period {
+                config.gc.grace =
+                    mirror_core::gc::parse_grace("gc.grace_period", &grace).map_err(|e| {
+                        ConfigError::Invalid {
+                            key: e.field,
+                            reason: e.reason,
+                        }
+                    })?;
+            }
+            config.gc.delete_untagged = gc.delete_untagged.unwrap_or(false);
         }
         if let Some(secs) = file.s3.as_ref().and_then(|s3| s3.redirect_secs) {
             if secs > 7 * 24 * 3600 {
@@ -803,6 +836,32 @@ mod tests {
         let e =
             Config::resolve(cli(&["--remote-hosts-allow", "https://x.example"]), None).unwrap_err();
         assert!(e.to_string().contains("remote_hosts_allow"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn gc_table_sets_the_collection_defaults_and_names_a_bad_key() {
+        let dir = std::env::temp_dir().join(format!("regmirror-gc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        let f = file.to_str().unwrap();
+        let c = Config::resolve(cli(&[]), None).unwrap();
+        assert_eq!(c.gc, GcSettings::default());
+        std::fs::write(
+            &file,
+            "[gc]\ngrace_period = \"30m\"\ndelete_untagged = true\n",
+        )
+        .unwrap();
+        let c = Config::resolve(cli(&["--config", f]), None).unwrap();
+        assert_eq!(c.gc.grace, Duration::from_secs(1800));
+        assert!(c.gc.delete_untagged && !c.gc.dry_run);
+        for bad in ["grace_period = \"soon\"", "grace_period = \"0s\""] {
+            std::fs::write(&file, format!("[gc]\n{bad}\n")).unwrap();
+            let e = Config::resolve(cli(&["--config", f]), None).unwrap_err();
+            assert!(e.to_string().contains("gc.grace_period"), "{e}");
+        }
+        std::fs::write(&file, "[gc]\nkeep = true\n").unwrap();
+        assert!(Config::resolve(cli(&["--config", f]), None).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -316,7 +316,7 @@ impl From<MirrorError> for ApiError {
     fn from(err: MirrorError) -> Self {
         match err {
             MirrorError::InvalidPolicy(e) => {
-                ApiError::field("INVALID_POLL_MIRRORING_POLICY", e.field, e.reason)
+                ApiError::field("INVALID_POLL_MIRRORING_POLICY", &e.field, e.reason)
             }
             MirrorError::InvalidName(e) => {
                 let field = if e.what == "tag" { "tag" } else { "name" };

@@ -70,5 +70,11 @@ pub(crate) fn open_mirror(
         .database_url
         .is_none()
         .then_some(config.data_dir.as_path());
-    Ok(Mirror::open_on(stores, worker_dir, http, read_access)?)
+    Ok(Mirror::open_on(
+        stores,
+        worker_dir,
+        http,
+        read_access,
+        config.gc.clone(),
+    )?)
 }

@@ -20,12 +20,17 @@
 //!   mounts, manifest checks, deletes, who may push, upload expiry.
 //! - `observability`: `/metrics` after polls (bytes, 429s, last success),
 //!   a job log followed while the job runs.
+//! - `rules`: tag rules choose what a poll copies; Connect previews them;
+//!   bad rules name their field.
 //! - `rust_client`: `mirror_core::client::ApiClient` (feature `client`)
 //!   creates a policy, polls, reads tags and maps error answers to kinds.
 //! - `web_api`: what the web page reads: repositories with tag count,
 //!   mirrored and access level; tags with platforms and image size; Save &
 //!   Apply's job, followed by a repository admin with live progress; jobs
 //!   filtered by status.
+//! - `gc`: online garbage collection (`onlinegc` jobs): dry run, real run,
+//!   bytes in the log and `/metrics`, remaining tags pull whole; a race of
+//!   collections against pushes and polls; admins only; on an S3 bucket.
 //! - `replicas`: the server's stores on PostgreSQL (conformance,
 //!   migrations), and two servers on one database and one bucket acting as
 //!   one registry (accounts, policies, jobs, pushes, a cron fired once).
@@ -39,12 +44,14 @@ mod blob_store_s3;
 mod conformance;
 mod crons;
 mod dtr_scripts;
+mod gc;
 mod lifecycle;
 mod mirror_flow;
 mod observability;
 mod orgs;
 mod push;
 mod replicas;
+mod rules;
 mod rust_client;
 mod server;
 mod web_api;

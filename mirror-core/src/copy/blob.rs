@@ -42,6 +42,11 @@ pub async fn copy_blob(
         what: what.clone(),
         source,
     };
+    // Held first, so a collector does not delete what this copy finds
+    // stored and is about to link (see `crate::gc`).
+    crate::gc::hold(ctx.repos.as_ref(), std::slice::from_ref(&desc.digest))
+        .await
+        .map_err(store_err)?;
     // Stored bytes are reused only where the policy's owner may already
     // read them; otherwise the remote must prove it has them.
     if let Some(size) = ctx.blobs.stat(&desc.digest).await.map_err(store_err)?

@@ -98,4 +98,7 @@ pub struct CopyContext {
     pub progress: Arc<Progress>,
     /// Which stored digests may be linked without downloading them.
     pub reuse: Arc<crate::access::ReuseGate>,
+    /// Where a copy holds what it is about to link (garbage collection:
+    /// [`crate::gc::hold`]).
+    pub repos: Arc<dyn crate::store::RepositoryStore>,
 }

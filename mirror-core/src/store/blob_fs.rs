@@ -30,7 +30,9 @@ use tokio::io::AsyncReadExt;
 
 use super::layout::Layout;
 use super::parts::{PARTS_KEPT, check_upload_id};
-use super::{BlobReader, BlobStore, BlobWriter, ByteStream, PartWriter, StoreError};
+use super::{
+    BlobEntry, BlobListing, BlobReader, BlobStore, BlobWriter, ByteStream, PartWriter, StoreError,
+};
 use crate::digest::{Digest, Hasher};
 
 /// How many bytes of received chunks are batched before a write reaches the
@@ -183,6 +185,42 @@ pub(super) fn clamp_range(size: u64, offset: u64, length: Option<u64>) -> (u64, 
     (offset, length.unwrap_or(size - offset).min(size - offset))
 }
 
+/// The committed blobs in one `blobs/sha256/<2 hex>` directory (none when
+/// it does not exist). Names that are not a digest's hex are skipped.
+fn list_prefix(dir: &Path) -> Result<Vec<BlobEntry>, StoreError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::io(format!("listing {}", dir.display()), e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?;
+        let Some(digest) = entry
+            .file_name()
+            .to_str()
+            .and_then(|hex| Digest::parse(&format!("sha256:{hex}")).ok())
+        else {
+            continue;
+        };
+        let meta = match entry.metadata() {
+            Ok(m) => m,
+            // Deleted since the directory was read.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(StoreError::io(format!("stat of blob {digest}"), e)),
+        };
+        let modified = meta
+            .modified()
+            .map_err(|e| StoreError::io(format!("stat of blob {digest}"), e))?;
+        out.push(BlobEntry {
+            digest,
+            size: meta.len(),
+            modified: modified.into(),
+        });
+    }
+    Ok(out)
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
@@ -245,6 +283,22 @@ impl BlobStore for FsBlobStore {
             length,
             stream: Box::pin(stream),
         })
+    }
+
+    /// One `blobs/sha256/<2 hex>` directory at a time.
+    fn list(&self) -> BlobListing {
+        let dir = self.layout.blobs_dir();
+        let pages = futures_util::stream::iter(0..256u32).then(move |i| {
+            let sub = dir.join(format!("{i:02x}"));
+            blocking(move || list_prefix(&sub))
+        });
+        Box::pin(pages.flat_map(|page| {
+            let items: Vec<Result<BlobEntry, StoreError>> = match page {
+                Ok(entries) => entries.into_iter().map(Ok).collect(),
+                Err(e) => vec![Err(e)],
+            };
+            futures_util::stream::iter(items)
+        }))
     }
 
     async fn delete(&self, digest: &Digest) -> Result<(), StoreError> {

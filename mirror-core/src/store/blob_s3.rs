@@ -56,7 +56,9 @@ use object_store::{
 use super::blob_fs::{clamp_range, verify_written};
 use super::layout::KeyLayout;
 use super::parts::{PARTS_KEPT, check_upload_id};
-use super::{BlobReader, BlobStore, BlobWriter, ByteStream, PartWriter, StoreError};
+use super::{
+    BlobEntry, BlobListing, BlobReader, BlobStore, BlobWriter, ByteStream, PartWriter, StoreError,
+};
 use crate::digest::{Digest, Hasher};
 use crate::error::error_chain;
 use crate::secret::Secret;
@@ -696,6 +698,30 @@ impl BlobStore for S3BlobStore {
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(self.inner.error("DELETE", &key, e)),
         }
+    }
+
+    /// One `LIST` page at a time under `<prefix>/blobs/sha256/`.
+    fn list(&self) -> BlobListing {
+        let inner = self.inner.clone();
+        let dir = Path::from(inner.keys.blobs_dir());
+        let listing = inner.s3.list(Some(&dir));
+        Box::pin(listing.filter_map(move |meta| {
+            let inner = inner.clone();
+            let dir = dir.clone();
+            async move {
+                let meta = match meta {
+                    Ok(m) => m,
+                    Err(e) => return Some(Err(inner.error("listing", &dir, e))),
+                };
+                let hex = meta.location.filename()?;
+                let digest = Digest::parse(&format!("sha256:{hex}")).ok()?;
+                Some(Ok(BlobEntry {
+                    digest,
+                    size: meta.size,
+                    modified: meta.last_modified,
+                }))
+            }
+        }))
     }
 
     /// Removes upload objects older than [`S3Options::purge_grace`], and

@@ -13,8 +13,8 @@ use crate::policy::{MirroringStatus, PolicyForm, PollMirroringPolicy, RemoteEndp
 use crate::secret::Secret;
 use crate::store::parts::UploadProgress;
 use crate::store::{
-    BlobStore, JobLogStore, JobStore, LeaseStore, ManifestRecord, NewRepository, PolicyStore,
-    RepositoryStore, StoreError, TagRecord, TagSource, Visibility,
+    BlobEntry, BlobStore, JobLogStore, JobStore, LeaseStore, ManifestRecord, NewRepository,
+    PolicyStore, RepositoryStore, StoreError, TagRecord, TagSource, Visibility,
 };
 use crate::{Digest, RepositoryName};
 
@@ -119,8 +119,65 @@ pub async fn blob_store(store: &dyn BlobStore) {
         store.reader(&small, 0, None).await,
         Err(StoreError::NotFound { .. })
     ));
-
+    blob_listing(store).await;
     chunked_uploads(store).await;
+}
+
+/// The entries of `digests` in `store`'s listing, by digest.
+async fn listed(store: &dyn BlobStore, digests: &[Digest]) -> HashMap<Digest, BlobEntry> {
+    let mut out = HashMap::new();
+    let mut listing = store.list();
+    while let Some(entry) = listing.next().await {
+        let entry = entry.unwrap();
+        assert!(
+            out.insert(entry.digest.clone(), entry.clone()).is_none()
+                || !digests.contains(&entry.digest),
+            "{} listed twice",
+            entry.digest
+        );
+    }
+    out.retain(|d, _| digests.contains(d));
+    out
+}
+
+/// Checks [`BlobStore::list`]: every committed blob once, with its size
+/// and a last-modified time of its commit; never an upload in progress or
+/// a deleted blob.
+pub async fn blob_listing(store: &dyn BlobStore) {
+    let before = chrono::Utc::now() - chrono::Duration::seconds(5);
+    let contents: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i; 1000 + i as usize]).collect();
+    let digests: Vec<Digest> = contents.iter().map(|c| Digest::of(c)).collect();
+    for (c, d) in contents.iter().zip(&digests) {
+        store.put(Bytes::from(c.clone()), d).await.unwrap();
+    }
+    let mut pending = store.writer().await.unwrap();
+    pending.write(Bytes::from_static(b"not yet")).await.unwrap();
+    let unfinished = Digest::of(b"not yet");
+    let after = chrono::Utc::now() + chrono::Duration::seconds(5);
+    let mut wanted = digests.clone();
+    wanted.push(unfinished.clone());
+    let found = listed(store, &wanted).await;
+    assert!(!found.contains_key(&unfinished), "an upload was listed");
+    for (c, d) in contents.iter().zip(&digests) {
+        let e = found.get(d).unwrap_or_else(|| panic!("{d} not listed"));
+        assert_eq!(e.size, c.len() as u64, "size of {d}");
+        assert!(
+            e.modified >= before && e.modified <= after,
+            "{d} modified at {}, committed between {before} and {after}",
+            e.modified
+        );
+    }
+    pending.cancel().await.unwrap();
+    store.delete(&digests[0]).await.unwrap();
+    let found = listed(store, &digests).await;
+    assert!(
+        !found.contains_key(&digests[0]),
+        "a deleted blob was listed"
+    );
+    assert_eq!(found.len(), 2);
+    for d in &digests[1..] {
+        store.delete(d).await.unwrap();
+    }
 }
 
 /// Writes `chunks` as the next parts of `upload`, one part each, with the
@@ -408,6 +465,230 @@ pub async fn repository_store(store: &dyn RepositoryStore) {
     assert!(!store.has_blob(&name, &layer).await.unwrap());
     assert!(store.holders(&layer).await.unwrap().is_empty());
     assert!(store.repositories().await.unwrap().is_empty());
+    gc_holds_and_claims(store).await;
+}
+
+/// Checks garbage collection's part of a [`RepositoryStore`]: `content`,
+/// holds (taken by `publish`, `link_blob` and `hold_digests`), claims
+/// refused for what is linked, referenced or held, a claim seen by a hold
+/// until released or stale, and conditional removals.
+pub async fn gc_holds_and_claims(store: &dyn RepositoryStore) {
+    use chrono::{Duration, Utc};
+    let name = RepositoryName::parse("gc/app").unwrap();
+    store
+        .create_repository(&NewRepository {
+            name: name.clone(),
+            visibility: Visibility::Private,
+            short_description: String::new(),
+        })
+        .await
+        .unwrap();
+    let (layer, image, index, pushed, loose) = (
+        Digest::of(b"gc layer"),
+        Digest::of(b"gc image"),
+        Digest::of(b"gc index"),
+        Digest::of(b"gc pushed"),
+        Digest::of(b"gc loose"),
+    );
+    let record = |digest: &Digest, blobs: Vec<Digest>, children: Vec<Digest>| ManifestRecord {
+        digest: digest.clone(),
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        size: 5,
+        blobs,
+        children,
+        subject: None,
+        artifact_type: None,
+    };
+    let start = Utc::now() - Duration::seconds(1);
+    store
+        .publish(
+            &name,
+            &[
+                record(&image, vec![layer.clone()], vec![]),
+                record(&index, vec![], vec![image.clone()]),
+            ],
+            &[TagRecord {
+                name: "v1".into(),
+                digest: index.clone(),
+                media_type: "application/vnd.oci.image.index.v1+json".into(),
+                size: 5,
+                mirrored: None,
+                updated_at: crate::job::now(),
+            }],
+        )
+        .await
+        .unwrap();
+    store.link_blob(&name, &pushed).await.unwrap();
+
+    let content = store.content(&name).await.unwrap();
+    assert_eq!(content.tags, vec![("v1".to_string(), index.clone())]);
+    let mut manifests = content.manifests.clone();
+    manifests.sort_by(|a, b| a.digest.cmp(&b.digest));
+    let mut want = vec![
+        record(&image, vec![layer.clone()], vec![]),
+        record(&index, vec![], vec![image.clone()]),
+    ];
+    want.sort_by(|a, b| a.digest.cmp(&b.digest));
+    assert_eq!(manifests, want);
+    let mut links = content.blobs.clone();
+    links.sort();
+    let mut want = vec![layer.clone(), pushed.clone()];
+    want.sort();
+    assert_eq!(links, want);
+    assert_eq!(
+        store
+            .content(&RepositoryName::parse("gc/none").unwrap())
+            .await
+            .unwrap(),
+        Default::default()
+    );
+
+    // Publish and link held what they linked.
+    let held = store.held_since(start).await.unwrap();
+    for d in [&layer, &image, &index, &pushed] {
+        assert!(held.contains(d), "{d} not held after publish/link");
+    }
+
+    // Nothing linked or referenced is claimed, even with no hold counting.
+    let later = Utc::now() + Duration::hours(1);
+    let all = vec![
+        layer.clone(),
+        image.clone(),
+        index.clone(),
+        pushed.clone(),
+        loose.clone(),
+    ];
+    assert_eq!(
+        store
+            .claim_unreferenced(&all, later, Utc::now())
+            .await
+            .unwrap(),
+        vec![loose.clone()]
+    );
+    // A live claim is not claimed again (by another collector).
+    assert!(
+        store
+            .claim_unreferenced(std::slice::from_ref(&loose), later, Utc::now())
+            .await
+            .unwrap()
+            .is_empty(),
+        "a live claim was taken twice"
+    );
+    // A hold sees the claim until it is released.
+    let now = Utc::now();
+    assert_eq!(
+        store
+            .hold_digests(&[loose.clone(), layer.clone()], now)
+            .await
+            .unwrap(),
+        vec![loose.clone()]
+    );
+    store
+        .release_claims(std::slice::from_ref(&loose))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .hold_digests(std::slice::from_ref(&loose), now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A held digest is not claimed; one held before `held_since` is.
+    assert!(
+        store
+            .claim_unreferenced(std::slice::from_ref(&loose), start, Utc::now())
+            .await
+            .unwrap()
+            .is_empty(),
+        "a held digest was claimed"
+    );
+    let claimed_at = Utc::now();
+    assert_eq!(
+        store
+            .claim_unreferenced(std::slice::from_ref(&loose), later, claimed_at)
+            .await
+            .unwrap(),
+        vec![loose.clone()]
+    );
+    // A claim older than CLAIM_TTL is a dead collector's: ignored.
+    let stale =
+        claimed_at + Duration::from_std(crate::store::CLAIM_TTL).unwrap() + Duration::seconds(1);
+    assert!(
+        store
+            .hold_digests(std::slice::from_ref(&loose), stale)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // And another collector may take it over.
+    assert_eq!(
+        store
+            .claim_unreferenced(std::slice::from_ref(&loose), later, stale)
+            .await
+            .unwrap(),
+        vec![loose.clone()],
+        "a stale claim was not taken over"
+    );
+    store
+        .release_claims(std::slice::from_ref(&loose))
+        .await
+        .unwrap();
+
+    // Conditional removals: nothing tagged, referenced or held goes.
+    let (m, l) = store
+        .remove_unreferenced(
+            &name,
+            &[index.clone(), image.clone()],
+            &[layer.clone(), pushed.clone()],
+            later,
+        )
+        .await
+        .unwrap();
+    assert!(
+        m.is_empty() && l == vec![pushed.clone()],
+        "removed {m:?} {l:?}"
+    );
+    assert!(store.delete_tag(&name, "v1").await.unwrap());
+    let (m, l) = store
+        .remove_unreferenced(
+            &name,
+            &[index.clone(), image.clone()],
+            std::slice::from_ref(&layer),
+            start,
+        )
+        .await
+        .unwrap();
+    assert!(
+        m.is_empty() && l.is_empty(),
+        "held content removed: {m:?} {l:?}"
+    );
+    let (m, l) = store
+        .remove_unreferenced(
+            &name,
+            &[index.clone(), image.clone()],
+            std::slice::from_ref(&layer),
+            later,
+        )
+        .await
+        .unwrap();
+    assert_eq!(m, vec![index.clone(), image.clone()]);
+    assert_eq!(l, vec![layer.clone()]);
+    assert_eq!(store.content(&name).await.unwrap(), Default::default());
+    assert_eq!(
+        store
+            .claim_unreferenced(&all, later, Utc::now())
+            .await
+            .unwrap()
+            .len(),
+        all.len(),
+        "unreferenced once removed"
+    );
+    store.release_claims(&all).await.unwrap();
+
+    assert!(store.prune_holds(later).await.unwrap() >= 4);
+    assert!(store.held_since(start).await.unwrap().is_empty());
+    assert!(store.delete_repository(&name).await.unwrap());
 }
 
 /// Checks that [`RepositoryStore::publish`] is one transaction: a reader
@@ -801,8 +1082,14 @@ pub async fn policies(store: &dyn PolicyStore) {
         [a.clone(), c.clone()]
     );
 
-    // An update replaces the remote, its secrets and the flags.
+    // An update replaces the remote, its secrets, the flags and the rules.
     let mut updated = a.clone();
+    updated.rules = vec![crate::rules::TagRule {
+        field: "tag".into(),
+        operator: crate::rules::RuleOperator::Semver,
+        values: vec![">=1.2 <2".into()],
+        exclude: true,
+    }];
     updated.remote.host = "https://other.example".into();
     updated.remote.username = "someone".into();
     updated.remote.password = Secret::new("new pw");

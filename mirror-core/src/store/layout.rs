@@ -105,6 +105,10 @@ impl KeyLayout {
         self.key(&format!("blobs/sha256/{}", digest.hex()))
     }
 
+    pub(crate) fn blobs_dir(&self) -> String {
+        self.key("blobs/sha256")
+    }
+
     pub(crate) fn uploads_dir(&self) -> String {
         self.key("uploads")
     }

@@ -60,7 +60,8 @@ pub use postgres::{
     pool as pg_pool,
 };
 pub use repository::{
-    ManifestRecord, NewRepository, Repository, RepositoryStore, TagRecord, TagSource, Visibility,
+    CLAIM_TTL, ManifestRecord, NewRepository, Repository, RepositoryContent, RepositoryStore,
+    TagRecord, TagSource, Visibility,
 };
 pub use sealed::SecretKeys;
 pub use sqlite::SqliteStore;
@@ -191,8 +192,34 @@ pub fn open_private_file(path: &std::path::Path, truncate: bool) -> std::io::Res
     options.open(path)
 }
 
+/// A policy's tag rules as the metadata stores keep them (JSON text).
+pub(crate) fn rules_to_text(rules: &[crate::rules::TagRule]) -> String {
+    serde_json::to_string(rules).expect("plain fields serialize")
+}
+
+/// Tag rules a metadata store kept ([`rules_to_text`]).
+pub(crate) fn rules_from_text(text: &str) -> Result<Vec<crate::rules::TagRule>, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        reason: format!("a stored policy's rules do not parse: {e}"),
+    })
+}
+
 /// A stream of blob bytes.
 pub type ByteStream<E> = Pin<Box<dyn Stream<Item = Result<Bytes, E>> + Send + 'static>>;
+
+/// A committed blob as a listing reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobEntry {
+    /// Its digest.
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When its bytes were last written (committed).
+    pub modified: chrono::DateTime<chrono::Utc>,
+}
+
+/// Every committed blob of a store, a page at a time (see [`BlobStore::list`]).
+pub type BlobListing = Pin<Box<dyn Stream<Item = Result<BlobEntry, StoreError>> + Send + 'static>>;
 
 /// A blob opened for reading.
 pub struct BlobReader {
@@ -266,6 +293,12 @@ pub trait BlobStore: Send + Sync + 'static {
     ) -> Option<url::Url> {
         None
     }
+
+    /// Every committed blob (never uploads in progress), in no particular
+    /// order, read a page at a time so memory does not grow with the store.
+    /// A blob committed or deleted while the listing runs may or may not
+    /// appear. Garbage collection sweeps from it.
+    fn list(&self) -> BlobListing;
 
     /// Deletes a blob (absent blobs are not an error).
     async fn delete(&self, digest: &Digest) -> Result<(), StoreError>;

@@ -156,7 +156,31 @@ pub struct TagSource {
     pub remote_tag: String,
 }
 
+/// How long a garbage collector's claim on a digest stands (see
+/// [`RepositoryStore::claim_unreferenced`]): a hold finds a claim younger
+/// than this "being deleted"; an older one is a collector that died, and is
+/// ignored. A collector never deletes under a claim older than half of it.
+pub const CLAIM_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Everything one repository holds, read at once for garbage collection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepositoryContent {
+    /// Every tag and the manifest it points at.
+    pub tags: Vec<(String, Digest)>,
+    /// Every manifest the repository holds, with its references.
+    pub manifests: Vec<ManifestRecord>,
+    /// Every blob linked to it (by a manifest, a push or a mount).
+    pub blobs: Vec<Digest>,
+}
+
 /// Local repositories, their manifests and tags.
+///
+/// Garbage collection's part is a set of *holds* (a digest and when a
+/// writer last said it is about to link it; [`RepositoryStore::publish`]
+/// and [`RepositoryStore::link_blob`] hold what they link too) and
+/// *claims* (a digest a collector is deleting): a hold and a claim of one
+/// digest are serialized, so either the claim sees the hold or the hold
+/// sees the claim (see `ARCHITECTURE.md`, garbage collection).
 #[async_trait]
 pub trait RepositoryStore: Send + Sync + 'static {
     /// Creates a repository; `Conflict` if it exists.
@@ -251,6 +275,59 @@ pub trait RepositoryStore: Send + Sync + 'static {
     /// bytes stay in the blob store, which other repositories may share.
     async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest)
     -> Result<bool, StoreError>;
+
+    /// Everything `repo` holds (empty when it does not exist).
+    async fn content(&self, repo: &RepositoryName) -> Result<RepositoryContent, StoreError>;
+
+    /// Records that a writer is about to link `digests` (held at `at`),
+    /// then answers those a collector has claimed since `at` minus
+    /// [`CLAIM_TTL`]: their bytes are being deleted, and the writer must
+    /// wait until the claim is released before relying on them.
+    async fn hold_digests(
+        &self,
+        digests: &[Digest],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Digest>, StoreError>;
+
+    /// Every digest held at or after `since`.
+    async fn held_since(&self, since: DateTime<Utc>) -> Result<Vec<Digest>, StoreError>;
+
+    /// Forgets holds older than `before`. Returns how many went.
+    async fn prune_holds(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// In one transaction, removes from `repo` what garbage collection found
+    /// unreferenced, each only if it still is: each of `manifests` (in
+    /// order, so parents before children) that no tag points at, no
+    /// manifest of the repository lists as a child, whose subject no tag
+    /// points at, and that is not held at or after `held_since`; then each
+    /// of `blobs` linked to the repository that no manifest of it
+    /// references and that is not held since then. Returns the manifests
+    /// and blob links removed.
+    async fn remove_unreferenced(
+        &self,
+        repo: &RepositoryName,
+        manifests: &[Digest],
+        blobs: &[Digest],
+        held_since: DateTime<Utc>,
+    ) -> Result<(Vec<Digest>, Vec<Digest>), StoreError>;
+
+    /// In one transaction (serialized with [`RepositoryStore::hold_digests`]),
+    /// claims for deletion those of `digests` that no repository links or
+    /// references as a blob or manifest and that are not held at or after
+    /// `held_since`, and that no other claim younger than [`CLAIM_TTL`]
+    /// holds (two collectors never delete under one claim); a claim is
+    /// recorded at `at`. Returns the claimed ones:
+    /// only their bytes may be deleted, and only until `at` plus half of
+    /// [`CLAIM_TTL`].
+    async fn claim_unreferenced(
+        &self,
+        digests: &[Digest],
+        held_since: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Digest>, StoreError>;
+
+    /// Drops the claims on `digests` (their bytes are gone, or were left).
+    async fn release_claims(&self, digests: &[Digest]) -> Result<(), StoreError>;
 
     /// In one transaction: removes a manifest from the repository with its
     /// references and every tag that points at it. Its children and blobs

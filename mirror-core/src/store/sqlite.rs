@@ -19,8 +19,8 @@ use super::layout::Layout;
 use super::migrate::{Migration, add_column, has_column, migrate};
 use super::sealed::SecretKeys;
 use super::{
-    JobLogStore, JobStore, LeaseStore, ManifestRecord, NewRepository, PolicyStore, Repository,
-    RepositoryStore, StoreError, TagRecord, TagSource, Visibility,
+    CLAIM_TTL, JobLogStore, JobStore, LeaseStore, ManifestRecord, NewRepository, PolicyStore,
+    Repository, RepositoryContent, RepositoryStore, StoreError, TagRecord, TagSource, Visibility,
 };
 use crate::digest::Digest;
 use crate::job::{Job, JobFilter, JobStatus, LogLine};
@@ -123,7 +123,7 @@ CREATE TABLE IF NOT EXISTS job_logs (
 "#;
 
 /// The schema of `regmirror.db`, step by step (see [`super::migrate`]).
-const MIGRATIONS: [Migration; 4] = [
+const MIGRATIONS: [Migration; 6] = [
     Migration {
         version: 1,
         what: "repositories, manifests, tags, policies, jobs and logs",
@@ -170,7 +170,72 @@ const MIGRATIONS: [Migration; 4] = [
             Ok(())
         },
     },
+    Migration {
+        version: 5,
+        what: "garbage collection's holds and claims",
+        apply: |c| c.execute_batch(GC_SCHEMA),
+    },
+    Migration {
+        version: 6,
+        what: "policies' tag rules",
+        apply: |c| add_column(c, "policies", "rules", "TEXT NOT NULL DEFAULT '[]'"),
+    },
 ];
+
+/// Step 5 (the same tables in PostgreSQL's step 5).
+const GC_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS gc_holds (digest TEXT PRIMARY KEY, held_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS gc_holds_at ON gc_holds (held_at);
+CREATE TABLE IF NOT EXISTS gc_claims (digest TEXT PRIMARY KEY, claimed_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS manifest_refs_target ON manifest_refs (target, repo);
+";
+
+/// Records holds on `digests` at `at` (a later hold is kept).
+fn hold(c: &Connection, digests: &[String], at: &str, ctx: &str) -> Result<(), StoreError> {
+    let mut stmt = c
+        .prepare_cached(
+            "INSERT INTO gc_holds (digest, held_at) VALUES (?1, ?2)
+             ON CONFLICT (digest) DO UPDATE SET held_at = max(held_at, excluded.held_at)",
+        )
+        .map_err(db_err(ctx))?;
+    for d in digests {
+        stmt.execute(params![d, at]).map_err(db_err(ctx))?;
+    }
+    Ok(())
+}
+
+/// In one transaction: holds `digests` at `at`, then reads which of them
+/// are claimed since `claimed_since`.
+fn hold_and_read_claims(
+    c: &mut Connection,
+    digests: &[String],
+    at: &DateTime<Utc>,
+    claimed_since: &str,
+    ctx: &str,
+) -> Result<Vec<Digest>, StoreError> {
+    let tx = c.transaction().map_err(db_err(ctx))?;
+    hold(&tx, digests, &ts(at), ctx)?;
+    let mut claimed = Vec::new();
+    {
+        let mut stmt = tx
+            .prepare_cached("SELECT 1 FROM gc_claims WHERE digest=?1 AND claimed_at >= ?2")
+            .map_err(db_err(ctx))?;
+        for d in digests {
+            if stmt
+                .exists(params![d, claimed_since])
+                .map_err(db_err(ctx))?
+            {
+                claimed.push(parse_digest(d)?);
+            }
+        }
+    }
+    tx.commit().map_err(db_err(ctx))?;
+    Ok(claimed)
+}
+
+fn digest_strings(digests: &[Digest]) -> Vec<String> {
+    digests.iter().map(|d| d.to_string()).collect()
+}
 
 /// Step 3: `mirrored_from` held `host/repository:tag`; the tag moves to
 /// `mirrored_tag` (split once here, at the last `:`, which cannot be part
@@ -725,6 +790,12 @@ impl RepositoryStore for SqliteStore {
                     }
                 }
             }
+            let linked: Vec<String> = manifests
+                .iter()
+                .flat_map(|m| std::iter::once(&m.digest).chain(&m.blobs).chain(&m.children))
+                .map(|d| d.to_string())
+                .collect();
+            hold(&tx, &linked, &ts(&crate::job::now()), ctx)?;
             for t in &tags {
                 tx.execute(
                     &format!("INSERT OR REPLACE INTO tags (repo, {TAG_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"),
@@ -772,6 +843,12 @@ impl RepositoryStore for SqliteStore {
                 params![repo, digest],
             )
             .map_err(db_err(ctx))?;
+            hold(
+                &tx,
+                std::slice::from_ref(&digest),
+                &ts(&crate::job::now()),
+                ctx,
+            )?;
             tx.commit().map_err(db_err(ctx))
         })
         .await
@@ -791,6 +868,245 @@ impl RepositoryStore for SqliteStore {
                 )
                 .map_err(db_err("unlinking a blob"))?;
             Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn content(&self, repo: &RepositoryName) -> Result<RepositoryContent, StoreError> {
+        let repo = repo.to_string();
+        self.with(move |c| {
+            let ctx = "reading a repository's content";
+            let tx = c.transaction().map_err(db_err(ctx))?;
+            let strings = |sql: &str| -> Result<Vec<(String, String)>, StoreError> {
+                let mut stmt = tx.prepare_cached(sql).map_err(db_err(ctx))?;
+                stmt.query_map(params![repo], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(db_err(ctx))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(db_err(ctx))
+            };
+            let tags = strings("SELECT name, digest FROM tags WHERE repo=?1")?
+                .into_iter()
+                .map(|(n, d)| Ok((n, parse_digest(&d)?)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let blobs = strings("SELECT digest, '' FROM repo_blobs WHERE repo=?1")?
+                .iter()
+                .map(|(d, _)| parse_digest(d))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut records: Vec<ManifestRecord> = Vec::new();
+            let mut index: HashMap<String, usize> = HashMap::new();
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "SELECT digest, media_type, size, subject, artifact_type FROM manifests WHERE repo=?1",
+                    )
+                    .map_err(db_err(ctx))?;
+                let rows = stmt
+                    .query_map(params![repo], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, i64>(2)?,
+                            r.get::<_, Option<String>>(3)?,
+                            r.get::<_, Option<String>>(4)?,
+                        ))
+                    })
+                    .map_err(db_err(ctx))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(db_err(ctx))?;
+                for (digest, media_type, size, subject, artifact_type) in rows {
+                    index.insert(digest.clone(), records.len());
+                    records.push(ManifestRecord {
+                        digest: parse_digest(&digest)?,
+                        media_type,
+                        size: size as u64,
+                        blobs: Vec::new(),
+                        children: Vec::new(),
+                        subject: subject.map(|s| parse_digest(&s)).transpose()?,
+                        artifact_type,
+                    });
+                }
+            }
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT manifest, target, kind FROM manifest_refs WHERE repo=?1 ORDER BY manifest, kind, position",
+                )
+                .map_err(db_err(ctx))?;
+            let refs = stmt
+                .query_map(params![repo], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                })
+                .map_err(db_err(ctx))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db_err(ctx))?;
+            for (manifest, target, kind) in refs {
+                let Some(&i) = index.get(&manifest) else { continue };
+                let target = parse_digest(&target)?;
+                if kind == "blob" {
+                    records[i].blobs.push(target);
+                } else {
+                    records[i].children.push(target);
+                }
+            }
+            Ok(RepositoryContent {
+                tags,
+                manifests: records,
+                blobs,
+            })
+        })
+        .await
+    }
+
+    async fn hold_digests(
+        &self,
+        digests: &[Digest],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Digest>, StoreError> {
+        let digests = digest_strings(digests);
+        let claimed_since = ts(&(at - chrono::Duration::from_std(CLAIM_TTL).expect("small")));
+        self.with(move |c| {
+            let ctx = "holding digests for garbage collection";
+            // Without an fsync: a hold guards a writer of this moment, and
+            // a power loss ends that writer too (WAL keeps it atomic).
+            c.execute_batch("PRAGMA synchronous=NORMAL")
+                .map_err(db_err(ctx))?;
+            let held = hold_and_read_claims(c, &digests, &at, &claimed_since, ctx);
+            c.execute_batch("PRAGMA synchronous=FULL")
+                .map_err(db_err(ctx))?;
+            held
+        })
+        .await
+    }
+
+    async fn held_since(&self, since: DateTime<Utc>) -> Result<Vec<Digest>, StoreError> {
+        self.with(move |c| {
+            let ctx = "listing held digests";
+            let mut stmt = c
+                .prepare_cached("SELECT digest FROM gc_holds WHERE held_at >= ?1")
+                .map_err(db_err(ctx))?;
+            let rows = stmt
+                .query_map(params![ts(&since)], |r| r.get::<_, String>(0))
+                .map_err(db_err(ctx))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db_err(ctx))?;
+            rows.iter().map(|d| parse_digest(d)).collect()
+        })
+        .await
+    }
+
+    async fn prune_holds(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "DELETE FROM gc_holds WHERE held_at < ?1",
+                params![ts(&before)],
+            )
+            .map(|n| n as u64)
+            .map_err(db_err("pruning garbage collection holds"))
+        })
+        .await
+    }
+
+    async fn remove_unreferenced(
+        &self,
+        repo: &RepositoryName,
+        manifests: &[Digest],
+        blobs: &[Digest],
+        held_since: DateTime<Utc>,
+    ) -> Result<(Vec<Digest>, Vec<Digest>), StoreError> {
+        let repo = repo.to_string();
+        let (manifests, blobs) = (manifests.to_vec(), blobs.to_vec());
+        self.with(move |c| {
+            let ctx = "removing unreferenced manifests and blob links";
+            let since = ts(&held_since);
+            let tx = c.transaction().map_err(db_err(ctx))?;
+            let mut gone_manifests = Vec::new();
+            for d in manifests {
+                let n = tx
+                    .execute(
+                        "DELETE FROM manifests WHERE repo=?1 AND digest=?2
+                           AND NOT EXISTS (SELECT 1 FROM tags WHERE repo=?1 AND digest=?2)
+                           AND NOT EXISTS (SELECT 1 FROM manifest_refs WHERE repo=?1 AND target=?2 AND kind='manifest')
+                           AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo=?1 AND t.digest=manifests.subject)
+                           AND NOT EXISTS (SELECT 1 FROM gc_holds WHERE digest=?2 AND held_at >= ?3)",
+                        params![repo, d.to_string(), since],
+                    )
+                    .map_err(db_err(ctx))?;
+                if n > 0 {
+                    tx.execute(
+                        "DELETE FROM manifest_refs WHERE repo=?1 AND manifest=?2",
+                        params![repo, d.to_string()],
+                    )
+                    .map_err(db_err(ctx))?;
+                    gone_manifests.push(d);
+                }
+            }
+            let mut gone_blobs = Vec::new();
+            for d in blobs {
+                let n = tx
+                    .execute(
+                        "DELETE FROM repo_blobs WHERE repo=?1 AND digest=?2
+                           AND NOT EXISTS (SELECT 1 FROM manifest_refs WHERE repo=?1 AND target=?2 AND kind='blob')
+                           AND NOT EXISTS (SELECT 1 FROM gc_holds WHERE digest=?2 AND held_at >= ?3)",
+                        params![repo, d.to_string(), since],
+                    )
+                    .map_err(db_err(ctx))?;
+                if n > 0 {
+                    gone_blobs.push(d);
+                }
+            }
+            tx.commit().map_err(db_err(ctx))?;
+            Ok((gone_manifests, gone_blobs))
+        })
+        .await
+    }
+
+    async fn claim_unreferenced(
+        &self,
+        digests: &[Digest],
+        held_since: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Digest>, StoreError> {
+        let digests = digests.to_vec();
+        self.with(move |c| {
+            let ctx = "claiming unreferenced blobs";
+            // Another collector's live claim is its own: taken over only
+            // once stale.
+            let stale = ts(&(at - chrono::Duration::from_std(CLAIM_TTL).expect("small")));
+            let (since, at) = (ts(&held_since), ts(&at));
+            let tx = c.transaction().map_err(db_err(ctx))?;
+            let mut claimed = Vec::new();
+            for d in digests {
+                let n = tx
+                    .execute(
+                        "INSERT INTO gc_claims (digest, claimed_at) SELECT ?1, ?2
+                         WHERE NOT EXISTS (SELECT 1 FROM repo_blobs WHERE digest=?1)
+                           AND NOT EXISTS (SELECT 1 FROM manifests WHERE digest=?1)
+                           AND NOT EXISTS (SELECT 1 FROM manifest_refs WHERE target=?1)
+                           AND NOT EXISTS (SELECT 1 FROM gc_holds WHERE digest=?1 AND held_at >= ?3)
+                         ON CONFLICT (digest) DO UPDATE SET claimed_at = excluded.claimed_at
+                           WHERE gc_claims.claimed_at < ?4",
+                        params![d.to_string(), at, since, stale],
+                    )
+                    .map_err(db_err(ctx))?;
+                if n > 0 {
+                    claimed.push(d);
+                }
+            }
+            tx.commit().map_err(db_err(ctx))?;
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn release_claims(&self, digests: &[Digest]) -> Result<(), StoreError> {
+        let digests = digest_strings(digests);
+        self.with(move |c| {
+            let ctx = "releasing garbage collection claims";
+            let tx = c.transaction().map_err(db_err(ctx))?;
+            for d in &digests {
+                tx.execute("DELETE FROM gc_claims WHERE digest=?1", params![d])
+                    .map_err(db_err(ctx))?;
+            }
+            tx.commit().map_err(db_err(ctx))
         })
         .await
     }
@@ -827,7 +1143,7 @@ impl RepositoryStore for SqliteStore {
     }
 }
 
-const POLICY_COLUMNS: &str = "id, local_repository, remote_host, remote_repository, username, password, auth_token, remote_ca, skip_tls_verification, enabled, initial_evaluation, last_mirrored_at, status_code, status_detail, status_timestamp, created_at, owner";
+const POLICY_COLUMNS: &str = "id, local_repository, remote_host, remote_repository, username, password, auth_token, remote_ca, skip_tls_verification, enabled, initial_evaluation, last_mirrored_at, status_code, status_detail, status_timestamp, created_at, owner, rules";
 
 struct PolicyRow {
     id: String,
@@ -847,6 +1163,7 @@ struct PolicyRow {
     status_ts: String,
     created: String,
     owner: Option<String>,
+    rules: String,
 }
 
 fn policy_row(r: &Row) -> rusqlite::Result<PolicyRow> {
@@ -868,6 +1185,7 @@ fn policy_row(r: &Row) -> rusqlite::Result<PolicyRow> {
         status_ts: r.get(14)?,
         created: r.get(15)?,
         owner: r.get(16)?,
+        rules: r.get(17)?,
     })
 }
 
@@ -896,6 +1214,7 @@ fn build_policy(p: PolicyRow, keys: &SecretKeys) -> Result<PollMirroringPolicy, 
         },
         created_at: parse_ts(&p.created)?,
         owner: p.owner,
+        rules: super::rules_from_text(&p.rules)?,
     })
 }
 
@@ -1059,7 +1378,7 @@ impl PolicyStore for SqliteStore {
         let (password, auth_token) = self.sealed_secrets(&p);
         self.with(move |c| {
             c.execute(
-                &format!("INSERT INTO policies ({POLICY_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)"),
+                &format!("INSERT INTO policies ({POLICY_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)"),
                 params![
                     p.id,
                     p.local_repository.as_str(),
@@ -1077,7 +1396,8 @@ impl PolicyStore for SqliteStore {
                     p.last_status.detail,
                     ts(&p.last_status.timestamp),
                     ts(&p.created_at),
-                    p.owner
+                    p.owner,
+                    super::rules_to_text(&p.rules)
                 ],
             )
             .map_err(db_err("saving a policy"))?;
@@ -1133,7 +1453,7 @@ impl PolicyStore for SqliteStore {
         self.with(move |c| {
             let n = c
                 .execute(
-                    "UPDATE policies SET remote_host=?2, remote_repository=?3, username=?4, password=?5, auth_token=?6, remote_ca=?7, skip_tls_verification=?8, enabled=?9, owner=?10 WHERE id=?1",
+                    "UPDATE policies SET remote_host=?2, remote_repository=?3, username=?4, password=?5, auth_token=?6, remote_ca=?7, skip_tls_verification=?8, enabled=?9, owner=?10, rules=?11 WHERE id=?1",
                     params![
                         p.id,
                         p.remote.host,
@@ -1144,7 +1464,8 @@ impl PolicyStore for SqliteStore {
                         p.remote.remote_ca,
                         p.remote.skip_tls_verification,
                         p.enabled,
-                        p.owner
+                        p.owner,
+                        super::rules_to_text(&p.rules)
                     ],
                 )
                 .map_err(db_err("updating a policy"))?;

@@ -85,6 +85,47 @@ pub fn render(m: &MetricsSnapshot, server: ServerCounts) -> String {
     );
     family(
         &mut out,
+        "regmirror_gc_runs_total",
+        "counter",
+        "Garbage collections (onlinegc jobs) that finished, by mode.",
+        &[
+            (
+                "{mode=\"real\"}".into(),
+                (m.gc.runs - m.gc.dry_runs).to_string(),
+            ),
+            ("{mode=\"dry_run\"}".into(), m.gc.dry_runs.to_string()),
+        ],
+    );
+    family(
+        &mut out,
+        "regmirror_gc_bytes_freed_total",
+        "counter",
+        "Bytes garbage collection deleted from the blob store.",
+        &one(m.gc.bytes_freed),
+    );
+    family(
+        &mut out,
+        "regmirror_gc_blobs_removed_total",
+        "counter",
+        "Blobs garbage collection deleted from the blob store.",
+        &one(m.gc.blobs_removed),
+    );
+    family(
+        &mut out,
+        "regmirror_gc_manifests_removed_total",
+        "counter",
+        "Untagged manifests garbage collection removed from repositories.",
+        &one(m.gc.manifests_removed),
+    );
+    family(
+        &mut out,
+        "regmirror_gc_dry_run_reclaimable_bytes",
+        "gauge",
+        "Bytes the last dry run found it would free.",
+        &one(m.gc.last_dry_run_bytes),
+    );
+    family(
+        &mut out,
         "regmirror_tags_copied_total",
         "counter",
         "Tags copied and published.",

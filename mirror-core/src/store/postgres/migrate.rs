@@ -29,10 +29,11 @@ const LOCK_KEY: i64 = 0x7265_676d_6972_726f;
 
 /// Names, tags and digests compare byte by byte (`COLLATE "C"`), so lists
 /// sort as SQLite sorts them, whatever the database's locale.
-const STEPS: [PgStep; 1] = [PgStep {
-    version: 1,
-    what: "repositories, manifests, tags, policies, leases, jobs and logs",
-    sql: r#"
+const STEPS: [PgStep; 3] = [
+    PgStep {
+        version: 1,
+        what: "repositories, manifests, tags, policies, leases, jobs and logs",
+        sql: r#"
 CREATE TABLE repositories (
     name text COLLATE "C" PRIMARY KEY,
     id text NOT NULL UNIQUE,
@@ -133,7 +134,30 @@ CREATE TABLE job_logs (
     PRIMARY KEY (job_id, line_num)
 );
 "#,
-}];
+    },
+    PgStep {
+        version: 2,
+        what: "garbage collection's holds and claims",
+        sql: r#"
+CREATE TABLE gc_holds (
+    digest text COLLATE "C" PRIMARY KEY,
+    held_at timestamptz NOT NULL
+);
+CREATE INDEX gc_holds_at ON gc_holds (held_at);
+CREATE TABLE gc_claims (
+    digest text COLLATE "C" PRIMARY KEY,
+    claimed_at timestamptz NOT NULL
+);
+CREATE INDEX manifests_blobs ON manifests USING gin (blobs);
+CREATE INDEX manifests_children ON manifests USING gin (children);
+"#,
+    },
+    PgStep {
+        version: 3,
+        what: "policies' tag rules",
+        sql: "ALTER TABLE policies ADD COLUMN rules text NOT NULL DEFAULT '[]';",
+    },
+];
 
 /// Brings the database (`what`, for messages) up to the last of `STEPS`;
 /// returns the version it is at.

@@ -2,16 +2,61 @@
 //! in its row; links and tags go with their repository (`ON DELETE
 //! CASCADE`); a publish locks the repository row (`FOR SHARE`) so nothing
 //! is linked to a repository being deleted.
+//!
+//! Garbage collection's holds and claims are serialized by one advisory
+//! lock (`GC_LOCK`), taken first in each transaction: shared by holds,
+//! publishes and links (which never wait for each other), exclusive by a
+//! collector's claims and removals. Under `READ COMMITTED` a statement
+//! after the lock sees every transaction that released it.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use super::{PgStore, db_err, execute, get, query};
 use crate::digest::Digest;
 use crate::reference::RepositoryName;
 use crate::store::sqlite::{parse_digest, parse_name, tag_source, visibility};
 use crate::store::{
-    ManifestRecord, NewRepository, Repository, RepositoryStore, StoreError, TagRecord,
+    CLAIM_TTL, ManifestRecord, NewRepository, Repository, RepositoryContent, RepositoryStore,
+    StoreError, TagRecord,
 };
+
+/// The advisory lock of garbage collection (`gc` in ASCII, key 0).
+const GC_LOCK: i32 = 0x6763;
+
+/// Takes [`GC_LOCK`], shared or exclusive, until the transaction ends.
+async fn gc_lock(
+    tx: &deadpool_postgres::Transaction<'_>,
+    ctx: &str,
+    exclusive: bool,
+) -> Result<(), StoreError> {
+    let sql = if exclusive {
+        "SELECT pg_advisory_xact_lock($1, 0)"
+    } else {
+        "SELECT pg_advisory_xact_lock_shared($1, 0)"
+    };
+    execute(tx, ctx, sql, &[&GC_LOCK]).await.map(drop)
+}
+
+/// Holds `digests` at `at` (sorted and once each, so two holds never
+/// wait for each other's rows in opposite orders).
+async fn hold(
+    tx: &deadpool_postgres::Transaction<'_>,
+    ctx: &str,
+    digests: &[String],
+    at: &DateTime<Utc>,
+) -> Result<(), StoreError> {
+    execute(
+        tx,
+        ctx,
+        "INSERT INTO gc_holds (digest, held_at)
+         SELECT d, $2 FROM (SELECT DISTINCT unnest($1::text[]) AS d) u ORDER BY d
+         ON CONFLICT (digest) DO UPDATE SET held_at = GREATEST(gc_holds.held_at, EXCLUDED.held_at)",
+        &[&digests, at],
+    )
+    .await
+    .map(drop)
+}
 
 const REPOSITORY_COLUMNS: &str = "id, name, visibility, short_description, created_at";
 const TAG_COLUMNS: &str =
@@ -242,7 +287,18 @@ impl RepositoryStore for PgStore {
         let repo = repo.as_str();
         let mut client = self.client(ctx).await?;
         let tx = client.transaction().await.map_err(db_err(ctx))?;
+        gc_lock(&tx, ctx, false).await?;
         require_repository(&tx, repo, ctx).await?;
+        let linked: Vec<String> = manifests
+            .iter()
+            .flat_map(|m| {
+                std::iter::once(&m.digest)
+                    .chain(&m.blobs)
+                    .chain(&m.children)
+            })
+            .map(Digest::to_string)
+            .collect();
+        hold(&tx, ctx, &linked, &crate::job::now()).await?;
         for m in manifests {
             let blobs = strings(&m.blobs);
             execute(
@@ -319,6 +375,7 @@ impl RepositoryStore for PgStore {
         let ctx = "linking a blob";
         let mut client = self.client(ctx).await?;
         let tx = client.transaction().await.map_err(db_err(ctx))?;
+        gc_lock(&tx, ctx, false).await?;
         require_repository(&tx, repo.as_str(), ctx).await?;
         execute(
             &tx,
@@ -327,6 +384,7 @@ impl RepositoryStore for PgStore {
             &[&repo.as_str(), &digest.to_string()],
         )
         .await?;
+        hold(&tx, ctx, &[digest.to_string()], &crate::job::now()).await?;
         tx.commit().await.map_err(db_err(ctx))
     }
 
@@ -343,6 +401,200 @@ impl RepositoryStore for PgStore {
             )
             .await?;
         Ok(n > 0)
+    }
+
+    async fn content(&self, repo: &RepositoryName) -> Result<RepositoryContent, StoreError> {
+        let ctx = "reading a repository's content";
+        let mut client = self.client(ctx).await?;
+        // One snapshot for the three reads.
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(db_err(ctx))?;
+        let repo = repo.as_str();
+        let tags = query(
+            &tx,
+            ctx,
+            "SELECT name, digest FROM tags WHERE repo=$1",
+            &[&repo],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok((get(r, "name")?, parse_digest(get(r, "digest")?)?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let manifests = query(
+            &tx,
+            ctx,
+            &format!("SELECT {MANIFEST_COLUMNS} FROM manifests WHERE repo=$1"),
+            &[&repo],
+        )
+        .await?
+        .iter()
+        .map(manifest_row)
+        .collect::<Result<Vec<_>, _>>()?;
+        let blobs = query(
+            &tx,
+            ctx,
+            "SELECT digest FROM repo_blobs WHERE repo=$1",
+            &[&repo],
+        )
+        .await?
+        .iter()
+        .map(|r| parse_digest(get(r, "digest")?))
+        .collect::<Result<Vec<_>, _>>()?;
+        tx.commit().await.map_err(db_err(ctx))?;
+        Ok(RepositoryContent {
+            tags,
+            manifests,
+            blobs,
+        })
+    }
+
+    async fn hold_digests(
+        &self,
+        digests: &[Digest],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Digest>, StoreError> {
+        let ctx = "holding digests for garbage collection";
+        let claimed_since = at - chrono::Duration::from_std(CLAIM_TTL).expect("small");
+        let list = strings(digests);
+        let mut client = self.client(ctx).await?;
+        let tx = client.transaction().await.map_err(db_err(ctx))?;
+        gc_lock(&tx, ctx, false).await?;
+        // No wait for the WAL flush: a hold guards a writer of this moment,
+        // which a server crash ends too.
+        execute(&tx, ctx, "SET LOCAL synchronous_commit = off", &[]).await?;
+        hold(&tx, ctx, &list, &at).await?;
+        let claimed = query(
+            &tx,
+            ctx,
+            "SELECT digest FROM gc_claims WHERE digest = ANY($1) AND claimed_at >= $2",
+            &[&list, &claimed_since],
+        )
+        .await?
+        .iter()
+        .map(|r| parse_digest(get(r, "digest")?))
+        .collect::<Result<Vec<_>, _>>()?;
+        tx.commit().await.map_err(db_err(ctx))?;
+        Ok(claimed)
+    }
+
+    async fn held_since(&self, since: DateTime<Utc>) -> Result<Vec<Digest>, StoreError> {
+        self.rows(
+            "listing held digests",
+            "SELECT digest FROM gc_holds WHERE held_at >= $1",
+            &[&since],
+            |r| parse_digest(get(r, "digest")?),
+        )
+        .await
+    }
+
+    async fn prune_holds(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.execute(
+            "pruning garbage collection holds",
+            "DELETE FROM gc_holds WHERE held_at < $1",
+            &[&before],
+        )
+        .await
+    }
+
+    async fn remove_unreferenced(
+        &self,
+        repo: &RepositoryName,
+        manifests: &[Digest],
+        blobs: &[Digest],
+        held_since: DateTime<Utc>,
+    ) -> Result<(Vec<Digest>, Vec<Digest>), StoreError> {
+        let ctx = "removing unreferenced manifests and blob links";
+        let repo = repo.as_str();
+        let mut client = self.client(ctx).await?;
+        let tx = client.transaction().await.map_err(db_err(ctx))?;
+        gc_lock(&tx, ctx, true).await?;
+        let mut gone_manifests = Vec::new();
+        for d in manifests {
+            let n = execute(
+                &tx,
+                ctx,
+                "DELETE FROM manifests m WHERE m.repo=$1 AND m.digest=$2
+                   AND NOT EXISTS (SELECT 1 FROM tags WHERE repo=$1 AND digest=$2)
+                   AND NOT EXISTS (SELECT 1 FROM manifests p WHERE p.repo=$1 AND p.children @> ARRAY[$2::text])
+                   AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo=$1 AND t.digest=m.subject)
+                   AND NOT EXISTS (SELECT 1 FROM gc_holds WHERE digest=$2 AND held_at >= $3)",
+                &[&repo, &d.to_string(), &held_since],
+            )
+            .await?;
+            if n > 0 {
+                gone_manifests.push(d.clone());
+            }
+        }
+        let mut gone_blobs = Vec::new();
+        for d in blobs {
+            let n = execute(
+                &tx,
+                ctx,
+                "DELETE FROM repo_blobs WHERE repo=$1 AND digest=$2
+                   AND NOT EXISTS (SELECT 1 FROM manifests p WHERE p.repo=$1 AND p.blobs @> ARRAY[$2::text])
+                   AND NOT EXISTS (SELECT 1 FROM gc_holds WHERE digest=$2 AND held_at >= $3)",
+                &[&repo, &d.to_string(), &held_since],
+            )
+            .await?;
+            if n > 0 {
+                gone_blobs.push(d.clone());
+            }
+        }
+        tx.commit().await.map_err(db_err(ctx))?;
+        Ok((gone_manifests, gone_blobs))
+    }
+
+    async fn claim_unreferenced(
+        &self,
+        digests: &[Digest],
+        held_since: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Digest>, StoreError> {
+        let ctx = "claiming unreferenced blobs";
+        // Another collector's live claim is its own: taken over only once
+        // stale.
+        let stale = at - chrono::Duration::from_std(CLAIM_TTL).expect("small");
+        let list = strings(digests);
+        let mut client = self.client(ctx).await?;
+        let tx = client.transaction().await.map_err(db_err(ctx))?;
+        gc_lock(&tx, ctx, true).await?;
+        let claimed = query(
+            &tx,
+            ctx,
+            "INSERT INTO gc_claims (digest, claimed_at)
+             SELECT d, $2 FROM (SELECT DISTINCT unnest($1::text[]) AS d) u
+             WHERE NOT EXISTS (SELECT 1 FROM repo_blobs r WHERE r.digest = u.d)
+               AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = u.d)
+               AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.blobs @> ARRAY[u.d])
+               AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.children @> ARRAY[u.d])
+               AND NOT EXISTS (SELECT 1 FROM gc_holds h WHERE h.digest = u.d AND h.held_at >= $3)
+             ORDER BY d
+             ON CONFLICT (digest) DO UPDATE SET claimed_at = EXCLUDED.claimed_at
+               WHERE gc_claims.claimed_at < $4
+             RETURNING digest",
+            &[&list, &at, &held_since, &stale],
+        )
+        .await?
+        .iter()
+        .map(|r| parse_digest(get(r, "digest")?))
+        .collect::<Result<Vec<_>, _>>()?;
+        tx.commit().await.map_err(db_err(ctx))?;
+        Ok(claimed)
+    }
+
+    async fn release_claims(&self, digests: &[Digest]) -> Result<(), StoreError> {
+        self.execute(
+            "releasing garbage collection claims",
+            "DELETE FROM gc_claims WHERE digest = ANY($1)",
+            &[&strings(digests)],
+        )
+        .await
+        .map(drop)
     }
 
     async fn delete_manifest(

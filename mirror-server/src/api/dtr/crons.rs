@@ -20,7 +20,9 @@ use crate::state::AppState;
 #[schema(as = CronCreate)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateForm {
-    /// The action of the jobs it submits (the key): `poll_mirror`.
+    /// The action of the jobs it submits (the key): `poll_mirror`, or
+    /// `onlinegc` (garbage collection; no cron until an administrator
+    /// creates one).
     action: String,
     /// 6-field cron spec, seconds first (`0 */30 * * * *`), or
     /// `@hourly`-style.

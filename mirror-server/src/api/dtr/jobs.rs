@@ -46,9 +46,13 @@ fn job_json(mirror: &Mirror, job: &Job) -> Value {
 #[schema(as = JobSubmission)]
 #[serde(rename_all = "camelCase")]
 pub struct SubmitForm {
-    /// `poll_mirror`.
+    /// `poll_mirror`, or `onlinegc` (garbage collection).
     action: String,
-    /// `policyID` to poll one policy; none polls every enabled policy.
+    /// `poll_mirror`: `policyID` to poll one policy; none polls every
+    /// enabled policy. `onlinegc`: `dryRun` (`true`: report only),
+    /// `gracePeriod` (`30m`, `2h`; default the server's `[gc]`
+    /// `grace_period`), `deleteUntagged` (`true`: remove manifests no tag
+    /// reaches).
     #[serde(default)]
     parameters: Option<BTreeMap<String, String>>,
     /// Reruns allowed after a worker loss (default 0).

@@ -1,6 +1,7 @@
 //! `POST /api/v0/remote/registry`: DTR's "Connect" button. Checks that the
 //! given credentials can read the remote repository, without saving
-//! anything.
+//! anything; with `rules`, also lists the remote's tags and answers which
+//! the rules would mirror (`preview`).
 
 use axum::Json;
 use axum::extract::State;
@@ -32,9 +33,15 @@ pub async fn check(
     } else {
         "registry"
     };
+    // With rules, which tags they would mirror (nothing is saved).
+    let preview = match form.rules {
+        Some(_) => Some(state.mirror.preview_tags(&form).await?),
+        None => None,
+    };
     let answer = RegistryCheck {
         registry_type: registry_type.into(),
         permissions,
+        preview,
     };
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }

@@ -101,8 +101,19 @@ pub async fn blob(
 ) -> Result<Response, RegistryError> {
     let stores = state.mirror.stores();
     let digest = Digest::parse(digest).map_err(|e| RegistryError::digest_invalid(e.to_string()))?;
-    let held = stores.repos.has_blob(&repo.name, &digest).await?
-        || stores.repos.manifest(&repo.name, &digest).await?.is_some();
+    let holds = async || -> Result<bool, StoreError> {
+        Ok(stores.repos.has_blob(&repo.name, &digest).await?
+            || stores.repos.manifest(&repo.name, &digest).await?.is_some())
+    };
+    let mut held = holds().await?;
+    if head && held {
+        // A client that HEADs a blob before a push skips uploading it when
+        // told it exists: held for the garbage collection's grace period
+        // (and checked again under the hold), so it is still there when
+        // the manifest naming it arrives.
+        mirror_core::gc::hold(stores.repos.as_ref(), std::slice::from_ref(&digest)).await?;
+        held = holds().await?;
+    }
     if !held {
         return Err(RegistryError::blob_unknown(&digest.to_string()));
     }

@@ -180,6 +180,9 @@ async fn mount_blob(
         return Ok(None);
     };
     let stores = state.mirror.stores();
+    // Held before the check, so a garbage collection cannot take the blob
+    // between the check and the link (see mirror_core::gc::hold).
+    mirror_core::gc::hold(stores.repos.as_ref(), std::slice::from_ref(&digest)).await?;
     if !can_read(state, caller, &from).await?
         || !stores.repos.has_blob(&from, &digest).await?
         || stores.blobs.stat(&digest).await?.is_none()

@@ -48,7 +48,7 @@ use super::paging::PageSize;
                                          organizations' teams, and teams' grants on whole \
                                          namespaces."),
         (name = "policies", description = "Poll mirroring policies and the remote check."),
-        (name = "jobs", description = "Jobs (`poll_mirror`) and their logs."),
+        (name = "jobs", description = "Jobs (`poll_mirror`, `onlinegc`) and their logs."),
         (name = "crons", description = "Crons that submit jobs."),
         (name = "accounts", description = "Accounts, access tokens and bearer tokens."),
         (name = "organizations", description = "UCP's eNZi account API, served at the root \

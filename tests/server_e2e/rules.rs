@@ -1,0 +1,150 @@
+//! Tag rules (issue 15): a policy's `rules` choose which remote tags a
+//! poll copies, the Connect check previews them before anything is
+//! saved, and a bad rule is a 400 naming the rule's field.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::server::TestServer;
+use crate::support::images::ImageSpec;
+use crate::support::policies::add_policy;
+use crate::support::registry::Registry;
+
+const TAGS: &[&str] = &["1.19", "1.20", "1.20.3", "1.21-alpine", "latest", "2.0"];
+
+/// The local tags of `repo`, sorted.
+async fn local_tags(server: &TestServer, repo: &str) -> Vec<String> {
+    let listed = server
+        .admin()
+        .get(format!("/v2/{repo}/tags/list"))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let mut tags: Vec<String> = listed["tags"]
+        .as_array()
+        .map(|a| a.iter().map(|t| t.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default();
+    tags.sort();
+    tags
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_choose_the_tags_a_poll_copies() {
+    let up = Registry::plain().await;
+    let pusher = up.pusher();
+    for tag in TAGS {
+        pusher
+            .push_image("team/app", tag, ImageSpec::small(&format!("app {tag}")))
+            .await;
+    }
+    let server = TestServer::start().await;
+    server.create_repo("mirrors", "app", "private").await;
+    let admin = server.admin();
+    let rules = json!([
+        {"field": "tag", "operator": "semver", "values": [">=1.20 <3"]},
+        {"field": "tag", "operator": "ew", "values": ["-alpine"], "exclude": true},
+    ]);
+
+    // Connect previews what the rules keep, saving nothing.
+    let check = admin
+        .post("/api/v0/remote/registry")
+        .json(&json!({"remoteHost": up.url(), "remoteRepository": "team/app", "rules": rules}))
+        .await;
+    let check = check.expect(StatusCode::CREATED).json();
+    assert_eq!(check["preview"]["tagsListed"], TAGS.len(), "{check}");
+    let mut preview: Vec<&str> = check["preview"]["matchingTags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    preview.sort();
+    assert_eq!(preview, ["1.20", "1.20.3", "2.0"], "{check}");
+    // Without rules, DTR's answer is unchanged.
+    let plain = admin
+        .post("/api/v0/remote/registry")
+        .json(&json!({"remoteHost": up.url(), "remoteRepository": "team/app"}))
+        .await;
+    assert_eq!(
+        plain.expect(StatusCode::CREATED).json().get("preview"),
+        None
+    );
+
+    // A poll copies exactly those.
+    let form = json!({"remoteHost": up.url(), "remoteRepository": "team/app", "rules": rules});
+    let policy = add_policy(&admin, "mirrors/app", &form).await;
+    let job = server.submit_poll(Some(&policy)).await;
+    server.wait_done(&job).await;
+    assert_eq!(
+        local_tags(&server, "mirrors/app").await,
+        ["1.20", "1.20.3", "2.0"]
+    );
+    let shown = admin
+        .get(format!(
+            "/api/v0/repositories/mirrors/app/pollMirroringPolicies/{policy}"
+        ))
+        .await;
+    let shown = shown.expect(StatusCode::OK).json();
+    assert_eq!(shown["rules"], rules, "{shown}");
+
+    // New rules apply from the next poll on (nothing is deleted).
+    let newest = json!([{"field": "tag", "operator": "newest", "values": ["1"]},
+                        {"field": "tag", "operator": "oo", "values": ["latest", "1.19"]}]);
+    let updated = admin
+        .put(format!(
+            "/api/v0/repositories/mirrors/app/pollMirroringPolicies/{policy}"
+        ))
+        .json(&json!({"rules": newest}))
+        .await;
+    updated.expect(StatusCode::OK);
+    let job = server.submit_poll(Some(&policy)).await;
+    let done: Value = server.wait_done(&job).await;
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(
+        local_tags(&server, "mirrors/app").await,
+        ["1.19", "1.20", "1.20.3", "2.0"]
+    );
+
+    // Bad rules are refused, naming the rule and its field.
+    for (bad, field) in [
+        (
+            json!([{"operator": "matches", "values": ["("]}]),
+            "rules[0].values",
+        ),
+        (
+            json!([{"operator": "eq", "values": ["a"]}, {"operator": "semver", "values": ["soon"]}]),
+            "rules[1].values",
+        ),
+        (
+            json!([{"field": "digest", "operator": "eq", "values": ["a"]}]),
+            "rules[0].field",
+        ),
+        (
+            json!([{"operator": "newest", "values": ["many"]}]),
+            "rules[0].values",
+        ),
+    ] {
+        let refused = admin
+            .put(format!(
+                "/api/v0/repositories/mirrors/app/pollMirroringPolicies/{policy}"
+            ))
+            .json(&json!({"rules": bad}))
+            .await;
+        refused
+            .expect_error(StatusCode::BAD_REQUEST, "INVALID_POLL_MIRRORING_POLICY")
+            .expect_field(field);
+        let check = admin
+            .post("/api/v0/remote/registry")
+            .json(&json!({"remoteHost": up.url(), "remoteRepository": "team/app", "rules": bad}))
+            .await;
+        check.expect_field(field);
+    }
+    let unknown_operator = admin
+        .put(format!(
+            "/api/v0/repositories/mirrors/app/pollMirroringPolicies/{policy}"
+        ))
+        .json(&json!({"rules": [{"operator": "like", "values": ["x"]}]}))
+        .await;
+    unknown_operator.expect(StatusCode::BAD_REQUEST);
+    server.stop().await;
+}
