@@ -64,14 +64,17 @@ use crate::error::error_chain;
 use crate::secret::Secret;
 
 /// Default size of a multipart upload's parts, and the largest blob stored
-/// with a single `PUT`.
-pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
+/// with a single `PUT`: S3's smallest, so a copy writing several layers at
+/// once stays within a small memory budget (three writers: 30 MiB).
+pub const DEFAULT_PART_SIZE: usize = MIN_PART_SIZE;
 /// S3's smallest part (but the last); S3-compatible servers enforce it too.
 pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 /// S3's largest part.
 const MAX_PART_SIZE: usize = 5 * 1024 * 1024 * 1024;
-/// Parts of one writer being sent at once (while it accepts the next one).
-pub const PARTS_IN_FLIGHT: usize = 2;
+/// Parts of one writer being sent at once (while it fills the next one).
+/// Several blobs of a copy are written at once, so one part each keeps the
+/// connection busy without multiplying memory.
+pub const PARTS_IN_FLIGHT: usize = 1;
 /// Default age below which [`BlobStore::purge_uploads`] leaves an upload
 /// object alone.
 pub const DEFAULT_PURGE_GRACE: Duration = Duration::from_secs(24 * 3600);
