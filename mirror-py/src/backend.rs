@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use mirror_core::api::TagPreview;
 use mirror_core::client::ApiClient;
 use mirror_core::{
     ErrorKind, Mirror, MirrorError, Permissions, PolicyForm, Progress, RepositoryName,
@@ -62,14 +63,34 @@ impl Backend {
         Job::new(job, Arc::new(self.clone()))
     }
 
-    /// Checks that the remote in `form` can be reached and read.
+    /// Checks that the remote in `form` can be reached and read (and
+    /// that its rules, if any, are valid, as the server's check does).
     pub async fn check_connection(&self, form: PolicyForm) -> Result<Permissions, Failure> {
         Ok(match self {
             Backend::Embedded(m) => {
                 let endpoint = form.endpoint().map_err(MirrorError::from)?;
+                form.tag_filter().map_err(MirrorError::from)?;
                 m.check_connection(&endpoint).await?
             }
             Backend::Remote(c) => c.check_connection(&form).await?.permissions,
+        })
+    }
+
+    /// Which of the remote's tags `form`'s rules would mirror (every tag
+    /// without rules). The server answers it in its Connect check when
+    /// the form has rules, so the client always sends some (`[]`: none).
+    pub async fn preview_tags(&self, mut form: PolicyForm) -> Result<TagPreview, Failure> {
+        Ok(match self {
+            Backend::Embedded(m) => m.preview_tags(&form).await?,
+            Backend::Remote(c) => {
+                form.rules.get_or_insert_with(Vec::new);
+                let check = c.check_connection(&form).await?;
+                check.preview.ok_or_else(|| MirrorError::Api {
+                    kind: ErrorKind::Internal,
+                    message: "the server's Connect check answered no tag preview".into(),
+                    field: None,
+                })?
+            }
         })
     }
 

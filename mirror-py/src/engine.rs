@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::{Backend, on, repository};
 use crate::errors::{Failure, failure};
 use crate::form::FormArgs;
-use crate::model::{Job, Policy, Tag};
+use crate::model::{Job, Policy, Tag, TagPreview};
 use crate::runtime::{block, block_with, joined, runtime};
 
 /// How often the progress callback is called during a poll.
@@ -111,6 +111,14 @@ engine_methods! {
     ) -> BTreeMap<&'static str, bool> {
         let p = backend.check_connection(form.unwrap_or_default().0).await?;
         Ok([("read", p.read), ("write", p.write)].into())
+    }
+
+    /// Which of the remote's tags the form's `rules` would mirror (all of
+    /// them without rules), listed now; nothing is saved:
+    /// `{"tags_listed": int, "matching_tags": [str, ...]}`.
+    #[pyo3(signature = (**form))]
+    fn preview_tags / preview_tags_async (backend, form: Option<FormArgs>) -> TagPreview {
+        Ok(backend.preview_tags(form.unwrap_or_default().0).await?.into())
     }
 
     /// Poll mirroring policies of one local repository, or all.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use mirror_core::job::format_duration;
+use mirror_core::rules::TagRule;
 use mirror_core::{JobStatus, PollMirroringPolicy, api};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -136,6 +137,8 @@ view! {
         pub last_status: MirroringStatus,
         /// When the policy was created (RFC 3339).
         pub created_at: Option<String>,
+        /// Which remote tags it mirrors (empty: every tag).
+        pub rules: Vec<Rule>,
     }
     repr = [id local_repository remote_host remote_repository username enabled last_status];
 }
@@ -162,6 +165,56 @@ impl From<&PollMirroringPolicy> for Policy {
                 timestamp: time(p.last_status.timestamp),
             },
             created_at: Some(time(p.created_at)),
+            rules: p.rules.iter().map(Rule::from).collect(),
+        }
+    }
+}
+
+/// A tag rule as Python sees it: a dict with every key
+/// (`{"field", "operator", "values", "exclude"}`).
+#[derive(Clone, IntoPyObject, IntoPyObjectRef)]
+pub struct Rule {
+    /// What the rule looks at (`tag`).
+    field: String,
+    /// `eq`, `sw`, `ew`, `c`, `oo`, `noo`, `matches`, `semver` or `newest`.
+    operator: String,
+    /// The values compared with.
+    values: Vec<String>,
+    /// Whether the rule drops what it matches.
+    exclude: bool,
+}
+
+impl From<&TagRule> for Rule {
+    fn from(r: &TagRule) -> Self {
+        // The operator as the wire writes it.
+        let operator = match serde_json::to_value(r.operator) {
+            Ok(serde_json::Value::String(s)) => s,
+            _ => format!("{:?}", r.operator).to_ascii_lowercase(),
+        };
+        Rule {
+            field: r.field.clone(),
+            operator,
+            values: r.values.clone(),
+            exclude: r.exclude,
+        }
+    }
+}
+
+/// Which remote tags a form's rules would mirror, as a dict:
+/// `{"tags_listed": int, "matching_tags": [str, ...]}`.
+#[derive(IntoPyObject)]
+pub struct TagPreview {
+    /// How many tags the remote lists.
+    tags_listed: usize,
+    /// The ones the rules keep, in the remote's order.
+    matching_tags: Vec<String>,
+}
+
+impl From<api::TagPreview> for TagPreview {
+    fn from(p: api::TagPreview) -> Self {
+        TagPreview {
+            tags_listed: p.tags_listed,
+            matching_tags: p.matching_tags,
         }
     }
 }

@@ -146,6 +146,52 @@ def test_client_async_twins(server, registry):
     assert [t.digest for t in tags] == [digest]
 
 
+def test_client_rules_and_preview_match_the_engine(server, registry, tmp_path):
+    pushed = {tag: registry.push_image("team/app", tag) for tag in ("1.0", "1.1", "2.0", "dev")}
+    client = regmirror.Client(server, "admin", ADMIN_PASSWORD)
+    local = regmirror.Mirror(tmp_path / "data")
+    remote = {"remote_host": registry.url, "remote_repository": "team/app"}
+    rules = [{"operator": "semver", "values": ["^1"]},
+             {"operator": "oo", "values": ["1.0"], "exclude": True}]
+
+    preview = client.preview_tags(**remote, rules=rules)
+    assert preview == {"tags_listed": 4, "matching_tags": ["1.1"]}
+    assert local.preview_tags(**remote, rules=rules) == preview
+    everything = client.preview_tags(**remote)
+    assert everything == local.preview_tags(**remote)
+    assert sorted(everything["matching_tags"]) == sorted(pushed)
+    assert client.check_connection(**remote, rules=rules) == {"read": True, "write": True}
+
+    policy = client.add_policy("mirrors/app", **remote, rules=rules)
+    want = [{"field": "tag", "operator": "semver", "values": ["^1"], "exclude": False},
+            {"field": "tag", "operator": "oo", "values": ["1.0"], "exclude": True}]
+    assert policy.rules == want
+    assert client.policy(policy.id).rules == want
+    assert client.poll(policy.id).status == "done"
+    assert [(t.name, t.digest) for t in client.tags("mirrors/app")] == [("1.1", pushed["1.1"])]
+    assert client.update_policy(policy.id, rules=[]).rules == []
+
+    async def main():
+        return await client.preview_tags_async(**remote, rules=[{"operator": "c", "values": ["."]}])
+
+    assert asyncio.run(main()) == {"tags_listed": 4, "matching_tags": ["1.0", "1.1", "2.0"]}
+
+    # A bad rule: the same class, field and text as the embedded engine's.
+    for bad, field in (([{"operator": "sw", "values": []}], "rules[0].values"),
+                       ([{"operator": "starts", "values": ["1"]}], "rules[0].operator"),
+                       ([{"operator": "sw", "values": [1]}], "rules[0].values[0]")):
+        with pytest.raises(regmirror.InvalidPolicyError) as err:
+            client.preview_tags(**remote, rules=bad)
+        with pytest.raises(regmirror.InvalidPolicyError) as local_err:
+            local.preview_tags(**remote, rules=bad)
+        assert err.value.field == local_err.value.field == field
+        assert str(err.value) == str(local_err.value)
+        with pytest.raises(regmirror.InvalidPolicyError) as err:
+            client.add_policy("mirrors/other", **remote, rules=bad)
+        assert err.value.field == field
+    assert [p.id for p in client.policies()] == [policy.id]
+
+
 def test_example_script_against_the_server(server, registry, tmp_path):
     import json
     import sys

@@ -142,6 +142,103 @@ def test_invalid_input_names_the_field(mirror):
         mirror.update_policy("x", colour="blue")
 
 
+def test_rules_choose_the_tags_a_poll_copies(registry, mirror):
+    pushed = {tag: registry.push_image("team/app", tag)
+              for tag in ("v1.0", "v1.1", "v1.2-rc1", "v2.0", "latest")}
+    rules = [{"operator": "sw", "values": ["v1."]},
+             {"operator": "ew", "values": ("-rc1",), "exclude": True}]
+    policy = mirror.add_policy("mirrors/app", remote_host=registry.url,
+                               remote_repository="team/app", rules=rules)
+    want = [{"field": "tag", "operator": "sw", "values": ["v1."], "exclude": False},
+            {"field": "tag", "operator": "ew", "values": ["-rc1"], "exclude": True}]
+    assert policy.rules == want
+    assert mirror.policy(policy.id).rules == want
+    assert policy.to_dict()["rules"] == want
+
+    assert mirror.poll(policy.id).status == "done"
+    tags = {t.name: t.digest for t in mirror.tags("mirrors/app")}
+    assert tags == {"v1.0": pushed["v1.0"], "v1.1": pushed["v1.1"]}
+
+    # Changed rules choose what the next poll copies; other fields stay.
+    updated = mirror.update_policy(policy.id, rules=[
+        {"field": "tag", "operator": "semver", "values": [">=2"]}])
+    assert updated.rules == [{"field": "tag", "operator": "semver", "values": [">=2"],
+                              "exclude": False}]
+    assert updated.remote_repository == "team/app"
+    assert mirror.update_policy(policy.id, enabled=False).rules == updated.rules
+    assert mirror.poll(policy.id).status == "done"
+    assert sorted(t.name for t in mirror.tags("mirrors/app")) == ["v1.0", "v1.1", "v2.0"]
+
+    # No rules: every tag.
+    plain = mirror.add_policy("mirrors/all", remote_host=registry.url,
+                              remote_repository="team/app")
+    assert plain.rules == []
+
+
+def test_preview_tags_lists_the_matching_tags(registry, mirror):
+    for tag in ("1.19", "1.20", "1.21.3", "2.0", "latest"):
+        registry.push_image("team/app", tag)
+    remote = {"remote_host": registry.url, "remote_repository": "team/app"}
+
+    preview = mirror.preview_tags(**remote, rules=[
+        {"operator": "semver", "values": [">=1.20 <2"]}])
+    assert preview == {"tags_listed": 5, "matching_tags": ["1.20", "1.21.3"]}
+    newest = mirror.preview_tags(**remote, rules=[{"operator": "newest", "values": ["2"]}])
+    assert sorted(newest["matching_tags"]) == ["1.21.3", "2.0"]
+    everything = mirror.preview_tags(**remote)
+    assert everything["tags_listed"] == 5
+    assert sorted(everything["matching_tags"]) == ["1.19", "1.20", "1.21.3", "2.0", "latest"]
+    assert mirror.preview_tags(**remote, rules=[{"operator": "eq", "values": ["nope"]}]) \
+        == {"tags_listed": 5, "matching_tags": []}
+
+    async def main():
+        return await mirror.preview_tags_async(**remote, rules=[
+            {"operator": "matches", "values": [r"1\.\d+"]}])
+
+    assert asyncio.run(main()) == {"tags_listed": 5, "matching_tags": ["1.19", "1.20"]}
+    # Nothing is saved.
+    assert mirror.policies() == []
+
+
+def test_bad_rules_name_their_field(registry, mirror):
+    registry.push_image("team/app", "v1")
+    remote = {"remote_host": registry.url, "remote_repository": "team/app"}
+
+    cases = [
+        ([{"operator": "sw", "values": []}], "rules[0].values"),
+        ([{"operator": "sw", "values": ["v"]}, {"operator": "matches", "values": ["("]}],
+         "rules[1].values"),
+        ([{"operator": "semver", "values": ["not a range"]}], "rules[0].values"),
+        ([{"operator": "newest", "values": ["many"]}], "rules[0].values"),
+        ([{"operator": "sw", "values": [1]}], "rules[0].values[0]"),
+        ([{"operator": "starts", "values": ["v"]}], "rules[0].operator"),
+        ([{"field": "digest", "operator": "sw", "values": ["v"]}], "rules[0].field"),
+        ([{"values": ["v"]}], "rules[0]"),
+        ("sw", "rules"),
+    ]
+    for rules, field in cases:
+        for call in (mirror.preview_tags, mirror.check_connection):
+            with pytest.raises(regmirror.InvalidPolicyError) as err:
+                call(**remote, rules=rules)
+            assert err.value.field == field, (rules, err.value)
+            assert str(err.value).startswith(f"{field}: "), (rules, str(err.value))
+        with pytest.raises(regmirror.InvalidPolicyError) as err:
+            mirror.add_policy("mirrors/app", **remote, rules=rules)
+        assert err.value.field == field
+    assert mirror.policies() == []
+
+    policy = mirror.add_policy("mirrors/app", **remote)
+    with pytest.raises(regmirror.InvalidPolicyError) as err:
+        mirror.update_policy(policy.id, rules=[{"operator": "sw", "values": []}])
+    assert err.value.field == "rules[0].values"
+    assert mirror.policy(policy.id).rules == []
+
+    # A value JSON cannot hold is a TypeError naming the argument.
+    with pytest.raises(TypeError) as type_err:
+        mirror.preview_tags(**remote, rules=[{"operator": "sw", "values": [object()]}])
+    assert "rules" in str(type_err.value)
+
+
 def test_remote_guard_refuses_inside_hosts_before_connecting(registry, tmp_path):
     registry.push_image("team/app", "v1")
     port = registry.url.rsplit(":", 1)[1]

@@ -82,8 +82,10 @@ def test_policy_keywords_are_the_form_fields(tmp_path: Path):
         keywords = [a.arg for a in fn.args.kwonlyargs]
         assert {"remote_host", "remote_repository"} <= set(keywords), name
         for keyword in keywords:
-            value = True if keyword in ("skip_tls_verification", "enabled",
-                                        "initial_evaluation") else "x"
+            value: object = True if keyword in ("skip_tls_verification", "enabled",
+                                                "initial_evaluation") else "x"
+            if keyword == "rules":
+                value = [{"operator": "sw", "values": ["x"]}]
             kwargs = {**unreachable, keyword: value}
             if keyword in ("remote_host", "remote_repository"):
                 kwargs[keyword] = unreachable[keyword]

@@ -64,6 +64,7 @@ static ASSETS: &[Asset] = &[
     asset!("js/views/repositories.js", JS),
     asset!("js/views/repository.js", JS),
     asset!("js/views/policy-form.js", JS),
+    asset!("js/views/tag-rules.js", JS),
     asset!("js/views/jobs.js", JS),
     asset!("js/views/access.js", JS),
     asset!("js/views/orgs.js", JS),

@@ -32,6 +32,8 @@ const TEAM = 'devs';
 const ORG_MEMBER = { user: 'dana', password: 'dana-password-1' };
 const TEAM_MEMBER = { user: 'erin', password: 'erin-password-1' };
 const TAGS = ['1.0', '1.1', 'latest'];
+// Tags of the upstream's team/ruled, for the tag rules tests.
+const RULED_TAGS = ['1.19', '1.20', '1.20.3', '1.21-alpine', 'latest', '2.0'];
 const SHOTS = process.env.REGMIRROR_SCREENSHOTS ? resolve(process.env.REGMIRROR_SCREENSHOTS) : null;
 
 let upstream;
@@ -79,6 +81,15 @@ async function logIn(p, { user, password }) {
   await p.getByLabel('Username').fill(user);
   await p.getByLabel('Password or access token').fill(password);
   await p.getByRole('button', { name: 'Log in' }).click();
+}
+
+/** Fills the new policy form with the upstream's `team/<name>` and its credentials. */
+async function fillUpstream(form, name) {
+  await form.getByLabel('Registry URL').fill(upstream.url);
+  await form.getByLabel('Username').fill(UPSTREAM_USER.user);
+  await form.getByLabel('Password or access token').fill(UPSTREAM_USER.password);
+  await form.getByLabel('Namespace').fill('team');
+  await form.getByLabel('Repository name').fill(name);
 }
 
 describe('web interface', { concurrency: false }, () => {
@@ -703,6 +714,151 @@ describe('web interface', { concurrency: false }, () => {
     }
     await phone.close();
     assert.deepEqual(phoneProblems, []);
+  });
+
+  test('a policy with tag rules: Connect previews the matching tags, a bad rule is shown at its input, Save keeps the rules', async () => {
+    for (const tag of RULED_TAGS) await upstream.pushImage('team/ruled', tag, `ruled ${tag}\n`);
+    await server.ok('POST', 'repositories/admin', { name: 'ruled', visibility: 'private' });
+    await page.goto(`${server.url}/`);
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await logIn(page, ADMIN);
+    await page.getByRole('heading', { name: 'Repositories', level: 1 }).waitFor();
+
+    await page.goto(`${server.url}/#/repositories/admin/ruled/mirrors`);
+    await page.getByRole('button', { name: 'New mirror policy' }).click();
+    const form = page.getByRole('form', { name: 'New mirror policy' });
+    await fillUpstream(form, 'ruled');
+    await form.getByText('No rules: every remote tag is mirrored.').waitFor();
+
+    // Rule 1 keeps a version range; rule 2 is first a bad pattern.
+    await form.getByRole('button', { name: 'Add a tag rule' }).click();
+    const rule1 = form.getByRole('group', { name: 'Rule 1' });
+    await rule1.getByLabel('Operator').selectOption('semver');
+    await rule1.getByLabel('Values').fill('>=1.20 <3');
+    await form.getByRole('button', { name: 'Add a tag rule' }).click();
+    const rule2 = form.getByRole('group', { name: 'Rule 2' });
+    await rule2.getByLabel('Operator').selectOption('matches');
+    await rule2.getByLabel('Values').fill('(');
+    await form.getByRole('button', { name: 'Connect' }).click();
+    // INVALID_POLL_MIRRORING_POLICY with detail.field = "rules[1].values".
+    const valuesError = rule2.locator('.field-values .field-error');
+    await valuesError.waitFor();
+    assert.match(await valuesError.textContent(), /"\("/);
+    assert.equal(await rule2.getByLabel('Values').getAttribute('aria-invalid'), 'true');
+    assert.equal(await rule1.getByLabel('Values').getAttribute('aria-invalid'), null);
+    assert.equal(await form.locator('.connect-result.connect-ok').count(), 0);
+
+    // A third rule, removed again; rule 2 becomes "exclude -alpine".
+    await form.getByRole('button', { name: 'Add a tag rule' }).click();
+    await form.getByRole('group', { name: 'Rule 3' }).getByLabel('Values').fill('x');
+    await form.getByRole('button', { name: 'Remove rule 3' }).click();
+    assert.equal(await form.getByRole('group', { name: /^Rule \d$/ }).count(), 2);
+    await rule2.getByLabel('Operator').selectOption('ew');
+    await rule2.getByLabel('Values').fill('-alpine');
+    await rule2.getByLabel('Exclude matching tags').check();
+
+    const requests = [];
+    const onRequest = (r) => {
+      if (r.method() === 'POST' && /\/api\/v0\/(remote\/registry|repositories\/admin\/ruled\/pollMirroringPolicies)/.test(r.url())) {
+        requests.push(JSON.parse(r.postData()));
+      }
+    };
+    page.on('request', onRequest);
+    await form.getByRole('button', { name: 'Connect' }).click();
+    const ok = form.locator('.connect-result.connect-ok');
+    await ok.waitFor();
+    assert.match(await ok.textContent(), /Read: yes/);
+    assert.equal(await rule2.getByLabel('Values').getAttribute('aria-invalid'), null, 'the old error is gone');
+    const preview = ok.locator('.tag-preview');
+    assert.match(await preview.locator('.preview-summary').textContent(), /^3 of 6 remote tags match/);
+    const listed = await preview.getByRole('list', { name: 'Matching remote tags' }).getByRole('listitem').allTextContents();
+    assert.deepEqual([...listed].sort(), ['1.20', '1.20.3', '2.0']);
+    assert.equal(await ok.locator('.preview-warning').count(), 0);
+    assert.ok(await ok.locator('.preview-stale').isHidden());
+
+    // Changing a rule marks the preview as out of date (Save still works).
+    await rule1.getByLabel('Values').fill('>=1.20 <2');
+    await ok.locator('.preview-stale').waitFor();
+    await rule1.getByLabel('Values').fill('>=1.20 <3');
+    await ok.locator('.preview-stale').waitFor({ state: 'hidden' });
+
+    await form.getByRole('button', { name: 'Save', exact: true }).click();
+    await page.getByRole('status').getByText('Saved.').waitFor();
+    page.off('request', onRequest);
+    const expected = [
+      { field: 'tag', operator: 'semver', values: ['>=1.20 <3'] },
+      { field: 'tag', operator: 'ew', values: ['-alpine'], exclude: true },
+    ];
+    assert.equal(requests.length, 2, JSON.stringify(requests));
+    assert.deepEqual(requests[0].rules, expected, 'Connect sends the rules');
+    assert.deepEqual(requests[1].rules, expected, 'Save sends the rules');
+
+    // Through the API: the policy has the rules.
+    const [saved] = await server.ok('GET', 'repositories/admin/ruled/pollMirroringPolicies');
+    assert.deepEqual(saved.rules, expected);
+    assert.equal(saved.remoteRepository, 'team/ruled');
+
+    // The Mirrors tab shows them in short.
+    const card = page.locator('article.policy');
+    const chips = await card.locator('.tag-rules-summary li').allTextContents();
+    assert.deepEqual(chips, ['in version range >=1.20 <3', 'except ends with -alpine']);
+
+    // The edit form starts from them; a bad value there is refused at its input too.
+    await card.getByRole('button', { name: 'Edit' }).click();
+    const edit = page.getByRole('form', { name: 'Edit mirror policy' });
+    assert.equal(await edit.getByRole('group', { name: 'Rule 1' }).getByLabel('Operator').inputValue(), 'semver');
+    assert.equal(await edit.getByRole('group', { name: 'Rule 1' }).getByLabel('Values').inputValue(), '>=1.20 <3');
+    assert.ok(await edit.getByRole('group', { name: 'Rule 2' }).getByLabel('Exclude matching tags').isChecked());
+    await edit.getByRole('group', { name: 'Rule 1' }).getByLabel('Values').fill('soon');
+    await edit.getByRole('button', { name: 'Save changes' }).click();
+    await edit.getByRole('group', { name: 'Rule 1' }).locator('.field-values .field-error').getByText(/not a version range/).waitFor();
+    await edit.getByRole('button', { name: 'Remove rule 2' }).click();
+    await edit.getByRole('group', { name: 'Rule 1' }).getByLabel('Values').fill('>=1.20 <3');
+    await edit.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByRole('status').getByText('Saved the mirror policy').waitFor();
+    await edit.waitFor({ state: 'detached' });
+    const [edited] = await server.ok('GET', 'repositories/admin/ruled/pollMirroringPolicies');
+    assert.deepEqual(edited.rules, [expected[0]]);
+    await page.locator('article.policy .tag-rules-summary li').filter({ hasText: 'in version range' }).waitFor();
+    assert.equal(await page.locator('article.policy .tag-rules-summary li').count(), 1);
+  });
+
+  test('rules that match no remote tag show a warning at Connect; a long match list is cut', async () => {
+    await page.goto(`${server.url}/#/repositories/admin/ruled/mirrors?new=1`);
+    const form = page.getByRole('form', { name: 'New mirror policy' });
+    await fillUpstream(form, 'ruled');
+    await form.getByRole('button', { name: 'Add a tag rule' }).click();
+    const rule1 = form.getByRole('group', { name: 'Rule 1' });
+    await rule1.getByLabel('Operator').selectOption('sw');
+    await rule1.getByLabel('Values').fill('nightly-, 9.');
+    await form.getByRole('button', { name: 'Connect' }).click();
+    const ok = form.locator('.connect-result.connect-ok');
+    await ok.waitFor();
+    assert.match(await ok.locator('.preview-summary').textContent(), /^0 of 6 remote tags match/);
+    const warning = ok.locator('.preview-warning');
+    await warning.waitFor();
+    assert.match(await warning.textContent(), /these rules match no remote tag; a poll would copy nothing/);
+    assert.equal(await ok.getByRole('list', { name: 'Matching remote tags' }).count(), 0);
+
+    // Many matches: the first 50 are named, then how many more. (The
+    // Connect answer is made up here; the page only shows it.)
+    const many = Array.from({ length: 73 }, (_, i) => `v${i}`);
+    await page.route(/\/api\/v0\/remote\/registry$/, (route) => route.fulfill({
+      status: 201,
+      contentType: 'application/json',
+      body: JSON.stringify({ registryType: 'registry', permissions: { read: true, write: false }, preview: { tagsListed: 80, matchingTags: many } }),
+    }));
+    await form.getByRole('button', { name: 'Connect' }).click();
+    await ok.locator('.preview-summary', { hasText: '73 of 80 remote tags match' }).waitFor();
+    const items = ok.getByRole('list', { name: 'Matching remote tags' }).getByRole('listitem');
+    assert.equal(await items.count(), 51);
+    assert.equal(await items.nth(49).textContent(), 'v49');
+    assert.equal(await items.nth(50).textContent(), 'and 23 more');
+    assert.equal(await ok.locator('.preview-warning').count(), 0);
+    await page.unroute(/\/api\/v0\/remote\/registry$/);
+    await form.getByRole('button', { name: 'Cancel' }).click();
+    await form.waitFor({ state: 'detached' });
+    assert.equal((await server.ok('GET', 'repositories/admin/ruled/pollMirroringPolicies')).length, 1, 'nothing saved');
   });
 
   test('no page errors, console errors or failed requests', () => {

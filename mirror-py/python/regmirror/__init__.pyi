@@ -3,13 +3,43 @@
 import os
 import pathlib
 from collections.abc import Awaitable, Callable
-from typing import Any, Optional, Union, final
+from typing import Any, Literal, Optional, Union, final
+
+from typing_extensions import NotRequired, TypedDict
 
 __version__: str
 
 ProgressCallback = Callable[[dict[str, int]], object]
 """Called with ``bytes_copied``, ``blobs_copied``, ``blobs_reused``,
 ``tags_copied``, ``tags_planned`` and ``retries``."""
+
+class TagRule(TypedDict):
+    """A tag rule (the ``rules`` item of a policy): which remote tags a policy
+    mirrors. A tag is mirrored when it matches every rule that keeps and no
+    rule with ``exclude``; ``newest`` (``values: ["5"]``) then keeps the
+    highest versions. A policy's ``rules`` always hold every key. Only in
+    the stubs (a plain dict at run time): import it under ``TYPE_CHECKING``."""
+
+    field: NotRequired[str]
+    """What the rule looks at: ``tag`` (the default, and the only one)."""
+    operator: Literal["eq", "sw", "ew", "c", "oo", "noo", "matches", "semver", "newest"]
+    """``eq`` (equals), ``sw`` (starts with), ``ew`` (ends with), ``c``
+    (contains), ``oo`` (one of), ``noo`` (none of), ``matches`` (a regular
+    expression, whole tag), ``semver`` (a range such as ``>=1.20 <2``) or
+    ``newest`` (how many of the highest versions to keep)."""
+    values: list[str]
+    """The values compared with (at least one)."""
+    exclude: NotRequired[bool]
+    """Drop the tags the rule matches instead of keeping only them."""
+
+class TagPreview(TypedDict):
+    """Which remote tags a policy's rules would mirror, listed now (a plain
+    dict at run time; import it under ``TYPE_CHECKING``)."""
+
+    tags_listed: int
+    """How many tags the remote lists."""
+    matching_tags: list[str]
+    """The ones the rules keep, in the remote's order."""
 
 # ---------------------------------------------------------------- errors --
 
@@ -90,6 +120,9 @@ class Policy:
     def last_status(self) -> MirroringStatus: ...
     @property
     def created_at(self) -> Optional[str]: ...
+    @property
+    def rules(self) -> list[TagRule]:
+        """Which remote tags it mirrors (empty: every tag)."""
     def to_dict(self) -> dict[str, Any]: ...
 
 @final
@@ -178,6 +211,7 @@ class _Engine:
         skip_tls_verification: bool = False,
         enabled: bool = True,
         initial_evaluation: bool = True,
+        rules: Optional[list[TagRule]] = None,
     ) -> Policy: ...
     def add_policy_async(
         self,
@@ -192,6 +226,7 @@ class _Engine:
         skip_tls_verification: bool = False,
         enabled: bool = True,
         initial_evaluation: bool = True,
+        rules: Optional[list[TagRule]] = None,
     ) -> Awaitable[Policy]: ...
     def check_connection(
         self,
@@ -203,6 +238,7 @@ class _Engine:
         auth_token: str = "",
         remote_ca: Optional[str] = None,
         skip_tls_verification: bool = False,
+        rules: Optional[list[TagRule]] = None,
     ) -> dict[str, bool]:
         """``{"read": bool, "write": bool}``; raises with the reason when
         the remote repository cannot be read."""
@@ -216,7 +252,35 @@ class _Engine:
         auth_token: str = "",
         remote_ca: Optional[str] = None,
         skip_tls_verification: bool = False,
+        rules: Optional[list[TagRule]] = None,
     ) -> Awaitable[dict[str, bool]]: ...
+    def preview_tags(
+        self,
+        *,
+        remote_host: str,
+        remote_repository: str,
+        username: str = "",
+        password: str = "",
+        auth_token: str = "",
+        remote_ca: Optional[str] = None,
+        skip_tls_verification: bool = False,
+        rules: Optional[list[TagRule]] = None,
+    ) -> TagPreview:
+        """Which of the remote repository's tags ``rules`` would mirror (every
+        tag without rules), listed now; nothing is saved. A bad rule raises
+        ``InvalidPolicyError`` whose ``field`` names it (``rules[0].values``)."""
+    def preview_tags_async(
+        self,
+        *,
+        remote_host: str,
+        remote_repository: str,
+        username: str = "",
+        password: str = "",
+        auth_token: str = "",
+        remote_ca: Optional[str] = None,
+        skip_tls_verification: bool = False,
+        rules: Optional[list[TagRule]] = None,
+    ) -> Awaitable[TagPreview]: ...
     def poll(self, policy_id: str, progress: Optional[ProgressCallback] = None) -> Job:
         """Runs one ``poll_mirror`` job for the policy and returns it finished.
         Ctrl-C cancels the job cleanly and raises ``KeyboardInterrupt``."""
@@ -239,6 +303,7 @@ class _Engine:
         remote_ca: Optional[str] = None,
         skip_tls_verification: Optional[bool] = None,
         enabled: Optional[bool] = None,
+        rules: Optional[list[TagRule]] = None,
     ) -> Policy: ...
     def update_policy_async(
         self,
@@ -252,6 +317,7 @@ class _Engine:
         remote_ca: Optional[str] = None,
         skip_tls_verification: Optional[bool] = None,
         enabled: Optional[bool] = None,
+        rules: Optional[list[TagRule]] = None,
     ) -> Awaitable[Policy]: ...
     def delete_policy(self, id: str) -> bool: ...
     def delete_policy_async(self, id: str) -> Awaitable[bool]: ...

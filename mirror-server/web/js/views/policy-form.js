@@ -4,11 +4,14 @@
 // Connect (`POST /api/v0/remote/registry`) checks the connection, then Save
 // (`?initialEvaluation=false`: mirror tags that appear or move from now on)
 // or Save & Apply (`?initialEvaluation=true`: mirror every current tag,
-// starting now: the answer's `X-Job-ID` names the job doing it).
+// starting now: the answer's `X-Job-ID` names the job doing it). Tag rules
+// (`rules`, see tag-rules.js) go with Connect, which then previews the
+// remote tags they match, and with Save.
 
 import * as api from '../api.js';
 import { h, uid } from '../dom.js';
 import { alertArea, checkbox, clearErrors, field, hideAlert, showError, whileBusy } from '../forms.js';
+import { normalRule, previewEl, tagRulesEditor } from './tag-rules.js';
 
 export const DOCKER_HUB_URL = 'https://index.docker.io';
 
@@ -132,6 +135,17 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
       h('span', { class: 'slash', 'aria-hidden': 'true', text: '/' }),
       fields.remoteName.el));
 
+  // --- tag rules ------------------------------------------------------------
+  const tagRules = tagRulesEditor({
+    rules: policy?.rules ?? [],
+    onChange: () => {
+      updateSaveState();
+      updatePreviewState();
+    },
+  });
+  /** The form's fields and the rules' inputs, by the API's field names. */
+  const allFields = () => ({ ...fields, ...tagRules.fields() });
+
   // --- advanced settings ----------------------------------------------------
   const advancedId = uid('advanced');
   const advancedToggle = h('button', {
@@ -176,6 +190,12 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
   // The values the last successful Connect checked; Save stays disabled for
   // a new policy until they match the form.
   let connectedWith = null;
+  // The rules the shown preview is of, and the note saying it is out of date.
+  let previewedRules = null;
+  const staleNote = h('p', { class: 'preview-stale', hidden: true, text: 'The tag rules changed since this check: Connect again to see which tags they match.' });
+  function updatePreviewState() {
+    staleNote.hidden = previewedRules === null || previewedRules === JSON.stringify(tagRules.rules());
+  }
   function connectionKey() {
     const v = values();
     return JSON.stringify([v.remoteHost, v.remoteRepository, v.username, v.password, v.remoteCA, v.skipTLSVerification]);
@@ -198,6 +218,7 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
       password: fields.password.input.value,
       remoteCA: fields.remoteCA.input.value.trim() ? fields.remoteCA.input.value : '',
       skipTLSVerification: fields.skipTLS.input.checked,
+      rules: tagRules.rules(),
     };
   }
 
@@ -209,11 +230,13 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
     if (!/^https?:\/\//i.test(v.remoteHost)) return missing('remoteHost', 'Start the URL with https:// (or http://).');
     if (!fields.remoteNamespace.input.value.trim()) return missing('remoteNamespace', 'Enter the remote namespace (e.g. library on Docker Hub).');
     if (!fields.remoteName.input.value.trim()) return missing('remoteName', 'Enter the remote repository name.');
+    const badRule = tagRules.validate();
+    if (badRule) return missing(...badRule);
     return null;
   }
 
   function showConnectError(err) {
-    const shown = err.field ? showError(fields, null, err, ALIASES) : null;
+    const shown = err.field ? showError(allFields(), null, err, ALIASES) : null;
     if (shown) {
       if (shown === fields.remoteCA || shown === fields.skipTLS) setAdvanced(true);
       connectResult.replaceChildren();
@@ -230,13 +253,15 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
   }
 
   connectButton.addEventListener('click', async () => {
-    clearErrors(fields);
+    clearErrors(allFields());
     hideAlert(formAlert);
     connectResult.className = 'connect-result';
     connectResult.replaceChildren();
+    previewedRules = null;
+    updatePreviewState();
     const invalid = validate();
     if (invalid) {
-      showError(fields, formAlert, invalid, ALIASES);
+      showError(allFields(), formAlert, invalid, ALIASES);
       return;
     }
     const v = values();
@@ -249,6 +274,8 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
         password: v.password,
         remoteCA: v.remoteCA,
         skipTLSVerification: v.skipTLSVerification,
+        // With rules, the answer's `preview` says which remote tags they match.
+        ...(v.rules.length ? { rules: v.rules } : {}),
       }));
       connectedWith = key;
       const perm = (ok) => (ok ? 'yes' : 'no');
@@ -258,7 +285,11 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
         h('p', {}, h('strong', { text: 'Connected. ' }), `The ${type} accepts these credentials for ${v.remoteRepository}.`),
         h('ul', { class: 'permissions' },
           h('li', {}, 'Read: ', h('strong', { class: result?.permissions?.read ? 'yes' : 'no', text: perm(result?.permissions?.read) })),
-          h('li', {}, 'Write: ', h('strong', { class: result?.permissions?.write ? 'yes' : 'no', text: perm(result?.permissions?.write) }))));
+          h('li', {}, 'Write: ', h('strong', { class: result?.permissions?.write ? 'yes' : 'no', text: perm(result?.permissions?.write) }))),
+        result?.preview ? previewEl(result.preview) : null,
+        staleNote);
+      previewedRules = JSON.stringify(v.rules);
+      updatePreviewState();
     } catch (e) {
       connectedWith = null;
       showConnectError(e);
@@ -295,24 +326,29 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
     fields.remoteHost.el,
     h('div', { class: 'field-row credentials' }, fields.username.el, fields.password.el),
     repoGroup,
+    tagRules.el,
     h('div', { class: 'advanced-toggle' }, advancedToggle),
     advanced,
     h('div', { class: 'connect-row' }, connectButton, connectResult),
     h('div', { class: 'actions' }, saveButton, applyButton, cancelButton),
     saveHint);
-  form.addEventListener('input', updateSaveState);
-  form.addEventListener('change', updateSaveState);
+  for (const type of ['input', 'change']) {
+    form.addEventListener(type, () => {
+      updateSaveState();
+      updatePreviewState();
+    });
+  }
   updateSaveState();
 
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const submitter = event.submitter ?? saveButton;
     const apply = submitter.value === 'apply';
-    clearErrors(fields);
+    clearErrors(allFields());
     hideAlert(formAlert);
     const invalid = validate();
     if (invalid) {
-      showError(fields, formAlert, invalid, ALIASES);
+      showError(allFields(), formAlert, invalid, ALIASES);
       return;
     }
     const v = values();
@@ -329,12 +365,15 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
           if (v[key] !== (policy[key] ?? (key === 'skipTLSVerification' ? false : ''))) body[key] = v[key];
         }
         if (v.password || (!v.username && policy.username)) body.password = v.password;
+        // The rules, when they changed (an empty list removes them all).
+        if (JSON.stringify(v.rules) !== JSON.stringify((policy.rules ?? []).map(normalRule))) body.rules = v.rules;
         saved = await whileBusy(saveButton, 'Saving…', () => api.put(`${base}/${encodeURIComponent(policy.id)}`, body));
       } else {
         // Save & Apply: the server evaluates the new policy at once and
-        // names the job in `X-Job-ID`.
+        // names the job in `X-Job-ID`. No rules: every tag.
+        const { rules, ...rest } = v;
         const answer = await whileBusy(submitter, 'Saving…', () => api.send('POST', base, {
-          body: { ...v, enabled: true },
+          body: { ...rest, ...(rules.length ? { rules } : {}), enabled: true },
           query: { initialEvaluation: apply },
         }));
         saved = answer.data;
@@ -349,7 +388,7 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
         connectButton.focus();
         return;
       }
-      const shown = showError(fields, formAlert, e, ALIASES);
+      const shown = showError(allFields(), formAlert, e, ALIASES);
       if (shown === fields.remoteCA || shown === fields.skipTLS) setAdvanced(true);
     }
   });

@@ -8,6 +8,7 @@ import { alertArea, hideAlert, showAlert, whileBusy } from '../forms.js';
 import { describeProgress, followJob } from '../progress.js';
 import { accessTab } from './access.js';
 import { policyForm } from './policy-form.js';
+import { ruleSummary } from './tag-rules.js';
 
 const MEDIA_TYPES = {
   'application/vnd.docker.distribution.manifest.v2+json': 'Image (Docker)',
@@ -273,7 +274,11 @@ async function mirrorsTab(panel, ctx, { namespace, name, level }) {
           status.code === 'NEVER_RUN'
             ? h('span', { class: 'muted', text: p.initialEvaluation ? 'Not polled yet: every tag will be mirrored at the first poll.' : 'Not polled yet: tags pushed or moved from now on will be mirrored.' })
             : [status.detail || status.code, ' ', status.timestamp ? ['(', timeEl(status.timestamp), ')'] : null])),
-        tls.length ? h('div', {}, h('dt', { text: 'TLS' }), h('dd', { text: tls.join(', ') })) : null),
+        tls.length ? h('div', {}, h('dt', { text: 'TLS' }), h('dd', { text: tls.join(', ') })) : null,
+        h('div', { class: 'wide' }, h('dt', { text: 'Tag rules' }), h('dd', { class: 'tag-rules-summary' },
+          p.rules?.length
+            ? h('ul', { class: 'rule-chips' }, p.rules.map((r) => h('li', { dataset: { operator: r.operator }, text: ruleSummary(r) })))
+            : h('span', { class: 'muted', text: 'none: every tag' })))),
       rowAlert);
 
     if (isAdmin) {
