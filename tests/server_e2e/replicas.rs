@@ -1,13 +1,15 @@
 //! Scale-out: the server's own stores on PostgreSQL (`support::postgres`,
-//! one server for this binary, a database per test), and two in-process
-//! servers on one database and one moto bucket behaving as one registry.
+//! one server for this binary, a database per test), and two or three
+//! in-process servers on one database and one moto bucket behaving as one
+//! registry.
 //!
 //! - The server store conformance checks, on SQLite and on PostgreSQL.
 //! - Server migrations: concurrent starts apply each step once; a newer
 //!   schema is refused.
-//! - Two replicas: accounts, tokens, repositories, policies, jobs and
-//!   pushed images of one are the other's; a cron due every second fires
-//!   about once a second in all, not once per replica.
+//! - Three replicas: accounts, tokens, repositories, policies, jobs and
+//!   pushed images of one are the others' (a policy saved through A,
+//!   polled by whichever claims it, pulled whole from C); a cron due every
+//!   second fires about once a second in all, not once per replica.
 //! - A chunked push (by hand and by skopeo) through a load balancer that
 //!   sends each request to the other replica succeeds, and an unfinished
 //!   push outlives the replica it started on.
@@ -110,8 +112,8 @@ fn share_key(data_dir: &Path) {
     std::io::Write::write_all(&mut f, SHARED_KEY.as_bytes()).unwrap();
 }
 
-/// Two servers on one new database, blobs in one bucket (prefix `p`).
-async fn replicas() -> (TestServer, TestServer) {
+/// `n` servers on one new database, blobs in one bucket (prefix `p`).
+async fn replicas(n: usize) -> Vec<TestServer> {
     let url = PgServer::shared().database().await;
     let bucket = S3Server::shared().bucket().await;
     let start = || {
@@ -123,19 +125,33 @@ async fn replicas() -> (TestServer, TestServer) {
             c.blob_store = BlobStoreConfig::S3(Box::new(options));
         })
     };
-    let a = start().await;
-    let b = start().await;
-    (a, b)
+    let mut servers = Vec::with_capacity(n);
+    for _ in 0..n {
+        servers.push(start().await);
+    }
+    servers
+}
+
+/// Two replicas ([`replicas`]).
+async fn two_replicas() -> (TestServer, TestServer) {
+    let mut r = replicas(2).await;
+    let b = r.pop().unwrap();
+    (r.pop().unwrap(), b)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_replicas_behave_as_one_registry() {
+async fn three_replicas_behave_as_one_registry() {
     let up = Registry::plain().await;
     let image = up
         .pusher()
         .push_image("team/app", "v1", ImageSpec::small("replicated"))
         .await;
-    let (a, b) = replicas().await;
+    let mut three = replicas(3).await;
+    let (c, b, a) = (
+        three.pop().unwrap(),
+        three.pop().unwrap(),
+        three.pop().unwrap(),
+    );
     assert!(
         !a.data_dir().join("regmirror.db").exists() && !a.data_dir().join("server.db").exists(),
         "no SQLite file with a database URL"
@@ -201,17 +217,27 @@ async fn two_replicas_behave_as_one_registry() {
         sha256(&skopeo(inspect(&b, "mirrors/pushed")).await),
         image.digest
     );
+    // Saved through A, polled by whichever replica claimed it, pulled
+    // whole from C.
     let out = tempfile::tempdir().unwrap();
-    skopeo(vec![
-        "copy".into(),
-        format!("--src-creds={creds}"),
-        "--src-tls-verify=false".into(),
-        format!("docker://{}/mirrors/pushed:v1", b.host_port),
-        format!("oci:{}:v1", out.path().join("layout").display()),
-    ])
-    .await;
-    a.stop().await;
-    b.stop().await;
+    for repo in ["mirrors/app", "mirrors/pushed"] {
+        skopeo(vec![
+            "copy".into(),
+            format!("--src-creds={creds}"),
+            "--src-tls-verify=false".into(),
+            format!("docker://{}/{repo}:v1", c.host_port),
+            format!(
+                "oci:{}:{}",
+                out.path().join("layout").display(),
+                repo.replace('/', "-")
+            ),
+        ])
+        .await;
+        assert_eq!(sha256(&skopeo(inspect(&c, repo)).await), image.digest);
+    }
+    for server in [a, b, c] {
+        server.stop().await;
+    }
 }
 
 /// Copies `team/app:v1` of `up` to `mirrors/pushed:v1` at `host_port`
@@ -243,7 +269,7 @@ async fn a_chunked_push_may_alternate_between_replicas_and_outlive_one() {
         .pusher()
         .push_image("team/app", "v1", ImageSpec::small("alternating"))
         .await;
-    let (a, b) = replicas().await;
+    let (a, b) = two_replicas().await;
     a.create_repo("mirrors", "pushed", "private").await;
     // A load balancer without sticky sessions: each request goes to the
     // other replica than the one before.
@@ -363,11 +389,16 @@ async fn poll_jobs(server: &TestServer) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cron_fires_once_across_replicas() {
-    let (a, b) = replicas().await;
-    // Saved through both, so both schedulers wake for it at once (another
+    let mut three = replicas(3).await;
+    let (c, b, a) = (
+        three.pop().unwrap(),
+        three.pop().unwrap(),
+        three.pop().unwrap(),
+    );
+    // Saved through each, so every scheduler wakes for it at once (another
     // replica's change is otherwise seen within a minute).
     let every_second = json!({"action": "poll_mirror", "schedule": "* * * * * *"});
-    for server in [&a, &b] {
+    for server in [&a, &b, &c] {
         let saved = server
             .admin()
             .post("/api/v0/crons")
@@ -381,13 +412,14 @@ async fn a_cron_fires_once_across_replicas() {
     let fired = poll_jobs(&a).await - before;
     let secs = start.elapsed().as_secs_f64();
     // Once a second in all (a job still pending skips a run, so fewer is
-    // fine); a fire per replica would be about twice as many.
+    // fine); a fire per replica would be about three times as many.
     assert!(
         fired >= 3 && fired as f64 <= secs + 1.0,
         "{fired} jobs in {secs:.1} s"
     );
     let deleted = b.admin().delete("/api/v0/crons/poll_mirror").await;
     deleted.expect(StatusCode::NO_CONTENT);
-    a.stop().await;
-    b.stop().await;
+    for server in [a, b, c] {
+        server.stop().await;
+    }
 }
