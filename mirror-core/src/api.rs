@@ -67,6 +67,9 @@ impl From<&PollMirroringPolicy> for PolicyView {
                 initial_evaluation: Some(p.initial_evaluation),
                 local_repository: Some(p.local_repository.to_string()),
                 rules: Some(p.rules.clone()),
+                delete_removed: Some(p.delete_removed.enabled),
+                delete_removed_dry_run: Some(p.delete_removed.dry_run),
+                delete_removed_max_percent: Some(p.delete_removed.max_percent),
             },
             last_mirrored_at: p
                 .last_mirrored_at
@@ -112,6 +115,7 @@ impl TryFrom<PolicyView> for PollMirroringPolicy {
             created_at: v.created_at,
             owner: None,
             rules: form.rules.clone().unwrap_or_default(),
+            delete_removed: form.delete_removed_on(Default::default()),
         })
     }
 }

@@ -457,7 +457,7 @@ impl Mirror {
         owner: Option<&str>,
     ) -> Result<PollMirroringPolicy, MirrorError> {
         let endpoint = form.endpoint()?;
-        form.tag_filter()?;
+        form.check_options()?;
         self.check_connection(&endpoint).await?;
         let remote = self.inner.connector.connect(&endpoint)?;
         self.ensure_repository(local).await?;
@@ -511,7 +511,7 @@ impl Mirror {
         by: Option<&str>,
     ) -> Result<PollMirroringPolicy, MirrorError> {
         let current = self.policy(id).await?;
-        update.tag_filter()?;
+        update.check_options()?;
         let next = update.apply(&current, by)?;
         if update.changes_remote() {
             self.check_connection(&next.remote).await?;

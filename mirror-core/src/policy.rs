@@ -194,6 +194,34 @@ pub struct PollMirroringPolicy {
     pub owner: Option<String>,
     /// Which remote tags it mirrors ([`crate::rules`]); empty: every tag.
     pub rules: Vec<TagRule>,
+    /// Whether its polls delete local tags the remote no longer lists.
+    pub delete_removed: DeleteRemoved,
+}
+
+/// Deletion propagation: a poll deletes local tags this policy mirrored
+/// that the remote no longer lists, never when the remote lists no tag at
+/// all, and at most `max_percent` of the policy's tags per poll (rounded
+/// up); with `dry_run` it only logs what it would delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DeleteRemoved {
+    /// Off by default.
+    pub enabled: bool,
+    /// Log what would go, delete nothing.
+    pub dry_run: bool,
+    /// The most a poll deletes, in percent of the tags this policy
+    /// mirrored (1 to 100; default 10).
+    pub max_percent: u8,
+}
+
+impl Default for DeleteRemoved {
+    fn default() -> Self {
+        DeleteRemoved {
+            enabled: false,
+            dry_run: false,
+            max_percent: 10,
+        }
+    }
 }
 
 impl PollMirroringPolicy {
@@ -222,6 +250,7 @@ impl PollMirroringPolicy {
             created_at: now,
             owner: owner.map(str::to_string),
             rules: form.rules.clone().unwrap_or_default(),
+            delete_removed: form.delete_removed_on(DeleteRemoved::default()),
         }
     }
 }
@@ -288,6 +317,17 @@ pub struct PolicyForm {
     /// Which remote tags to mirror ([`crate::rules`]); none: every tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rules: Option<Vec<TagRule>>,
+    /// Delete local tags this policy mirrored that the remote no longer
+    /// lists ([`DeleteRemoved`]; default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_removed: Option<bool>,
+    /// With `deleteRemoved`, only log what would be deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_removed_dry_run: Option<bool>,
+    /// With `deleteRemoved`, the most a poll deletes, in percent of the
+    /// policy's tags (1 to 100; default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_removed_max_percent: Option<u8>,
 }
 
 /// Serializes a secret a client sends (the one place a [`Secret`] becomes
@@ -324,6 +364,31 @@ impl PolicyForm {
     /// Whether every current remote tag is mirrored (default: true).
     pub fn evaluates_initially(&self) -> bool {
         self.initial_evaluation.unwrap_or(true)
+    }
+
+    /// `current` with the deletion fields the form gives.
+    pub fn delete_removed_on(&self, current: DeleteRemoved) -> DeleteRemoved {
+        DeleteRemoved {
+            enabled: self.delete_removed.unwrap_or(current.enabled),
+            dry_run: self.delete_removed_dry_run.unwrap_or(current.dry_run),
+            max_percent: self
+                .delete_removed_max_percent
+                .unwrap_or(current.max_percent),
+        }
+    }
+
+    /// Checks the fields that are not about the remote: the rules and the
+    /// deletion share.
+    pub fn check_options(&self) -> Result<TagFilter, InvalidPolicy> {
+        if let Some(p) = self.delete_removed_max_percent
+            && !(1..=100).contains(&p)
+        {
+            return Err(InvalidPolicy::new(
+                "deleteRemovedMaxPercent",
+                format!("{p}: a percentage from 1 to 100"),
+            ));
+        }
+        self.tag_filter()
     }
 
     /// The form's rules, checked ([`TagFilter::new`]): every tag when
@@ -449,6 +514,7 @@ impl PolicyForm {
         if let Some(rules) = &self.rules {
             next.rules = rules.clone();
         }
+        next.delete_removed = self.delete_removed_on(policy.delete_removed);
         if self.changes_remote()
             && let Some(by) = by
         {
@@ -598,7 +664,10 @@ mod tests {
                 "enabled",
                 "initialEvaluation",
                 "localRepository",
-                "rules"
+                "rules",
+                "deleteRemoved",
+                "deleteRemovedDryRun",
+                "deleteRemovedMaxPercent"
             ]
         );
     }

@@ -47,6 +47,8 @@ pub struct PollReport {
     pub tags_preexisting: usize,
     /// Tags that failed (each also in `errors`).
     pub tags_failed: usize,
+    /// Local tags deleted because the remote no longer lists them.
+    pub tags_deleted: usize,
     /// Bytes written to the store.
     pub bytes_copied: u64,
     /// One line per failed tag: tag, digest and cause.
@@ -330,9 +332,104 @@ pub async fn poll_policy(
             after.blobs_reused - before.blobs_reused,
         ));
     }
+    if policy.delete_removed.enabled {
+        propagate_deletions(env, policy, &listed, &source, &mut report).await?;
+    }
     env.log.line(format!(
-        "poll of {source} done: {} copied, {} unchanged, {} failed, {} bytes",
-        report.tags_copied, report.tags_unchanged, report.tags_failed, report.bytes_copied
+        "poll of {source} done: {} copied, {} unchanged, {} failed, {} deleted, {} bytes",
+        report.tags_copied,
+        report.tags_unchanged,
+        report.tags_failed,
+        report.tags_deleted,
+        report.bytes_copied
     ));
     Ok(report)
+}
+
+/// Deletes the local tags `policy` mirrored from `source` that the remote
+/// no longer lists in `listed` (see [`crate::policy::DeleteRemoved`]):
+/// never when the remote lists no tag (an outage or a wiped repository
+/// looks the same), only tags this policy wrote from this remote, at most
+/// `max_percent` of them per poll (rounded up), and with `dry_run` only
+/// in the log.
+async fn propagate_deletions(
+    env: &PollEnv<'_>,
+    policy: &PollMirroringPolicy,
+    listed: &[String],
+    source: &str,
+    report: &mut PollReport,
+) -> Result<(), PollError> {
+    let settings = policy.delete_removed;
+    let local_repo = &policy.local_repository;
+    if listed.is_empty() {
+        env.log.line(format!(
+            "deletion skipped: {source} lists no tags (an outage and a wiped repository look the same)"
+        ));
+        return Ok(());
+    }
+    let remote: std::collections::HashSet<&str> = listed.iter().map(String::as_str).collect();
+    let tags = env
+        .repos
+        .tags(local_repo)
+        .await
+        .map_err(|source| PollError::Store {
+            context: format!("reading tags of {local_repo}"),
+            source,
+        })?;
+    let mine: Vec<&TagRecord> = tags
+        .iter()
+        .filter(|t| {
+            t.mirrored
+                .as_ref()
+                .is_some_and(|m| m.policy_id == policy.id && m.remote_repository == source)
+        })
+        .collect();
+    let mut gone: Vec<&TagRecord> = mine
+        .iter()
+        .copied()
+        .filter(|t| {
+            t.mirrored
+                .as_ref()
+                .is_some_and(|m| !remote.contains(m.remote_tag.as_str()))
+        })
+        .collect();
+    if gone.is_empty() {
+        return Ok(());
+    }
+    gone.sort_by(|a, b| a.name.cmp(&b.name));
+    let limit = (mine.len() * usize::from(settings.max_percent)).div_ceil(100);
+    if gone.len() > limit {
+        env.log.line(format!(
+            "{} tags of {local_repo} are gone from {source}; at most {limit} ({}% of the {} this policy mirrored) go per poll, the rest wait for the next",
+            gone.len(),
+            settings.max_percent,
+            mine.len()
+        ));
+        gone.truncate(limit);
+    }
+    for tag in gone {
+        if settings.dry_run {
+            env.log.line(format!(
+                "would delete {local_repo}:{} ({}): {source} no longer lists it (dry run)",
+                tag.name, tag.digest
+            ));
+            continue;
+        }
+        let deleted = env
+            .repos
+            .delete_tag(local_repo, &tag.name)
+            .await
+            .map_err(|source| PollError::Store {
+                context: format!("deleting {local_repo}:{}", tag.name),
+                source,
+            })?;
+        if deleted {
+            report.tags_deleted += 1;
+            env.log.line(format!(
+                "deleted {local_repo}:{} ({}): {source} no longer lists it",
+                tag.name, tag.digest
+            ));
+        }
+    }
+    Ok(())
 }

@@ -83,7 +83,8 @@ def test_policy_keywords_are_the_form_fields(tmp_path: Path):
         assert {"remote_host", "remote_repository"} <= set(keywords), name
         for keyword in keywords:
             value: object = True if keyword in ("skip_tls_verification", "enabled",
-                                                "initial_evaluation") else "x"
+                                                "initial_evaluation", "delete_removed",
+                                                "delete_removed_dry_run") else "x"
             if keyword == "rules":
                 value = [{"operator": "sw", "values": ["x"]}]
             kwargs = {**unreachable, keyword: value}

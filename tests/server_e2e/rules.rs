@@ -148,3 +148,131 @@ async fn rules_choose_the_tags_a_poll_copies() {
     unknown_operator.expect(StatusCode::BAD_REQUEST);
     server.stop().await;
 }
+
+/// The job log of `job`, joined.
+async fn job_log(server: &TestServer, job: &str) -> String {
+    let lines = server
+        .admin()
+        .get(format!("/api/v0/jobs/{job}/logs"))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    lines
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["data"].as_str().unwrap_or_default().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Polls `policy` once; its log.
+async fn poll(server: &TestServer, policy: &str) -> String {
+    let job = server.submit_poll(Some(policy)).await;
+    let done: Value = server.wait_done(&job).await;
+    assert_eq!(done["status"], "done", "{done}");
+    job_log(server, &job).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletions_propagate_only_when_asked_and_never_too_many_at_once() {
+    let up = Registry::plain().await;
+    let pusher = up.pusher();
+    let names: Vec<String> = (1..=12).map(|i| format!("t{i:02}")).collect();
+    let mut digests = Vec::new();
+    for tag in &names {
+        let image = pusher
+            .push_image("team/app", tag, ImageSpec::small(&format!("app {tag}")))
+            .await;
+        digests.push(image.digest);
+    }
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    for repo in ["kept", "dry", "synced"] {
+        server.create_repo("mirrors", repo, "private").await;
+    }
+    let form = |extra: Value| {
+        let mut f = json!({"remoteHost": up.url(), "remoteRepository": "team/app"});
+        f.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        f
+    };
+    let kept = add_policy(&admin, "mirrors/kept", &form(json!({}))).await;
+    let dry = add_policy(
+        &admin,
+        "mirrors/dry",
+        &form(json!({"deleteRemoved": true, "deleteRemovedDryRun": true})),
+    )
+    .await;
+    let synced = add_policy(
+        &admin,
+        "mirrors/synced",
+        &form(json!({"deleteRemoved": true})),
+    )
+    .await;
+    for policy in [&kept, &dry, &synced] {
+        poll(&server, policy).await;
+    }
+    // A tag pushed into the mirror by hand is not the policy's to delete.
+    let local = admin.get("/v2/mirrors/synced/manifests/t01").header("accept", "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json").await;
+    let local = local.expect(StatusCode::OK);
+    let media = local.header("content-type").to_string();
+    admin
+        .put("/v2/mirrors/synced/manifests/pushed-here")
+        .header("content-type", media)
+        .body(local.body.to_vec())
+        .await
+        .expect(StatusCode::CREATED);
+
+    // Three tags go upstream: 10% of 12, rounded up, is 2 per poll.
+    for digest in &digests[..3] {
+        assert!(pusher.delete_manifest("team/app", digest).await);
+    }
+    let log = poll(&server, &synced).await;
+    assert!(
+        log.contains("at most 2 (10% of the 12 this policy mirrored)"),
+        "{log}"
+    );
+    assert_eq!(local_tags(&server, "mirrors/synced").await.len(), 13 - 2);
+    let log = poll(&server, &synced).await;
+    assert!(log.contains("deleted mirrors/synced:t03"), "{log}");
+    let after: Vec<String> = local_tags(&server, "mirrors/synced").await;
+    let mut expected: Vec<String> = names[3..].to_vec();
+    expected.push("pushed-here".into());
+    expected.sort();
+    assert_eq!(after, expected);
+    // Without deleteRemoved nothing goes; a dry run only says what would.
+    let log = poll(&server, &kept).await;
+    assert!(
+        !log.contains("deleted mirrors/") && !log.contains("would delete"),
+        "{log}"
+    );
+    assert_eq!(local_tags(&server, "mirrors/kept").await, names);
+    let log = poll(&server, &dry).await;
+    assert!(log.contains("would delete mirrors/dry:t01"), "{log}");
+    assert_eq!(local_tags(&server, "mirrors/dry").await, names);
+
+    // A remote that lists nothing deletes nothing.
+    for digest in &digests[3..] {
+        assert!(pusher.delete_manifest("team/app", digest).await);
+    }
+    let job = server.submit_poll(Some(&synced)).await;
+    let done: Value = server.wait_done(&job).await;
+    let log = job_log(&server, &job).await;
+    assert!(
+        log.contains("deletion skipped") || done["status"] != "done",
+        "{log}"
+    );
+    assert_eq!(local_tags(&server, "mirrors/synced").await, expected);
+
+    // A bad share is refused, naming it.
+    let refused = admin
+        .put(format!(
+            "/api/v0/repositories/mirrors/synced/pollMirroringPolicies/{synced}"
+        ))
+        .json(&json!({"deleteRemovedMaxPercent": 0}))
+        .await;
+    refused.expect_field("deleteRemovedMaxPercent");
+    server.stop().await;
+}

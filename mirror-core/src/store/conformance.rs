@@ -1090,6 +1090,11 @@ pub async fn policies(store: &dyn PolicyStore) {
         values: vec![">=1.2 <2".into()],
         exclude: true,
     }];
+    updated.delete_removed = crate::policy::DeleteRemoved {
+        enabled: true,
+        dry_run: true,
+        max_percent: 25,
+    };
     updated.remote.host = "https://other.example".into();
     updated.remote.username = "someone".into();
     updated.remote.password = Secret::new("new pw");

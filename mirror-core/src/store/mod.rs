@@ -204,6 +204,19 @@ pub(crate) fn rules_from_text(text: &str) -> Result<Vec<crate::rules::TagRule>, 
     })
 }
 
+/// A policy's deletion settings as the metadata stores keep them (JSON).
+pub(crate) fn deletion_to_text(d: &crate::policy::DeleteRemoved) -> String {
+    serde_json::to_string(d).expect("plain fields serialize")
+}
+
+/// Deletion settings a metadata store kept ([`deletion_to_text`]; `{}`
+/// for a policy saved before they existed: off).
+pub(crate) fn deletion_from_text(text: &str) -> Result<crate::policy::DeleteRemoved, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        reason: format!("a stored policy's deletion settings do not parse: {e}"),
+    })
+}
+
 /// A stream of blob bytes.
 pub type ByteStream<E> = Pin<Box<dyn Stream<Item = Result<Bytes, E>> + Send + 'static>>;
 

@@ -123,7 +123,7 @@ CREATE TABLE IF NOT EXISTS job_logs (
 "#;
 
 /// The schema of `regmirror.db`, step by step (see [`super::migrate`]).
-const MIGRATIONS: [Migration; 6] = [
+const MIGRATIONS: [Migration; 7] = [
     Migration {
         version: 1,
         what: "repositories, manifests, tags, policies, jobs and logs",
@@ -179,6 +179,18 @@ const MIGRATIONS: [Migration; 6] = [
         version: 6,
         what: "policies' tag rules",
         apply: |c| add_column(c, "policies", "rules", "TEXT NOT NULL DEFAULT '[]'"),
+    },
+    Migration {
+        version: 7,
+        what: "policies' deletion propagation",
+        apply: |c| {
+            add_column(
+                c,
+                "policies",
+                "delete_removed",
+                "TEXT NOT NULL DEFAULT '{}'",
+            )
+        },
     },
 ];
 
@@ -1143,7 +1155,7 @@ impl RepositoryStore for SqliteStore {
     }
 }
 
-const POLICY_COLUMNS: &str = "id, local_repository, remote_host, remote_repository, username, password, auth_token, remote_ca, skip_tls_verification, enabled, initial_evaluation, last_mirrored_at, status_code, status_detail, status_timestamp, created_at, owner, rules";
+const POLICY_COLUMNS: &str = "id, local_repository, remote_host, remote_repository, username, password, auth_token, remote_ca, skip_tls_verification, enabled, initial_evaluation, last_mirrored_at, status_code, status_detail, status_timestamp, created_at, owner, rules, delete_removed";
 
 struct PolicyRow {
     id: String,
@@ -1164,6 +1176,7 @@ struct PolicyRow {
     created: String,
     owner: Option<String>,
     rules: String,
+    delete_removed: String,
 }
 
 fn policy_row(r: &Row) -> rusqlite::Result<PolicyRow> {
@@ -1186,6 +1199,7 @@ fn policy_row(r: &Row) -> rusqlite::Result<PolicyRow> {
         created: r.get(15)?,
         owner: r.get(16)?,
         rules: r.get(17)?,
+        delete_removed: r.get(18)?,
     })
 }
 
@@ -1215,6 +1229,7 @@ fn build_policy(p: PolicyRow, keys: &SecretKeys) -> Result<PollMirroringPolicy, 
         created_at: parse_ts(&p.created)?,
         owner: p.owner,
         rules: super::rules_from_text(&p.rules)?,
+        delete_removed: super::deletion_from_text(&p.delete_removed)?,
     })
 }
 
@@ -1378,7 +1393,7 @@ impl PolicyStore for SqliteStore {
         let (password, auth_token) = self.sealed_secrets(&p);
         self.with(move |c| {
             c.execute(
-                &format!("INSERT INTO policies ({POLICY_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)"),
+                &format!("INSERT INTO policies ({POLICY_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)"),
                 params![
                     p.id,
                     p.local_repository.as_str(),
@@ -1397,7 +1412,8 @@ impl PolicyStore for SqliteStore {
                     ts(&p.last_status.timestamp),
                     ts(&p.created_at),
                     p.owner,
-                    super::rules_to_text(&p.rules)
+                    super::rules_to_text(&p.rules),
+                    super::deletion_to_text(&p.delete_removed)
                 ],
             )
             .map_err(db_err("saving a policy"))?;
@@ -1453,7 +1469,7 @@ impl PolicyStore for SqliteStore {
         self.with(move |c| {
             let n = c
                 .execute(
-                    "UPDATE policies SET remote_host=?2, remote_repository=?3, username=?4, password=?5, auth_token=?6, remote_ca=?7, skip_tls_verification=?8, enabled=?9, owner=?10, rules=?11 WHERE id=?1",
+                    "UPDATE policies SET remote_host=?2, remote_repository=?3, username=?4, password=?5, auth_token=?6, remote_ca=?7, skip_tls_verification=?8, enabled=?9, owner=?10, rules=?11, delete_removed=?12 WHERE id=?1",
                     params![
                         p.id,
                         p.remote.host,
@@ -1465,7 +1481,8 @@ impl PolicyStore for SqliteStore {
                         p.remote.skip_tls_verification,
                         p.enabled,
                         p.owner,
-                        super::rules_to_text(&p.rules)
+                        super::rules_to_text(&p.rules),
+                        super::deletion_to_text(&p.delete_removed)
                     ],
                 )
                 .map_err(db_err("updating a policy"))?;

@@ -212,6 +212,9 @@ class _Engine:
         enabled: bool = True,
         initial_evaluation: bool = True,
         rules: Optional[list[TagRule]] = None,
+        delete_removed: Optional[bool] = None,
+        delete_removed_dry_run: Optional[bool] = None,
+        delete_removed_max_percent: Optional[int] = None,
     ) -> Policy: ...
     def add_policy_async(
         self,
@@ -227,6 +230,9 @@ class _Engine:
         enabled: bool = True,
         initial_evaluation: bool = True,
         rules: Optional[list[TagRule]] = None,
+        delete_removed: Optional[bool] = None,
+        delete_removed_dry_run: Optional[bool] = None,
+        delete_removed_max_percent: Optional[int] = None,
     ) -> Awaitable[Policy]: ...
     def check_connection(
         self,
@@ -239,6 +245,9 @@ class _Engine:
         remote_ca: Optional[str] = None,
         skip_tls_verification: bool = False,
         rules: Optional[list[TagRule]] = None,
+        delete_removed: Optional[bool] = None,
+        delete_removed_dry_run: Optional[bool] = None,
+        delete_removed_max_percent: Optional[int] = None,
     ) -> dict[str, bool]:
         """``{"read": bool, "write": bool}``; raises with the reason when
         the remote repository cannot be read."""
@@ -253,6 +262,9 @@ class _Engine:
         remote_ca: Optional[str] = None,
         skip_tls_verification: bool = False,
         rules: Optional[list[TagRule]] = None,
+        delete_removed: Optional[bool] = None,
+        delete_removed_dry_run: Optional[bool] = None,
+        delete_removed_max_percent: Optional[int] = None,
     ) -> Awaitable[dict[str, bool]]: ...
     def preview_tags(
         self,
@@ -265,6 +277,9 @@ class _Engine:
         remote_ca: Optional[str] = None,
         skip_tls_verification: bool = False,
         rules: Optional[list[TagRule]] = None,
+        delete_removed: Optional[bool] = None,
+        delete_removed_dry_run: Optional[bool] = None,
+        delete_removed_max_percent: Optional[int] = None,
     ) -> TagPreview:
         """Which of the remote repository's tags ``rules`` would mirror (every
         tag without rules), listed now; nothing is saved. A bad rule raises
@@ -280,6 +295,9 @@ class _Engine:
         remote_ca: Optional[str] = None,
         skip_tls_verification: bool = False,
         rules: Optional[list[TagRule]] = None,
+        delete_removed: Optional[bool] = None,
+        delete_removed_dry_run: Optional[bool] = None,
+        delete_removed_max_percent: Optional[int] = None,
     ) -> Awaitable[TagPreview]: ...
     def poll(self, policy_id: str, progress: Optional[ProgressCallback] = None) -> Job:
         """Runs one ``poll_mirror`` job for the policy and returns it finished.
@@ -304,6 +322,9 @@ class _Engine:
         skip_tls_verification: Optional[bool] = None,
         enabled: Optional[bool] = None,
         rules: Optional[list[TagRule]] = None,
+        delete_removed: Optional[bool] = None,
+        delete_removed_dry_run: Optional[bool] = None,
+        delete_removed_max_percent: Optional[int] = None,
     ) -> Policy: ...
     def update_policy_async(
         self,
@@ -318,6 +339,9 @@ class _Engine:
         skip_tls_verification: Optional[bool] = None,
         enabled: Optional[bool] = None,
         rules: Optional[list[TagRule]] = None,
+        delete_removed: Optional[bool] = None,
+        delete_removed_dry_run: Optional[bool] = None,
+        delete_removed_max_percent: Optional[int] = None,
     ) -> Awaitable[Policy]: ...
     def delete_policy(self, id: str) -> bool: ...
     def delete_policy_async(self, id: str) -> Awaitable[bool]: ...

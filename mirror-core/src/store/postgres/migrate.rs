@@ -29,7 +29,7 @@ const LOCK_KEY: i64 = 0x7265_676d_6972_726f;
 
 /// Names, tags and digests compare byte by byte (`COLLATE "C"`), so lists
 /// sort as SQLite sorts them, whatever the database's locale.
-const STEPS: [PgStep; 3] = [
+const STEPS: [PgStep; 4] = [
     PgStep {
         version: 1,
         what: "repositories, manifests, tags, policies, leases, jobs and logs",
@@ -156,6 +156,11 @@ CREATE INDEX manifests_children ON manifests USING gin (children);
         version: 3,
         what: "policies' tag rules",
         sql: "ALTER TABLE policies ADD COLUMN rules text NOT NULL DEFAULT '[]';",
+    },
+    PgStep {
+        version: 4,
+        what: "policies' deletion propagation",
+        sql: "ALTER TABLE policies ADD COLUMN delete_removed text NOT NULL DEFAULT '{}';",
     },
 ];
 
