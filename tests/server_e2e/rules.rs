@@ -2,6 +2,8 @@
 //! poll copies, the Connect check previews them before anything is
 //! saved, and a bad rule is a 400 naming the rule's field.
 
+use std::time::Duration;
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -149,29 +151,18 @@ async fn rules_choose_the_tags_a_poll_copies() {
     server.stop().await;
 }
 
-/// The job log of `job`, joined.
-async fn job_log(server: &TestServer, job: &str) -> String {
-    let lines = server
-        .admin()
-        .get(format!("/api/v0/jobs/{job}/logs"))
-        .await
-        .expect(StatusCode::OK)
-        .json();
-    lines
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["data"].as_str().unwrap_or_default().to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
+/// Polls `policy` once: its final status and its log, joined.
+async fn poll_outcome(server: &TestServer, policy: &str) -> (String, String) {
+    let job = server.submit_poll(Some(policy)).await;
+    let (status, lines) = server.job_outcome(&job, Duration::from_secs(60)).await;
+    (status, lines.join("\n"))
 }
 
-/// Polls `policy` once; its log.
+/// Polls `policy` once, expecting `done`; its log.
 async fn poll(server: &TestServer, policy: &str) -> String {
-    let job = server.submit_poll(Some(policy)).await;
-    let done: Value = server.wait_done(&job).await;
-    assert_eq!(done["status"], "done", "{done}");
-    job_log(server, &job).await
+    let (status, log) = poll_outcome(server, policy).await;
+    assert_eq!(status, "done", "{log}");
+    log
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -257,11 +248,9 @@ async fn deletions_propagate_only_when_asked_and_never_too_many_at_once() {
     for digest in &digests[3..] {
         assert!(pusher.delete_manifest("team/app", digest).await);
     }
-    let job = server.submit_poll(Some(&synced)).await;
-    let done: Value = server.wait_done(&job).await;
-    let log = job_log(&server, &job).await;
+    let (status, log) = poll_outcome(&server, &synced).await;
     assert!(
-        log.contains("deletion skipped") || done["status"] != "done",
+        log.contains("deletion skipped") || status != "done",
         "{log}"
     );
     assert_eq!(local_tags(&server, "mirrors/synced").await, expected);
