@@ -44,15 +44,18 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+#[path = "support/measure.rs"]
+mod measure;
 #[path = "../tests/server_e2e/server.rs"]
 #[allow(dead_code)]
 mod server;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use measure::{Run, measure, measure_limited, median};
 use mirror_core::store::FsOptions;
 use mirror_core::{JobStatus, Mirror, MirrorSettings, PolicyForm, RepositoryName, Stores};
 use support::{ImageSpec, LayerSpec, Registry};
@@ -173,24 +176,6 @@ fn child(args: &[String]) {
     });
 }
 
-/// Wall time and peak RSS of a command.
-struct Run {
-    secs: f64,
-    peak_rss_mib: f64,
-    /// CPU time (user + system) the command used.
-    cpu_secs: f64,
-    stdout: String,
-}
-
-/// User + system CPU seconds of all waited-for children so far.
-fn children_cpu_secs() -> f64 {
-    // SAFETY: getrusage only writes the struct it is given.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
-    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
-    t(u.ru_utime) + t(u.ru_stime)
-}
-
 /// User + system CPU seconds process `pid` has used (from `/proc`), 0 when
 /// unknown.
 fn process_cpu_secs(pid: Option<u32>) -> f64 {
@@ -226,57 +211,6 @@ fn stat_cpu_secs(path: &Path) -> f64 {
     let ticks: f64 = f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0);
     // SAFETY: sysconf has no preconditions.
     ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
-}
-
-fn measure(cmd: &mut Command) -> Run {
-    measure_limited(cmd, Duration::MAX).expect("no time limit")
-}
-
-/// [`measure`], killing the command after `limit` (then `None`).
-fn measure_limited(cmd: &mut Command, limit: Duration) -> Option<Run> {
-    let cpu_before = children_cpu_secs();
-    let start = Instant::now();
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start command");
-    let status_path = format!("/proc/{}/status", child.id());
-    let mut peak_kib = 0u64;
-    loop {
-        if let Ok(s) = std::fs::read_to_string(&status_path)
-            && let Some(line) = s.lines().find(|l| l.starts_with("VmHWM:"))
-        {
-            let kib: u64 = line
-                .split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            peak_kib = peak_kib.max(kib);
-        }
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().unwrap();
-    let secs = start.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(Run {
-        secs,
-        peak_rss_mib: peak_kib as f64 / 1024.0,
-        cpu_secs: children_cpu_secs() - cpu_before,
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-    })
 }
 
 fn regmirror(reg: &Registry, repo: &str, data: &Path, durable: bool, polls: usize) -> Run {
@@ -388,11 +322,6 @@ fn copy_dir(from: &Path, to: &Path) {
             .unwrap()
             .success();
     assert!(ok, "copying {} to {}", from.display(), to.display());
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
 }
 
 /// A scratch directory on the same disk as the registries' storage.

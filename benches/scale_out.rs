@@ -51,17 +51,21 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+#[path = "support/measure.rs"]
+#[allow(dead_code)]
+mod measure;
 #[path = "../tests/server_e2e/server.rs"]
 #[allow(dead_code)]
 mod server;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use measure::{measure, median};
 use mirror_core::store::{JobStore, PgOptions, PgStore, S3BlobStore, S3Options, SecretKeys};
 use mirror_core::{
     Job, JobStatus, JobSubmission, Mirror, MirrorSettings, PolicyForm, RepositoryName, Stores,
@@ -206,57 +210,6 @@ fn s3_options(bucket: &str, endpoint: &str) -> S3Options {
             .map_or(mirror_core::store::DEFAULT_PART_SIZE, |m| m * MIB as usize),
         ..Default::default()
     }
-}
-
-/// Wall time and peak RSS of a command; its stdout.
-struct Run {
-    secs: f64,
-    peak_rss_mib: f64,
-    stdout: String,
-}
-
-fn measure(cmd: &mut Command) -> Run {
-    let start = Instant::now();
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start command");
-    let status_path = format!("/proc/{}/status", child.id());
-    let mut peak_kib = 0u64;
-    loop {
-        if let Ok(s) = std::fs::read_to_string(&status_path)
-            && let Some(line) = s.lines().find(|l| l.starts_with("VmHWM:"))
-        {
-            let kib: u64 = line
-                .split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            peak_kib = peak_kib.max(kib);
-        }
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().unwrap();
-    let secs = start.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Run {
-        secs,
-        peak_rss_mib: peak_kib as f64 / 1024.0,
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
 }
 
 /// The `p` quantile (0..=1) of `v`.

@@ -103,6 +103,17 @@ pub async fn create(
     Admin(admin): Admin,
     JsonBody(form): JsonBody<CreateForm>,
 ) -> Result<Response, ApiError> {
+    create_account(&state, &admin, form).await
+}
+
+/// Creates the user or (with `isOrg`) the organization `form` describes,
+/// as the server administrator `admin`: DTR's `createAccount` and eNZi's
+/// alike → 201 with the account.
+pub(super) async fn create_account(
+    state: &AppState,
+    admin: &Account,
+    form: CreateForm,
+) -> Result<Response, ApiError> {
     let full_name = form.full_name.clone().unwrap_or_default();
     if form.is_org == Some(true) {
         let org = state.orgs.create(&form.name, &full_name).await?;

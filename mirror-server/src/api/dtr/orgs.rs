@@ -14,10 +14,12 @@ use mirror_core::RepositoryName;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::accounts::{AccountView, UpdateForm, account_view, org_view, update_user};
+use super::accounts::{
+    self, AccountView, CreateForm, UpdateForm, account_view, org_view, update_user,
+};
 use super::paging::{EnziPageQuery, PageQuery};
 use super::repositories::authorize;
-use crate::accounts::{AccessLevel, Account, NewAccount};
+use crate::accounts::{AccessLevel, Account};
 use crate::api::extract::{Admin, JsonBody, QueryParams, User};
 use crate::error::ApiError;
 use crate::orgs::{OrgError, OrgRole};
@@ -135,59 +137,15 @@ pub async fn list_accounts(
     Ok(Json(json!({"accounts": page, "nextPageStart": next})).into_response())
 }
 
-/// eNZi's `createAccount` form: a user (with `password`) or, with
-/// `isOrg`, an organization.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[schema(as = EnziCreateAccount)]
-#[serde(rename_all = "camelCase")]
-pub struct CreateAccountForm {
-    /// Lower-case letters and digits, separated by `.`, `_`, `__` or `-`;
-    /// also the namespace, unique among users and organizations.
-    name: String,
-    /// An organization (default false).
-    #[serde(default)]
-    is_org: bool,
-    #[serde(default)]
-    full_name: Option<String>,
-    /// Users only: at least 8 characters.
-    #[schema(value_type = Option<String>, format = Password, write_only, min_length = 8)]
-    #[serde(default)]
-    password: Option<mirror_core::Secret>,
-    /// Users only: server administrator (default false).
-    #[serde(default)]
-    is_admin: Option<bool>,
-    /// Users only (default true).
-    #[serde(default)]
-    is_active: Option<bool>,
-}
-
-/// `POST /enzi/v0/accounts` (administrators) → 201 with the account.
+/// `POST /enzi/v0/accounts` (administrators) → 201 with the account:
+/// eNZi's `createAccount` takes DTR's form (a user, or with `isOrg` an
+/// organization).
 pub async fn create_account(
     State(state): State<AppState>,
     Admin(admin): Admin,
-    JsonBody(form): JsonBody<CreateAccountForm>,
+    JsonBody(form): JsonBody<CreateForm>,
 ) -> Result<Response, ApiError> {
-    let full_name = form.full_name.unwrap_or_default();
-    if form.is_org {
-        let org = state.orgs.create(&form.name, &full_name).await?;
-        tracing::info!(org = %org.name, by = %admin.name, "organization created");
-        return Ok((StatusCode::CREATED, Json(org_view(&org))).into_response());
-    }
-    let password = form
-        .password
-        .ok_or_else(|| ApiError::field("INVALID_ACCOUNT", "password", "a user needs a password"))?;
-    let account = state
-        .accounts
-        .create(NewAccount {
-            name: form.name,
-            password,
-            full_name,
-            is_admin: form.is_admin.unwrap_or(false),
-            is_active: form.is_active.unwrap_or(true),
-        })
-        .await?;
-    tracing::info!(user = %account.name, by = %admin.name, "account created");
-    Ok((StatusCode::CREATED, Json(account_view(&account))).into_response())
+    accounts::create_account(&state, &admin, form).await
 }
 
 /// `GET /enzi/v0/accounts/{name}`: oneself, one's organizations, or any

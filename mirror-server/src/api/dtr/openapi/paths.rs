@@ -18,7 +18,7 @@ use super::super::accounts::{
 use super::super::crons::CreateForm as CronCreate;
 use super::super::jobs::{ListQuery as JobsQuery, LogsQuery, SubmitForm};
 use super::super::orgs::{
-    AccountsQuery, CreateAccountForm, MemberForm, MemberView, TeamAccessForm, TeamForm, TeamView,
+    AccountsQuery, MemberForm, MemberView, TeamAccessForm, TeamForm, TeamView,
 };
 use super::super::paging::{EnziPageQuery, PageQuery};
 use super::super::policies::CreateQuery;
@@ -1228,7 +1228,7 @@ fn list_enzi_accounts() {}
                    organizations, with the user-name grammar. It starts with no members; its \
                    repositories are created by server administrators, its administrators and \
                    the members of teams granted `read-write` on its namespace.",
-    request_body = CreateAccountForm,
+    request_body = CreateAccount,
     responses(
         (status = 201, description = "Created.", body = AccountView),
         (status = 400, description = "Invalid field: a bad name or password, a user without \
