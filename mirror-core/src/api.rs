@@ -70,6 +70,10 @@ impl From<&PollMirroringPolicy> for PolicyView {
                 delete_removed: Some(p.delete_removed.enabled),
                 delete_removed_dry_run: Some(p.delete_removed.dry_run),
                 delete_removed_max_percent: Some(p.delete_removed.max_percent),
+                platforms: Some(p.content.platform_names()),
+                platform_mode: Some(p.content.platform_mode),
+                mirror_referrers: Some(p.content.referrers),
+                referrer_artifact_types: Some(p.content.artifact_types.clone()),
             },
             last_mirrored_at: p
                 .last_mirrored_at
@@ -116,6 +120,7 @@ impl TryFrom<PolicyView> for PollMirroringPolicy {
             owner: None,
             rules: form.rules.clone().unwrap_or_default(),
             delete_removed: form.delete_removed_on(Default::default()),
+            content: form.content_on(&Default::default())?,
         })
     }
 }
@@ -261,7 +266,8 @@ pub struct TagMirroring {
     /// The policy that wrote the tag.
     #[serde(rename = "mirroringPolicyID")]
     pub mirroring_policy_id: String,
-    /// The digest it copied.
+    /// The digest it copied: the remote's (which differs from the tag's
+    /// own when the policy rewrote an index to its platforms).
     pub digest: String,
     /// `host/namespace/name` of the source.
     pub remote_repository: String,
@@ -275,7 +281,11 @@ impl TagMirroring {
         let source = t.mirrored.as_ref()?;
         Some(TagMirroring {
             mirroring_policy_id: source.policy_id.clone(),
-            digest: t.digest.to_string(),
+            digest: source
+                .remote_digest
+                .as_ref()
+                .unwrap_or(&t.digest)
+                .to_string(),
             remote_repository: source.remote_repository.clone(),
             remote_tag: source.remote_tag.clone(),
         })
@@ -439,7 +449,7 @@ mod tests {
         let endpoint = form.endpoint().unwrap();
         assert_eq!(endpoint.password.expose(), "pa55word");
         let local = RepositoryName::parse("acme/b").unwrap();
-        let policy = PollMirroringPolicy::new(local, endpoint, &form, Some("alice"));
+        let policy = PollMirroringPolicy::new(local, endpoint, &form, Some("alice")).unwrap();
         let json = serde_json::to_value(&policy).unwrap();
         assert!(!json.to_string().contains("pa55word") && !json.to_string().contains("tok3n"));
         for (field, value) in [

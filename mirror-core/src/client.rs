@@ -378,6 +378,18 @@ impl ApiClient {
         self.get_all(&path, "tags").await
     }
 
+    /// A tag's earlier values, newest first, as
+    /// [`crate::Mirror::tag_history`].
+    pub async fn tag_history(
+        &self,
+        repo: &RepositoryName,
+        tag: &str,
+    ) -> Result<Vec<crate::store::TagHistoryEntry>, MirrorError> {
+        let (ns, name) = (repo.namespace(), repo.short_name());
+        self.get(&["repositories", ns, name, "tags", tag, "history"])
+            .await
+    }
+
     /// Schedules a job (server administrators only); the job as queued.
     pub async fn submit_job(&self, submission: &JobSubmission) -> Result<Job, MirrorError> {
         let time = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339()).unwrap_or_default();

@@ -33,6 +33,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod mirror;
 pub mod policy;
+pub mod policy_file;
 pub mod poll;
 pub mod progress;
 #[cfg(test)]
@@ -42,6 +43,7 @@ pub mod remote;
 pub mod rules;
 pub mod runtime;
 pub mod secret;
+pub mod selection;
 mod serde_fields;
 pub mod store;
 pub mod worker;

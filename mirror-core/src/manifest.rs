@@ -48,6 +48,33 @@ pub struct Descriptor {
     /// Non-distributable ("foreign") layers list where they can be fetched.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub urls: Vec<String>,
+    /// The descriptor's annotations (string values only; others are
+    /// ignored), such as BuildKit's `vnd.docker.reference.digest`.
+    #[serde(
+        default,
+        deserialize_with = "string_values",
+        skip_serializing_if = "std::collections::BTreeMap::is_empty"
+    )]
+    pub annotations: std::collections::BTreeMap<String, String>,
+    /// The artifact type of a referrer, as a referrers list gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+}
+
+/// Reads an annotation map keeping only its string values (a hostile or
+/// careless manifest may put anything there; it still parses).
+fn string_values<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<std::collections::BTreeMap<String, String>, D::Error> {
+    let map: Option<serde_json::Map<String, serde_json::Value>> = Option::deserialize(d)?;
+    Ok(map
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(k, v)| match v {
+            serde_json::Value::String(s) => Some((k, s)),
+            _ => None,
+        })
+        .collect())
 }
 
 /// The platform of an index entry.
@@ -145,8 +172,8 @@ struct RawManifest {
     subject: Option<Descriptor>,
     #[serde(default)]
     artifact_type: Option<String>,
-    #[serde(default)]
-    annotations: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default, deserialize_with = "string_values")]
+    annotations: std::collections::BTreeMap<String, String>,
 }
 
 impl Manifest {
@@ -208,15 +235,7 @@ impl Manifest {
             body,
             subject: raw.subject,
             artifact_type: raw.artifact_type,
-            annotations: raw
-                .annotations
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|(k, v)| match v {
-                    serde_json::Value::String(s) => Some((k, s)),
-                    _ => None,
-                })
-                .collect(),
+            annotations: raw.annotations,
         })
     }
 

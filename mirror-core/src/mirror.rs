@@ -398,13 +398,37 @@ impl Mirror {
         Ok(tags)
     }
 
+    /// The earlier values of `repo`'s tag `tag`, newest first (see
+    /// [`crate::store::TagHistoryEntry`]: each says whether the repository
+    /// still holds that manifest). `NotFound` when the repository does not
+    /// exist, or the tag has neither a current value nor a history.
+    pub async fn tag_history(
+        &self,
+        repo: &RepositoryName,
+        tag: &str,
+    ) -> Result<Vec<crate::store::TagHistoryEntry>, MirrorError> {
+        let repos = &self.inner.stores.repos;
+        if repos.repository(repo).await?.is_none() {
+            return Err(MirrorError::NotFound {
+                what: format!("repository {repo}"),
+            });
+        }
+        let history = repos.tag_history(repo, tag).await?;
+        if history.is_empty() && repos.tag(repo, tag).await?.is_none() {
+            return Err(MirrorError::NotFound {
+                what: format!("tag {tag} of repository {repo}"),
+            });
+        }
+        Ok(history)
+    }
+
     // ---- policies ----
 
     /// Which of the remote's tags `form`'s rules would mirror: the remote
     /// is listed now (as the Connect check reaches it), nothing is saved.
     /// A filter that keeps nothing is seen before a poll runs it.
     pub async fn preview_tags(&self, form: &PolicyForm) -> Result<TagPreview, MirrorError> {
-        let filter = form.tag_filter()?;
+        let filter = form.check_options()?;
         let endpoint = form.endpoint()?;
         let remote = self.inner.connector.connect_interactive(&endpoint)?;
         let tags = remote.list_tags(&endpoint.repository).await?;
@@ -461,7 +485,7 @@ impl Mirror {
         self.check_connection(&endpoint).await?;
         let remote = self.inner.connector.connect(&endpoint)?;
         self.ensure_repository(local).await?;
-        let policy = PollMirroringPolicy::new(local.clone(), endpoint, form, owner);
+        let policy = PollMirroringPolicy::new(local.clone(), endpoint, form, owner)?;
         if !policy.initial_evaluation {
             let tags = remote.list_tags(&policy.remote.repository).await?;
             let digests = resolve_digests(
@@ -672,14 +696,20 @@ impl Mirror {
         cancel: CancellationToken,
         progress: Option<Arc<Progress>>,
     ) -> Result<Job, MirrorError> {
-        let job = self
-            .submit_job(JobSubmission {
-                action: POLL_MIRROR.into(),
-                parameters: [(PARAM_POLICY_ID.to_string(), policy_id.to_string())].into(),
-                ..Default::default()
-            })
-            .await?;
+        let job = self.submit_poll(policy_id).await?;
         self.run_job(&job.id, cancel, progress).await
+    }
+
+    /// Queues a `poll_mirror` job for one policy, for whichever worker
+    /// claims it first: how a policy saved with "Save & Apply" (the API's
+    /// `initialEvaluation=true`, or a policies file's) is evaluated at once.
+    pub async fn submit_poll(&self, policy_id: &str) -> Result<Job, MirrorError> {
+        self.submit_job(JobSubmission {
+            action: POLL_MIRROR.into(),
+            parameters: [(PARAM_POLICY_ID.to_string(), policy_id.to_string())].into(),
+            ..Default::default()
+        })
+        .await
     }
 
     /// Claims the waiting job `id` and runs it to the end.

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::reference::RepositoryName;
 use crate::rules::{TagFilter, TagRule};
 use crate::secret::Secret;
+use crate::selection::{ContentSelection, PlatformMode};
 
 /// Where and how to reach a remote repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +67,7 @@ pub struct InvalidPolicy {
 }
 
 impl InvalidPolicy {
-    fn new(field: &'static str, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(field: &str, reason: impl Into<String>) -> Self {
         InvalidPolicy {
             field: field.into(),
             reason: reason.into(),
@@ -196,6 +197,8 @@ pub struct PollMirroringPolicy {
     pub rules: Vec<TagRule>,
     /// Whether its polls delete local tags the remote no longer lists.
     pub delete_removed: DeleteRemoved,
+    /// Which platforms and referrers it copies ([`crate::selection`]).
+    pub content: ContentSelection,
 }
 
 /// Deletion propagation: a poll deletes local tags this policy mirrored
@@ -227,15 +230,15 @@ impl Default for DeleteRemoved {
 impl PollMirroringPolicy {
     /// A new policy (a fresh ID, never run) feeding `local_repository`
     /// from `remote` (`form`'s endpoint), with `form`'s flags, owned by
-    /// `owner`.
+    /// `owner`. Fails on a bad platform or artifact type.
     pub fn new(
         local_repository: RepositoryName,
         remote: RemoteEndpoint,
         form: &PolicyForm,
         owner: Option<&str>,
-    ) -> Self {
+    ) -> Result<Self, InvalidPolicy> {
         let now = crate::job::now();
-        PollMirroringPolicy {
+        Ok(PollMirroringPolicy {
             id: uuid::Uuid::new_v4().to_string(),
             local_repository,
             remote,
@@ -251,7 +254,8 @@ impl PollMirroringPolicy {
             owner: owner.map(str::to_string),
             rules: form.rules.clone().unwrap_or_default(),
             delete_removed: form.delete_removed_on(DeleteRemoved::default()),
-        }
+            content: form.content_on(&ContentSelection::default())?,
+        })
     }
 }
 
@@ -328,6 +332,23 @@ pub struct PolicyForm {
     /// policy's tags (1 to 100; default 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete_removed_max_percent: Option<u8>,
+    /// Platforms to copy from an index, `os/architecture[/variant]`
+    /// ([`crate::selection`]); none or empty: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platforms: Option<Vec<String>>,
+    /// With `platforms`: `sparse` (default; the upstream index as is, only
+    /// the named children held) or `rewrite` (a new index of the named
+    /// children).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_mode: Option<PlatformMode>,
+    /// Copy what refers to each copied manifest (signatures, attestations,
+    /// SBOMs; default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror_referrers: Option<bool>,
+    /// With `mirrorReferrers`, only referrers of these artifact types; none
+    /// or empty: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer_artifact_types: Option<Vec<String>>,
 }
 
 /// Serializes a secret a client sends (the one place a [`Secret`] becomes
@@ -377,9 +398,36 @@ impl PolicyForm {
         }
     }
 
-    /// Checks the fields that are not about the remote: the rules and the
-    /// deletion share.
+    /// `current` with the platform and referrer fields the form gives,
+    /// checked.
+    pub fn content_on(
+        &self,
+        current: &ContentSelection,
+    ) -> Result<ContentSelection, InvalidPolicy> {
+        let platforms = match &self.platforms {
+            Some(p) => p.clone(),
+            None => current.platform_names(),
+        };
+        let types = self
+            .referrer_artifact_types
+            .as_ref()
+            .unwrap_or(&current.artifact_types);
+        ContentSelection::from_fields(
+            &platforms,
+            self.platform_mode.unwrap_or(current.platform_mode),
+            self.mirror_referrers.unwrap_or(current.referrers),
+            types,
+        )
+        .map_err(|e| InvalidPolicy {
+            field: e.field,
+            reason: e.reason,
+        })
+    }
+
+    /// Checks the fields that are not about the remote: the rules, the
+    /// deletion share, platforms and artifact types.
     pub fn check_options(&self) -> Result<TagFilter, InvalidPolicy> {
+        self.content_on(&ContentSelection::default())?;
         if let Some(p) = self.delete_removed_max_percent
             && !(1..=100).contains(&p)
         {
@@ -515,6 +563,7 @@ impl PolicyForm {
             next.rules = rules.clone();
         }
         next.delete_removed = self.delete_removed_on(policy.delete_removed);
+        next.content = self.content_on(&policy.content)?;
         if self.changes_remote()
             && let Some(by) = by
         {
@@ -667,7 +716,11 @@ mod tests {
                 "rules",
                 "deleteRemoved",
                 "deleteRemovedDryRun",
-                "deleteRemovedMaxPercent"
+                "deleteRemovedMaxPercent",
+                "platforms",
+                "platformMode",
+                "mirrorReferrers",
+                "referrerArtifactTypes"
             ]
         );
     }
@@ -681,7 +734,7 @@ mod tests {
             ..PolicyForm::new("https://r.example.com", "a/b")
         };
         let local = RepositoryName::parse("acme/b").unwrap();
-        PollMirroringPolicy::new(local, form.endpoint().unwrap(), &form, Some("alice"))
+        PollMirroringPolicy::new(local, form.endpoint().unwrap(), &form, Some("alice")).unwrap()
     }
 
     #[test]

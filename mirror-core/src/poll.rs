@@ -6,8 +6,14 @@
 //!    connections (a GET only when `Docker-Content-Digest` is missing);
 //! 3. [`crate::diff::plan`] against the local tags (and the baseline of a
 //!    policy saved without initial evaluation);
-//! 4. for each tag to copy: [`crate::copy::image::copy_tree`], then publish
-//!    that tag at once, so a later failure leaves earlier tags complete.
+//! 4. for each tag to copy: [`crate::copy::image::copy_tree`] (the
+//!    policy's platforms) and [`crate::copy::referrers::copy_referrers`],
+//!    then publish that tag at once, so a later failure leaves earlier
+//!    tags complete.
+//!
+//! The tags of step 2 are those the policy's rules match, plus the cosign
+//! tag-scheme tags (`sha256-<hex>.sig`, ...) of the digests they resolve
+//! to, when the policy copies referrers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,6 +22,7 @@ use chrono::Utc;
 use futures_util::StreamExt;
 
 use crate::copy::image::copy_tree;
+use crate::copy::referrers::{ReferrersApi, copy_referrers, is_tag_scheme_name, tag_scheme_names};
 use crate::copy::{CopyContext, CopyError};
 use crate::diff::{Change, plan};
 use crate::digest::Digest;
@@ -223,10 +230,23 @@ pub async fn poll_policy(
         return Err(PollError::Canceled);
     }
 
-    let (remote_digests, mut unresolved) = tokio::select! {
+    let (mut remote_digests, mut unresolved) = tokio::select! {
         r = resolve_each(remote, remote_repo, &tags, env.head_concurrency) => r,
         _ = env.copy.cancel.cancelled() => return Err(PollError::Canceled),
     };
+    let signatures = tag_scheme_tags(policy, &listed, &tags, &remote_digests);
+    if !signatures.is_empty() {
+        env.log.line(format!(
+            "{} signature, attestation or SBOM tags of those tags are mirrored too",
+            signatures.len()
+        ));
+        let (more, failed) = tokio::select! {
+            r = resolve_each(remote, remote_repo, &signatures, env.head_concurrency) => r,
+            _ = env.copy.cancel.cancelled() => return Err(PollError::Canceled),
+        };
+        remote_digests.extend(more);
+        unresolved.extend(failed);
+    }
     // When no tag resolves, the cause is the registry (credentials, network),
     // not a tag: fail the poll with it. Otherwise the others go on.
     if remote_digests.is_empty() && !unresolved.is_empty() {
@@ -259,13 +279,21 @@ pub async fn poll_policy(
     ));
     Progress::add(&env.copy.progress.tags_planned, sync.copy.len() as u64);
 
+    let referrers_api = ReferrersApi::default();
     for item in &sync.copy {
         if env.copy.cancel.is_cancelled() {
             return Err(PollError::Canceled);
         }
         let before = env.copy.progress.snapshot();
-        let copied = copy_tree(&env.copy, remote, remote_repo, &item.digest).await;
-        let records = match copied {
+        let copied = copy_tree(
+            &env.copy,
+            remote,
+            remote_repo,
+            &item.digest,
+            &policy.content,
+        )
+        .await;
+        let copied = match copied {
             Ok(r) => r,
             Err(CopyError::Canceled) => return Err(PollError::Canceled),
             Err(e) => {
@@ -274,16 +302,48 @@ pub async fn poll_policy(
                 continue;
             }
         };
-        let top = records.last().expect("copy_tree returns the top manifest");
+        let top = copied.top().clone();
+        let mut records = copied.records;
+        let mut referrers = 0;
+        if policy.content.referrers && !is_tag_scheme_name(&item.tag) {
+            let subjects: Vec<Digest> = records.iter().map(|r| r.digest.clone()).collect();
+            let found = copy_referrers(
+                &env.copy,
+                remote,
+                remote_repo,
+                &subjects,
+                &policy.content,
+                &referrers_api,
+                &mut records,
+            )
+            .await;
+            match found {
+                Ok(found) => {
+                    referrers = found.copied;
+                    for line in found.skipped {
+                        env.log
+                            .line(format!("{}:{}: {line}", remote_repo, item.tag));
+                    }
+                }
+                Err(CopyError::Canceled) => return Err(PollError::Canceled),
+                Err(e) => {
+                    let line =
+                        format!("failed {}:{} ({}): {e}", remote_repo, item.tag, item.digest);
+                    report.failed(env.log, e.kind(), line);
+                    continue;
+                }
+            }
+        }
         let tag = TagRecord {
             name: item.tag.clone(),
-            digest: item.digest.clone(),
+            digest: top.digest.clone(),
             media_type: top.media_type.clone(),
             size: top.size,
             mirrored: Some(TagSource {
                 policy_id: policy.id.clone(),
                 remote_repository: source.clone(),
                 remote_tag: item.tag.clone(),
+                remote_digest: (top.digest != item.digest).then(|| item.digest.clone()),
             }),
             updated_at: Utc::now(),
         };
@@ -317,8 +377,18 @@ pub async fn poll_policy(
         report.tags_copied += 1;
         report.bytes_copied += bytes;
         Progress::add(&env.copy.progress.tags_copied, 1);
+        let rewritten = if top.digest == item.digest {
+            String::new()
+        } else {
+            format!(" rewritten to {}", top.digest)
+        };
+        let referrers = if referrers > 0 {
+            format!(", {referrers} referrers")
+        } else {
+            String::new()
+        };
         env.log.line(format!(
-            "copied {} tag {}:{} -> {local_repo}:{} ({}, {} manifests, {} blobs copied, {} reused, {bytes} bytes)",
+            "copied {} tag {}:{} -> {local_repo}:{} ({}{rewritten}, {} manifests{referrers}, {} blobs copied, {} reused, {bytes} bytes)",
             match item.change {
                 Change::New => "new",
                 Change::Moved => "moved",
@@ -344,6 +414,30 @@ pub async fn poll_policy(
         report.bytes_copied
     ));
     Ok(report)
+}
+
+/// The cosign tag-scheme tags (`sha256-<hex>.sig`, ...) the remote lists
+/// for the digests `tags` resolved to, that the policy's rules left out:
+/// with referrers on, a mirrored image keeps its signatures.
+fn tag_scheme_tags(
+    policy: &PollMirroringPolicy,
+    listed: &[String],
+    tags: &[String],
+    digests: &HashMap<String, Digest>,
+) -> Vec<String> {
+    if !policy.content.referrers || listed.len() == tags.len() {
+        return Vec::new();
+    }
+    let listed: std::collections::HashSet<&str> = listed.iter().map(String::as_str).collect();
+    let chosen: std::collections::HashSet<&str> = tags.iter().map(String::as_str).collect();
+    let mut found: Vec<String> = digests
+        .values()
+        .flat_map(|d| tag_scheme_names(d, &policy.content))
+        .filter(|t| listed.contains(t.as_str()) && !chosen.contains(t.as_str()))
+        .collect();
+    found.sort();
+    found.dedup();
+    found
 }
 
 /// Deletes the local tags `policy` mirrored from `source` that the remote

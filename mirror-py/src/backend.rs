@@ -14,7 +14,7 @@ use mirror_core::{
 use tokio_util::sync::CancellationToken;
 
 use crate::errors::{Failure, failure};
-use crate::model::{Job, JobLogs, LogLines, Tag};
+use crate::model::{Job, JobLogs, LogLines, Tag, TagHistoryEntry};
 
 /// Where operations run.
 #[derive(Clone)]
@@ -124,5 +124,18 @@ impl Backend {
         }
         let tags = on!(self, m => m.tag_views(&repo), c => c.tags(&repo));
         Ok(tags.into_iter().map(Tag::from).collect())
+    }
+
+    /// A tag's earlier values, newest first.
+    pub async fn tag_history(
+        &self,
+        repo: String,
+        tag: String,
+    ) -> Result<Vec<TagHistoryEntry>, Failure> {
+        let repo = repository(&repo, "repository")?;
+        let history = on!(self,
+            m => m.tag_history(&repo, &tag),
+            c => c.tag_history(&repo, &tag));
+        Ok(history.into_iter().map(TagHistoryEntry::from).collect())
     }
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mirror_core::client::ApiClient;
+use mirror_core::policy_file::{ApplyOptions, apply_file};
 use mirror_core::{ErrorKind, JobFilter, Mirror as CoreMirror, Progress, Secret};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -19,7 +20,8 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::{Backend, on, repository};
 use crate::errors::{Failure, failure};
 use crate::form::FormArgs;
-use crate::model::{Job, Policy, Tag, TagPreview};
+use crate::model::plan_dict;
+use crate::model::{Job, Policy, Tag, TagHistoryEntry, TagPreview};
 use crate::runtime::{block, block_with, joined, runtime};
 
 /// How often the progress callback is called during a poll.
@@ -155,6 +157,14 @@ engine_methods! {
     /// The tags of a local repository, sorted by name.
     fn tags / tags_async (backend, repository: String) -> Vec<Tag> {
         backend.tags(repository).await
+    }
+
+    /// A tag's earlier values, newest first: the digests it pointed at
+    /// before it moved or was deleted, and whether each still pulls.
+    fn tag_history / tag_history_async (
+        backend, repository: String, tag: String
+    ) -> Vec<TagHistoryEntry> {
+        backend.tag_history(repository, tag).await
     }
 
     /// Jobs, newest first. `running=True`: waiting or running only;
@@ -308,6 +318,28 @@ impl Mirror {
             let jobs = mirror.recover().await?;
             Ok(jobs.iter().map(|j| backend.job_view(j)).collect())
         })
+    }
+
+    /// Makes the repositories and policies match a policies file (YAML or
+    /// TOML; see `mirror_core::policy_file`): the plan, applied unless
+    /// `dry_run`. With `prune`, the policies of the file's repositories it
+    /// does not list are deleted. An invalid file raises
+    /// `InvalidPolicyError` naming the entry (`field`) and changes nothing.
+    #[pyo3(signature = (path, *, prune = false, dry_run = false))]
+    fn apply_policies<'py>(
+        slf: &Bound<'py, Self>,
+        path: PathBuf,
+        prune: bool,
+        dry_run: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let Backend::Embedded(mirror) = slf.as_super().get().backend.clone() else {
+            unreachable!("a Mirror is always embedded")
+        };
+        let options = ApplyOptions { prune, dry_run };
+        let plan = block(slf.py(), async move {
+            Ok(apply_file(&mirror, &path, options).await?)
+        })?;
+        plan_dict(slf.py(), &plan)
     }
 
     fn __repr__(&self) -> String {

@@ -23,6 +23,19 @@ impl From<MirrorError> for Failure {
     }
 }
 
+/// A policies file refused, or a change of its plan failed: its kind,
+/// its whole text (file, entry, reason) and the entry as the field
+/// (`repositories[0].policies[1].remoteHost`).
+impl From<mirror_core::policy_file::PolicyFileError> for Failure {
+    fn from(err: mirror_core::policy_file::PolicyFileError) -> Self {
+        Failure(MirrorError::Api {
+            kind: err.kind,
+            message: err.to_string(),
+            field: err.location.clone(),
+        })
+    }
+}
+
 /// A failure of `kind` with `message`, about the API field `field`.
 pub fn failure(kind: ErrorKind, message: String, field: &str) -> Failure {
     Failure(MirrorError::Api {

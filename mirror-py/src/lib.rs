@@ -38,6 +38,7 @@ fn regmirror(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<model::MirroringStatus>()?;
     m.add_class::<model::Job>()?;
     m.add_class::<model::Tag>()?;
+    m.add_class::<model::TagHistoryEntry>()?;
     errors::register(m)?;
     Ok(())
 }

@@ -139,6 +139,20 @@ view! {
         pub created_at: Option<String>,
         /// Which remote tags it mirrors (empty: every tag).
         pub rules: Vec<Rule>,
+        /// Whether polls delete local tags the remote no longer lists.
+        pub delete_removed: bool,
+        /// With `delete_removed`, only log what would be deleted.
+        pub delete_removed_dry_run: bool,
+        /// The most a poll deletes, in percent of the policy's tags.
+        pub delete_removed_max_percent: u8,
+        /// Platforms copied from an index (`os/arch[/variant]`; empty: all).
+        pub platforms: Vec<String>,
+        /// `sparse` or `rewrite`: how an index is kept with `platforms`.
+        pub platform_mode: String,
+        /// Whether referrers (signatures, attestations, SBOMs) are copied.
+        pub mirror_referrers: bool,
+        /// Referrers' artifact types copied (empty: all).
+        pub referrer_artifact_types: Vec<String>,
     }
     repr = [id local_repository remote_host remote_repository username enabled last_status];
 }
@@ -166,7 +180,22 @@ impl From<&PollMirroringPolicy> for Policy {
             },
             created_at: Some(time(p.created_at)),
             rules: p.rules.iter().map(Rule::from).collect(),
+            delete_removed: p.delete_removed.enabled,
+            delete_removed_dry_run: p.delete_removed.dry_run,
+            delete_removed_max_percent: p.delete_removed.max_percent,
+            platforms: p.content.platform_names(),
+            platform_mode: wire_string(&p.content.platform_mode),
+            mirror_referrers: p.content.referrers,
+            referrer_artifact_types: p.content.artifact_types.clone(),
         }
+    }
+}
+
+/// A unit enum as the wire writes it (`"sparse"`).
+fn wire_string(value: &impl serde::Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
     }
 }
 
@@ -187,10 +216,7 @@ pub struct Rule {
 impl From<&TagRule> for Rule {
     fn from(r: &TagRule) -> Self {
         // The operator as the wire writes it.
-        let operator = match serde_json::to_value(r.operator) {
-            Ok(serde_json::Value::String(s)) => s,
-            _ => format!("{:?}", r.operator).to_ascii_lowercase(),
-        };
+        let operator = wire_string(&r.operator);
         Rule {
             field: r.field.clone(),
             operator,
@@ -335,6 +361,45 @@ view! {
     repr = [name digest media_type size];
 }
 
+view! {
+    /// An earlier value of a tag: the manifest it pointed at before it
+    /// moved or was deleted.
+    struct TagHistoryEntry {
+        /// The manifest digest the tag pointed at.
+        pub digest: String,
+        /// The manifest's media type.
+        pub media_type: String,
+        /// The manifest's size in bytes.
+        pub size: u64,
+        /// When the tag started pointing at it (RFC 3339).
+        pub tagged_at: String,
+        /// When the tag moved away or was deleted (RFC 3339).
+        pub replaced_at: String,
+        /// The digest the tag moved to; `None` when it was deleted.
+        pub replaced_by: Option<String>,
+        /// The policy that had mirrored this value; `None` when pushed.
+        pub mirrored_by: Option<String>,
+        /// Whether the repository still holds the manifest (pulls by digest).
+        pub available: bool,
+    }
+    repr = [digest replaced_at replaced_by available];
+}
+
+impl From<mirror_core::store::TagHistoryEntry> for TagHistoryEntry {
+    fn from(e: mirror_core::store::TagHistoryEntry) -> Self {
+        TagHistoryEntry {
+            digest: e.digest.to_string(),
+            media_type: e.media_type,
+            size: e.size,
+            tagged_at: time(e.tagged_at),
+            replaced_at: time(e.replaced_at),
+            replaced_by: e.replaced_by.map(|d| d.to_string()),
+            mirrored_by: e.mirrored_by,
+            available: e.available,
+        }
+    }
+}
+
 impl From<api::Tag> for Tag {
     fn from(t: api::Tag) -> Self {
         let (by, from) = match t.mirroring {
@@ -355,4 +420,62 @@ impl From<api::Tag> for Tag {
             updated_at: Some(time(t.updated_at)),
         }
     }
+}
+
+/// A policies file's plan (`Mirror.apply_policies`) as a dict: its JSON
+/// form with snake_case keys (the changed fields keep the file's names),
+/// and `text`, the plan as `mirror-server apply` prints it.
+pub fn plan_dict<'py>(
+    py: Python<'py>,
+    plan: &mirror_core::policy_file::Plan,
+) -> PyResult<Bound<'py, PyDict>> {
+    let json = serde_json::to_value(plan)
+        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
+    let dict = py_value(py, &json)?.cast_into::<PyDict>()?;
+    dict.set_item("text", plan.to_string())?;
+    Ok(dict)
+}
+
+/// `value` in Python; map keys and `action` values in snake_case.
+fn py_value<'py>(py: Python<'py>, value: &serde_json::Value) -> PyResult<Bound<'py, PyAny>> {
+    use serde_json::Value;
+    fn snake_case(name: &str) -> String {
+        let mut out = String::new();
+        for c in name.chars() {
+            if c.is_ascii_uppercase() {
+                out.push('_');
+                out.push(c.to_ascii_lowercase());
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+    Ok(match value {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => b.into_pyobject(py)?.to_owned().into_any(),
+        Value::Number(n) => match n.as_u64() {
+            Some(u) => u.into_pyobject(py)?.into_any(),
+            None => n.as_f64().unwrap_or_default().into_pyobject(py)?.into_any(),
+        },
+        Value::String(s) => s.into_pyobject(py)?.into_any(),
+        Value::Array(items) => {
+            let list = pyo3::types::PyList::empty(py);
+            for item in items {
+                list.append(py_value(py, item)?)?;
+            }
+            list.into_any()
+        }
+        Value::Object(map) => {
+            let d = PyDict::new(py);
+            for (k, v) in map {
+                let v = match (k.as_str(), v) {
+                    ("action", Value::String(a)) => Value::String(snake_case(a)),
+                    _ => v.clone(),
+                };
+                d.set_item(snake_case(k), py_value(py, &v)?)?;
+            }
+            d.into_any()
+        }
+    })
 }

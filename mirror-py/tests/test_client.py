@@ -209,3 +209,18 @@ def test_example_script_against_the_server(server, registry, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     client = regmirror.Client(server, "admin", ADMIN_PASSWORD)
     assert [t.digest for t in client.tags("mirrors/a")] == [digest]
+
+
+def test_client_tag_history(server, registry):
+    first = registry.push_image("team/hist", "v1")
+    client = regmirror.Client(server, "admin", ADMIN_PASSWORD)
+    policy = client.add_policy("mirrors/hist", remote_host=registry.url,
+                               remote_repository="team/hist", username="", password="")
+    assert client.poll(policy.id).status == "done"
+    second = registry.push_image("team/hist", "v1")
+    assert client.poll(policy.id).status == "done"
+    [entry] = client.tag_history("mirrors/hist", "v1")
+    assert (entry.digest, entry.replaced_by, entry.available) == (first, second, True)
+    assert entry.mirrored_by == policy.id
+    with pytest.raises(regmirror.NotFoundError):
+        client.tag_history("mirrors/hist", "never")

@@ -175,6 +175,37 @@ def test_rules_choose_the_tags_a_poll_copies(registry, mirror):
     assert plain.rules == []
 
 
+def test_platforms_and_referrers_are_policy_keywords(registry, mirror):
+    registry.push_image("team/app", "v1")
+    remote = {"remote_host": registry.url, "remote_repository": "team/app"}
+    policy = mirror.add_policy("mirrors/app", **remote)
+    # The defaults: every platform, referrers copied, deletion off.
+    assert (policy.platforms, policy.platform_mode, policy.mirror_referrers,
+            policy.referrer_artifact_types) == ([], "sparse", True, [])
+    assert (policy.delete_removed, policy.delete_removed_dry_run,
+            policy.delete_removed_max_percent) == (False, False, 10)
+
+    updated = mirror.update_policy(
+        policy.id, platforms=["linux/arm64/v8", "linux/amd64"], platform_mode="rewrite",
+        mirror_referrers=True,
+        referrer_artifact_types=["application/vnd.dev.cosign.artifact.sig.v1+json"],
+        delete_removed=True, delete_removed_max_percent=25)
+    assert updated.platforms == ["linux/arm64/v8", "linux/amd64"]
+    assert updated.platform_mode == "rewrite"
+    assert updated.referrer_artifact_types == [
+        "application/vnd.dev.cosign.artifact.sig.v1+json"]
+    assert (updated.delete_removed, updated.delete_removed_max_percent) == (True, 25)
+    assert mirror.policy(policy.id).to_dict()["platforms"] == updated.platforms
+
+    for form, field in [({"platforms": ["linux"]}, "platforms[0]"),
+                        ({"referrer_artifact_types": ["sig"]}, "referrerArtifactTypes[0]"),
+                        ({"platform_mode": "thin"}, "platformMode")]:
+        with pytest.raises(regmirror.InvalidPolicyError) as err:
+            mirror.update_policy(policy.id, **form)
+        assert err.value.field == field, (form, err.value)
+    assert mirror.policy(policy.id).platforms == updated.platforms
+
+
 def test_preview_tags_lists_the_matching_tags(registry, mirror):
     for tag in ("1.19", "1.20", "1.21.3", "2.0", "latest"):
         registry.push_image("team/app", tag)
@@ -466,3 +497,31 @@ def test_cancelling_poll_async_cancels_the_job_cleanly(registry, slow_proxy, mir
     [job] = mirror.jobs()
     assert job.status == "canceled", job.log_lines()
     assert mirror.tags("mirrors/big") == []
+
+
+def test_a_moved_tag_keeps_its_history(registry, mirror):
+    first = registry.push_image("team/app", "v1")
+    policy = mirror.add_policy("mirrors/app", remote_host=registry.url,
+                               remote_repository="team/app")
+    assert mirror.poll(policy.id).status == "done"
+    assert mirror.tag_history("mirrors/app", "v1") == []
+
+    second = registry.push_image("team/app", "v1")
+    assert mirror.poll(policy.id).status == "done"
+    assert [t.digest for t in mirror.tags("mirrors/app")] == [second]
+    [entry] = mirror.tag_history("mirrors/app", "v1")
+    assert (entry.digest, entry.replaced_by, entry.mirrored_by) == (first, second, policy.id)
+    assert entry.available is True
+    assert entry.media_type == "application/vnd.docker.distribution.manifest.v2+json"
+    assert entry.size > 0 and entry.tagged_at <= entry.replaced_at
+    assert entry.to_dict()["replaced_by"] == second
+
+    async def history_async():
+        return await mirror.tag_history_async("mirrors/app", "v1")
+
+    assert [e.digest for e in asyncio.run(history_async())] == [first]
+
+    with pytest.raises(regmirror.NotFoundError):
+        mirror.tag_history("mirrors/app", "never")
+    with pytest.raises(regmirror.NotFoundError):
+        mirror.tag_history("mirrors/none", "v1")

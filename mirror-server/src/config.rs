@@ -78,6 +78,14 @@
 //! `"1h"`: content written, linked or held within it stays) and
 //! `delete_untagged` (default false: manifests no tag reaches stay). A
 //! job's `gracePeriod` and `deleteUntagged` parameters override them.
+//!
+//! Policies as code (`mirror_core::policy_file`): `policies`
+//! (`--policies`, `MIRROR_POLICIES`), a YAML or TOML file of repositories
+//! and policies applied at start, before serving (an invalid file stops
+//! the start), and `prune_policies` (`--prune-policies`) to delete the
+//! policies of its repositories that it does not list. `mirror-server
+//! apply FILE` applies one without serving (the settings flags above are
+//! accepted before or after `apply`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -111,13 +119,13 @@ pub const DEFAULT_DATA_DIR: &str = "./data";
 )]
 pub struct Cli {
     /// Address to listen on [default: 127.0.0.1:5000].
-    #[arg(long, env = "MIRROR_LISTEN", value_name = "ADDR")]
+    #[arg(long, env = "MIRROR_LISTEN", value_name = "ADDR", global = true)]
     pub listen: Option<String>,
     /// Directory for all state (blobs, databases) [default: ./data].
-    #[arg(long, env = "MIRROR_DATA_DIR", value_name = "DIR")]
+    #[arg(long, env = "MIRROR_DATA_DIR", value_name = "DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// TOML file with the same settings.
-    #[arg(long, env = "MIRROR_CONFIG", value_name = "FILE")]
+    #[arg(long, env = "MIRROR_CONFIG", value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// Remote hosts policies may use, comma-separated patterns
     /// (`registry.example.com`, `*.example.com`, `10.0.0.5:5000`) [default: any].
@@ -125,7 +133,8 @@ pub struct Cli {
         long,
         env = "MIRROR_REMOTE_HOSTS_ALLOW",
         value_name = "PATTERNS",
-        value_delimiter = ','
+        value_delimiter = ',',
+        global = true
     )]
     pub remote_hosts_allow: Option<Vec<String>>,
     /// Refuse remote hosts on loopback, private, link-local and similar
@@ -136,7 +145,8 @@ pub struct Cli {
         value_name = "BOOL",
         value_parser = clap::builder::BoolishValueParser::new(),
         num_args = 0..=1,
-        default_missing_value = "true"
+        default_missing_value = "true",
+        global = true
     )]
     pub forbid_private_remotes: Option<bool>,
     /// Reverse proxies whose `X-Forwarded-For` names the client, for login
@@ -145,24 +155,30 @@ pub struct Cli {
         long,
         env = "MIRROR_TRUSTED_PROXIES",
         value_name = "NETWORKS",
-        value_delimiter = ','
+        value_delimiter = ',',
+        global = true
     )]
     pub trusted_proxies: Option<Vec<String>>,
     /// Seconds a client may take to send a request's head (and a
     /// keep-alive connection may sit idle) before it is closed [default: 30].
-    #[arg(long, env = "MIRROR_HEADER_READ_TIMEOUT_SECS", value_name = "SECS")]
+    #[arg(
+        long,
+        env = "MIRROR_HEADER_READ_TIMEOUT_SECS",
+        value_name = "SECS",
+        global = true
+    )]
     pub header_read_timeout_secs: Option<u64>,
     /// TLS: `off` (plain HTTP), `auto` (a CA and certificate generated in
     /// the data directory; `GET /ca` serves the CA), or `files` (implied
     /// by --tls-cert and --tls-key) [default: off].
-    #[arg(long, env = "MIRROR_TLS", value_name = "MODE")]
+    #[arg(long, env = "MIRROR_TLS", value_name = "MODE", global = true)]
     pub tls: Option<String>,
     /// PEM certificate chain, the server's certificate first; reloaded
     /// when it changes or on SIGHUP. Needs --tls-key.
-    #[arg(long, env = "MIRROR_TLS_CERT", value_name = "FILE")]
+    #[arg(long, env = "MIRROR_TLS_CERT", value_name = "FILE", global = true)]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of --tls-cert.
-    #[arg(long, env = "MIRROR_TLS_KEY", value_name = "FILE")]
+    #[arg(long, env = "MIRROR_TLS_KEY", value_name = "FILE", global = true)]
     pub tls_key: Option<PathBuf>,
     /// DNS names and IP addresses of the `--tls auto` certificate,
     /// comma-separated [default: localhost,127.0.0.1,::1 and the listen address].
@@ -170,16 +186,22 @@ pub struct Cli {
         long,
         env = "MIRROR_PUBLIC_NAME",
         value_name = "NAMES",
-        value_delimiter = ','
+        value_delimiter = ',',
+        global = true
     )]
     pub public_name: Option<Vec<String>>,
     /// Seconds between checks of the TLS files for a change [default: 10].
-    #[arg(long, env = "MIRROR_TLS_RELOAD_INTERVAL_SECS", value_name = "SECS")]
+    #[arg(
+        long,
+        env = "MIRROR_TLS_RELOAD_INTERVAL_SECS",
+        value_name = "SECS",
+        global = true
+    )]
     pub tls_reload_interval_secs: Option<u64>,
     /// Where blobs are kept: `fs` (the data directory) or
     /// `s3://bucket/prefix` (endpoint, region and credentials from the
     /// `AWS_*` variables or the `[s3]` table) [default: fs].
-    #[arg(long, env = "MIRROR_BLOB_STORE", value_name = "URL")]
+    #[arg(long, env = "MIRROR_BLOB_STORE", value_name = "URL", global = true)]
     pub blob_store: Option<String>,
     /// PostgreSQL for every store, shared by replicas
     /// (`postgres://user:password@host/db`) [default: the data directory].
@@ -187,13 +209,63 @@ pub struct Cli {
         long,
         env = "MIRROR_DATABASE_URL",
         value_name = "URL",
-        hide_env_values = true
+        hide_env_values = true,
+        global = true
     )]
     pub database_url: Option<Secret>,
     /// Connections the engine keeps to the database at most; the server's
     /// own pool is a quarter of it [default: 16].
-    #[arg(long, env = "MIRROR_DATABASE_POOL_SIZE", value_name = "N")]
+    #[arg(
+        long,
+        env = "MIRROR_DATABASE_POOL_SIZE",
+        value_name = "N",
+        global = true
+    )]
     pub database_pool_size: Option<usize>,
+    /// A policies file (YAML or TOML, see `mirror-server apply`) applied
+    /// at start, before serving; an invalid file stops the start.
+    #[arg(long, env = "MIRROR_POLICIES", value_name = "FILE")]
+    pub policies: Option<PathBuf>,
+    /// With --policies: also delete the policies of the file's
+    /// repositories that it does not list [default: false].
+    #[arg(
+        long,
+        env = "MIRROR_PRUNE_POLICIES",
+        value_name = "BOOL",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub prune_policies: Option<bool>,
+    /// What to do; without a command, serve.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// `mirror-server`'s commands besides serving (the default). The
+/// settings flags apply to each, before or after its name.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Make the server's repositories and policies match a policies file
+    /// (YAML or TOML): print the plan, then apply it to the stores the
+    /// settings name (safe while servers run on them).
+    Apply(ApplyArgs),
+}
+
+/// `mirror-server apply`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApplyArgs {
+    /// The policies file (`*.yaml`, `*.yml` or `*.toml`); secrets come
+    /// from the environment variables its `passwordEnv`/`authTokenEnv` name.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Also delete the policies of the file's repositories that it does
+    /// not list (repositories and images are never deleted).
+    #[arg(long)]
+    pub prune: bool,
+    /// Print the plan only; change nothing.
+    #[arg(long, visible_alias = "plan-only")]
+    pub dry_run: bool,
 }
 
 /// The TOML file.
@@ -240,6 +312,9 @@ struct FileConfig {
     #[serde(alias = "database-pool-size")]
     database_pool_size: Option<usize>,
     gc: Option<GcFile>,
+    policies: Option<PathBuf>,
+    #[serde(alias = "prune-policies")]
+    prune_policies: Option<bool>,
 }
 
 /// The `[gc]` table.
@@ -436,6 +511,11 @@ pub struct Config {
     pub database_pool_size: usize,
     /// How `onlinegc` jobs collect unless their parameters say otherwise.
     pub gc: GcSettings,
+    /// A policies file applied at start, before serving
+    /// (`mirror_core::policy_file`).
+    pub policies: Option<PathBuf>,
+    /// With `policies`: delete the listed repositories' other policies.
+    pub prune_policies: bool,
 }
 
 /// The default [`Config::database_pool_size`].
@@ -461,6 +541,8 @@ impl Config {
             database_url: None,
             database_pool_size: DEFAULT_DATABASE_POOL_SIZE,
             gc: GcSettings::default(),
+            policies: None,
+            prune_policies: false,
         }
     }
 
@@ -596,6 +678,8 @@ impl Config {
             }
             config.database_pool_size = n;
         }
+        config.policies = cli.policies.or(file.policies);
+        config.prune_policies = cli.prune_policies.or(file.prune_policies).unwrap_or(false);
         config.trusted_proxies = TrustedProxies::parse(
             &cli.trusted_proxies
                 .or(file.trusted_proxies)
@@ -764,6 +848,38 @@ mod tests {
 
     fn cli(args: &[&str]) -> Cli {
         Cli::try_parse_from(std::iter::once("mirror-server").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn policies_file_from_flag_or_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "policies = \"/etc/p.yaml\"\nprune-policies = true\n").unwrap();
+        let f = file.to_str().unwrap();
+        let c = Config::resolve(cli(&["--config", f]), None).unwrap();
+        assert_eq!(c.policies, Some(PathBuf::from("/etc/p.yaml")));
+        assert!(c.prune_policies);
+        let c = Config::resolve(
+            cli(&[
+                "--config",
+                f,
+                "--policies",
+                "/p.toml",
+                "--prune-policies=false",
+            ]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.policies, Some(PathBuf::from("/p.toml")));
+        assert!(!c.prune_policies);
+        // `apply` takes the settings flags before or after its name.
+        let parsed = cli(&["apply", "--data-dir", "/d", "p.yaml", "--prune"]);
+        assert_eq!(parsed.data_dir, Some(PathBuf::from("/d")));
+        let Some(Command::Apply(args)) = parsed.command else {
+            panic!("no apply")
+        };
+        assert!(args.prune && !args.dry_run);
+        assert_eq!(args.file, PathBuf::from("p.yaml"));
     }
 
     #[test]

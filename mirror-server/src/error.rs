@@ -539,6 +539,21 @@ impl RegistryError {
         )
     }
 
+    /// 404: a manifest by digest the repository does not hold, in a
+    /// repository whose policies copy only some platforms of an index (so
+    /// a client asking for another platform's child is told why).
+    pub fn platform_not_mirrored(reference: &str, platforms: &[String]) -> Self {
+        RegistryError::new(
+            StatusCode::NOT_FOUND,
+            "MANIFEST_UNKNOWN",
+            format!(
+                "manifest unknown: this repository mirrors only platforms {} of its images; other platforms are not held here",
+                platforms.join(", ")
+            ),
+            json!({"reference": reference, "platforms": platforms}),
+        )
+    }
+
     /// 404: the repository does not hold this blob.
     pub fn blob_unknown(digest: &str) -> Self {
         RegistryError::new(

@@ -10,6 +10,8 @@
 //!
 //! - `main.rs`: flags, logging, signals; calls [`run`].
 //! - [`config`]: settings from flags, `MIRROR_*` and a TOML file.
+//! - [`apply`]: policies as code (`mirror-server apply FILE`,
+//!   `--policies FILE`), on mirror-core's `policy_file`.
 //! - [`api`]: the routes; [`error`]: the only place errors become HTTP.
 //! - [`auth`] and [`accounts`]: who calls and what they may do.
 //! - [`store`]: the server's own state (accounts, tokens, grants, crons,
@@ -28,6 +30,7 @@
 
 pub mod accounts;
 pub mod api;
+pub mod apply;
 pub mod auth;
 pub mod client_ip;
 pub mod config;
@@ -96,6 +99,9 @@ pub enum ServerError {
     /// The TLS certificate could not be loaded or generated.
     #[error("cannot set up TLS: {0}")]
     Tls(#[from] tls::TlsError),
+    /// The `--policies` file is invalid or could not be applied.
+    #[error("cannot apply the policies file: {0}")]
+    Policies(#[from] mirror_core::policy_file::PolicyFileError),
 }
 
 fn prepare_data_dir(dir: &std::path::Path) -> Result<(), ServerError> {
@@ -160,6 +166,8 @@ pub async fn run(
             generated.expose()
         );
     }
+    // `--policies`: before serving, so a bad file stops the start.
+    apply::apply_at_start(&config, &mirror).await?;
     let settings = Arc::new(SettingsStore::open(server_stores.meta.clone()).await?);
     let scheduler = Arc::new(Scheduler::new(server_stores.crons.clone(), mirror.clone()));
     scheduler.seed_default().await?;

@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 
 use clap::Parser;
-use mirror_server::config::{Cli, Config};
+use mirror_server::config::{Cli, Command, Config};
 use mirror_server::{CancellationToken, run};
 use tracing_subscriber::EnvFilter;
 
@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> anyhow::Result<()> {
     return_large_blocks_to_the_os();
     // Logs go to stderr (colored only on a terminal); stdout carries only
-    // the one-time admin password line.
+    // the one-time admin password line (and `apply`'s plan).
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -20,7 +20,14 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let config = Config::resolve(Cli::parse(), std::env::var("MIRROR_ADMIN_PASSWORD").ok())?;
+    let mut cli = Cli::parse();
+    let command = cli.command.take();
+    let config = Config::resolve(cli, std::env::var("MIRROR_ADMIN_PASSWORD").ok())?;
+    if let Some(Command::Apply(args)) = command {
+        // The plan (and what was applied) on stdout; an error exits 1.
+        mirror_server::apply::apply(&config, &args, &mut std::io::stdout()).await?;
+        return Ok(());
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;

@@ -738,6 +738,27 @@ async fn answers_fit_the_document() {
         None,
     )
     .await;
+    let history = &format!("{one_tag}/history");
+    let (_, _, h) = api
+        .call(
+            alice,
+            M::GET,
+            history,
+            "/repositories/admin/dst/tags/v1/history",
+            None,
+        )
+        .await;
+    assert_eq!(h, json!([]));
+    let (s, _, _) = api
+        .call(
+            alice,
+            M::GET,
+            history,
+            "/repositories/admin/dst/tags/never/history",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
     api.call(
         As::Admin,
         M::GET,
@@ -921,9 +942,28 @@ fn mirror_core_values_fit_the_document() {
     running["capacityMap"] = json!({});
     running["progress"] = serde_json::to_value(ProgressSnapshot::default()).unwrap();
     let error = ErrorBody::new("INVALID_JSON", "bad", json!({"field": "name"}), 400);
+    // A tag's history entry, moved (by a policy) and deleted (pushed).
+    let moved = mirror_core::store::TagHistoryEntry {
+        digest: mirror_core::Digest::of(b"old"),
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        size: 3,
+        tagged_at: chrono::Utc::now(),
+        replaced_at: chrono::Utc::now(),
+        replaced_by: Some(mirror_core::Digest::of(b"new")),
+        mirrored_by: Some("p".into()),
+        available: true,
+    };
+    let deleted = mirror_core::store::TagHistoryEntry {
+        replaced_by: None,
+        mirrored_by: None,
+        available: false,
+        ..moved.clone()
+    };
     for (name, value) in [
         ("Job", running),
         ("Errors", serde_json::to_value(error).unwrap()),
+        ("TagHistoryEntry", serde_json::to_value(moved).unwrap()),
+        ("TagHistoryEntry", serde_json::to_value(deleted).unwrap()),
     ] {
         let mut errors = Vec::new();
         check(&doc, &schema(name), &value, name, &mut errors);

@@ -20,8 +20,18 @@
 //!   mounts, manifest checks, deletes, who may push, upload expiry.
 //! - `observability`: `/metrics` after polls (bytes, 429s, last success),
 //!   a job log followed while the job runs.
+//! - `policies_as_code`: `mirror-server apply` of a YAML file (plan,
+//!   create, update, prune, no changes, bad files change nothing) and
+//!   `--policies` at start.
 //! - `rules`: tag rules choose what a poll copies; Connect previews them;
 //!   bad rules name their field.
+//! - `platforms_and_referrers`: a policy's platforms (a sparse index kept
+//!   as is, or rewritten), cosign tag-scheme signatures (signed with
+//!   openssl, verified against the mirror) and OCI referrers.
+//! - `tag_history`: a tag moved upstream and polled again, deleted by
+//!   deletion propagation or the API: its earlier digests with times, what
+//!   replaced them, whether they still pull (until garbage collection);
+//!   read access as the tag list.
 //! - `rust_client`: `mirror_core::client::ApiClient` (feature `client`)
 //!   creates a policy, polls, reads tags and maps error answers to kinds.
 //! - `web_api`: what the web page reads: repositories with tag count,
@@ -49,9 +59,12 @@ mod lifecycle;
 mod mirror_flow;
 mod observability;
 mod orgs;
+mod platforms_and_referrers;
+mod policies_as_code;
 mod push;
 mod replicas;
 mod rules;
 mod rust_client;
 mod server;
+mod tag_history;
 mod web_api;

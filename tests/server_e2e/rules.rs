@@ -72,8 +72,24 @@ async fn rules_choose_the_tags_a_poll_copies() {
         None
     );
 
-    // A poll copies exactly those.
+    // So does creating with dryRun=true, saving nothing.
     let form = json!({"remoteHost": up.url(), "remoteRepository": "team/app", "rules": rules});
+    let dry = admin
+        .post("/api/v0/repositories/mirrors/app/pollMirroringPolicies?dryRun=true")
+        .json(&form)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(dry["tagsListed"], TAGS.len(), "{dry}");
+    assert_eq!(dry["matchingTags"].as_array().unwrap().len(), 3, "{dry}");
+    let saved = admin
+        .get("/api/v0/repositories/mirrors/app/pollMirroringPolicies")
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(saved, json!([]), "a dry run saves nothing");
+
+    // A poll copies exactly those.
     let policy = add_policy(&admin, "mirrors/app", &form).await;
     let job = server.submit_poll(Some(&policy)).await;
     server.wait_done(&job).await;

@@ -241,7 +241,7 @@ async fn pg_migrations_run_once_even_from_replicas_starting_together() {
             "SELECT string_agg(version::text, ',' ORDER BY version) FROM regmirror_schema_migrations"
         )
         .await,
-        "1,2,3,4"
+        "1,2,3,4,5,6"
     );
     // Again: nothing to do.
     connect(&url).await.unwrap();
@@ -253,7 +253,7 @@ async fn pg_migrations_run_once_even_from_replicas_starting_together() {
     .await;
     let e = connect(&url).await.unwrap_err().to_string();
     assert!(
-        e.contains("has schema version 99, newer than this build knows (4)")
+        e.contains("has schema version 99, newer than this build knows (6)")
             && e.contains("run the newer regmirror"),
         "{e}"
     );
@@ -360,6 +360,14 @@ impl RemoteRegistry for WatchedRemote {
         offset: u64,
     ) -> Result<BlobBody, RemoteError> {
         self.inner.get_blob(repo, digest, offset).await
+    }
+
+    async fn referrers(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<Vec<mirror_core::manifest::Descriptor>>, RemoteError> {
+        self.inner.referrers(repo, digest).await
     }
 
     async fn check_access(&self, repo: &RepositoryName) -> Result<Permissions, RemoteError> {

@@ -22,6 +22,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { launchBrowser, watchProblems } from './helpers/browser.mjs';
 import { startRegistry } from './helpers/registry.mjs';
+import { waitFor } from './helpers/procs.mjs';
 import { ADMIN, startServer } from './helpers/server.mjs';
 import { startSlowRegistry } from './helpers/slow-registry.mjs';
 
@@ -318,6 +319,34 @@ describe('web interface', { concurrency: false }, () => {
     perRepository.stop();
     assert.deepEqual(perRepository.seen, []);
     await screenshot('web-repositories');
+  });
+
+  test('a tag moved upstream keeps its previous digest in its History, still pullable', async () => {
+    const before = upstreamDigests['1.0'];
+    const { digest: moved } = await upstream.pushImage('team/hello', '1.0', 'hello 1.0, rebuilt\n');
+    assert.notEqual(moved, before);
+    const [policy] = await server.ok('GET', 'repositories/admin/hello/pollMirroringPolicies');
+    const job = await server.ok('POST', 'jobs', { action: 'poll_mirror', parameters: { policyID: policy.id } });
+    await waitFor(async () => (await server.ok('GET', `jobs/${job.id}`)).status === 'done', { timeoutMs: 60000, what: 'the poll' });
+    upstreamDigests['1.0'] = moved;
+
+    await page.goto(`${server.url}/#/repositories/admin/hello`);
+    const row = page.locator('tr[data-tag="1.0"]');
+    await row.locator('code.digest', { hasText: moved }).waitFor();
+    const toggle = row.getByRole('button', { name: 'History of tag 1.0' });
+    await toggle.click();
+    assert.equal(await toggle.getAttribute('aria-expanded'), 'true');
+    const entry = page.locator(`tr[data-history-of="1.0"] li.tag-history-entry[data-digest="${before}"]`);
+    await entry.waitFor();
+    assert.equal(await entry.locator('code.digest').getAttribute('title'), before);
+    assert.match(await entry.textContent(), /pullable/);
+    assert.match(await entry.textContent(), new RegExp(`replaced by ${moved.slice(0, 19)}`));
+    await screenshot('web-tag-history');
+    // A tag that never moved says so; closing hides the history again.
+    await page.getByRole('button', { name: 'History of tag latest' }).click();
+    await page.locator('tr[data-history-of="latest"]').getByText('has not moved').waitFor();
+    await toggle.click();
+    await page.locator('tr[data-history-of="1.0"]').waitFor({ state: 'hidden' });
   });
 
   test('a policy can be disabled, enabled, edited (rotating credentials) and shows its last status', async () => {
@@ -859,6 +888,108 @@ describe('web interface', { concurrency: false }, () => {
     await form.getByRole('button', { name: 'Cancel' }).click();
     await form.waitFor({ state: 'detached' });
     assert.equal((await server.ok('GET', 'repositories/admin/ruled/pollMirroringPolicies')).length, 1, 'nothing saved');
+  });
+
+  test('platforms, referrers and deletion settings: saved from the form, shown, edited; a bad platform is refused at its input', async () => {
+    await server.ok('POST', 'repositories/admin', { name: 'platformed', visibility: 'private' });
+    const policies = 'repositories/admin/platformed/pollMirroringPolicies';
+    await page.goto(`${server.url}/#/repositories/admin/platformed/mirrors?new=1`);
+    const form = page.getByRole('form', { name: 'New mirror policy' });
+    await fillUpstream(form, 'hello');
+
+    // The index mode is asked only with platforms; the deletion limits only with deletion on.
+    const modes = form.getByRole('group', { name: 'How to store the index' });
+    assert.ok(await modes.isHidden());
+    assert.ok(await form.getByLabel('Mirror signatures, attestations and SBOMs').isChecked(), 'referrers are on by default');
+    assert.ok(!(await form.getByLabel(/^Delete local tags this policy mirrored/).isChecked()), 'deletion is off by default');
+    assert.ok(await form.getByLabel('Most deleted per poll (%)').isHidden());
+    await form.getByLabel('Platforms', { exact: true }).fill('linux/arm64, amd64');
+    await modes.waitFor();
+    assert.ok(await modes.getByLabel(/sparse/).isChecked(), 'sparse is the default');
+    await modes.getByLabel(/rewrite/).check();
+    await form.getByLabel(/^Delete local tags this policy mirrored/).check();
+    await form.getByLabel('Most deleted per poll (%)').fill('20');
+    assert.ok(!(await form.getByLabel('Dry run: only log what would be deleted').isChecked()));
+    await screenshot('web-policy-platforms', { fullPage: true });
+
+    const sent = [];
+    const onRequest = (r) => {
+      if (['POST', 'PUT'].includes(r.method()) && r.url().includes(`/api/v0/${policies}`)) sent.push(JSON.parse(r.postData()));
+    };
+    page.on('request', onRequest);
+    await form.getByRole('button', { name: 'Connect' }).click();
+    await form.locator('.connect-result.connect-ok').waitFor();
+    // INVALID_POLL_MIRRORING_POLICY with detail.field = "platforms[1]": shown at the input, nothing saved.
+    await form.getByRole('button', { name: 'Save', exact: true }).click();
+    const platformsError = form.locator('.field-platforms .field-error');
+    await platformsError.waitFor();
+    assert.match(await platformsError.textContent(), /"amd64" is not a platform/);
+    assert.equal(await form.getByLabel('Platforms', { exact: true }).getAttribute('aria-invalid'), 'true');
+    assert.deepEqual(await server.ok('GET', policies), [], 'nothing saved');
+
+    await form.getByLabel('Platforms', { exact: true }).fill('linux/arm64');
+    await form.getByRole('button', { name: 'Save', exact: true }).click();
+    await page.getByRole('status').getByText('Saved.').waitFor();
+    assert.equal(sent.length, 2, JSON.stringify(sent));
+    const created = sent[1];
+    assert.deepEqual(created.platforms, ['linux/arm64']);
+    assert.equal(created.platformMode, 'rewrite');
+    assert.equal(created.deleteRemoved, true);
+    assert.equal(created.deleteRemovedMaxPercent, 20);
+    assert.ok(!('mirrorReferrers' in created) && !('deleteRemovedDryRun' in created), 'defaults are left out');
+
+    // Through the API: the policy has them.
+    const [saved] = await server.ok('GET', policies);
+    const fields = (p) => ({
+      platforms: p.platforms,
+      platformMode: p.platformMode,
+      mirrorReferrers: p.mirrorReferrers,
+      referrerArtifactTypes: p.referrerArtifactTypes,
+      deleteRemoved: p.deleteRemoved,
+      deleteRemovedDryRun: p.deleteRemovedDryRun,
+      deleteRemovedMaxPercent: p.deleteRemovedMaxPercent,
+    });
+    const expected = {
+      platforms: ['linux/arm64'],
+      platformMode: 'rewrite',
+      mirrorReferrers: true,
+      referrerArtifactTypes: [],
+      deleteRemoved: true,
+      deleteRemovedDryRun: false,
+      deleteRemovedMaxPercent: 20,
+    };
+    assert.deepEqual(fields(saved), expected);
+
+    // The Mirrors tab says it in short.
+    const card = page.locator('article.policy');
+    assert.equal(await card.locator('.platforms-summary').textContent(), 'linux/arm64 (rewrite)');
+    assert.equal(await card.locator('.deletion-summary').textContent(), 'deletes removed tags, at most 20% a poll');
+    assert.equal(await card.locator('.referrers-summary').count(), 0);
+
+    // The edit form starts from them, and sends only what changed.
+    await card.getByRole('button', { name: 'Edit' }).click();
+    const edit = page.getByRole('form', { name: 'Edit mirror policy' });
+    assert.equal(await edit.getByLabel('Platforms', { exact: true }).inputValue(), 'linux/arm64');
+    assert.ok(await edit.getByRole('group', { name: 'How to store the index' }).getByLabel(/rewrite/).isChecked());
+    assert.ok(await edit.getByLabel(/^Delete local tags this policy mirrored/).isChecked());
+    assert.equal(await edit.getByLabel('Most deleted per poll (%)').inputValue(), '20');
+    // A bad artifact type: refused at its input (opened for it).
+    await edit.getByRole('button', { name: 'Only some artifact types…' }).click();
+    await edit.getByLabel('Artifact types').fill('sig');
+    await edit.getByRole('button', { name: 'Save changes' }).click();
+    await edit.locator('.field-referrerArtifactTypes .field-error').getByText(/not a media type/).waitFor();
+    await edit.getByLabel('Artifact types').fill('');
+    await edit.getByLabel('Platforms', { exact: true }).fill('linux/arm64/v8 linux/amd64');
+    await edit.getByLabel('Dry run: only log what would be deleted').check();
+    await edit.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByRole('status').getByText('Saved the mirror policy').waitFor();
+    await edit.waitFor({ state: 'detached' });
+    page.off('request', onRequest);
+    assert.deepEqual(sent.at(-1), { platforms: ['linux/arm64/v8', 'linux/amd64'], deleteRemovedDryRun: true });
+    const edited = await server.ok('GET', `${policies}/${saved.id}`);
+    assert.deepEqual(fields(edited), { ...expected, platforms: ['linux/arm64/v8', 'linux/amd64'], deleteRemovedDryRun: true });
+    await card.locator('.platforms-summary', { hasText: 'linux/arm64/v8, linux/amd64 (rewrite)' }).waitFor();
+    assert.match(await card.locator('.deletion-summary').textContent(), /\(dry run\)/);
   });
 
   test('no page errors, console errors or failed requests', () => {

@@ -10,6 +10,7 @@ use crate::digest::Digest;
 use crate::manifest::{Descriptor, MAX_MANIFEST_SIZE, Manifest, is_manifest_media_type};
 use crate::reference::RepositoryName;
 use crate::remote::RemoteRegistry;
+use crate::selection::{ContentSelection, UPSTREAM_DIGEST_ANNOTATION};
 use crate::store::ManifestRecord;
 
 /// How deep an index may nest (an index of indexes of images is 2).
@@ -18,21 +19,63 @@ const MAX_DEPTH: usize = 4;
 /// how many actually stream).
 const BLOB_FANOUT: usize = 16;
 
-/// Copies the manifest `digest` of `repo` and everything it references.
+/// What [`copy_tree`] copied.
+#[derive(Debug, Clone)]
+pub struct CopiedTree {
+    /// The manifest records to publish, children first; the last is the
+    /// top manifest.
+    pub records: Vec<ManifestRecord>,
+    /// The top manifest's local digest: the remote's, unless the index
+    /// was rewritten to the policy's platforms.
+    pub digest: Digest,
+}
+
+impl CopiedTree {
+    /// The top manifest's record.
+    pub fn top(&self) -> &ManifestRecord {
+        self.records
+            .last()
+            .expect("a copied tree has its top manifest")
+    }
+}
+
+/// Copies the manifest `digest` of `repo` and everything it references
+/// that `selection` keeps (an index's named platforms; see
+/// [`crate::selection`]).
 ///
-/// Returns the manifest records to publish, children first. The manifest
-/// bytes are stored exactly as served, so digests are preserved. A manifest
-/// the store already holds is read locally instead of fetched when
-/// `ctx.reuse` allows linking it.
+/// The manifest bytes are stored exactly as served, so digests are
+/// preserved, except a top index that `selection` rewrites. A manifest the
+/// store already holds is read locally instead of fetched when `ctx.reuse`
+/// allows linking it.
 pub async fn copy_tree(
     ctx: &CopyContext,
     remote: &dyn RemoteRegistry,
     repo: &RepositoryName,
     digest: &Digest,
-) -> Result<Vec<ManifestRecord>, CopyError> {
+    selection: &ContentSelection,
+) -> Result<CopiedTree, CopyError> {
     let mut records = Vec::new();
-    copy_manifest(ctx, remote, repo, digest, None, 0, &mut records).await?;
-    Ok(records)
+    let top = Node {
+        digest,
+        media_type_hint: None,
+        depth: 0,
+    };
+    copy_manifest(ctx, remote, repo, top, selection, &mut records).await?;
+    let digest = records
+        .last()
+        .expect("copy_manifest records the top manifest")
+        .digest
+        .clone();
+    Ok(CopiedTree { records, digest })
+}
+
+/// A manifest to copy: its digest, the media type its parent gave, how
+/// deep it sits.
+#[derive(Clone, Copy)]
+struct Node<'a> {
+    digest: &'a Digest,
+    media_type_hint: Option<&'a str>,
+    depth: usize,
 }
 
 async fn fetch_manifest(
@@ -72,12 +115,16 @@ fn copy_manifest<'a>(
     ctx: &'a CopyContext,
     remote: &'a dyn RemoteRegistry,
     repo: &'a RepositoryName,
-    digest: &'a Digest,
-    media_type_hint: Option<&'a str>,
-    depth: usize,
+    node: Node<'a>,
+    selection: &'a ContentSelection,
     records: &'a mut Vec<ManifestRecord>,
 ) -> futures_util::future::BoxFuture<'a, Result<(), CopyError>> {
     Box::pin(async move {
+        let Node {
+            digest,
+            media_type_hint,
+            depth,
+        } = node;
         if ctx.cancel.is_cancelled() {
             return Err(CopyError::Canceled);
         }
@@ -89,7 +136,20 @@ fn copy_manifest<'a>(
                 source,
             }
         })?;
-        for child in manifest.children() {
+        // Platforms are chosen in the top index only; a nested index (rare)
+        // is copied whole.
+        let all = manifest.children();
+        let kept: Vec<&Descriptor> = if depth == 0 {
+            all.iter()
+                .filter(|c| selection.keeps_child(c, all))
+                .collect()
+        } else {
+            all.iter().collect()
+        };
+        if !all.is_empty() && kept.is_empty() {
+            return Err(no_platform_matches(digest, all, selection));
+        }
+        for child in kept.iter().copied() {
             if !is_manifest_media_type(&child.media_type) {
                 // Not a manifest (an artifact blob listed in an index): copy opaque.
                 copy_blob(ctx, remote, repo, child).await?;
@@ -106,16 +166,12 @@ fn copy_manifest<'a>(
             if records.iter().any(|r| r.digest == child.digest) {
                 continue;
             }
-            copy_manifest(
-                ctx,
-                remote,
-                repo,
-                &child.digest,
-                Some(&child.media_type),
-                depth + 1,
-                records,
-            )
-            .await?;
+            let node = Node {
+                digest: &child.digest,
+                media_type_hint: Some(&child.media_type),
+                depth: depth + 1,
+            };
+            copy_manifest(ctx, remote, repo, node, selection, records).await?;
         }
         // Blobs of one image copy concurrently; the semaphore in the context
         // bounds transfers across the whole poll.
@@ -149,11 +205,98 @@ fn copy_manifest<'a>(
             Progress::add(&ctx.progress.bytes_copied, len);
             ctx.reuse.verified(digest);
         }
-        records.push(ManifestRecord::from_manifest(
-            digest.clone(),
-            bytes.len() as u64,
-            &manifest,
-        ));
+        let mut record =
+            ManifestRecord::from_manifest(digest.clone(), bytes.len() as u64, &manifest);
+        if kept.len() < all.len() {
+            // Only the kept children are linked: the repository holds what
+            // it serves, and a GET of another child is a 404.
+            record.children = kept.iter().map(|c| c.digest.clone()).collect();
+            if selection.rewrites_index() {
+                record = store_rewritten_index(ctx, digest, &bytes, &kept).await?;
+            }
+        }
+        records.push(record);
         Ok(())
     })
+}
+
+/// The error of an index none of whose children the policy's platforms
+/// name: which platforms were asked for, which the index has.
+fn no_platform_matches(
+    digest: &Digest,
+    children: &[Descriptor],
+    selection: &ContentSelection,
+) -> CopyError {
+    let mut offered: Vec<String> = children
+        .iter()
+        .filter_map(|c| c.platform.as_ref().map(ToString::to_string))
+        .collect();
+    offered.sort();
+    offered.dedup();
+    CopyError::Manifest {
+        digest: digest.clone(),
+        source: crate::manifest::ManifestError::Invalid {
+            reason: format!(
+                "the index has no child for the policy's platforms {}; it has {}",
+                selection.platform_names().join(", "),
+                if offered.is_empty() {
+                    "none named".to_string()
+                } else {
+                    offered.join(", ")
+                }
+            ),
+        },
+    }
+}
+
+/// Stores a new index: `upstream`'s JSON with only the `kept` children
+/// and the upstream digest in its annotations ([`UPSTREAM_DIGEST_ANNOTATION`]);
+/// every other field as the upstream wrote it.
+async fn store_rewritten_index(
+    ctx: &CopyContext,
+    upstream: &Digest,
+    bytes: &[u8],
+    kept: &[&Descriptor],
+) -> Result<ManifestRecord, CopyError> {
+    let invalid = |reason: String| CopyError::Manifest {
+        digest: upstream.clone(),
+        source: crate::manifest::ManifestError::Invalid { reason },
+    };
+    let mut json: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+    let keep: std::collections::HashSet<String> =
+        kept.iter().map(|c| c.digest.to_string()).collect();
+    if let Some(serde_json::Value::Array(children)) = json.get_mut("manifests") {
+        children.retain(|c| {
+            c.get("digest")
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|d| keep.contains(d))
+        });
+    }
+    let annotations = json
+        .entry("annotations")
+        .or_insert_with(|| serde_json::Value::Object(Default::default()));
+    if let serde_json::Value::Object(a) = annotations {
+        a.insert(
+            UPSTREAM_DIGEST_ANNOTATION.into(),
+            serde_json::Value::String(upstream.to_string()),
+        );
+    }
+    let rewritten = Bytes::from(serde_json::to_vec(&json).map_err(|e| invalid(e.to_string()))?);
+    let manifest = Manifest::parse(&rewritten, None).map_err(|source| CopyError::Manifest {
+        digest: upstream.clone(),
+        source,
+    })?;
+    let digest = Digest::of(&rewritten);
+    let size = rewritten.len() as u64;
+    ctx.blobs
+        .put(rewritten, &digest)
+        .await
+        .map_err(|source| CopyError::Store {
+            what: format!("index {digest} (rewritten from {upstream})"),
+            source,
+        })?;
+    Progress::add(&ctx.progress.bytes_copied, size);
+    ctx.reuse.verified(&digest);
+    Ok(ManifestRecord::from_manifest(digest, size, &manifest))
 }

@@ -5,10 +5,13 @@
 //! resuming with `Range` after a dropped connection. [`image::copy_tree`]
 //! walks a manifest (and an index's children), copies what the store lacks
 //! with bounded concurrency, and returns the manifest records to publish.
+//! [`referrers::copy_referrers`] adds what refers to them (signatures,
+//! attestations, SBOMs).
 //! Nothing here touches tags: publishing is the poll's last step.
 
 pub mod blob;
 pub mod image;
+pub mod referrers;
 
 use crate::progress::Progress;
 use std::sync::Arc;

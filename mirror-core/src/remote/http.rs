@@ -23,7 +23,7 @@ use super::{
 };
 use crate::digest::Digest;
 use crate::error::error_chain;
-use crate::manifest::{ACCEPT_MANIFESTS, MAX_MANIFEST_SIZE};
+use crate::manifest::{ACCEPT_MANIFESTS, Descriptor, MAX_MANIFEST_SIZE, Manifest, OCI_INDEX};
 use crate::policy::{RemoteEndpoint, is_docker_hub};
 use crate::reference::RepositoryName;
 
@@ -31,6 +31,9 @@ use crate::reference::RepositoryName;
 const TAG_PAGE_SIZE: usize = 1000;
 /// Hard cap on tag pages, against a registry whose `Link` loops.
 const MAX_TAG_PAGES: usize = 10_000;
+/// Pages of one manifest's referrers list followed at most (each at most
+/// [`MAX_MANIFEST_SIZE`]).
+const MAX_REFERRER_PAGES: usize = 16;
 
 /// What a remote can make this client hold or wait for. Every body read
 /// into memory is capped; blob bodies are streamed, and must keep a minimum
@@ -1029,6 +1032,60 @@ impl RemoteRegistry for HttpRemote {
             content_type,
             digest,
         })
+    }
+
+    async fn referrers(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<Vec<Descriptor>>, RemoteError> {
+        let mut url = self.url(&format!("/v2/{repo}/referrers/{digest}"));
+        let what = format!("the referrers of {repo}@{digest}");
+        let mut found = Vec::new();
+        for page in 0..MAX_REFERRER_PAGES {
+            let resp = self
+                .send(
+                    Method::GET,
+                    url.clone(),
+                    &pull_scope(repo),
+                    repo.as_str(),
+                    &[(header::ACCEPT, OCI_INDEX.to_string())],
+                )
+                .await?;
+            let status = resp.status();
+            // No referrers API (distribution 2.x answers 404 for the route;
+            // some proxies 405): the caller falls back to cosign's tags.
+            if page == 0
+                && matches!(
+                    status,
+                    StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+                )
+            {
+                return Ok(None);
+            }
+            if !status.is_success() {
+                return Err(self.status_error(resp, repo.as_str(), what.clone()).await);
+            }
+            let next = next_link(resp.headers(), &url);
+            let too_large = |size, _| RemoteError::ManifestTooLarge {
+                what: what.clone(),
+                size,
+            };
+            let body = self
+                .read_body(resp, &url, &what, MAX_MANIFEST_SIZE, too_large)
+                .await?;
+            let index =
+                Manifest::parse(&body, Some(OCI_INDEX)).map_err(|e| RemoteError::Protocol {
+                    url: url_for_message(&url),
+                    reason: format!("the referrers list is not an image index: {e}"),
+                })?;
+            found.extend(index.children().iter().cloned());
+            match next {
+                Some(n) if n != url => url = n,
+                _ => break,
+            }
+        }
+        Ok(Some(found))
     }
 
     async fn get_blob(

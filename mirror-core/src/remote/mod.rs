@@ -259,6 +259,15 @@ pub trait RemoteRegistry: Send + Sync {
         offset: u64,
     ) -> Result<BlobBody, RemoteError>;
 
+    /// The manifests that refer to `digest` (OCI 1.1 referrers API), as
+    /// the descriptors of the remote's referrers list; `None` when the
+    /// remote has no referrers API (it answers 404 there).
+    async fn referrers(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<Vec<crate::manifest::Descriptor>>, RemoteError>;
+
     /// Whether the credentials can read and write `repo`. Fails with the
     /// reason when the registry cannot be reached or the repository read.
     async fn check_access(&self, repo: &RepositoryName) -> Result<Permissions, RemoteError>;

@@ -14,7 +14,7 @@ use crate::secret::Secret;
 use crate::store::parts::UploadProgress;
 use crate::store::{
     BlobEntry, BlobStore, JobLogStore, JobStore, LeaseStore, ManifestRecord, NewRepository,
-    PolicyStore, RepositoryStore, StoreError, TagRecord, TagSource, Visibility,
+    PolicyStore, RepositoryStore, StoreError, TagHistoryEntry, TagRecord, TagSource, Visibility,
 };
 use crate::{Digest, RepositoryName};
 
@@ -360,6 +360,7 @@ pub async fn repository_store(store: &dyn RepositoryStore) {
             policy_id: "p1".into(),
             remote_repository: "https://r/x".into(),
             remote_tag: "v1".into(),
+            remote_digest: None,
         }),
         updated_at: chrono::Utc::now(),
     };
@@ -466,6 +467,7 @@ pub async fn repository_store(store: &dyn RepositoryStore) {
     assert!(store.holders(&layer).await.unwrap().is_empty());
     assert!(store.repositories().await.unwrap().is_empty());
     gc_holds_and_claims(store).await;
+    tag_history(store).await;
 }
 
 /// Checks garbage collection's part of a [`RepositoryStore`]: `content`,
@@ -688,6 +690,140 @@ pub async fn gc_holds_and_claims(store: &dyn RepositoryStore) {
 
     assert!(store.prune_holds(later).await.unwrap() >= 4);
     assert!(store.held_since(start).await.unwrap().is_empty());
+    assert!(store.delete_repository(&name).await.unwrap());
+}
+
+/// Checks [`RepositoryStore::tag_history`]: a move or a delete records the
+/// earlier value (a publish at the same digest does not), newest first,
+/// with whether the manifest is still held; at most
+/// [`crate::store::TAG_HISTORY_LIMIT`] per tag; gone with the repository.
+pub async fn tag_history(store: &dyn RepositoryStore) {
+    use crate::store::TAG_HISTORY_LIMIT;
+    let name = RepositoryName::parse("hist/app").unwrap();
+    let missing = RepositoryName::parse("hist/none").unwrap();
+    let new = NewRepository {
+        name: name.clone(),
+        visibility: Visibility::Private,
+        short_description: String::new(),
+    };
+    store.create_repository(&new).await.unwrap();
+    let media_type = "application/vnd.oci.image.manifest.v1+json";
+    let manifest = |d: &Digest| ManifestRecord {
+        digest: d.clone(),
+        media_type: media_type.into(),
+        size: 7,
+        blobs: vec![],
+        children: vec![],
+        subject: None,
+        artifact_type: None,
+    };
+    let (a, b, c) = (
+        Digest::of(b"history a"),
+        Digest::of(b"history b"),
+        Digest::of(b"history c"),
+    );
+    let at = |secs: i64| chrono::DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap();
+    let tag = |tag: &str, d: &Digest, policy: Option<&str>, secs: i64| TagRecord {
+        name: tag.into(),
+        digest: d.clone(),
+        media_type: media_type.into(),
+        size: 7,
+        mirrored: policy.map(|p| TagSource {
+            policy_id: p.into(),
+            remote_repository: "https://r/x".into(),
+            remote_tag: tag.into(),
+            remote_digest: None,
+        }),
+        updated_at: at(secs),
+    };
+    let history = |t: &'static str| {
+        let name = name.clone();
+        async move { store.tag_history(&name, t).await.unwrap() }
+    };
+    store
+        .publish(
+            &name,
+            &[manifest(&a), manifest(&b), manifest(&c)],
+            &[tag("v1", &a, None, 0)],
+        )
+        .await
+        .unwrap();
+    assert!(history("v1").await.is_empty(), "a new tag has no history");
+    // The same digest again (a poll re-publishing it) is no move.
+    store
+        .publish(&name, &[], &[tag("v1", &a, Some("p1"), 5)])
+        .await
+        .unwrap();
+    assert!(history("v1").await.is_empty(), "same digest: no history");
+    store
+        .publish(&name, &[], &[tag("v1", &b, Some("p2"), 10)])
+        .await
+        .unwrap();
+    let first = TagHistoryEntry {
+        digest: a.clone(),
+        media_type: media_type.into(),
+        size: 7,
+        tagged_at: at(5),
+        replaced_at: at(10),
+        replaced_by: Some(b.clone()),
+        mirrored_by: Some("p1".into()),
+        available: true,
+    };
+    assert_eq!(history("v1").await, std::slice::from_ref(&first));
+    assert!(history("v2").await.is_empty());
+    assert!(store.tag_history(&missing, "v1").await.unwrap().is_empty());
+
+    // A delete: replaced by nothing, at the time of the delete.
+    let before = chrono::Utc::now() - chrono::Duration::seconds(5);
+    assert!(store.delete_tag(&name, "v1").await.unwrap());
+    assert!(!store.delete_tag(&name, "v1").await.unwrap());
+    let h = history("v1").await;
+    assert_eq!(h.len(), 2, "{h:?}");
+    assert_eq!(
+        (&h[0].digest, &h[0].replaced_by, h[0].mirrored_by.as_deref()),
+        (&b, &None, Some("p2"))
+    );
+    assert_eq!(h[0].tagged_at, at(10));
+    assert!(h[0].replaced_at >= before, "{h:?}");
+    assert!(h[0].available);
+    assert_eq!(h[1], first);
+
+    // Deleting a manifest deletes its tags: recorded, and no longer held.
+    store
+        .publish(&name, &[], &[tag("v1", &c, None, 20)])
+        .await
+        .unwrap();
+    assert!(store.delete_manifest(&name, &c).await.unwrap());
+    let h = history("v1").await;
+    assert_eq!(h.len(), 3, "{h:?}");
+    assert_eq!((&h[0].digest, &h[0].replaced_by), (&c, &None));
+    assert!(!h[0].available, "the manifest is gone: {h:?}");
+    assert!(h[1].available && h[2].available);
+
+    // At most TAG_HISTORY_LIMIT per tag: the oldest go.
+    let moves = TAG_HISTORY_LIMIT + 3;
+    for i in 0..=moves {
+        let d = if i % 2 == 0 { &a } else { &b };
+        store
+            .publish(&name, &[], &[tag("v2", d, None, 100 + i as i64)])
+            .await
+            .unwrap();
+    }
+    let h = history("v2").await;
+    assert_eq!(h.len(), TAG_HISTORY_LIMIT);
+    assert_eq!(h[0].replaced_at, at(100 + moves as i64));
+    assert_eq!(h[0].tagged_at, at(100 + moves as i64 - 1));
+    assert_eq!(
+        h[TAG_HISTORY_LIMIT - 1].tagged_at,
+        at(100 + (moves - TAG_HISTORY_LIMIT) as i64)
+    );
+    assert_eq!(history("v1").await.len(), 3, "other tags keep theirs");
+
+    // The history goes with the repository.
+    assert!(store.delete_repository(&name).await.unwrap());
+    store.create_repository(&new).await.unwrap();
+    assert!(history("v1").await.is_empty());
+    assert!(history("v2").await.is_empty());
     assert!(store.delete_repository(&name).await.unwrap());
 }
 
@@ -1041,7 +1177,8 @@ pub fn sample_policy(local: &str, age_secs: i64) -> PollMirroringPolicy {
         endpoint,
         &PolicyForm::new("https://r.example", "team/app"),
         Some("alice"),
-    );
+    )
+    .expect("a valid form");
     policy.created_at -= chrono::Duration::seconds(age_secs);
     policy
 }

@@ -61,7 +61,7 @@ pub use postgres::{
 };
 pub use repository::{
     CLAIM_TTL, ManifestRecord, NewRepository, Repository, RepositoryContent, RepositoryStore,
-    TagRecord, TagSource, Visibility,
+    TAG_HISTORY_LIMIT, TagHistoryEntry, TagRecord, TagSource, Visibility,
 };
 pub use sealed::SecretKeys;
 pub use sqlite::SqliteStore;
@@ -214,6 +214,22 @@ pub(crate) fn deletion_to_text(d: &crate::policy::DeleteRemoved) -> String {
 pub(crate) fn deletion_from_text(text: &str) -> Result<crate::policy::DeleteRemoved, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
         reason: format!("a stored policy's deletion settings do not parse: {e}"),
+    })
+}
+
+/// A policy's content selection as a metadata store keeps it: JSON text
+/// (`{}` for a policy saved before selections existed: every platform,
+/// referrers on).
+pub(crate) fn selection_to_text(s: &crate::selection::ContentSelection) -> String {
+    serde_json::to_string(s).expect("plain fields serialize")
+}
+
+/// Reads [`selection_to_text`]'s form.
+pub(crate) fn selection_from_text(
+    text: &str,
+) -> Result<crate::selection::ContentSelection, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        reason: format!("a stored policy's content selection does not parse: {e}"),
     })
 }
 

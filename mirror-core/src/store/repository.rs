@@ -154,6 +154,50 @@ pub struct TagSource {
     pub remote_repository: String,
     /// The tag on the remote.
     pub remote_tag: String,
+    /// The remote digest the tag was copied from, when the local digest
+    /// differs (an index rewritten to the policy's platforms); `None`: the
+    /// same as the tag's.
+    pub remote_digest: Option<Digest>,
+}
+
+/// How many earlier values of one tag [`RepositoryStore::tag_history`]
+/// keeps: a move past this many drops the oldest, in the same transaction.
+pub const TAG_HISTORY_LIMIT: usize = 50;
+
+/// One earlier value of a tag: the manifest it pointed at and how that
+/// ended. Written by the store in the transaction that moves or deletes the
+/// tag (a publish at the same digest is no move); the newest
+/// [`TAG_HISTORY_LIMIT`] of each tag are kept, and they go with their
+/// repository.
+///
+/// History keeps no manifest alive: garbage collection removes an untagged
+/// manifest as it would without it. [`TagHistoryEntry::available`] says
+/// whether the repository still holds the manifest (so `@digest` pulls).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagHistoryEntry {
+    /// The manifest the tag pointed at.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub digest: Digest,
+    /// Its media type.
+    pub media_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When the tag started pointing at it.
+    pub tagged_at: DateTime<Utc>,
+    /// When the tag moved away from it or was deleted.
+    pub replaced_at: DateTime<Utc>,
+    /// The digest the tag moved to; `None` when the tag was deleted.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub replaced_by: Option<Digest>,
+    /// The policy whose poll had mirrored this value; `None` for a pushed
+    /// one.
+    pub mirrored_by: Option<String>,
+    /// Whether the repository still holds the manifest (read with the
+    /// entry): `false` once garbage collection or a manifest delete took
+    /// it.
+    pub available: bool,
 }
 
 /// How long a garbage collector's claim on a digest stands (see
@@ -204,7 +248,9 @@ pub trait RepositoryStore: Send + Sync + 'static {
         Ok(self.tags(repo).await?.len() as u64)
     }
 
-    /// Tag name to digest, for the diff.
+    /// Tag name to the digest a poll's diff compares with the remote's:
+    /// the remote digest of a tag mirrored from another digest (see
+    /// [`TagSource::remote_digest`]), else the tag's digest.
     async fn tag_digests(
         &self,
         repo: &RepositoryName,
@@ -213,7 +259,10 @@ pub trait RepositoryStore: Send + Sync + 'static {
             .tags(repo)
             .await?
             .into_iter()
-            .map(|t| (t.name, t.digest))
+            .map(|t| {
+                let compared = t.mirrored.and_then(|m| m.remote_digest);
+                (t.name, compared.unwrap_or(t.digest))
+            })
             .collect())
     }
 
@@ -263,6 +312,18 @@ pub trait RepositoryStore: Send + Sync + 'static {
 
     /// Removes a tag. Returns whether it existed.
     async fn delete_tag(&self, repo: &RepositoryName, tag: &str) -> Result<bool, StoreError>;
+
+    /// The earlier values of a tag, newest first (at most
+    /// [`TAG_HISTORY_LIMIT`]): every move ([`RepositoryStore::publish`] at
+    /// another digest) and delete ([`RepositoryStore::delete_tag`],
+    /// [`RepositoryStore::delete_manifest`]) records one in the
+    /// transaction that writes the tag. Empty for a tag never moved, or an
+    /// unknown repository.
+    async fn tag_history(
+        &self,
+        repo: &RepositoryName,
+        tag: &str,
+    ) -> Result<Vec<TagHistoryEntry>, StoreError>;
 
     /// Links a committed blob to the repository without a manifest (a
     /// pushed or mounted blob), so that manifests published later may

@@ -20,7 +20,8 @@ use super::migrate::{Migration, add_column, has_column, migrate};
 use super::sealed::SecretKeys;
 use super::{
     CLAIM_TTL, JobLogStore, JobStore, LeaseStore, ManifestRecord, NewRepository, PolicyStore,
-    Repository, RepositoryContent, RepositoryStore, StoreError, TagRecord, TagSource, Visibility,
+    Repository, RepositoryContent, RepositoryStore, StoreError, TAG_HISTORY_LIMIT, TagHistoryEntry,
+    TagRecord, TagSource, Visibility,
 };
 use crate::digest::Digest;
 use crate::job::{Job, JobFilter, JobStatus, LogLine};
@@ -123,7 +124,7 @@ CREATE TABLE IF NOT EXISTS job_logs (
 "#;
 
 /// The schema of `regmirror.db`, step by step (see [`super::migrate`]).
-const MIGRATIONS: [Migration; 7] = [
+const MIGRATIONS: [Migration; 9] = [
     Migration {
         version: 1,
         what: "repositories, manifests, tags, policies, jobs and logs",
@@ -192,7 +193,78 @@ const MIGRATIONS: [Migration; 7] = [
             )
         },
     },
+    Migration {
+        version: 8,
+        what: "policies' platforms and referrers; a mirrored tag's remote digest",
+        apply: |c| {
+            add_column(c, "policies", "content", "TEXT NOT NULL DEFAULT '{}'")?;
+            add_column(c, "tags", "mirrored_digest", "TEXT")
+        },
+    },
+    Migration {
+        version: 9,
+        what: "tag history",
+        apply: |c| c.execute_batch(TAG_HISTORY_SCHEMA),
+    },
 ];
+
+/// Step 9 (the same table in PostgreSQL's step 6): a tag's earlier values,
+/// newest last (`id`).
+const TAG_HISTORY_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS tag_history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    repo TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mirrored_by TEXT,
+    tagged_at TEXT NOT NULL,
+    replaced_at TEXT NOT NULL,
+    replaced_by TEXT
+);
+CREATE INDEX IF NOT EXISTS tag_history_tag ON tag_history (repo, tag, id);
+";
+
+/// Records, in the caller's transaction, the current value of `repo`'s
+/// tags named `names` as history ended at `at` by `replaced_by` (a
+/// delete: `None`), unless it already is `replaced_by`; then keeps the
+/// newest [`TAG_HISTORY_LIMIT`] of each. Call before the write.
+fn record_tag_history(
+    c: &Connection,
+    repo: &str,
+    names: &[String],
+    replaced_by: Option<&str>,
+    at: &str,
+    ctx: &str,
+) -> Result<(), StoreError> {
+    let mut record = c
+        .prepare_cached(
+            "INSERT INTO tag_history
+                 (repo, tag, digest, media_type, size, mirrored_by, tagged_at, replaced_at, replaced_by)
+             SELECT repo, name, digest, media_type, size, mirrored_by, updated_at, ?3, ?4
+             FROM tags WHERE repo=?1 AND name=?2 AND digest IS NOT ?4",
+        )
+        .map_err(db_err(ctx))?;
+    let mut prune = c
+        .prepare_cached(
+            "DELETE FROM tag_history WHERE repo=?1 AND tag=?2 AND id NOT IN
+                 (SELECT id FROM tag_history WHERE repo=?1 AND tag=?2 ORDER BY id DESC LIMIT ?3)",
+        )
+        .map_err(db_err(ctx))?;
+    for name in names {
+        if record
+            .execute(params![repo, name, at, replaced_by])
+            .map_err(db_err(ctx))?
+            > 0
+        {
+            prune
+                .execute(params![repo, name, TAG_HISTORY_LIMIT as i64])
+                .map_err(db_err(ctx))?;
+        }
+    }
+    Ok(())
+}
 
 /// Step 5 (the same tables in PostgreSQL's step 5).
 const GC_SCHEMA: &str = "
@@ -438,8 +510,7 @@ fn build_repository(
 }
 
 /// The columns a tag is read from and written to, in order.
-const TAG_COLUMNS: &str =
-    "name, digest, media_type, size, mirrored_by, mirrored_from, mirrored_tag, updated_at";
+const TAG_COLUMNS: &str = "name, digest, media_type, size, mirrored_by, mirrored_from, mirrored_tag, updated_at, mirrored_digest";
 
 /// A row of `SELECT {TAG_COLUMNS} FROM tags`, read whole so the statement
 /// can be finished before the values are checked.
@@ -452,6 +523,7 @@ struct TagRow {
     mirrored_from: Option<String>,
     mirrored_tag: Option<String>,
     updated_at: String,
+    mirrored_digest: Option<String>,
 }
 
 fn tag_row(r: &Row) -> rusqlite::Result<TagRow> {
@@ -464,6 +536,7 @@ fn tag_row(r: &Row) -> rusqlite::Result<TagRow> {
         mirrored_from: r.get(5)?,
         mirrored_tag: r.get(6)?,
         updated_at: r.get(7)?,
+        mirrored_digest: r.get(8)?,
     })
 }
 
@@ -476,18 +549,25 @@ pub(super) fn visibility(stored: &str) -> Visibility {
     }
 }
 
-/// Where a tag was mirrored from, from its three columns (`None` for a
+/// Where a tag was mirrored from, from its four columns (`None` for a
 /// pushed tag).
 pub(super) fn tag_source(
     policy_id: Option<String>,
     remote_repository: Option<String>,
     remote_tag: Option<String>,
-) -> Option<TagSource> {
-    Some(TagSource {
-        policy_id: policy_id?,
-        remote_repository: remote_repository?,
-        remote_tag: remote_tag?,
-    })
+    remote_digest: Option<String>,
+) -> Result<Option<TagSource>, StoreError> {
+    let (Some(policy_id), Some(remote_repository), Some(remote_tag)) =
+        (policy_id, remote_repository, remote_tag)
+    else {
+        return Ok(None);
+    };
+    Ok(Some(TagSource {
+        policy_id,
+        remote_repository,
+        remote_tag,
+        remote_digest: remote_digest.as_deref().map(parse_digest).transpose()?,
+    }))
 }
 
 fn build_tag(row: TagRow) -> Result<TagRecord, StoreError> {
@@ -496,7 +576,12 @@ fn build_tag(row: TagRow) -> Result<TagRecord, StoreError> {
         digest: parse_digest(&row.digest)?,
         media_type: row.media_type,
         size: row.size as u64,
-        mirrored: tag_source(row.mirrored_by, row.mirrored_from, row.mirrored_tag),
+        mirrored: tag_source(
+            row.mirrored_by,
+            row.mirrored_from,
+            row.mirrored_tag,
+            row.mirrored_digest,
+        )?,
         updated_at: parse_ts(&row.updated_at)?,
     })
 }
@@ -636,7 +721,13 @@ impl RepositoryStore for SqliteStore {
             let n = tx
                 .execute("DELETE FROM repositories WHERE name=?1", params![name])
                 .map_err(db_err("deleting a repository"))?;
-            for table in ["manifests", "manifest_refs", "repo_blobs", "tags"] {
+            for table in [
+                "manifests",
+                "manifest_refs",
+                "repo_blobs",
+                "tags",
+                "tag_history",
+            ] {
                 tx.execute(&format!("DELETE FROM {table} WHERE repo=?1"), params![name])
                     .map_err(db_err("deleting a repository"))?;
             }
@@ -809,8 +900,10 @@ impl RepositoryStore for SqliteStore {
                 .collect();
             hold(&tx, &linked, &ts(&crate::job::now()), ctx)?;
             for t in &tags {
+                let (name, digest) = (std::slice::from_ref(&t.name), t.digest.to_string());
+                record_tag_history(&tx, &repo, name, Some(&digest), &ts(&t.updated_at), ctx)?;
                 tx.execute(
-                    &format!("INSERT OR REPLACE INTO tags (repo, {TAG_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"),
+                    &format!("INSERT OR REPLACE INTO tags (repo, {TAG_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"),
                     params![
                         repo,
                         t.name,
@@ -820,7 +913,11 @@ impl RepositoryStore for SqliteStore {
                         t.mirrored.as_ref().map(|m| &m.policy_id),
                         t.mirrored.as_ref().map(|m| &m.remote_repository),
                         t.mirrored.as_ref().map(|m| &m.remote_tag),
-                        ts(&t.updated_at)
+                        ts(&t.updated_at),
+                        t.mirrored
+                            .as_ref()
+                            .and_then(|m| m.remote_digest.as_ref())
+                            .map(|d| d.to_string())
                     ],
                 )
                 .map_err(db_err(ctx))?;
@@ -833,13 +930,68 @@ impl RepositoryStore for SqliteStore {
     async fn delete_tag(&self, repo: &RepositoryName, tag: &str) -> Result<bool, StoreError> {
         let (repo, tag) = (repo.to_string(), tag.to_string());
         self.with(move |c| {
-            let n = c
+            let ctx = "deleting a tag";
+            let tx = c.transaction().map_err(db_err(ctx))?;
+            let at = ts(&crate::job::now());
+            record_tag_history(&tx, &repo, std::slice::from_ref(&tag), None, &at, ctx)?;
+            let n = tx
                 .execute(
                     "DELETE FROM tags WHERE repo=?1 AND name=?2",
                     params![repo, tag],
                 )
-                .map_err(db_err("deleting a tag"))?;
+                .map_err(db_err(ctx))?;
+            tx.commit().map_err(db_err(ctx))?;
             Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn tag_history(
+        &self,
+        repo: &RepositoryName,
+        tag: &str,
+    ) -> Result<Vec<TagHistoryEntry>, StoreError> {
+        let (repo, tag) = (repo.to_string(), tag.to_string());
+        self.with(move |c| {
+            let ctx = "reading a tag's history";
+            type Row = (String, String, i64, String, String, Option<String>, Option<String>, bool);
+            let rows: Vec<Row> = c
+                .prepare_cached(
+                    "SELECT h.digest, h.media_type, h.size, h.tagged_at, h.replaced_at,
+                            h.replaced_by, h.mirrored_by,
+                            EXISTS (SELECT 1 FROM manifests m WHERE m.repo=h.repo AND m.digest=h.digest)
+                     FROM tag_history h WHERE h.repo=?1 AND h.tag=?2 ORDER BY h.id DESC",
+                )
+                .map_err(db_err(ctx))?
+                .query_map(params![repo, tag], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                    ))
+                })
+                .map_err(db_err(ctx))?
+                .collect::<Result<_, _>>()
+                .map_err(db_err(ctx))?;
+            rows.into_iter()
+                .map(|(digest, media_type, size, tagged, replaced, by, mirrored_by, available)| {
+                    Ok(TagHistoryEntry {
+                        digest: parse_digest(&digest)?,
+                        media_type,
+                        size: size.max(0) as u64,
+                        tagged_at: parse_ts(&tagged)?,
+                        replaced_at: parse_ts(&replaced)?,
+                        replaced_by: by.as_deref().map(parse_digest).transpose()?,
+                        mirrored_by,
+                        available,
+                    })
+                })
+                .collect()
         })
         .await
     }
@@ -1143,6 +1295,14 @@ impl RepositoryStore for SqliteStore {
                 params![repo, digest],
             )
             .map_err(db_err(ctx))?;
+            let tags: Vec<String> = tx
+                .prepare_cached("SELECT name FROM tags WHERE repo=?1 AND digest=?2")
+                .map_err(db_err(ctx))?
+                .query_map(params![repo, digest], |r| r.get(0))
+                .map_err(db_err(ctx))?
+                .collect::<Result<_, _>>()
+                .map_err(db_err(ctx))?;
+            record_tag_history(&tx, &repo, &tags, None, &ts(&crate::job::now()), ctx)?;
             tx.execute(
                 "DELETE FROM tags WHERE repo=?1 AND digest=?2",
                 params![repo, digest],
@@ -1155,7 +1315,7 @@ impl RepositoryStore for SqliteStore {
     }
 }
 
-const POLICY_COLUMNS: &str = "id, local_repository, remote_host, remote_repository, username, password, auth_token, remote_ca, skip_tls_verification, enabled, initial_evaluation, last_mirrored_at, status_code, status_detail, status_timestamp, created_at, owner, rules, delete_removed";
+const POLICY_COLUMNS: &str = "id, local_repository, remote_host, remote_repository, username, password, auth_token, remote_ca, skip_tls_verification, enabled, initial_evaluation, last_mirrored_at, status_code, status_detail, status_timestamp, created_at, owner, rules, delete_removed, content";
 
 struct PolicyRow {
     id: String,
@@ -1177,6 +1337,7 @@ struct PolicyRow {
     owner: Option<String>,
     rules: String,
     delete_removed: String,
+    content: String,
 }
 
 fn policy_row(r: &Row) -> rusqlite::Result<PolicyRow> {
@@ -1200,6 +1361,7 @@ fn policy_row(r: &Row) -> rusqlite::Result<PolicyRow> {
         owner: r.get(16)?,
         rules: r.get(17)?,
         delete_removed: r.get(18)?,
+        content: r.get(19)?,
     })
 }
 
@@ -1230,6 +1392,7 @@ fn build_policy(p: PolicyRow, keys: &SecretKeys) -> Result<PollMirroringPolicy, 
         owner: p.owner,
         rules: super::rules_from_text(&p.rules)?,
         delete_removed: super::deletion_from_text(&p.delete_removed)?,
+        content: super::selection_from_text(&p.content)?,
     })
 }
 
@@ -1393,7 +1556,7 @@ impl PolicyStore for SqliteStore {
         let (password, auth_token) = self.sealed_secrets(&p);
         self.with(move |c| {
             c.execute(
-                &format!("INSERT INTO policies ({POLICY_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)"),
+                &format!("INSERT INTO policies ({POLICY_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)"),
                 params![
                     p.id,
                     p.local_repository.as_str(),
@@ -1413,7 +1576,8 @@ impl PolicyStore for SqliteStore {
                     ts(&p.created_at),
                     p.owner,
                     super::rules_to_text(&p.rules),
-                    super::deletion_to_text(&p.delete_removed)
+                    super::deletion_to_text(&p.delete_removed),
+                    super::selection_to_text(&p.content)
                 ],
             )
             .map_err(db_err("saving a policy"))?;
@@ -1469,7 +1633,7 @@ impl PolicyStore for SqliteStore {
         self.with(move |c| {
             let n = c
                 .execute(
-                    "UPDATE policies SET remote_host=?2, remote_repository=?3, username=?4, password=?5, auth_token=?6, remote_ca=?7, skip_tls_verification=?8, enabled=?9, owner=?10, rules=?11, delete_removed=?12 WHERE id=?1",
+                    "UPDATE policies SET remote_host=?2, remote_repository=?3, username=?4, password=?5, auth_token=?6, remote_ca=?7, skip_tls_verification=?8, enabled=?9, owner=?10, rules=?11, delete_removed=?12, content=?13 WHERE id=?1",
                     params![
                         p.id,
                         p.remote.host,
@@ -1482,7 +1646,8 @@ impl PolicyStore for SqliteStore {
                         p.enabled,
                         p.owner,
                         super::rules_to_text(&p.rules),
-                        super::deletion_to_text(&p.delete_removed)
+                        super::deletion_to_text(&p.delete_removed),
+                        super::selection_to_text(&p.content)
                     ],
                 )
                 .map_err(db_err("updating a policy"))?;
@@ -1951,6 +2116,7 @@ mod tests {
                 policy_id: "p1".into(),
                 remote_repository: "http://127.0.0.1:5000/team/app".into(),
                 remote_tag: "v1".into(),
+                remote_digest: None,
             })
         );
     }

@@ -41,6 +41,43 @@ class TagPreview(TypedDict):
     matching_tags: list[str]
     """The ones the rules keep, in the remote's order."""
 
+class PlanAction(TypedDict):
+    """One change of a ``PolicyPlan`` (a plain dict at run time; import it
+    under ``TYPE_CHECKING``)."""
+
+    action: Literal["create_repository", "create_policy", "update_policy", "delete_policy"]
+    repository: str
+    """The local repository."""
+    visibility: NotRequired[Literal["public", "private"]]
+    """``create_repository``: the visibility it is created with."""
+    remote: NotRequired[str]
+    """The remote, ``host/repository``."""
+    location: NotRequired[str]
+    """The file's entry, ``repositories[i].policies[j]``."""
+    evaluate_now: NotRequired[bool]
+    """``create_policy``: evaluated at once (``initialEvaluation: true``)."""
+    policy_id: NotRequired[str]
+    """``update_policy``, ``delete_policy``: the stored policy."""
+    changes: NotRequired[list[str]]
+    """``update_policy``: the fields that change, as the file names them
+    (``password`` and ``authToken`` without their values)."""
+
+class PolicyPlan(TypedDict):
+    """What ``Mirror.apply_policies`` does (a plain dict at run time)."""
+
+    actions: list[PlanAction]
+    """The changes, in the order they are applied."""
+    unchanged: int
+    """Policies of the file that already match."""
+    kept: int
+    """Policies of the file's repositories the file does not list, kept
+    (``prune=False``)."""
+    notes: list[str]
+    """What is not changed but should be known (a differing visibility)."""
+    prune: bool
+    text: str
+    """The plan as ``mirror-server apply`` prints it."""
+
 # ---------------------------------------------------------------- errors --
 
 class MirrorError(Exception):
@@ -123,6 +160,24 @@ class Policy:
     @property
     def rules(self) -> list[TagRule]:
         """Which remote tags it mirrors (empty: every tag)."""
+    @property
+    def delete_removed(self) -> bool:
+        """Whether polls delete local tags the remote no longer lists."""
+    @property
+    def delete_removed_dry_run(self) -> bool: ...
+    @property
+    def delete_removed_max_percent(self) -> int: ...
+    @property
+    def platforms(self) -> list[str]:
+        """Platforms copied from an index (``os/arch[/variant]``; empty: all)."""
+    @property
+    def platform_mode(self) -> str:
+        """``sparse`` (the upstream index as is) or ``rewrite``."""
+    @property
+    def mirror_referrers(self) -> bool:
+        """Whether signatures, attestations and SBOMs are copied."""
+    @property
+    def referrer_artifact_types(self) -> list[str]: ...
     def to_dict(self) -> dict[str, Any]: ...
 
 @final
@@ -191,6 +246,35 @@ class Tag:
     def updated_at(self) -> Optional[str]: ...
     def to_dict(self) -> dict[str, Any]: ...
 
+@final
+class TagHistoryEntry:
+    """An earlier value of a tag: the manifest it pointed at before it moved
+    or was deleted (``Mirror.tag_history``)."""
+
+    @property
+    def digest(self) -> str: ...
+    @property
+    def media_type(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def tagged_at(self) -> str:
+        """When the tag started pointing at it (RFC 3339)."""
+    @property
+    def replaced_at(self) -> str:
+        """When the tag moved away or was deleted (RFC 3339)."""
+    @property
+    def replaced_by(self) -> Optional[str]:
+        """The digest the tag moved to; ``None`` when it was deleted."""
+    @property
+    def mirrored_by(self) -> Optional[str]:
+        """The ID of the policy that had mirrored it; ``None`` when pushed."""
+    @property
+    def available(self) -> bool:
+        """Whether the repository still holds the manifest, so that it pulls
+        by digest (until garbage collection removes it)."""
+    def to_dict(self) -> dict[str, Any]: ...
+
 # --------------------------------------------------------------- engines --
 
 class _Engine:
@@ -215,6 +299,10 @@ class _Engine:
         delete_removed: Optional[bool] = None,
         delete_removed_dry_run: Optional[bool] = None,
         delete_removed_max_percent: Optional[int] = None,
+        platforms: Optional[list[str]] = None,
+        platform_mode: Optional[Literal["sparse", "rewrite"]] = None,
+        mirror_referrers: Optional[bool] = None,
+        referrer_artifact_types: Optional[list[str]] = None,
     ) -> Policy: ...
     def add_policy_async(
         self,
@@ -233,6 +321,10 @@ class _Engine:
         delete_removed: Optional[bool] = None,
         delete_removed_dry_run: Optional[bool] = None,
         delete_removed_max_percent: Optional[int] = None,
+        platforms: Optional[list[str]] = None,
+        platform_mode: Optional[Literal["sparse", "rewrite"]] = None,
+        mirror_referrers: Optional[bool] = None,
+        referrer_artifact_types: Optional[list[str]] = None,
     ) -> Awaitable[Policy]: ...
     def check_connection(
         self,
@@ -248,6 +340,10 @@ class _Engine:
         delete_removed: Optional[bool] = None,
         delete_removed_dry_run: Optional[bool] = None,
         delete_removed_max_percent: Optional[int] = None,
+        platforms: Optional[list[str]] = None,
+        platform_mode: Optional[Literal["sparse", "rewrite"]] = None,
+        mirror_referrers: Optional[bool] = None,
+        referrer_artifact_types: Optional[list[str]] = None,
     ) -> dict[str, bool]:
         """``{"read": bool, "write": bool}``; raises with the reason when
         the remote repository cannot be read."""
@@ -265,6 +361,10 @@ class _Engine:
         delete_removed: Optional[bool] = None,
         delete_removed_dry_run: Optional[bool] = None,
         delete_removed_max_percent: Optional[int] = None,
+        platforms: Optional[list[str]] = None,
+        platform_mode: Optional[Literal["sparse", "rewrite"]] = None,
+        mirror_referrers: Optional[bool] = None,
+        referrer_artifact_types: Optional[list[str]] = None,
     ) -> Awaitable[dict[str, bool]]: ...
     def preview_tags(
         self,
@@ -280,6 +380,10 @@ class _Engine:
         delete_removed: Optional[bool] = None,
         delete_removed_dry_run: Optional[bool] = None,
         delete_removed_max_percent: Optional[int] = None,
+        platforms: Optional[list[str]] = None,
+        platform_mode: Optional[Literal["sparse", "rewrite"]] = None,
+        mirror_referrers: Optional[bool] = None,
+        referrer_artifact_types: Optional[list[str]] = None,
     ) -> TagPreview:
         """Which of the remote repository's tags ``rules`` would mirror (every
         tag without rules), listed now; nothing is saved. A bad rule raises
@@ -298,6 +402,10 @@ class _Engine:
         delete_removed: Optional[bool] = None,
         delete_removed_dry_run: Optional[bool] = None,
         delete_removed_max_percent: Optional[int] = None,
+        platforms: Optional[list[str]] = None,
+        platform_mode: Optional[Literal["sparse", "rewrite"]] = None,
+        mirror_referrers: Optional[bool] = None,
+        referrer_artifact_types: Optional[list[str]] = None,
     ) -> Awaitable[TagPreview]: ...
     def poll(self, policy_id: str, progress: Optional[ProgressCallback] = None) -> Job:
         """Runs one ``poll_mirror`` job for the policy and returns it finished.
@@ -325,6 +433,10 @@ class _Engine:
         delete_removed: Optional[bool] = None,
         delete_removed_dry_run: Optional[bool] = None,
         delete_removed_max_percent: Optional[int] = None,
+        platforms: Optional[list[str]] = None,
+        platform_mode: Optional[Literal["sparse", "rewrite"]] = None,
+        mirror_referrers: Optional[bool] = None,
+        referrer_artifact_types: Optional[list[str]] = None,
     ) -> Policy: ...
     def update_policy_async(
         self,
@@ -342,11 +454,22 @@ class _Engine:
         delete_removed: Optional[bool] = None,
         delete_removed_dry_run: Optional[bool] = None,
         delete_removed_max_percent: Optional[int] = None,
+        platforms: Optional[list[str]] = None,
+        platform_mode: Optional[Literal["sparse", "rewrite"]] = None,
+        mirror_referrers: Optional[bool] = None,
+        referrer_artifact_types: Optional[list[str]] = None,
     ) -> Awaitable[Policy]: ...
     def delete_policy(self, id: str) -> bool: ...
     def delete_policy_async(self, id: str) -> Awaitable[bool]: ...
     def tags(self, repository: str) -> list[Tag]: ...
     def tags_async(self, repository: str) -> Awaitable[list[Tag]]: ...
+    def tag_history(self, repository: str, tag: str) -> list[TagHistoryEntry]:
+        """A tag's earlier values, newest first (at most 50). ``NotFoundError``
+        for an unknown repository, or a tag with neither a current value nor
+        a history."""
+    def tag_history_async(
+        self, repository: str, tag: str
+    ) -> Awaitable[list[TagHistoryEntry]]: ...
     def jobs(
         self, action: Optional[str] = None, running: Optional[bool] = None, limit: int = 100
     ) -> list[Job]: ...
@@ -380,6 +503,21 @@ class Mirror(_Engine):
     def recover(self) -> list[Job]:
         """Requeues or errors jobs left running by a dead process and removes
         unfinished uploads; call when no other process uses the directory."""
+    def apply_policies(
+        self,
+        path: Union[str, os.PathLike[str]],
+        *,
+        prune: bool = False,
+        dry_run: bool = False,
+    ) -> PolicyPlan:
+        """Makes the repositories and policies match a policies file (YAML or
+        TOML, as ``mirror-server apply`` reads it; secrets from the
+        environment variables its ``passwordEnv``/``authTokenEnv`` name) and
+        returns the plan, applied unless ``dry_run``. ``prune`` deletes the
+        policies of the file's repositories that it does not list (never a
+        repository or an image). An invalid file raises
+        ``InvalidPolicyError`` whose ``field`` names the entry
+        (``repositories[0].policies[1].remoteHost``) and changes nothing."""
 
 @final
 class Client(_Engine):
@@ -408,6 +546,7 @@ __all__ = [
     "NotFoundError",
     "Policy",
     "Tag",
+    "TagHistoryEntry",
     "TLSError",
     "UnreachableError",
     "__version__",

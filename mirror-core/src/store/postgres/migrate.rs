@@ -29,7 +29,7 @@ const LOCK_KEY: i64 = 0x7265_676d_6972_726f;
 
 /// Names, tags and digests compare byte by byte (`COLLATE "C"`), so lists
 /// sort as SQLite sorts them, whatever the database's locale.
-const STEPS: [PgStep; 4] = [
+const STEPS: [PgStep; 6] = [
     PgStep {
         version: 1,
         what: "repositories, manifests, tags, policies, leases, jobs and logs",
@@ -161,6 +161,31 @@ CREATE INDEX manifests_children ON manifests USING gin (children);
         version: 4,
         what: "policies' deletion propagation",
         sql: "ALTER TABLE policies ADD COLUMN delete_removed text NOT NULL DEFAULT '{}';",
+    },
+    PgStep {
+        version: 5,
+        what: "policies' platforms and referrers; a mirrored tag's remote digest",
+        sql: "ALTER TABLE policies ADD COLUMN content text NOT NULL DEFAULT '{}';
+              ALTER TABLE tags ADD COLUMN mirrored_digest text;",
+    },
+    PgStep {
+        version: 6,
+        what: "tag history",
+        sql: r#"
+CREATE TABLE tag_history (
+    id bigserial PRIMARY KEY,
+    repo text COLLATE "C" NOT NULL REFERENCES repositories (name) ON DELETE CASCADE,
+    tag text COLLATE "C" NOT NULL,
+    digest text COLLATE "C" NOT NULL,
+    media_type text NOT NULL,
+    size bigint NOT NULL,
+    mirrored_by text,
+    tagged_at timestamptz NOT NULL,
+    replaced_at timestamptz NOT NULL,
+    replaced_by text COLLATE "C"
+);
+CREATE INDEX tag_history_tag ON tag_history (repo, tag, id);
+"#,
     },
 ];
 

@@ -18,7 +18,7 @@ use crate::reference::RepositoryName;
 use crate::store::sqlite::{parse_digest, parse_name, tag_source, visibility};
 use crate::store::{
     CLAIM_TTL, ManifestRecord, NewRepository, Repository, RepositoryContent, RepositoryStore,
-    StoreError, TagRecord,
+    StoreError, TAG_HISTORY_LIMIT, TagHistoryEntry, TagRecord,
 };
 
 /// The advisory lock of garbage collection (`gc` in ASCII, key 0).
@@ -58,9 +58,70 @@ async fn hold(
     .map(drop)
 }
 
+/// Records, in the caller's transaction, the current value of `repo`'s
+/// tags named `names` as history ended at `at` by `replaced_by` (a delete:
+/// `None`), unless it already is `replaced_by`, locking those tag rows
+/// (`FOR UPDATE`) so a concurrent move waits and records its own; then
+/// keeps the newest [`TAG_HISTORY_LIMIT`] of each. Call before the write.
+/// (Two publishes creating one new tag at once find no row to lock: the
+/// second's upsert replaces the first's value without a history row.)
+async fn record_tag_history(
+    tx: &deadpool_postgres::Transaction<'_>,
+    ctx: &str,
+    repo: &str,
+    names: &[String],
+    replaced_by: Option<&str>,
+    at: &DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let moved = query(
+        tx,
+        ctx,
+        "INSERT INTO tag_history
+             (repo, tag, digest, media_type, size, mirrored_by, tagged_at, replaced_at, replaced_by)
+         SELECT repo, name, digest, media_type, size, mirrored_by, updated_at, $3, $4
+         FROM (SELECT * FROM tags WHERE repo=$1 AND name = ANY($2::text[])
+               AND digest IS DISTINCT FROM $4::text ORDER BY name FOR UPDATE) t
+         RETURNING tag",
+        &[&repo, &names, at, &replaced_by],
+    )
+    .await?;
+    if moved.is_empty() {
+        return Ok(());
+    }
+    let moved: Vec<String> = moved
+        .iter()
+        .map(|r| get(r, "tag"))
+        .collect::<Result<_, _>>()?;
+    execute(
+        tx,
+        ctx,
+        "DELETE FROM tag_history h USING (
+             SELECT id, row_number() OVER (PARTITION BY tag ORDER BY id DESC) AS n
+             FROM tag_history WHERE repo=$1 AND tag = ANY($2::text[])
+         ) r WHERE h.id = r.id AND r.n > $3",
+        &[&repo, &moved, &(TAG_HISTORY_LIMIT as i64)],
+    )
+    .await
+    .map(drop)
+}
+
+fn tag_history_row(r: &tokio_postgres::Row) -> Result<TagHistoryEntry, StoreError> {
+    Ok(TagHistoryEntry {
+        digest: parse_digest(get(r, "digest")?)?,
+        media_type: get(r, "media_type")?,
+        size: get::<i64>(r, "size")?.max(0) as u64,
+        tagged_at: get(r, "tagged_at")?,
+        replaced_at: get(r, "replaced_at")?,
+        replaced_by: get::<Option<&str>>(r, "replaced_by")?
+            .map(parse_digest)
+            .transpose()?,
+        mirrored_by: get(r, "mirrored_by")?,
+        available: get(r, "available")?,
+    })
+}
+
 const REPOSITORY_COLUMNS: &str = "id, name, visibility, short_description, created_at";
-const TAG_COLUMNS: &str =
-    "name, digest, media_type, size, mirrored_by, mirrored_from, mirrored_tag, updated_at";
+const TAG_COLUMNS: &str = "name, digest, media_type, size, mirrored_by, mirrored_from, mirrored_tag, updated_at, mirrored_digest";
 const MANIFEST_COLUMNS: &str = "digest, media_type, size, blobs, children, subject, artifact_type";
 
 fn repository_row(r: &tokio_postgres::Row) -> Result<Repository, StoreError> {
@@ -83,7 +144,8 @@ fn tag_row(r: &tokio_postgres::Row) -> Result<TagRecord, StoreError> {
             get(r, "mirrored_by")?,
             get(r, "mirrored_from")?,
             get(r, "mirrored_tag")?,
-        ),
+            get(r, "mirrored_digest")?,
+        )?,
         updated_at: get(r, "updated_at")?,
     })
 }
@@ -332,16 +394,19 @@ impl RepositoryStore for PgStore {
             .await?;
         }
         for t in tags {
+            let (name, digest) = (std::slice::from_ref(&t.name), t.digest.to_string());
+            record_tag_history(&tx, ctx, repo, name, Some(&digest), &t.updated_at).await?;
             let source = t.mirrored.as_ref();
             execute(
                 &tx,
                 ctx,
                 &format!(
-                    "INSERT INTO tags (repo, {TAG_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)
+                    "INSERT INTO tags (repo, {TAG_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)
                      ON CONFLICT (repo, name) DO UPDATE SET digest=EXCLUDED.digest,
                          media_type=EXCLUDED.media_type, size=EXCLUDED.size,
                          mirrored_by=EXCLUDED.mirrored_by, mirrored_from=EXCLUDED.mirrored_from,
-                         mirrored_tag=EXCLUDED.mirrored_tag, updated_at=EXCLUDED.updated_at"
+                         mirrored_tag=EXCLUDED.mirrored_tag, updated_at=EXCLUDED.updated_at,
+                         mirrored_digest=EXCLUDED.mirrored_digest"
                 ),
                 &[
                     &repo,
@@ -353,6 +418,9 @@ impl RepositoryStore for PgStore {
                     &source.map(|s| &s.remote_repository),
                     &source.map(|s| &s.remote_tag),
                     &t.updated_at,
+                    &source
+                        .and_then(|s| s.remote_digest.as_ref())
+                        .map(|d| d.to_string()),
                 ],
             )
             .await?;
@@ -361,14 +429,39 @@ impl RepositoryStore for PgStore {
     }
 
     async fn delete_tag(&self, repo: &RepositoryName, tag: &str) -> Result<bool, StoreError> {
-        let n = self
-            .execute(
-                "deleting a tag",
-                "DELETE FROM tags WHERE repo=$1 AND name=$2",
-                &[&repo.as_str(), &tag],
-            )
-            .await?;
+        let ctx = "deleting a tag";
+        let mut client = self.client(ctx).await?;
+        let tx = client.transaction().await.map_err(db_err(ctx))?;
+        let (repo, tag) = (repo.as_str(), tag.to_string());
+        let now = crate::job::now();
+        record_tag_history(&tx, ctx, repo, std::slice::from_ref(&tag), None, &now).await?;
+        let n = execute(
+            &tx,
+            ctx,
+            "DELETE FROM tags WHERE repo=$1 AND name=$2",
+            &[&repo, &tag],
+        )
+        .await?;
+        tx.commit().await.map_err(db_err(ctx))?;
         Ok(n > 0)
+    }
+
+    async fn tag_history(
+        &self,
+        repo: &RepositoryName,
+        tag: &str,
+    ) -> Result<Vec<TagHistoryEntry>, StoreError> {
+        self.rows(
+            "reading a tag's history",
+            "SELECT h.digest, h.media_type, h.size, h.tagged_at, h.replaced_at, h.replaced_by,
+                    h.mirrored_by,
+                    EXISTS (SELECT 1 FROM manifests m WHERE m.repo=h.repo AND m.digest=h.digest)
+                        AS available
+             FROM tag_history h WHERE h.repo=$1 AND h.tag=$2 ORDER BY h.id DESC",
+            &[&repo.as_str(), &tag],
+            tag_history_row,
+        )
+        .await
     }
 
     async fn link_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<(), StoreError> {
@@ -614,6 +707,19 @@ impl RepositoryStore for PgStore {
             &args,
         )
         .await?;
+        let tags = query(
+            &tx,
+            ctx,
+            "SELECT name FROM tags WHERE repo=$1 AND digest=$2 ORDER BY name FOR UPDATE",
+            &args,
+        )
+        .await?;
+        let tags: Vec<String> = tags
+            .iter()
+            .map(|r| get(r, "name"))
+            .collect::<Result<_, _>>()?;
+        let now = crate::job::now();
+        record_tag_history(&tx, ctx, repo, &tags, None, &now).await?;
         execute(
             &tx,
             ctx,

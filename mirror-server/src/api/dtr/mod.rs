@@ -64,6 +64,10 @@ pub static ROUTES: &[(&str, Handlers)] = &[
         "/repositories/{namespace}/{reponame}/tags/{reference}",
         || get(tags::get_one).delete(tags::delete),
     ),
+    (
+        "/repositories/{namespace}/{reponame}/tags/{reference}/history",
+        || get(tags::history),
+    ),
     ("/repositories/{namespace}/{reponame}/userAccess", || {
         get(repositories::list_access)
     }),

@@ -16,9 +16,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use mirror_core::api::PolicyForm;
-use mirror_core::job::{PARAM_POLICY_ID, POLL_MIRROR};
 use mirror_core::store::Repository;
-use mirror_core::{ErrorKind, JobSubmission, PollMirroringPolicy};
+use mirror_core::{ErrorKind, PollMirroringPolicy};
 use serde::Deserialize;
 
 use super::repositories::{authorize, authorize_name};
@@ -43,6 +42,10 @@ pub struct CreateQuery {
     /// ID is returned in `X-Job-ID`; left out, the first poll is the next
     /// scheduled one.
     initial_evaluation: Option<bool>,
+    /// `true`: check the form, reach the remote and answer 200 with which
+    /// remote tags the rules would mirror (`{"tagsListed",
+    /// "matchingTags"}`), saving nothing.
+    dry_run: Option<bool>,
 }
 
 fn check_local(repo: &Repository, given: Option<&str>) -> Result<(), ApiError> {
@@ -125,6 +128,10 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let repo = authorize(&state, &account, &namespace, &reponame, AccessLevel::Admin).await?;
     check_local(&repo, form.local_repository.as_deref())?;
+    if query.dry_run == Some(true) {
+        let preview = state.mirror.preview_tags(&form).await?;
+        return Ok(Json(preview).into_response());
+    }
     let asked_to_apply = query.initial_evaluation.or(form.initial_evaluation) == Some(true);
     let initial_evaluation = match (query.initial_evaluation, form.initial_evaluation) {
         (Some(q), Some(b)) if q != b => {
@@ -166,12 +173,7 @@ pub async fn create(
 /// The policy is saved already, so a failure here is logged, not
 /// returned: the next scheduled poll applies the policy anyway.
 async fn apply_now(state: &AppState, policy: &PollMirroringPolicy) -> Option<String> {
-    let submission = JobSubmission {
-        action: POLL_MIRROR.into(),
-        parameters: [(PARAM_POLICY_ID.to_string(), policy.id.clone())].into(),
-        ..Default::default()
-    };
-    match state.mirror.submit_job(submission).await {
+    match state.mirror.submit_poll(&policy.id).await {
         Ok(job) => {
             tracing::info!(policy = %policy.id, job = %job.id, "initial evaluation submitted");
             Some(job.id)

@@ -1,5 +1,6 @@
 //! A repository's tags: the list (`GET .../tags`, paged like every DTR
-//! list) and one reference (`GET .../tags/{reference}`, a tag or a digest).
+//! list), one reference (`GET .../tags/{reference}`, a tag or a digest),
+//! and a tag's earlier values (`GET .../tags/{tag}/history`, regmirror's).
 //!
 //! A tag is DTR 2.7's `ListTag`: `name`, `digest`, `author`, `createdAt`,
 //! `updatedAt`, `hashMismatch`, `inNotary`, the `manifest` object (digest,
@@ -22,7 +23,7 @@ use mirror_core::Digest;
 use mirror_core::api::{Tag, TagManifest};
 use mirror_core::image_info::image_info;
 use mirror_core::manifest::Platform;
-use mirror_core::store::TagRecord;
+use mirror_core::store::{TagHistoryEntry, TagRecord};
 use serde::Deserialize;
 
 use super::paging::PageQuery;
@@ -167,4 +168,31 @@ pub async fn delete(
     }
     tracing::info!(repository = %repo.name, tag, by = %account.name, "tag deleted");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v0/repositories/{namespace}/{reponame}/tags/{tag}/history`
+/// (read access, as the tag list): the tag's earlier values, newest first
+/// (mirror-core's `TagHistoryEntry`: each with when it was tagged and
+/// replaced, by what, and whether the repository still holds it, so
+/// `@digest` still pulls). `404 NO_SUCH_TAG` for a tag with neither a
+/// current value nor a history.
+pub async fn history(
+    State(state): State<AppState>,
+    User(account): User,
+    Path((namespace, reponame, tag)): Path<(String, String, String)>,
+) -> Result<Json<Vec<TagHistoryEntry>>, ApiError> {
+    let repo = authorize(
+        &state,
+        &account,
+        &namespace,
+        &reponame,
+        AccessLevel::ReadOnly,
+    )
+    .await?;
+    let repos = &state.mirror.stores().repos;
+    let history = repos.tag_history(&repo.name, &tag).await?;
+    if history.is_empty() && repos.tag(&repo.name, &tag).await?.is_none() {
+        return Err(ApiError::no_such_tag(repo.name.as_str(), &tag));
+    }
+    Ok(Json(history))
 }

@@ -46,11 +46,9 @@ pub async fn manifest(
     let (digest, media_type, size) = if reference.contains(':') {
         let digest =
             Digest::parse(reference).map_err(|e| RegistryError::digest_invalid(e.to_string()))?;
-        let m = stores
-            .repos
-            .manifest(&repo.name, &digest)
-            .await?
-            .ok_or_else(|| RegistryError::manifest_unknown(reference))?;
+        let Some(m) = stores.repos.manifest(&repo.name, &digest).await? else {
+            return Err(unknown_by_digest(state, repo, reference).await);
+        };
         (m.digest, m.media_type, m.size)
     } else {
         // A tag that breaks the grammar can never exist: "not found", as
@@ -88,6 +86,29 @@ pub async fn manifest(
             (header::ETAG, format!("\"{digest}\"")),
         ],
     ))
+}
+
+/// The 404 of a manifest by digest: says which platforms are mirrored
+/// when the repository's policies copy only some.
+async fn unknown_by_digest(state: &AppState, repo: &Repository, reference: &str) -> RegistryError {
+    let policies = state
+        .mirror
+        .stores()
+        .policies
+        .policies(Some(&repo.name))
+        .await
+        .unwrap_or_default();
+    let mut platforms: Vec<String> = policies
+        .iter()
+        .flat_map(|p| p.content.platform_names())
+        .collect();
+    platforms.sort();
+    platforms.dedup();
+    if platforms.is_empty() {
+        RegistryError::manifest_unknown(reference)
+    } else {
+        RegistryError::platform_not_mirrored(reference, &platforms)
+    }
 }
 
 /// `GET`/`HEAD /v2/<name>/blobs/<digest>`: streamed from the blob store,

@@ -6,7 +6,9 @@
 // or Save & Apply (`?initialEvaluation=true`: mirror every current tag,
 // starting now: the answer's `X-Job-ID` names the job doing it). Tag rules
 // (`rules`, see tag-rules.js) go with Connect, which then previews the
-// remote tags they match, and with Save.
+// remote tags they match, and with Save. Which platforms and referrers a
+// poll copies, and whether it deletes tags the remote dropped, go with Save
+// (`policyContentEditor` below).
 
 import * as api from '../api.js';
 import { h, uid } from '../dom.js';
@@ -143,8 +145,11 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
       updatePreviewState();
     },
   });
-  /** The form's fields and the rules' inputs, by the API's field names. */
-  const allFields = () => ({ ...fields, ...tagRules.fields() });
+  // --- platforms, referrers, deletion -----------------------------------------
+  const content = policyContentEditor({ policy, onChange: () => updateSaveState() });
+
+  /** The form's fields, the rules' and the content settings' inputs, by the API's field names. */
+  const allFields = () => ({ ...fields, ...tagRules.fields(), ...content.fields() });
 
   // --- advanced settings ----------------------------------------------------
   const advancedId = uid('advanced');
@@ -232,13 +237,25 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
     if (!fields.remoteName.input.value.trim()) return missing('remoteName', 'Enter the remote repository name.');
     const badRule = tagRules.validate();
     if (badRule) return missing(...badRule);
+    const badContent = content.validate();
+    if (badContent) return missing(...badContent);
     return null;
   }
 
+  /** `showError` for the whole form, first showing the input the error names. */
+  function showFormError(err, area = formAlert) {
+    if (err.field) content.reveal(err.field);
+    const shown = showError(allFields(), area, err, ALIASES);
+    if (shown === fields.remoteCA || shown === fields.skipTLS) {
+      setAdvanced(true);
+      shown.input.focus();
+    }
+    return shown;
+  }
+
   function showConnectError(err) {
-    const shown = err.field ? showError(allFields(), null, err, ALIASES) : null;
+    const shown = err.field ? showFormError(err, null) : null;
     if (shown) {
-      if (shown === fields.remoteCA || shown === fields.skipTLS) setAdvanced(true);
       connectResult.replaceChildren();
       return;
     }
@@ -261,7 +278,7 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
     updatePreviewState();
     const invalid = validate();
     if (invalid) {
-      showError(allFields(), formAlert, invalid, ALIASES);
+      showFormError(invalid);
       return;
     }
     const v = values();
@@ -327,6 +344,7 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
     h('div', { class: 'field-row credentials' }, fields.username.el, fields.password.el),
     repoGroup,
     tagRules.el,
+    content.el,
     h('div', { class: 'advanced-toggle' }, advancedToggle),
     advanced,
     h('div', { class: 'connect-row' }, connectButton, connectResult),
@@ -348,7 +366,7 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
     hideAlert(formAlert);
     const invalid = validate();
     if (invalid) {
-      showError(allFields(), formAlert, invalid, ALIASES);
+      showFormError(invalid);
       return;
     }
     const v = values();
@@ -367,13 +385,16 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
         if (v.password || (!v.username && policy.username)) body.password = v.password;
         // The rules, when they changed (an empty list removes them all).
         if (JSON.stringify(v.rules) !== JSON.stringify((policy.rules ?? []).map(normalRule))) body.rules = v.rules;
+        // Platforms, referrers and deletion settings, those that changed.
+        Object.assign(body, content.changes());
         saved = await whileBusy(saveButton, 'Saving…', () => api.put(`${base}/${encodeURIComponent(policy.id)}`, body));
       } else {
         // Save & Apply: the server evaluates the new policy at once and
-        // names the job in `X-Job-ID`. No rules: every tag.
+        // names the job in `X-Job-ID`. No rules: every tag. The content
+        // settings only where they differ from the defaults.
         const { rules, ...rest } = v;
         const answer = await whileBusy(submitter, 'Saving…', () => api.send('POST', base, {
-          body: { ...rest, ...(rules.length ? { rules } : {}), enabled: true },
+          body: { ...rest, ...(rules.length ? { rules } : {}), ...content.changes(), enabled: true },
           query: { initialEvaluation: apply },
         }));
         saved = answer.data;
@@ -388,11 +409,324 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
         connectButton.focus();
         return;
       }
-      const shown = showError(allFields(), formAlert, e, ALIASES);
-      if (shown === fields.remoteCA || shown === fields.skipTLS) setAdvanced(true);
+      showFormError(e);
     }
   });
 
   return { form, focus: () => fields.registryType.input.focus() };
 }
 
+// ---------------------------------------------------------------------------
+// What a policy copies besides the tags its rules pick, and what it
+// deletes, as the form edits it and the Mirrors tab shows it:
+//
+// - `platforms` (`os/architecture[/variant]`; none: every platform) and
+//   `platformMode`: `sparse` (the default: the upstream index kept byte for
+//   byte, only the named platforms' manifests held) or `rewrite` (a new
+//   index of the named platforms, with a new digest);
+// - `mirrorReferrers` (signatures, attestations, SBOMs; default on) and
+//   `referrerArtifactTypes` (none: every type);
+// - `deleteRemoved` (default off), `deleteRemovedDryRun`,
+//   `deleteRemovedMaxPercent` (1 to 100, default 10): local tags this
+//   policy mirrored are deleted once the remote no longer lists them,
+//   never when it lists no tag at all.
+
+/** What the API assumes for a field a policy (or an older server) leaves out. */
+export const CONTENT_DEFAULTS = {
+  platforms: [],
+  platformMode: 'sparse',
+  mirrorReferrers: true,
+  referrerArtifactTypes: [],
+  deleteRemoved: false,
+  deleteRemovedDryRun: false,
+  deleteRemovedMaxPercent: 10,
+};
+
+/** Most entries the API takes in `platforms` and `referrerArtifactTypes`. */
+const MAX_LISTED = 32;
+
+/** A list typed with commas, spaces or new lines. */
+export function parseList(text) {
+  return text.split(/[\s,]+/).map((v) => v.trim()).filter(Boolean);
+}
+
+/** `policy`'s content fields, defaults filled in. */
+export function contentOf(policy) {
+  const out = {};
+  for (const [key, value] of Object.entries(CONTENT_DEFAULTS)) {
+    out[key] = policy?.[key] ?? value;
+  }
+  return out;
+}
+
+const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+
+/**
+ * The form's sections "Platforms", "Signatures, attestations, SBOMs" and
+ * "Deleted remote tags", filled from `policy` (or the defaults).
+ * `onChange()` after every change. Returns `{el, values(), changes(),
+ * fields(), validate(), reveal(apiField)}`: `values()` the fields as the
+ * API takes them; `changes()` those a new policy sets (the ones that
+ * differ from the defaults) or an edit changes; `fields()` the inputs by
+ * the API's field names (`platforms[1]`, ...), for errors; `validate()`
+ * `[apiField, reason]` for a value the API would refuse, or null;
+ * `reveal(apiField)` shows the input an error is about.
+ */
+export function policyContentEditor({ policy, onChange = () => {} }) {
+  const current = contentOf(policy);
+
+  // --- platforms --------------------------------------------------------------
+  const platforms = field({
+    label: 'Platforms',
+    name: 'platforms',
+    value: current.platforms.join(', '),
+    placeholder: 'linux/amd64, linux/arm64/v8',
+    spellcheck: 'false',
+    autocapitalize: 'none',
+    autocomplete: 'off',
+    hint: 'Only these, as os/architecture[/variant], separated by commas or spaces. Empty: every platform.',
+  });
+
+  const modeName = uid('platform-mode');
+  const modeErrorId = uid('platform-mode-error');
+  const modeError = h('p', { id: modeErrorId, class: 'field-error', hidden: true });
+  function modeRadio(value, label, note) {
+    const id = uid(`platform-mode-${value}`);
+    const noteId = `${id}-note`;
+    const input = h('input', {
+      type: 'radio',
+      id,
+      name: modeName,
+      value,
+      checked: current.platformMode === value,
+      'aria-describedby': `${noteId} ${modeErrorId}`,
+    });
+    const el = h('div', { class: 'mode-option' },
+      h('div', { class: 'check-row' }, input, h('label', { for: id, text: label })),
+      h('p', { id: noteId, class: 'hint', text: note }));
+    return { el, input };
+  }
+  const sparse = modeRadio('sparse', 'Keep the upstream index (sparse)',
+    'Same digest as upstream, so signatures and digest pins stay valid; the other platforms\' manifests are not here, so pulling or copying them fails.');
+  const rewrite = modeRadio('rewrite', 'Write a new index of these platforms (rewrite)',
+    'Every platform the index lists is here, so tools that copy the whole image work; but the digest differs from upstream, and signatures over the upstream index do not match it.');
+  if (!sparse.input.checked && !rewrite.input.checked) sparse.input.checked = true;
+  const modeGroup = h('fieldset', { class: 'field radios platform-mode' },
+    h('legend', { text: 'How to store the index' }),
+    sparse.el,
+    rewrite.el,
+    modeError);
+  const mode = {
+    el: modeGroup,
+    error: modeError,
+    name: 'platformMode',
+    get input() {
+      return rewrite.input.checked ? rewrite.input : sparse.input;
+    },
+  };
+
+  // --- referrers -----------------------------------------------------------------
+  const referrers = checkbox({
+    label: 'Mirror signatures, attestations and SBOMs',
+    name: 'mirrorReferrers',
+    checked: current.mirrorReferrers,
+    hint: 'What refers to each mirrored image: OCI referrers, or cosign\'s .sig, .att and .sbom tags.',
+  });
+  const artifactTypes = field({
+    label: 'Artifact types',
+    name: 'referrerArtifactTypes',
+    control: 'textarea',
+    rows: '2',
+    value: current.referrerArtifactTypes.join('\n'),
+    placeholder: 'application/vnd.dev.cosign.artifact.sig.v1+json',
+    spellcheck: 'false',
+    autocapitalize: 'none',
+    hint: 'Only referrers of these media types, separated by commas, spaces or new lines. Empty: every type.',
+  });
+  const typesId = uid('artifact-types');
+  const typesToggle = h('button', {
+    type: 'button',
+    class: 'button button-link',
+    'aria-expanded': 'false',
+    'aria-controls': typesId,
+    text: 'Only some artifact types…',
+  });
+  const typesArea = h('div', { id: typesId, class: 'advanced artifact-types', hidden: true }, artifactTypes.el);
+  function setTypesOpen(open) {
+    typesArea.hidden = !open;
+    typesToggle.setAttribute('aria-expanded', String(open));
+  }
+  typesToggle.addEventListener('click', () => {
+    setTypesOpen(typesArea.hidden);
+    if (!typesArea.hidden) artifactTypes.input.focus();
+  });
+  if (current.referrerArtifactTypes.length) setTypesOpen(true);
+  const typesToggleRow = h('div', { class: 'advanced-toggle' }, typesToggle);
+
+  // --- deletion propagation ---------------------------------------------------------
+  const deleteRemoved = checkbox({
+    label: 'Delete local tags this policy mirrored when the remote no longer lists them',
+    name: 'deleteRemoved',
+    checked: current.deleteRemoved,
+    hint: 'Only tags this policy mirrored. Never when the remote lists no tags at all: an outage and an emptied repository look the same.',
+  });
+  const dryRun = checkbox({
+    label: 'Dry run: only log what would be deleted',
+    name: 'deleteRemovedDryRun',
+    checked: current.deleteRemovedDryRun,
+  });
+  const maxPercent = field({
+    label: 'Most deleted per poll (%)',
+    name: 'deleteRemovedMaxPercent',
+    type: 'number',
+    min: '1',
+    max: '100',
+    step: '1',
+    inputmode: 'numeric',
+    value: String(current.deleteRemovedMaxPercent),
+    hint: 'Of the tags this policy mirrored (rounded up); the rest wait for the next poll.',
+  });
+  const deleteOptions = h('div', { class: 'delete-options' }, dryRun.el, maxPercent.el);
+
+  // --- showing what applies ------------------------------------------------------------
+  function update() {
+    modeGroup.hidden = parseList(platforms.input.value).length === 0;
+    typesToggleRow.hidden = !referrers.input.checked;
+    if (!referrers.input.checked) setTypesOpen(false);
+    else if (artifactTypes.input.value.trim()) setTypesOpen(true);
+    deleteOptions.hidden = !deleteRemoved.input.checked;
+  }
+  update();
+
+  const el = h('div', { class: 'policy-content' },
+    h('fieldset', { class: 'field field-group content-section platforms-section' },
+      h('legend', { text: 'Multi-platform images' }),
+      platforms.el,
+      modeGroup),
+    h('fieldset', { class: 'field field-group content-section referrers-section' },
+      h('legend', { text: 'Signatures, attestations, SBOMs' }),
+      referrers.el,
+      typesToggleRow,
+      typesArea),
+    h('fieldset', { class: 'field field-group content-section deletion-section' },
+      h('legend', { text: 'Tags removed from the remote' }),
+      deleteRemoved.el,
+      deleteOptions));
+  for (const type of ['input', 'change']) {
+    el.addEventListener(type, () => {
+      update();
+      onChange();
+    });
+  }
+
+  function values() {
+    return {
+      platforms: parseList(platforms.input.value),
+      platformMode: rewrite.input.checked ? 'rewrite' : 'sparse',
+      mirrorReferrers: referrers.input.checked,
+      referrerArtifactTypes: parseList(artifactTypes.input.value),
+      deleteRemoved: deleteRemoved.input.checked,
+      deleteRemovedDryRun: dryRun.input.checked,
+      deleteRemovedMaxPercent: Number(maxPercent.input.value.trim()),
+    };
+  }
+
+  return {
+    el,
+    values,
+    /**
+     * The fields to send: for a new policy (`policy` undefined) those that
+     * differ from the defaults (the mode only with platforms, the deletion
+     * settings only with `deleteRemoved`); for an edit those that differ
+     * from the policy.
+     */
+    changes() {
+      const v = values();
+      const out = {};
+      if (policy) {
+        for (const key of Object.keys(CONTENT_DEFAULTS)) {
+          // The deletion settings matter (and are shown) only with deleteRemoved.
+          if (!v.deleteRemoved && (key === 'deleteRemovedDryRun' || key === 'deleteRemovedMaxPercent')) continue;
+          if (!same(v[key], current[key])) out[key] = v[key];
+        }
+        return out;
+      }
+      if (v.platforms.length) {
+        out.platforms = v.platforms;
+        if (v.platformMode !== CONTENT_DEFAULTS.platformMode) out.platformMode = v.platformMode;
+      }
+      if (!v.mirrorReferrers) out.mirrorReferrers = false;
+      else if (v.referrerArtifactTypes.length) out.referrerArtifactTypes = v.referrerArtifactTypes;
+      if (v.deleteRemoved) {
+        out.deleteRemoved = true;
+        if (v.deleteRemovedDryRun) out.deleteRemovedDryRun = true;
+        if (v.deleteRemovedMaxPercent !== CONTENT_DEFAULTS.deleteRemovedMaxPercent) {
+          out.deleteRemovedMaxPercent = v.deleteRemovedMaxPercent;
+        }
+      }
+      return out;
+    },
+    fields() {
+      const out = {
+        platforms,
+        platformMode: mode,
+        mirrorReferrers: referrers,
+        referrerArtifactTypes: artifactTypes,
+        deleteRemoved,
+        deleteRemovedDryRun: dryRun,
+        deleteRemovedMaxPercent: maxPercent,
+      };
+      // The API names one entry of a list (`platforms[1]`); the form has
+      // one input for the whole list.
+      for (let i = 0; i < MAX_LISTED; i += 1) {
+        out[`platforms[${i}]`] = platforms;
+        out[`referrerArtifactTypes[${i}]`] = artifactTypes;
+      }
+      return out;
+    },
+    validate() {
+      const v = values();
+      if (v.deleteRemoved && !(Number.isInteger(v.deleteRemovedMaxPercent) && v.deleteRemovedMaxPercent >= 1 && v.deleteRemovedMaxPercent <= 100)) {
+        return ['deleteRemovedMaxPercent', 'Enter a whole percentage from 1 to 100.'];
+      }
+      return null;
+    },
+    /** Makes the input `apiField` names visible (before an error focuses it). */
+    reveal(apiField) {
+      if (!apiField) return;
+      if (apiField.startsWith('referrerArtifactTypes')) {
+        if (!referrers.input.checked) referrers.input.checked = true;
+        update();
+        setTypesOpen(true);
+      } else if (apiField === 'platformMode') {
+        modeGroup.hidden = false;
+      } else if (apiField === 'deleteRemovedDryRun' || apiField === 'deleteRemovedMaxPercent') {
+        deleteOptions.hidden = false;
+      }
+    },
+  };
+}
+
+/**
+ * The Mirrors tab's facts about `p`'s content and deletion settings, as
+ * `<div><dt><dd></div>` items of its `<dl class="facts">`; only those that
+ * differ from the defaults.
+ */
+export function contentFacts(p) {
+  const c = contentOf(p);
+  const fact = (label, cls, ...value) => h('div', {}, h('dt', { text: label }), h('dd', { class: cls }, ...value));
+  const out = [];
+  if (c.platforms.length) {
+    out.push(fact('Platforms', 'platforms-summary', `${c.platforms.join(', ')} (${c.platformMode})`));
+  }
+  if (!c.mirrorReferrers) {
+    out.push(fact('Signatures, SBOMs', 'referrers-summary', 'not mirrored'));
+  } else if (c.referrerArtifactTypes.length) {
+    out.push(fact('Signatures, SBOMs', 'referrers-summary', `only ${c.referrerArtifactTypes.join(', ')}`));
+  }
+  if (c.deleteRemoved) {
+    out.push(fact('Removed tags', 'deletion-summary',
+      `deletes removed tags${c.deleteRemovedDryRun ? ' (dry run)' : ''}, at most ${c.deleteRemovedMaxPercent}% a poll`));
+  }
+  return out;
+}

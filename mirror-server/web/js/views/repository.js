@@ -3,11 +3,11 @@
 // Access tabs offer.
 
 import * as api from '../api.js';
-import { badge, formatBytes, h, remoteName, replace, statusKind, timeEl } from '../dom.js';
+import { badge, formatBytes, h, remoteName, replace, shortDigest, statusKind, timeEl, uid } from '../dom.js';
 import { alertArea, hideAlert, showAlert, whileBusy } from '../forms.js';
 import { describeProgress, followJob } from '../progress.js';
 import { accessTab } from './access.js';
-import { policyForm } from './policy-form.js';
+import { contentFacts, policyForm } from './policy-form.js';
 import { ruleSummary } from './tag-rules.js';
 
 const MEDIA_TYPES = {
@@ -86,7 +86,44 @@ async function tagsTab(panel, ctx, { namespace, name, level }) {
     return;
   }
   tags.sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }));
-  const rows = tags.map((t) => h('tr', { dataset: { tag: t.name } },
+  const rows = tags.flatMap((t) => tagRows(t, ctx, { namespace, name }));
+  replace(panel, heading,
+    h('div', { class: 'table-wrap' },
+      h('table', { class: 'table tags-table' },
+        h('caption', { class: 'visually-hidden', text: `Tags of ${namespace}/${name}` }),
+        h('thead', {}, h('tr', {},
+          h('th', { scope: 'col', text: 'Tag' }),
+          h('th', { scope: 'col', text: 'Digest' }),
+          h('th', { scope: 'col', text: 'Type' }),
+          h('th', { scope: 'col', text: 'Platforms' }),
+          h('th', { scope: 'col', class: 'num', text: 'Size' }),
+          h('th', { scope: 'col', text: 'Mirrored from' }),
+          h('th', { scope: 'col', text: 'Updated' }),
+          h('th', { scope: 'col', 'aria-label': 'History' }))),
+        h('tbody', {}, rows))),
+    h('p', { class: 'muted small', text: `${tags.length} ${tags.length === 1 ? 'tag' : 'tags'}. Pull with: docker pull ${location.host}/${namespace}/${name}:TAG` }));
+}
+
+/** A tag's row, and the row below it that its History button opens. */
+function tagRows(t, ctx, { namespace, name }) {
+  const historyId = uid('tag-history');
+  const toggle = h('button', {
+    type: 'button',
+    class: 'button button-quiet button-small history-toggle',
+    'aria-expanded': 'false',
+    'aria-controls': historyId,
+    'aria-label': `History of tag ${t.name}`,
+    text: 'History',
+  });
+  const cell = h('td', { colspan: '8' });
+  const historyRow = h('tr', { id: historyId, class: 'tag-history-row', hidden: true, dataset: { historyOf: t.name } }, cell);
+  toggle.addEventListener('click', async () => {
+    const open = toggle.getAttribute('aria-expanded') !== 'true';
+    toggle.setAttribute('aria-expanded', String(open));
+    historyRow.hidden = !open;
+    if (open) await showTagHistory(cell, ctx, { namespace, name, tag: t.name });
+  });
+  const row = h('tr', { dataset: { tag: t.name } },
     h('th', { scope: 'row', class: 'tag-name', text: t.name }),
     h('td', {}, h('code', { class: 'digest', title: t.digest, text: t.digest })),
     h('td', { text: MEDIA_TYPES[t.mediaType] ?? t.mediaType }),
@@ -101,21 +138,46 @@ async function tagsTab(panel, ctx, { namespace, name, level }) {
     h('td', { class: 'mirrored-from' }, t.mirroring
       ? `${t.mirroring.remoteRepository.replace(/^https?:\/\//, '')}:${t.mirroring.remoteTag}`
       : h('span', { class: 'muted', text: 'not mirrored' })),
-    h('td', {}, timeEl(t.updatedAt))));
-  replace(panel, heading,
-    h('div', { class: 'table-wrap' },
-      h('table', { class: 'table tags-table' },
-        h('caption', { class: 'visually-hidden', text: `Tags of ${namespace}/${name}` }),
-        h('thead', {}, h('tr', {},
-          h('th', { scope: 'col', text: 'Tag' }),
-          h('th', { scope: 'col', text: 'Digest' }),
-          h('th', { scope: 'col', text: 'Type' }),
-          h('th', { scope: 'col', text: 'Platforms' }),
-          h('th', { scope: 'col', class: 'num', text: 'Size' }),
-          h('th', { scope: 'col', text: 'Mirrored from' }),
-          h('th', { scope: 'col', text: 'Updated' }))),
-        h('tbody', {}, rows))),
-    h('p', { class: 'muted small', text: `${tags.length} ${tags.length === 1 ? 'tag' : 'tags'}. Pull with: docker pull ${location.host}/${namespace}/${name}:TAG` }));
+    h('td', {}, timeEl(t.updatedAt)),
+    h('td', {}, toggle));
+  return [row, historyRow];
+}
+
+/**
+ * Loads a tag's earlier digests into `cell`: newest first, when each was
+ * tagged and replaced (by what, or deleted), and whether it still pulls by
+ * digest (garbage collection removes untagged manifests).
+ */
+async function showTagHistory(cell, ctx, { namespace, name, tag }) {
+  replace(cell, h('p', { class: 'muted small', text: `Loading the history of ${tag}…` }));
+  let history;
+  try {
+    history = await api.get(`${api.repoPath(namespace, name)}/tags/${encodeURIComponent(tag)}/history`, { signal: ctx.signal });
+  } catch (e) {
+    if (ctx.signal.aborted) return;
+    replace(cell, h('p', { class: 'alert alert-error', role: 'alert', text: `Cannot read the history of ${tag}: ${e.message}` }));
+    return;
+  }
+  if (history.length === 0) {
+    replace(cell, h('p', { class: 'muted small', text: `${tag} has not moved since it was first written.` }));
+    return;
+  }
+  const entries = history.map((e) => h('li', { class: 'tag-history-entry', dataset: { digest: e.digest } },
+    h('code', { class: 'digest', title: e.digest, text: shortDigest(e.digest) }),
+    ' ',
+    e.available
+      ? badge('pullable', 'ok', `Still pulls as ${namespace}/${name}@${e.digest}`)
+      : badge('collected', 'idle', 'Removed by garbage collection: no longer pulls'),
+    h('span', { class: 'muted' }, ' tagged ', timeEl(e.taggedAt), ', ',
+      e.replacedBy
+        ? h('span', {}, 'replaced by ', h('code', { title: e.replacedBy, text: shortDigest(e.replacedBy) }))
+        : 'deleted',
+      ' ', timeEl(e.replacedAt),
+      e.mirroredBy ? '' : ' (pushed)')));
+  replace(cell,
+    h('p', { class: 'small', text: `Earlier digests of ${tag}, newest first:` }),
+    h('ul', { class: 'tag-history' }, entries),
+    h('p', { class: 'muted small', text: `A pullable one pulls with: docker pull ${location.host}/${namespace}/${name}@DIGEST` }));
 }
 
 // ------------------------------------------------------------- Mirrors ----
@@ -275,6 +337,7 @@ async function mirrorsTab(panel, ctx, { namespace, name, level }) {
             ? h('span', { class: 'muted', text: p.initialEvaluation ? 'Not polled yet: every tag will be mirrored at the first poll.' : 'Not polled yet: tags pushed or moved from now on will be mirrored.' })
             : [status.detail || status.code, ' ', status.timestamp ? ['(', timeEl(status.timestamp), ')'] : null])),
         tls.length ? h('div', {}, h('dt', { text: 'TLS' }), h('dd', { text: tls.join(', ') })) : null,
+        contentFacts(p),
         h('div', { class: 'wide' }, h('dt', { text: 'Tag rules' }), h('dd', { class: 'tag-rules-summary' },
           p.rules?.length
             ? h('ul', { class: 'rule-chips' }, p.rules.map((r) => h('li', { dataset: { operator: r.operator }, text: ruleSummary(r) })))

@@ -67,6 +67,7 @@ use super::paging::PageSize;
         paths::list_tags,
         paths::get_tag,
         paths::delete_tag,
+        paths::get_tag_history,
         paths::list_access,
         paths::set_access,
         paths::remove_access,

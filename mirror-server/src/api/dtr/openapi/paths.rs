@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 use mirror_core::api::{ErrorBody, PolicyView, RegistryCheck, Tag};
+use mirror_core::store::TagHistoryEntry;
 use mirror_core::{LogLine, PolicyForm};
 use utoipa::IntoParams;
 
@@ -432,6 +433,29 @@ fn get_tag() {}
 )]
 fn delete_tag() {}
 
+/// Documents `tags::history`.
+#[utoipa::path(
+    get, path = "/repositories/{namespace}/{reponame}/tags/{reference}/history",
+    operation_id = "getTagHistory", tag = "repositories",
+    summary = "A tag's earlier values, newest first (regmirror's): each manifest the tag \
+               pointed at before it moved or was deleted, when it was tagged and replaced, \
+               the digest that replaced it (`null`: deleted), the policy that had mirrored \
+               it (`null`: pushed), and whether the repository still holds it (`available`: \
+               it pulls by digest until garbage collection removes it). At most 50 per tag.",
+    params(TagPath),
+    responses(
+        (status = 200, description = "The tag's history, newest first (empty for a tag \
+                                      that never moved).",
+         body = Vec<TagHistoryEntry>),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = "No such repository (`NO_SUCH_REPOSITORY`), or a tag \
+                                      with neither a current value nor a history \
+                                      (`NO_SUCH_TAG`).",
+         body = ErrorBody),
+    ),
+)]
+fn get_tag_history() {}
+
 /// Documents `repositories::list_access`.
 #[utoipa::path(
     get, path = "/repositories/{namespace}/{reponame}/userAccess", operation_id = "listAccess",
@@ -668,6 +692,9 @@ fn list_policies() {}
                              is enabled. The repository's administrators may read and cancel \
                              it (`/jobs/{id}`)."),
          )),
+        (status = 200, description = "With `dryRun=true`: which remote tags the rules would \
+                                      mirror; nothing is saved.",
+         body = mirror_core::api::TagPreview),
         (status = 400, description = "Invalid field (`INVALID_POLL_MIRRORING_POLICY`, \
                                       `INVALID_JSON`) or the credentials cannot read the \
                                       remote repository (`REMOTE_REGISTRY_INVALID_PERMISSIONS`, \
