@@ -201,6 +201,13 @@ fn api_cases(upstream: &str) -> Vec<Case> {
             "401 404 2xx 2xx 2xx 2xx 2xx",
         ),
         case(
+            M::GET,
+            "/repositories/{namespace}/{reponame}/tags/{reference}/history",
+            "",
+            None,
+            "401 404 2xx 2xx 2xx 2xx 2xx",
+        ),
+        case(
             M::DELETE,
             "/repositories/{namespace}/{reponame}/tags/{reference}",
             "",
