@@ -23,9 +23,11 @@ pub mod api;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod copy;
+pub mod created;
 pub mod diff;
 pub mod digest;
 pub mod error;
+pub mod events;
 pub mod gc;
 pub mod image_info;
 pub mod job;
@@ -38,6 +40,8 @@ pub mod poll;
 pub mod progress;
 #[cfg(test)]
 mod proptests;
+pub mod push;
+pub mod push_policy;
 pub mod reference;
 pub mod remote;
 pub mod rules;

@@ -134,6 +134,9 @@ pub struct MirrorSettings {
     pub read_access: Arc<dyn ReadAccess>,
     /// How an `onlinegc` job collects unless its parameters say otherwise.
     pub gc: crate::gc::GcSettings,
+    /// Where the engine reports what it wrote ([`crate::events`]):
+    /// nowhere by default.
+    pub events: Arc<dyn crate::events::EventSink>,
 }
 
 impl Default for MirrorSettings {
@@ -148,6 +151,7 @@ impl Default for MirrorSettings {
             metrics: Arc::default(),
             read_access: Arc::new(OpenAccess),
             gc: crate::gc::GcSettings::default(),
+            events: Arc::new(crate::events::NoEvents),
         }
     }
 }
@@ -167,6 +171,8 @@ pub struct Stores {
     pub jobs: Arc<dyn JobStore>,
     /// Job logs.
     pub logs: Arc<dyn JobLogStore>,
+    /// Push mirroring policies.
+    pub push_policies: Arc<dyn crate::store::PushPolicyStore>,
 }
 
 impl Stores {
@@ -206,7 +212,12 @@ impl Stores {
     /// `blobs`, and `db` for every metadata trait.
     fn sharing<M>(blobs: Arc<dyn BlobStore>, db: Arc<M>) -> Self
     where
-        M: RepositoryStore + PolicyStore + LeaseStore + JobStore + JobLogStore,
+        M: RepositoryStore
+            + PolicyStore
+            + LeaseStore
+            + JobStore
+            + JobLogStore
+            + crate::store::PushPolicyStore,
     {
         Stores {
             blobs,
@@ -214,6 +225,7 @@ impl Stores {
             policies: db.clone(),
             leases: db.clone(),
             jobs: db.clone(),
+            push_policies: db.clone(),
             logs: db,
         }
     }
@@ -292,6 +304,20 @@ impl Mirror {
         read_access: Arc<dyn ReadAccess>,
         gc: crate::gc::GcSettings,
     ) -> Result<Self, MirrorError> {
+        let events: Arc<dyn crate::events::EventSink> = Arc::new(crate::events::NoEvents);
+        Mirror::open_on_with_events(stores, worker_dir, http, read_access, gc, events)
+    }
+
+    /// [`Mirror::open_on`], reporting what the engine writes to `events`
+    /// ([`MirrorSettings::events`]).
+    pub fn open_on_with_events(
+        stores: Stores,
+        worker_dir: Option<&Path>,
+        http: HttpSettings,
+        read_access: Arc<dyn ReadAccess>,
+        gc: crate::gc::GcSettings,
+        events: Arc<dyn crate::events::EventSink>,
+    ) -> Result<Self, MirrorError> {
         let defaults = MirrorSettings::default();
         let worker_id = match worker_dir {
             Some(dir) => crate::store::data_dir_worker_id(dir)?,
@@ -302,6 +328,7 @@ impl Mirror {
             gc,
             metrics: http.metrics.clone(),
             worker_id,
+            events,
             ..defaults
         };
         let connector = HttpConnector { settings: http };
@@ -321,14 +348,22 @@ impl Mirror {
             stores.blobs,
             stores.repos.clone(),
         ));
-        Mirror {
-            inner: Arc::new(Inner {
+        // The engine hears its own events first (push mirroring's
+        // triggers), then the settings' sink does.
+        let inner = Arc::new_cyclic(|engine| {
+            let mut settings = settings;
+            settings.events = Arc::new(EngineEvents {
+                listeners: settings.events.clone(),
+                engine: engine.clone(),
+            });
+            Inner {
                 stores,
                 connector,
                 settings,
                 running: Mutex::new(HashMap::new()),
-            }),
-        }
+            }
+        });
+        Mirror { inner }
     }
 
     /// The stores.
@@ -339,6 +374,19 @@ impl Mirror {
     /// The settings.
     pub fn settings(&self) -> &MirrorSettings {
         &self.inner.settings
+    }
+
+    /// Reports `kind` happening to `repository`, done by `actor`, to the
+    /// engine's event sink ([`crate::events`]). For writes made outside
+    /// the engine's own methods (a server's repository settings).
+    pub fn emit(
+        &self,
+        kind: crate::events::EventKind,
+        repository: &RepositoryName,
+        actor: Option<&str>,
+    ) {
+        let event = crate::events::Event::now(kind, repository, actor);
+        self.inner.settings.events.emit(event);
     }
 
     // ---- repositories ----
@@ -375,6 +423,62 @@ impl Mirror {
                 }),
             other => other,
         }
+    }
+
+    /// Deletes `repo`'s tag `tag`; whether it existed. Then emits
+    /// `TAG_DELETE` as done by `actor`.
+    pub async fn delete_tag(
+        &self,
+        repo: &RepositoryName,
+        tag: &str,
+        actor: Option<&str>,
+    ) -> Result<bool, MirrorError> {
+        let repos = &self.inner.stores.repos;
+        let before = repos.tag(repo, tag).await?;
+        if !repos.delete_tag(repo, tag).await? {
+            return Ok(false);
+        }
+        if let Some(t) = before {
+            let kind = crate::events::EventKind::TagDelete {
+                tag: t.name,
+                digest: t.digest,
+            };
+            self.emit(kind, repo, actor);
+        }
+        Ok(true)
+    }
+
+    /// Deletes the manifest `digest` from `repo` with every tag on it;
+    /// whether the repository held it. Then emits `TAG_DELETE` for each
+    /// tag that named it (as read just before) and `MANIFEST_DELETE`, as
+    /// done by `actor`.
+    pub async fn delete_manifest(
+        &self,
+        repo: &RepositoryName,
+        digest: &crate::Digest,
+        actor: Option<&str>,
+    ) -> Result<bool, MirrorError> {
+        use crate::events::EventKind;
+        let repos = &self.inner.stores.repos;
+        let tags: Vec<String> = repos
+            .tags(repo)
+            .await?
+            .into_iter()
+            .filter(|t| &t.digest == digest)
+            .map(|t| t.name)
+            .collect();
+        if !repos.delete_manifest(repo, digest).await? {
+            return Ok(false);
+        }
+        for tag in tags {
+            let digest = digest.clone();
+            self.emit(EventKind::TagDelete { tag, digest }, repo, actor);
+        }
+        let kind = EventKind::ManifestDelete {
+            digest: digest.clone(),
+        };
+        self.emit(kind, repo, actor);
+        Ok(true)
     }
 
     /// The tags of `repo` as the API shows them (DTR's tag objects, with
@@ -449,16 +553,19 @@ impl Mirror {
 
     /// Stores a pushed manifest in `repo` under `reference` (a tag or a
     /// digest) and moves the tag: [`crate::write::push_manifest`] on this
-    /// engine's stores.
+    /// engine's stores. Then emits `MANIFEST_PUSH` (and `TAG_PUSH` for a
+    /// tag) as done by `actor`.
     pub async fn push_manifest(
         &self,
         repo: &RepositoryName,
         reference: &str,
         bytes: bytes::Bytes,
         content_type: Option<&str>,
+        actor: Option<&str>,
     ) -> Result<crate::write::PushedManifest, crate::write::WriteError> {
+        use crate::events::EventKind;
         let s = &self.inner.stores;
-        crate::write::push_manifest(
+        let pushed = crate::write::push_manifest(
             s.blobs.as_ref(),
             s.repos.as_ref(),
             repo,
@@ -466,7 +573,21 @@ impl Mirror {
             bytes,
             content_type,
         )
-        .await
+        .await?;
+        let manifest = EventKind::ManifestPush {
+            digest: pushed.digest.clone(),
+            media_type: pushed.media_type.clone(),
+        };
+        self.emit(manifest, repo, actor);
+        if !reference.contains(':') {
+            let tag = EventKind::TagPush {
+                tag: reference.to_string(),
+                digest: pushed.digest.clone(),
+                media_type: pushed.media_type.clone(),
+            };
+            self.emit(tag, repo, actor);
+        }
+        Ok(pushed)
     }
 
     /// Validates `form`, checks that its credentials can read the remote
@@ -582,13 +703,17 @@ impl Mirror {
                     reason: e.reason,
                 });
         }
+        if submission.action == crate::push_policy::PUSH_MIRROR_TAG {
+            return self.validate_push_job(submission).await;
+        }
         if submission.action != POLL_MIRROR {
             return Err(MirrorError::InvalidJob {
                 field: "action",
                 reason: format!(
-                    "unknown action {:?}; supported: {POLL_MIRROR}, {}",
+                    "unknown action {:?}; supported: {POLL_MIRROR}, {}, {}",
                     submission.action.chars().take(40).collect::<String>(),
-                    crate::gc::ONLINE_GC
+                    crate::gc::ONLINE_GC,
+                    crate::push_policy::PUSH_MIRROR_TAG
                 ),
             });
         }
@@ -797,5 +922,31 @@ impl Mirror {
     /// releases their policy leases; leaves uploads alone.
     pub async fn recover_lost_jobs(&self) -> Result<Vec<Job>, MirrorError> {
         self.recover_jobs(false).await
+    }
+}
+
+/// The sink a [`Mirror`] emits through: the engine reacts to each event
+/// first ([`Mirror::react_to_event`], push mirroring's triggers, which
+/// only queue), then the sink of [`MirrorSettings::events`] gets it.
+/// Holds the engine weakly: the engine holds it.
+struct EngineEvents {
+    listeners: Arc<dyn crate::events::EventSink>,
+    engine: std::sync::Weak<Inner>,
+}
+
+impl std::fmt::Debug for EngineEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineEvents")
+            .field("listeners", &self.listeners)
+            .finish()
+    }
+}
+
+impl crate::events::EventSink for EngineEvents {
+    fn emit(&self, event: crate::events::Event) {
+        if let Some(inner) = self.engine.upgrade() {
+            Mirror { inner }.react_to_event(&event);
+        }
+        self.listeners.emit(event);
     }
 }

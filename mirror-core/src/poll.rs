@@ -27,6 +27,7 @@ use crate::copy::{CopyContext, CopyError};
 use crate::diff::{Change, plan};
 use crate::digest::Digest;
 use crate::error::ErrorKind;
+use crate::events::{Event, EventKind, EventSink};
 use crate::policy::PollMirroringPolicy;
 use crate::progress::Progress;
 use crate::reference::RepositoryName;
@@ -191,6 +192,9 @@ pub struct PollEnv<'a> {
     pub baseline: Option<HashMap<String, Digest>>,
     /// Log lines go here.
     pub log: &'a dyn LogSink,
+    /// Each published tag is reported here (`POLL_MIRRORING`) and each
+    /// deleted one (`TAG_DELETE`).
+    pub events: &'a dyn EventSink,
 }
 
 /// Polls one policy. Tag failures are reported in the [`PollReport`];
@@ -233,6 +237,19 @@ pub async fn poll_policy(
     let (mut remote_digests, mut unresolved) = tokio::select! {
         r = resolve_each(remote, remote_repo, &tags, env.head_concurrency) => r,
         _ = env.copy.cancel.cancelled() => return Err(PollError::Canceled),
+    };
+    let tags = match filter.newest_by_created() {
+        Some(n) => {
+            let kept = newest_created(env, remote_repo, &filter, &tags, &remote_digests).await?;
+            remote_digests.retain(|t, _| kept.contains(t));
+            unresolved.retain(|(t, _)| kept.contains(t));
+            env.log.line(format!(
+                "newest {n} by image creation time: {}",
+                kept.join(", ")
+            ));
+            kept
+        }
+        None => tags,
     };
     let signatures = tag_scheme_tags(policy, &listed, &tags, &remote_digests);
     if !signatures.is_empty() {
@@ -372,6 +389,17 @@ pub async fn poll_policy(
                 continue;
             }
         }
+        env.events.emit(Event::now(
+            EventKind::PollMirroring {
+                policy_id: policy.id.clone(),
+                tag: item.tag.clone(),
+                digest: top.digest.clone(),
+                remote_repository: source.clone(),
+                remote_tag: item.tag.clone(),
+            },
+            local_repo,
+            None,
+        ));
         let after = env.copy.progress.snapshot();
         let bytes = after.bytes_copied - before.bytes_copied;
         report.tags_copied += 1;
@@ -414,6 +442,55 @@ pub async fn poll_policy(
         report.bytes_copied
     ));
     Ok(report)
+}
+
+/// Of `tags` (resolved to `digests`), those `filter`'s `newest` rule
+/// keeps by image creation time ([`crate::created`]); a tag whose time
+/// cannot be read counts as oldest (and is said in the log).
+async fn newest_created(
+    env: &PollEnv<'_>,
+    repo: &RepositoryName,
+    filter: &TagFilter,
+    tags: &[String],
+    digests: &HashMap<String, Digest>,
+) -> Result<Vec<String>, PollError> {
+    let remote = env.remote.as_ref();
+    let blobs = env.copy.blobs.as_ref();
+    let pairs: Vec<(String, Digest)> = digests
+        .iter()
+        .map(|(t, d)| (t.clone(), d.clone()))
+        .collect();
+    let read = futures_util::stream::iter(pairs)
+        .map(|(tag, digest)| async move {
+            let time = crate::created::created(remote, blobs, repo, &digest).await;
+            (tag, time)
+        })
+        .buffer_unordered(env.head_concurrency.max(1))
+        .collect::<Vec<_>>();
+    let read = tokio::select! {
+        r = read => r,
+        _ = env.copy.cancel.cancelled() => return Err(PollError::Canceled),
+    };
+    let mut times = HashMap::new();
+    for (tag, time) in read {
+        match time {
+            Ok(Some(t)) => {
+                times.insert(tag, t);
+            }
+            Ok(None) => env.log.line(format!(
+                "{repo}:{tag}: its image config names no creation time; counted as oldest"
+            )),
+            Err(e) => env.log.line(format!(
+                "{repo}:{tag}: cannot read its creation time ({e}); counted as oldest"
+            )),
+        }
+    }
+    let resolved: Vec<String> = tags
+        .iter()
+        .filter(|t| digests.contains_key(*t))
+        .cloned()
+        .collect();
+    Ok(filter.newest_created(&resolved, &times))
 }
 
 /// The cosign tag-scheme tags (`sha256-<hex>.sig`, ...) the remote lists
@@ -518,6 +595,11 @@ async fn propagate_deletions(
                 source,
             })?;
         if deleted {
+            let kind = EventKind::TagDelete {
+                tag: tag.name.clone(),
+                digest: tag.digest.clone(),
+            };
+            env.events.emit(Event::now(kind, local_repo, None));
             report.tags_deleted += 1;
             env.log.line(format!(
                 "deleted {local_repo}:{} ({}): {source} no longer lists it",

@@ -6,8 +6,10 @@
 //! `matches` (a regular expression, whole tag), `semver` (a range such as
 //! `>=1.20 <2` or `^1.2`, on tags that read as versions: `1.20`, `v1.20.3`,
 //! `1.20.3-alpine`) and `newest` (`values: ["5"]`: of the tags the other
-//! rules keep, the 5 highest versions). A rule with `"exclude": true`
-//! drops what it matches.
+//! rules keep, the 5 highest versions; with `"by": "created"`, the 5 whose
+//! images were built last, as their configs' `created` says, which a poll
+//! reads from the remote: see [`crate::created`]). A rule with
+//! `"exclude": true` drops what it matches.
 //!
 //! A tag is mirrored when it matches every rule that keeps and no rule
 //! that drops; then `newest` cuts the list. A policy without rules mirrors
@@ -61,6 +63,23 @@ pub struct TagRule {
     /// Drop the tags the rule matches instead of keeping only them.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub exclude: bool,
+    /// How `newest` orders the tags (default: by version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<NewestBy>,
+}
+
+/// How a `newest` rule orders tags.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum NewestBy {
+    /// The highest versions (tags that read as versions only).
+    #[default]
+    Version,
+    /// The images built last: their configs' `created` time. The
+    /// distribution API records no push time; this is the nearest thing a
+    /// registry serves.
+    Created,
 }
 
 fn tag_field() -> String {
@@ -114,7 +133,7 @@ impl Test {
 pub struct TagFilter {
     keep: Vec<Test>,
     drop: Vec<Test>,
-    newest: Option<usize>,
+    newest: Option<(usize, NewestBy)>,
 }
 
 fn invalid(i: usize, part: &str, reason: impl Into<String>) -> InvalidRule {
@@ -193,6 +212,9 @@ impl TagFilter {
                     format!("a value of {} bytes; at most {MAX_VALUE_LEN}", long.len()),
                 ));
             }
+            if rule.by.is_some() && rule.operator != RuleOperator::Newest {
+                return Err(invalid(i, "by", "only a \"newest\" rule is ordered"));
+            }
             let values = rule.values.clone();
             let test = match rule.operator {
                 RuleOperator::Eq | RuleOperator::Oo => Test::Eq(values),
@@ -236,7 +258,7 @@ impl TagFilter {
                             "one \"newest\" rule, not an exclusion",
                         ));
                     }
-                    filter.newest = Some(n);
+                    filter.newest = Some((n, rule.by.unwrap_or_default()));
                     continue;
                 }
             };
@@ -254,15 +276,26 @@ impl TagFilter {
         self.keep.is_empty() && self.drop.is_empty() && self.newest.is_none()
     }
 
+    /// How many tags `newest` by creation time keeps, when the rules have
+    /// such a rule: then [`TagFilter::apply`] leaves that cut to the
+    /// caller, which knows the times ([`TagFilter::newest_created`]).
+    pub fn newest_by_created(&self) -> Option<usize> {
+        match self.newest {
+            Some((n, NewestBy::Created)) => Some(n),
+            _ => None,
+        }
+    }
+
     /// The tags of `tags` (a remote listing) the rules mirror, in the
-    /// listing's order.
+    /// listing's order; with `newest` by creation time, every tag the
+    /// other rules keep (see [`TagFilter::newest_by_created`]).
     pub fn apply(&self, tags: &[String]) -> Vec<String> {
         let mut kept: Vec<&String> = tags
             .iter()
             .filter(|t| self.keep.iter().all(|r| r.matches(t)))
             .filter(|t| !self.drop.iter().any(|r| r.matches(t)))
             .collect();
-        if let Some(n) = self.newest {
+        if let Some((n, NewestBy::Version)) = self.newest {
             let mut versioned: Vec<(semver::Version, &String)> = kept
                 .iter()
                 .filter_map(|t| version(t).map(|v| (v, *t)))
@@ -274,6 +307,26 @@ impl TagFilter {
             kept.retain(|t| newest.contains(t));
         }
         kept.into_iter().cloned().collect()
+    }
+}
+
+impl TagFilter {
+    /// Of `tags`, the `newest_by_created` newest by `created` (a tag
+    /// without a known time counts as oldest; ties go by name), in `tags`'
+    /// order.
+    pub fn newest_created(
+        &self,
+        tags: &[String],
+        created: &std::collections::HashMap<String, chrono::DateTime<chrono::Utc>>,
+    ) -> Vec<String> {
+        let Some(n) = self.newest_by_created() else {
+            return tags.to_vec();
+        };
+        let mut order: Vec<&String> = tags.iter().collect();
+        order.sort_by(|a, b| created.get(*b).cmp(&created.get(*a)).then_with(|| a.cmp(b)));
+        order.truncate(n);
+        let kept: std::collections::HashSet<&String> = order.into_iter().collect();
+        tags.iter().filter(|t| kept.contains(t)).cloned().collect()
     }
 }
 
@@ -297,6 +350,7 @@ mod tests {
             operator: op,
             values: values.iter().map(|v| v.to_string()).collect(),
             exclude: false,
+            by: None,
         }
     }
 

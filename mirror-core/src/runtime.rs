@@ -136,6 +136,9 @@ impl Mirror {
         ));
         let outcome = if job.action == crate::gc::ONLINE_GC {
             self.online_gc(&job, &job_cancel, log.as_ref()).await
+        } else if job.action == crate::push_policy::PUSH_MIRROR_TAG {
+            self.push_mirror_tag(&job, &job_cancel, &progress, log.as_ref())
+                .await
         } else {
             self.poll_mirror(&job, &job_cancel, &progress, log.as_ref())
                 .await
@@ -444,6 +447,7 @@ impl Mirror {
             head_concurrency: self.inner.settings.head_concurrency,
             baseline,
             log,
+            events: self.inner.settings.events.as_ref(),
         };
         log.line(format!(
             "policy {}: {}/{} -> {}",

@@ -211,6 +211,8 @@ pub struct Rule {
     values: Vec<String>,
     /// Whether the rule drops what it matches.
     exclude: bool,
+    /// How `newest` orders: `version` or `created`.
+    by: String,
 }
 
 impl From<&TagRule> for Rule {
@@ -222,6 +224,7 @@ impl From<&TagRule> for Rule {
             operator,
             values: r.values.clone(),
             exclude: r.exclude,
+            by: wire_string(&r.by.unwrap_or_default()),
         }
     }
 }

@@ -163,8 +163,8 @@ def test_client_rules_and_preview_match_the_engine(server, registry, tmp_path):
     assert client.check_connection(**remote, rules=rules) == {"read": True, "write": True}
 
     policy = client.add_policy("mirrors/app", **remote, rules=rules)
-    want = [{"field": "tag", "operator": "semver", "values": ["^1"], "exclude": False},
-            {"field": "tag", "operator": "oo", "values": ["1.0"], "exclude": True}]
+    want = [{"field": "tag", "operator": "semver", "values": ["^1"], "exclude": False, "by": "version"},
+            {"field": "tag", "operator": "oo", "values": ["1.0"], "exclude": True, "by": "version"}]
     assert policy.rules == want
     assert client.policy(policy.id).rules == want
     assert client.poll(policy.id).status == "done"

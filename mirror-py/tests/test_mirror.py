@@ -149,8 +149,8 @@ def test_rules_choose_the_tags_a_poll_copies(registry, mirror):
              {"operator": "ew", "values": ("-rc1",), "exclude": True}]
     policy = mirror.add_policy("mirrors/app", remote_host=registry.url,
                                remote_repository="team/app", rules=rules)
-    want = [{"field": "tag", "operator": "sw", "values": ["v1."], "exclude": False},
-            {"field": "tag", "operator": "ew", "values": ["-rc1"], "exclude": True}]
+    want = [{"field": "tag", "operator": "sw", "values": ["v1."], "exclude": False, "by": "version"},
+            {"field": "tag", "operator": "ew", "values": ["-rc1"], "exclude": True, "by": "version"}]
     assert policy.rules == want
     assert mirror.policy(policy.id).rules == want
     assert policy.to_dict()["rules"] == want
@@ -163,7 +163,7 @@ def test_rules_choose_the_tags_a_poll_copies(registry, mirror):
     updated = mirror.update_policy(policy.id, rules=[
         {"field": "tag", "operator": "semver", "values": [">=2"]}])
     assert updated.rules == [{"field": "tag", "operator": "semver", "values": [">=2"],
-                              "exclude": False}]
+                              "exclude": False, "by": "version"}]
     assert updated.remote_repository == "team/app"
     assert mirror.update_policy(policy.id, enabled=False).rules == updated.rules
     assert mirror.poll(policy.id).status == "done"

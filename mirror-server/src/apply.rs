@@ -55,7 +55,9 @@ pub async fn apply_with_env(
     prepare_data_dir(&config.data_dir)?;
     let (server_stores, stores) = open_stores(config).await?;
     let accounts = Arc::new(Accounts::new(server_stores));
-    let mirror = open_mirror(config, stores, accounts)?;
+    // Offline: no webhook delivery runs in this process.
+    let events = Arc::new(mirror_core::events::NoEvents);
+    let mirror = open_mirror(config, stores, accounts, events)?;
     let plan = file.plan(&mirror, args.prune).await?;
     writeln!(out, "{plan}")?;
     if args.dry_run {

@@ -516,6 +516,8 @@ pub struct Config {
     pub policies: Option<PathBuf>,
     /// With `policies`: delete the listed repositories' other policies.
     pub prune_policies: bool,
+    /// How webhook deliveries are sent and retried (`crate::webhooks`).
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 /// The default [`Config::database_pool_size`].
@@ -543,6 +545,7 @@ impl Config {
             gc: GcSettings::default(),
             policies: None,
             prune_policies: false,
+            webhooks: crate::webhooks::WebhookSettings::default(),
         }
     }
 

@@ -19,6 +19,8 @@
 //!   `server.db` or PostgreSQL.
 //! - [`orgs`]: organizations, teams and team grants (DTR's model).
 //! - [`uploads`]: blob pushes in progress, kept between requests.
+//! - [`webhooks`]: the engine's events posted to subscribed endpoints
+//!   (DTR's webhooks), signed, retried, logged.
 //! - [`serve`]: the accept loop, with its limits on slow clients.
 //! - [`tls`]: HTTPS (an operator's certificate, reloaded, or a generated
 //!   one), HTTP/2, and the CA certificate `/ca` serves.
@@ -47,6 +49,7 @@ pub mod store;
 pub mod tls;
 pub mod uploads;
 pub mod web;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -140,7 +143,23 @@ pub async fn run(
     let tls = tls::ServerTls::load(&config.tls, &config.data_dir)?;
     let (server_stores, stores) = open_stores(&config).await?;
     let accounts = Arc::new(Accounts::new(server_stores.clone()));
-    let mirror = open_mirror(&config, stores, accounts.clone())?;
+    // The engine's event sinks: webhooks (`webhooks`), fed by a queue
+    // that a matcher task started below reads.
+    let (webhook_sink, webhook_events) = webhooks::channel();
+    let events: Vec<Arc<dyn mirror_core::events::EventSink>> = vec![Arc::new(webhook_sink)];
+    let events = Arc::new(mirror_core::events::FanOut(events));
+    let mirror = open_mirror(&config, stores, accounts.clone(), events)?;
+    let webhooks = Arc::new(webhooks::Webhooks::new(
+        server_stores.webhooks.clone(),
+        Arc::new(
+            mirror_core::store::SecretKeys::load(&config.data_dir).map_err(MirrorError::from)?,
+        ),
+        config.remote_guard.clone(),
+        config.webhooks.clone(),
+        listener
+            .local_addr()
+            .map_or_else(|_| config.listen.to_string(), |a| a.to_string()),
+    ));
     if config.remote_guard.is_active() {
         let allow: Vec<String> = config
             .remote_guard
@@ -193,6 +212,12 @@ pub async fn run(
         mirror.stores().blobs.clone(),
     ));
     tasks.spawn(uploads.clone().run_sweeper(background.child_token()));
+    tasks.spawn(webhooks.clone().run_matcher(
+        mirror.clone(),
+        webhook_events,
+        background.child_token(),
+    ));
+    tasks.spawn(webhooks.clone().run_deliveries(background.child_token()));
     let tls = tls.map(|(tls, watcher)| {
         tasks.spawn(watcher.run(background.child_token()));
         Arc::new(tls)
@@ -211,6 +236,7 @@ pub async fn run(
         shutdown: shutdown.clone(),
         tls: tls.clone(),
         blob_redirect: config.blob_redirect,
+        webhooks,
     };
     // The client address of each request, for the login limits.
     if !config.trusted_proxies.is_empty() {

@@ -54,11 +54,13 @@ pub(crate) async fn open_stores(config: &Config) -> Result<(ServerStores, Stores
 
 /// The engine on `stores`. With a database URL its worker ID is this
 /// process's own (random), not the data directory's `worker-id`: replicas
-/// may share a directory, and must never share a worker ID.
+/// may share a directory, and must never share a worker ID. What the engine
+/// writes is reported to `events` (a `FanOut` of the server's sinks).
 pub(crate) fn open_mirror(
     config: &Config,
     stores: Stores,
     accounts: Arc<Accounts>,
+    events: Arc<dyn mirror_core::events::EventSink>,
 ) -> Result<Mirror, ServerError> {
     let http = HttpSettings {
         guard: config.remote_guard.clone(),
@@ -70,11 +72,12 @@ pub(crate) fn open_mirror(
         .database_url
         .is_none()
         .then_some(config.data_dir.as_path());
-    Ok(Mirror::open_on(
+    Ok(Mirror::open_on_with_events(
         stores,
         worker_dir,
         http,
         read_access,
         config.gc.clone(),
+        events,
     )?)
 }

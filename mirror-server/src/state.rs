@@ -36,4 +36,6 @@ pub struct AppState {
     /// Blob `GET`s redirect to presigned URLs valid this long, when the
     /// blob store makes them (`[s3] redirect_secs`).
     pub blob_redirect: Option<std::time::Duration>,
+    /// Webhook subscriptions and deliveries.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }

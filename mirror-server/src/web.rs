@@ -68,6 +68,7 @@ static ASSETS: &[Asset] = &[
     asset!("js/views/jobs.js", JS),
     asset!("js/views/access.js", JS),
     asset!("js/views/orgs.js", JS),
+    asset!("js/views/webhooks.js", JS),
 ];
 
 const INDEX_TEMPLATE: &str = include_str!("../web/index.html");

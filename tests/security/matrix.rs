@@ -81,6 +81,10 @@ fn exp(spec: &str) -> [Exp; 7] {
 #[derive(Debug, Clone)]
 struct World {
     policy: String,
+    /// A push mirroring policy of `acme/app` whose rules keep no tag.
+    push_policy: String,
+    /// A webhook on `acme/app`.
+    webhook: String,
     job: String,
     token: String,
     blob: String,
@@ -269,6 +273,49 @@ fn api_cases(upstream: &str) -> Vec<Case> {
             "",
             None,
             "401 404 403 403 403 2xx 2xx",
+        ),
+        // Push mirroring policies: as poll policies.
+        case(
+            M::GET,
+            "/repositories/{namespace}/{reponame}/pushMirroringPolicies",
+            "",
+            None,
+            "401 404 2xx 2xx 2xx 2xx 2xx",
+        ),
+        case(
+            M::POST,
+            "/repositories/{namespace}/{reponame}/pushMirroringPolicies",
+            "",
+            Some(push_remote(upstream)),
+            "401 404 403 403 403 2xx 2xx",
+        ),
+        case(
+            M::GET,
+            "/repositories/{namespace}/{reponame}/pushMirroringPolicies/{id}",
+            "",
+            None,
+            "401 404 2xx 2xx 2xx 2xx 2xx",
+        ),
+        case(
+            M::PUT,
+            "/repositories/{namespace}/{reponame}/pushMirroringPolicies/{id}",
+            "",
+            Some(json!({"enabled": true})),
+            "401 404 403 403 403 2xx 2xx",
+        ),
+        case(
+            M::DELETE,
+            "/repositories/{namespace}/{reponame}/pushMirroringPolicies/{id}",
+            "",
+            None,
+            "401 404 403 403 403 2xx 2xx",
+        ),
+        case(
+            M::GET,
+            "/repositories/{namespace}/{reponame}/mirroringPolicies",
+            "",
+            None,
+            "401 404 2xx 2xx 2xx 2xx 2xx",
         ),
         // By ID alone: the same visibility as through the repository
         // (to a caller who cannot see `acme/app`, the policy does not exist).
@@ -669,6 +716,59 @@ fn api_cases(upstream: &str) -> Vec<Case> {
             None,
             "401 404 404 404 404 404 404",
         ),
+        // Webhooks: a hook on `acme/app` is its administrators' (and the
+        // server admin's); to anyone else it does not exist. Lists are
+        // filtered, not refused.
+        case(M::GET, "/webhooks", "", None, "401 2xx 2xx 2xx 2xx 2xx 2xx"),
+        case(
+            M::POST,
+            "/webhooks",
+            "",
+            Some(webhook_form()),
+            "401 404 403 403 403 2xx 2xx",
+        ),
+        case(
+            M::POST,
+            "/webhooks/update",
+            "",
+            Some(json!({"id": "{id}", "inactive": false})),
+            "401 404 404 404 404 2xx 2xx",
+        ),
+        case(
+            M::POST,
+            "/webhooks/test",
+            "",
+            Some(webhook_form()),
+            "401 404 403 403 403 2xx 2xx",
+        ),
+        case(
+            M::GET,
+            "/webhooks/{id}/deliveries",
+            "",
+            None,
+            "401 404 404 404 404 2xx 2xx",
+        ),
+        case(
+            M::DELETE,
+            "/webhooks/{id}",
+            "",
+            None,
+            "401 404 404 404 404 2xx 2xx",
+        ),
+        case(
+            M::GET,
+            "/repositories/{namespace}/{reponame}/webhooks",
+            "",
+            None,
+            "401 404 403 403 403 2xx 2xx",
+        ),
+        case(
+            M::GET,
+            "/accounts/{namespace}/webhooks",
+            "",
+            None,
+            "401 2xx 2xx 2xx 2xx 2xx 2xx",
+        ),
     ]
 }
 
@@ -710,6 +810,12 @@ fn v2_cases() -> Vec<Case> {
     ]
 }
 
+/// A webhook on `acme/app` whose endpoint never answers (the discard
+/// port: refused at once).
+fn webhook_form() -> Value {
+    json!({"type": "TAG_PUSH", "key": "acme/app", "endpoint": "http://127.0.0.1:9/matrix"})
+}
+
 /// `template` with its parameters filled from `world` (a tag `DELETE`
 /// takes `del`, which `ensure_world` recreates).
 fn fill(method: &Method, template: &str, world: &World) -> String {
@@ -740,10 +846,24 @@ fn fill(method: &Method, template: &str, world: &World) -> String {
             "{id}",
             if template.starts_with("/jobs") {
                 &world.job
+            } else if template.starts_with("/webhooks") {
+                &world.webhook
+            } else if template.contains("/pushMirroringPolicies/") {
+                &world.push_policy
             } else {
                 &world.policy
             },
         )
+}
+
+/// A push mirroring policy's form for the matrix: to `upstream`'s
+/// `matrix/pushed`, keeping no tag (so nothing is ever pushed).
+fn push_remote(upstream: &str) -> Value {
+    json!({
+        "remoteHost": upstream,
+        "remoteRepository": "matrix/pushed",
+        "rules": [{"field": "tag", "operator": "eq", "values": ["never-pushed"]}],
+    })
 }
 
 /// Sends one case as `creds`: status and body text.
@@ -775,7 +895,12 @@ async fn send(
         }
     }
     if let Some(body) = &case.body {
-        let text = body.to_string().replace("{id}", &world.policy);
+        let id = if case.template.starts_with("/webhooks") {
+            &world.webhook
+        } else {
+            &world.policy
+        };
+        let text = body.to_string().replace("{id}", id);
         rb = rb.header("content-type", "application/json").body(text);
     }
     let resp = rb.send().await.unwrap();
@@ -898,6 +1023,39 @@ async fn ensure_world(server: &TestServer, upstream: &str, old: Option<&World>) 
             }
         },
     };
+    let (s, pushes) = server
+        .call(
+            Method::GET,
+            &format!("{app}/pushMirroringPolicies"),
+            ADMIN,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{pushes}");
+    let push_ids: Vec<String> = pushes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .collect();
+    let push_policy = match old.map(|w| w.push_policy.clone()) {
+        Some(p) if push_ids.contains(&p) => p,
+        _ => match push_ids.first() {
+            Some(p) => p.clone(),
+            None => {
+                let (s, b) = server
+                    .call(
+                        Method::POST,
+                        &format!("{app}/pushMirroringPolicies"),
+                        ADMIN,
+                        Some(push_remote(upstream)),
+                    )
+                    .await;
+                assert_eq!(s, StatusCode::CREATED, "{b}");
+                b["id"].as_str().unwrap().to_string()
+            }
+        },
+    };
     let job = match old {
         Some(w)
             if w.policy == policy
@@ -993,8 +1151,32 @@ async fn ensure_world(server: &TestServer, upstream: &str, old: Option<&World>) 
             }
         },
     };
+    // A webhook on `acme/app`, made by the server admin.
+    let (s, hooks) = server
+        .call(Method::GET, "/api/v0/webhooks", ADMIN, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{hooks}");
+    let hook_ids: Vec<String> = hooks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap().to_string())
+        .collect();
+    let webhook = match old.map(|w| w.webhook.clone()) {
+        Some(h) if hook_ids.contains(&h) => h,
+        _ => {
+            let form = webhook_form();
+            let (s, b) = server
+                .call(Method::POST, "/api/v0/webhooks", ADMIN, Some(form))
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{b}");
+            b["id"].as_str().unwrap().to_string()
+        }
+    };
     World {
         policy,
+        push_policy,
+        webhook,
         job,
         token,
         blob,

@@ -16,6 +16,9 @@
 //! - `orgs`: organizations, members and teams through UCP's eNZi account
 //!   API, DTR's team grants on a repository and a namespace, and what they
 //!   let members do (skopeo push and pull, lists), in and out of an org.
+//! - `push_mirroring`: push mirroring policies push tags to Debian's
+//!   registry (Basic auth; Bearer over TLS), the chain upstream → (poll)
+//!   regmirror → (push) registry B, digests equal end to end.
 //! - `push`: skopeo pushes into the server and pulls back; chunked uploads,
 //!   mounts, manifest checks, deletes, who may push, upload expiry.
 //! - `observability`: `/metrics` after polls (bytes, 429s, last success),
@@ -41,6 +44,10 @@
 //! - `gc`: online garbage collection (`onlinegc` jobs): dry run, real run,
 //!   bytes in the log and `/metrics`, remaining tags pull whole; a race of
 //!   collections against pushes and polls; admins only; on an S3 bucket.
+//! - `webhooks`: subscriptions, every event type delivered once to a
+//!   receiver the test starts, signed; retries and the delivery log; a
+//!   hanging receiver cut off; pending deliveries kept across a restart;
+//!   who may subscribe; the remote-host guard; push mirroring's event.
 //! - `replicas`: the server's stores on PostgreSQL (conformance,
 //!   migrations), and two servers on one database and one bucket acting as
 //!   one registry (accounts, policies, jobs, pushes, a cron fired once).
@@ -62,9 +69,11 @@ mod orgs;
 mod platforms_and_referrers;
 mod policies_as_code;
 mod push;
+mod push_mirroring;
 mod replicas;
 mod rules;
 mod rust_client;
 mod server;
 mod tag_history;
 mod web_api;
+mod webhooks;

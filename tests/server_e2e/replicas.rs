@@ -58,12 +58,12 @@ async fn server_migrations_run_once_and_refuse_a_newer_schema() {
             "SELECT count(*) FROM regmirror_server_schema_migrations",
         )
         .await;
-    assert_eq!(steps, "3");
+    assert_eq!(steps, "4");
     // A database the previous release left (at step 1: without the shared
-    // upload sessions and organizations) is upgraded at start.
+    // upload sessions, organizations and webhooks) is upgraded at start.
     pg.psql(
         &url,
-        "DROP TABLE team_access, team_members, teams, org_members, organizations, blob_uploads;
+        "DROP TABLE webhook_deliveries, webhooks, team_access, team_members, teams, org_members, organizations, blob_uploads;
          DELETE FROM regmirror_server_schema_migrations WHERE version >= 2",
     )
     .await;
@@ -71,7 +71,7 @@ async fn server_migrations_run_once_and_refuse_a_newer_schema() {
     let steps = pg
         .psql(&url, "SELECT string_agg(version::text, ',' ORDER BY version) FROM regmirror_server_schema_migrations")
         .await;
-    assert_eq!(steps, "1,2,3");
+    assert_eq!(steps, "1,2,3,4");
     assert_eq!(
         mirror_server::store::UploadStore::upload_counts(&store, "x")
             .await

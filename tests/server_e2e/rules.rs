@@ -281,3 +281,64 @@ async fn deletions_propagate_only_when_asked_and_never_too_many_at_once() {
     refused.expect_field("deleteRemovedMaxPercent");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newest_by_creation_time_keeps_the_images_built_last() {
+    let up = Registry::plain().await;
+    let pusher = up.pusher();
+    for (tag, built) in [
+        ("build-a", "2024-01-01T00:00:00Z"),
+        ("build-b", "2024-03-01T00:00:00Z"),
+        ("build-c", "2024-02-01T10:00:00+02:00"),
+        ("build-d", "2023-12-01T00:00:00Z"),
+    ] {
+        let image = ImageSpec::small(&format!("app {tag}")).created(built);
+        pusher.push_image("team/app", tag, image).await;
+    }
+    let server = TestServer::start().await;
+    server.create_repo("mirrors", "app", "private").await;
+    let admin = server.admin();
+    let rules = json!([{"field": "tag", "operator": "newest", "values": ["2"], "by": "created"}]);
+    let form = json!({"remoteHost": up.url(), "remoteRepository": "team/app", "rules": rules});
+    let policy = add_policy(&admin, "mirrors/app", &form).await;
+    let job = server.submit_poll(Some(&policy)).await;
+    let (status, log) = server.job_outcome(&job, Duration::from_secs(60)).await;
+    assert_eq!(status, "done", "{log:#?}");
+    assert!(
+        log.iter()
+            .any(|l| l == "newest 2 by image creation time: build-b, build-c"),
+        "{log:#?}"
+    );
+    assert_eq!(
+        local_tags(&server, "mirrors/app").await,
+        ["build-b", "build-c"]
+    );
+    let shown = admin
+        .get(format!(
+            "/api/v0/repositories/mirrors/app/pollMirroringPolicies/{policy}"
+        ))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(shown["rules"], rules, "{shown}");
+
+    // A newer build arrives: the next poll adds it (nothing is deleted).
+    let newer = ImageSpec::small("app build-e").created("2024-04-01T00:00:00Z");
+    pusher.push_image("team/app", "build-e", newer).await;
+    let job = server.submit_poll(Some(&policy)).await;
+    server.wait_done(&job).await;
+    assert_eq!(
+        local_tags(&server, "mirrors/app").await,
+        ["build-b", "build-c", "build-e"]
+    );
+
+    // `by` orders only a newest rule.
+    admin
+        .put(format!(
+            "/api/v0/repositories/mirrors/app/pollMirroringPolicies/{policy}"
+        ))
+        .json(&json!({"rules": [{"operator": "sw", "values": ["b"], "by": "created"}]}))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "INVALID_POLL_MIRRORING_POLICY")
+        .expect_field("rules[0].by");
+}

@@ -109,6 +109,8 @@ pub struct ImageSpec {
     /// Image config labels; also a cheap way to make otherwise identical
     /// images differ.
     pub labels: BTreeMap<String, String>,
+    /// The config's `created` (RFC 3339); the epoch when `None`.
+    pub created: Option<String>,
 }
 
 impl Default for ImageSpec {
@@ -118,6 +120,7 @@ impl Default for ImageSpec {
             platform: ("linux".into(), "amd64".into()),
             media: ManifestKind::Docker,
             labels: BTreeMap::new(),
+            created: None,
         }
     }
 }
@@ -152,6 +155,12 @@ impl ImageSpec {
 
     pub fn label(mut self, key: &str, value: &str) -> Self {
         self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// The config says the image was built at `rfc3339`.
+    pub fn created(mut self, rfc3339: &str) -> Self {
+        self.created = Some(rfc3339.into());
         self
     }
 
@@ -579,7 +588,7 @@ impl Pusher {
         let mut config = json!({
             "architecture": arch,
             "os": os,
-            "created": "1970-01-01T00:00:00Z",
+            "created": spec.created.as_deref().unwrap_or("1970-01-01T00:00:00Z"),
             "config": { "Labels": spec.labels },
             "rootfs": { "type": "layers", "diff_ids": diff_ids },
             "history": layers.iter().map(|_| json!({

@@ -16,7 +16,9 @@
 // (scripts/test-web --screenshots writes them to docs/).
 
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
@@ -566,6 +568,73 @@ describe('web interface', { concurrency: false }, () => {
     assert.equal((await server.ok('GET', 'repositories/admin/hello/pollMirroringPolicies')).length, 0);
     // Mirrored tags stay.
     assert.equal((await server.ok('GET', 'repositories/admin/hello/tags')).length, TAGS.length);
+  });
+
+  test('the Webhooks tab sends a signed test, adds a webhook and shows its deliveries', async () => {
+    // Still logged in as ADMIN. A receiver on loopback records each post.
+    const received = [];
+    const receiver = createServer((req, res) => {
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => {
+        received.push({ headers: req.headers, body: Buffer.concat(chunks) });
+        res.writeHead(200);
+        res.end('ok');
+      });
+    });
+    await new Promise((done) => receiver.listen(0, '127.0.0.1', done));
+    const endpoint = `http://127.0.0.1:${receiver.address().port}/hook`;
+    const secret = 'web-hook-secret';
+    const signature = (body) => `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+    try {
+      await page.goto(`${server.url}/#/repositories/admin/hello/webhooks`);
+      await page.getByRole('heading', { name: 'Webhooks', level: 2 }).waitFor();
+      await page.getByText('No webhook on this repository yet.').waitFor();
+      const form = page.getByRole('form', { name: 'Add a webhook' });
+      await form.getByLabel('Endpoint URL').fill(endpoint);
+      await form.getByLabel('Secret', { exact: true }).fill(secret);
+      await form.getByRole('button', { name: 'Send a test' }).click();
+      await form.getByText('The endpoint accepted the sample (HTTP 200).').waitFor();
+      assert.equal(received.length, 1);
+      assert.equal(received[0].headers['x-regmirror-signature'], signature(received[0].body));
+      await form.getByRole('button', { name: 'Add webhook' }).click();
+      const row = page.locator('table.webhooks-table tbody tr');
+      await row.getByText(endpoint).waitFor();
+      const [hook] = await server.ok('GET', 'repositories/admin/hello/webhooks');
+      assert.equal(hook.type, 'TAG_PUSH');
+      assert.equal(hook.hasSecret, true);
+      assert.equal(JSON.stringify(hook).includes(secret), false);
+
+      // A push of a new tag is delivered, signed; the log shows it.
+      const auth = `Basic ${Buffer.from(`${ADMIN.user}:${ADMIN.password}`).toString('base64')}`;
+      const got = await fetch(`${server.url}/v2/admin/hello/manifests/${TAGS[0]}`, {
+        headers: { Authorization: auth, Accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json' },
+      });
+      assert.equal(got.status, 200);
+      const put = await fetch(`${server.url}/v2/admin/hello/manifests/hooked`, {
+        method: 'PUT',
+        headers: { Authorization: auth, 'Content-Type': got.headers.get('content-type') },
+        body: Buffer.from(await got.arrayBuffer()),
+      });
+      assert.equal(put.status, 201);
+      await waitFor(() => received.length >= 2, { what: 'the TAG_PUSH delivery' });
+      const delivered = JSON.parse(received[1].body.toString());
+      assert.equal(delivered.type, 'TAG_PUSH');
+      assert.equal(delivered.contents.tag, 'hooked');
+      assert.equal(received[1].headers['x-regmirror-signature'], signature(received[1].body));
+      await waitFor(async () => (await server.ok('GET', `webhooks/${hook.id}/deliveries`))[0]?.status === 'delivered', { what: 'the delivery logged' });
+      await row.getByRole('button', { name: /Recent deliveries/ }).click();
+      const log = page.locator('table.webhook-deliveries-table');
+      await log.getByText('delivered').waitFor();
+      await screenshot('web-webhooks');
+
+      await row.getByRole('button', { name: /Delete the webhook/ }).click();
+      await page.getByText('No webhook on this repository yet.').waitFor();
+      assert.deepEqual(await server.ok('GET', 'repositories/admin/hello/webhooks'), []);
+      await server.ok('DELETE', 'repositories/admin/hello/tags/hooked');
+    } finally {
+      receiver.close();
+    }
   });
 
   test('an administrator creates an organization with a member and a team, and grants the team read-write on a repository', async () => {

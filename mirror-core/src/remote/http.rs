@@ -27,6 +27,9 @@ use crate::manifest::{ACCEPT_MANIFESTS, Descriptor, MAX_MANIFEST_SIZE, Manifest,
 use crate::policy::{RemoteEndpoint, is_docker_hub};
 use crate::reference::RepositoryName;
 
+mod push;
+use push::Payload;
+
 /// Tag list page size asked for.
 const TAG_PAGE_SIZE: usize = 1000;
 /// Hard cap on tag pages, against a registry whose `Link` loops.
@@ -95,6 +98,9 @@ pub struct HttpSettings {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Which hosts may be reached (default: any); see [`RemoteGuard`].
     pub guard: RemoteGuard,
+    /// Bytes per `PATCH` of a blob pushed to a remote (push mirroring;
+    /// default 8 MiB): what one upload holds in memory.
+    pub push_chunk_size: u64,
 }
 
 impl Default for HttpSettings {
@@ -108,6 +114,7 @@ impl Default for HttpSettings {
             user_agent: concat!("regmirror/", env!("CARGO_PKG_VERSION")).to_string(),
             metrics: Arc::default(),
             guard: RemoteGuard::default(),
+            push_chunk_size: 8 * 1024 * 1024,
         }
     }
 }
@@ -128,6 +135,23 @@ const INTERACTIVE_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 impl RemoteConnector for HttpConnector {
     fn connect(&self, endpoint: &RemoteEndpoint) -> Result<Arc<dyn RemoteRegistry>, RemoteError> {
         Ok(Arc::new(HttpRemote::new(endpoint, &self.settings)?))
+    }
+
+    fn connect_writer(
+        &self,
+        endpoint: &RemoteEndpoint,
+        interactive: bool,
+    ) -> Result<Arc<dyn super::RemoteWriter>, RemoteError> {
+        let mut settings = self.settings.clone();
+        if interactive {
+            settings.retry.max_retries = 0;
+            settings.connect_timeout = settings.connect_timeout.min(INTERACTIVE_CONNECT_TIMEOUT);
+            settings.limits.request_timeout = settings
+                .limits
+                .request_timeout
+                .min(INTERACTIVE_REQUEST_TIMEOUT);
+        }
+        Ok(Arc::new(HttpRemote::new(endpoint, &settings)?))
     }
 
     fn connect_interactive(
@@ -160,6 +184,8 @@ pub struct HttpRemote {
     /// check the rest).
     guard: RemoteGuard,
     limits: RemoteLimits,
+    /// See [`HttpSettings::push_chunk_size`].
+    push_chunk_size: u64,
 }
 
 impl std::fmt::Debug for HttpRemote {
@@ -228,6 +254,7 @@ impl HttpRemote {
             metrics: settings.metrics.clone(),
             guard: settings.guard.clone(),
             limits: settings.limits.clone(),
+            push_chunk_size: settings.push_chunk_size.max(1),
         })
     }
 
@@ -458,6 +485,23 @@ impl HttpRemote {
         extra: &[(header::HeaderName, String)],
         total: Option<Duration>,
     ) -> Result<reqwest::Response, RemoteError> {
+        self.send_full(method, url, scope, repo, extra, total, &Payload::Empty)
+            .await
+    }
+
+    /// [`HttpRemote::send_with`] with a request body, made again for each
+    /// attempt (a retry or the one re-authentication resends it whole).
+    #[allow(clippy::too_many_arguments)]
+    async fn send_full(
+        &self,
+        method: Method,
+        url: Url,
+        scope: &str,
+        repo: &str,
+        extra: &[(header::HeaderName, String)],
+        total: Option<Duration>,
+        payload: &Payload<'_>,
+    ) -> Result<reqwest::Response, RemoteError> {
         // Every URL: the endpoint's, a `Link` page, an upload `Location`.
         self.guard.check_url_resolved(&url).await.map_err(refused)?;
         let mut attempt: u32 = 0;
@@ -466,6 +510,9 @@ impl HttpRemote {
             let mut req = self.client.request(method.clone(), url.clone());
             for (k, v) in extra {
                 req = req.header(k, v);
+            }
+            if let Some(body) = payload.body().await? {
+                req = req.body(body);
             }
             let sent = self.auth_header(scope);
             if let Some(h) = &sent {

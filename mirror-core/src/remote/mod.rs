@@ -273,6 +273,69 @@ pub trait RemoteRegistry: Send + Sync {
     async fn check_access(&self, repo: &RepositoryName) -> Result<Permissions, RemoteError>;
 }
 
+/// What pushing one blob took ([`RemoteWriter::push_blob`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobUpload {
+    /// Bytes sent (the blob's size, unless a retry sent some twice).
+    pub bytes_sent: u64,
+    /// `PATCH` requests made (0 for a monolithic upload).
+    pub chunks: u32,
+    /// The remote refused chunks, so the blob went in one `PUT`.
+    pub monolithic: bool,
+}
+
+/// Writing to one remote registry endpoint (push mirroring): the OCI
+/// distribution push API. Each call follows the same retry rules as
+/// reads (429 and 5xx with backoff and `Retry-After`) and checks every
+/// URL it requests, upload `Location`s included, with the remote guard.
+#[async_trait]
+pub trait RemoteWriter: Send + Sync {
+    /// Whether the credentials may push to `repo` (which need not exist
+    /// yet): an upload is opened and canceled at once. Fails with the
+    /// remote's reason (refused credentials, no push permission).
+    async fn check_push(&self, repo: &RepositoryName) -> Result<(), RemoteError>;
+
+    /// Whether `repo` on the remote has the blob (`HEAD`).
+    async fn blob_exists(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<bool, RemoteError>;
+
+    /// Asks the remote to link the blob from its repository `from` into
+    /// `repo` without sending it (`POST …/uploads/?mount=&from=`); `false`
+    /// when it would not (then nothing was changed).
+    async fn mount_blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        from: &RepositoryName,
+    ) -> Result<bool, RemoteError>;
+
+    /// Uploads the blob `digest` of `size` bytes, streamed from `source`:
+    /// `POST`, then `PATCH`es of at most the chunk size with
+    /// `Content-Range`, then `PUT ?digest=`; one streamed `PUT` when the
+    /// remote refuses chunks. Memory: one chunk.
+    async fn push_blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        size: u64,
+        source: &dyn crate::store::BlobStore,
+    ) -> Result<BlobUpload, RemoteError>;
+
+    /// `PUT`s a manifest under `reference` (a tag or its digest) and
+    /// returns the digest the remote answered with, which must equal the
+    /// SHA-256 of `bytes` (else [`RemoteError::DigestMismatch`]).
+    async fn put_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &str,
+        bytes: Bytes,
+        media_type: &str,
+    ) -> Result<Digest, RemoteError>;
+}
+
 /// Makes a [`RemoteRegistry`] for an endpoint.
 pub trait RemoteConnector: Send + Sync + 'static {
     /// Builds (or reuses) a client for `endpoint`.
@@ -290,5 +353,19 @@ pub trait RemoteConnector: Send + Sync + 'static {
         endpoint: &RemoteEndpoint,
     ) -> Result<std::sync::Arc<dyn RemoteRegistry>, RemoteError> {
         self.connect(endpoint)
+    }
+
+    /// A client that pushes to `endpoint` (push mirroring); `interactive`:
+    /// for a check someone waits for, as [`RemoteConnector::connect_interactive`].
+    /// By default none: a connector that only reads refuses.
+    fn connect_writer(
+        &self,
+        endpoint: &RemoteEndpoint,
+        interactive: bool,
+    ) -> Result<std::sync::Arc<dyn RemoteWriter>, RemoteError> {
+        let _ = interactive;
+        Err(RemoteError::Config {
+            reason: format!("this engine cannot push to {}", endpoint.host),
+        })
     }
 }

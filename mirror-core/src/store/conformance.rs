@@ -1226,6 +1226,7 @@ pub async fn policies(store: &dyn PolicyStore) {
         operator: crate::rules::RuleOperator::Semver,
         values: vec![">=1.2 <2".into()],
         exclude: true,
+        by: None,
     }];
     updated.delete_removed = crate::policy::DeleteRemoved {
         enabled: true,

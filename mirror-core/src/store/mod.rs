@@ -32,6 +32,7 @@ pub mod parts;
 mod policy;
 #[cfg(feature = "postgres")]
 mod postgres;
+pub(crate) mod push_policy;
 mod repository;
 mod sealed;
 mod sqlite;
@@ -59,6 +60,7 @@ pub use postgres::{
     PgOptions, PgStep, PgStore, error_chain as pg_error_chain, migrate_steps as pg_migrate,
     pool as pg_pool,
 };
+pub use push_policy::PushPolicyStore;
 pub use repository::{
     CLAIM_TTL, ManifestRecord, NewRepository, Repository, RepositoryContent, RepositoryStore,
     TAG_HISTORY_LIMIT, TagHistoryEntry, TagRecord, TagSource, Visibility,

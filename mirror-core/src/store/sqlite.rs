@@ -29,6 +29,8 @@ use crate::policy::{MirroringStatus, PollMirroringPolicy, RemoteEndpoint};
 use crate::reference::RepositoryName;
 use crate::secret::Secret;
 
+mod push_policies;
+
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS repositories (
     id TEXT PRIMARY KEY,
@@ -124,7 +126,7 @@ CREATE TABLE IF NOT EXISTS job_logs (
 "#;
 
 /// The schema of `regmirror.db`, step by step (see [`super::migrate`]).
-const MIGRATIONS: [Migration; 9] = [
+const MIGRATIONS: [Migration; 10] = [
     Migration {
         version: 1,
         what: "repositories, manifests, tags, policies, jobs and logs",
@@ -205,6 +207,11 @@ const MIGRATIONS: [Migration; 9] = [
         version: 9,
         what: "tag history",
         apply: |c| c.execute_batch(TAG_HISTORY_SCHEMA),
+    },
+    Migration {
+        version: 10,
+        what: "push mirroring policies",
+        apply: |c| c.execute_batch(push_policies::SCHEMA),
     },
 ];
 
@@ -455,6 +462,7 @@ impl SqliteStore {
         .map_err(db_err("configuring the database"))?;
         migrate(&mut conn, "regmirror.db", &MIGRATIONS)?;
         reseal_secrets(&conn, &keys)?;
+        push_policies::reseal(&conn, &keys)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             keys: Arc::new(keys),

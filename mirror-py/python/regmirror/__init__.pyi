@@ -31,6 +31,9 @@ class TagRule(TypedDict):
     """The values compared with (at least one)."""
     exclude: NotRequired[bool]
     """Drop the tags the rule matches instead of keeping only them."""
+    by: NotRequired[Literal["version", "created"]]
+    """How ``newest`` orders: the highest versions (the default) or the
+    images built last (their configs' ``created``)."""
 
 class TagPreview(TypedDict):
     """Which remote tags a policy's rules would mirror, listed now (a plain

@@ -29,6 +29,7 @@ pub async fn scrape(State(state): State<AppState>, Admin(_): Admin) -> Result<Re
     let server = ServerCounts {
         uploads: state.uploads.open_count().await?,
         password_checks: state.accounts.password_checks(),
+        webhook_deliveries: state.webhooks.counts.snapshot(),
     };
     let text = render(&snapshot, server);
     let mut resp = text.into_response();
@@ -66,6 +67,9 @@ pub struct ServerCounts {
     pub uploads: u64,
     /// Argon2id password verifications since start.
     pub password_checks: u64,
+    /// Webhook delivery attempts by this process since start: delivered,
+    /// to be retried, given up.
+    pub webhook_deliveries: [u64; 3],
 }
 
 /// Renders a snapshot and the server's counts (pure).
@@ -284,6 +288,22 @@ pub fn render(m: &MetricsSnapshot, server: ServerCounts) -> String {
         "Argon2id password verifications (logins not answered from the 60 s cache, or by a token).",
         &one(server.password_checks),
     );
+    let [delivered, retried, failed] = server.webhook_deliveries;
+    let deliveries: Vec<_> = [
+        ("delivered", delivered),
+        ("retried", retried),
+        ("failed", failed),
+    ]
+    .into_iter()
+    .map(|(r, n)| (format!("{{result=\"{r}\"}}"), n.to_string()))
+    .collect();
+    family(
+        &mut out,
+        "regmirror_webhook_deliveries_total",
+        "counter",
+        "Webhook delivery attempts by this replica: delivered (2xx), retried (429, 5xx, no answer; tried again later), failed (given up).",
+        &deliveries,
+    );
     out
 }
 
@@ -342,6 +362,7 @@ mod tests {
             ServerCounts {
                 uploads: 7,
                 password_checks: 3,
+                webhook_deliveries: [4, 2, 1],
             },
         );
         for line in [
@@ -362,6 +383,7 @@ mod tests {
             "regmirror_policy_last_success_timestamp_seconds{policy=\"p\\\"1\",repository=\"a/b\"} 1700000000.500",
             "regmirror_upload_sessions 7",
             "regmirror_password_checks_total 3",
+            "regmirror_webhook_deliveries_total{result=\"retried\"} 2",
             "regmirror_remote_pulls_remaining{registry=\"https://index.docker.io\"} 42",
             "regmirror_remote_pulls_limit{registry=\"https://index.docker.io\"} 100",
         ] {

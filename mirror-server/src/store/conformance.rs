@@ -21,6 +21,7 @@ pub async fn all(s: &ServerStores) {
     uploads(s).await;
     orgs(s).await;
     meta(s).await;
+    webhooks(s).await;
 }
 
 fn now() -> DateTime<Utc> {
@@ -568,4 +569,108 @@ pub async fn orgs(s: &ServerStores) {
     assert!(o.orgs_of("olga").await.unwrap().is_empty());
     assert!(o.team_access_on(&repo).await.unwrap().is_empty());
     assert!(!o.delete_org("acme").await.unwrap());
+}
+
+/// Webhooks and deliveries: one claim wins per attempt, outcomes are kept,
+/// the log is newest first, a hook's deletion takes its deliveries.
+pub async fn webhooks(s: &ServerStores) {
+    use super::{AttemptOutcome, DeliveryRecord, DeliveryStatus, WebhookRecord};
+    let w = &s.webhooks;
+    let t0 = now();
+    let hook = |id: &str, key: &str| WebhookRecord {
+        id: id.into(),
+        kind: "TAG_PUSH".into(),
+        key: key.into(),
+        endpoint: "https://hooks.example/x".into(),
+        author_id: "id-admin".into(),
+        created_at: t0,
+        last_successful_at: None,
+        inactive: false,
+        tls_cert: String::new(),
+        skip_tls_verification: false,
+        sealed_secret: Some("sealed".into()),
+    };
+    w.insert_webhook(&hook("h1", "acme/app")).await.unwrap();
+    w.insert_webhook(&hook("h2", "acme_x")).await.unwrap();
+    assert_eq!(w.webhook("h1").await.unwrap(), Some(hook("h1", "acme/app")));
+    assert_eq!(w.active_webhooks_of("TAG_PUSH").await.unwrap().len(), 2);
+    assert!(w.active_webhooks_of("TAG_DELETE").await.unwrap().is_empty());
+    let mut off = hook("h2", "acme_x");
+    off.inactive = true;
+    off.endpoint = "https://hooks.example/y".into();
+    assert!(w.update_webhook(&off).await.unwrap());
+    assert_eq!(w.active_webhooks_of("TAG_PUSH").await.unwrap().len(), 1);
+    assert_eq!(w.webhook("h2").await.unwrap(), Some(off));
+
+    let delivery = |id: &str, at: DateTime<Utc>| DeliveryRecord {
+        id: id.into(),
+        hook_id: "h1".into(),
+        event_type: "TAG_PUSH".into(),
+        body: "{}".into(),
+        attempts: 0,
+        next_attempt_at: at,
+        status: DeliveryStatus::Pending,
+        last_status_code: None,
+        last_error: None,
+        created_at: at,
+        delivered_at: None,
+    };
+    w.insert_delivery(&delivery("d1", t0)).await.unwrap();
+    w.insert_delivery(&delivery("d2", t0 + Duration::seconds(1)))
+        .await
+        .unwrap();
+    let due = w.due_deliveries(t0, 10).await.unwrap();
+    assert_eq!(due, vec![delivery("d1", t0)]);
+    let lease = t0 + Duration::seconds(30);
+    assert!(w.claim_delivery("d1", 0, t0, lease).await.unwrap());
+    assert!(!w.claim_delivery("d1", 0, t0, lease).await.unwrap());
+    assert!(w.due_deliveries(t0, 10).await.unwrap().is_empty());
+    // A lease that ran out is free again.
+    let later = lease + Duration::seconds(1);
+    assert_eq!(w.due_deliveries(later, 10).await.unwrap().len(), 2);
+    let retry = AttemptOutcome {
+        attempts: 1,
+        status: DeliveryStatus::Pending,
+        status_code: Some(503),
+        error: Some("HTTP 503".into()),
+        next_attempt_at: t0 + Duration::seconds(10),
+        delivered_at: None,
+    };
+    w.finish_attempt("d1", &retry).await.unwrap();
+    // The old attempt count no longer claims it.
+    let t1 = t0 + Duration::seconds(10);
+    let until = t1 + Duration::seconds(30);
+    assert!(!w.claim_delivery("d1", 0, t1, until).await.unwrap());
+    assert!(w.claim_delivery("d1", 1, t1, until).await.unwrap());
+    let done = AttemptOutcome {
+        attempts: 2,
+        status: DeliveryStatus::Delivered,
+        status_code: Some(200),
+        error: None,
+        next_attempt_at: t1,
+        delivered_at: Some(t1),
+    };
+    w.finish_attempt("d1", &done).await.unwrap();
+    w.webhook_succeeded("h1", t1).await.unwrap();
+    let succeeded = w.webhook("h1").await.unwrap().unwrap().last_successful_at;
+    assert_eq!(succeeded, Some(t1));
+    let log = w.deliveries("h1", 10).await.unwrap();
+    let ids: Vec<&str> = log.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, ["d2", "d1"]);
+    assert_eq!(log[1].status, DeliveryStatus::Delivered);
+    assert_eq!(log[1].attempts, 2);
+    assert_eq!(log[1].last_status_code, Some(200));
+    assert_eq!(log[1].delivered_at, Some(t1));
+    assert_eq!(w.deliveries("h1", 1).await.unwrap().len(), 1);
+    assert_eq!(w.prune_deliveries(t1 + Duration::days(1)).await.unwrap(), 1);
+
+    // A repository's hooks go with it, with their deliveries.
+    w.delete_webhooks_of("acme/app").await.unwrap();
+    assert!(w.webhook("h1").await.unwrap().is_none());
+    assert!(w.deliveries("h1", 10).await.unwrap().is_empty());
+    w.delete_webhooks_of("acme").await.unwrap();
+    assert!(w.webhook("h2").await.unwrap().is_some());
+    assert!(w.delete_webhook("h2").await.unwrap());
+    assert!(!w.delete_webhook("h2").await.unwrap());
+    assert!(w.webhooks().await.unwrap().is_empty());
 }

@@ -17,6 +17,38 @@ pub(super) enum Param {
     Flag(bool),
     /// A time (SQLite: RFC 3339 text; PostgreSQL: `timestamptz`).
     Time(DateTime<Utc>),
+    /// An integer (PostgreSQL: `bigint`).
+    Int(i64),
+    /// Text or `NULL`.
+    OptText(Option<String>),
+    /// A time or `NULL`.
+    OptTime(Option<DateTime<Utc>>),
+    /// An integer or `NULL`.
+    OptInt(Option<i64>),
+}
+
+impl From<Option<i64>> for Param {
+    fn from(n: Option<i64>) -> Self {
+        Param::OptInt(n)
+    }
+}
+
+impl From<i64> for Param {
+    fn from(n: i64) -> Self {
+        Param::Int(n)
+    }
+}
+
+impl From<Option<String>> for Param {
+    fn from(s: Option<String>) -> Self {
+        Param::OptText(s)
+    }
+}
+
+impl From<Option<DateTime<Utc>>> for Param {
+    fn from(t: Option<DateTime<Utc>>) -> Self {
+        Param::OptTime(t)
+    }
 }
 
 impl From<&str> for Param {

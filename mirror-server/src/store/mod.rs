@@ -4,7 +4,8 @@
 //! [`GrantStore`] (per-repository access levels), [`CronStore`] (crons and
 //! their next run), [`UploadStore`] (chunked blob uploads between their
 //! requests), [`OrgStore`] (organizations, teams and their access) and
-//! [`MetaStore`] (settings and one-time marks).
+//! [`MetaStore`] (settings and one-time marks), [`WebhookStore`] (webhook
+//! subscriptions and their deliveries, `webhooks.rs`).
 //! [`ServerStores`] holds one of each; [`crate::accounts::Accounts`],
 //! [`crate::scheduler::Scheduler`] and [`crate::settings::SettingsStore`]
 //! only call these traits.
@@ -42,9 +43,11 @@ pub mod records;
 mod rows;
 mod sql;
 mod sqlite;
+mod webhooks;
 
 pub use postgres::PgServerStore;
 pub use sqlite::{FILE_NAME, SqliteServerStore};
+pub use webhooks::{AttemptOutcome, DeliveryRecord, DeliveryStatus, WebhookRecord, WebhookStore};
 
 /// A failed database operation.
 #[derive(Debug, thiserror::Error)]
@@ -366,6 +369,8 @@ pub struct ServerStores {
     pub orgs: Arc<dyn OrgStore>,
     /// Settings and marks.
     pub meta: Arc<dyn MetaStore>,
+    /// Webhooks and their deliveries.
+    pub webhooks: Arc<dyn WebhookStore>,
 }
 
 impl ServerStores {
@@ -395,6 +400,7 @@ impl ServerStores {
             + UploadStore
             + OrgStore
             + MetaStore
+            + WebhookStore
             + 'static,
     {
         ServerStores {
@@ -405,6 +411,7 @@ impl ServerStores {
             crons: db.clone(),
             uploads: db.clone(),
             orgs: db.clone(),
+            webhooks: db.clone(),
             meta: db,
         }
     }

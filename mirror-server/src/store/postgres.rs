@@ -43,7 +43,7 @@ const LOCK_KEY: i64 = 0x7265_676d_7372_7672;
 
 /// The server's schema, step by step. Names compare byte by byte
 /// (`COLLATE "C"`), so lists sort as SQLite sorts them.
-const STEPS: [PgStep; 3] = [
+const STEPS: [PgStep; 4] = [
     PgStep {
         version: 1,
         what: "server meta, users, access tokens, bearer tokens, grants, crons",
@@ -157,6 +157,42 @@ CREATE TABLE team_access (
 CREATE INDEX team_access_by_target ON team_access (kind, target);
 "#,
     },
+    PgStep {
+        version: 4,
+        what: "webhooks and their deliveries",
+        sql: r#"
+CREATE TABLE webhooks (
+    id text PRIMARY KEY,
+    kind text NOT NULL,
+    hook_key text COLLATE "C" NOT NULL,
+    endpoint text NOT NULL,
+    author_id text NOT NULL,
+    created_at timestamptz NOT NULL,
+    last_successful_at timestamptz,
+    inactive boolean NOT NULL,
+    tls_cert text NOT NULL DEFAULT '',
+    skip_tls_verification boolean NOT NULL,
+    secret text
+);
+CREATE INDEX webhooks_by_kind ON webhooks (kind);
+CREATE TABLE webhook_deliveries (
+    id text PRIMARY KEY,
+    hook_id text NOT NULL,
+    event_type text NOT NULL,
+    body text NOT NULL,
+    attempts bigint NOT NULL,
+    next_attempt_at timestamptz NOT NULL,
+    status text NOT NULL,
+    last_status_code bigint,
+    last_error text,
+    created_at timestamptz NOT NULL,
+    delivered_at timestamptz,
+    lease_until timestamptz
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
+CREATE INDEX webhook_deliveries_of_hook ON webhook_deliveries (hook_id, created_at);
+"#,
+    },
 ];
 
 /// Every server store in PostgreSQL.
@@ -192,6 +228,12 @@ impl Row for tokio_postgres::Row {
         }
     }
     fn opt_time(&self, i: usize) -> Field<Option<DateTime<Utc>>> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_text(&self, i: usize) -> Field<Option<String>> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_int(&self, i: usize) -> Field<Option<i64>> {
         Ok(self.try_get(i)?)
     }
 }
@@ -602,6 +644,10 @@ fn pg_value(p: &Param) -> Box<dyn ToSql + Sync + Send> {
         Param::Text(s) => Box::new(s.clone()),
         Param::Flag(b) => Box::new(*b),
         Param::Time(t) => Box::new(*t),
+        Param::Int(n) => Box::new(*n),
+        Param::OptText(s) => Box::new(s.clone()),
+        Param::OptTime(t) => Box::new(*t),
+        Param::OptInt(n) => Box::new(*n),
     }
 }
 

@@ -25,6 +25,10 @@ pub(super) trait Row {
     fn int(&self, i: usize) -> Field<i64>;
     /// A nullable time column.
     fn opt_time(&self, i: usize) -> Field<Option<DateTime<Utc>>>;
+    /// A nullable text column.
+    fn opt_text(&self, i: usize) -> Field<Option<String>>;
+    /// A nullable integer (`bigint`) column.
+    fn opt_int(&self, i: usize) -> Field<Option<i64>>;
     /// A time column (a missing one reads as the epoch, as before).
     fn time(&self, i: usize) -> Field<DateTime<Utc>> {
         Ok(self.opt_time(i)?.unwrap_or_default())

@@ -82,8 +82,9 @@ CREATE TABLE IF NOT EXISTS crons (
 /// `mirror_core::store::migrate`): version 1 is every table (created where
 /// missing), version 2 the revocation mark on access tokens, version 3 each
 /// cron's next run (claimed by the scheduler), version 4 chunked uploads,
-/// version 5 organizations and teams.
-const MIGRATIONS: [Migration; 5] = [
+/// version 5 organizations and teams, version 6 webhooks and their
+/// deliveries.
+const MIGRATIONS: [Migration; 6] = [
     Migration {
         version: 1,
         what: "users, access tokens, bearer tokens, grants, crons",
@@ -167,6 +168,44 @@ const MIGRATIONS: [Migration; 5] = [
             )
         },
     },
+    Migration {
+        version: 6,
+        what: "webhooks and their deliveries",
+        apply: |c| {
+            c.execute_batch(
+                "CREATE TABLE webhooks (
+                    id TEXT PRIMARY KEY,
+                    kind TEXT NOT NULL,
+                    hook_key TEXT NOT NULL,
+                    endpoint TEXT NOT NULL,
+                    author_id TEXT NOT NULL,
+                    created_at TEXT NOT NULL,
+                    last_successful_at TEXT,
+                    inactive INTEGER NOT NULL,
+                    tls_cert TEXT NOT NULL DEFAULT '',
+                    skip_tls_verification INTEGER NOT NULL,
+                    secret TEXT
+                );
+                CREATE INDEX webhooks_by_kind ON webhooks (kind);
+                CREATE TABLE webhook_deliveries (
+                    id TEXT PRIMARY KEY,
+                    hook_id TEXT NOT NULL,
+                    event_type TEXT NOT NULL,
+                    body TEXT NOT NULL,
+                    attempts INTEGER NOT NULL,
+                    next_attempt_at TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    last_status_code INTEGER,
+                    last_error TEXT,
+                    created_at TEXT NOT NULL,
+                    delivered_at TEXT,
+                    lease_until TEXT
+                );
+                CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
+                CREATE INDEX webhook_deliveries_of_hook ON webhook_deliveries (hook_id, created_at);",
+            )
+        },
+    },
 ];
 
 /// Every server store on `server.db`.
@@ -187,6 +226,12 @@ impl Row for rusqlite::Row<'_> {
     }
     fn opt_time(&self, i: usize) -> Field<Option<DateTime<Utc>>> {
         Ok(self.get::<_, Option<String>>(i)?.map(|s| parse_ts(&s)))
+    }
+    fn opt_text(&self, i: usize) -> Field<Option<String>> {
+        Ok(self.get(i)?)
+    }
+    fn opt_int(&self, i: usize) -> Field<Option<i64>> {
+        Ok(self.get(i)?)
     }
 }
 
@@ -611,6 +656,10 @@ fn sqlite_value(p: Param) -> rusqlite::types::Value {
         Param::Text(s) => Value::Text(s),
         Param::Flag(b) => Value::Integer(b.into()),
         Param::Time(t) => Value::Text(ts(t)),
+        Param::Int(n) => Value::Integer(n),
+        Param::OptText(s) => s.map_or(Value::Null, Value::Text),
+        Param::OptTime(t) => t.map_or(Value::Null, |t| Value::Text(ts(t))),
+        Param::OptInt(n) => n.map_or(Value::Null, Value::Integer),
     }
 }
 

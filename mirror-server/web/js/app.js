@@ -54,7 +54,7 @@ function matchRoute(parts, session) {
   if (first === 'repositories' && rest.length === 0) return { view: repositoriesView, section: 'repositories' };
   if (first === 'repositories' && (rest.length === 2 || rest.length === 3)) {
     const [namespace, name, tab = 'tags'] = rest;
-    if (tab === 'tags' || tab === 'mirrors' || tab === 'access') {
+    if (tab === 'tags' || tab === 'mirrors' || tab === 'access' || tab === 'webhooks') {
       return { view: repositoryView, section: 'repositories', params: { namespace, name, tab } };
     }
   }

@@ -29,7 +29,7 @@ const LOCK_KEY: i64 = 0x7265_676d_6972_726f;
 
 /// Names, tags and digests compare byte by byte (`COLLATE "C"`), so lists
 /// sort as SQLite sorts them, whatever the database's locale.
-const STEPS: [PgStep; 6] = [
+const STEPS: [PgStep; 7] = [
     PgStep {
         version: 1,
         what: "repositories, manifests, tags, policies, leases, jobs and logs",
@@ -186,6 +186,11 @@ CREATE TABLE tag_history (
 );
 CREATE INDEX tag_history_tag ON tag_history (repo, tag, id);
 "#,
+    },
+    PgStep {
+        version: 7,
+        what: "push mirroring policies",
+        sql: super::push_policy::SCHEMA,
     },
 ];
 

@@ -45,6 +45,7 @@ mod log;
 mod migrate;
 pub use migrate::{PgStep, migrate_steps};
 mod policy;
+mod push_policy;
 mod repository;
 mod tls;
 
@@ -164,6 +165,7 @@ impl PgStore {
         migrate::migrate(&mut client, &format!("PostgreSQL database {dbname}")).await?;
         drop(client);
         store.reseal_secrets().await?;
+        store.reseal_push_secrets().await?;
         tracing::info!(database = %store.target, "PostgreSQL metadata store ready");
         Ok(store)
     }

@@ -5,6 +5,7 @@
 //! them and crons stay with server administrators.
 
 use mirror_core::job::PARAM_POLICY_ID;
+use mirror_core::push::PARAM_PUSH_POLICY_ID;
 use mirror_core::{ErrorKind, Job};
 
 use super::repositories::authorize_name;
@@ -40,22 +41,31 @@ pub async fn visible_job(state: &AppState, account: &Account, id: &str) -> Resul
     }
 }
 
-/// Whether `account` is an administrator of the repository that the
-/// policy `job` polls mirrors into.
+/// Whether `account` is an administrator of the repository whose policy
+/// `job` runs: the one a `poll_mirror` job's policy mirrors into, or the
+/// one a `push_mirror_tag` job's policy pushes from.
 async fn administers_policy_of(
     state: &AppState,
     account: &Account,
     job: &Job,
 ) -> Result<bool, ApiError> {
-    let Some(policy_id) = job.parameters.get(PARAM_POLICY_ID) else {
+    let repository = if let Some(id) = job.parameters.get(PARAM_POLICY_ID) {
+        state.mirror.policy(id).await.map(|p| p.local_repository)
+    } else if let Some(id) = job.parameters.get(PARAM_PUSH_POLICY_ID) {
+        state
+            .mirror
+            .push_policy(id)
+            .await
+            .map(|p| p.local_repository)
+    } else {
         return Ok(false);
     };
-    let policy = match state.mirror.policy(policy_id).await {
-        Ok(policy) => policy,
+    let repository = match repository {
+        Ok(r) => r,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e.into()),
     };
-    match authorize_name(state, account, &policy.local_repository, AccessLevel::Admin).await {
+    match authorize_name(state, account, &repository, AccessLevel::Admin).await {
         Ok(_) => Ok(true),
         Err(e) if e.status().is_client_error() => Ok(false),
         Err(e) => Err(e),

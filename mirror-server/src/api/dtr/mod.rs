@@ -5,7 +5,8 @@
 //! One file per resource: repositories (and their tags and access grants),
 //! poll mirroring policies, the remote-registry check, jobs (and
 //! `log_stream`, a followed job log), crons, accounts with access tokens,
-//! organizations and teams with their grants (`orgs`), and `auth_token`;
+//! organizations and teams with their grants (`orgs`), webhooks and
+//! their delivery log (`webhooks`), and `auth_token`;
 //! at the root, DTR's `/ca` (`ca`) and UCP's eNZi account API
 //! (`/enzi/v0/accounts`: organizations, members, teams). Lists page alike
 //! (`paging`). Every route needs an authenticated caller, except the
@@ -34,9 +35,11 @@ mod orgs;
 pub use openapi::json as openapi_json;
 pub mod paging;
 mod policies;
+mod push_policies;
 mod remote;
 mod repositories;
 mod tags;
+mod webhooks;
 
 use axum::Router;
 use axum::routing::{MethodRouter, delete, get, post, put};
@@ -106,6 +109,22 @@ pub static ROUTES: &[(&str, Handlers)] = &[
         },
     ),
     ("/pollMirroringPolicies/{id}", || get(policies::get_by_id)),
+    (
+        "/repositories/{namespace}/{reponame}/pushMirroringPolicies",
+        || get(push_policies::list).post(push_policies::create),
+    ),
+    (
+        "/repositories/{namespace}/{reponame}/pushMirroringPolicies/{id}",
+        || {
+            get(push_policies::get_one)
+                .put(push_policies::update)
+                .delete(push_policies::delete)
+        },
+    ),
+    (
+        "/repositories/{namespace}/{reponame}/mirroringPolicies",
+        || get(push_policies::list_all),
+    ),
     ("/remote/registry", || post(remote::check)),
     ("/meta/settings", || {
         get(meta::settings).post(meta::update_settings)
@@ -134,6 +153,17 @@ pub static ROUTES: &[(&str, Handlers)] = &[
     }),
     ("/api_tokens/{hashedtoken}", || {
         delete(accounts::delete_token).patch(accounts::update_token)
+    }),
+    ("/webhooks", || get(webhooks::list).post(webhooks::create)),
+    ("/webhooks/update", || post(webhooks::update)),
+    ("/webhooks/test", || post(webhooks::test)),
+    ("/webhooks/{id}", || delete(webhooks::delete)),
+    ("/webhooks/{id}/deliveries", || get(webhooks::deliveries)),
+    ("/repositories/{namespace}/{reponame}/webhooks", || {
+        get(webhooks::list_repository)
+    }),
+    ("/accounts/{namespace}/webhooks", || {
+        get(webhooks::list_namespace)
     }),
 ];
 

@@ -17,6 +17,8 @@ use mirror_core::{ErrorKind, RepositoryName};
 use serde::{Deserialize, Serialize};
 
 use super::paging::PageQuery;
+use mirror_core::events::{EventKind, RepositoryChange};
+
 use crate::accounts::{AccessLevel, Account};
 use crate::api::extract::{JsonBody, QueryParams, User};
 use crate::auth::{Caller, access_level, level_from, namespace_level};
@@ -291,6 +293,8 @@ pub async fn create(
             })
         })?;
     tracing::info!(repository = %repo.name, by = %account.name, "repository created");
+    let created = EventKind::Repository(RepositoryChange::Created);
+    state.mirror.emit(created, &repo.name, Some(&account.name));
     let users = user_names(&state).await?;
     // The creator is a server admin or owns the namespace: admin either way.
     let facts = Facts {
@@ -401,7 +405,17 @@ pub async fn delete(
         .await?;
     state.accounts.forget_repository(&repo.name).await?;
     state.orgs.forget_repository(&repo.name).await?;
+    // Its own webhooks go with it (before the event: a repository made
+    // later under the name must not reach them); namespace and global
+    // hooks hear REPO_DELETED.
+    state
+        .webhooks
+        .store()
+        .delete_webhooks_of(repo.name.as_str())
+        .await?;
     tracing::info!(repository = %repo.name, by = %account.name, "repository deleted");
+    let deleted = EventKind::Repository(RepositoryChange::Deleted);
+    state.mirror.emit(deleted, &repo.name, Some(&account.name));
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -159,9 +159,7 @@ pub async fn delete(
     .await?;
     if !state
         .mirror
-        .stores()
-        .repos
-        .delete_tag(&repo.name, &tag)
+        .delete_tag(&repo.name, &tag, Some(&account.name))
         .await?
     {
         return Err(ApiError::no_such_tag(repo.name.as_str(), &tag));

@@ -21,23 +21,29 @@ fn accepted() -> Response {
     response(StatusCode::ACCEPTED, Body::empty(), &[])
 }
 
-/// `DELETE /v2/<name>/manifests/<digest|tag>` → `202`.
+/// `DELETE /v2/<name>/manifests/<digest|tag>` → `202`, done by `actor`
+/// (the engine emits `TAG_DELETE` / `MANIFEST_DELETE`).
 pub(super) async fn manifest(
     state: &AppState,
     repo: &Repository,
     reference: &str,
+    actor: Option<&str>,
 ) -> Result<Response, RegistryError> {
-    let repos = &state.mirror.stores().repos;
+    let mirror = &state.mirror;
     let deleted = if reference.contains(':') {
         let digest =
             Digest::parse(reference).map_err(|e| RegistryError::digest_invalid(e.to_string()))?;
-        repos.delete_manifest(&repo.name, &digest).await?
+        mirror.delete_manifest(&repo.name, &digest, actor).await
     } else {
         // A tag that breaks the grammar can never exist: "not found", as
         // the distribution spec's conformance suite expects (PUT says 400).
         validate_tag(reference).map_err(|_| RegistryError::manifest_unknown(reference))?;
-        repos.delete_tag(&repo.name, reference).await?
+        mirror.delete_tag(&repo.name, reference, actor).await
     };
+    let deleted = deleted.map_err(|e| match e {
+        mirror_core::MirrorError::Store(e) => RegistryError::from(e),
+        e => RegistryError::internal(&e),
+    })?;
     if !deleted {
         return Err(RegistryError::manifest_unknown(reference));
     }

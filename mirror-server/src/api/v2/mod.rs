@@ -175,9 +175,13 @@ async fn handle(req: &Request<'_>, rest: &str, body: Body) -> Result<Response, R
             content::manifest(state, &repo, reference, head).await
         }
         Route::Manifest { reference, .. } if method == Method::PUT => {
-            push::put_manifest(req, &repo, reference, body).await
+            let actor = caller.account().map(|a| a.name.as_str());
+            push::put_manifest(req, &repo, reference, body, actor).await
         }
-        Route::Manifest { reference, .. } => delete::manifest(state, &repo, reference).await,
+        Route::Manifest { reference, .. } => {
+            let actor = caller.account().map(|a| a.name.as_str());
+            delete::manifest(state, &repo, reference, actor).await
+        }
         Route::Blob { digest, .. } if read => {
             content::blob(state, &repo, digest, head, req.headers).await
         }
@@ -249,6 +253,11 @@ async fn authorized_repository(
                     _ => RegistryError::name_unknown(name.as_str()),
                 })?;
             tracing::info!(repository = %name, by = ?caller.account().map(|a| &a.name), "repository created on push");
+            let created = mirror_core::events::EventKind::Repository(
+                mirror_core::events::RepositoryChange::Created,
+            );
+            let actor = caller.account().map(|a| a.name.as_str());
+            state.mirror.emit(created, &name, actor);
             Ok(repo)
         }
         None => Err(RegistryError::name_unknown(name.as_str())),

@@ -24,6 +24,7 @@ pub(super) async fn put_manifest(
     repo: &Repository,
     reference: &str,
     body: Body,
+    actor: Option<&str>,
 ) -> Result<Response, RegistryError> {
     let bytes = read_limited(body).await?;
     let pushed = req
@@ -34,6 +35,7 @@ pub(super) async fn put_manifest(
             reference,
             bytes,
             req.header(header::CONTENT_TYPE),
+            actor,
         )
         .await?;
     let digest = &pushed.digest;

@@ -1,4 +1,4 @@
-// One repository: its Tags, Mirrors and Access tabs. The repository's
+// One repository: its Tags, Mirrors, Access and Webhooks tabs. The repository's
 // answer says the caller's access level, which decides what the Mirrors and
 // Access tabs offer.
 
@@ -7,6 +7,7 @@ import { badge, formatBytes, h, remoteName, replace, shortDigest, statusKind, ti
 import { alertArea, hideAlert, showAlert, whileBusy } from '../forms.js';
 import { describeProgress, followJob } from '../progress.js';
 import { accessTab } from './access.js';
+import { webhooksTab } from './webhooks.js';
 import { contentFacts, policyForm } from './policy-form.js';
 import { ruleSummary } from './tag-rules.js';
 
@@ -20,7 +21,7 @@ const MEDIA_TYPES = {
 /** The caller's access level, shown when it is less than admin. */
 const ACCESS_LABELS = { 'read-only': 'read only', 'read-write': 'read & write' };
 
-const TAB_TITLES = { tags: 'Tags', mirrors: 'Mirrors', access: 'Access' };
+const TAB_TITLES = { tags: 'Tags', mirrors: 'Mirrors', access: 'Access', webhooks: 'Webhooks' };
 
 export async function repositoryView(main, ctx) {
   const { namespace, name, tab } = ctx.params;
@@ -54,12 +55,13 @@ export async function repositoryView(main, ctx) {
       badge(repo.visibility, repo.visibility === 'public' ? 'warn' : 'idle'),
       ACCESS_LABELS[repo.accessLevel] ? badge(ACCESS_LABELS[repo.accessLevel], 'idle', `Your access: ${ACCESS_LABELS[repo.accessLevel]}`) : null),
     repo.shortDescription ? h('p', { class: 'muted', text: repo.shortDescription }) : null,
-    h('nav', { class: 'tabs', 'aria-label': 'Repository sections' }, tabLink('tags', 'Tags'), tabLink('mirrors', 'Mirrors'), tabLink('access', 'Access')),
+    h('nav', { class: 'tabs', 'aria-label': 'Repository sections' }, tabLink('tags', 'Tags'), tabLink('mirrors', 'Mirrors'), tabLink('access', 'Access'), tabLink('webhooks', 'Webhooks')),
     panel);
 
   const level = repo.accessLevel === 'admin' ? 'admin' : 'read';
   if (tab === 'mirrors') await mirrorsTab(panel, ctx, { namespace, name, level });
   else if (tab === 'access') await accessTab(panel, ctx, { namespace, name, repo });
+  else if (tab === 'webhooks') await webhooksTab(panel, ctx, { namespace, name, repo });
   else await tagsTab(panel, ctx, { namespace, name, level });
 }
 

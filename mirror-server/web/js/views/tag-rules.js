@@ -6,12 +6,15 @@
 // `eq`, `sw`, `ew`, `c`, `oo`, `noo`, plus `matches` (regular expressions,
 // whole tag), `semver` (version ranges) and `newest` (`values: ["N"]`). A
 // tag is mirrored when it matches every rule that keeps and no rule that
-// excludes; `newest` then keeps the N highest versions. No rules: every tag.
+// excludes; `newest` then keeps the N highest versions (with `by: "created"`,
+// the N images built last). No rules: every tag.
 
 import { h, uid } from '../dom.js';
 import { checkbox, field } from '../forms.js';
 
 /** `[operator, label in the form, how the Mirrors tab says it, values placeholder, values hint]`. */
+/** The list's name for a `newest` rule ordered by creation time. */
+const NEWEST_BUILT = 'newest-created';
 const OPERATORS = [
   ['eq', 'equals', 'equals', 'latest, 1.20', null],
   ['sw', 'starts with', 'starts with', '1.20.', null],
@@ -25,6 +28,9 @@ const OPERATORS = [
     'A range such as >=1.20 <2 or ^1.2 (several: all must hold); tags such as 1.20, v1.20.3 or 1.20-alpine read as versions.'],
   ['newest', 'newest N versions', 'newest', '5',
     'How many: of the tags the other rules keep, only the highest versions.'],
+  // `newest` with `by: "created"`: one choice in the list, two API fields.
+  [NEWEST_BUILT, 'newest N builds (image creation time)', 'newest builds', '5',
+    'How many: of the tags the other rules keep, the images built last (their configs\' creation time; registries record no push time).'],
 ];
 const BY_OPERATOR = Object.fromEntries(OPERATORS.map((o) => [o[0], o]));
 const LIST_HINT = 'Separate values with commas or new lines.';
@@ -42,20 +48,29 @@ function formatValues(operator, values) {
   return (values ?? []).join(operator === 'matches' ? '\n' : ', ');
 }
 
-/** A rule as the API has it (`exclude` only when set), for comparing. */
+/** A rule as the API has it (`exclude` and `by` only when set), for comparing. */
 export function normalRule(rule) {
-  const out = { field: rule.field ?? 'tag', operator: rule.operator, values: [...(rule.values ?? [])] };
+  const built = rule.operator === NEWEST_BUILT;
+  const operator = built ? 'newest' : rule.operator;
+  const out = { field: rule.field ?? 'tag', operator, values: [...(rule.values ?? [])] };
   if (rule.exclude) out.exclude = true;
+  if (built || (rule.by && rule.by !== 'version')) out.by = built ? 'created' : rule.by;
   return out;
+}
+
+/** The list entry of an API rule. */
+function listedOperator(rule) {
+  return rule.operator === 'newest' && rule.by === 'created' ? NEWEST_BUILT : rule.operator;
 }
 
 /** One rule in a few words, for the Mirrors tab: `except ends with -alpine`. */
 export function ruleSummary(rule) {
-  const [, , said] = BY_OPERATOR[rule.operator] ?? [rule.operator, rule.operator, rule.operator];
+  const [, , said] = BY_OPERATOR[listedOperator(rule)] ?? [rule.operator, rule.operator, rule.operator];
   // Any value may match, except for ranges, which must all hold.
   const sep = { matches: ' | ', semver: ' ' }[rule.operator] ?? ', ';
   const values = (rule.values ?? []).join(sep);
-  const text = rule.operator === 'newest' ? `newest ${values} versions` : `${said} ${values}`;
+  const text = rule.operator !== 'newest' ? `${said} ${values}`
+    : rule.by === 'created' ? `newest ${values} builds` : `newest ${values} versions`;
   return rule.exclude ? `except ${text}` : text;
 }
 
@@ -90,8 +105,9 @@ export function tagRulesEditor({ rules = [], onChange = () => {} }) {
     row.values.input.placeholder = placeholder;
     row.values.el.querySelector('.hint').textContent = hint ?? LIST_HINT;
     // `newest` cuts the list the other rules keep: it cannot exclude.
-    row.exclude.input.disabled = op === 'newest';
-    if (op === 'newest') row.exclude.input.checked = false;
+    const newest = op === 'newest' || op === NEWEST_BUILT;
+    row.exclude.input.disabled = newest;
+    if (newest) row.exclude.input.checked = false;
   }
 
   function addRow(rule = { operator: 'eq', values: [] }, { focus = false } = {}) {
@@ -100,7 +116,7 @@ export function tagRulesEditor({ rules = [], onChange = () => {} }) {
       name: 'operator',
       control: 'select',
       options: OPERATORS.map(([value, label]) => [value, label]),
-      value: BY_OPERATOR[rule.operator] ? rule.operator : 'eq',
+      value: BY_OPERATOR[listedOperator(rule)] ? listedOperator(rule) : 'eq',
     });
     const values = field({
       label: 'Values',
@@ -172,6 +188,7 @@ export function tagRulesEditor({ rules = [], onChange = () => {} }) {
         out[`rules[${i}].field`] = row.operator;
         out[`rules[${i}].values`] = row.values;
         out[`rules[${i}].exclude`] = row.exclude;
+        out[`rules[${i}].by`] = row.operator;
       });
       return out;
     },
@@ -180,7 +197,8 @@ export function tagRulesEditor({ rules = [], onChange = () => {} }) {
         const op = row.operator.input.value;
         const values = parseValues(op, row.values.input.value);
         if (values.length === 0) {
-          return [`rules[${i}].values`, op === 'newest' ? 'Enter how many tags to keep.' : 'Enter at least one value.'];
+          const newest = op === 'newest' || op === NEWEST_BUILT;
+          return [`rules[${i}].values`, newest ? 'Enter how many tags to keep.' : 'Enter at least one value.'];
         }
       }
       return null;

@@ -55,6 +55,8 @@ use super::paging::PageSize;
                                                 (`/enzi/v0`): accounts, organizations, their \
                                                 members and teams, and teams' members."),
         (name = "meta", description = "Settings, features and this document."),
+        (name = "webhooks", description = "Webhooks: event subscriptions of repositories and \
+                                           namespaces, their test and delivery log."),
     ),
     paths(
         paths::get_openapi,
@@ -84,6 +86,12 @@ use super::paging::PageSize;
         paths::get_policy_by_id,
         paths::update_policy,
         paths::delete_policy,
+        paths::list_push_policies,
+        paths::create_push_policy,
+        paths::get_push_policy,
+        paths::update_push_policy,
+        paths::delete_push_policy,
+        paths::list_mirroring_policies,
         paths::check_remote_registry,
         paths::get_settings,
         paths::update_settings,
@@ -128,6 +136,14 @@ use super::paging::PageSize;
         paths::get_team_member,
         paths::add_team_member,
         paths::remove_team_member,
+        paths::list_webhooks,
+        paths::create_webhook,
+        paths::update_webhook,
+        paths::test_webhook,
+        paths::delete_webhook,
+        paths::list_webhook_deliveries,
+        paths::list_repository_webhooks,
+        paths::list_namespace_webhooks,
     ),
     // Referenced from parameters, which do not collect their schemas.
     components(schemas(PageSize)),

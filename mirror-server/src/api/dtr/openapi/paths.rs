@@ -25,6 +25,11 @@ use super::super::paging::{EnziPageQuery, PageQuery};
 use super::super::policies::CreateQuery;
 use super::super::repositories::{AccessForm, CreateRepository, RepositoryView};
 use super::super::tags::ReferenceQuery;
+use super::super::webhooks::{
+    CreateForm as CreateWebhook, DeliveryView, TestForm as TestWebhook,
+    TestResult as WebhookTestResult, TypeQuery as WebhookTypeQuery, UpdateForm as UpdateWebhook,
+    WebhookView,
+};
 use super::schemas::{
     AccessGrant, AccountList, AccountPage, BearerToken, CreatePollMirroringPolicy, CronList,
     Features, JobList, JobView, MemberPage, NamespaceTeamAccess, NamespaceTeamAccessList,
@@ -1579,3 +1584,254 @@ fn add_team_member() {}
     ),
 )]
 fn remove_team_member() {}
+
+// ---- webhooks ----
+
+/// `/webhooks/{id}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+struct WebhookPath {
+    /// The webhook's ID.
+    id: String,
+}
+
+const NO_SUCH_WEBHOOK: &str = "`NO_SUCH_WEBHOOK`: missing, or not one the caller may manage.";
+const BAD_WEBHOOK: &str = "A bad field (`INVALID_PARAMETER`, named in `detail.field`): \
+                           `type` not an event type, `endpoint` not an http(s) URL or refused \
+                           by the remote-host guard, `key` not an existing namespace or \
+                           repository, `tlsCert` not PEM; or invalid JSON (`INVALID_JSON`).";
+const WEBHOOK_DENIED: &str = "The key needs more (`NOT_AUTHORIZED`): `admin` on the repository \
+                              or namespace, or a server administrator for no key.";
+
+/// Documents `webhooks::list`.
+#[utoipa::path(
+    get, path = "/webhooks", operation_id = "listWebhooks", tag = "webhooks",
+    summary = "The webhooks the caller may manage: all for an administrator, else those on \
+               the repositories and namespaces the caller administers. Never the secrets.",
+    params(PageQuery, WebhookTypeQuery),
+    responses(
+        (status = 200, description = "Webhooks, by ID.", body = Vec<WebhookView>),
+        (status = 400, description = BAD_PAGING, body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+    ),
+)]
+fn list_webhooks() {}
+
+/// Documents `webhooks::create`.
+#[utoipa::path(
+    post, path = "/webhooks", operation_id = "createWebhook", tag = "webhooks",
+    summary = "Subscribe an endpoint to one event type of a repository (`key` = \
+               `namespace/repository`, repository admins), a namespace (`key` = `namespace`, \
+               its admins) or everything (no key, server administrators). With a `secret`, \
+               deliveries are signed (`X-Regmirror-Signature: sha256=<hex HMAC-SHA256 of the \
+               body>`).",
+    request_body = CreateWebhook,
+    responses(
+        (status = 201, description = "The webhook.", body = WebhookView),
+        (status = 400, description = BAD_WEBHOOK, body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = WEBHOOK_DENIED, body = ErrorBody),
+    ),
+)]
+fn create_webhook() {}
+
+/// Documents `webhooks::update`.
+#[utoipa::path(
+    post, path = "/webhooks/update", operation_id = "updateWebhook", tag = "webhooks",
+    summary = "Change a webhook's `endpoint`, `inactive`, `tlsCert` or `skipTLSVerification` \
+               (fields left out stay).",
+    request_body = UpdateWebhook,
+    responses(
+        (status = 200, description = "The webhook.", body = WebhookView),
+        (status = 400, description = BAD_WEBHOOK, body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = NO_SUCH_WEBHOOK, body = ErrorBody),
+    ),
+)]
+fn update_webhook() {}
+
+/// Documents `webhooks::test`.
+#[utoipa::path(
+    post, path = "/webhooks/test", operation_id = "testWebhook", tag = "webhooks",
+    summary = "Post the fixed sample of `type` to `endpoint` now (signed with `secret` when \
+               given) and answer what the receiver said. Needs the rights a webhook with \
+               `key` needs. Nothing is recorded.",
+    request_body = TestWebhook,
+    responses(
+        (status = 200, description = "What came of it.", body = WebhookTestResult),
+        (status = 400, description = BAD_WEBHOOK, body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = WEBHOOK_DENIED, body = ErrorBody),
+    ),
+)]
+fn test_webhook() {}
+
+/// Documents `webhooks::delete`.
+#[utoipa::path(
+    delete, path = "/webhooks/{id}", operation_id = "deleteWebhook", tag = "webhooks",
+    summary = "Delete a webhook with its delivery log (pending deliveries are dropped).",
+    params(WebhookPath),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = NO_SUCH_WEBHOOK, body = ErrorBody),
+    ),
+)]
+fn delete_webhook() {}
+
+/// Documents `webhooks::deliveries`.
+#[utoipa::path(
+    get, path = "/webhooks/{id}/deliveries", operation_id = "listWebhookDeliveries",
+    tag = "webhooks",
+    summary = "A webhook's delivery log (regmirror's), newest first: status (`pending`, \
+               `delivered`, `failed`), attempts, the receiver's last status code, the last \
+               error, and times. Kept 7 days, at most the newest 1000 shown.",
+    params(WebhookPath, PageQuery),
+    responses(
+        (status = 200, description = "Deliveries, newest first.", body = Vec<DeliveryView>),
+        (status = 400, description = BAD_PAGING, body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = NO_SUCH_WEBHOOK, body = ErrorBody),
+    ),
+)]
+fn list_webhook_deliveries() {}
+
+/// Documents `webhooks::list_repository`.
+#[utoipa::path(
+    get, path = "/repositories/{namespace}/{reponame}/webhooks",
+    operation_id = "listRepositoryWebhooks", tag = "webhooks",
+    summary = "The webhooks on one repository (repository admins).",
+    params(RepoPath, PageQuery, WebhookTypeQuery),
+    responses(
+        (status = 200, description = "Webhooks, by ID.", body = Vec<WebhookView>),
+        (status = 400, description = BAD_PAGING, body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NEEDS_REPO_ADMIN, body = ErrorBody),
+        (status = 404, description = NO_SUCH_REPOSITORY, body = ErrorBody),
+    ),
+)]
+fn list_repository_webhooks() {}
+
+/// Documents `webhooks::list_namespace`.
+#[utoipa::path(
+    get, path = "/accounts/{namespace}/webhooks", operation_id = "listNamespaceWebhooks",
+    tag = "webhooks",
+    summary = "The webhooks on a namespace and its repositories that the caller may manage.",
+    params(NamespacePath, PageQuery, WebhookTypeQuery),
+    responses(
+        (status = 200, description = "Webhooks, by ID.", body = Vec<WebhookView>),
+        (status = 400, description = BAD_PAGING, body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+    ),
+)]
+fn list_namespace_webhooks() {}
+
+// ---- push mirroring policies (`push_policies.rs`) ----
+
+const NO_SUCH_PUSH_POLICY: &str = "`NO_SUCH_REPOSITORY` or `NO_SUCH_PUSH_MIRRORING_POLICY`.";
+const BAD_PUSH_POLICY: &str = "Invalid field (`INVALID_PUSH_MIRRORING_POLICY`, `INVALID_JSON`), \
+    named in `detail.field`, or the credentials cannot push to the remote repository \
+    (`REMOTE_REGISTRY_INVALID_PERMISSIONS`, with the reason).";
+
+/// Documents `push_policies::list`.
+#[utoipa::path(
+    get, path = "/repositories/{namespace}/{reponame}/pushMirroringPolicies",
+    operation_id = "listPushPolicies", tag = "policies",
+    summary = "List the push mirroring policies of a repository.",
+    params(RepoPath),
+    responses(
+        (status = 200, description = "Policies.", body = Vec<mirror_core::push_policy::PushPolicyView>),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = NO_SUCH_REPOSITORY, body = ErrorBody),
+    ),
+)]
+fn list_push_policies() {}
+
+/// Documents `push_policies::create`.
+#[utoipa::path(
+    post, path = "/repositories/{namespace}/{reponame}/pushMirroringPolicies",
+    operation_id = "createPushPolicy", tag = "policies",
+    summary = "Create a push mirroring policy; write access to the remote is checked first. \
+               Tags pushed to the repository, or mirrored into it by a poll, that the rules \
+               keep are then pushed by `push_mirror_tag` jobs. `tagTemplate` codes: `%n` the \
+               tag, `%D` the digest's first 12 hex characters, and `%Y %y %m %d %j %H %M %S \
+               %s %b` (UTC, strftime's meaning).",
+    params(RepoPath, super::super::push_policies::PushCreateQuery),
+    request_body = mirror_core::push_policy::PushPolicyForm,
+    responses(
+        (status = 201, description = "Created.", body = mirror_core::push_policy::PushPolicyView,
+         headers(
+             ("X-Job-ID" = String,
+              description = "With `initialEvaluation=true`: the first `push_mirror_tag` job \
+                             (parameters `pushPolicyID`, `tag`) of the current tags."),
+         )),
+        (status = 400, description = BAD_PUSH_POLICY, body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NEEDS_REPO_ADMIN, body = ErrorBody),
+        (status = 404, description = NO_SUCH_REPOSITORY, body = ErrorBody),
+    ),
+)]
+fn create_push_policy() {}
+
+/// Documents `push_policies::get_one`.
+#[utoipa::path(
+    get, path = "/repositories/{namespace}/{reponame}/pushMirroringPolicies/{id}",
+    operation_id = "getPushPolicy", tag = "policies",
+    summary = "Get a push mirroring policy.",
+    params(PolicyPath),
+    responses(
+        (status = 200, description = "The policy.", body = mirror_core::push_policy::PushPolicyView),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = NO_SUCH_PUSH_POLICY, body = ErrorBody),
+    ),
+)]
+fn get_push_policy() {}
+
+/// Documents `push_policies::update`.
+#[utoipa::path(
+    put, path = "/repositories/{namespace}/{reponame}/pushMirroringPolicies/{id}",
+    operation_id = "updatePushPolicy", tag = "policies",
+    summary = "Change a push mirroring policy (the fields given); a change of the remote is \
+               checked for write access first. A new `remoteHost` or `username` drops the \
+               stored password and token unless new ones are given.",
+    params(PolicyPath),
+    request_body = mirror_core::push_policy::PushPolicyForm,
+    responses(
+        (status = 200, description = "The policy.", body = mirror_core::push_policy::PushPolicyView),
+        (status = 400, description = BAD_PUSH_POLICY, body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NEEDS_REPO_ADMIN, body = ErrorBody),
+        (status = 404, description = NO_SUCH_PUSH_POLICY, body = ErrorBody),
+    ),
+)]
+fn update_push_policy() {}
+
+/// Documents `push_policies::delete`.
+#[utoipa::path(
+    delete, path = "/repositories/{namespace}/{reponame}/pushMirroringPolicies/{id}",
+    operation_id = "deletePushPolicy", tag = "policies",
+    summary = "Delete a push mirroring policy; what it pushed stays on the remote.",
+    params(PolicyPath),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NEEDS_REPO_ADMIN, body = ErrorBody),
+        (status = 404, description = NO_SUCH_PUSH_POLICY, body = ErrorBody),
+    ),
+)]
+fn delete_push_policy() {}
+
+/// Documents `push_policies::list_all`.
+#[utoipa::path(
+    get, path = "/repositories/{namespace}/{reponame}/mirroringPolicies",
+    operation_id = "listMirroringPolicies", tag = "policies",
+    summary = "List both kinds of mirroring policies of a repository (DTR's union list): each \
+               poll or push policy with its `mirroringType` (`poll`, `push`).",
+    params(RepoPath),
+    responses(
+        (status = 200, description = "Poll policies, then push policies.", body = Vec<serde_json::Value>),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = NO_SUCH_REPOSITORY, body = ErrorBody),
+    ),
+)]
+fn list_mirroring_policies() {}
