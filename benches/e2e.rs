@@ -13,6 +13,9 @@
 //! 2. initial mirror of a repository with 50 small tags vs `skopeo sync`;
 //! 3. a no-change poll of a repository with 5,000 tags (job requested to job
 //!    done), counting the requests the upstream logged, vs `skopeo sync`;
+//!    3b. the same from a regmirror upstream, whose tag API lists the
+//!    digests (`REGMIRROR_BENCH_ONLY=3b`), counting requests through a
+//!    `FaultProxy`;
 //! 4. serving from mirror-server vs docker-registry (`wrk`): 1 MiB blob GETs
 //!    and manifest GETs, private repository, Basic credentials on every
 //!    request;
@@ -130,11 +133,16 @@ fn main() {
     rt.block_on(run(sizes(full)));
 }
 
-/// `--child URL REPO DATA_DIR DURABLE(0|1) POLLS`: mirror `REPO` into
-/// `DATA_DIR` with `POLLS` polls; prints the seconds of the last poll.
+/// `--child URL REPO DATA_DIR DURABLE(0|1) POLLS [USER PASSWORD]`: mirror
+/// `REPO` into `DATA_DIR` with `POLLS` polls; prints the seconds of the
+/// last poll.
 fn child(args: &[String]) {
-    let [url, repo, data, durable, polls] = args else {
-        panic!("usage: --child URL REPO DATA_DIR DURABLE POLLS")
+    let (url, repo, data, durable, polls, creds) = match args {
+        [url, repo, data, durable, polls] => (url, repo, data, durable, polls, None),
+        [url, repo, data, durable, polls, user, password] => {
+            (url, repo, data, durable, polls, Some((user, password)))
+        }
+        _ => panic!("usage: --child URL REPO DATA_DIR DURABLE POLLS [USER PASSWORD]"),
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -160,10 +168,14 @@ fn child(args: &[String]) {
         let local = RepositoryName::parse("bench/mirror").unwrap();
         let policy = match m.policies(Some(&local)).await.unwrap().pop() {
             Some(p) => p,
-            None => m
-                .add_policy(&local, &PolicyForm::new(url.clone(), repo.clone()), None)
-                .await
-                .unwrap(),
+            None => {
+                let mut form = PolicyForm::new(url.clone(), repo.clone());
+                if let Some((user, password)) = creds {
+                    form.username = Some(user.clone());
+                    form.password = Some(mirror_core::Secret::new(password.clone()));
+                }
+                m.add_policy(&local, &form, None).await.unwrap()
+            }
         };
         let mut secs = 0.0;
         for _ in 0..polls.parse::<usize>().unwrap() {
@@ -221,6 +233,20 @@ fn regmirror(reg: &Registry, repo: &str, data: &Path, durable: bool, polls: usiz
         data.to_str().unwrap(),
         if durable { "1" } else { "0" },
         &polls.to_string(),
+    ]))
+}
+
+/// [`regmirror`] from the regmirror server at `url`, as its admin.
+fn regmirror_admin(url: &str, repo: &str, data: &Path) -> Run {
+    measure(Command::new(std::env::current_exe().unwrap()).args([
+        "--child",
+        url,
+        repo,
+        data.to_str().unwrap(),
+        "1",
+        "1",
+        "admin",
+        server::ADMIN_PASSWORD,
     ]))
 }
 
@@ -372,6 +398,11 @@ async fn run(s: Sizes) {
     if wanted("3") {
         let mut rows = Vec::new();
         many_tags(&s, &mut rows).await;
+        print_rows(&rows);
+    }
+    if wanted("3b") {
+        let mut rows = Vec::new();
+        many_tags_bulk(&s, &mut rows).await;
         print_rows(&rows);
     }
     if wanted("4") {
@@ -658,6 +689,107 @@ async fn many_tags(s: &Sizes, rows: &mut Vec<Row>) {
         tool: "skopeo sync (no change)".into(),
         secs,
         extra,
+    });
+}
+
+/// 3b. The no-change poll of scenario 3 from a regmirror upstream, whose
+/// tag API (`/api/v0/repositories/{ns}/{repo}/tags`) lists the digests a
+/// page at a time: read there instead of one HEAD per tag (issue 17). A
+/// `FaultProxy` in front of the upstream counts the requests.
+async fn many_tags_bulk(s: &Sizes, rows: &mut Vec<Row>) {
+    use support::fault_proxy::FaultProxy;
+    use support::images::Pusher;
+    let up = server::TestServer::start().await;
+    up.create_repo("bench", "many", "public").await;
+    let pusher = || {
+        Pusher::from_parts(
+            &up.url,
+            Some(("admin".into(), server::ADMIN_PASSWORD.into())),
+            None,
+        )
+    };
+    let mut images = Vec::new();
+    for i in 0..s.many_images {
+        let spec = ImageSpec::small(&format!("bulk {i}"));
+        images.push(
+            pusher()
+                .push_image("bench/many", &format!("base{i}"), spec)
+                .await,
+        );
+    }
+    let per_image = s.many_tags / s.many_images;
+    let mut tasks = Vec::new();
+    for (i, img) in images.iter().enumerate() {
+        let (client, img) = (pusher(), img.clone());
+        tasks.push(tokio::spawn(async move {
+            for j in 1..per_image {
+                client
+                    .push_manifest_raw(
+                        "bench/many",
+                        &format!("v{i}.{j}"),
+                        &img.media_type,
+                        img.bytes.clone(),
+                    )
+                    .await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let n_tags = pusher().tags("bench/many").await.len();
+    let proxy = FaultProxy::start_for(&up.url, None, None, 3);
+    let dir = scratch();
+    regmirror_admin(&proxy.url(), "bench/many", dir.path());
+    proxy.reset_log();
+    let (mut ours, mut cpu_ours) = (vec![], vec![]);
+    for _ in 0..s.runs {
+        let r = regmirror_admin(&proxy.url(), "bench/many", dir.path());
+        cpu_ours.push(r.cpu_secs);
+        ours.push(r.stdout.trim().parse::<f64>().unwrap());
+    }
+    let requests = proxy.requests();
+    let per_run = |n: usize| n as f64 / s.runs as f64;
+    let heads = requests
+        .iter()
+        .filter(|l| l.method == reqwest::Method::HEAD && l.path.contains("/manifests/"))
+        .count();
+    let api = requests
+        .iter()
+        .filter(|l| l.path.contains("/api/v0/"))
+        .count();
+    // The anchor: the same poll with the tag API hidden (the proxy answers
+    // 404 there, as a plain registry does), so one HEAD per tag.
+    proxy.add(
+        support::fault_proxy::Rule::new(support::fault_proxy::Fault::status(404))
+            .path_contains("/api/v0/"),
+    );
+    proxy.reset_log();
+    let mut anchor = vec![];
+    for _ in 0..s.runs {
+        let r = regmirror_admin(&proxy.url(), "bench/many", dir.path());
+        anchor.push(r.stdout.trim().parse::<f64>().unwrap());
+    }
+    let anchor_requests = proxy.requests().len();
+    let (o, a) = (median(ours), median(anchor));
+    rows.push(Row {
+        scenario: format!("3b. no-change poll, {n_tags} tags, regmirror upstream"),
+        tool: "regmirror, tag API (job requested to done)".into(),
+        secs: o,
+        extra: format!(
+            "{:.1} requests/run ({:.1} tag API pages, {:.1} HEADs); CPU {:.3} s; {:.2}x the HEAD path (goal < 0.5 s, <= 60 requests)",
+            per_run(requests.len()),
+            per_run(api),
+            per_run(heads),
+            median(cpu_ours),
+            o / a
+        ),
+    });
+    rows.push(Row {
+        scenario: format!("3b. no-change poll, {n_tags} tags, regmirror upstream"),
+        tool: "regmirror, HEAD per tag (tag API hidden)".into(),
+        secs: a,
+        extra: format!("{:.1} requests/run", per_run(anchor_requests)),
     });
 }
 

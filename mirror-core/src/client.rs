@@ -26,6 +26,7 @@ use crate::error::ErrorKind;
 use crate::job::{Job, JobFilter, JobSubmission, LogLine, PARAM_POLICY_ID, POLL_MIRROR};
 use crate::mirror::MirrorError;
 use crate::policy::PollMirroringPolicy;
+use crate::push_policy::{PushPolicyForm, PushPolicyView};
 use crate::reference::RepositoryName;
 use crate::secret::Secret;
 use crate::store::Visibility;
@@ -372,6 +373,106 @@ impl ApiClient {
         Ok(true)
     }
 
+    /// Creates a push mirroring policy for `local` (and the repository,
+    /// private, if missing) after the server checked that its credentials
+    /// may push; with `initialEvaluation`, the server also queues a push of
+    /// every current tag the rules keep. Answers the policy as shown (the
+    /// API never returns its secrets).
+    pub async fn add_push_policy(
+        &self,
+        local: &RepositoryName,
+        form: &PushPolicyForm,
+    ) -> Result<PushPolicyView, MirrorError> {
+        self.ensure_repository(local).await?;
+        let body = to_json(form);
+        self.call(Method::POST, &push_policies_path(local), &[], Some(&body))
+            .await
+    }
+
+    /// The push policies of `local`, or of every repository the caller sees.
+    pub async fn push_policies(
+        &self,
+        local: Option<&RepositoryName>,
+    ) -> Result<Vec<PushPolicyView>, MirrorError> {
+        let repos = match local {
+            Some(r) => vec![r.clone()],
+            None => self.repositories().await?,
+        };
+        let mut out = Vec::new();
+        for repo in repos {
+            match self.get_all(&push_policies_path(&repo), "").await {
+                Ok(views) => out.extend(views),
+                // Deleted between the listing and this call.
+                Err(e) if local.is_none() && e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// One push policy by ID (the API has them per repository only: found
+    /// among every repository's).
+    pub async fn push_policy(&self, id: &str) -> Result<PushPolicyView, MirrorError> {
+        self.push_policies(None)
+            .await?
+            .into_iter()
+            .find(|p| p.id == id)
+            .ok_or_else(|| MirrorError::NotFound {
+                what: format!("push mirroring policy {id}"),
+            })
+    }
+
+    /// Changes the fields `update` sets; the push policy as saved.
+    pub async fn update_push_policy(
+        &self,
+        id: &str,
+        update: &PushPolicyForm,
+    ) -> Result<PushPolicyView, MirrorError> {
+        let current = self.push_policy(id).await?;
+        let local = RepositoryName::parse(&current.local_repository)
+            .map_err(|e| failure(ErrorKind::Internal, format!("the server sent {e}")))?;
+        let mut path = push_policies_path(&local);
+        path.push(id);
+        let body = to_json(update);
+        self.call(Method::PUT, &path, &[], Some(&body)).await
+    }
+
+    /// Deletes a push policy (what it pushed stays); whether it existed.
+    pub async fn delete_push_policy(&self, id: &str) -> Result<bool, MirrorError> {
+        let current = match self.push_policy(id).await {
+            Ok(p) => p,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let local = RepositoryName::parse(&current.local_repository)
+            .map_err(|e| failure(ErrorKind::Internal, format!("the server sent {e}")))?;
+        let mut path = push_policies_path(&local);
+        path.push(id);
+        self.send(Method::DELETE, &path, &[], None).await?;
+        Ok(true)
+    }
+
+    /// Runs one `push_mirror_tag` job (`tag` through the push policy
+    /// `policy_id`) on the server and waits for its end, as [`Self::poll`].
+    pub async fn push(
+        &self,
+        policy_id: &str,
+        tag: &str,
+        cancel: CancellationToken,
+    ) -> Result<Job, MirrorError> {
+        use crate::push_policy::{PARAM_PUSH_POLICY_ID, PARAM_TAG, PUSH_MIRROR_TAG};
+        let submission = JobSubmission {
+            action: PUSH_MIRROR_TAG.into(),
+            parameters: BTreeMap::from([
+                (PARAM_PUSH_POLICY_ID.to_string(), policy_id.to_string()),
+                (PARAM_TAG.to_string(), tag.to_string()),
+            ]),
+            ..Default::default()
+        };
+        let job = self.submit_job(&submission).await?;
+        self.wait_job(&job.id, cancel).await
+    }
+
     /// The tags of a local repository, as [`crate::Mirror::tag_views`].
     pub async fn tags(&self, repo: &RepositoryName) -> Result<Vec<api::Tag>, MirrorError> {
         let path = ["repositories", repo.namespace(), repo.short_name(), "tags"];
@@ -516,6 +617,15 @@ fn policies_path(repo: &RepositoryName) -> Vec<&str> {
         repo.namespace(),
         repo.short_name(),
         "pollMirroringPolicies",
+    ]
+}
+
+fn push_policies_path(repo: &RepositoryName) -> Vec<&str> {
+    vec![
+        "repositories",
+        repo.namespace(),
+        repo.short_name(),
+        "pushMirroringPolicies",
     ]
 }
 

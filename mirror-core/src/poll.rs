@@ -4,6 +4,10 @@
 //! 1. list the remote tags (all pages);
 //! 2. HEAD each tag's manifest for its digest, many at once over kept-alive
 //!    connections (a GET only when `Docker-Content-Digest` is missing);
+//!    where the remote has a tag API that lists digests (DTR, regmirror,
+//!    Docker Hub: [`RemoteRegistry::tag_digests`], read beside the
+//!    listing), its digests instead, and a HEAD only for a tag it lacks
+//!    and, after step 3, for each tag about to be copied (the HEAD wins);
 //! 3. [`crate::diff::plan`] against the local tags (and the baseline of a
 //!    policy saved without initial evaluation);
 //! 4. for each tag to copy: [`crate::copy::image::copy_tree`] (the
@@ -31,7 +35,7 @@ use crate::events::{Event, EventKind, EventSink};
 use crate::policy::PollMirroringPolicy;
 use crate::progress::Progress;
 use crate::reference::RepositoryName;
-use crate::remote::{RemoteError, RemoteRegistry};
+use crate::remote::{BulkDigests, RemoteError, RemoteRegistry};
 use crate::rules::TagFilter;
 use crate::store::{RepositoryStore, StoreError, TagRecord, TagSource};
 use crate::write::{WriteError, publish_checked};
@@ -178,6 +182,33 @@ pub async fn resolve_each(
     (digests, failed)
 }
 
+/// [`resolve_each`], but a tag `bulk` (the remote's tag API) lists with a
+/// digest takes it from there, without a request.
+async fn resolve_with(
+    remote: &dyn RemoteRegistry,
+    repo: &RepositoryName,
+    tags: &[String],
+    bulk: Option<&BulkDigests>,
+    concurrency: usize,
+) -> (HashMap<String, Digest>, Vec<(String, RemoteError)>) {
+    let Some(bulk) = bulk else {
+        return resolve_each(remote, repo, tags, concurrency).await;
+    };
+    let mut digests = HashMap::with_capacity(tags.len());
+    let mut missing = Vec::new();
+    for tag in tags {
+        match bulk.digests.get(tag) {
+            Some(d) => {
+                digests.insert(tag.clone(), d.clone());
+            }
+            None => missing.push(tag.clone()),
+        }
+    }
+    let (more, failed) = resolve_each(remote, repo, &missing, concurrency).await;
+    digests.extend(more);
+    (digests, failed)
+}
+
 /// The inputs of a poll besides the policy.
 pub struct PollEnv<'a> {
     /// The remote, bound to the policy's endpoint.
@@ -217,6 +248,19 @@ pub async fn poll_policy(
         context: format!("listing tags of {source}"),
         source,
     })?;
+    // The listing decides which tags exist; the tag API (where the remote
+    // has one) only saves the HEADs. After the listing, so the client
+    // knows how the registry authenticates.
+    let bulk = tokio::select! {
+        b = remote.tag_digests(remote_repo) => b,
+        _ = env.copy.cancel.cancelled() => return Err(PollError::Canceled),
+    };
+    let bulk = bulk.unwrap_or_else(|e| {
+        env.log.line(format!(
+            "the registry's tag API failed ({e}): reading each tag's digest with a HEAD"
+        ));
+        None
+    });
     let filter = TagFilter::new(&policy.rules)?;
     let tags = filter.apply(&listed);
     report.tags_listed = listed.len();
@@ -234,8 +278,23 @@ pub async fn poll_policy(
         return Err(PollError::Canceled);
     }
 
+    match &bulk {
+        Some(b) => {
+            let missing = tags.iter().filter(|t| !b.digests.contains_key(*t)).count();
+            env.log.line(format!(
+                "read {} tag digests from the registry's tag API ({}) in {} requests; {missing} tags it did not list with a digest get a HEAD",
+                b.digests.len(),
+                b.api,
+                b.requests
+            ));
+        }
+        None => env.log.line(format!(
+            "no tag API at the registry: reading {} tag digests with a HEAD each",
+            tags.len()
+        )),
+    }
     let (mut remote_digests, mut unresolved) = tokio::select! {
-        r = resolve_each(remote, remote_repo, &tags, env.head_concurrency) => r,
+        r = resolve_with(remote, remote_repo, &tags, bulk.as_ref(), env.head_concurrency) => r,
         _ = env.copy.cancel.cancelled() => return Err(PollError::Canceled),
     };
     let tags = match filter.newest_by_created() {
@@ -258,7 +317,7 @@ pub async fn poll_policy(
             signatures.len()
         ));
         let (more, failed) = tokio::select! {
-            r = resolve_each(remote, remote_repo, &signatures, env.head_concurrency) => r,
+            r = resolve_with(remote, remote_repo, &signatures, bulk.as_ref(), env.head_concurrency) => r,
             _ = env.copy.cancel.cancelled() => return Err(PollError::Canceled),
         };
         remote_digests.extend(more);
@@ -285,7 +344,50 @@ pub async fn poll_policy(
             context: format!("reading tags of {local_repo}"),
             source,
         })?;
-    let sync = plan(&remote_digests, &local, env.baseline.as_ref());
+    let mut sync = plan(&remote_digests, &local, env.baseline.as_ref());
+    if let Some(b) = &bulk {
+        // What the tag API said is a hint: each tag about to be copied is
+        // confirmed with a HEAD, and the HEAD wins.
+        let confirm: Vec<String> = sync
+            .copy
+            .iter()
+            .filter(|i| b.digests.get(&i.tag) == Some(&i.digest))
+            .map(|i| i.tag.clone())
+            .collect();
+        if !confirm.is_empty() {
+            let (heads, failed) = tokio::select! {
+                r = resolve_each(remote, remote_repo, &confirm, env.head_concurrency) => r,
+                _ = env.copy.cancel.cancelled() => return Err(PollError::Canceled),
+            };
+            let failed_tags: std::collections::HashSet<&str> =
+                failed.iter().map(|(t, _)| t.as_str()).collect();
+            for tag in &confirm {
+                match heads.get(tag) {
+                    Some(d) if remote_digests.get(tag) == Some(d) => {}
+                    Some(d) => {
+                        env.log.line(format!(
+                            "{remote_repo}:{tag}: the tag API says {}, a HEAD says {d}: using {d}",
+                            b.digests[tag]
+                        ));
+                        remote_digests.insert(tag.clone(), d.clone());
+                    }
+                    None => {
+                        remote_digests.remove(tag);
+                        if !failed_tags.contains(tag.as_str()) {
+                            env.log.line(format!(
+                                "{remote_repo}:{tag}: gone from the registry since its tag API listed it"
+                            ));
+                        }
+                    }
+                }
+            }
+            for (tag, e) in failed {
+                let line = format!("failed {remote_repo}:{tag}: cannot read its digest: {e}");
+                report.failed(env.log, e.kind(), line);
+            }
+            sync = plan(&remote_digests, &local, env.baseline.as_ref());
+        }
+    }
     report.tags_unchanged = sync.unchanged;
     report.tags_preexisting = sync.preexisting;
     env.log.line(format!(

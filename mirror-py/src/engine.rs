@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use mirror_core::client::ApiClient;
 use mirror_core::policy_file::{ApplyOptions, apply_file};
+use mirror_core::push_policy::PushPolicyView;
 use mirror_core::{ErrorKind, JobFilter, Mirror as CoreMirror, Progress, Secret};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -19,9 +20,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::{Backend, on, repository};
 use crate::errors::{Failure, failure};
-use crate::form::FormArgs;
+use crate::form::{FormArgs, PushFormArgs};
 use crate::model::plan_dict;
-use crate::model::{Job, Policy, Tag, TagHistoryEntry, TagPreview};
+use crate::model::{Job, Policy, PushPolicy, Tag, TagHistoryEntry, TagPreview};
 use crate::runtime::{block, block_with, joined, runtime};
 
 /// How often the progress callback is called during a poll.
@@ -152,6 +153,101 @@ engine_methods! {
     /// Deletes a policy (mirrored tags stay); whether it existed.
     fn delete_policy / delete_policy_async (backend, id: String) -> bool {
         Ok(on!(&backend, m => m.delete_policy(&id), c => c.delete_policy(&id)))
+    }
+
+    /// Creates a push mirroring policy for `local_repository` (created
+    /// private if missing) after checking that the credentials may push to
+    /// the remote repository. `form`: the push policy's fields in
+    /// snake_case (`remote_host` and `remote_repository` required;
+    /// `tag_template`, default `%n`). With `initial_evaluation=True`, a
+    /// push of every current tag the rules keep is queued (a server runs
+    /// it; with `Mirror`, run one with `push`).
+    #[pyo3(signature = (local_repository, **form))]
+    fn add_push_policy / add_push_policy_async (
+        backend, local_repository: String, form: Option<PushFormArgs>
+    ) -> PushPolicy {
+        let form = form.unwrap_or_default().0;
+        let local = repository(&local_repository, "localRepository")?;
+        let view = match &backend {
+            Backend::Embedded(m) => {
+                let p = m.add_push_policy(&local, &form, None).await?;
+                if form.initial_evaluation == Some(true) && p.enabled {
+                    m.push_existing_tags(&p).await?;
+                }
+                PushPolicyView::from(&p)
+            }
+            Backend::Remote(c) => c.add_push_policy(&local, &form).await?,
+        };
+        Ok(PushPolicy::from(&view))
+    }
+
+    /// Push mirroring policies of one local repository, or all.
+    #[pyo3(signature = (local_repository = None))]
+    fn push_policies / push_policies_async (
+        backend, local_repository: Option<String>
+    ) -> Vec<PushPolicy> {
+        let local = local_repository
+            .map(|l| repository(&l, "localRepository"))
+            .transpose()?;
+        Ok(match &backend {
+            Backend::Embedded(m) => m
+                .push_policies(local.as_ref())
+                .await?
+                .iter()
+                .map(|p| PushPolicy::from(&PushPolicyView::from(p)))
+                .collect(),
+            Backend::Remote(c) => c
+                .push_policies(local.as_ref())
+                .await?
+                .iter()
+                .map(PushPolicy::from)
+                .collect(),
+        })
+    }
+
+    /// One push policy by ID.
+    fn push_policy / push_policy_async (backend, id: String) -> PushPolicy {
+        let view = match &backend {
+            Backend::Embedded(m) => PushPolicyView::from(&m.push_policy(&id).await?),
+            Backend::Remote(c) => c.push_policy(&id).await?,
+        };
+        Ok(PushPolicy::from(&view))
+    }
+
+    /// Changes the given fields of a push policy (the others stay); a
+    /// change of how the remote is reached is checked for push access
+    /// before it is saved.
+    #[pyo3(signature = (id, **form))]
+    fn update_push_policy / update_push_policy_async (
+        backend, id: String, form: Option<PushFormArgs>
+    ) -> PushPolicy {
+        let form = form.unwrap_or_default().0;
+        let view = match &backend {
+            Backend::Embedded(m) => {
+                PushPolicyView::from(&m.update_push_policy(&id, &form, None).await?)
+            }
+            Backend::Remote(c) => c.update_push_policy(&id, &form).await?,
+        };
+        Ok(PushPolicy::from(&view))
+    }
+
+    /// Deletes a push policy (what it pushed stays); whether it existed.
+    fn delete_push_policy / delete_push_policy_async (backend, id: String) -> bool {
+        Ok(on!(&backend, m => m.delete_push_policy(&id), c => c.delete_push_policy(&id)))
+    }
+
+    /// Runs one `push_mirror_tag` job now, pushing the local `tag` through
+    /// the push policy `policy_id`, and returns the finished job (`done`,
+    /// `errored` or `canceled`).
+    fn push / push_async (backend, policy_id: String, tag: String) -> Job {
+        let job = match &backend {
+            Backend::Embedded(m) => {
+                let queued = m.submit_push(&policy_id, &tag).await?;
+                m.run_job(&queued.id, CancellationToken::new(), None).await?
+            }
+            Backend::Remote(c) => c.push(&policy_id, &tag, CancellationToken::new()).await?,
+        };
+        Ok(backend.job_view(&job))
     }
 
     /// The tags of a local repository, sorted by name.

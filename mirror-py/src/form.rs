@@ -4,26 +4,53 @@
 //! names, so no field is named here. `None` leaves a field out. A value
 //! is read as JSON (str, bool, int, float, list, tuple, dict, `None`), so
 //! a field of any shape (`rules=[{"operator": "sw", "values": ["1."]}]`)
-//! is the form's to check, as the server checks its JSON body.
+//! is the form's to check, as the server checks its JSON body. Push
+//! policies' keyword arguments are read the same way, as a
+//! [`PushPolicyForm`] ([`PushFormArgs`]).
 
+use mirror_core::push_policy::PushPolicyForm;
 use mirror_core::{ErrorKind, PolicyForm};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::errors::failure;
 
-/// The `**form` keyword arguments of a policy call, read as a [`PolicyForm`].
-#[derive(Default)]
-pub struct FormArgs(pub PolicyForm);
+/// A form read from keyword arguments: its wire field names come from serde.
+pub trait Form: DeserializeOwned + Default {
+    /// The form's wire field names.
+    fn field_names() -> &'static [&'static str];
+}
 
-/// The wire name of the snake_case argument `arg`: the form field that
-/// reads the same without underscores and case (`remote_ca` → `remoteCA`).
-fn wire_name(arg: &str) -> Option<&'static str> {
+impl Form for PolicyForm {
+    fn field_names() -> &'static [&'static str] {
+        PolicyForm::field_names()
+    }
+}
+
+impl Form for PushPolicyForm {
+    fn field_names() -> &'static [&'static str] {
+        PushPolicyForm::field_names()
+    }
+}
+
+/// The `**form` keyword arguments of a policy call, read as a [`PolicyForm`]
+/// (or another [`Form`]).
+#[derive(Default)]
+pub struct FormArgs<F = PolicyForm>(pub F);
+
+/// The `**form` keyword arguments of a push policy call.
+pub type PushFormArgs = FormArgs<PushPolicyForm>;
+
+/// The wire name of the snake_case argument `arg`: the field of `names`
+/// that reads the same without underscores and case (`remote_ca` →
+/// `remoteCA`).
+fn wire_name(names: &'static [&'static str], arg: &str) -> Option<&'static str> {
     let loose = |s: &str| s.replace('_', "").to_ascii_lowercase();
     let is_snake = arg.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-    PolicyForm::field_names()
+    names
         .iter()
         .copied()
         .find(|wire| is_snake && loose(wire) == loose(arg))
@@ -83,7 +110,7 @@ fn type_name(value: &Bound<'_, PyAny>) -> String {
         .map_or_else(|_| "?".into(), |n| n.to_string())
 }
 
-impl<'a, 'py> FromPyObject<'a, 'py> for FormArgs {
+impl<'a, 'py, F: Form> FromPyObject<'a, 'py> for FormArgs<F> {
     type Error = PyErr;
 
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
@@ -91,7 +118,7 @@ impl<'a, 'py> FromPyObject<'a, 'py> for FormArgs {
         let mut fields = Map::new();
         for (key, value) in kwargs.iter() {
             let arg: String = key.extract()?;
-            let wire = wire_name(&arg).ok_or_else(|| {
+            let wire = wire_name(F::field_names(), &arg).ok_or_else(|| {
                 PyTypeError::new_err(format!("unexpected keyword argument '{arg}'"))
             })?;
             if value.is_none() {

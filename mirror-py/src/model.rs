@@ -1,6 +1,6 @@
 //! The Python views of policies, jobs and tags, made from mirror-core's
 //! types (the same ones the embedded engine and `mirror_core::client`
-//! answer with). Attributes are the API fields in snake_case, times are
+//! answer with; a push policy from its `PushPolicyView`). Attributes are the API fields in snake_case, times are
 //! RFC 3339 strings as the API writes them, and a policy's `password` and
 //! `authToken` are never here to leak.
 
@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use mirror_core::job::format_duration;
+use mirror_core::push_policy::PushPolicyView;
 use mirror_core::rules::TagRule;
 use mirror_core::{JobStatus, PollMirroringPolicy, api};
 use pyo3::prelude::*;
@@ -187,6 +188,65 @@ impl From<&PollMirroringPolicy> for Policy {
             platform_mode: wire_string(&p.content.platform_mode),
             mirror_referrers: p.content.referrers,
             referrer_artifact_types: p.content.artifact_types.clone(),
+        }
+    }
+}
+
+view! {
+    /// A push mirroring policy (no secrets: `password` and `auth_token` are
+    /// write-only).
+    struct PushPolicy {
+        /// Identifier (UUID).
+        pub id: String,
+        /// The local repository whose tags are pushed.
+        pub local_repository: String,
+        /// The remote registry URL.
+        pub remote_host: String,
+        /// The remote repository.
+        pub remote_repository: String,
+        /// User name for the remote (may be empty).
+        pub username: String,
+        /// Extra CA certificates (PEM), empty if none.
+        pub remote_ca: String,
+        /// Whether TLS verification is skipped.
+        pub skip_tls_verification: bool,
+        /// Whether tags pushed or mirrored into the repository are pushed on.
+        pub enabled: bool,
+        /// Which local tags it pushes (empty: every tag).
+        pub rules: Vec<Rule>,
+        /// The remote tag's name: `%n` the tag, `%D` 12 hex of the digest,
+        /// strftime codes the push's UTC time.
+        pub tag_template: String,
+        /// When a push last succeeded (RFC 3339), `None` if never.
+        pub last_mirrored_at: Option<String>,
+        /// The outcome of the last push: `code`, `detail`, `timestamp`.
+        pub last_status: MirroringStatus,
+        /// When the policy was created (RFC 3339).
+        pub created_at: Option<String>,
+    }
+    repr = [id local_repository remote_host remote_repository username enabled tag_template last_status];
+}
+
+impl From<&PushPolicyView> for PushPolicy {
+    fn from(p: &PushPolicyView) -> Self {
+        PushPolicy {
+            id: p.id.clone(),
+            local_repository: p.local_repository.clone(),
+            remote_host: p.remote_host.clone(),
+            remote_repository: p.remote_repository.clone(),
+            username: p.username.clone(),
+            remote_ca: p.remote_ca.clone(),
+            skip_tls_verification: p.skip_tls_verification,
+            enabled: p.enabled,
+            rules: p.rules.iter().map(Rule::from).collect(),
+            tag_template: p.tag_template.clone(),
+            last_mirrored_at: Some(p.last_mirrored_at.clone()).filter(|t| !t.is_empty()),
+            last_status: MirroringStatus {
+                code: p.last_status.code.clone(),
+                detail: p.last_status.detail.clone(),
+                timestamp: time(p.last_status.timestamp),
+            },
+            created_at: Some(time(p.created_at)),
         }
     }
 }

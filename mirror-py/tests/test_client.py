@@ -224,3 +224,35 @@ def test_client_tag_history(server, registry):
     assert entry.mirrored_by == policy.id
     with pytest.raises(regmirror.NotFoundError):
         client.tag_history("mirrors/hist", "never")
+
+
+def test_client_push_policies(server, registry, make_registry):
+    dest = make_registry(auth=("pusher", "push-secret-1"))
+    digest = registry.push_image("team/app", "v1")
+    client = regmirror.Client(server, "admin", ADMIN_PASSWORD)
+    pull = client.add_policy("mirrors/app", remote_host=registry.url, remote_repository="team/app")
+    assert client.poll(pull.id).status == "done"
+
+    with pytest.raises(regmirror.InvalidPolicyError) as bad:
+        client.add_push_policy("mirrors/app", remote_host=dest.url, remote_repository="edge/app",
+                               username="pusher", password="push-secret-1", tag_template="%n/x")
+    assert bad.value.field == "tagTemplate"
+    with pytest.raises(regmirror.AuthenticationError):
+        client.add_push_policy("mirrors/app", remote_host=dest.url, remote_repository="edge/app",
+                               username="pusher", password="wrong")
+
+    policy = client.add_push_policy("mirrors/app", remote_host=dest.url,
+                                    remote_repository="edge/app", username="pusher",
+                                    password="push-secret-1", tag_template="%n-copy")
+    assert policy.tag_template == "%n-copy" and "password" not in policy.to_dict()
+    job = client.push(policy.id, "v1")
+    assert job.status == "done", job.log_lines()
+    assert dest.manifest_digest("edge/app", "v1-copy") == digest
+    assert [p.id for p in client.push_policies()] == [policy.id]
+    assert [p.id for p in client.push_policies("mirrors/app")] == [policy.id]
+    assert client.push_policy(policy.id).last_status.code == "SUCCESS"
+    assert client.update_push_policy(policy.id, enabled=False).enabled is False
+    assert client.delete_push_policy(policy.id) is True
+    assert client.delete_push_policy(policy.id) is False
+    with pytest.raises(regmirror.NotFoundError):
+        client.push_policy(policy.id)

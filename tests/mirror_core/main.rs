@@ -5,6 +5,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod hub_tags;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;

@@ -26,6 +26,9 @@
 //! - `policies_as_code`: `mirror-server apply` of a YAML file (plan,
 //!   create, update, prune, no changes, bad files change nothing) and
 //!   `--policies` at start.
+//! - `bulk_digests`: a poll reads tag digests from a regmirror upstream's
+//!   tag API (requests counted by a `FaultProxy`), `HEAD`s only the tags
+//!   it copies, and a lying tag API is overruled by the `HEAD`.
 //! - `rules`: tag rules choose what a poll copies; Connect previews them;
 //!   bad rules name their field.
 //! - `platforms_and_referrers`: a policy's platforms (a sparse index kept
@@ -58,6 +61,7 @@ mod support;
 mod authz;
 mod bad_input;
 mod blob_store_s3;
+mod bulk_digests;
 mod conformance;
 mod crons;
 mod dtr_scripts;

@@ -440,3 +440,75 @@ async fn oci_referrers_are_mirrored_through_the_referrers_api() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(sha256(&bytes), sbom);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_referrer_whose_subject_is_another_image_is_not_copied() {
+    use crate::support::fault_proxy::{Canned, Fault, FaultProxy, Rule};
+
+    let up = Registry::plain().await;
+    let pusher = up.pusher();
+    let v1 = pusher
+        .push_image("team/app", "v1", ImageSpec::small("app v1").oci())
+        .await;
+    let v2 = pusher
+        .push_image("team/app", "v2", ImageSpec::small("app v2").oci())
+        .await;
+    // Two artifacts, pushed by digest: one really refers to v1, the other
+    // to v2.
+    let honest = push_referrer(&pusher, "team/app", &v1, "application/x-honest", "honest").await;
+    let liar = push_referrer(&pusher, "team/app", &v2, "application/x-liar", "liar").await;
+    // A remote whose referrers API lists both for every manifest (Debian's
+    // registry has none: the proxy answers for it).
+    let listed = |digest: &str, artifact_type: &str| {
+        json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest,
+               "size": 0, "artifactType": artifact_type})
+    };
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [listed(&liar, "application/x-liar"), listed(&honest, "application/x-honest")]
+    });
+    let proxy = FaultProxy::start(&up, 15);
+    proxy.add(
+        Rule::new(Fault::Respond(Canned {
+            status: 200,
+            headers: vec![(
+                "content-type".into(),
+                "application/vnd.oci.image.index.v1+json".into(),
+            )],
+            body: serde_json::to_vec(&index).unwrap(),
+            chunked: false,
+        }))
+        .get()
+        .path_contains("/referrers/"),
+    );
+
+    let server = TestServer::start().await;
+    server.create_repo("mirrors", "app", "private").await;
+    let form = json!({"remoteHost": proxy.url(), "remoteRepository": "team/app",
+                      "rules": [{"field": "tag", "operator": "eq", "values": ["v1"]}]});
+    let policy = add_policy(&server.admin(), "mirrors/app", &form).await;
+    let log = poll(&server, &policy).await;
+    assert!(
+        log.iter().any(|l| l.contains(&format!(
+            "referrer {liar} of {}: its subject is {}, not the manifest it was listed for",
+            v1.digest, v2.digest
+        ))),
+        "{log:#?}"
+    );
+    let referrers = server
+        .admin()
+        .get(format!("/v2/mirrors/app/referrers/{}", v1.digest))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let digests: Vec<&str> = referrers["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(digests, [honest.as_str()], "{referrers}");
+    let (status, _) = mirror_manifest(&server, "mirrors/app", &liar).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the liar is not stored");
+}

@@ -50,7 +50,7 @@ async fn sqlite_policies_and_namespace_share() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
     conformance::policies(&store).await;
-    conformance::namespace_share(&store, &store).await;
+    conformance::namespace_share(&store, &store, &store).await;
 }
 
 #[cfg(unix)]

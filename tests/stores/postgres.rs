@@ -68,7 +68,7 @@ async fn pg_job_queue_leases_and_baselines() {
 async fn pg_policies_and_namespace_share() {
     let (store, _) = store().await;
     conformance::policies(&store).await;
-    conformance::namespace_share(&store, &store).await;
+    conformance::namespace_share(&store, &store, &store).await;
 }
 
 /// Six claimers, each on a store of its own (as replicas are), claim jobs

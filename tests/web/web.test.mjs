@@ -898,6 +898,8 @@ describe('web interface', { concurrency: false }, () => {
 
     // The Mirrors tab shows them in short.
     const card = page.locator('article.policy');
+    // allTextContents does not wait: wait for the card's rules first.
+    await card.locator('.tag-rules-summary li').first().waitFor();
     const chips = await card.locator('.tag-rules-summary li').allTextContents();
     assert.deepEqual(chips, ['in version range >=1.20 <3', 'except ends with -alpine']);
 
@@ -1059,6 +1061,94 @@ describe('web interface', { concurrency: false }, () => {
     assert.deepEqual(fields(edited), { ...expected, platforms: ['linux/arm64/v8', 'linux/amd64'], deleteRemovedDryRun: true });
     await card.locator('.platforms-summary', { hasText: 'linux/arm64/v8, linux/amd64 (rewrite)' }).waitFor();
     assert.match(await card.locator('.deletion-summary').textContent(), /\(dry run\)/);
+  });
+
+  test('a push policy: Connect needs write access, a bad remote tag is shown at its input, Save & Apply pushes, edit, delete', async () => {
+    // admin/hello keeps its mirrored tags (its pull policy was deleted);
+    // they go to the upstream's team/pushed, which does not exist yet.
+    const local = Object.fromEntries((await server.ok('GET', 'repositories/admin/hello/tags')).map((t) => [t.name, t.digest]));
+    await page.goto(`${server.url}/#/repositories/admin/hello/mirrors?new=1`);
+    const form = page.getByRole('form', { name: 'New mirror policy' });
+    await form.getByLabel('Push to remote registry').check();
+    assert.ok(await form.getByLabel('Platforms', { exact: true }).isHidden(), 'no pull content settings for a push');
+    assert.equal(await form.getByLabel('Remote tag').inputValue(), '%n');
+    assert.match(await form.locator('.field-tagTemplate .hint').textContent(), /%n.*%D.*%Y/);
+    await fillUpstream(form, 'pushed');
+    await form.getByRole('button', { name: 'Add a tag rule' }).click();
+    const rule = form.getByRole('group', { name: 'Rule 1' });
+    await rule.getByLabel('Operator').selectOption('oo');
+    await rule.getByLabel('Values').fill('1.1, latest');
+
+    // Credentials that may read but not push: refused at Connect.
+    await page.route(/\/api\/v0\/remote\/registry$/, (route) => route.fulfill({
+      status: 201,
+      contentType: 'application/json',
+      body: JSON.stringify({ registryType: 'registry', permissions: { read: true, write: false } }),
+    }));
+    await form.getByRole('button', { name: 'Connect' }).click();
+    await form.locator('.connect-result.connect-error', { hasText: 'may not push' }).waitFor();
+    assert.ok(await form.getByRole('button', { name: 'Save & Apply' }).isDisabled());
+    await page.unroute(/\/api\/v0\/remote\/registry$/);
+
+    // The real check: the repository does not exist yet, which is fine for a push.
+    const sent = recordApiRequests(page, /\/(remote\/registry|pushMirroringPolicies)/);
+    await form.getByRole('button', { name: 'Connect' }).click();
+    await form.locator('.connect-result.connect-ok', { hasText: 'first push creates it' }).waitFor();
+
+    // A remote tag that is not a tag: INVALID_PUSH_MIRRORING_POLICY at its input.
+    await form.getByLabel('Remote tag').fill('%n/x');
+    await form.getByRole('button', { name: 'Save & Apply' }).click();
+    const templateError = form.locator('.field-tagTemplate .field-error');
+    await templateError.waitFor();
+    assert.equal(await form.getByLabel('Remote tag').getAttribute('aria-invalid'), 'true');
+    assert.equal((await server.ok('GET', 'repositories/admin/hello/pushMirroringPolicies')).length, 0);
+
+    await form.getByLabel('Remote tag').fill('%n-copy');
+    await form.getByRole('button', { name: 'Save & Apply' }).click();
+    await page.getByRole('status').getByText('The first push finished').waitFor({ timeout: 60000 });
+    sent.stop();
+    assert.ok(sent.seen.some((u) => /pushMirroringPolicies\?initialEvaluation=true$/.test(u)), sent.seen.join(' '));
+    const card = page.locator('article.policy[data-mirroring-type="push"]');
+    await card.waitFor();
+    assert.match(await card.locator('h3').textContent(), /^Push to /);
+    assert.equal(await card.locator('.tag-template').textContent(), '%n-copy');
+    assert.equal(await card.getByRole('button', { name: 'Poll now' }).count(), 0);
+
+    // Both kept tags arrive (the other jobs may still run), with our digests.
+    const auth = { Authorization: `Basic ${btoa(`${UPSTREAM_USER.user}:${UPSTREAM_USER.password}`)}` };
+    await waitFor(async () => {
+      const r = await fetch(`${upstream.url}/v2/team/pushed/tags/list`, { headers: auth });
+      const tags = r.ok ? (await r.json()).tags ?? [] : [];
+      return tags.includes('1.1-copy') && tags.includes('latest-copy');
+    }, { timeoutMs: 60000, what: 'pushed tags on the upstream' });
+    const listed = await (await fetch(`${upstream.url}/v2/team/pushed/tags/list`, { headers: auth })).json();
+    assert.deepEqual(listed.tags.sort(), ['1.1-copy', 'latest-copy']);
+    assert.equal(await upstream.digestOf('team/pushed', '1.1-copy'), local['1.1']);
+    assert.equal(await upstream.digestOf('team/pushed', 'latest-copy'), local.latest);
+    await screenshot('web-mirrors-push-policy');
+
+    // Edit: the form is the push one, with the stored template.
+    await card.getByRole('button', { name: 'Edit' }).click();
+    const edit = page.getByRole('form', { name: 'Edit mirror policy' });
+    assert.ok(await edit.getByLabel('Push to remote registry').isChecked());
+    assert.equal(await edit.getByLabel('Remote tag').inputValue(), '%n-copy');
+    await edit.getByLabel('Remote tag').fill('%n-%D');
+    await edit.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByRole('status').getByText('Saved the push policy').waitFor();
+    const [stored] = await server.ok('GET', 'repositories/admin/hello/pushMirroringPolicies');
+    assert.equal(stored.tagTemplate, '%n-%D');
+    assert.deepEqual(stored.rules.map((r) => r.operator), ['oo']);
+    await card.locator('.tag-template', { hasText: '%n-%D' }).waitFor();
+
+    // Disable, then delete (asking first).
+    await card.getByRole('switch', { name: 'Enabled' }).uncheck();
+    await card.locator('.badge', { hasText: 'disabled' }).waitFor();
+    assert.equal((await server.ok('GET', `repositories/admin/hello/pushMirroringPolicies/${stored.id}`)).enabled, false);
+    await card.getByRole('button', { name: 'Delete' }).click();
+    await card.getByText('Tags already pushed stay there.').waitFor();
+    await card.getByRole('button', { name: 'Delete policy' }).click();
+    await page.getByText('No mirror policies: this repository is not mirrored.').waitFor();
+    assert.equal((await server.ok('GET', 'repositories/admin/hello/pushMirroringPolicies')).length, 0);
   });
 
   test('no page errors, console errors or failed requests', () => {

@@ -150,6 +150,12 @@ impl PushPolicyForm {
         }
     }
 
+    /// The form's wire field names, in order (read from its `Deserialize`,
+    /// as [`PolicyForm::field_names`]).
+    pub fn field_names() -> &'static [&'static str] {
+        crate::serde_fields::struct_fields::<PushPolicyForm>()
+    }
+
     /// The remote fields as the poll policies' form, whose
     /// [`PolicyForm::endpoint`] checks them.
     fn remote_form(&self) -> PolicyForm {
@@ -390,6 +396,20 @@ mod tests {
             ..form()
         };
         assert_eq!(bad.create(local, None).unwrap_err().field, "remoteHost");
+    }
+
+    #[test]
+    fn field_names_are_the_wire_names() {
+        let names = PushPolicyForm::field_names();
+        for wire in [
+            "remoteHost",
+            "remoteCA",
+            "skipTLSVerification",
+            "tagTemplate",
+            "rules",
+        ] {
+            assert!(names.contains(&wire), "{wire} not in {names:?}");
+        }
     }
 
     #[test]

@@ -27,6 +27,7 @@ use crate::manifest::{ACCEPT_MANIFESTS, Descriptor, MAX_MANIFEST_SIZE, Manifest,
 use crate::policy::{RemoteEndpoint, is_docker_hub};
 use crate::reference::RepositoryName;
 
+mod bulk;
 mod push;
 use push::Payload;
 
@@ -101,6 +102,10 @@ pub struct HttpSettings {
     /// Bytes per `PATCH` of a blob pushed to a remote (push mirroring;
     /// default 8 MiB): what one upload holds in memory.
     pub push_chunk_size: u64,
+    /// Docker Hub's web API, where a poll of Docker Hub reads tag digests
+    /// in bulk (default `https://hub.docker.com`; tests point it at a
+    /// stand-in).
+    pub hub_api: String,
 }
 
 impl Default for HttpSettings {
@@ -115,6 +120,7 @@ impl Default for HttpSettings {
             metrics: Arc::default(),
             guard: RemoteGuard::default(),
             push_chunk_size: 8 * 1024 * 1024,
+            hub_api: "https://hub.docker.com".to_string(),
         }
     }
 }
@@ -186,6 +192,8 @@ pub struct HttpRemote {
     limits: RemoteLimits,
     /// See [`HttpSettings::push_chunk_size`].
     push_chunk_size: u64,
+    /// See [`HttpSettings::hub_api`].
+    hub_api: String,
 }
 
 impl std::fmt::Debug for HttpRemote {
@@ -255,6 +263,7 @@ impl HttpRemote {
             guard: settings.guard.clone(),
             limits: settings.limits.clone(),
             push_chunk_size: settings.push_chunk_size.max(1),
+            hub_api: settings.hub_api.clone(),
         })
     }
 
@@ -266,10 +275,28 @@ impl HttpRemote {
 
     /// The `Authorization` header to send up front for `scope`, if known.
     fn auth_header(&self, scope: &str) -> Option<String> {
+        // Another host than the registry's: nothing of ours goes there.
+        if scope == bulk::HUB_API_SCOPE {
+            return None;
+        }
         if let Credentials::Token(t) = &self.credentials {
             return Some(format!("Bearer {}", t.expose()));
         }
         let state = self.auth.lock().unwrap_or_else(|p| p.into_inner());
+        // DTR's API sends no challenge: the password goes up front, to the
+        // host it was given for, unless the registry said it takes it only
+        // at a token server elsewhere (DTR's is on its own origin).
+        if scope == bulk::DTR_API_SCOPE {
+            let takes_password = match &state.challenge {
+                Some(Challenge::Basic) | None => true,
+                Some(Challenge::Bearer { realm, .. }) => {
+                    Url::parse(realm).is_ok_and(|r| r.origin() == self.base.origin())
+                }
+            };
+            return takes_password
+                .then(|| self.credentials.basic_header())
+                .flatten();
+        }
         match &state.challenge {
             Some(Challenge::Basic) => self.credentials.basic_header(),
             Some(Challenge::Bearer { .. }) => {
@@ -556,7 +583,7 @@ impl HttpRemote {
                 header_str(resp.headers(), "ratelimit-remaining").as_deref(),
             );
             let status = resp.status();
-            if status == StatusCode::UNAUTHORIZED && !authenticated {
+            if status == StatusCode::UNAUTHORIZED && !authenticated && !bulk::is_api_scope(scope) {
                 authenticated = true;
                 self.authenticate(resp.headers(), scope, repo, sent.as_deref())
                     .await?;
@@ -1193,6 +1220,13 @@ impl RemoteRegistry for HttpRemote {
             total,
             stream: Box::pin(stream),
         })
+    }
+
+    async fn tag_digests(
+        &self,
+        repo: &RepositoryName,
+    ) -> Result<Option<super::BulkDigests>, RemoteError> {
+        self.bulk_tag_digests(repo).await
     }
 
     async fn check_access(&self, repo: &RepositoryName) -> Result<Permissions, RemoteError> {

@@ -268,9 +268,33 @@ pub trait RemoteRegistry: Send + Sync {
         digest: &Digest,
     ) -> Result<Option<Vec<crate::manifest::Descriptor>>, RemoteError>;
 
+    /// Every tag of `repo` with its digest, read in bulk from the remote's
+    /// tag API (DTR's and regmirror's `/api/v0/.../tags`, Docker Hub's
+    /// `hub.docker.com/v2/.../tags`) instead of one `HEAD` per tag; `None`
+    /// when the remote has no such API (or answers it with something
+    /// else). A hint, not a proof: a poll confirms with a `HEAD` every tag
+    /// it is about to copy. By default `None`.
+    async fn tag_digests(&self, repo: &RepositoryName) -> Result<Option<BulkDigests>, RemoteError> {
+        let _ = repo;
+        Ok(None)
+    }
+
     /// Whether the credentials can read and write `repo`. Fails with the
     /// reason when the registry cannot be reached or the repository read.
     async fn check_access(&self, repo: &RepositoryName) -> Result<Permissions, RemoteError>;
+}
+
+/// Tag digests read in bulk ([`RemoteRegistry::tag_digests`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BulkDigests {
+    /// Each tag the API listed with a valid digest.
+    pub digests: std::collections::HashMap<String, Digest>,
+    /// Requests (pages) it took.
+    pub requests: usize,
+    /// Tags the API listed, with a digest or not.
+    pub listed: usize,
+    /// Which API answered, for the log: `DTR`, `Docker Hub`.
+    pub api: &'static str,
 }
 
 /// What pushing one blob took ([`RemoteWriter::push_blob`]).

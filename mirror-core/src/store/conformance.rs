@@ -1281,8 +1281,13 @@ pub async fn policies(store: &dyn PolicyStore) {
 /// Checks [`JobStore::claim_job`]'s namespace share: with `per_namespace`,
 /// a job polling a policy of a namespace that already runs that many jobs
 /// is passed over for the next one; jobs polling every policy, and claims
-/// without a share, are not limited.
-pub async fn namespace_share(jobs: &dyn JobStore, policies: &dyn PolicyStore) {
+/// without a share, are not limited. A `push_mirror_tag` job counts in the
+/// namespace of its push policy.
+pub async fn namespace_share(
+    jobs: &dyn JobStore,
+    policies: &dyn PolicyStore,
+    push: &dyn crate::store::PushPolicyStore,
+) {
     let busy = [
         sample_policy("busy/a", 0),
         sample_policy("busy/b", 0),
@@ -1337,4 +1342,30 @@ pub async fn namespace_share(jobs: &dyn JobStore, policies: &dyn PolicyStore) {
     first.status = JobStatus::Done;
     jobs.update_job(&first).await.unwrap();
     assert_eq!(claim(Some(3)).await, id(5));
+
+    // A push job of a busy/ policy waits for busy/'s share too.
+    let pusher = crate::push_policy::PushPolicyForm::new("https://r.example", "team/app")
+        .create(RepositoryName::parse("busy/p").unwrap(), None)
+        .unwrap();
+    push.insert_push_policy(&pusher).await.unwrap();
+    let mut push_job = Job::new(&JobSubmission {
+        action: crate::push_policy::PUSH_MIRROR_TAG.into(),
+        parameters: [
+            (
+                crate::push_policy::PARAM_PUSH_POLICY_ID.to_string(),
+                pusher.id.clone(),
+            ),
+            (crate::push_policy::PARAM_TAG.to_string(), "v1".to_string()),
+        ]
+        .into(),
+        ..Default::default()
+    });
+    push_job.scheduled_at = chrono::Utc::now() - chrono::Duration::seconds(1);
+    jobs.insert_job(&push_job).await.unwrap();
+    assert_eq!(
+        claim(Some(3)).await,
+        None,
+        "busy/ runs three: the push waits"
+    );
+    assert_eq!(claim(Some(4)).await, Some(push_job.id.clone()));
 }

@@ -1482,13 +1482,21 @@ fn build_job(j: JobRow) -> Result<Job, StoreError> {
     })
 }
 
-/// SQL for the local namespace of the policy that the job row `alias`
-/// polls (NULL for a job that polls every policy, or a deleted policy).
+/// SQL for the local namespace of the policy whose job the row `alias`
+/// is: the poll policy a `poll_mirror` job polls, or the push policy a
+/// `push_mirror_tag` job pushes for (NULL for a job that polls every
+/// policy, another action, or a deleted policy).
 fn job_namespace_sql(alias: &str) -> String {
+    let namespace = |table: &str, param: &str| {
+        format!(
+            "(SELECT substr(p.local_repository, 1, instr(p.local_repository || '/', '/') - 1) \
+             FROM {table} p WHERE p.id = json_extract({alias}.parameters, '$.{param}'))"
+        )
+    };
     format!(
-        "(SELECT substr(p.local_repository, 1, instr(p.local_repository || '/', '/') - 1) \
-         FROM policies p WHERE p.id = json_extract({alias}.parameters, '$.{}'))",
-        crate::job::PARAM_POLICY_ID
+        "COALESCE({}, {})",
+        namespace("policies", crate::job::PARAM_POLICY_ID),
+        namespace("push_policies", crate::push_policy::PARAM_PUSH_POLICY_ID)
     )
 }
 

@@ -184,6 +184,44 @@ class Policy:
     def to_dict(self) -> dict[str, Any]: ...
 
 @final
+class PushPolicy:
+    """A push mirroring policy. ``password`` and ``auth_token`` are
+    write-only: not attributes, not in ``to_dict()`` or ``repr``."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def local_repository(self) -> str: ...
+    @property
+    def remote_host(self) -> str: ...
+    @property
+    def remote_repository(self) -> str: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def remote_ca(self) -> str: ...
+    @property
+    def skip_tls_verification(self) -> bool: ...
+    @property
+    def enabled(self) -> bool:
+        """Whether tags pushed or mirrored into the repository are pushed on."""
+    @property
+    def rules(self) -> list[TagRule]:
+        """Which local tags it pushes (empty: every tag)."""
+    @property
+    def tag_template(self) -> str:
+        """The remote tag: ``%n`` the tag, ``%D`` the digest's first 12 hex
+        characters, ``%Y %y %m %d %j %H %M %S %s %b`` the push's UTC time."""
+    @property
+    def last_mirrored_at(self) -> Optional[str]:
+        """RFC 3339; ``None`` if no push succeeded yet."""
+    @property
+    def last_status(self) -> MirroringStatus: ...
+    @property
+    def created_at(self) -> Optional[str]: ...
+    def to_dict(self) -> dict[str, Any]: ...
+
+@final
 class Job:
     """A job record (DTR's fields)."""
 
@@ -464,6 +502,88 @@ class _Engine:
     ) -> Awaitable[Policy]: ...
     def delete_policy(self, id: str) -> bool: ...
     def delete_policy_async(self, id: str) -> Awaitable[bool]: ...
+    def add_push_policy(
+        self,
+        local_repository: str,
+        *,
+        remote_host: str,
+        remote_repository: str,
+        username: str = "",
+        password: str = "",
+        auth_token: str = "",
+        remote_ca: Optional[str] = None,
+        skip_tls_verification: bool = False,
+        enabled: bool = True,
+        rules: Optional[list[TagRule]] = None,
+        tag_template: Optional[str] = None,
+        initial_evaluation: Optional[bool] = None,
+    ) -> PushPolicy:
+        """Creates a push mirroring policy after checking that the credentials
+        may push to the remote repository (which need not exist yet).
+        ``initial_evaluation=True`` queues a push of every current tag the
+        rules keep (a server runs them; with ``Mirror``, run one with
+        ``push``)."""
+    def add_push_policy_async(
+        self,
+        local_repository: str,
+        *,
+        remote_host: str,
+        remote_repository: str,
+        username: str = "",
+        password: str = "",
+        auth_token: str = "",
+        remote_ca: Optional[str] = None,
+        skip_tls_verification: bool = False,
+        enabled: bool = True,
+        rules: Optional[list[TagRule]] = None,
+        tag_template: Optional[str] = None,
+        initial_evaluation: Optional[bool] = None,
+    ) -> Awaitable[PushPolicy]: ...
+    def push_policies(self, local_repository: Optional[str] = None) -> list[PushPolicy]: ...
+    def push_policies_async(
+        self, local_repository: Optional[str] = None
+    ) -> Awaitable[list[PushPolicy]]: ...
+    def push_policy(self, id: str) -> PushPolicy: ...
+    def push_policy_async(self, id: str) -> Awaitable[PushPolicy]: ...
+    def update_push_policy(
+        self,
+        id: str,
+        *,
+        remote_host: Optional[str] = None,
+        remote_repository: Optional[str] = None,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        auth_token: Optional[str] = None,
+        remote_ca: Optional[str] = None,
+        skip_tls_verification: Optional[bool] = None,
+        enabled: Optional[bool] = None,
+        rules: Optional[list[TagRule]] = None,
+        tag_template: Optional[str] = None,
+    ) -> PushPolicy:
+        """Changes the given fields; a change of how the remote is reached is
+        checked for push access first."""
+    def update_push_policy_async(
+        self,
+        id: str,
+        *,
+        remote_host: Optional[str] = None,
+        remote_repository: Optional[str] = None,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        auth_token: Optional[str] = None,
+        remote_ca: Optional[str] = None,
+        skip_tls_verification: Optional[bool] = None,
+        enabled: Optional[bool] = None,
+        rules: Optional[list[TagRule]] = None,
+        tag_template: Optional[str] = None,
+    ) -> Awaitable[PushPolicy]: ...
+    def delete_push_policy(self, id: str) -> bool:
+        """Deletes a push policy (what it pushed stays); whether it existed."""
+    def delete_push_policy_async(self, id: str) -> Awaitable[bool]: ...
+    def push(self, policy_id: str, tag: str) -> Job:
+        """Runs one ``push_mirror_tag`` job now (the local ``tag`` through the
+        push policy) and returns the finished job."""
+    def push_async(self, policy_id: str, tag: str) -> Awaitable[Job]: ...
     def tags(self, repository: str) -> list[Tag]: ...
     def tags_async(self, repository: str) -> Awaitable[list[Tag]]: ...
     def tag_history(self, repository: str, tag: str) -> list[TagHistoryEntry]:
@@ -548,6 +668,7 @@ __all__ = [
     "MirroringStatus",
     "NotFoundError",
     "Policy",
+    "PushPolicy",
     "Tag",
     "TagHistoryEntry",
     "TLSError",

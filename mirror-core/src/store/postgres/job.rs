@@ -36,12 +36,26 @@ const NAMESPACE_LOCK: i32 = 0x726d;
 /// a concurrent claim.
 const CLAIM_ATTEMPTS: usize = 4;
 
-/// SQL counting the running jobs that poll a policy of the namespace
-/// `namespace` (an SQL expression).
+/// The push policy a job row pushes for
+/// (`crate::push_policy::PARAM_PUSH_POLICY_ID`).
+const PUSH_POLICY_OF: &str = "parameters ->> 'pushPolicyID'";
+
+/// SQL for the local repository of the policy the job row `alias` runs
+/// (a poll policy, or a push policy; NULL for neither).
+fn policy_repository(alias: &str) -> String {
+    format!(
+        "COALESCE((SELECT p.local_repository FROM policies p WHERE p.id = {alias}.{POLICY_OF}),
+                  (SELECT q.local_repository FROM push_policies q WHERE q.id = {alias}.{PUSH_POLICY_OF}))"
+    )
+}
+
+/// SQL counting the running jobs of policies (poll or push) of the
+/// namespace `namespace` (an SQL expression).
 fn running_in(namespace: &str) -> String {
     format!(
-        "(SELECT COUNT(*) FROM jobs r JOIN policies rp ON rp.id = r.{POLICY_OF}
-          WHERE r.status = 'running' AND split_part(rp.local_repository, '/', 1) = {namespace})"
+        "(SELECT COUNT(*) FROM jobs r
+          WHERE r.status = 'running' AND split_part({}, '/', 1) = {namespace})",
+        policy_repository("r")
     )
 }
 
@@ -52,8 +66,7 @@ static CLAIM: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT j.id, n.namespace FROM jobs j
          LEFT JOIN LATERAL (
-             SELECT split_part(p.local_repository, '/', 1) AS namespace
-             FROM policies p WHERE p.id = j.{POLICY_OF}
+             SELECT split_part({}, '/', 1) AS namespace
          ) n ON true
          WHERE j.status = 'waiting'
            AND ($1::text IS NULL OR j.id = $1)
@@ -62,6 +75,7 @@ static CLAIM: LazyLock<String> = LazyLock::new(|| {
          ORDER BY j.scheduled_at, j.id
          LIMIT 1
          FOR UPDATE OF j SKIP LOCKED",
+        policy_repository("j"),
         running_in("n.namespace")
     )
 });
@@ -350,5 +364,7 @@ mod tests {
     #[test]
     fn the_policy_expression_reads_the_policy_parameter() {
         assert!(super::POLICY_OF.contains(&format!("'{}'", crate::job::PARAM_POLICY_ID)));
+        let push = crate::push_policy::PARAM_PUSH_POLICY_ID;
+        assert!(super::PUSH_POLICY_OF.contains(&format!("'{push}'")));
     }
 }

@@ -9,6 +9,12 @@
 // remote tags they match, and with Save. Which platforms and referrers a
 // poll copies, and whether it deletes tags the remote dropped, go with Save
 // (`policyContentEditor` below).
+//
+// "Push to remote registry" makes it a push mirroring policy's form
+// (`…/pushMirroringPolicies`): the same remote fields and tag rules (which
+// local tags to push), the remote tag's name (`tagTemplate`), and a Connect
+// that needs *write* access (a remote repository that does not exist yet
+// is fine: the first push creates it, and saving checks the push access).
 
 import * as api from '../api.js';
 import { h, uid } from '../dom.js';
@@ -31,6 +37,7 @@ function isHub(host) {
 const CONNECT_SUMMARY = {
   unauthorized: 'The remote registry refused these credentials.',
   denied: 'These credentials may not read the remote repository.',
+  denied_push: 'These credentials may not push to the remote repository.',
   not_found: 'The remote repository was not found.',
   tls: 'The TLS connection failed. Add the registry\'s certificate authority under advanced settings, or skip TLS verification.',
   unreachable: 'Cannot reach the remote registry.',
@@ -45,17 +52,20 @@ const CONNECT_SUMMARY = {
  */
 export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
   const editing = Boolean(policy);
+  const editingPush = editing && policy.mirroringType === 'push';
   const titleId = uid('policy-form-title');
   const hub = editing && isHub(policy.remoteHost);
   const [remoteNs, ...remoteRest] = (policy?.remoteRepository ?? '').split('/');
 
   // --- fields -------------------------------------------------------------
-  const directionPull = h('input', { type: 'radio', name: 'direction', id: uid('dir-pull'), value: 'pull', checked: true });
-  const directionPush = h('input', { type: 'radio', name: 'direction', id: uid('dir-push'), value: 'push', disabled: true });
+  // An edited policy keeps its kind.
+  const directionPull = h('input', { type: 'radio', name: 'direction', id: uid('dir-pull'), value: 'pull', checked: !editingPush, disabled: editing });
+  const directionPush = h('input', { type: 'radio', name: 'direction', id: uid('dir-push'), value: 'push', checked: editingPush, disabled: editing });
+  const isPush = () => directionPush.checked;
   const direction = h('fieldset', { class: 'field radios' },
     h('legend', { text: 'Mirror direction' }),
     h('div', { class: 'check-row' }, directionPull, h('label', { for: directionPull.id, text: 'Pull from remote registry' })),
-    h('div', { class: 'check-row' }, directionPush, h('label', { for: directionPush.id, text: 'Push to remote registry (not available on this server)' })));
+    h('div', { class: 'check-row' }, directionPush, h('label', { for: directionPush.id, text: 'Push to remote registry' })));
 
   const fields = {
     registryType: field({
@@ -125,6 +135,15 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
       name: 'skipTLS',
       checked: Boolean(policy?.skipTLSVerification),
       hint: 'Accepts any certificate: only for testing.',
+    }),
+    tagTemplate: field({
+      label: 'Remote tag',
+      name: 'tagTemplate',
+      value: policy?.tagTemplate ?? '%n',
+      spellcheck: 'false',
+      autocapitalize: 'none',
+      autocomplete: 'off',
+      hint: '%n the tag, %D the digest\'s first 12 hex characters, %Y %y %m %d %j %H %M %S %s %b the push\'s UTC time (as strftime). Default: %n.',
     }),
   };
   // The API names `remoteRepository` as one field; the form has two inputs.
@@ -203,7 +222,7 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
   }
   function connectionKey() {
     const v = values();
-    return JSON.stringify([v.remoteHost, v.remoteRepository, v.username, v.password, v.remoteCA, v.skipTLSVerification]);
+    return JSON.stringify([isPush(), v.remoteHost, v.remoteRepository, v.username, v.password, v.remoteCA, v.skipTLSVerification]);
   }
   function updateSaveState() {
     if (editing) return;
@@ -224,6 +243,7 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
       remoteCA: fields.remoteCA.input.value.trim() ? fields.remoteCA.input.value : '',
       skipTLSVerification: fields.skipTLS.input.checked,
       rules: tagRules.rules(),
+      tagTemplate: fields.tagTemplate.input.value.trim(),
     };
   }
 
@@ -237,7 +257,7 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
     if (!fields.remoteName.input.value.trim()) return missing('remoteName', 'Enter the remote repository name.');
     const badRule = tagRules.validate();
     if (badRule) return missing(...badRule);
-    const badContent = content.validate();
+    const badContent = isPush() ? null : content.validate();
     if (badContent) return missing(...badContent);
     return null;
   }
@@ -259,12 +279,13 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
       connectResult.replaceChildren();
       return;
     }
-    const summary = CONNECT_SUMMARY[err.detail?.kind] ?? 'Cannot connect to the remote registry.';
+    const kind = isPush() && err.detail?.kind === 'denied' ? 'denied_push' : err.detail?.kind;
+    const summary = CONNECT_SUMMARY[kind] ?? 'Cannot connect to the remote registry.';
     connectResult.className = 'connect-result connect-error';
     connectResult.replaceChildren(
       h('p', { class: 'connect-summary' }, h('strong', { text: 'Connection failed. ' }), summary),
       h('p', { class: 'connect-detail', text: err.message }));
-    if (err.detail?.kind === 'unauthorized' || err.detail?.kind === 'denied') {
+    if (['unauthorized', 'denied', 'denied_push'].includes(err.detail?.kind)) {
       fields.password.input.setAttribute('aria-invalid', 'true');
     }
   }
@@ -291,9 +312,16 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
         password: v.password,
         remoteCA: v.remoteCA,
         skipTLSVerification: v.skipTLSVerification,
-        // With rules, the answer's `preview` says which remote tags they match.
-        ...(v.rules.length ? { rules: v.rules } : {}),
+        // With rules, the answer's `preview` says which remote tags they
+        // match (for a pull: a push's rules pick local tags).
+        ...(v.rules.length && !isPush() ? { rules: v.rules } : {}),
       }));
+      if (isPush() && !result?.permissions?.write) {
+        connectedWith = null;
+        showConnectError({ detail: { kind: 'denied_push' }, message: `The remote registry accepts these credentials for reading ${v.remoteRepository}, not for pushing to it.` });
+        updateSaveState();
+        return;
+      }
       connectedWith = key;
       const perm = (ok) => (ok ? 'yes' : 'no');
       const type = result?.registryType === 'dockerhub' ? 'Docker Hub' : 'registry';
@@ -305,11 +333,20 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
           h('li', {}, 'Write: ', h('strong', { class: result?.permissions?.write ? 'yes' : 'no', text: perm(result?.permissions?.write) }))),
         result?.preview ? previewEl(result.preview) : null,
         staleNote);
-      previewedRules = JSON.stringify(v.rules);
+      if (!isPush()) previewedRules = JSON.stringify(v.rules);
       updatePreviewState();
     } catch (e) {
-      connectedWith = null;
-      showConnectError(e);
+      if (isPush() && e.detail?.kind === 'not_found' && !e.field) {
+        // Nothing to read yet: the first push creates it; Save checks
+        // that these credentials may push.
+        connectedWith = key;
+        connectResult.className = 'connect-result connect-ok';
+        connectResult.replaceChildren(
+          h('p', {}, h('strong', { text: 'Connected. ' }), `${v.remoteRepository} does not exist on the remote registry yet: the first push creates it. Saving checks that these credentials may push.`));
+      } else {
+        connectedWith = null;
+        showConnectError(e);
+      }
     }
     updateSaveState();
   });
@@ -331,12 +368,32 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
   });
   applyRegistryType();
 
+  // --- direction ------------------------------------------------------------------
+  const intro = h('p', { class: 'muted' });
+  /** Shows what the chosen direction uses: the content settings pull, the remote tag push. */
+  function applyDirection() {
+    const push = isPush();
+    content.el.hidden = push;
+    fields.tagTemplate.el.hidden = !push;
+    if (editing) intro.textContent = 'Changes to how the remote is reached are checked before they are saved.';
+    else if (push) intro.textContent = `Push the tags of ${namespace}/${name} to a repository of another registry, as they are pushed or mirrored here.`;
+    else intro.textContent = `Mirror a repository of another registry into ${namespace}/${name}.`;
+    connectResult.className = 'connect-result';
+    connectResult.replaceChildren();
+    previewedRules = null;
+  }
+  for (const radio of [directionPull, directionPush]) {
+    radio.addEventListener('change', () => {
+      applyDirection();
+      updatePreviewState();
+    });
+  }
+  applyDirection();
+
   // --- the form -----------------------------------------------------------------
   const form = h('form', { class: 'panel policy-form', 'aria-labelledby': titleId, novalidate: true },
     h('h3', { id: titleId, text: editing ? 'Edit mirror policy' : 'New mirror policy' }),
-    h('p', { class: 'muted' }, editing
-      ? `Changes to how the remote is reached are checked before they are saved.`
-      : `Mirror a repository of another registry into ${namespace}/${name}.`),
+    intro,
     formAlert,
     direction,
     fields.registryType.el,
@@ -344,6 +401,7 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
     h('div', { class: 'field-row credentials' }, fields.username.el, fields.password.el),
     repoGroup,
     tagRules.el,
+    fields.tagTemplate.el,
     content.el,
     h('div', { class: 'advanced-toggle' }, advancedToggle),
     advanced,
@@ -370,7 +428,8 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
       return;
     }
     const v = values();
-    const base = `${api.repoPath(namespace, name)}/pollMirroringPolicies`;
+    const push = isPush();
+    const base = `${api.repoPath(namespace, name)}/${push ? 'push' : 'poll'}MirroringPolicies`;
     try {
       let saved;
       let jobId = null;
@@ -385,16 +444,23 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
         if (v.password || (!v.username && policy.username)) body.password = v.password;
         // The rules, when they changed (an empty list removes them all).
         if (JSON.stringify(v.rules) !== JSON.stringify((policy.rules ?? []).map(normalRule))) body.rules = v.rules;
-        // Platforms, referrers and deletion settings, those that changed.
-        Object.assign(body, content.changes());
+        if (push) {
+          // The remote tag, when it changed (empty: the default, %n).
+          if ((v.tagTemplate || '%n') !== policy.tagTemplate) body.tagTemplate = v.tagTemplate || '%n';
+        } else {
+          // Platforms, referrers and deletion settings, those that changed.
+          Object.assign(body, content.changes());
+        }
         saved = await whileBusy(saveButton, 'Saving…', () => api.put(`${base}/${encodeURIComponent(policy.id)}`, body));
       } else {
         // Save & Apply: the server evaluates the new policy at once and
         // names the job in `X-Job-ID`. No rules: every tag. The content
         // settings only where they differ from the defaults.
-        const { rules, ...rest } = v;
+        // A push policy: its remote tag instead of the content settings.
+        const { rules, tagTemplate, ...rest } = v;
+        const extra = push ? (tagTemplate ? { tagTemplate } : {}) : content.changes();
         const answer = await whileBusy(submitter, 'Saving…', () => api.send('POST', base, {
-          body: { ...rest, ...(rules.length ? { rules } : {}), ...content.changes(), enabled: true },
+          body: { ...rest, ...(rules.length ? { rules } : {}), ...extra, enabled: true },
           query: { initialEvaluation: apply },
         }));
         saved = answer.data;

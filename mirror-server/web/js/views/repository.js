@@ -188,6 +188,7 @@ async function mirrorsTab(panel, ctx, { namespace, name, level }) {
   const isAdmin = level === 'admin';
   const canRunJobs = Boolean(ctx.session.account?.isAdmin);
   const base = `${api.repoPath(namespace, name)}/pollMirroringPolicies`;
+  const pushBase = `${api.repoPath(namespace, name)}/pushMirroringPolicies`;
 
   const newButton = isAdmin
     ? h('button', { type: 'button', class: 'button button-primary', text: 'New mirror policy', 'aria-controls': 'policy-form-area', 'aria-expanded': 'false' })
@@ -251,7 +252,7 @@ async function mirrorsTab(panel, ctx, { namespace, name, level }) {
    * every second; once it has finished, reloads the policies (their new
    * status) and says how it ended.
    */
-  async function follow(id, intro) {
+  async function follow(id, intro, what = 'poll') {
     following += 1;
     const mine = following;
     const progressText = h('span', { class: 'apply-progress', 'aria-live': 'off', dataset: { bytesCopied: '0' } });
@@ -269,19 +270,25 @@ async function mirrorsTab(panel, ctx, { namespace, name, level }) {
       });
     } catch (e) {
       if (ctx.signal.aborted || mine !== following) return;
-      say(`Cannot follow the poll: ${e.message}`, 'error');
+      say(`Cannot follow the ${what}: ${e.message}`, 'error');
       return;
     }
     if (mine !== following) return;
     await load();
     const link = h('a', { href: jobHref(id), class: 'job-link', text: 'job log' });
-    if (job.status === 'done') say(['The poll finished: see the policy status below and the ', link, '.']);
-    else say([`The poll ended ${job.status}: see the `, link, '.'], 'error');
+    if (job.status === 'done') say([`The ${what} finished: see the policy status below and the `, link, '.']);
+    else say([`The ${what} ended ${job.status}: see the `, link, '.'], 'error');
   }
 
   function saidSaved(saved, { applied, jobId, edited }) {
     const from = remoteName(saved.remoteHost, saved.remoteRepository);
-    if (edited) {
+    if (saved.mirroringType === 'push') {
+      if (edited) say(`Saved the push policy to ${from}.`);
+      else if (!applied) say(`Saved. Tags pushed or mirrored into ${namespace}/${name} from now on will be pushed to ${from}.`);
+      // "Save & Apply": one push job per current tag the rules keep; the first followed.
+      else if (jobId) follow(jobId, `Saved. Pushing the current tags to ${from} now:`, 'first push');
+      else say(`Saved. No current tag matches the rules; tags pushed or mirrored in from now on will be pushed to ${from}.`, 'info');
+    } else if (edited) {
       say(`Saved the mirror policy from ${from}.`);
     } else if (!applied) {
       say(`Saved. Tags of ${from} that are pushed or moved from now on will be mirrored at each poll.`);
@@ -296,7 +303,8 @@ async function mirrorsTab(panel, ctx, { namespace, name, level }) {
   async function load() {
     let policies;
     try {
-      policies = await api.get(base, { signal: ctx.signal });
+      // Both kinds, pull first, each with its `mirroringType`.
+      policies = await api.get(`${api.repoPath(namespace, name)}/mirroringPolicies`, { signal: ctx.signal });
     } catch (e) {
       if (ctx.signal.aborted) return;
       list.removeAttribute('aria-busy');
@@ -307,13 +315,15 @@ async function mirrorsTab(panel, ctx, { namespace, name, level }) {
     if (policies.length === 0) {
       replace(list, h('div', { class: 'empty' },
         h('p', { text: 'No mirror policies: this repository is not mirrored.' }),
-        isAdmin ? h('p', { class: 'muted', text: 'Use "New mirror policy" to pull the tags of a repository on another registry or Docker Hub into this one.' }) : null));
+        isAdmin ? h('p', { class: 'muted', text: 'Use "New mirror policy" to pull the tags of a repository on another registry or Docker Hub into this one, or to push this one\'s tags to another registry.' }) : null));
       return;
     }
     replace(list, policies.map((p) => policyCard(p)));
   }
 
   function policyCard(p) {
+    const push = p.mirroringType === 'push';
+    const policyBase = push ? pushBase : base;
     const titleId = `policy-${p.id}`;
     const rowAlert = alertArea('alert-inline');
     const from = remoteName(p.remoteHost, p.remoteRepository);
@@ -324,22 +334,27 @@ async function mirrorsTab(panel, ctx, { namespace, name, level }) {
     if (p.remoteCA) tls.push('custom certificate authority');
     if (p.skipTLSVerification) tls.push('TLS verification skipped');
 
-    const card = h('article', { class: 'policy card', 'aria-labelledby': titleId, dataset: { policyId: p.id } },
+    const neverRun = push
+      ? 'Not pushed yet: tags pushed or mirrored into this repository from now on will be pushed.'
+      : p.initialEvaluation ? 'Not polled yet: every tag will be mirrored at the first poll.' : 'Not polled yet: tags pushed or moved from now on will be mirrored.';
+    const card = h('article', { class: 'policy card', 'aria-labelledby': titleId, dataset: { policyId: p.id, mirroringType: push ? 'push' : 'poll' } },
       h('header', { class: 'card-head' },
-        h('h3', { id: titleId }, h('span', { class: 'muted', text: 'Pull from ' }), from),
+        h('h3', { id: titleId }, h('span', { class: 'muted', text: push ? 'Push to ' : 'Pull from ' }), from),
+        badge(push ? 'push' : 'pull', 'idle', push ? 'Push mirroring: sends this repository\'s tags' : 'Pull mirroring: polls the remote'),
         badge(statusText, statusKind(status.code), `Last status: ${statusText}`),
         p.enabled ? null : badge('disabled', 'idle')),
       h('dl', { class: 'facts' },
         h('div', {}, h('dt', { text: 'Remote registry' }), h('dd', {}, h('code', { text: p.remoteHost }))),
         h('div', {}, h('dt', { text: 'Remote repository' }), h('dd', {}, h('code', { text: p.remoteRepository }))),
         h('div', {}, h('dt', { text: 'Credentials' }), h('dd', { text: p.username ? `user ${p.username}` : 'anonymous' })),
-        h('div', {}, h('dt', { text: 'Last mirrored' }), h('dd', { class: 'last-mirrored' }, timeEl(p.lastMirroredAt))),
+        push ? h('div', {}, h('dt', { text: 'Remote tag' }), h('dd', {}, h('code', { class: 'tag-template', text: p.tagTemplate }))) : null,
+        h('div', {}, h('dt', { text: push ? 'Last pushed' : 'Last mirrored' }), h('dd', { class: 'last-mirrored' }, timeEl(p.lastMirroredAt || null))),
         h('div', { class: 'wide' }, h('dt', { text: 'Last status' }), h('dd', { class: 'last-status' },
           status.code === 'NEVER_RUN'
-            ? h('span', { class: 'muted', text: p.initialEvaluation ? 'Not polled yet: every tag will be mirrored at the first poll.' : 'Not polled yet: tags pushed or moved from now on will be mirrored.' })
+            ? h('span', { class: 'muted', text: neverRun })
             : [status.detail || status.code, ' ', status.timestamp ? ['(', timeEl(status.timestamp), ')'] : null])),
         tls.length ? h('div', {}, h('dt', { text: 'TLS' }), h('dd', { text: tls.join(', ') })) : null,
-        contentFacts(p),
+        push ? null : contentFacts(p),
         h('div', { class: 'wide' }, h('dt', { text: 'Tag rules' }), h('dd', { class: 'tag-rules-summary' },
           p.rules?.length
             ? h('ul', { class: 'rule-chips' }, p.rules.map((r) => h('li', { dataset: { operator: r.operator }, text: ruleSummary(r) })))
@@ -353,8 +368,8 @@ async function mirrorsTab(panel, ctx, { namespace, name, level }) {
         enabled.disabled = true;
         hideAlert(rowAlert);
         try {
-          await api.put(`${base}/${encodeURIComponent(p.id)}`, { enabled: want });
-          say(`${want ? 'Enabled' : 'Disabled'} the mirror policy from ${from}.`);
+          await api.put(`${policyBase}/${encodeURIComponent(p.id)}`, { enabled: want });
+          say(`${want ? 'Enabled' : 'Disabled'} the ${push ? 'push policy to' : 'mirror policy from'} ${from}.`);
           await load();
         } catch (e) {
           enabled.checked = !want;
@@ -363,7 +378,7 @@ async function mirrorsTab(panel, ctx, { namespace, name, level }) {
         }
       });
       const edit = h('button', { type: 'button', class: 'button', text: 'Edit', 'aria-describedby': titleId, onclick: () => openForm(p) });
-      const pollNow = canRunJobs ? h('button', { type: 'button', class: 'button', text: 'Poll now', 'aria-describedby': titleId }) : null;
+      const pollNow = canRunJobs && !push ? h('button', { type: 'button', class: 'button', text: 'Poll now', 'aria-describedby': titleId }) : null;
       pollNow?.addEventListener('click', async () => {
         hideAlert(rowAlert);
         let job;
@@ -383,7 +398,9 @@ async function mirrorsTab(panel, ctx, { namespace, name, level }) {
         const confirmDelete = h('button', { type: 'button', class: 'button button-danger', text: 'Delete policy' });
         const keep = h('button', { type: 'button', class: 'button', text: 'Keep it' });
         const question = h('div', { class: 'confirm', role: 'group', 'aria-label': 'Confirm deletion' },
-          h('p', { text: `Delete the policy that mirrors ${from}? Tags already mirrored stay.` }),
+          h('p', { text: push
+            ? `Delete the policy that pushes to ${from}? Tags already pushed stay there.`
+            : `Delete the policy that mirrors ${from}? Tags already mirrored stay.` }),
           confirmDelete, keep);
         actions.replaceWith(question);
         keep.focus();
@@ -393,8 +410,8 @@ async function mirrorsTab(panel, ctx, { namespace, name, level }) {
         });
         confirmDelete.addEventListener('click', async () => {
           try {
-            await whileBusy(confirmDelete, 'Deleting…', () => api.del(`${base}/${encodeURIComponent(p.id)}`));
-            say(`Deleted the mirror policy from ${from}.`);
+            await whileBusy(confirmDelete, 'Deleting…', () => api.del(`${policyBase}/${encodeURIComponent(p.id)}`));
+            say(`Deleted the ${push ? 'push policy to' : 'mirror policy from'} ${from}.`);
             await load();
             newButton?.focus();
           } catch (e) {
