@@ -22,12 +22,7 @@ use crate::reference::RepositoryName;
 use crate::remote::Permissions;
 use crate::store::TagRecord;
 
-/// The response header naming the job a "Save & Apply" started.
-pub const JOB_ID_HEADER: &str = "x-job-id";
-/// The response header naming where the next page of a list starts.
-pub const NEXT_PAGE_HEADER: &str = "x-next-page-start";
-/// The response header with a list's total count (`count=true`).
-pub const RESOURCE_COUNT_HEADER: &str = "x-resource-count";
+pub use crate::headers::{JOB_ID_HEADER, NEXT_PAGE_HEADER, RESOURCE_COUNT_HEADER};
 
 /// A policy as shown: its form without secrets, inside its identity and
 /// status. [`PollMirroringPolicy`] serializes (and a client deserializes

@@ -29,6 +29,7 @@ pub mod digest;
 pub mod error;
 pub mod events;
 pub mod gc;
+pub mod headers;
 pub mod image_info;
 pub mod job;
 pub mod manifest;

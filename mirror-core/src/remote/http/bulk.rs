@@ -130,7 +130,8 @@ impl HttpRemote {
             };
             let last = listed.iter().map(|t| t.name.clone()).max();
             self.add(&mut bulk, listed, repo, &url)?;
-            let next = header_str(&headers, crate::api::NEXT_PAGE_HEADER).filter(|n| !n.is_empty());
+            let next =
+                header_str(&headers, crate::headers::NEXT_PAGE_HEADER).filter(|n| !n.is_empty());
             match (next, last) {
                 (None, _) => break,
                 // Only forward: past every name of this page.
@@ -140,7 +141,7 @@ impl HttpRemote {
                         url: url_for_message(&url),
                         reason: format!(
                             "{} does not lead past the page's tags",
-                            crate::api::NEXT_PAGE_HEADER
+                            crate::headers::NEXT_PAGE_HEADER
                         ),
                     });
                 }
