@@ -5,7 +5,8 @@
 //! blob again; wrong credentials are refused when saving; Basic auth, and
 //! Bearer tokens over TLS with a private CA; the chain upstream → (poll)
 //! regmirror → (push) registry B with no manual step; the chunked upload
-//! of the client itself.
+//! of the client itself; 5xx and 429 answers (through the fault proxy)
+//! retried until the push lands whole.
 
 use std::time::{Duration, Instant};
 
@@ -340,4 +341,65 @@ async fn the_client_uploads_a_blob_in_chunks_and_finds_it_there_after() {
         .get_blob("chunks/test", &digest.to_string())
         .await;
     assert_eq!(stored.as_deref(), Some(data.as_slice()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_through_5xx_answers_is_retried_and_lands_whole() {
+    use crate::support::fault_proxy::{Fault, FaultProxy, Rule};
+    use axum::http::Method;
+
+    let remote = Registry::plain().await;
+    let proxy = FaultProxy::start(&remote, 21);
+    // The first blob upload's closing PUT and the first manifest PUT fail
+    // with 5xx; a 429 answers one blob HEAD.
+    let upload = proxy.add(
+        Rule::new(Fault::status(503))
+            .method(Method::PUT)
+            .path_contains("/blobs/uploads/")
+            .once(),
+    );
+    let manifest = proxy.add(
+        Rule::new(Fault::status(500))
+            .method(Method::PUT)
+            .manifests()
+            .once(),
+    );
+    let head = proxy.add(
+        Rule::new(Fault::too_many_requests(Some(1)))
+            .head()
+            .blobs()
+            .once(),
+    );
+    let server = TestServer::start().await;
+    server.create_repo("src", "app", "private").await;
+    let form = json!({"remoteHost": proxy.url(), "remoteRepository": "team/pushed"});
+    server
+        .admin()
+        .post(push_policies("src/app"))
+        .json(&form)
+        .await
+        .expect(StatusCode::CREATED);
+    let image = regmirror_pusher(&server)
+        .push_image("src/app", "v1", ImageSpec::small("pushed through faults"))
+        .await;
+    let jobs = push_jobs_done(&server, 1).await;
+    let log = job_log(&server, &jobs[0]).await;
+    assert_eq!(
+        (upload.hits(), manifest.hits(), head.hits()),
+        (1, 1, 1),
+        "every fault fired once; log: {log}"
+    );
+    assert!(
+        upload.matched() >= 2 && manifest.matched() >= 2,
+        "the failed PUTs were sent again; log: {log}"
+    );
+    let theirs = remote.pusher();
+    assert_eq!(
+        theirs.manifest_digest("team/pushed", "v1").await.as_deref(),
+        Some(image.digest.as_str()),
+        "{log}"
+    );
+    for blob in image.blob_digests() {
+        assert!(theirs.blob_exists("team/pushed", &blob).await, "{blob}");
+    }
 }
