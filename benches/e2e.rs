@@ -34,6 +34,21 @@
 //!    the rest of this process (mirror-server) and the upstream, since on a
 //!    small machine the clients take their share of the cores. Every failed
 //!    pull is counted and fails the run.
+//! 6. pull-through cache (`REGMIRROR_BENCH_ONLY=6`): scenario 1's image on
+//!    a docker-registry, pulled with `skopeo copy` into a fresh `dir:` (a
+//!    new scratch directory each run, removed after; `sync` before each
+//!    pull, and the manifest pulled is checked against the pushed digest):
+//!    directly from the upstream (the anchor); through the proxy cache of a
+//!    new mirror-server (one per run) that has never seen the image, so
+//!    every blob is fetched from the upstream while streamed to skopeo;
+//!    through the same cache again (warm); and from an ordinary repository
+//!    of the same server that a poll policy mirrored the image into (the
+//!    warm pull and this one take turns going first). Then 100 concurrent
+//!    GETs (reqwest, a task each, every body hashed and checked against the
+//!    digest) of the largest layer through a fresh cache after one manifest
+//!    GET, with a `FaultProxy` between server and upstream counting the
+//!    blob GETs that reach the upstream (goal: one per blob). The server
+//!    runs in this process, so no RSS is reported.
 //!
 //! `REGMIRROR_BENCH_HOLD=SECS` keeps scenario 1's or 3's upstream running
 //! after seeding and prints the child command, for profiling it from outside
@@ -79,6 +94,8 @@ struct Sizes {
     load_secs: u64,
     load_images: usize,
     load_layers: Vec<u64>,
+    /// Scenario 6: concurrent GETs of one blob through a fresh cache.
+    cache_gets: usize,
 }
 
 fn sizes(full: bool) -> Sizes {
@@ -105,6 +122,7 @@ fn sizes(full: bool) -> Sizes {
             load_secs: 10,
             load_images: 10,
             load_layers: vec![512 * MIB, 256 * MIB],
+            cache_gets: 100,
         }
     } else {
         Sizes {
@@ -118,6 +136,7 @@ fn sizes(full: bool) -> Sizes {
             load_secs: 1,
             load_images: 2,
             load_layers: vec![2 * MIB],
+            cache_gets: 10,
         }
     }
 }
@@ -410,6 +429,11 @@ async fn run(s: Sizes) {
     }
     if wanted("5") {
         serving_under_load(&s).await;
+    }
+    if wanted("6") {
+        let mut rows = Vec::new();
+        pull_through(&s, &mut rows).await;
+        print_rows(&rows);
     }
     println!();
 }
@@ -1145,7 +1169,14 @@ fn load_stats(samples: &[Sample], from: f64, to: f64) -> (f64, f64, f64) {
 /// A [`server::TestServer`] without its default `poll_mirror` cron, so no
 /// scheduled poll runs during a measurement.
 async fn bench_server() -> server::TestServer {
-    let srv = server::TestServer::start().await;
+    bench_server_with(|_| {}).await
+}
+
+/// [`bench_server`] with settings `configure` adjusts.
+async fn bench_server_with(
+    configure: impl FnOnce(&mut mirror_server::Config),
+) -> server::TestServer {
+    let srv = server::TestServer::start_with(configure).await;
     let (status, body) = srv
         .call(
             reqwest::Method::DELETE,
@@ -1365,4 +1396,184 @@ async fn serving_under_load(s: &Sizes) {
             .chain(&loaded.examples)
             .collect::<Vec<_>>()
     );
+}
+
+/// `skopeo copy` of `docker://{host_port}/{reference}` (as admin of the
+/// server when `admin`) into a fresh `dir:` in a scratch directory, removed
+/// after; its seconds. The disks are synced first, so writeback of an
+/// earlier pull does not land in this one; the pulled manifest must hash to
+/// `digest`.
+async fn skopeo_pull(host_port: &str, reference: &str, admin: bool, digest: &str) -> f64 {
+    let mut args = vec!["copy".to_string(), "--src-tls-verify=false".into()];
+    if admin {
+        args.push(format!("--src-creds=admin:{}", server::ADMIN_PASSWORD));
+    }
+    args.push(format!("docker://{host_port}/{reference}"));
+    let digest = digest.to_string();
+    tokio::task::spawn_blocking(move || {
+        // SAFETY: sync has no preconditions.
+        unsafe { libc::sync() };
+        let dir = scratch();
+        let out = dir.path().join("image");
+        args.push(format!("dir:{}", out.display()));
+        let r = measure(Command::new("skopeo").args(&args));
+        let manifest = std::fs::read(out.join("manifest.json")).unwrap();
+        assert_eq!(server::sha256(&manifest), digest, "skopeo {args:?}");
+        r.secs
+    })
+    .await
+    .unwrap()
+}
+
+/// Scenario 6, the pull-through cache: skopeo pulls of scenario 1's image
+/// from the upstream, through a cache that has never seen it, through the
+/// same cache again, and from a mirrored repository of the same server;
+/// then concurrent GETs of one missing blob through a fresh cache, counting
+/// the fetches that reach the upstream.
+async fn pull_through(s: &Sizes, rows: &mut Vec<Row>) {
+    use mirror_core::proxy_cache::ProxyCacheForm;
+    use support::fault_proxy::FaultProxy;
+    let up = Registry::plain().await;
+    let mut spec = ImageSpec::small("large");
+    for (i, size) in s.layers.iter().enumerate() {
+        spec = spec.layer(LayerSpec::Random {
+            size: *size,
+            seed: 1000 + i as u64,
+        });
+    }
+    let pushed = up.pusher().push_image("bench/large", "v1", spec).await;
+    let digest = pushed.digest.as_str();
+    let cache = |remote: String| {
+        vec![ProxyCacheForm {
+            namespace: Some("hub".into()),
+            remote_host: Some(remote),
+            ..Default::default()
+        }]
+    };
+    let total: u64 = s.layers.iter().sum();
+    let total_mib = total as f64 / MIB as f64;
+    let (mut direct, mut cold, mut warm, mut mirrored) = (vec![], vec![], vec![], vec![]);
+    for run in 0..s.runs {
+        direct.push(skopeo_pull(&up.host_port(), "bench/large:v1", false, digest).await);
+        // A new server per run: its cache has never seen the image.
+        let srv = bench_server_with(|c| c.proxy_caches = cache(up.url())).await;
+        let cached = "hub/bench/large:v1";
+        cold.push(skopeo_pull(&srv.host_port, cached, true, digest).await);
+        let policy = srv
+            .add_policy("mirrors/large", &up.url(), "bench/large")
+            .await;
+        srv.wait_done(&srv.submit_poll(Some(&policy)).await).await;
+        // The warm pull and the mirrored one take turns going first.
+        let mirror = "mirrors/large:v1";
+        if run % 2 == 0 {
+            warm.push(skopeo_pull(&srv.host_port, cached, true, digest).await);
+            mirrored.push(skopeo_pull(&srv.host_port, mirror, true, digest).await);
+        } else {
+            mirrored.push(skopeo_pull(&srv.host_port, mirror, true, digest).await);
+            warm.push(skopeo_pull(&srv.host_port, cached, true, digest).await);
+        }
+        srv.stop().await;
+    }
+    // Each row's runs, for the notes: `min-max s`.
+    let spread = |v: &[f64]| {
+        let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = v.iter().copied().fold(0.0, f64::max);
+        format!("{min:.3}-{max:.3} s")
+    };
+    let spreads = [&direct, &cold, &warm, &mirrored].map(|v| spread(v));
+    let (a, b, c, d) = (median(direct), median(cold), median(warm), median(mirrored));
+    let name = format!("6. pull-through cache, {total_mib:.0} MiB image");
+    let row = |tool: &str, secs: f64, spread: &str, extra: String| Row {
+        scenario: name.clone(),
+        tool: tool.into(),
+        secs,
+        extra: format!("{:.0} MiB/s ({spread}){extra}", total_mib / secs),
+    };
+    rows.push(row(
+        "skopeo copy from the upstream",
+        a,
+        &spreads[0],
+        String::new(),
+    ));
+    rows.push(row(
+        "skopeo, first pull through the cache",
+        b,
+        &spreads[1],
+        format!(", {:.2}x the direct pull (goal <= 1.2x)", b / a),
+    ));
+    rows.push(row(
+        "skopeo, warm pull through the cache",
+        c,
+        &spreads[2],
+        format!(", {:.2}x the mirrored repo (goal <= 1.05x)", c / d),
+    ));
+    rows.push(row(
+        "skopeo, mirrored repo (poll policy)",
+        d,
+        &spreads[3],
+        String::new(),
+    ));
+    print_rows(rows);
+    rows.clear();
+
+    // Concurrent GETs of the largest layer, missing from a fresh cache.
+    let proxy = FaultProxy::start(&up, 6);
+    let srv = bench_server_with(|c| c.proxy_caches = cache(proxy.url())).await;
+    let resp = srv
+        .request(
+            reqwest::Method::GET,
+            "/v2/hub/bench/large/manifests/v1",
+            server::ADMIN,
+        )
+        .header("accept", support::images::MANIFEST_ACCEPT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::OK);
+    let layer = pushed.layers.iter().max_by_key(|l| l.size).unwrap().clone();
+    let blob_gets = |r: &support::fault_proxy::Logged| {
+        r.method == reqwest::Method::GET && r.path.contains("/blobs/")
+    };
+    let before = proxy.count(blob_gets);
+    let start = Instant::now();
+    let gets: Vec<_> = (0..s.cache_gets)
+        .map(|_| {
+            let req = srv.request(
+                reqwest::Method::GET,
+                &format!("/v2/hub/bench/large/blobs/{}", layer.digest),
+                server::ADMIN,
+            );
+            let digest = layer.digest.clone();
+            tokio::spawn(async move {
+                use futures_util::StreamExt;
+                use sha2::Digest as _;
+                let resp = req.send().await.unwrap();
+                assert_eq!(resp.status(), reqwest::StatusCode::OK);
+                let mut hash = sha2::Sha256::new();
+                let mut stream = resp.bytes_stream();
+                while let Some(chunk) = stream.next().await {
+                    hash.update(chunk.unwrap());
+                }
+                let got = format!("sha256:{}", hex::encode(hash.finalize()));
+                assert_eq!(got, digest);
+            })
+        })
+        .collect();
+    for g in gets {
+        g.await.unwrap();
+    }
+    let wall = start.elapsed().as_secs_f64();
+    let fetches = proxy.count(blob_gets) - before;
+    let layer_mib = layer.size as f64 / MIB as f64;
+    rows.push(Row {
+        scenario: name,
+        tool: format!("{} concurrent GETs, {layer_mib:.0} MiB blob", s.cache_gets),
+        secs: wall,
+        extra: format!(
+            "fresh cache; {fetches} blob GET(s) reached the upstream (goal 1); \
+             {:.0} MiB/s served in all",
+            layer_mib * s.cache_gets as f64 / wall
+        ),
+    });
+    srv.stop().await;
 }

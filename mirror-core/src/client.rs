@@ -26,6 +26,7 @@ use crate::error::ErrorKind;
 use crate::job::{Job, JobFilter, JobSubmission, LogLine, PARAM_POLICY_ID, POLL_MIRROR};
 use crate::mirror::MirrorError;
 use crate::policy::PollMirroringPolicy;
+use crate::proxy_cache::{ProxyCacheForm, ProxyCacheView};
 use crate::push_policy::{PushPolicyForm, PushPolicyView};
 use crate::reference::RepositoryName;
 use crate::secret::Secret;
@@ -450,6 +451,51 @@ impl ApiClient {
         path.push(id);
         self.send(Method::DELETE, &path, &[], None).await?;
         Ok(true)
+    }
+
+    /// Every proxy cache (pull-through), by namespace, as shown: the API
+    /// never returns a cache's password (server administrators only).
+    pub async fn proxy_caches(&self) -> Result<Vec<ProxyCacheView>, MirrorError> {
+        self.get(&["proxyCaches"]).await
+    }
+
+    /// The proxy cache of `namespace`; `not_found` if there is none.
+    pub async fn proxy_cache(&self, namespace: &str) -> Result<ProxyCacheView, MirrorError> {
+        self.get(&["proxyCaches", namespace]).await
+    }
+
+    /// Creates a proxy cache from `form` (`namespace` and `remoteHost`
+    /// required), as [`crate::Mirror::add_proxy_cache`] does on the
+    /// server; a bad field is `invalid` naming it, a namespace that has a
+    /// cache or holds repositories `conflict`. Answers the cache as shown.
+    pub async fn add_proxy_cache(
+        &self,
+        form: &ProxyCacheForm,
+    ) -> Result<ProxyCacheView, MirrorError> {
+        let body = to_json(form);
+        self.call(Method::POST, &["proxyCaches"], &[], Some(&body))
+            .await
+    }
+
+    /// Changes the fields `update` sets of the proxy cache of `namespace`
+    /// (its namespace cannot change; a new remote host or user name drops
+    /// the stored password unless `update` gives one); the cache as saved.
+    pub async fn update_proxy_cache(
+        &self,
+        namespace: &str,
+        update: &ProxyCacheForm,
+    ) -> Result<ProxyCacheView, MirrorError> {
+        let body = to_json(update);
+        self.call(Method::PUT, &["proxyCaches", namespace], &[], Some(&body))
+            .await
+    }
+
+    /// Deletes the proxy cache of `namespace` (its cached repositories
+    /// stay, no longer filled); `not_found` if there is none.
+    pub async fn delete_proxy_cache(&self, namespace: &str) -> Result<(), MirrorError> {
+        self.send(Method::DELETE, &["proxyCaches", namespace], &[], None)
+            .await?;
+        Ok(())
     }
 
     /// Runs one `push_mirror_tag` job (`tag` through the push policy

@@ -20,6 +20,7 @@
 
 pub mod access;
 pub mod api;
+mod cache_admin;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod copy;
@@ -41,6 +42,8 @@ pub mod poll;
 pub mod progress;
 #[cfg(test)]
 mod proptests;
+pub mod proxy_cache;
+pub mod pull_through;
 pub mod push;
 pub mod push_policy;
 pub mod reference;

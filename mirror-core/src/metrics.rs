@@ -144,6 +144,8 @@ pub struct MetricsSnapshot {
     pub pull_budgets: Vec<(String, PullBudget)>,
     /// Garbage collections and what they removed.
     pub gc: GcTotals,
+    /// What pull-through caches did.
+    pub cache: CacheTotals,
 }
 
 /// What garbage collections did since the process started.
@@ -161,6 +163,23 @@ pub struct GcTotals {
     pub manifests_removed: u64,
     /// What the last dry run found it would free, in bytes.
     pub last_dry_run_bytes: u64,
+}
+
+/// What pull-through caches did since the process started
+/// ([`crate::pull_through`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheTotals {
+    /// Pulls served from the stores (tags within their TTL or confirmed
+    /// by a `HEAD`, manifests and blobs held).
+    pub hits: u64,
+    /// Manifests and blobs fetched from an upstream.
+    pub misses: u64,
+    /// Pulls of a blob that joined a fetch already under way.
+    pub joined: u64,
+    /// Tags served from the stores because the upstream failed.
+    pub stale_served: u64,
+    /// Blob bytes read from upstreams.
+    pub upstream_bytes: u64,
 }
 
 /// A registry's pull budget as it last announced it (Docker Hub's
@@ -227,6 +246,7 @@ pub struct Metrics {
     /// Registry host → its last announced pull budget.
     pull_budgets: Mutex<HashMap<String, PullBudget>>,
     gc: Mutex<GcTotals>,
+    cache: Mutex<CacheTotals>,
 }
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -270,6 +290,16 @@ impl Metrics {
             gc.blobs_removed += report.blobs_removed;
             gc.manifests_removed += report.manifests_removed;
         }
+    }
+
+    /// Counts what a pull through a cache did.
+    pub fn record_cache(&self, f: impl FnOnce(&mut CacheTotals)) {
+        f(&mut self.cache.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// What pull-through caches did so far.
+    pub fn cache_totals(&self) -> CacheTotals {
+        *self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// What garbage collections did so far.
@@ -412,6 +442,7 @@ impl Metrics {
                 v
             },
             gc: self.gc_totals(),
+            cache: self.cache_totals(),
         }
     }
 }

@@ -173,6 +173,8 @@ pub struct Stores {
     pub logs: Arc<dyn JobLogStore>,
     /// Push mirroring policies.
     pub push_policies: Arc<dyn crate::store::PushPolicyStore>,
+    /// Proxy caches (pull-through), one per local namespace.
+    pub proxy_caches: Arc<dyn crate::store::ProxyCacheStore>,
 }
 
 impl Stores {
@@ -217,7 +219,8 @@ impl Stores {
             + LeaseStore
             + JobStore
             + JobLogStore
-            + crate::store::PushPolicyStore,
+            + crate::store::PushPolicyStore
+            + crate::store::ProxyCacheStore,
     {
         Stores {
             blobs,
@@ -226,6 +229,7 @@ impl Stores {
             leases: db.clone(),
             jobs: db.clone(),
             push_policies: db.clone(),
+            proxy_caches: db.clone(),
             logs: db,
         }
     }
@@ -258,6 +262,8 @@ pub(crate) struct Inner {
     /// counters read when the job started (a caller may pass a `Progress`
     /// that already counted something).
     pub(crate) running: Mutex<HashMap<String, (Arc<Progress>, ProgressSnapshot)>>,
+    /// Pulls through proxy caches.
+    pub(crate) pull_through: crate::pull_through::PullThrough,
 }
 
 impl Mirror {
@@ -356,14 +362,31 @@ impl Mirror {
                 listeners: settings.events.clone(),
                 engine: engine.clone(),
             });
+            let cache_stores = crate::pull_through::CacheStores {
+                blobs: stores.blobs.clone(),
+                repos: stores.repos.clone(),
+                proxy_caches: stores.proxy_caches.clone(),
+            };
+            let pull_through = crate::pull_through::PullThrough::new(
+                cache_stores,
+                connector.clone(),
+                settings.metrics.clone(),
+                settings.events.clone(),
+            );
             Inner {
                 stores,
                 connector,
                 settings,
                 running: Mutex::new(HashMap::new()),
+                pull_through,
             }
         });
         Mirror { inner }
+    }
+
+    /// Pulls through proxy caches ([`crate::pull_through`]).
+    pub fn pull_through(&self) -> &crate::pull_through::PullThrough {
+        &self.inner.pull_through
     }
 
     /// The stores.

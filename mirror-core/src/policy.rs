@@ -353,7 +353,10 @@ pub struct PolicyForm {
 
 /// Serializes a secret a client sends (the one place a [`Secret`] becomes
 /// JSON: a request body to the server that stores it).
-fn send_secret<S: serde::Serializer>(secret: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn send_secret<S: serde::Serializer>(
+    secret: &Option<Secret>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     match secret {
         Some(v) => s.serialize_str(v.expose()),
         None => s.serialize_none(),

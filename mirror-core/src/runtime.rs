@@ -216,6 +216,25 @@ impl Mirror {
             .map_err(|e| JobFailure::new(ErrorKind::Invalid, e.to_string()))?;
         let stores = &self.inner.stores;
         let started = std::time::Instant::now();
+        // Proxy caches over their size limit lose their least recently
+        // pulled images first; the collection below frees their bytes.
+        let evicted = self
+            .inner
+            .pull_through
+            .evict(settings.dry_run, &|line| log.line(line))
+            .await?;
+        if evicted.images > 0 {
+            log.line(format!(
+                "proxy caches: {} images ({} tags) {}",
+                evicted.images,
+                evicted.tags,
+                if settings.dry_run {
+                    "would be evicted"
+                } else {
+                    "evicted"
+                }
+            ));
+        }
         let result = crate::gc::collect(
             stores.blobs.as_ref(),
             stores.repos.as_ref(),

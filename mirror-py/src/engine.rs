@@ -20,9 +20,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::{Backend, on, repository};
 use crate::errors::{Failure, failure};
-use crate::form::{FormArgs, PushFormArgs};
+use crate::form::{CacheFormArgs, FormArgs, PushFormArgs};
 use crate::model::plan_dict;
-use crate::model::{Job, Policy, PushPolicy, Tag, TagHistoryEntry, TagPreview};
+use crate::model::{Job, Policy, ProxyCache, PushPolicy, Tag, TagHistoryEntry, TagPreview};
 use crate::runtime::{block, block_with, joined, runtime};
 
 /// How often the progress callback is called during a poll.
@@ -234,6 +234,69 @@ engine_methods! {
     /// Deletes a push policy (what it pushed stays); whether it existed.
     fn delete_push_policy / delete_push_policy_async (backend, id: String) -> bool {
         Ok(on!(&backend, m => m.delete_push_policy(&id), c => c.delete_push_policy(&id)))
+    }
+
+    /// Creates a proxy cache (pull-through): pulls of
+    /// `<namespace>/<repository>` are served locally and fetched from the
+    /// remote on a miss. `form`: the cache's fields in snake_case
+    /// (`namespace` and `remote_host` required). Refused when the
+    /// namespace has a cache or holds repositories.
+    #[pyo3(signature = (**form))]
+    fn add_proxy_cache / add_proxy_cache_async (
+        backend, form: Option<CacheFormArgs>
+    ) -> ProxyCache {
+        let form = form.unwrap_or_default().0;
+        let view = match &backend {
+            Backend::Embedded(m) => m.add_proxy_cache(&form).await?.view(),
+            Backend::Remote(c) => c.add_proxy_cache(&form).await?,
+        };
+        Ok(ProxyCache::from(&view))
+    }
+
+    /// Every proxy cache, by namespace.
+    fn proxy_caches / proxy_caches_async (backend) -> Vec<ProxyCache> {
+        let views = match &backend {
+            Backend::Embedded(m) => m.proxy_caches().await?.iter().map(|c| c.view()).collect(),
+            Backend::Remote(c) => c.proxy_caches().await?,
+        };
+        Ok(views.iter().map(ProxyCache::from).collect())
+    }
+
+    /// The proxy cache of `namespace`.
+    fn proxy_cache / proxy_cache_async (backend, namespace: String) -> ProxyCache {
+        let view = match &backend {
+            Backend::Embedded(m) => m.proxy_cache(&namespace).await?.view(),
+            Backend::Remote(c) => c.proxy_cache(&namespace).await?,
+        };
+        Ok(ProxyCache::from(&view))
+    }
+
+    /// Changes the given fields of the proxy cache of `namespace` (the
+    /// others stay; the namespace cannot change). A new remote host or
+    /// user name drops the stored password unless one is given.
+    #[pyo3(signature = (namespace, **form))]
+    fn update_proxy_cache / update_proxy_cache_async (
+        backend, namespace: String, form: Option<CacheFormArgs>
+    ) -> ProxyCache {
+        let form = form.unwrap_or_default().0;
+        let view = match &backend {
+            Backend::Embedded(m) => m.update_proxy_cache(&namespace, &form).await?.view(),
+            Backend::Remote(c) => c.update_proxy_cache(&namespace, &form).await?,
+        };
+        Ok(ProxyCache::from(&view))
+    }
+
+    /// Deletes the proxy cache of `namespace` (its cached repositories
+    /// stay, no longer filled); whether it existed.
+    fn delete_proxy_cache / delete_proxy_cache_async (backend, namespace: String) -> bool {
+        Ok(match &backend {
+            Backend::Embedded(m) => m.delete_proxy_cache(&namespace).await?,
+            Backend::Remote(c) => match c.delete_proxy_cache(&namespace).await {
+                Ok(()) => true,
+                Err(e) if e.kind() == ErrorKind::NotFound => false,
+                Err(e) => return Err(e.into()),
+            },
+        })
     }
 
     /// Runs one `push_mirror_tag` job now, pushing the local `tag` through

@@ -6,8 +6,10 @@
 //! a field of any shape (`rules=[{"operator": "sw", "values": ["1."]}]`)
 //! is the form's to check, as the server checks its JSON body. Push
 //! policies' keyword arguments are read the same way, as a
-//! [`PushPolicyForm`] ([`PushFormArgs`]).
+//! [`PushPolicyForm`] ([`PushFormArgs`]), and proxy caches' as a
+//! [`ProxyCacheForm`] ([`CacheFormArgs`]).
 
+use mirror_core::proxy_cache::ProxyCacheForm;
 use mirror_core::push_policy::PushPolicyForm;
 use mirror_core::{ErrorKind, PolicyForm};
 use pyo3::exceptions::PyTypeError;
@@ -36,6 +38,12 @@ impl Form for PushPolicyForm {
     }
 }
 
+impl Form for ProxyCacheForm {
+    fn field_names() -> &'static [&'static str] {
+        ProxyCacheForm::field_names()
+    }
+}
+
 /// The `**form` keyword arguments of a policy call, read as a [`PolicyForm`]
 /// (or another [`Form`]).
 #[derive(Default)]
@@ -43,6 +51,9 @@ pub struct FormArgs<F = PolicyForm>(pub F);
 
 /// The `**form` keyword arguments of a push policy call.
 pub type PushFormArgs = FormArgs<PushPolicyForm>;
+
+/// The `**form` keyword arguments of a proxy cache call.
+pub type CacheFormArgs = FormArgs<ProxyCacheForm>;
 
 /// The wire name of the snake_case argument `arg`: the field of `names`
 /// that reads the same without underscores and case (`remote_ca` →

@@ -12,8 +12,8 @@
 //! - `engine.rs`: the Python classes and their methods (blocking + `*_async`).
 //! - `backend.rs`: each operation once, on the engine or on mirror-core's
 //!   client of a server (`mirror_core::client::ApiClient`).
-//! - `model.rs`: `Policy`, `PushPolicy`, `Job`, `Tag` made from
-//!   mirror-core's types.
+//! - `model.rs`: `Policy`, `PushPolicy`, `ProxyCache`, `Job`, `Tag` made
+//!   from mirror-core's types.
 //! - `errors.rs`: the exception classes and the one mapping from
 //!   `ErrorKind`.
 //! - `runtime.rs`: the shared tokio runtime and blocking with Ctrl-C checks.
@@ -37,6 +37,7 @@ fn regmirror(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::Client>()?;
     m.add_class::<model::Policy>()?;
     m.add_class::<model::PushPolicy>()?;
+    m.add_class::<model::ProxyCache>()?;
     m.add_class::<model::MirroringStatus>()?;
     m.add_class::<model::Job>()?;
     m.add_class::<model::Tag>()?;

@@ -1,8 +1,10 @@
-//! The Python views of policies, jobs and tags, made from mirror-core's
-//! types (the same ones the embedded engine and `mirror_core::client`
-//! answer with; a push policy from its `PushPolicyView`). Attributes are the API fields in snake_case, times are
-//! RFC 3339 strings as the API writes them, and a policy's `password` and
-//! `authToken` are never here to leak.
+//! The Python views of policies, proxy caches, jobs and tags, made from
+//! mirror-core's types (the same ones the embedded engine and
+//! `mirror_core::client` answer with; a push policy from its
+//! `PushPolicyView`, a proxy cache from its `ProxyCacheView`). Attributes
+//! are the API fields in snake_case, times are RFC 3339 strings as the API
+//! writes them, and a policy's `password` and `authToken` (a proxy cache's
+//! `password`) are never here to leak.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -11,6 +13,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use mirror_core::job::format_duration;
+use mirror_core::proxy_cache::ProxyCacheView;
 use mirror_core::push_policy::PushPolicyView;
 use mirror_core::rules::TagRule;
 use mirror_core::{JobStatus, PollMirroringPolicy, api};
@@ -247,6 +250,58 @@ impl From<&PushPolicyView> for PushPolicy {
                 timestamp: time(p.last_status.timestamp),
             },
             created_at: Some(time(p.created_at)),
+        }
+    }
+}
+
+view! {
+    /// A proxy cache (pull-through): a local namespace whose pulls are
+    /// filled from a remote registry. The password is write-only:
+    /// `has_password` says whether one is stored.
+    struct ProxyCache {
+        /// The local namespace (one path component).
+        pub namespace: String,
+        /// The remote registry URL.
+        pub remote_host: String,
+        /// User name for the remote (may be empty: anonymous).
+        pub username: String,
+        /// Whether a password or access token is stored.
+        pub has_password: bool,
+        /// Extra CA certificates (PEM), empty if none.
+        pub remote_ca: String,
+        /// Whether TLS verification is skipped.
+        pub skip_tls_verification: bool,
+        /// Seconds a cached tag is served before it is checked upstream again.
+        pub tag_ttl_secs: u64,
+        /// The namespace's size limit in bytes (0: none).
+        pub max_bytes: u64,
+        /// Whether callers who did not log in may pull through it.
+        pub anonymous_pull: bool,
+        /// Whether names without a known namespace are looked up here.
+        pub is_default: bool,
+        /// When it was created (RFC 3339).
+        pub created_at: String,
+        /// When it was last changed (RFC 3339).
+        pub updated_at: String,
+    }
+    repr = [namespace remote_host username has_password tag_ttl_secs anonymous_pull is_default];
+}
+
+impl From<&ProxyCacheView> for ProxyCache {
+    fn from(c: &ProxyCacheView) -> Self {
+        ProxyCache {
+            namespace: c.namespace.clone(),
+            remote_host: c.remote_host.clone(),
+            username: c.username.clone(),
+            has_password: c.has_password,
+            remote_ca: c.remote_ca.clone(),
+            skip_tls_verification: c.skip_tls_verification,
+            tag_ttl_secs: c.tag_ttl_secs,
+            max_bytes: c.max_bytes,
+            anonymous_pull: c.anonymous_pull,
+            is_default: c.is_default,
+            created_at: time(c.created_at),
+            updated_at: time(c.updated_at),
         }
     }
 }

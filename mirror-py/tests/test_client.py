@@ -256,3 +256,51 @@ def test_client_push_policies(server, registry, make_registry):
     assert client.delete_push_policy(policy.id) is False
     with pytest.raises(regmirror.NotFoundError):
         client.push_policy(policy.id)
+
+
+def test_client_proxy_caches(server):
+    hub, token = "https://index.docker.io", "dckr_pat_proxy-cache-secret"
+    client = regmirror.Client(server, "admin", ADMIN_PASSWORD)
+    cache = client.add_proxy_cache(namespace="hub", remote_host=hub, tag_ttl_secs=60)
+    assert isinstance(cache, regmirror.ProxyCache)
+    assert (cache.namespace, cache.remote_host, cache.tag_ttl_secs) == ("hub", hub, 60)
+    assert cache.has_password is False and cache.created_at
+    assert [c.namespace for c in client.proxy_caches()] == ["hub"]
+    untimed = {k: v for k, v in cache.to_dict().items() if not k.endswith("_at")}
+    read = client.proxy_cache("hub").to_dict()
+    assert {k: v for k, v in read.items() if not k.endswith("_at")} == untimed
+
+    changed = client.update_proxy_cache("hub", username="hub-bot", password=token,
+                                        anonymous_pull=True)
+    assert changed.username == "hub-bot" and changed.has_password is True
+    assert changed.anonymous_pull and changed.tag_ttl_secs == 60
+    assert not hasattr(changed, "password") and "password" not in changed.to_dict()
+    assert token not in repr(client.proxy_caches()) + str(changed.to_dict())
+
+    # The server's errors are the engine's classes, naming the same field.
+    with pytest.raises(regmirror.InvalidPolicyError) as bad:
+        client.add_proxy_cache(namespace="ghcr", remote_host="ghcr.io")
+    assert bad.value.field == "remoteHost" and "remoteHost" in str(bad.value)
+    with pytest.raises(regmirror.InvalidPolicyError) as bad:
+        client.update_proxy_cache("hub", tag_ttl_secs=8 * 24 * 3600)
+    assert bad.value.field == "tagTTLSecs"
+    with pytest.raises(TypeError, match="unexpected keyword argument 'remote_repository'"):
+        client.add_proxy_cache(namespace="ghcr", remote_host="https://ghcr.io",
+                               remote_repository="acme/tool")
+    with pytest.raises(regmirror.MirrorError) as dup:
+        client.add_proxy_cache(namespace="hub", remote_host=hub)
+    assert dup.value.kind == "conflict"
+    with pytest.raises(regmirror.AuthenticationError):
+        regmirror.Client(server).proxy_caches()
+
+    async def run() -> list[str]:
+        listed = await client.proxy_caches_async()
+        assert (await client.proxy_cache_async("hub")).username == "hub-bot"
+        return [c.namespace for c in listed]
+
+    assert asyncio.run(run()) == ["hub"]
+    assert client.delete_proxy_cache("hub") is True
+    assert client.delete_proxy_cache("hub") is False
+    assert client.proxy_caches() == []
+    with pytest.raises(regmirror.NotFoundError):
+        client.proxy_cache("hub")

@@ -81,19 +81,28 @@ def test_policy_keywords_are_the_form_fields(tmp_path: Path):
         if not any(p.kind == p.VAR_KEYWORD for p in runtime.parameters.values()):
             continue
         keywords = [a.arg for a in fn.args.kwonlyargs]
-        assert {"remote_host", "remote_repository"} <= set(keywords), name
-        # A push policy method reads the push form (its own fields).
-        check = (functools.partial(mirror.add_push_policy, "team/app") if "push" in name
-                 else mirror.check_connection)
+        base: dict[str, str] = unreachable
+        if "proxy_cache" in name:
+            # A proxy cache method reads the cache form (no remote repository;
+            # a cache is made without reaching its remote).
+            assert "remote_host" in keywords, name
+            base = {"namespace": "a/b", "remote_host": unreachable["remote_host"]}
+            check = mirror.add_proxy_cache
+        else:
+            assert {"remote_host", "remote_repository"} <= set(keywords), name
+            # A push policy method reads the push form (its own fields).
+            check = (functools.partial(mirror.add_push_policy, "team/app") if "push" in name
+                     else mirror.check_connection)
         for keyword in keywords:
             value: object = True if keyword in ("skip_tls_verification", "enabled",
                                                 "initial_evaluation", "delete_removed",
-                                                "delete_removed_dry_run") else "x"
+                                                "delete_removed_dry_run", "anonymous_pull",
+                                                "is_default") else "x"
             if keyword == "rules":
                 value = [{"operator": "sw", "values": ["x"]}]
-            kwargs = {**unreachable, keyword: value}
-            if keyword in ("remote_host", "remote_repository"):
-                kwargs[keyword] = unreachable[keyword]
+            kwargs = {**base, keyword: value}
+            if keyword in base:
+                kwargs[keyword] = base[keyword]
             # Not a TypeError: the keyword is read; the call then fails on
             # the unreachable remote or the value "x".
             try:
@@ -101,7 +110,7 @@ def test_policy_keywords_are_the_form_fields(tmp_path: Path):
             except regmirror.MirrorError:
                 pass
         try:
-            check(**unreachable, remote_hots="x")
+            check(**base, remote_hots="x")
         except TypeError as e:
             assert "remote_hots" in str(e)
         else:

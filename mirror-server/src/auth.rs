@@ -157,7 +157,8 @@ pub fn parse_authorization<'a>(
 }
 
 /// Like [`authenticate`], with the kind of secret that matched: the
-/// account and [`Credential`], or `None` without an `Authorization` header.
+/// account and [`Credential`], or `None` without an `Authorization` header
+/// (or with empty Basic credentials).
 /// Basic credentials are checked (and limited) by `Accounts::verify`,
 /// bearer tokens by `Accounts::verify_bearer`.
 pub async fn credentials(
@@ -173,6 +174,12 @@ pub async fn credentials(
         .map_err(|_| AuthFailure::Malformed("not ASCII"))?;
     let mut decoded = String::new();
     let found = match parse_authorization(value, &mut decoded)? {
+        // Clients answer a Basic challenge they have no credentials for
+        // with empty ones (containers/image sends `Basic Og==`): anonymous.
+        Authorization::Basic {
+            user: "",
+            secret: "",
+        } => return Ok(None),
         Authorization::Basic { user, secret } => accounts.verify(user, secret, client).await?,
         Authorization::Bearer(token) => accounts.verify_bearer(token).await?,
     };

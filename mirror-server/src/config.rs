@@ -79,6 +79,13 @@
 //! `delete_untagged` (default false: manifests no tag reaches stay). A
 //! job's `gracePeriod` and `deleteUntagged` parameters override them.
 //!
+//! Pull-through caches (see `mirror_core::proxy_cache`): `[[proxy_cache]]`
+//! tables (`namespace`, `remote_host`, `username`, `password`,
+//! `remote_ca`, `skip_tls_verification`, `tag_ttl_secs`, `max_bytes`,
+//! `anonymous_pull`, `default`), each creating or changing its namespace's
+//! cache at start; caches made through `/api/v0/proxyCaches` and not named
+//! in the file are left alone.
+//!
 //! Policies as code (`mirror_core::policy_file`): `policies`
 //! (`--policies`, `MIRROR_POLICIES`), a YAML or TOML file of repositories
 //! and policies applied at start, before serving (an invalid file stops
@@ -94,6 +101,7 @@ use std::time::Duration;
 use clap::Parser;
 use mirror_core::Secret;
 use mirror_core::gc::GcSettings;
+use mirror_core::proxy_cache::ProxyCacheForm;
 use mirror_core::remote::{RemoteGuard, RemoteLimits};
 use mirror_core::store::S3Options;
 use serde::Deserialize;
@@ -315,6 +323,8 @@ struct FileConfig {
     policies: Option<PathBuf>,
     #[serde(alias = "prune-policies")]
     prune_policies: Option<bool>,
+    #[serde(default, alias = "proxy-cache")]
+    proxy_cache: Vec<toml::Table>,
 }
 
 /// The `[gc]` table.
@@ -518,6 +528,9 @@ pub struct Config {
     pub prune_policies: bool,
     /// How webhook deliveries are sent and retried (`crate::webhooks`).
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// The `[[proxy_cache]]` tables: proxy caches made to exist as written
+    /// at start (`mirror_core::proxy_cache`).
+    pub proxy_caches: Vec<ProxyCacheForm>,
 }
 
 /// The default [`Config::database_pool_size`].
@@ -546,6 +559,7 @@ impl Config {
             policies: None,
             prune_policies: false,
             webhooks: crate::webhooks::WebhookSettings::default(),
+            proxy_caches: Vec::new(),
         }
     }
 
@@ -681,6 +695,7 @@ impl Config {
             }
             config.database_pool_size = n;
         }
+        config.proxy_caches = proxy_cache_forms(file.proxy_cache)?;
         config.policies = cli.policies.or(file.policies);
         config.prune_policies = cli.prune_policies.or(file.prune_policies).unwrap_or(false);
         config.trusted_proxies = TrustedProxies::parse(
@@ -704,6 +719,39 @@ impl Config {
         .resolve(config.listen)?;
         Ok(config)
     }
+}
+
+/// The `[[proxy_cache]]` tables as forms; a key that is not a form field
+/// is refused (the API ignores unknown fields as DTR did; a file's typo
+/// should not silently fall back to a default).
+fn proxy_cache_forms(tables: Vec<toml::Table>) -> Result<Vec<ProxyCacheForm>, ConfigError> {
+    let known = ProxyCacheForm::field_names();
+    tables
+        .into_iter()
+        .enumerate()
+        .map(|(i, table)| {
+            if let Some(key) = table.keys().find(|k| !known.contains(&k.as_str())) {
+                return Err(ConfigError::Invalid {
+                    key: "proxy_cache",
+                    reason: format!(
+                        "proxy_cache[{i}]: unknown key {key:?} (known: {})",
+                        known
+                            .iter()
+                            .filter(|k| !k.chars().any(|c| c.is_ascii_uppercase()))
+                            .copied()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+            }
+            table
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                    key: "proxy_cache",
+                    reason: format!("proxy_cache[{i}]: {}", e.message()),
+                })
+        })
+        .collect()
 }
 
 /// The TLS settings as given, before they are checked.
@@ -851,6 +899,39 @@ mod tests {
 
     fn cli(args: &[&str]) -> Cli {
         Cli::try_parse_from(std::iter::once("mirror-server").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn proxy_cache_tables_are_forms_and_typos_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[[proxy_cache]]\nnamespace = \"docker.io\"\nremote_host = \"https://index.docker.io\"\n\
+             tag_ttl_secs = 60\nanonymous_pull = true\ndefault = true\n\n\
+             [[proxy_cache]]\nnamespace = \"ghcr\"\nremote_host = \"https://ghcr.io\"\n",
+        )
+        .unwrap();
+        let c = Config::resolve(cli(&["--config", file.to_str().unwrap()]), None).unwrap();
+        assert_eq!(c.proxy_caches.len(), 2);
+        let hub = &c.proxy_caches[0];
+        assert_eq!(hub.tag_ttl_secs, Some(60));
+        assert_eq!(
+            (hub.anonymous_pull, hub.is_default),
+            (Some(true), Some(true))
+        );
+        std::fs::write(
+            &file,
+            "[[proxy_cache]]\nnamespace = \"q\"\nremote_host = \"https://quay.io\"\ntag_ttl = 5\n",
+        )
+        .unwrap();
+        let e = Config::resolve(cli(&["--config", file.to_str().unwrap()]), None).unwrap_err();
+        let e = e.to_string();
+        assert!(
+            e.contains("proxy_cache[0]") && e.contains("\"tag_ttl\""),
+            "{e}"
+        );
+        assert!(e.contains("tag_ttl_secs"), "{e}");
     }
 
     #[test]

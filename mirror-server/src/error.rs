@@ -509,6 +509,18 @@ impl RegistryError {
         )
     }
 
+    /// 503: a proxy cache's upstream failed and nothing cached stands in
+    /// (a client may retry).
+    pub fn upstream_unavailable(reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        RegistryError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            reason.clone(),
+            json!({"reason": reason}),
+        )
+    }
+
     /// 404: the repository does not exist.
     pub fn name_unknown(name: &str) -> Self {
         RegistryError::new(

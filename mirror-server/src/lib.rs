@@ -102,6 +102,9 @@ pub enum ServerError {
     /// The TLS certificate could not be loaded or generated.
     #[error("cannot set up TLS: {0}")]
     Tls(#[from] tls::TlsError),
+    /// A `[[proxy_cache]]` table is invalid or could not be applied.
+    #[error("cannot set up the proxy caches of the configuration file: {0}")]
+    ProxyCaches(mirror_core::MirrorError),
     /// The `--policies` file is invalid or could not be applied.
     #[error("cannot apply the policies file: {0}")]
     Policies(#[from] mirror_core::policy_file::PolicyFileError),
@@ -185,7 +188,12 @@ pub async fn run(
             generated.expose()
         );
     }
-    // `--policies`: before serving, so a bad file stops the start.
+    // `[[proxy_cache]]` tables, then `--policies` (which may target cached
+    // repositories): before serving, so a bad one stops the start.
+    mirror
+        .apply_proxy_caches(&config.proxy_caches)
+        .await
+        .map_err(ServerError::ProxyCaches)?;
     apply::apply_at_start(&config, &mirror).await?;
     let settings = Arc::new(SettingsStore::open(server_stores.meta.clone()).await?);
     let scheduler = Arc::new(Scheduler::new(server_stores.crons.clone(), mirror.clone()));
@@ -212,6 +220,7 @@ pub async fn run(
         mirror.stores().blobs.clone(),
     ));
     tasks.spawn(uploads.clone().run_sweeper(background.child_token()));
+    tasks.spawn(flush_cache_pulls(mirror.clone(), background.child_token()));
     tasks.spawn(webhooks.clone().run_matcher(
         mirror.clone(),
         webhook_events,
@@ -273,4 +282,22 @@ pub async fn run(
     tasks.wait().await;
     tracing::info!("mirror-server stopped");
     Ok(())
+}
+
+/// Writes the pull times proxy caches noted (for least-recently-pulled
+/// eviction) every few seconds, and once more at shutdown.
+async fn flush_cache_pulls(mirror: mirror_core::Mirror, stop: tokio_util::sync::CancellationToken) {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+    loop {
+        let stopping = tokio::select! {
+            _ = tokio::time::sleep(EVERY) => false,
+            _ = stop.cancelled() => true,
+        };
+        if let Err(e) = mirror.pull_through().flush_pulls().await {
+            tracing::warn!("recording proxy cache pull times failed (kept for the next try): {e}");
+        }
+        if stopping {
+            return;
+        }
+    }
 }

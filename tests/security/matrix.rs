@@ -42,6 +42,8 @@ const ROLES: [(&str, Creds<'static>); 7] = [
 ];
 
 const VICTIM_PASSWORD: &str = "victim-pa55word";
+/// The namespace of the world's proxy cache.
+const MATRIX_CACHE: &str = "matrixcache";
 /// The password of the world's policy: no answer to anyone may contain it.
 const UPSTREAM_SECRET: &str = "upstream-secret-pw";
 const CRON_SCHEDULE: &str = "0 */30 * * * *";
@@ -339,6 +341,42 @@ fn api_cases(upstream: &str) -> Vec<Case> {
             "/meta/settings",
             "",
             Some(json!({"createRepositoryOnPush": false})),
+            "401 403 403 403 403 403 2xx",
+        ),
+        // Proxy caches: server admins only.
+        case(
+            M::GET,
+            "/proxyCaches",
+            "",
+            None,
+            "401 403 403 403 403 403 2xx",
+        ),
+        case(
+            M::POST,
+            "/proxyCaches",
+            "",
+            Some(json!({"namespace": "madecache", "remoteHost": "https://ghcr.io"})),
+            "401 403 403 403 403 403 2xx",
+        ),
+        case(
+            M::GET,
+            "/proxyCaches/{namespace}",
+            "",
+            None,
+            "401 403 403 403 403 403 2xx",
+        ),
+        case(
+            M::PUT,
+            "/proxyCaches/{namespace}",
+            "",
+            Some(json!({"tagTTLSecs": 60})),
+            "401 403 403 403 403 403 2xx",
+        ),
+        case(
+            M::DELETE,
+            "/proxyCaches/{namespace}",
+            "",
+            None,
             "401 403 403 403 403 403 2xx",
         ),
         case(
@@ -830,6 +868,11 @@ fn fill(method: &Method, template: &str, world: &World) -> String {
     } else {
         template.to_string()
     };
+    let template = if template.starts_with("/proxyCaches") {
+        template.replace("{namespace}", MATRIX_CACHE)
+    } else {
+        template
+    };
     template
         .replace("{namespace}", "acme")
         .replace("{org}", "acme")
@@ -959,8 +1002,24 @@ async fn ensure_world(server: &TestServer, upstream: &str, old: Option<&World>) 
         "/api/v0/repositories/acme/made-by-matrix",
         "/enzi/v0/accounts/made-org",
         "/enzi/v0/accounts/acme/teams/made-team",
+        "/api/v0/proxyCaches/madecache",
     ] {
         admin_status(server, Method::DELETE, made).await;
+    }
+    // The proxy cache (an admin may have deleted it).
+    if admin_status(
+        server,
+        Method::GET,
+        &format!("/api/v0/proxyCaches/{MATRIX_CACHE}"),
+    )
+    .await
+        == StatusCode::NOT_FOUND
+    {
+        let form = json!({"namespace": MATRIX_CACHE, "remoteHost": upstream});
+        let (s, b) = server
+            .call(Method::POST, "/api/v0/proxyCaches", ADMIN, Some(form))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
     }
     // The team's grants (a deleted repository took its own along).
     for (path, level) in [

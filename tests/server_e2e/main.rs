@@ -72,6 +72,7 @@ mod observability;
 mod orgs;
 mod platforms_and_referrers;
 mod policies_as_code;
+mod proxy_cache;
 mod push;
 mod push_mirroring;
 mod replicas;

@@ -33,6 +33,7 @@ async fn sqlite_repository_store() {
     let store = SqliteStore::open(dir.path()).unwrap();
     conformance::repository_store(&store).await;
     conformance::publish_is_atomic(&store).await;
+    conformance::publish_cached(&store).await;
 }
 
 #[tokio::test]
@@ -51,6 +52,14 @@ async fn sqlite_policies_and_namespace_share() {
     let store = SqliteStore::open(dir.path()).unwrap();
     conformance::policies(&store).await;
     conformance::namespace_share(&store, &store, &store).await;
+}
+
+#[tokio::test]
+async fn sqlite_proxy_caches() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    conformance::proxy_caches(&store).await;
+    conformance::cache_pulls(&store, &store).await;
 }
 
 #[cfg(unix)]

@@ -53,6 +53,7 @@ async fn pg_repository_store() {
     let (store, _) = store().await;
     conformance::repository_store(&store).await;
     conformance::publish_is_atomic(&store).await;
+    conformance::publish_cached(&store).await;
 }
 
 #[tokio::test]
@@ -69,6 +70,13 @@ async fn pg_policies_and_namespace_share() {
     let (store, _) = store().await;
     conformance::policies(&store).await;
     conformance::namespace_share(&store, &store, &store).await;
+}
+
+#[tokio::test]
+async fn pg_proxy_caches() {
+    let (store, _) = store().await;
+    conformance::proxy_caches(&store).await;
+    conformance::cache_pulls(&store, &store).await;
 }
 
 /// Six claimers, each on a store of its own (as replicas are), claim jobs
@@ -241,7 +249,7 @@ async fn pg_migrations_run_once_even_from_replicas_starting_together() {
             "SELECT string_agg(version::text, ',' ORDER BY version) FROM regmirror_schema_migrations"
         )
         .await,
-        "1,2,3,4,5,6,7"
+        "1,2,3,4,5,6,7,8,9"
     );
     // Again: nothing to do.
     connect(&url).await.unwrap();
@@ -253,7 +261,7 @@ async fn pg_migrations_run_once_even_from_replicas_starting_together() {
     .await;
     let e = connect(&url).await.unwrap_err().to_string();
     assert!(
-        e.contains("has schema version 99, newer than this build knows (7)")
+        e.contains("has schema version 99, newer than this build knows (9)")
             && e.contains("run the newer regmirror"),
         "{e}"
     );

@@ -23,6 +23,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod containerd;
 pub mod data;
 pub mod fault_proxy;
 pub mod hostile;

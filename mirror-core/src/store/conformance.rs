@@ -918,6 +918,356 @@ pub async fn publish_is_atomic(store: &dyn RepositoryStore) {
     assert!(store.delete_repository(&name).await.unwrap());
 }
 
+/// Checks [`RepositoryStore::publish_cached`]: manifests and tags are
+/// recorded as [`RepositoryStore::publish`] records them, but none of the
+/// manifests' blobs is linked until [`RepositoryStore::link_blob`] links
+/// it.
+pub async fn publish_cached(store: &dyn RepositoryStore) {
+    let name = RepositoryName::parse("cache/app").unwrap();
+    let missing = RepositoryName::parse("cache/none").unwrap();
+    store
+        .create_repository(&NewRepository {
+            name: name.clone(),
+            visibility: Visibility::Private,
+            short_description: String::new(),
+        })
+        .await
+        .unwrap();
+    let (config, layer) = (Digest::of(b"cached config"), Digest::of(b"cached layer"));
+    let manifest = ManifestRecord {
+        digest: Digest::of(b"cached image"),
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        size: 12,
+        blobs: vec![config.clone(), layer.clone()],
+        children: vec![],
+        subject: None,
+        artifact_type: None,
+    };
+    let tag = TagRecord {
+        name: "latest".into(),
+        digest: manifest.digest.clone(),
+        media_type: manifest.media_type.clone(),
+        size: manifest.size,
+        mirrored: None,
+        updated_at: crate::job::now(),
+    };
+    assert!(matches!(
+        store
+            .publish_cached(
+                &missing,
+                std::slice::from_ref(&manifest),
+                std::slice::from_ref(&tag)
+            )
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    store
+        .publish_cached(
+            &name,
+            std::slice::from_ref(&manifest),
+            std::slice::from_ref(&tag),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .manifest(&name, &manifest.digest)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&manifest)
+    );
+    assert_eq!(store.tag(&name, "latest").await.unwrap(), Some(tag.clone()));
+    assert!(store.has_blob(&name, &manifest.digest).await.unwrap());
+    for b in [&config, &layer] {
+        assert!(!store.has_blob(&name, b).await.unwrap(), "{b} linked");
+    }
+    let content = store.content(&name).await.unwrap();
+    assert_eq!(content.manifests, std::slice::from_ref(&manifest));
+    assert_eq!(
+        content.tags,
+        [("latest".to_string(), manifest.digest.clone())]
+    );
+    assert!(content.blobs.is_empty(), "{:?}", content.blobs);
+
+    // Blobs are linked one by one as they are fetched.
+    store.link_blob(&name, &layer).await.unwrap();
+    assert!(store.has_blob(&name, &layer).await.unwrap());
+    assert!(!store.has_blob(&name, &config).await.unwrap());
+    store.link_blob(&name, &config).await.unwrap();
+    assert!(store.has_blob(&name, &config).await.unwrap());
+    let mut linked = store.content(&name).await.unwrap().blobs;
+    linked.sort_by_key(|d| d.to_string());
+    let mut expected = vec![config, layer];
+    expected.sort_by_key(|d| d.to_string());
+    assert_eq!(linked, expected);
+    assert!(store.delete_repository(&name).await.unwrap());
+}
+
+/// A proxy cache of `namespace` on `host`, with `password` (and a user
+/// name when there is one), created `age_secs` seconds ago.
+fn sample_proxy_cache(
+    namespace: &str,
+    host: &str,
+    password: &str,
+    age_secs: i64,
+) -> crate::proxy_cache::ProxyCache {
+    let at = crate::job::now() - chrono::Duration::seconds(age_secs);
+    crate::proxy_cache::ProxyCache {
+        namespace: namespace.into(),
+        host: host.into(),
+        username: if password.is_empty() {
+            String::new()
+        } else {
+            "robot".into()
+        },
+        password: Secret::new(password),
+        remote_ca: String::new(),
+        skip_tls_verification: false,
+        tag_ttl_secs: crate::proxy_cache::DEFAULT_TAG_TTL_SECS,
+        max_bytes: 0,
+        anonymous_pull: false,
+        is_default: false,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+/// Checks a [`crate::store::ProxyCacheStore`]: every field and the
+/// password read back as written (an empty password too), one cache per
+/// namespace, listing by namespace, updates (never of the namespace or
+/// `created_at`), deletes.
+pub async fn proxy_caches(store: &dyn crate::store::ProxyCacheStore) {
+    let hub = sample_proxy_cache("docker.io", "https://index.docker.io", "hub pw", 30);
+    let quay = sample_proxy_cache("quay", "https://quay.io", "", 20);
+    let ghcr = sample_proxy_cache("ghcr", "https://ghcr.io", "ghcr token", 10);
+    assert!(store.proxy_caches().await.unwrap().is_empty());
+    for c in [&quay, &hub, &ghcr] {
+        store.insert_proxy_cache(c).await.unwrap();
+    }
+    let again = crate::proxy_cache::ProxyCache {
+        host: "https://elsewhere.example".into(),
+        ..hub.clone()
+    };
+    assert!(
+        matches!(
+            store.insert_proxy_cache(&again).await,
+            Err(StoreError::Conflict { .. })
+        ),
+        "a namespace has one cache"
+    );
+    let read = store.proxy_cache("docker.io").await.unwrap();
+    assert_eq!(read.as_ref(), Some(&hub));
+    assert_eq!(read.unwrap().password.expose(), "hub pw");
+    assert_eq!(
+        store.proxy_cache("quay").await.unwrap().as_ref(),
+        Some(&quay)
+    );
+    assert!(store.proxy_cache("nope").await.unwrap().is_none());
+    assert_eq!(
+        store.proxy_caches().await.unwrap(),
+        [hub.clone(), ghcr.clone(), quay.clone()],
+        "by namespace"
+    );
+
+    // An update replaces every field but the namespace and created_at.
+    let mut updated = hub.clone();
+    updated.host = "https://registry-1.docker.io".into();
+    updated.username = "someone".into();
+    updated.password = Secret::new("new pw");
+    updated.remote_ca = "PEM".into();
+    updated.skip_tls_verification = true;
+    updated.tag_ttl_secs = 0;
+    updated.max_bytes = 5 << 40;
+    updated.anonymous_pull = true;
+    updated.is_default = true;
+    updated.updated_at = crate::job::now() + chrono::Duration::seconds(5);
+    let mut sent = updated.clone();
+    sent.created_at = crate::job::now() + chrono::Duration::seconds(60);
+    assert!(store.update_proxy_cache(&sent).await.unwrap());
+    assert_eq!(
+        store.proxy_cache("docker.io").await.unwrap().as_ref(),
+        Some(&updated)
+    );
+    // A password set, then dropped.
+    let mut with = quay.clone();
+    with.username = "u".into();
+    with.password = Secret::new("quay pw");
+    assert!(store.update_proxy_cache(&with).await.unwrap());
+    assert_eq!(
+        store.proxy_cache("quay").await.unwrap().as_ref(),
+        Some(&with)
+    );
+    assert!(
+        store
+            .update_proxy_cache(&without_password(&ghcr))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.proxy_cache("ghcr").await.unwrap(),
+        Some(without_password(&ghcr))
+    );
+    let ghost = sample_proxy_cache("ghost", "https://r.example", "", 0);
+    assert!(!store.update_proxy_cache(&ghost).await.unwrap());
+    assert!(store.proxy_cache("ghost").await.unwrap().is_none());
+
+    assert!(store.delete_proxy_cache("docker.io").await.unwrap());
+    assert!(!store.delete_proxy_cache("docker.io").await.unwrap());
+    assert!(!store.delete_proxy_cache("nope").await.unwrap());
+    assert!(store.proxy_cache("docker.io").await.unwrap().is_none());
+    assert_eq!(
+        store.proxy_caches().await.unwrap(),
+        [without_password(&ghcr), with.clone()]
+    );
+    // The namespace is free again.
+    store.insert_proxy_cache(&hub).await.unwrap();
+    assert_eq!(store.proxy_cache("docker.io").await.unwrap(), Some(hub));
+}
+
+/// `c` without its password and user name.
+fn without_password(c: &crate::proxy_cache::ProxyCache) -> crate::proxy_cache::ProxyCache {
+    crate::proxy_cache::ProxyCache {
+        username: String::new(),
+        password: Secret::default(),
+        ..c.clone()
+    }
+}
+
+/// Checks [`crate::store::ProxyCacheStore`]'s pull times (`repos` is the
+/// same database's [`RepositoryStore`]; the check creates and deletes the
+/// repositories `hub`, `hub/library/a`, `hub/b` and `hubx/b`): a batch
+/// keeps each manifest's latest time, a later pull replaces an earlier
+/// one and never the reverse, `pulls` lists one namespace's repositories
+/// (least recently pulled first), a pull of a repository that does not
+/// exist is ignored, `forget_pull` forgets one, and a deleted
+/// repository's pulls go with it.
+pub async fn cache_pulls(store: &dyn crate::store::ProxyCacheStore, repos: &dyn RepositoryStore) {
+    use crate::store::CachePull;
+    let name = |s: &str| RepositoryName::parse(s).unwrap();
+    let (top, a, b, x) = (
+        name("hub"),
+        name("hub/library/a"),
+        name("hub/b"),
+        name("hubx/b"),
+    );
+    for r in [&top, &a, &b, &x] {
+        repos
+            .create_repository(&NewRepository {
+                name: r.clone(),
+                visibility: Visibility::Private,
+                short_description: String::new(),
+            })
+            .await
+            .unwrap();
+    }
+    let (d1, d2) = (Digest::of(b"pulled one"), Digest::of(b"pulled two"));
+    let t0 = crate::job::now() - chrono::Duration::seconds(600);
+    let pull = |r: &RepositoryName, d: &Digest, secs: i64| CachePull {
+        repository: r.clone(),
+        digest: d.clone(),
+        // Microseconds too: stores keep them.
+        pulled_at: t0 + chrono::Duration::seconds(secs) + chrono::Duration::microseconds(7),
+    };
+    assert!(store.pulls("hub").await.unwrap().is_empty());
+    store.record_pulls(&[]).await.unwrap();
+
+    // One batch; the latest time of a manifest pulled twice in it wins.
+    store
+        .record_pulls(&[
+            pull(&a, &d1, 10),
+            pull(&b, &d1, 5),
+            pull(&a, &d2, 20),
+            pull(&x, &d1, 1),
+            pull(&a, &d1, 3),
+            pull(&top, &d2, 2),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.pulls("hub").await.unwrap(),
+        [
+            pull(&top, &d2, 2),
+            pull(&b, &d1, 5),
+            pull(&a, &d1, 10),
+            pull(&a, &d2, 20)
+        ],
+        "least recently pulled first, never hubx's"
+    );
+    assert_eq!(store.pulls("hubx").await.unwrap(), [pull(&x, &d1, 1)]);
+    for other in ["hu", "library", "hub/library", ""] {
+        assert!(store.pulls(other).await.unwrap().is_empty(), "{other:?}");
+    }
+
+    // A later pull replaces the time; an earlier one (a replica flushing
+    // late) does not.
+    store
+        .record_pulls(&[pull(&a, &d1, 30), pull(&a, &d2, 15)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.pulls("hub").await.unwrap(),
+        [
+            pull(&top, &d2, 2),
+            pull(&b, &d1, 5),
+            pull(&a, &d2, 20),
+            pull(&a, &d1, 30)
+        ]
+    );
+
+    // A pull of a repository that does not exist is ignored, not the batch.
+    store
+        .record_pulls(&[pull(&name("hub/gone"), &d1, 40), pull(&b, &d2, 40)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.pulls("hub").await.unwrap(),
+        [
+            pull(&top, &d2, 2),
+            pull(&b, &d1, 5),
+            pull(&a, &d2, 20),
+            pull(&a, &d1, 30),
+            pull(&b, &d2, 40)
+        ]
+    );
+
+    // An evicted manifest is forgotten (twice is not an error).
+    store.forget_pull(&a, &d1).await.unwrap();
+    store.forget_pull(&a, &d1).await.unwrap();
+    store.forget_pull(&x, &d2).await.unwrap();
+    assert_eq!(
+        store.pulls("hub").await.unwrap(),
+        [
+            pull(&top, &d2, 2),
+            pull(&b, &d1, 5),
+            pull(&a, &d2, 20),
+            pull(&b, &d2, 40)
+        ]
+    );
+    assert_eq!(store.pulls("hubx").await.unwrap(), [pull(&x, &d1, 1)]);
+
+    // A deleted repository's pulls go with it, and do not come back with
+    // a repository of the same name.
+    assert!(repos.delete_repository(&b).await.unwrap());
+    repos
+        .create_repository(&NewRepository {
+            name: b.clone(),
+            visibility: Visibility::Private,
+            short_description: String::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.pulls("hub").await.unwrap(),
+        [pull(&top, &d2, 2), pull(&a, &d2, 20)]
+    );
+    for r in [&top, &a, &b, &x] {
+        assert!(repos.delete_repository(r).await.unwrap());
+    }
+    assert!(store.pulls("hub").await.unwrap().is_empty());
+    assert!(store.pulls("hubx").await.unwrap().is_empty());
+}
+
 /// Checks a [`JobStore`] (claims: one winner, oldest due first; cancel;
 /// stale recovery) with its [`JobLogStore`] (appends, reads from an offset,
 /// a deleted job's log goes with it).

@@ -8,6 +8,8 @@
 //! - [`LeaseStore`]: which job holds which policy.
 //! - [`JobStore`]: the job queue.
 //! - [`JobLogStore`]: the jobs' log lines.
+//! - [`ProxyCacheStore`]: proxy caches (pull-through), one per namespace,
+//!   and when their cached manifests were last pulled.
 //!
 //! [`parts`] builds resumable chunked uploads on a [`BlobStore`]'s parts.
 //!
@@ -32,6 +34,7 @@ pub mod parts;
 mod policy;
 #[cfg(feature = "postgres")]
 mod postgres;
+pub(crate) mod proxy_cache;
 pub(crate) mod push_policy;
 mod repository;
 mod sealed;
@@ -60,6 +63,7 @@ pub use postgres::{
     PgOptions, PgStep, PgStore, error_chain as pg_error_chain, migrate_steps as pg_migrate,
     pool as pg_pool,
 };
+pub use proxy_cache::{CachePull, ProxyCacheStore};
 pub use push_policy::PushPolicyStore;
 pub use repository::{
     CLAIM_TTL, ManifestRecord, NewRepository, Repository, RepositoryContent, RepositoryStore,

@@ -310,6 +310,17 @@ pub trait RepositoryStore: Send + Sync + 'static {
         tags: &[TagRecord],
     ) -> Result<(), StoreError>;
 
+    /// As [`RepositoryStore::publish`], but links none of the manifests'
+    /// blobs: a pull-through cache records manifests fetched from its
+    /// upstream before their blobs, which are linked one by one
+    /// ([`RepositoryStore::link_blob`]) as they are fetched and verified.
+    async fn publish_cached(
+        &self,
+        repo: &RepositoryName,
+        manifests: &[ManifestRecord],
+        tags: &[TagRecord],
+    ) -> Result<(), StoreError>;
+
     /// Removes a tag. Returns whether it existed.
     async fn delete_tag(&self, repo: &RepositoryName, tag: &str) -> Result<bool, StoreError>;
 

@@ -29,6 +29,7 @@ use crate::policy::{MirroringStatus, PollMirroringPolicy, RemoteEndpoint};
 use crate::reference::RepositoryName;
 use crate::secret::Secret;
 
+mod proxy_caches;
 mod push_policies;
 
 const SCHEMA: &str = r#"
@@ -126,7 +127,7 @@ CREATE TABLE IF NOT EXISTS job_logs (
 "#;
 
 /// The schema of `regmirror.db`, step by step (see [`super::migrate`]).
-const MIGRATIONS: [Migration; 10] = [
+const MIGRATIONS: [Migration; 12] = [
     Migration {
         version: 1,
         what: "repositories, manifests, tags, policies, jobs and logs",
@@ -212,6 +213,16 @@ const MIGRATIONS: [Migration; 10] = [
         version: 10,
         what: "push mirroring policies",
         apply: |c| c.execute_batch(push_policies::SCHEMA),
+    },
+    Migration {
+        version: 11,
+        what: "proxy caches",
+        apply: |c| c.execute_batch(proxy_caches::SCHEMA),
+    },
+    Migration {
+        version: 12,
+        what: "when cached manifests were last pulled",
+        apply: |c| c.execute_batch(proxy_caches::PULLS_SCHEMA),
     },
 ];
 
@@ -463,6 +474,7 @@ impl SqliteStore {
         migrate(&mut conn, "regmirror.db", &MIGRATIONS)?;
         reseal_secrets(&conn, &keys)?;
         push_policies::reseal(&conn, &keys)?;
+        proxy_caches::reseal(&conn, &keys)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             keys: Arc::new(keys),
@@ -668,6 +680,83 @@ fn load_manifest(
     }))
 }
 
+impl SqliteStore {
+    /// [`RepositoryStore::publish`] (`link_blobs`) and
+    /// [`RepositoryStore::publish_cached`] (not): the same transaction,
+    /// but only the first links the manifests' blobs to the repository.
+    async fn publish_linking(
+        &self,
+        repo: &RepositoryName,
+        manifests: &[ManifestRecord],
+        tags: &[TagRecord],
+        link_blobs: bool,
+    ) -> Result<(), StoreError> {
+        let repo = repo.to_string();
+        let manifests = manifests.to_vec();
+        let tags = tags.to_vec();
+        self.with(move |c| {
+            let ctx = "publishing manifests and tags";
+            let tx = c.transaction().map_err(db_err(ctx))?;
+            require_repository(&tx, &repo, ctx)?;
+            for m in &manifests {
+                let d = m.digest.to_string();
+                tx.execute(
+                    "INSERT OR REPLACE INTO manifests (repo, digest, media_type, size, subject, artifact_type) VALUES (?1,?2,?3,?4,?5,?6)",
+                    params![repo, d, m.media_type, m.size as i64, m.subject.as_ref().map(|s| s.to_string()), m.artifact_type],
+                )
+                .map_err(db_err(ctx))?;
+                tx.execute("DELETE FROM manifest_refs WHERE repo=?1 AND manifest=?2", params![repo, d])
+                    .map_err(db_err(ctx))?;
+                for (kind, list) in [("blob", &m.blobs), ("manifest", &m.children)] {
+                    for (i, target) in list.iter().enumerate() {
+                        let t = target.to_string();
+                        tx.execute(
+                            "INSERT INTO manifest_refs (repo, manifest, target, kind, position) VALUES (?1,?2,?3,?4,?5)",
+                            params![repo, d, t, kind, i as i64],
+                        )
+                        .map_err(db_err(ctx))?;
+                        if link_blobs && kind == "blob" {
+                            tx.execute("INSERT OR IGNORE INTO repo_blobs (repo, digest) VALUES (?1,?2)", params![repo, t])
+                                .map_err(db_err(ctx))?;
+                        }
+                    }
+                }
+            }
+            let linked: Vec<String> = manifests
+                .iter()
+                .flat_map(|m| std::iter::once(&m.digest).chain(&m.blobs).chain(&m.children))
+                .map(|d| d.to_string())
+                .collect();
+            hold(&tx, &linked, &ts(&crate::job::now()), ctx)?;
+            for t in &tags {
+                let (name, digest) = (std::slice::from_ref(&t.name), t.digest.to_string());
+                record_tag_history(&tx, &repo, name, Some(&digest), &ts(&t.updated_at), ctx)?;
+                tx.execute(
+                    &format!("INSERT OR REPLACE INTO tags (repo, {TAG_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"),
+                    params![
+                        repo,
+                        t.name,
+                        t.digest.to_string(),
+                        t.media_type,
+                        t.size as i64,
+                        t.mirrored.as_ref().map(|m| &m.policy_id),
+                        t.mirrored.as_ref().map(|m| &m.remote_repository),
+                        t.mirrored.as_ref().map(|m| &m.remote_tag),
+                        ts(&t.updated_at),
+                        t.mirrored
+                            .as_ref()
+                            .and_then(|m| m.remote_digest.as_ref())
+                            .map(|d| d.to_string())
+                    ],
+                )
+                .map_err(db_err(ctx))?;
+            }
+            tx.commit().map_err(db_err(ctx))
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl RepositoryStore for SqliteStore {
     async fn create_repository(&self, repo: &NewRepository) -> Result<Repository, StoreError> {
@@ -735,6 +824,7 @@ impl RepositoryStore for SqliteStore {
                 "repo_blobs",
                 "tags",
                 "tag_history",
+                "cache_pulls",
             ] {
                 tx.execute(&format!("DELETE FROM {table} WHERE repo=?1"), params![name])
                     .map_err(db_err("deleting a repository"))?;
@@ -870,69 +960,16 @@ impl RepositoryStore for SqliteStore {
         manifests: &[ManifestRecord],
         tags: &[TagRecord],
     ) -> Result<(), StoreError> {
-        let repo = repo.to_string();
-        let manifests = manifests.to_vec();
-        let tags = tags.to_vec();
-        self.with(move |c| {
-            let ctx = "publishing manifests and tags";
-            let tx = c.transaction().map_err(db_err(ctx))?;
-            require_repository(&tx, &repo, ctx)?;
-            for m in &manifests {
-                let d = m.digest.to_string();
-                tx.execute(
-                    "INSERT OR REPLACE INTO manifests (repo, digest, media_type, size, subject, artifact_type) VALUES (?1,?2,?3,?4,?5,?6)",
-                    params![repo, d, m.media_type, m.size as i64, m.subject.as_ref().map(|s| s.to_string()), m.artifact_type],
-                )
-                .map_err(db_err(ctx))?;
-                tx.execute("DELETE FROM manifest_refs WHERE repo=?1 AND manifest=?2", params![repo, d])
-                    .map_err(db_err(ctx))?;
-                for (kind, list) in [("blob", &m.blobs), ("manifest", &m.children)] {
-                    for (i, target) in list.iter().enumerate() {
-                        let t = target.to_string();
-                        tx.execute(
-                            "INSERT INTO manifest_refs (repo, manifest, target, kind, position) VALUES (?1,?2,?3,?4,?5)",
-                            params![repo, d, t, kind, i as i64],
-                        )
-                        .map_err(db_err(ctx))?;
-                        if kind == "blob" {
-                            tx.execute("INSERT OR IGNORE INTO repo_blobs (repo, digest) VALUES (?1,?2)", params![repo, t])
-                                .map_err(db_err(ctx))?;
-                        }
-                    }
-                }
-            }
-            let linked: Vec<String> = manifests
-                .iter()
-                .flat_map(|m| std::iter::once(&m.digest).chain(&m.blobs).chain(&m.children))
-                .map(|d| d.to_string())
-                .collect();
-            hold(&tx, &linked, &ts(&crate::job::now()), ctx)?;
-            for t in &tags {
-                let (name, digest) = (std::slice::from_ref(&t.name), t.digest.to_string());
-                record_tag_history(&tx, &repo, name, Some(&digest), &ts(&t.updated_at), ctx)?;
-                tx.execute(
-                    &format!("INSERT OR REPLACE INTO tags (repo, {TAG_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"),
-                    params![
-                        repo,
-                        t.name,
-                        t.digest.to_string(),
-                        t.media_type,
-                        t.size as i64,
-                        t.mirrored.as_ref().map(|m| &m.policy_id),
-                        t.mirrored.as_ref().map(|m| &m.remote_repository),
-                        t.mirrored.as_ref().map(|m| &m.remote_tag),
-                        ts(&t.updated_at),
-                        t.mirrored
-                            .as_ref()
-                            .and_then(|m| m.remote_digest.as_ref())
-                            .map(|d| d.to_string())
-                    ],
-                )
-                .map_err(db_err(ctx))?;
-            }
-            tx.commit().map_err(db_err(ctx))
-        })
-        .await
+        self.publish_linking(repo, manifests, tags, true).await
+    }
+
+    async fn publish_cached(
+        &self,
+        repo: &RepositoryName,
+        manifests: &[ManifestRecord],
+        tags: &[TagRecord],
+    ) -> Result<(), StoreError> {
+        self.publish_linking(repo, manifests, tags, false).await
     }
 
     async fn delete_tag(&self, repo: &RepositoryName, tag: &str) -> Result<bool, StoreError> {

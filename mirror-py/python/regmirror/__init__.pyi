@@ -222,6 +222,46 @@ class PushPolicy:
     def to_dict(self) -> dict[str, Any]: ...
 
 @final
+class ProxyCache:
+    """A proxy cache (pull-through): pulls of ``<namespace>/<repository>``
+    are served from the local stores and fetched from ``remote_host`` on a
+    miss. The password is write-only: not an attribute, not in
+    ``to_dict()`` or ``repr``; ``has_password`` says whether one is stored."""
+
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def remote_host(self) -> str: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def has_password(self) -> bool: ...
+    @property
+    def remote_ca(self) -> str: ...
+    @property
+    def skip_tls_verification(self) -> bool: ...
+    @property
+    def tag_ttl_secs(self) -> int:
+        """Seconds a cached tag is served before one ``HEAD`` checks it upstream."""
+    @property
+    def max_bytes(self) -> int:
+        """The namespace's size limit in bytes (0: none)."""
+    @property
+    def anonymous_pull(self) -> bool:
+        """Whether callers who did not log in may pull through it."""
+    @property
+    def is_default(self) -> bool:
+        """Whether names without a known namespace (Docker's
+        ``registry-mirrors``) are looked up here."""
+    @property
+    def created_at(self) -> str:
+        """RFC 3339."""
+    @property
+    def updated_at(self) -> str:
+        """RFC 3339."""
+    def to_dict(self) -> dict[str, Any]: ...
+
+@final
 class Job:
     """A job record (DTR's fields)."""
 
@@ -580,6 +620,77 @@ class _Engine:
     def delete_push_policy(self, id: str) -> bool:
         """Deletes a push policy (what it pushed stays); whether it existed."""
     def delete_push_policy_async(self, id: str) -> Awaitable[bool]: ...
+    def add_proxy_cache(
+        self,
+        *,
+        namespace: str,
+        remote_host: str,
+        username: str = "",
+        password: str = "",
+        remote_ca: Optional[str] = None,
+        skip_tls_verification: bool = False,
+        tag_ttl_secs: Optional[int] = None,
+        max_bytes: Optional[int] = None,
+        anonymous_pull: bool = False,
+        is_default: bool = False,
+    ) -> ProxyCache:
+        """Creates a proxy cache of ``namespace`` (one path component) for the
+        registry at ``remote_host``. ``tag_ttl_secs``: 300 by default, at
+        most a week. Refused (``kind == "conflict"``) when the namespace has
+        a cache or holds repositories."""
+    def add_proxy_cache_async(
+        self,
+        *,
+        namespace: str,
+        remote_host: str,
+        username: str = "",
+        password: str = "",
+        remote_ca: Optional[str] = None,
+        skip_tls_verification: bool = False,
+        tag_ttl_secs: Optional[int] = None,
+        max_bytes: Optional[int] = None,
+        anonymous_pull: bool = False,
+        is_default: bool = False,
+    ) -> Awaitable[ProxyCache]: ...
+    def proxy_caches(self) -> list[ProxyCache]: ...
+    def proxy_caches_async(self) -> Awaitable[list[ProxyCache]]: ...
+    def proxy_cache(self, namespace: str) -> ProxyCache: ...
+    def proxy_cache_async(self, namespace: str) -> Awaitable[ProxyCache]: ...
+    def update_proxy_cache(
+        self,
+        namespace: str,
+        *,
+        remote_host: Optional[str] = None,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        remote_ca: Optional[str] = None,
+        skip_tls_verification: Optional[bool] = None,
+        tag_ttl_secs: Optional[int] = None,
+        max_bytes: Optional[int] = None,
+        anonymous_pull: Optional[bool] = None,
+        is_default: Optional[bool] = None,
+    ) -> ProxyCache:
+        """Changes the given fields (the namespace cannot change); a new
+        remote host or user name drops the stored password unless one is
+        given."""
+    def update_proxy_cache_async(
+        self,
+        namespace: str,
+        *,
+        remote_host: Optional[str] = None,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        remote_ca: Optional[str] = None,
+        skip_tls_verification: Optional[bool] = None,
+        tag_ttl_secs: Optional[int] = None,
+        max_bytes: Optional[int] = None,
+        anonymous_pull: Optional[bool] = None,
+        is_default: Optional[bool] = None,
+    ) -> Awaitable[ProxyCache]: ...
+    def delete_proxy_cache(self, namespace: str) -> bool:
+        """Deletes a proxy cache (its cached repositories stay, no longer
+        filled); whether it existed."""
+    def delete_proxy_cache_async(self, namespace: str) -> Awaitable[bool]: ...
     def push(self, policy_id: str, tag: str) -> Job:
         """Runs one ``push_mirror_tag`` job now (the local ``tag`` through the
         push policy) and returns the finished job."""
@@ -668,6 +779,7 @@ __all__ = [
     "MirroringStatus",
     "NotFoundError",
     "Policy",
+    "ProxyCache",
     "PushPolicy",
     "Tag",
     "TagHistoryEntry",

@@ -128,6 +128,35 @@ pub fn render(m: &MetricsSnapshot, server: ServerCounts) -> String {
         "Bytes the last dry run found it would free.",
         &one(m.gc.last_dry_run_bytes),
     );
+    for (name, help, value) in [
+        (
+            "regmirror_cache_hits_total",
+            "Pulls through proxy caches served from the stores.",
+            m.cache.hits,
+        ),
+        (
+            "regmirror_cache_misses_total",
+            "Manifests and blobs proxy caches fetched from their upstreams.",
+            m.cache.misses,
+        ),
+        (
+            "regmirror_cache_joined_total",
+            "Blob pulls that joined an upstream fetch already under way.",
+            m.cache.joined,
+        ),
+        (
+            "regmirror_cache_stale_served_total",
+            "Cached tags served because the upstream failed (stale-if-error).",
+            m.cache.stale_served,
+        ),
+        (
+            "regmirror_cache_upstream_bytes_total",
+            "Blob bytes proxy caches read from their upstreams.",
+            m.cache.upstream_bytes,
+        ),
+    ] {
+        family(&mut out, name, "counter", help, &one(value));
+    }
     family(
         &mut out,
         "regmirror_tags_copied_total",

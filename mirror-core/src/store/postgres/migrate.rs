@@ -29,7 +29,7 @@ const LOCK_KEY: i64 = 0x7265_676d_6972_726f;
 
 /// Names, tags and digests compare byte by byte (`COLLATE "C"`), so lists
 /// sort as SQLite sorts them, whatever the database's locale.
-const STEPS: [PgStep; 7] = [
+const STEPS: [PgStep; 9] = [
     PgStep {
         version: 1,
         what: "repositories, manifests, tags, policies, leases, jobs and logs",
@@ -191,6 +191,16 @@ CREATE INDEX tag_history_tag ON tag_history (repo, tag, id);
         version: 7,
         what: "push mirroring policies",
         sql: super::push_policy::SCHEMA,
+    },
+    PgStep {
+        version: 8,
+        what: "proxy caches",
+        sql: super::proxy_cache::SCHEMA,
+    },
+    PgStep {
+        version: 9,
+        what: "when cached manifests were last pulled",
+        sql: super::proxy_cache::PULLS_SCHEMA,
     },
 ];
 

@@ -45,6 +45,7 @@ mod log;
 mod migrate;
 pub use migrate::{PgStep, migrate_steps};
 mod policy;
+mod proxy_cache;
 mod push_policy;
 mod repository;
 mod tls;
@@ -166,6 +167,7 @@ impl PgStore {
         drop(client);
         store.reseal_secrets().await?;
         store.reseal_push_secrets().await?;
+        store.reseal_proxy_cache_secrets().await?;
         tracing::info!(database = %store.target, "PostgreSQL metadata store ready");
         Ok(store)
     }

@@ -194,6 +194,103 @@ async fn require_repository(
     Ok(())
 }
 
+impl PgStore {
+    /// [`RepositoryStore::publish`] (`link_blobs`) and
+    /// [`RepositoryStore::publish_cached`] (not): the same transaction,
+    /// but only the first links the manifests' blobs to the repository.
+    async fn publish_linking(
+        &self,
+        repo: &RepositoryName,
+        manifests: &[ManifestRecord],
+        tags: &[TagRecord],
+        link_blobs: bool,
+    ) -> Result<(), StoreError> {
+        let ctx = "publishing manifests and tags";
+        let repo = repo.as_str();
+        let mut client = self.client(ctx).await?;
+        let tx = client.transaction().await.map_err(db_err(ctx))?;
+        gc_lock(&tx, ctx, false).await?;
+        require_repository(&tx, repo, ctx).await?;
+        let linked: Vec<String> = manifests
+            .iter()
+            .flat_map(|m| {
+                std::iter::once(&m.digest)
+                    .chain(&m.blobs)
+                    .chain(&m.children)
+            })
+            .map(Digest::to_string)
+            .collect();
+        hold(&tx, ctx, &linked, &crate::job::now()).await?;
+        for m in manifests {
+            let blobs = strings(&m.blobs);
+            execute(
+                &tx,
+                ctx,
+                &format!(
+                    "INSERT INTO manifests (repo, {MANIFEST_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)
+                     ON CONFLICT (repo, digest) DO UPDATE SET media_type=EXCLUDED.media_type,
+                         size=EXCLUDED.size, blobs=EXCLUDED.blobs, children=EXCLUDED.children,
+                         subject=EXCLUDED.subject, artifact_type=EXCLUDED.artifact_type"
+                ),
+                &[
+                    &repo,
+                    &m.digest.to_string(),
+                    &m.media_type,
+                    &(m.size as i64),
+                    &blobs,
+                    &strings(&m.children),
+                    &m.subject.as_ref().map(Digest::to_string),
+                    &m.artifact_type,
+                ],
+            )
+            .await?;
+            if link_blobs {
+                execute(
+                    &tx,
+                    ctx,
+                    "INSERT INTO repo_blobs (repo, digest) SELECT $1, unnest($2::text[])
+                     ON CONFLICT DO NOTHING",
+                    &[&repo, &blobs],
+                )
+                .await?;
+            }
+        }
+        for t in tags {
+            let (name, digest) = (std::slice::from_ref(&t.name), t.digest.to_string());
+            record_tag_history(&tx, ctx, repo, name, Some(&digest), &t.updated_at).await?;
+            let source = t.mirrored.as_ref();
+            execute(
+                &tx,
+                ctx,
+                &format!(
+                    "INSERT INTO tags (repo, {TAG_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)
+                     ON CONFLICT (repo, name) DO UPDATE SET digest=EXCLUDED.digest,
+                         media_type=EXCLUDED.media_type, size=EXCLUDED.size,
+                         mirrored_by=EXCLUDED.mirrored_by, mirrored_from=EXCLUDED.mirrored_from,
+                         mirrored_tag=EXCLUDED.mirrored_tag, updated_at=EXCLUDED.updated_at,
+                         mirrored_digest=EXCLUDED.mirrored_digest"
+                ),
+                &[
+                    &repo,
+                    &t.name,
+                    &t.digest.to_string(),
+                    &t.media_type,
+                    &(t.size as i64),
+                    &source.map(|s| &s.policy_id),
+                    &source.map(|s| &s.remote_repository),
+                    &source.map(|s| &s.remote_tag),
+                    &t.updated_at,
+                    &source
+                        .and_then(|s| s.remote_digest.as_ref())
+                        .map(|d| d.to_string()),
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(db_err(ctx))
+    }
+}
+
 #[async_trait]
 impl RepositoryStore for PgStore {
     async fn create_repository(&self, repo: &NewRepository) -> Result<Repository, StoreError> {
@@ -345,87 +442,16 @@ impl RepositoryStore for PgStore {
         manifests: &[ManifestRecord],
         tags: &[TagRecord],
     ) -> Result<(), StoreError> {
-        let ctx = "publishing manifests and tags";
-        let repo = repo.as_str();
-        let mut client = self.client(ctx).await?;
-        let tx = client.transaction().await.map_err(db_err(ctx))?;
-        gc_lock(&tx, ctx, false).await?;
-        require_repository(&tx, repo, ctx).await?;
-        let linked: Vec<String> = manifests
-            .iter()
-            .flat_map(|m| {
-                std::iter::once(&m.digest)
-                    .chain(&m.blobs)
-                    .chain(&m.children)
-            })
-            .map(Digest::to_string)
-            .collect();
-        hold(&tx, ctx, &linked, &crate::job::now()).await?;
-        for m in manifests {
-            let blobs = strings(&m.blobs);
-            execute(
-                &tx,
-                ctx,
-                &format!(
-                    "INSERT INTO manifests (repo, {MANIFEST_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)
-                     ON CONFLICT (repo, digest) DO UPDATE SET media_type=EXCLUDED.media_type,
-                         size=EXCLUDED.size, blobs=EXCLUDED.blobs, children=EXCLUDED.children,
-                         subject=EXCLUDED.subject, artifact_type=EXCLUDED.artifact_type"
-                ),
-                &[
-                    &repo,
-                    &m.digest.to_string(),
-                    &m.media_type,
-                    &(m.size as i64),
-                    &blobs,
-                    &strings(&m.children),
-                    &m.subject.as_ref().map(Digest::to_string),
-                    &m.artifact_type,
-                ],
-            )
-            .await?;
-            execute(
-                &tx,
-                ctx,
-                "INSERT INTO repo_blobs (repo, digest) SELECT $1, unnest($2::text[])
-                 ON CONFLICT DO NOTHING",
-                &[&repo, &blobs],
-            )
-            .await?;
-        }
-        for t in tags {
-            let (name, digest) = (std::slice::from_ref(&t.name), t.digest.to_string());
-            record_tag_history(&tx, ctx, repo, name, Some(&digest), &t.updated_at).await?;
-            let source = t.mirrored.as_ref();
-            execute(
-                &tx,
-                ctx,
-                &format!(
-                    "INSERT INTO tags (repo, {TAG_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)
-                     ON CONFLICT (repo, name) DO UPDATE SET digest=EXCLUDED.digest,
-                         media_type=EXCLUDED.media_type, size=EXCLUDED.size,
-                         mirrored_by=EXCLUDED.mirrored_by, mirrored_from=EXCLUDED.mirrored_from,
-                         mirrored_tag=EXCLUDED.mirrored_tag, updated_at=EXCLUDED.updated_at,
-                         mirrored_digest=EXCLUDED.mirrored_digest"
-                ),
-                &[
-                    &repo,
-                    &t.name,
-                    &t.digest.to_string(),
-                    &t.media_type,
-                    &(t.size as i64),
-                    &source.map(|s| &s.policy_id),
-                    &source.map(|s| &s.remote_repository),
-                    &source.map(|s| &s.remote_tag),
-                    &t.updated_at,
-                    &source
-                        .and_then(|s| s.remote_digest.as_ref())
-                        .map(|d| d.to_string()),
-                ],
-            )
-            .await?;
-        }
-        tx.commit().await.map_err(db_err(ctx))
+        self.publish_linking(repo, manifests, tags, true).await
+    }
+
+    async fn publish_cached(
+        &self,
+        repo: &RepositoryName,
+        manifests: &[ManifestRecord],
+        tags: &[TagRecord],
+    ) -> Result<(), StoreError> {
+        self.publish_linking(repo, manifests, tags, false).await
     }
 
     async fn delete_tag(&self, repo: &RepositoryName, tag: &str) -> Result<bool, StoreError> {

@@ -35,6 +35,7 @@ mod orgs;
 pub use openapi::json as openapi_json;
 pub mod paging;
 mod policies;
+mod proxy_caches;
 mod push_policies;
 mod remote;
 mod repositories;
@@ -125,6 +126,14 @@ pub static ROUTES: &[(&str, Handlers)] = &[
         "/repositories/{namespace}/{reponame}/mirroringPolicies",
         || get(push_policies::list_all),
     ),
+    ("/proxyCaches", || {
+        get(proxy_caches::list).post(proxy_caches::create)
+    }),
+    ("/proxyCaches/{namespace}", || {
+        get(proxy_caches::get_one)
+            .put(proxy_caches::update)
+            .delete(proxy_caches::delete)
+    }),
     ("/remote/registry", || post(remote::check)),
     ("/meta/settings", || {
         get(meta::settings).post(meta::update_settings)

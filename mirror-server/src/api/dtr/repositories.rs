@@ -151,6 +151,10 @@ struct Facts {
     /// The caller's level on it: `admin` may manage its mirror policies
     /// and access.
     access_level: AccessLevel,
+    /// When a proxy cache fills it on demand (pull-through): that cache's
+    /// remote registry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cached_from: Option<String>,
 }
 
 /// The facts of `repo` for a caller with `access_level`; `mirrored` is
@@ -165,6 +169,12 @@ async fn facts(
         tag_count: state.mirror.stores().repos.tag_count(&repo.name).await?,
         mirrored: mirrored.contains(repo.name.as_str()),
         access_level,
+        cached_from: state
+            .mirror
+            .pull_through()
+            .cache_of(&repo.name)
+            .await?
+            .map(|c| c.host),
     })
 }
 
@@ -301,6 +311,7 @@ pub async fn create(
         tag_count: 0,
         mirrored: false,
         access_level: AccessLevel::Admin,
+        cached_from: None,
     };
     Ok((StatusCode::CREATED, Json(view(&repo, &users, facts))).into_response())
 }

@@ -15,6 +15,7 @@
 //! leak. Pushing needs the repository to exist (create it with the
 //! management API first), as in DTR without "create repository on push".
 
+mod cache;
 mod content;
 mod delete;
 mod listing;
@@ -169,6 +170,9 @@ async fn handle(req: &Request<'_>, rest: &str, body: Body) -> Result<Response, R
         (&route, method.as_str()),
         (Route::Upload { id: None, .. }, "POST") | (Route::Manifest { .. }, "PUT")
     );
+    if let Some(served) = cache::serve(req, &caller, &route, name, need).await? {
+        return Ok(served);
+    }
     let repo = authorized_repository(state, &caller, name, need, creates).await?;
     match route {
         Route::Manifest { reference, .. } if read => {

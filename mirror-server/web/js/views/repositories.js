@@ -84,7 +84,9 @@ export async function repositoriesView(main, ctx) {
           'aria-label': `Mirrored: see the mirror policies of ${full}`,
           text: 'Mirrored',
         })
-        : h('span', { class: 'muted', text: 'No' })));
+        : repo.cachedFrom
+          ? badge('Cached', 'idle', `Pull-through cache of ${repo.cachedFrom}: filled when pulled`)
+          : h('span', { class: 'muted', text: 'No' })));
   });
 
   const table = h('table', { class: 'table repositories-table' },

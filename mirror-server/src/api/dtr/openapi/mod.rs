@@ -55,6 +55,8 @@ use super::paging::PageSize;
                                                 (`/enzi/v0`): accounts, organizations, their \
                                                 members and teams, and teams' members."),
         (name = "meta", description = "Settings, features and this document."),
+        (name = "proxyCaches", description = "Pull-through caches: local namespaces bound to \
+                                              remote registries, filled on demand."),
         (name = "webhooks", description = "Webhooks: event subscriptions of repositories and \
                                            namespaces, their test and delivery log."),
     ),
@@ -92,6 +94,11 @@ use super::paging::PageSize;
         paths::update_push_policy,
         paths::delete_push_policy,
         paths::list_mirroring_policies,
+        paths::list_proxy_caches,
+        paths::create_proxy_cache,
+        paths::get_proxy_cache,
+        paths::update_proxy_cache,
+        paths::delete_proxy_cache,
         paths::check_remote_registry,
         paths::get_settings,
         paths::update_settings,

@@ -56,6 +56,9 @@ const OTHER_USERS_TOKENS: &str = "Only administrators manage other users' tokens
                                   (`NOT_AUTHORIZED`).";
 const BAD_PAGING: &str =
     "A `pageSize` that is not an integer, or a bad `count` (`INVALID_PARAMETER`).";
+const BAD_PROXY_CACHE: &str = "A field is invalid or missing (`INVALID_PARAMETER`), named in \
+                               `detail.field`; or the remote-host guard refuses `remoteHost`.";
+const NO_SUCH_PROXY_CACHE: &str = "`NOT_FOUND`: no cache on that namespace.";
 const BAD_PARAMETER: &str = "A bad parameter (`INVALID_PARAMETER`), named in `detail.field`.";
 const TOO_MANY_LOGINS: &str = "Too many failed logins (`TOO_MANY_REQUESTS`), with `Retry-After`.";
 const NO_SUCH_ORG: &str = "`NO_SUCH_ACCOUNT`: no such organization, or the caller is neither \
@@ -797,6 +800,84 @@ fn delete_policy() {}
     ),
 )]
 fn check_remote_registry() {}
+
+/// Documents `proxy_caches::list`.
+#[utoipa::path(
+    get, path = "/proxyCaches", operation_id = "listProxyCaches", tag = "proxyCaches",
+    summary = "Every pull-through cache (server administrators); passwords are never shown.",
+    responses(
+        (status = 200, description = "The caches, by namespace.",
+         body = Vec<mirror_core::proxy_cache::ProxyCacheView>),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NOT_ADMIN, body = ErrorBody),
+    ),
+)]
+fn list_proxy_caches() {}
+
+/// Documents `proxy_caches::create`.
+#[utoipa::path(
+    post, path = "/proxyCaches", operation_id = "createProxyCache", tag = "proxyCaches",
+    summary = "Bind a local namespace to a remote registry (server administrators): pulls of \
+               `<namespace>/<repository>` are served from the stores and fetched from the \
+               remote on a miss. `namespace` and `remoteHost` are required.",
+    request_body = mirror_core::proxy_cache::ProxyCacheForm,
+    responses(
+        (status = 201, description = "The cache.", body = mirror_core::proxy_cache::ProxyCacheView),
+        (status = 400, description = BAD_PROXY_CACHE, body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NOT_ADMIN, body = ErrorBody),
+        (status = 409, description = "The namespace has a cache already, or holds repositories \
+                                      (`CONFLICT`).", body = ErrorBody),
+    ),
+)]
+fn create_proxy_cache() {}
+
+/// Documents `proxy_caches::get_one`.
+#[utoipa::path(
+    get, path = "/proxyCaches/{namespace}", operation_id = "getProxyCache", tag = "proxyCaches",
+    summary = "One pull-through cache (server administrators).",
+    params(("namespace" = String, Path, description = "The cache's local namespace.")),
+    responses(
+        (status = 200, description = "The cache.", body = mirror_core::proxy_cache::ProxyCacheView),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NOT_ADMIN, body = ErrorBody),
+        (status = 404, description = NO_SUCH_PROXY_CACHE, body = ErrorBody),
+    ),
+)]
+fn get_proxy_cache() {}
+
+/// Documents `proxy_caches::update`.
+#[utoipa::path(
+    put, path = "/proxyCaches/{namespace}", operation_id = "updateProxyCache", tag = "proxyCaches",
+    summary = "Change a pull-through cache (the fields given; server administrators). A new \
+               `remoteHost` or `username` drops the stored password unless a new one is given.",
+    params(("namespace" = String, Path, description = "The cache's local namespace.")),
+    request_body = mirror_core::proxy_cache::ProxyCacheForm,
+    responses(
+        (status = 200, description = "The cache.", body = mirror_core::proxy_cache::ProxyCacheView),
+        (status = 400, description = BAD_PROXY_CACHE, body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NOT_ADMIN, body = ErrorBody),
+        (status = 404, description = NO_SUCH_PROXY_CACHE, body = ErrorBody),
+    ),
+)]
+fn update_proxy_cache() {}
+
+/// Documents `proxy_caches::delete`.
+#[utoipa::path(
+    delete, path = "/proxyCaches/{namespace}", operation_id = "deleteProxyCache",
+    tag = "proxyCaches",
+    summary = "Delete a pull-through cache (server administrators); its repositories stay, no \
+               longer filled.",
+    params(("namespace" = String, Path, description = "The cache's local namespace.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 403, description = NOT_ADMIN, body = ErrorBody),
+        (status = 404, description = NO_SUCH_PROXY_CACHE, body = ErrorBody),
+    ),
+)]
+fn delete_proxy_cache() {}
 
 /// Documents `meta::settings`.
 #[utoipa::path(
