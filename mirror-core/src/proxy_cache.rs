@@ -355,9 +355,9 @@ pub struct CacheTarget {
 /// The cache and repositories a pull of `name` reaches, if any: `name`
 /// under a cache's namespace; else, with `ns` (containerd's `?ns=`
 /// query: the registry the client meant), the cache whose namespace is
-/// `ns` or, for `docker.io`, the Docker Hub cache; else, for a name with
-/// no local repository (`exists` is false), the default cache (the one
-/// marked default, or the only Docker Hub cache). Pure.
+/// `ns`, or whose remote is on host `ns` (for `docker.io`: the Docker Hub
+/// cache, else the default one); else, for a name with no local repository
+/// (`exists` is false), the [`default_cache`]. Pure.
 pub fn route(
     caches: &[ProxyCache],
     name: &RepositoryName,
@@ -384,21 +384,38 @@ pub fn route(
     };
     if let Some(ns) = ns {
         let hub = is_docker_hub(ns);
+        let host_is = |c: &ProxyCache| c.host.split("://").nth(1) == Some(ns);
         return caches
             .iter()
             .find(|c| c.namespace == ns)
-            .or_else(|| caches.iter().find(|c| hub && c.is_docker_hub()))
+            .or_else(|| {
+                caches
+                    .iter()
+                    .find(|c| host_is(c) || (hub && c.is_docker_hub()))
+            })
+            .or_else(|| if hub { default_cache(caches) } else { None })
             .and_then(under);
     }
     if exists {
         return None;
     }
-    let hubs: Vec<&ProxyCache> = caches.iter().filter(|c| c.is_docker_hub()).collect();
+    default_cache(caches).and_then(under)
+}
+
+/// The cache that takes names without a cache's namespace (Docker's
+/// `registry-mirrors` asks for `library/alpine`; containerd's `?ns=docker.io`):
+/// the one marked default; else the only one whose remote is Docker Hub.
+pub fn default_cache(caches: &[ProxyCache]) -> Option<&ProxyCache> {
+    fn only<'a>(mut it: impl Iterator<Item = &'a ProxyCache>) -> Option<&'a ProxyCache> {
+        match (it.next(), it.next()) {
+            (Some(c), None) => Some(c),
+            _ => None,
+        }
+    }
     caches
         .iter()
         .find(|c| c.is_default)
-        .or(if hubs.len() == 1 { Some(hubs[0]) } else { None })
-        .and_then(under)
+        .or_else(|| only(caches.iter().filter(|c| c.is_docker_hub())))
 }
 
 #[cfg(test)]
@@ -452,6 +469,28 @@ mod tests {
             cache("hub2", "https://docker.io"),
         ];
         assert_eq!(route(&two, &name("library/alpine"), None, false), None);
+        // A cache of another registry takes no unprefixed name unless
+        // marked default; `?ns=<its host>` reaches it.
+        let one = [cache("mirror", "https://registry.example.com:5000")];
+        assert_eq!(route(&one, &name("library/alpine"), None, false), None);
+        assert_eq!(
+            route(&one, &name("library/alpine"), Some("docker.io"), true),
+            None
+        );
+        let t = route(
+            &one,
+            &name("acme/app"),
+            Some("registry.example.com:5000"),
+            true,
+        )
+        .unwrap();
+        assert_eq!(t.local.as_str(), "mirror/acme/app");
+        let mut marked = one.clone();
+        marked[0].is_default = true;
+        let t = route(&marked, &name("library/alpine"), Some("docker.io"), true).unwrap();
+        assert_eq!(t.local.as_str(), "mirror/library/alpine");
+        let t = route(&marked, &name("library/alpine"), None, false).unwrap();
+        assert_eq!(t.remote.as_str(), "library/alpine");
     }
 
     #[test]

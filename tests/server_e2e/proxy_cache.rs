@@ -235,7 +235,10 @@ async fn ctr_pulls_through_the_cache_as_its_docker_io_mirror() {
     let server = TestServer::start_with(|c| {
         c.proxy_caches = vec![ProxyCacheForm {
             anonymous_pull: Some(true),
-            ..form("docker.io", &remote)
+            // Not named docker.io: marked default, it takes containerd's
+            // `?ns=docker.io`.
+            is_default: Some(true),
+            ..form("hub", &remote)
         }];
     })
     .await;
@@ -283,7 +286,7 @@ async fn ctr_pulls_through_the_cache_as_its_docker_io_mirror() {
     );
     let tags = server
         .admin()
-        .get("/v2/docker.io/library/busybox/tags/list")
+        .get("/v2/hub/library/busybox/tags/list")
         .await
         .expect(StatusCode::OK)
         .json();
@@ -441,7 +444,7 @@ async fn who_may_manage_pull_and_push() {
     let server = TestServer::start().await;
     server.create_user("alice", "alice-pw-123").await;
     let alice = Some(("alice", "alice-pw-123"));
-    let body = json!({"namespace": "up", "remoteHost": up.url(), "password": "s3cret-pw", "username": "u"});
+    let body = json!({"namespace": "up", "remoteHost": up.url(), "password": "s3cret-pw", "username": "u", "isDefault": true});
     // Only administrators manage caches.
     server
         .api()
@@ -542,6 +545,45 @@ async fn who_may_manage_pull_and_push() {
         .await;
     assert_eq!(leak.status, StatusCode::NOT_FOUND, "{}", leak.text());
     assert!(!leak.text().contains("a private layer"));
+    // The default cache takes names under no cache's namespace (Docker's
+    // registry-mirrors form) that the caller cannot read locally: an
+    // existing private repository answers as a missing one does.
+    let hidden = server
+        .api()
+        .creds(alice)
+        .get("/v2/admin/private/manifests/v1")
+        .await;
+    let missing = server
+        .api()
+        .creds(alice)
+        .get("/v2/admin/nothere/manifests/v1")
+        .await;
+    assert_eq!(
+        hidden.status,
+        missing.status,
+        "{} / {}",
+        hidden.text(),
+        missing.text()
+    );
+    assert_eq!(hidden.error_code(), missing.error_code());
+    // Names the upstream does not have create no cached repository.
+    let catalog = server
+        .admin()
+        .get("/v2/_catalog")
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let names = catalog["repositories"].to_string();
+    assert!(
+        !names.contains("nothere") && !names.contains("up/admin"),
+        "{names}"
+    );
+    // Its owner still reads it locally.
+    server
+        .admin()
+        .get(format!("/v2/admin/private/blobs/{private}"))
+        .await
+        .expect(StatusCode::OK);
     // Deleting the cache leaves its repository, no longer filled.
     server
         .admin()

@@ -93,6 +93,7 @@ pub(crate) struct FlightPlan {
     pub blobs: std::sync::Arc<dyn BlobStore>,
     pub repos: std::sync::Arc<dyn RepositoryStore>,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    pub events: std::sync::Arc<dyn crate::events::EventSink>,
 }
 
 /// Starts the fetch: answers once the upstream answered (with the tee, or
@@ -181,7 +182,11 @@ async fn land(
         }
         Err(e) => return fail(&mut tee, format!("storing blob {}: {e}", plan.digest)),
     }
-    if let Err(e) = plan.repos.link_blob(&plan.local, &plan.digest).await {
+    let linked = async {
+        super::ensure_repository(plan.repos.as_ref(), plan.events.as_ref(), &plan.local).await?;
+        plan.repos.link_blob(&plan.local, &plan.digest).await
+    };
+    if let Err(e) = linked.await {
         return fail(&mut tee, format!("linking blob {}: {e}", plan.digest));
     }
     if let Some(last) = held {

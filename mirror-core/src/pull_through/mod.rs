@@ -120,6 +120,19 @@ impl CacheError {
     }
 }
 
+/// Where a pull goes ([`PullThrough::target`]).
+#[derive(Debug, Clone)]
+pub struct Routed {
+    /// The cache.
+    pub cache: ProxyCache,
+    /// Its local and remote repositories.
+    pub target: CacheTarget,
+    /// The name is under no cache's namespace and went to the default
+    /// cache: a local repository of that name the caller may read comes
+    /// first.
+    pub fallback: bool,
+}
+
 /// A manifest served through a cache.
 #[derive(Debug, Clone)]
 pub struct CachedManifest {
@@ -203,29 +216,28 @@ impl PullThrough {
     }
 
     /// The cache a pull of `name` goes through, if any (see
-    /// [`crate::proxy_cache::route`]; `ns` is containerd's `?ns=`).
+    /// [`crate::proxy_cache::route`]; `ns` is containerd's `?ns=`). A
+    /// [`Routed::fallback`] answer (a name under no cache's namespace, given
+    /// to the default cache) stands only when no local repository of that
+    /// name is readable by the caller, which the caller decides.
     pub async fn target(
         &self,
         name: &RepositoryName,
         ns: Option<&str>,
-    ) -> Result<Option<(ProxyCache, CacheTarget)>, StoreError> {
+    ) -> Result<Option<Routed>, StoreError> {
         let caches = self.caches().await?;
         if caches.is_empty() {
             return Ok(None);
         }
         let under_cache = caches.iter().any(|c| c.namespace == name.owner_namespace());
-        // Whether a local repository of that name exists matters only when
-        // the default cache could take the name (so a server with caches
-        // but no default makes no extra lookup per request).
-        let default_may_take = caches.iter().any(|c| c.is_default)
-            || caches.iter().filter(|c| c.is_docker_hub()).count() == 1;
-        let exists = !under_cache
-            && ns.is_none()
-            && default_may_take
-            && self.stores.repos.repository(name).await?.is_some();
-        Ok(route(&caches, name, ns, exists).and_then(|t| {
-            let cache = caches.iter().find(|c| c.namespace == t.namespace)?;
-            Some((cache.clone(), t))
+        let fallback = !under_cache && ns.is_none();
+        Ok(route(&caches, name, ns, false).and_then(|target| {
+            let cache = caches.iter().find(|c| c.namespace == target.namespace)?;
+            Some(Routed {
+                cache: cache.clone(),
+                target,
+                fallback,
+            })
         }))
     }
 
@@ -244,32 +256,12 @@ impl PullThrough {
         &self,
         target: &CacheTarget,
     ) -> Result<crate::store::Repository, StoreError> {
-        let repos = &self.stores.repos;
-        if let Some(r) = repos.repository(&target.local).await? {
-            return Ok(r);
-        }
-        let new = NewRepository {
-            name: target.local.clone(),
-            visibility: Visibility::Private,
-            short_description: String::new(),
-        };
-        match repos.create_repository(&new).await {
-            Ok(r) => {
-                tracing::info!(repository = %target.local, "cached repository created on its first pull");
-                let created = EventKind::Repository(RepositoryChange::Created);
-                self.events.emit(Event::now(created, &target.local, None));
-                Ok(r)
-            }
-            Err(StoreError::Conflict { .. }) => {
-                repos
-                    .repository(&target.local)
-                    .await?
-                    .ok_or_else(|| StoreError::NotFound {
-                        what: format!("repository {}", target.local),
-                    })
-            }
-            Err(e) => Err(e),
-        }
+        ensure_repository(
+            self.stores.repos.as_ref(),
+            self.events.as_ref(),
+            &target.local,
+        )
+        .await
     }
 
     /// A manifest by tag or digest, from the stores or the upstream.
@@ -279,7 +271,6 @@ impl PullThrough {
         target: &CacheTarget,
         reference: &str,
     ) -> Result<CachedManifest, CacheError> {
-        self.repository(target).await?;
         let served = if reference.contains(':') {
             let digest = Digest::parse(reference).map_err(|e| CacheError::Invalid {
                 what: reference.to_string(),
@@ -417,6 +408,9 @@ impl PullThrough {
             })?;
         let size = fetched.bytes.len() as u64;
         let digest = fetched.digest.clone();
+        // Created with the first thing the upstream had, not on any name
+        // asked for.
+        self.repository(target).await?;
         self.stores
             .blobs
             .put(fetched.bytes.clone(), &digest)
@@ -476,7 +470,6 @@ impl PullThrough {
             self.metrics.record_cache(|c| c.hits += 1);
             return Ok(CachedBlob::Stored);
         }
-        self.repository(target).await?;
         let remote = self.remote(cache, target)?;
         let key = (target.local.clone(), digest.clone());
         let (landing, leader) = {
@@ -510,6 +503,7 @@ impl PullThrough {
             blobs: self.stores.blobs.clone(),
             repos: self.stores.repos.clone(),
             metrics: self.metrics.clone(),
+            events: self.events.clone(),
         };
         let tee = flight::start(plan, done)
             .await
@@ -576,6 +570,40 @@ impl PullThrough {
         }
         remotes.insert(key, remote.clone());
         Ok(remote)
+    }
+}
+
+/// The cached repository `name`, created (private) with the first content
+/// fetched for it; reports its creation.
+pub(crate) async fn ensure_repository(
+    repos: &dyn RepositoryStore,
+    events: &dyn EventSink,
+    name: &RepositoryName,
+) -> Result<crate::store::Repository, StoreError> {
+    if let Some(r) = repos.repository(name).await? {
+        return Ok(r);
+    }
+    let new = NewRepository {
+        name: name.clone(),
+        visibility: Visibility::Private,
+        short_description: String::new(),
+    };
+    match repos.create_repository(&new).await {
+        Ok(r) => {
+            tracing::info!(repository = %name, "cached repository created on its first pull");
+            let created = EventKind::Repository(RepositoryChange::Created);
+            events.emit(Event::now(created, name, None));
+            Ok(r)
+        }
+        Err(StoreError::Conflict { .. }) => {
+            repos
+                .repository(name)
+                .await?
+                .ok_or_else(|| StoreError::NotFound {
+                    what: format!("repository {name}"),
+                })
+        }
+        Err(e) => Err(e),
     }
 }
 

@@ -38,9 +38,22 @@ pub(super) async fn serve(
     };
     let state = req.state;
     let pull_through = state.mirror.pull_through();
-    let Some((cache, target)) = pull_through.target(&parsed, req.query("ns")).await? else {
+    let Some(routed) = pull_through.target(&parsed, req.query("ns")).await? else {
         return Ok(None);
     };
+    let (cache, target) = (routed.cache, routed.target);
+    // A name under no cache's namespace (Docker's registry-mirrors form)
+    // is a local repository first, for whoever may read it. For others,
+    // an existing repository and a missing one both go to the cache, so
+    // the answer does not tell them apart.
+    if routed.fallback
+        && let Some(repo) = state.mirror.stores().repos.repository(&parsed).await?
+        && access_level(&state.accounts, caller, &parsed, Some(repo.visibility))
+            .await?
+            .is_some()
+    {
+        return Ok(None);
+    }
     if need != AccessLevel::ReadOnly {
         // Deletes of cached content go the ordinary way (repository
         // admins evict); pushes into a cache's namespace are refused; a
