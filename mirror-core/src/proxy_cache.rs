@@ -350,37 +350,41 @@ pub struct CacheTarget {
     pub local: RepositoryName,
     /// The repository on the remote.
     pub remote: RepositoryName,
+    /// The name was under no cache's namespace and went to the
+    /// [`default_cache`]: a local repository of that name comes first for
+    /// whoever may read it (the server decides).
+    pub fallback: bool,
 }
 
 /// The cache and repositories a pull of `name` reaches, if any: `name`
 /// under a cache's namespace; else, with `ns` (containerd's `?ns=`
 /// query: the registry the client meant), the cache whose namespace is
 /// `ns`, or whose remote is on host `ns` (for `docker.io`: the Docker Hub
-/// cache, else the default one); else, for a name with no local repository
-/// (`exists` is false), the [`default_cache`]. Pure.
+/// cache, else the default one); else the [`default_cache`], marked
+/// [`CacheTarget::fallback`]. Pure.
 pub fn route(
     caches: &[ProxyCache],
     name: &RepositoryName,
     ns: Option<&str>,
-    exists: bool,
 ) -> Option<CacheTarget> {
-    let target = |c: &ProxyCache, local: RepositoryName| {
+    let target = |c: &ProxyCache, local: RepositoryName, fallback: bool| {
         c.remote_repository(&local).map(|remote| CacheTarget {
             namespace: c.namespace.clone(),
             local,
             remote,
+            fallback,
         })
     };
     if let Some(c) = caches
         .iter()
         .find(|c| c.namespace == name.owner_namespace())
     {
-        return target(c, name.clone());
+        return target(c, name.clone(), false);
     }
-    let under = |c: &ProxyCache| {
+    let under = |c: &ProxyCache, fallback: bool| {
         RepositoryName::parse(&format!("{}/{}", c.namespace, name))
             .ok()
-            .and_then(|local| target(c, local))
+            .and_then(|local| target(c, local, fallback))
     };
     if let Some(ns) = ns {
         let hub = is_docker_hub(ns);
@@ -394,12 +398,9 @@ pub fn route(
                     .find(|c| host_is(c) || (hub && c.is_docker_hub()))
             })
             .or_else(|| if hub { default_cache(caches) } else { None })
-            .and_then(under);
+            .and_then(|c| under(c, false));
     }
-    if exists {
-        return None;
-    }
-    default_cache(caches).and_then(under)
+    default_cache(caches).and_then(|c| under(c, true))
 }
 
 /// The cache that takes names without a cache's namespace (Docker's
@@ -442,54 +443,48 @@ mod tests {
             cache("docker.io", "https://index.docker.io"),
             cache("ghcr", "https://ghcr.io"),
         ];
-        let t = route(&caches, &name("docker.io/alpine"), None, false).unwrap();
+        let t = route(&caches, &name("docker.io/alpine"), None).unwrap();
         assert_eq!(
             (t.local.as_str(), t.remote.as_str()),
             ("docker.io/alpine", "library/alpine")
         );
-        let t = route(&caches, &name("ghcr/acme/tool"), None, true).unwrap();
+        let t = route(&caches, &name("ghcr/acme/tool"), None).unwrap();
         assert_eq!(t.remote.as_str(), "acme/tool");
+        assert!(!t.fallback);
         // Docker's registry-mirrors form: no namespace, no local repository.
-        let t = route(&caches, &name("library/alpine"), None, false).unwrap();
+        let t = route(&caches, &name("library/alpine"), None).unwrap();
         assert_eq!(t.local.as_str(), "docker.io/library/alpine");
-        // A local repository of that name is served as it is.
-        assert_eq!(route(&caches, &name("library/alpine"), None, true), None);
+        // A fallback: a local repository of that name readable by the
+        // caller comes first (the server checks).
+        assert!(t.fallback);
         // containerd's ?ns= names the registry the client meant.
-        let t = route(&caches, &name("library/alpine"), Some("docker.io"), true).unwrap();
+        let t = route(&caches, &name("library/alpine"), Some("docker.io")).unwrap();
         assert_eq!(t.remote.as_str(), "library/alpine");
-        let t = route(&caches, &name("acme/tool"), Some("ghcr"), true).unwrap();
+        assert!(!t.fallback, "the client named the registry");
+        let t = route(&caches, &name("acme/tool"), Some("ghcr")).unwrap();
         assert_eq!(t.local.as_str(), "ghcr/acme/tool");
-        assert_eq!(
-            route(&caches, &name("acme/tool"), Some("quay.io"), false),
-            None
-        );
+        assert_eq!(route(&caches, &name("acme/tool"), Some("quay.io")), None);
         // Two Docker Hub caches and none marked: no default.
         let two = [
             cache("hub1", "https://index.docker.io"),
             cache("hub2", "https://docker.io"),
         ];
-        assert_eq!(route(&two, &name("library/alpine"), None, false), None);
+        assert_eq!(route(&two, &name("library/alpine"), None), None);
         // A cache of another registry takes no unprefixed name unless
         // marked default; `?ns=<its host>` reaches it.
         let one = [cache("mirror", "https://registry.example.com:5000")];
-        assert_eq!(route(&one, &name("library/alpine"), None, false), None);
+        assert_eq!(route(&one, &name("library/alpine"), None), None);
         assert_eq!(
-            route(&one, &name("library/alpine"), Some("docker.io"), true),
+            route(&one, &name("library/alpine"), Some("docker.io")),
             None
         );
-        let t = route(
-            &one,
-            &name("acme/app"),
-            Some("registry.example.com:5000"),
-            true,
-        )
-        .unwrap();
+        let t = route(&one, &name("acme/app"), Some("registry.example.com:5000")).unwrap();
         assert_eq!(t.local.as_str(), "mirror/acme/app");
         let mut marked = one.clone();
         marked[0].is_default = true;
-        let t = route(&marked, &name("library/alpine"), Some("docker.io"), true).unwrap();
+        let t = route(&marked, &name("library/alpine"), Some("docker.io")).unwrap();
         assert_eq!(t.local.as_str(), "mirror/library/alpine");
-        let t = route(&marked, &name("library/alpine"), None, false).unwrap();
+        let t = route(&marked, &name("library/alpine"), None).unwrap();
         assert_eq!(t.remote.as_str(), "library/alpine");
     }
 

@@ -125,12 +125,9 @@ impl CacheError {
 pub struct Routed {
     /// The cache.
     pub cache: ProxyCache,
-    /// Its local and remote repositories.
+    /// Its local and remote repositories, and whether the name went to the
+    /// default cache ([`CacheTarget::fallback`]).
     pub target: CacheTarget,
-    /// The name is under no cache's namespace and went to the default
-    /// cache: a local repository of that name the caller may read comes
-    /// first.
-    pub fallback: bool,
 }
 
 /// A manifest served through a cache.
@@ -217,9 +214,9 @@ impl PullThrough {
 
     /// The cache a pull of `name` goes through, if any (see
     /// [`crate::proxy_cache::route`]; `ns` is containerd's `?ns=`). A
-    /// [`Routed::fallback`] answer (a name under no cache's namespace, given
-    /// to the default cache) stands only when no local repository of that
-    /// name is readable by the caller, which the caller decides.
+    /// [`CacheTarget::fallback`] answer stands only when no local
+    /// repository of that name is readable by the caller, which the caller
+    /// decides.
     pub async fn target(
         &self,
         name: &RepositoryName,
@@ -229,14 +226,11 @@ impl PullThrough {
         if caches.is_empty() {
             return Ok(None);
         }
-        let under_cache = caches.iter().any(|c| c.namespace == name.owner_namespace());
-        let fallback = !under_cache && ns.is_none();
-        Ok(route(&caches, name, ns, false).and_then(|target| {
+        Ok(route(&caches, name, ns).and_then(|target| {
             let cache = caches.iter().find(|c| c.namespace == target.namespace)?;
             Some(Routed {
                 cache: cache.clone(),
                 target,
-                fallback,
             })
         }))
     }

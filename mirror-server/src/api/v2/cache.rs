@@ -46,7 +46,7 @@ pub(super) async fn serve(
     // is a local repository first, for whoever may read it. For others,
     // an existing repository and a missing one both go to the cache, so
     // the answer does not tell them apart.
-    if routed.fallback
+    if target.fallback
         && let Some(repo) = state.mirror.stores().repos.repository(&parsed).await?
         && access_level(&state.accounts, caller, &parsed, Some(repo.visibility))
             .await?
@@ -215,13 +215,10 @@ async fn blob(
 
 /// The OCI error of a failed pull through a cache.
 fn cache_error(e: CacheError, reference: &str, manifest: bool) -> RegistryError {
-    match (&e, e.kind()) {
-        (CacheError::Store(_), _) => match e {
-            CacheError::Store(s) => s.into(),
-            _ => unreachable!("matched above"),
-        },
-        (_, ErrorKind::NotFound) if manifest => RegistryError::manifest_unknown(reference),
-        (_, ErrorKind::NotFound) => RegistryError::blob_unknown(reference),
-        _ => RegistryError::upstream_unavailable(e.to_string()),
+    match e {
+        CacheError::Store(s) => s.into(),
+        e if e.kind() != ErrorKind::NotFound => RegistryError::upstream_unavailable(e.to_string()),
+        _ if manifest => RegistryError::manifest_unknown(reference),
+        _ => RegistryError::blob_unknown(reference),
     }
 }
