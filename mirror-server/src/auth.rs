@@ -24,7 +24,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::extract::ConnectInfo;
 
-use crate::client_ip::ClientIp;
+use crate::client_ip::{ClientIp, RequestOrigin};
 use axum::http::{Extensions, HeaderMap};
 use base64::Engine;
 use mirror_core::RepositoryName;
@@ -32,13 +32,31 @@ use mirror_core::store::Visibility;
 
 use crate::accounts::{AccessLevel, Account, AccountError, Accounts, Credential};
 
-/// The realm of the `WWW-Authenticate: Basic` challenge.
-pub const REALM: &str = "regmirror";
+/// The `service` of the Bearer challenge (and the realm of the Basic one).
+pub const SERVICE: &str = "regmirror";
+
+/// The bearer token `GET /auth/token` gives a caller without credentials:
+/// not a secret, it stands for no credentials at all.
+pub const ANONYMOUS_BEARER: &str = "anonymous";
 
 /// The `WWW-Authenticate` header value of a `/v2` 401 (`/api/v0` sends
 /// none, so browsers never prompt for credentials and cache them).
-pub fn challenge() -> String {
-    format!("Basic realm=\"{REALM}\"")
+///
+/// A Bearer challenge naming `GET /auth/token` at the origin the client
+/// used, as DTR sent: clients with credentials trade them there for a
+/// bearer token, and clients without (a Docker daemon using this server
+/// as its `registry-mirrors` entry) get [`ANONYMOUS_BEARER`] and pull
+/// what anonymous callers may. Docker gives up on a Basic challenge it has
+/// no credentials for, so a Basic challenge would shut it out of public
+/// repositories and anonymous caches. Without a usable `Host` the
+/// challenge is Basic: a realm URL cannot be built.
+pub fn challenge(origin: Option<&RequestOrigin>) -> String {
+    match origin {
+        Some(RequestOrigin(origin)) => {
+            format!("Bearer realm=\"{origin}/auth/token\",service=\"{SERVICE}\"")
+        }
+        None => format!("Basic realm=\"{SERVICE}\""),
+    }
 }
 
 /// The authenticated caller of a request.
@@ -158,7 +176,7 @@ pub fn parse_authorization<'a>(
 
 /// Like [`authenticate`], with the kind of secret that matched: the
 /// account and [`Credential`], or `None` without an `Authorization` header
-/// (or with empty Basic credentials).
+/// (or with empty Basic credentials, or [`ANONYMOUS_BEARER`]).
 /// Basic credentials are checked (and limited) by `Accounts::verify`,
 /// bearer tokens by `Accounts::verify_bearer`.
 pub async fn credentials(
@@ -180,6 +198,7 @@ pub async fn credentials(
             user: "",
             secret: "",
         } => return Ok(None),
+        Authorization::Bearer(ANONYMOUS_BEARER) => return Ok(None),
         Authorization::Basic { user, secret } => accounts.verify(user, secret, client).await?,
         Authorization::Bearer(token) => accounts.verify_bearer(token).await?,
     };

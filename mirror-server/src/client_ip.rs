@@ -14,7 +14,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request};
-use axum::http::HeaderMap;
+use axum::http::uri::Authority;
+use axum::http::{HeaderMap, Uri};
 use axum::middleware::Next;
 use axum::response::Response;
 use ipnet::IpNet;
@@ -111,12 +112,69 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
         .map(|s| s.ip().to_canonical())
 }
 
+/// The origin (`scheme://host[:port]`) the client used to reach this
+/// server, as far as a request tells: its `Host` (or the URI's authority),
+/// `https` when this server terminates TLS; or, from a trusted proxy, what
+/// it reports in `X-Forwarded-Proto` and `X-Forwarded-Host`. A request
+/// extension set by [`resolve`], absent when no usable host was sent. The
+/// registry's Bearer challenge names its token endpoint with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestOrigin(pub String);
+
+impl RequestOrigin {
+    /// The origin of a request with `headers` and `uri`, from a peer that
+    /// is (`via_trusted_proxy`) or is not a trusted proxy, to a server that
+    /// does (`tls`) or does not terminate TLS itself.
+    pub fn of(headers: &HeaderMap, uri: &Uri, tls: bool, via_trusted_proxy: bool) -> Option<Self> {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                // A proxy chain appends: the first entry is the client's.
+                .and_then(|v| v.split(',').next())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        };
+        let forwarded = |name| header(name).filter(|_| via_trusted_proxy);
+        let host = forwarded("x-forwarded-host")
+            .or_else(|| header("host"))
+            .or_else(|| uri.authority().map(|a| a.as_str()))?;
+        // Only a plain `host[:port]`: nothing that could end the quoted
+        // realm or smuggle user information into it.
+        let authority: Authority = host.parse().ok()?;
+        if authority.as_str().contains(['@', '"', '\\']) {
+            return None;
+        }
+        let scheme = match forwarded("x-forwarded-proto") {
+            Some(p) if p.eq_ignore_ascii_case("https") => "https",
+            Some(p) if p.eq_ignore_ascii_case("http") => "http",
+            _ if tls => "https",
+            _ => "http",
+        };
+        Some(RequestOrigin(format!("{scheme}://{authority}")))
+    }
+}
+
 /// Middleware: sets [`ClientIp`] on every request, from the peer address
-/// (`ConnectInfo`) and `trusted`.
-pub async fn resolve(trusted: Arc<TrustedProxies>, mut req: Request, next: Next) -> Response {
-    if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() {
-        let ip = trusted.client(peer.ip(), req.headers());
+/// (`ConnectInfo`) and `trusted`, and [`RequestOrigin`] (`tls`: whether
+/// this server terminates TLS).
+pub async fn resolve(
+    trusted: Arc<TrustedProxies>,
+    tls: bool,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical());
+    if let Some(peer) = peer {
+        let ip = trusted.client(peer, req.headers());
         req.extensions_mut().insert(ClientIp(ip));
+    }
+    let via_proxy = peer.is_some_and(|p| trusted.trusts(p));
+    if let Some(origin) = RequestOrigin::of(req.headers(), req.uri(), tls, via_proxy) {
+        req.extensions_mut().insert(origin);
     }
     next.run(req).await
 }

@@ -24,7 +24,7 @@ use mirror_core::{ErrorKind, MirrorError, RemoteError};
 use serde_json::{Value, json};
 
 use crate::accounts::AccountError;
-use crate::auth::{AuthFailure, challenge};
+use crate::auth::AuthFailure;
 use crate::orgs::OrgError;
 use crate::scheduler::CronError;
 use crate::store::DbError;
@@ -487,7 +487,7 @@ impl RegistryError {
         self.status
     }
 
-    /// 401 with a Basic challenge.
+    /// 401; the `/v2` router adds the challenge.
     pub fn unauthorized(reason: impl Into<String>) -> Self {
         let reason = reason.into();
         RegistryError::new(
@@ -811,13 +811,9 @@ impl IntoResponse for RegistryError {
         )
             .into_response();
         let h = resp.headers_mut();
+        // A 401's challenge is added by the `/v2` router, which knows the
+        // origin the client used (`api::v2::challenge`).
         h.insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));
-        if self.status == StatusCode::UNAUTHORIZED {
-            h.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_str(&challenge()).expect("ASCII"),
-            );
-        }
         for (name, value) in self.headers {
             if let Ok(v) = HeaderValue::from_str(&value) {
                 h.insert(name, v);

@@ -258,8 +258,9 @@ pub async fn run(
         tracing::info!(trusted_proxies = %nets.join(","), "X-Forwarded-For believed from these peers");
     }
     let trusted = Arc::new(config.trusted_proxies.clone());
+    let terminates_tls = tls.is_some();
     let app = api::router(state).layer(axum::middleware::from_fn(move |req, next| {
-        client_ip::resolve(trusted.clone(), req, next)
+        client_ip::resolve(trusted.clone(), terminates_tls, req, next)
     }));
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(

@@ -147,9 +147,36 @@ async fn only_v2_challenges_for_credentials() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    // DTR's Bearer challenge (browsers never prompt for it), naming the
+    // token endpoint at the origin the client used.
     assert_eq!(
         resp.headers()["www-authenticate"],
-        "Basic realm=\"regmirror\""
+        format!(
+            "Bearer realm=\"{}/auth/token\",service=\"regmirror\"",
+            server.url
+        )
     );
+    // A forwarded host is believed from trusted proxies only (none here),
+    // and a Host that is not a plain `host[:port]` never reaches the
+    // quoted realm.
+    for (name, value) in [
+        ("x-forwarded-host", "evil.example"),
+        ("x-forwarded-proto", "https"),
+        ("host", "evil.example\",error=\"x"),
+        ("host", "user@evil.example"),
+    ] {
+        let resp = server
+            .request(Method::GET, "/v2/", None)
+            .header(name, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        let challenge = resp.headers()["www-authenticate"].to_str().unwrap();
+        assert!(
+            !challenge.contains("evil") && !challenge.contains("https"),
+            "{name}: {value} → {challenge}"
+        );
+    }
     server.stop().await;
 }

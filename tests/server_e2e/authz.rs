@@ -46,7 +46,11 @@ async fn authorization_matrix() {
         .get("/v2/_catalog")
         .await
         .expect(StatusCode::UNAUTHORIZED);
-    assert!(catalog.header("www-authenticate").starts_with("Basic "));
+    assert!(
+        catalog
+            .header("www-authenticate")
+            .starts_with("Bearer realm=")
+    );
 
     // Wrong passwords never fall back to anonymous.
     let wrong = anonymous.creds(Some(("alice", "not-her-password")));

@@ -216,13 +216,31 @@ async fn the_catalog_challenges_anonymous_callers_who_then_log_in() {
     server.create_repo("mirrors", "app", "private").await;
     let anonymous = server.api().get("/v2/_catalog").await;
     let anonymous = anonymous.expect(StatusCode::UNAUTHORIZED);
+    // A client follows the Bearer challenge as docker does: to the realm,
+    // with its credentials, or without them for the anonymous token.
     let challenge = anonymous.header("www-authenticate");
-    assert!(challenge.starts_with("Basic "), "{challenge}");
-    let catalog = server.admin().get("/v2/_catalog").await;
+    let realm = challenge
+        .strip_prefix("Bearer realm=\"")
+        .and_then(|r| r.split_once('"'))
+        .map(|(realm, _)| realm.to_string())
+        .unwrap_or_else(|| panic!("not a Bearer challenge: {challenge}"));
+    let path = realm
+        .strip_prefix(&server.url)
+        .expect("realm on this server");
+    assert_eq!(path, "/auth/token", "{challenge}");
+    assert!(challenge.ends_with(",service=\"regmirror\""), "{challenge}");
+    let scoped = format!("{path}?scope=registry:catalog:*&service=regmirror");
+    let token = server.admin().get(&scoped).await.expect(StatusCode::OK);
+    let token = token.json()["token"].as_str().unwrap().to_string();
+    let catalog = server.api().bearer(&token).get("/v2/_catalog").await;
     assert_eq!(
         catalog.expect(StatusCode::OK).json(),
         json!({"repositories": ["mirrors/app"]})
     );
+    let none = server.api().get(&scoped).await.expect(StatusCode::OK);
+    let none = none.json()["token"].as_str().unwrap().to_string();
+    let catalog = server.api().bearer(&none).get("/v2/_catalog").await;
+    catalog.expect(StatusCode::UNAUTHORIZED);
     server.stop().await;
 }
 

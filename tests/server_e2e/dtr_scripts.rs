@@ -429,8 +429,15 @@ async fn a_bearer_token_acts_as_its_account_and_is_not_a_password() {
     changed.json(&change).await.expect(StatusCode::FORBIDDEN);
     let again = bearer.get("/auth/token").await;
     again.expect(StatusCode::UNAUTHORIZED);
+    // Without credentials: the anonymous token, which is no credential.
     let anonymous = server.api().get("/auth/token").await;
-    anonymous.expect(StatusCode::UNAUTHORIZED);
+    let anonymous = anonymous.expect(StatusCode::OK).json();
+    let anonymous = anonymous["token"].as_str().unwrap().to_string();
+    let listed = server
+        .api()
+        .bearer(&anonymous)
+        .get("/v2/alice/own/tags/list");
+    listed.await.expect(StatusCode::UNAUTHORIZED);
     let wrong = server.api().creds(Some(("alice", "wrong-password")));
     wrong
         .get("/auth/token")

@@ -353,8 +353,12 @@ async fn check_v2_read_api(server: &TestServer, up: &Upstream) {
     // Anonymous: the repository is private.
     let anonymous = server.api().get("/v2/mirrors/app/manifests/v1").await;
     let anonymous = anonymous.expect_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    // DTR's challenge: the token endpoint at the origin the client used.
     assert_eq!(
         anonymous.header("www-authenticate"),
-        "Basic realm=\"regmirror\""
+        format!(
+            "Bearer realm=\"{}/auth/token\",service=\"regmirror\"",
+            server.url
+        )
     );
 }

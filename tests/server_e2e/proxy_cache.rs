@@ -5,7 +5,8 @@
 //! with the upstream stopped, cached tags (stale-if-error) and digests are
 //! still served and an uncached one fails with a clear 503; Docker's
 //! `registry-mirrors` form and containerd's `?ns=` (and `ctr` pulling
-//! through the cache as its `docker.io` mirror); concurrent pulls of a
+//! through the cache as its `docker.io` mirror, and `docker` pulling
+//! through it as its `registry-mirrors` entry); concurrent pulls of a
 //! missing blob fetch it once; a corrupt upstream blob is never stored or
 //! served whole; who may create caches, pull and push.
 
@@ -17,6 +18,7 @@ use serde_json::json;
 
 use crate::server::{ADMIN_PASSWORD, TestServer, sha256, skopeo, skopeo_output};
 use crate::support::containerd::{Containerd, mirror_hosts};
+use crate::support::dockerd::Dockerd;
 use crate::support::fault_proxy::{Fault, FaultProxy, Rule};
 use crate::support::{Auth, ImageSpec, LayerSpec, Registry};
 
@@ -291,6 +293,80 @@ async fn ctr_pulls_through_the_cache_as_its_docker_io_mirror() {
         .expect(StatusCode::OK)
         .json();
     assert_eq!(tags["tags"], json!(["1"]), "{tags}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_pulls_through_the_cache_as_its_registry_mirror() {
+    let mut up = Registry::plain().await;
+    let pushed = up
+        .pusher()
+        .push_image(
+            "library/dockertest",
+            "1",
+            // Docker unpacks layers: real tar+gzip ones.
+            ImageSpec::small("for dockerd").layer(LayerSpec::file(
+                "data.bin",
+                (0..2u32 << 20)
+                    .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+                    .collect::<Vec<u8>>(),
+            )),
+        )
+        .await;
+    let proxy = FaultProxy::start(&up, 4);
+    let server = TestServer::start_with(|c| {
+        c.proxy_caches = vec![ProxyCacheForm {
+            anonymous_pull: Some(true),
+            is_default: Some(true),
+            ..form("hub", &proxy.url())
+        }];
+    })
+    .await;
+    // A node configured with `registry-mirrors`: `docker pull dockertest:1`
+    // means Docker Hub's `library/dockertest`, asked of the mirror first
+    // (and of Docker Hub itself, which this sandbox cannot reach, when the
+    // mirror fails, so a pull that works came through the cache).
+    let docker = Dockerd::start_with_mirror(&server.url);
+    // Pulls `dockertest:1` (removing it first if `again`) and checks the
+    // digest docker recorded is upstream's.
+    let (docker, pushed) = (&docker, &pushed);
+    let pull = |again: bool| async move {
+        if again {
+            docker.docker_ok(&["rmi", "dockertest:1"]).await;
+        }
+        docker.docker_ok(&["pull", "dockertest:1"]).await;
+        let format = ["image", "inspect", "--format", "{{json .RepoDigests}}"];
+        let digests = docker
+            .docker_ok(&[&format[..], &["dockertest:1"]].concat())
+            .await;
+        assert!(
+            digests.contains(&format!("dockertest@{}", pushed.digest)),
+            "{digests} vs {}",
+            pushed.digest
+        );
+    };
+    pull(false).await;
+    let upstream = proxy.requests().len();
+    assert!(
+        proxy.count(|r| r.path.contains("/blobs/")) >= 3,
+        "{:?}",
+        proxy.requests()
+    );
+
+    // Removed and pulled again within the TTL: nothing reaches the upstream.
+    pull(true).await;
+    assert_eq!(proxy.requests().len(), upstream, "{:?}", proxy.requests());
+
+    // The upstream stopped and the tag due for a check: still pulled, from
+    // the cache (stale-if-error).
+    server
+        .admin()
+        .put("/api/v0/proxyCaches/hub")
+        .json(&json!({"tagTTLSecs": 0}))
+        .await
+        .expect(StatusCode::OK);
+    up.stop();
+    pull(true).await;
+    assert!(metric(&server, "regmirror_cache_stale_served_total").await >= 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -25,6 +25,7 @@
 pub mod certs;
 pub mod containerd;
 pub mod data;
+pub mod dockerd;
 pub mod fault_proxy;
 pub mod hostile;
 pub mod http;

@@ -32,6 +32,14 @@ use crate::store::BearerRecord;
 pub const BEARER_TTL: Duration = Duration::from_secs(15 * 60);
 
 /// Bearer tokens kept per user at most; minting more drops the oldest.
+/// Registry clients following the `/v2` Bearer challenge mint one per
+/// pull session, so a cluster pulling with one account's credentials
+/// mints thousands within [`BEARER_TTL`]: the cap bounds the rows a user
+/// can make, far above that.
+#[cfg(not(test))]
+pub const MAX_LIVE_PER_USER: usize = 10_000;
+/// The cap in unit tests, which mint past it.
+#[cfg(test)]
 pub const MAX_LIVE_PER_USER: usize = 100;
 
 /// A freshly minted bearer token.

@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use mirror_core::RepositoryName;
@@ -38,6 +38,7 @@ use mirror_core::store::Repository;
 use crate::accounts::AccessLevel;
 use crate::api::extract::ClientAddr;
 use crate::auth::{Caller, access_level, authenticate};
+use crate::client_ip::RequestOrigin;
 use crate::error::{API_VERSION_HEADER, RegistryError};
 use crate::state::AppState;
 use route::{Route, parse_route};
@@ -48,6 +49,20 @@ pub fn router() -> Router<AppState> {
         .route("/v2", any(base))
         .route("/v2/", any(base))
         .route("/v2/{*rest}", any(dispatch))
+        .layer(axum::middleware::from_fn(challenge))
+}
+
+/// Middleware: every `/v2` 401 carries the challenge
+/// ([`crate::auth::challenge`]) for the origin the client used.
+async fn challenge(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let origin = req.extensions().get::<RequestOrigin>().cloned();
+    let mut resp = next.run(req).await;
+    if resp.status() == StatusCode::UNAUTHORIZED
+        && let Ok(value) = HeaderValue::from_str(&crate::auth::challenge(origin.as_ref()))
+    {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+    }
+    resp
 }
 
 fn with_version(mut resp: Response) -> Response {

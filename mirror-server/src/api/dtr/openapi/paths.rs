@@ -1276,18 +1276,22 @@ fn update_token() {}
                    from is revoked, or (minted with the password) the password changes. Like an \
                    access token it cannot create access tokens or change the password, and it \
                    cannot mint another bearer token. `service` and `scope` are accepted and \
-                   ignored.",
-    security(("basic" = [])),
+                   ignored. It is also the realm of the `/v2` Bearer challenge: without \
+                   credentials it answers the anonymous token `anonymous`, which stands for \
+                   no credentials (a Docker daemon using this server as a registry mirror \
+                   pulls public repositories and anonymous caches with it).",
+    security((), ("basic" = [])),
     params(
         ("service" = Option<String>, Query, description = "Ignored."),
         ("scope" = Option<String>, Query,
          description = "Ignored: the token carries the account's rights."),
     ),
     responses(
-        (status = 200, description = "A bearer token (`Cache-Control: no-store`).",
+        (status = 200, description = "A bearer token, or the anonymous one without \
+                                      credentials (`Cache-Control: no-store`).",
          body = BearerToken),
-        (status = 401, description = "No Basic credentials, or wrong ones \
-                                      (`NOT_AUTHENTICATED`); bearer tokens are refused here.",
+        (status = 401, description = "Wrong Basic credentials (`NOT_AUTHENTICATED`); bearer \
+                                      tokens are refused here.",
          body = ErrorBody),
         (status = 429, description = TOO_MANY_LOGINS, body = ErrorBody),
     ),
