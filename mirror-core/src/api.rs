@@ -69,6 +69,7 @@ impl From<&PollMirroringPolicy> for PolicyView {
                 platform_mode: Some(p.content.platform_mode),
                 mirror_referrers: Some(p.content.referrers),
                 referrer_artifact_types: Some(p.content.artifact_types.clone()),
+                max_bytes_per_sec: Some(p.max_bytes_per_sec),
             },
             last_mirrored_at: p
                 .last_mirrored_at
@@ -116,6 +117,7 @@ impl TryFrom<PolicyView> for PollMirroringPolicy {
             rules: form.rules.clone().unwrap_or_default(),
             delete_removed: form.delete_removed_on(Default::default()),
             content: form.content_on(&Default::default())?,
+            max_bytes_per_sec: form.max_bytes_per_sec.unwrap_or(0),
         })
     }
 }

@@ -240,7 +240,7 @@ impl ApiClient {
         repo: &RepositoryName,
         visibility: Visibility,
     ) -> Result<(), MirrorError> {
-        let body = json!({"name": repo.short_name(), "visibility": visibility});
+        let body = json!({"name": repo.name_in_namespace(), "visibility": visibility});
         let path = ["repositories", repo.namespace()];
         self.send(Method::POST, &path, &[], Some(&body)).await?;
         Ok(())
@@ -248,7 +248,7 @@ impl ApiClient {
 
     /// Creates `repo` (private) unless it exists.
     pub async fn ensure_repository(&self, repo: &RepositoryName) -> Result<(), MirrorError> {
-        let path = ["repositories", repo.namespace(), repo.short_name()];
+        let path = ["repositories", repo.namespace(), repo.name_in_namespace()];
         match self.send(Method::GET, &path, &[], None).await {
             Ok(_) => return Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => {}
@@ -521,7 +521,12 @@ impl ApiClient {
 
     /// The tags of a local repository, as [`crate::Mirror::tag_views`].
     pub async fn tags(&self, repo: &RepositoryName) -> Result<Vec<api::Tag>, MirrorError> {
-        let path = ["repositories", repo.namespace(), repo.short_name(), "tags"];
+        let path = [
+            "repositories",
+            repo.namespace(),
+            repo.name_in_namespace(),
+            "tags",
+        ];
         self.get_all(&path, "tags").await
     }
 
@@ -532,7 +537,7 @@ impl ApiClient {
         repo: &RepositoryName,
         tag: &str,
     ) -> Result<Vec<crate::store::TagHistoryEntry>, MirrorError> {
-        let (ns, name) = (repo.namespace(), repo.short_name());
+        let (ns, name) = (repo.namespace(), repo.name_in_namespace());
         self.get(&["repositories", ns, name, "tags", tag, "history"])
             .await
     }
@@ -661,7 +666,7 @@ fn policies_path(repo: &RepositoryName) -> Vec<&str> {
     vec![
         "repositories",
         repo.namespace(),
-        repo.short_name(),
+        repo.name_in_namespace(),
         "pollMirroringPolicies",
     ]
 }
@@ -670,7 +675,7 @@ fn push_policies_path(repo: &RepositoryName) -> Vec<&str> {
     vec![
         "repositories",
         repo.namespace(),
-        repo.short_name(),
+        repo.name_in_namespace(),
         "pushMirroringPolicies",
     ]
 }

@@ -20,6 +20,7 @@
 
 pub mod access;
 pub mod api;
+pub mod bandwidth;
 mod cache_admin;
 #[cfg(feature = "client")]
 pub mod client;

@@ -146,6 +146,9 @@ pub struct MetricsSnapshot {
     pub gc: GcTotals,
     /// What pull-through caches did.
     pub cache: CacheTotals,
+    /// The server's bandwidth limit for copies from remotes, in bytes per
+    /// second (0: none).
+    pub bandwidth_limit: u64,
 }
 
 /// What garbage collections did since the process started.
@@ -262,6 +265,7 @@ pub(crate) fn sum(a: ProgressSnapshot, b: ProgressSnapshot) -> ProgressSnapshot 
         tags_copied: a.tags_copied + b.tags_copied,
         tags_planned: a.tags_planned + b.tags_planned,
         retries: a.retries + b.retries,
+        bandwidth_wait_ms: a.bandwidth_wait_ms + b.bandwidth_wait_ms,
     }
 }
 
@@ -274,6 +278,9 @@ pub(crate) fn delta(after: ProgressSnapshot, before: ProgressSnapshot) -> Progre
         tags_copied: after.tags_copied.saturating_sub(before.tags_copied),
         tags_planned: after.tags_planned.saturating_sub(before.tags_planned),
         retries: after.retries.saturating_sub(before.retries),
+        bandwidth_wait_ms: after
+            .bandwidth_wait_ms
+            .saturating_sub(before.bandwidth_wait_ms),
     }
 }
 
@@ -443,6 +450,8 @@ impl Metrics {
             },
             gc: self.gc_totals(),
             cache: self.cache_totals(),
+            // Set by `Mirror::metrics`, which knows the settings.
+            bandwidth_limit: 0,
         }
     }
 }

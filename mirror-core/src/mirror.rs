@@ -137,6 +137,10 @@ pub struct MirrorSettings {
     /// Where the engine reports what it wrote ([`crate::events`]):
     /// nowhere by default.
     pub events: Arc<dyn crate::events::EventSink>,
+    /// The most every copy from remotes together may read, shared by all
+    /// policies (each may set a lower limit of its own) and the
+    /// pull-through caches ([`crate::bandwidth`]); none by default.
+    pub bandwidth: Option<Arc<crate::bandwidth::Bandwidth>>,
 }
 
 impl Default for MirrorSettings {
@@ -152,6 +156,7 @@ impl Default for MirrorSettings {
             read_access: Arc::new(OpenAccess),
             gc: crate::gc::GcSettings::default(),
             events: Arc::new(crate::events::NoEvents),
+            bandwidth: None,
         }
     }
 }
@@ -329,12 +334,14 @@ impl Mirror {
             Some(dir) => crate::store::data_dir_worker_id(dir)?,
             None => defaults.worker_id.clone(),
         };
+        let rate = http.limits.max_bytes_per_sec;
         let settings = MirrorSettings {
             read_access,
             gc,
             metrics: http.metrics.clone(),
             worker_id,
             events,
+            bandwidth: (rate > 0).then(|| Arc::new(crate::bandwidth::Bandwidth::new(rate))),
             ..defaults
         };
         let connector = HttpConnector { settings: http };
@@ -372,6 +379,7 @@ impl Mirror {
                 connector.clone(),
                 settings.metrics.clone(),
                 settings.events.clone(),
+                settings.bandwidth.clone(),
             );
             Inner {
                 stores,
@@ -826,7 +834,10 @@ impl Mirror {
             .values()
             .map(|(p, start)| crate::metrics::delta(p.snapshot(), *start))
             .collect();
-        Ok(self.inner.settings.metrics.snapshot(&live, &policies))
+        let mut snapshot = self.inner.settings.metrics.snapshot(&live, &policies);
+        snapshot.bandwidth_limit =
+            (self.inner.settings.bandwidth.as_ref()).map_or(0, |b| b.bytes_per_sec());
+        Ok(snapshot)
     }
 
     /// Submits a `poll_mirror` job for one policy and runs it now, in this

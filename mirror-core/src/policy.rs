@@ -199,7 +199,14 @@ pub struct PollMirroringPolicy {
     pub delete_removed: DeleteRemoved,
     /// Which platforms and referrers it copies ([`crate::selection`]).
     pub content: ContentSelection,
+    /// The most its copies read from the remote, in bytes per second
+    /// ([`crate::bandwidth`]); 0: no limit of its own.
+    pub max_bytes_per_sec: u64,
 }
+
+/// The lowest bandwidth limit a policy (or the server) may set, in bytes
+/// per second: below it a copy of any real image would take days.
+pub const MIN_BYTES_PER_SEC: u64 = 1024;
 
 /// Deletion propagation: a poll deletes local tags this policy mirrored
 /// that the remote no longer lists, never when the remote lists no tag at
@@ -255,6 +262,7 @@ impl PollMirroringPolicy {
             rules: form.rules.clone().unwrap_or_default(),
             delete_removed: form.delete_removed_on(DeleteRemoved::default()),
             content: form.content_on(&ContentSelection::default())?,
+            max_bytes_per_sec: form.max_bytes_per_sec.unwrap_or(0),
         })
     }
 }
@@ -349,6 +357,11 @@ pub struct PolicyForm {
     /// or empty: all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub referrer_artifact_types: Option<Vec<String>>,
+    /// The most the policy's copies read from the remote, in bytes per
+    /// second (at least 1024); 0 or none: no limit of its own (the
+    /// server's, if set, still applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes_per_sec: Option<u64>,
 }
 
 /// Serializes a secret a client sends (the one place a [`Secret`] becomes
@@ -428,7 +441,7 @@ impl PolicyForm {
     }
 
     /// Checks the fields that are not about the remote: the rules, the
-    /// deletion share, platforms and artifact types.
+    /// deletion share, platforms and artifact types, the bandwidth limit.
     pub fn check_options(&self) -> Result<TagFilter, InvalidPolicy> {
         self.content_on(&ContentSelection::default())?;
         if let Some(p) = self.delete_removed_max_percent
@@ -437,6 +450,17 @@ impl PolicyForm {
             return Err(InvalidPolicy::new(
                 "deleteRemovedMaxPercent",
                 format!("{p}: a percentage from 1 to 100"),
+            ));
+        }
+        if let Some(rate) = self.max_bytes_per_sec
+            && rate != 0
+            && rate < MIN_BYTES_PER_SEC
+        {
+            return Err(InvalidPolicy::new(
+                "maxBytesPerSec",
+                format!(
+                    "{rate}: bytes per second, at least {MIN_BYTES_PER_SEC}, or 0 for no limit"
+                ),
             ));
         }
         self.tag_filter()
@@ -567,6 +591,7 @@ impl PolicyForm {
         }
         next.delete_removed = self.delete_removed_on(policy.delete_removed);
         next.content = self.content_on(&policy.content)?;
+        next.max_bytes_per_sec = self.max_bytes_per_sec.unwrap_or(policy.max_bytes_per_sec);
         if self.changes_remote()
             && let Some(by) = by
         {
@@ -723,7 +748,8 @@ mod tests {
                 "platforms",
                 "platformMode",
                 "mirrorReferrers",
-                "referrerArtifactTypes"
+                "referrerArtifactTypes",
+                "maxBytesPerSec"
             ]
         );
     }

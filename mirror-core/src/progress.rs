@@ -18,6 +18,9 @@ pub struct Progress {
     pub tags_planned: AtomicU64,
     /// Transfers resumed or retried after a failure.
     pub retries: AtomicU64,
+    /// Milliseconds transfers waited for a bandwidth limit
+    /// ([`crate::bandwidth`]).
+    pub bandwidth_wait_ms: AtomicU64,
 }
 
 /// A point-in-time copy of [`Progress`].
@@ -37,6 +40,9 @@ pub struct ProgressSnapshot {
     pub tags_planned: u64,
     /// Transfers resumed or retried after a failure.
     pub retries: u64,
+    /// Milliseconds transfers waited for a bandwidth limit (the server's
+    /// or the policy's), summed over concurrent transfers.
+    pub bandwidth_wait_ms: u64,
 }
 
 impl Progress {
@@ -50,6 +56,7 @@ impl Progress {
             tags_copied: g(&self.tags_copied),
             tags_planned: g(&self.tags_planned),
             retries: g(&self.retries),
+            bandwidth_wait_ms: g(&self.bandwidth_wait_ms),
         }
     }
 

@@ -64,9 +64,12 @@ impl RepositoryName {
         &self.0
     }
 
-    /// The part before the last `/` (empty for single-component names).
+    /// The first path component, as DTR's API names a repository's
+    /// namespace (`hub` in `hub/library/alpine`); empty for
+    /// single-component names. With [`Self::name_in_namespace`] it makes
+    /// the `/api/v0/repositories/{namespace}/{name}` path.
     pub fn namespace(&self) -> &str {
-        self.0.rsplit_once('/').map(|(ns, _)| ns).unwrap_or("")
+        self.0.split_once('/').map(|(ns, _)| ns).unwrap_or("")
     }
 
     /// The first path component: the account or organization whose
@@ -75,9 +78,10 @@ impl RepositoryName {
         self.0.split('/').next().unwrap_or_default()
     }
 
-    /// The last path component.
-    pub fn short_name(&self) -> &str {
-        self.0.rsplit_once('/').map(|(_, n)| n).unwrap_or(&self.0)
+    /// Everything after the [`Self::namespace`] (`library/alpine` in
+    /// `hub/library/alpine`); the whole name for single-component names.
+    pub fn name_in_namespace(&self) -> &str {
+        self.0.split_once('/').map(|(_, n)| n).unwrap_or(&self.0)
     }
 }
 
@@ -204,7 +208,9 @@ mod tests {
     #[test]
     fn namespace_split() {
         let n = RepositoryName::parse("acme/tools/build").unwrap();
-        assert_eq!(n.namespace(), "acme/tools");
-        assert_eq!(n.short_name(), "build");
+        assert_eq!(n.namespace(), "acme");
+        assert_eq!(n.name_in_namespace(), "tools/build");
+        let n = RepositoryName::parse("alpine").unwrap();
+        assert_eq!((n.namespace(), n.name_in_namespace()), ("", "alpine"));
     }
 }

@@ -446,6 +446,13 @@ impl Mirror {
                     })?,
             )
         };
+        // The policy's own limit lasts for this poll; the server's is
+        // shared by every copy.
+        let own = (policy.max_bytes_per_sec > 0)
+            .then(|| Arc::new(crate::bandwidth::Bandwidth::new(policy.max_bytes_per_sec)));
+        let bandwidth = crate::bandwidth::Limits::none()
+            .and(own, "policy")
+            .and(self.inner.settings.bandwidth.clone(), "server");
         let env = PollEnv {
             remote,
             repos: stores.repos.as_ref(),
@@ -462,6 +469,7 @@ impl Mirror {
                     policy.local_repository.clone(),
                 )),
                 repos: stores.repos.clone(),
+                bandwidth: bandwidth.clone(),
             },
             head_concurrency: self.inner.settings.head_concurrency,
             baseline,
@@ -472,7 +480,24 @@ impl Mirror {
             "policy {}: {}/{} -> {}",
             policy.id, policy.remote.host, policy.remote.repository, policy.local_repository
         ));
-        poll_policy(&env, policy).await
+        if bandwidth.is_limited() {
+            log.line(format!("bandwidth limit: {}", bandwidth.describe()));
+        }
+        let waited_before = progress
+            .bandwidth_wait_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let report = poll_policy(&env, policy).await;
+        let waited = progress
+            .bandwidth_wait_ms
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .saturating_sub(waited_before);
+        if waited > 0 {
+            log.line(format!(
+                "transfers waited {:.1} s in all for the bandwidth limit",
+                waited as f64 / 1000.0
+            ));
+        }
+        report
     }
 }
 

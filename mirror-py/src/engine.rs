@@ -44,6 +44,7 @@ fn progress_dict<'py>(py: Python<'py>, p: &Progress) -> PyResult<Bound<'py, PyDi
     d.set_item("tags_copied", s.tags_copied)?;
     d.set_item("tags_planned", s.tags_planned)?;
     d.set_item("retries", s.retries)?;
+    d.set_item("bandwidth_wait_ms", s.bandwidth_wait_ms)?;
     Ok(d)
 }
 

@@ -157,6 +157,9 @@ view! {
         pub mirror_referrers: bool,
         /// Referrers' artifact types copied (empty: all).
         pub referrer_artifact_types: Vec<String>,
+        /// The most its copies read from the remote, in bytes per second
+        /// (0: no limit of its own).
+        pub max_bytes_per_sec: u64,
     }
     repr = [id local_repository remote_host remote_repository username enabled last_status];
 }
@@ -191,6 +194,7 @@ impl From<&PollMirroringPolicy> for Policy {
             platform_mode: wire_string(&p.content.platform_mode),
             mirror_referrers: p.content.referrers,
             referrer_artifact_types: p.content.artifact_types.clone(),
+            max_bytes_per_sec: p.max_bytes_per_sec,
         }
     }
 }

@@ -206,6 +206,25 @@ def test_platforms_and_referrers_are_policy_keywords(registry, mirror):
     assert mirror.policy(policy.id).platforms == updated.platforms
 
 
+def test_a_bandwidth_limit_is_a_policy_keyword(registry, mirror):
+    registry.push_image("team/app", "v1")
+    remote = {"remote_host": registry.url, "remote_repository": "team/app"}
+    policy = mirror.add_policy("mirrors/app", **remote)
+    assert policy.max_bytes_per_sec == 0
+    updated = mirror.update_policy(policy.id, max_bytes_per_sec=5 * 1024 * 1024)
+    assert mirror.policy(policy.id).max_bytes_per_sec == updated.max_bytes_per_sec == 5 << 20
+    with pytest.raises(regmirror.InvalidPolicyError) as err:
+        mirror.update_policy(policy.id, max_bytes_per_sec=100)
+    assert err.value.field == "maxBytesPerSec"
+    assert "at least 1024" in str(err.value)
+    # A limited poll still copies, and says what it waited for.
+    progress = []
+    job = mirror.poll(policy.id, progress=progress.append)
+    assert job.status == "done", job.log_lines()
+    assert "bandwidth limit: 5.0 MiB/s (policy)" in "\n".join(job.log_lines())
+    assert all("bandwidth_wait_ms" in p for p in progress)
+
+
 def test_preview_tags_lists_the_matching_tags(registry, mirror):
     for tag in ("1.19", "1.20", "1.21.3", "2.0", "latest"):
         registry.push_image("team/app", tag)
@@ -380,7 +399,8 @@ def test_progress_callback_reports_bytes(registry, mirror):
     assert reports, "the callback was never called"
     last = reports[-1]
     assert set(last) == {"bytes_copied", "blobs_copied", "blobs_reused", "tags_copied",
-                         "tags_planned", "retries"}
+                         "tags_planned", "retries", "bandwidth_wait_ms"}
+    assert last["bandwidth_wait_ms"] == 0
     assert last["bytes_copied"] >= 3 * 1024 * 1024
     assert last["blobs_copied"] == 2 and last["tags_copied"] == 1
 

@@ -13,6 +13,15 @@
 //! copy, and its peak (`VmHWM`, reset through `/proc/PID/clear_refs` just
 //! before the copy, so the start's password hash is not counted). Under `cargo test` it runs once
 //! with a 2 MiB layer as a smoke test.
+//!
+//! Then the pull-through cache (issue "Pull-through cache"): 100 clients
+//! at once pull an image of 256 MiB (192 + 64 MiB layers) that a fresh
+//! server's proxy cache has never seen, each through `/v2` (manifest, then
+//! every blob, each hashed as it streams and checked against its digest).
+//! A fault proxy between server and upstream counts the blob GETs that
+//! reach the upstream (goal: one per blob), and the server's peak RSS
+//! (reset just before the pulls) must stay under 64 MiB. Under `cargo
+//! test`: 10 clients, a 2 MiB layer.
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
@@ -23,7 +32,9 @@ mod server;
 
 use std::time::{Duration, Instant};
 
-use server::Server;
+use reqwest::{Method, StatusCode};
+use server::{ADMIN_PASSWORD, Server};
+use support::fault_proxy::FaultProxy;
 use support::{ImageSpec, LayerSpec, Registry};
 
 const MIB: u64 = 1024 * 1024;
@@ -108,4 +119,99 @@ async fn main() {
         );
     }
     println!();
+    concurrent_cache_pulls(full).await;
+}
+
+/// 100 concurrent pulls (10 under `cargo test`) of an image a fresh proxy
+/// cache has never seen: wall time, blob GETs that reached the upstream,
+/// and the server's peak RSS during the pulls.
+async fn concurrent_cache_pulls(full: bool) {
+    let (clients, layers) = if full {
+        (100, vec![192 * MIB, 64 * MIB])
+    } else {
+        (10, vec![2 * MIB])
+    };
+    let upstream = Registry::plain().await;
+    let mut spec = ImageSpec::small("cached");
+    for (j, size) in layers.iter().enumerate() {
+        spec = spec.layer(LayerSpec::Random {
+            size: *size,
+            seed: 7100 + j as u64,
+        });
+    }
+    let pushed = upstream.pusher().push_image("bench/cold", "v1", spec).await;
+    // SAFETY: sync(2) has no preconditions.
+    unsafe { libc::sync() };
+    let proxy = FaultProxy::start(&upstream, 11);
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), None);
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/api/v0/proxyCaches",
+            Some(serde_json::json!({"namespace": "hub", "remoteHost": proxy.url()})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let idle = memory_mib(server.pid(), "VmRSS:");
+    let reset = std::fs::write(format!("/proc/{}/clear_refs", server.pid()), "5").is_ok();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(clients)
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let pulls = (0..clients).map(|_| {
+        server.pull_verified(
+            &client,
+            ("admin", ADMIN_PASSWORD),
+            "hub/bench/cold",
+            "v1",
+            &pushed.digest,
+        )
+    });
+    let pulled = futures_util::future::join_all(pulls).await;
+    let secs = start.elapsed().as_secs_f64();
+    let mut bytes = 0;
+    for p in pulled {
+        bytes += p.unwrap_or_else(|e| panic!("a pull through the cache failed: {e}"));
+    }
+    let peak = memory_mib(server.pid(), "VmHWM:");
+    let blob_gets = proxy.count(|r| r.method == Method::GET && r.path.contains("/blobs/"));
+    let blobs = pushed.layers.len() + 1; // and the config
+    let total: u64 = layers.iter().sum();
+    println!(
+        "| {:<40} | {:>9} | {:>12} | {:>14} | {:>12} | {:>17} |",
+        "pull-through cache, cold", "image MiB", "pulls", "wall s", "upstream GETs", "peak RSS MiB"
+    );
+    println!(
+        "|{:-<42}|{:->11}|{:->14}|{:->16}|{:->14}|{:->19}|",
+        "", "", "", "", "", ""
+    );
+    println!(
+        "| {:<40} | {:>9} | {:>12} | {:>14.3} | {:>12} | {:>17} |",
+        format!(
+            "{clients} concurrent pulls, {:.0} MiB/s served",
+            bytes as f64 / MIB as f64 / secs
+        ),
+        total / MIB,
+        clients,
+        secs,
+        format!("{blob_gets} ({blobs} blobs)"),
+        format!(
+            "{peak:.1}{} (idle {idle:.1})",
+            if reset { "" } else { " since start" }
+        )
+    );
+    println!();
+    assert_eq!(
+        blob_gets,
+        blobs,
+        "each blob is fetched from the upstream once: {:?}",
+        proxy.requests()
+    );
+    assert!(
+        peak < 64.0,
+        "mirror-server peaked at {peak:.1} MiB serving {clients} cold pulls (goal: under 64 MiB)"
+    );
 }

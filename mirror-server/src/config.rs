@@ -31,7 +31,10 @@
 //! listing, 200000), `min_transfer_rate` (bytes/s a blob transfer must keep
 //! over `low_speed_window_secs`; 10240 over 60), `min_pulls_left_percent`
 //! (manifest GETs wait for a later poll while a registry announces this
-//! share of its pull limit or less left; 10, 0 for never).
+//! share of its pull limit or less left; 10, 0 for never),
+//! `max_bytes_per_sec` (the most all polls' blob transfers together read
+//! from remotes; 0, the default, for no limit; a policy's `maxBytesPerSec`
+//! limits it further).
 //!
 //! Blobs: `blob_store` (`--blob-store`, `MIRROR_BLOB_STORE`): `fs` (the
 //! default, `<data_dir>/blobs`) or `s3://bucket/prefix`, an S3-compatible
@@ -408,6 +411,7 @@ struct RemoteLimitsFile {
     min_transfer_rate: Option<u64>,
     low_speed_window_secs: Option<u64>,
     min_pulls_left_percent: Option<u8>,
+    max_bytes_per_sec: Option<u64>,
 }
 
 impl RemoteLimitsFile {
@@ -478,6 +482,19 @@ impl RemoteLimitsFile {
             100,
         )? {
             limits.min_pulls_left_percent = p;
+        }
+        match self.max_bytes_per_sec {
+            Some(rate) if rate != 0 && rate < mirror_core::policy::MIN_BYTES_PER_SEC => {
+                return Err(ConfigError::Invalid {
+                    key: "remote_limits.max_bytes_per_sec",
+                    reason: format!(
+                        "{rate}: bytes per second, at least {}, or 0 for no limit",
+                        mirror_core::policy::MIN_BYTES_PER_SEC
+                    ),
+                });
+            }
+            Some(rate) => limits.max_bytes_per_sec = rate,
+            None => {}
         }
         Ok(limits)
     }

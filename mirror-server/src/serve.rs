@@ -59,6 +59,10 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// hyper's HTTP/1 buffer limit (its default is ~400 KiB): the largest
+/// request head, and how much of an answer is queued for the socket.
+const HTTP1_MAX_BUF: usize = 64 * 1024;
+
 /// The connection builders: one per protocol, so the protocol is known
 /// before the first byte (plain TCP: HTTP/1; TLS: what ALPN chose).
 struct Protocols {
@@ -71,7 +75,12 @@ impl Protocols {
         let mut both = auto::Builder::new(TokioExecutor::new());
         both.http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout);
+            .header_read_timeout(limits.header_read_timeout)
+            // What a connection buffers: a request head must fit, and an
+            // answer's body is not read further ahead of the socket than
+            // this (one blob read chunk queued at a time, so 100 clients
+            // pulling blobs hold ~25 MiB, not ~100).
+            .max_buf_size(HTTP1_MAX_BUF);
         // Pings find HTTP/2 peers that went away without closing.
         both.http2()
             .timer(TokioTimer::new())

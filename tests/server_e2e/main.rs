@@ -26,6 +26,8 @@
 //! - `policies_as_code`: `mirror-server apply` of a YAML file (plan,
 //!   create, update, prune, no changes, bad files change nothing) and
 //!   `--policies` at start.
+//! - `bandwidth`: a policy's and the server's bandwidth limits pace a
+//!   poll's copy; the job log and `/metrics` show them.
 //! - `bulk_digests`: a poll reads tag digests from a regmirror upstream's
 //!   tag API (requests counted by a `FaultProxy`), `HEAD`s only the tags
 //!   it copies, and a lying tag API is overruled by the `HEAD`.
@@ -60,6 +62,7 @@ mod support;
 
 mod authz;
 mod bad_input;
+mod bandwidth;
 mod blob_store_s3;
 mod bulk_digests;
 mod conformance;

@@ -8,7 +8,8 @@
 //! through the cache as its `docker.io` mirror, and `docker` pulling
 //! through it as its `registry-mirrors` entry); concurrent pulls of a
 //! missing blob fetch it once; a corrupt upstream blob is never stored or
-//! served whole; who may create caches, pull and push.
+//! served whole; a poll policy pre-warms a cached repository; who may
+//! create caches, pull and push.
 
 use std::time::Duration;
 
@@ -59,18 +60,6 @@ async fn pull(server: &TestServer, reference: &str, digest: &str, admin: bool) {
         }
     }
     assert!(blobs >= 2, "{reference}: config and layers pulled");
-}
-
-async fn metric(server: &TestServer, name: &str) -> u64 {
-    let text = server
-        .admin()
-        .get("/metrics")
-        .await
-        .expect(StatusCode::OK)
-        .text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -128,7 +117,7 @@ async fn pulls_fill_the_cache_once_and_survive_the_upstream_going_down() {
         "{:?}",
         proxy.requests()
     );
-    assert!(metric(&server, "regmirror_cache_hits_total").await >= 3);
+    assert!(server.metric("regmirror_cache_hits_total").await >= 3.0);
 
     // Tags are checked on every pull from now on; with the upstream
     // stopped, the cached tag and digest are still served.
@@ -147,7 +136,7 @@ async fn pulls_fill_the_cache_once_and_survive_the_upstream_going_down() {
         true,
     )
     .await;
-    assert!(metric(&server, "regmirror_cache_stale_served_total").await >= 1);
+    assert!(server.metric("regmirror_cache_stale_served_total").await >= 1.0);
     // What was never cached cannot be served: a 503 that says why.
     let resp = server
         .admin()
@@ -366,7 +355,51 @@ async fn docker_pulls_through_the_cache_as_its_registry_mirror() {
         .expect(StatusCode::OK);
     up.stop();
     pull(true).await;
-    assert!(metric(&server, "regmirror_cache_stale_served_total").await >= 1);
+    assert!(server.metric("regmirror_cache_stale_served_total").await >= 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poll_policy_prewarms_a_cached_repository() {
+    let mut up = Registry::plain().await;
+    let pushed = up
+        .pusher()
+        .push_image("library/warm", "1", ImageSpec::small("pre-warmed"))
+        .await;
+    let server = TestServer::start_with(|c| c.proxy_caches = vec![form("hub", &up.url())]).await;
+    // The cached repository is made ahead of any pull, in the cache's
+    // namespace (its name's slash percent-encoded in /api/v0 paths), and a
+    // poll policy fills it.
+    server.create_repo("hub", "library/warm", "private").await;
+    let form = json!({"remoteHost": up.url(), "remoteRepository": "library/warm"});
+    let job = server
+        .apply_policy(Some(("admin", ADMIN_PASSWORD)), "hub/library%2Fwarm", form)
+        .await;
+    server.wait_done(&job).await;
+    let repo = server
+        .admin()
+        .get("/api/v0/repositories/hub/library%2Fwarm")
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(repo["name"], "library/warm", "{repo}");
+    assert_eq!(repo["cachedFrom"], json!(up.url()), "{repo}");
+    let tags = server
+        .admin()
+        .get("/api/v0/repositories/hub/library%2Fwarm/tags")
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(tags[0]["name"], "1", "{tags}");
+
+    // Never pulled through the cache, the upstream gone: served as stored.
+    up.stop();
+    pull(&server, "hub/library/warm:1", &pushed.digest, true).await;
+    // A name that is not valid component by component is still refused.
+    let bad = server
+        .admin()
+        .get("/api/v0/repositories/hub/library%2F..%2Fwarm")
+        .await;
+    bad.expect(StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test(flavor = "multi_thread")]

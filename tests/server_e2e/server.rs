@@ -218,6 +218,19 @@ impl TestServer {
         policies::apply_policy(&self.api().creds(creds), repo, &form).await
     }
 
+    /// The value of the `/metrics` sample `name` (without labels).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .admin()
+            .get("/metrics")
+            .await
+            .expect(StatusCode::OK)
+            .text();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
+    }
+
     /// Submits a `poll_mirror` job as admin (of one policy, or of all);
     /// its ID.
     pub async fn submit_poll(&self, policy_id: Option<&str>) -> String {

@@ -4,7 +4,8 @@
 //! secret; retries with backoff and the delivery log; a receiver that
 //! hangs is cut off; pending deliveries outlive a restart; who may
 //! subscribe; the remote-host guard; `PUSH_MIRRORING` from a real push
-//! mirroring policy (to Debian's `docker-registry`).
+//! mirroring policy (to Debian's `docker-registry`); `REPO_EVENT`,
+//! `MANIFEST_PUSH` and `TAG_PUSH` from pulls through a proxy cache.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -136,11 +137,17 @@ fn hmac_hex(key: &[u8], body: &[u8]) -> String {
 
 /// A server whose deliveries retry quickly.
 async fn fast_server() -> TestServer {
+    fast_server_with(|_| {}).await
+}
+
+/// [`fast_server`], configured further by `f`.
+async fn fast_server_with(f: impl FnOnce(&mut mirror_server::config::Config)) -> TestServer {
     TestServer::start_with(|c| {
         c.webhooks.retry_base = Duration::from_millis(200);
         c.webhooks.poll_interval = Duration::from_millis(100);
         c.webhooks.timeout = Duration::from_secs(2);
         c.webhooks.registry_host = Some("registry.test".into());
+        f(c);
     })
     .await
 }
@@ -639,4 +646,65 @@ async fn a_push_mirroring_policy_delivers_push_mirroring() {
     );
     let expected = format!("sha256={}", hmac_hex(SECRET.as_bytes(), &got[0].body));
     assert_eq!(got[0].header("x-regmirror-signature"), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulls_through_a_proxy_cache_deliver_repo_manifest_and_tag_events() {
+    let up = Registry::plain().await;
+    let pushed = up
+        .pusher()
+        .push_image("library/hooked", "1", ImageSpec::small("cached"))
+        .await;
+    let server = fast_server_with(|c| {
+        c.proxy_caches = vec![mirror_core::proxy_cache::ProxyCacheForm {
+            namespace: Some("hub".into()),
+            remote_host: Some(up.url()),
+            ..Default::default()
+        }];
+    })
+    .await;
+    let r = Receiver::start(&[], false).await;
+    // A cache's namespace takes subscriptions before anything was pulled.
+    for kind in ["REPO_EVENT", "MANIFEST_PUSH", "TAG_PUSH"] {
+        subscribe(&server, kind, "hub", &r.url).await;
+    }
+    let pull = || async {
+        let resp = server
+            .request(
+                reqwest::Method::GET,
+                "/v2/hub/library/hooked/manifests/1",
+                Some(("admin", ADMIN_PASSWORD)),
+            )
+            .header("accept", crate::support::images::MANIFEST_ACCEPT)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    };
+    pull().await;
+    let got = r.wait_for(3, Duration::from_secs(60)).await;
+    let mut kinds: Vec<_> = got.iter().map(|g| g.json()["type"].clone()).collect();
+    kinds.sort_by_key(|k| k.to_string());
+    assert_eq!(
+        kinds,
+        [
+            json!("MANIFEST_PUSH"),
+            json!("REPO_EVENT"),
+            json!("TAG_PUSH")
+        ]
+    );
+    let tag = got
+        .iter()
+        .map(Got::json)
+        .find(|b| b["type"] == "TAG_PUSH")
+        .unwrap();
+    let c = &tag["contents"];
+    assert_eq!(c["namespace"], "hub", "{tag}");
+    assert_eq!(c["repository"], "library/hooked", "{tag}");
+    assert_eq!(c["tag"], "1", "{tag}");
+    assert_eq!(c["digest"], pushed.digest, "{tag}");
+    // Served from the cache the second time: nothing new happened.
+    pull().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(r.got().len(), 3);
 }

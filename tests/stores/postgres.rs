@@ -249,7 +249,7 @@ async fn pg_migrations_run_once_even_from_replicas_starting_together() {
             "SELECT string_agg(version::text, ',' ORDER BY version) FROM regmirror_schema_migrations"
         )
         .await,
-        "1,2,3,4,5,6,7,8,9"
+        "1,2,3,4,5,6,7,8,9,10"
     );
     // Again: nothing to do.
     connect(&url).await.unwrap();
@@ -261,7 +261,7 @@ async fn pg_migrations_run_once_even_from_replicas_starting_together() {
     .await;
     let e = connect(&url).await.unwrap_err().to_string();
     assert!(
-        e.contains("has schema version 99, newer than this build knows (9)")
+        e.contains("has schema version 99, newer than this build knows (10)")
             && e.contains("run the newer regmirror"),
         "{e}"
     );

@@ -164,10 +164,16 @@ describe('web interface', { concurrency: false }, () => {
   test('a refused login never opens the browser\'s own login dialog', async () => {
     // A 401 with `WWW-Authenticate: Basic` makes browsers prompt for
     // credentials (and then send them with any request, also one another
-    // site makes). `/api/v0` sends no challenge, only `/v2` does (for
-    // docker), and the page's requests use `credentials: 'omit'` besides,
-    // so Chromium must not even ask. Fetch.authRequired (CDP) fires
-    // exactly when it would ask.
+    // site makes). `/api/v0` sends no challenge, `/v2` a Bearer one (DTR's,
+    // for docker), which browsers do not prompt for, and the page's
+    // requests use `credentials: 'omit'` besides, so Chromium must not
+    // even ask. Fetch.authRequired (CDP) fires exactly when it would ask.
+    const control = createServer((req, res) => {
+      res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="control"' });
+      res.end('control');
+    });
+    await new Promise((done) => control.listen(0, '127.0.0.1', done));
+    const controlUrl = `http://127.0.0.1:${control.address().port}/control`;
     const probe = await browser.context.newPage();
     const cdp = await browser.context.newCDPSession(probe);
     const challenged = [];
@@ -176,18 +182,22 @@ describe('web interface', { concurrency: false }, () => {
       challenged.push(e.request.url);
       cdp.send('Fetch.continueWithAuth', { requestId: e.requestId, authChallengeResponse: { response: 'CancelAuth' } }).catch(() => {});
     });
-    await probe.goto(`${server.url}/`);
     await cdp.send('Fetch.enable', {
       handleAuthRequests: true,
-      patterns: [{ urlPattern: '*/api/v0/*' }, { urlPattern: '*/v2/*' }],
+      patterns: [{ urlPattern: '*/api/v0/*' }, { urlPattern: '*/v2/*' }, { urlPattern: '*/control' }],
     });
 
-    // Control: `/v2` challenges a request that allows credentials...
+    // Control: a Basic challenge is seen...
+    await probe.goto(controlUrl);
+    assert.equal(challenged.length, 1, 'the control page is challenged');
+    control.close();
+    await probe.goto(`${server.url}/`);
+    // ...`/v2` (a Bearer challenge) and `/api/v0` (none) are not, even
+    // when credentials are allowed.
     const wrong = { headers: { Authorization: `Basic ${btoa('admin:wrong')}` } };
     const status = await probe.evaluate(async (init) => (await fetch('v2/', init)).status, wrong);
     assert.equal(status, 401);
-    assert.equal(challenged.length, 1, 'the control request is challenged');
-    // ...`/api/v0` does not, even when credentials are allowed.
+    assert.equal(challenged.length, 1, 'a /v2 401 is not a browser challenge');
     const apiStatus = await probe.evaluate(async (init) => (await fetch('api/v0/repositories', init)).status, wrong);
     assert.equal(apiStatus, 401);
     assert.equal(challenged.length, 1, 'an /api/v0 401 is not challenged');

@@ -158,6 +158,9 @@ async fn transfer(
                             }
                             writer.write(chunk).await.map_err(store_err)?;
                             Progress::add(&ctx.progress.bytes_copied, len);
+                            let waited = ctx.bandwidth.spend(len, &ctx.cancel).await;
+                            let ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
+                            Progress::add(&ctx.progress.bandwidth_wait_ms, ms);
                         }
                         Some(Err(e)) => {
                             // Stop at the first error: the stream is not fused.

@@ -104,4 +104,7 @@ pub struct CopyContext {
     /// Where a copy holds what it is about to link (garbage collection:
     /// [`crate::gc::hold`]).
     pub repos: Arc<dyn crate::store::RepositoryStore>,
+    /// The bandwidth limits blob transfers keep to (none: as fast as the
+    /// remote and the store go).
+    pub bandwidth: crate::bandwidth::Limits,
 }

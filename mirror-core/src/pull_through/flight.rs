@@ -94,6 +94,8 @@ pub(crate) struct FlightPlan {
     pub repos: std::sync::Arc<dyn RepositoryStore>,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     pub events: std::sync::Arc<dyn crate::events::EventSink>,
+    /// The limits the fetch keeps to (the server's bandwidth limit).
+    pub bandwidth: crate::bandwidth::Limits,
 }
 
 /// Starts the fetch: answers once the upstream answered (with the tee, or
@@ -145,6 +147,9 @@ async fn land(
     };
     let mut held: Option<Bytes> = None;
     let mut written = 0u64;
+    // A fetch is shared by every client waiting for the blob: nothing
+    // cancels it but its own failure.
+    let runs_to_the_end = tokio_util::sync::CancellationToken::new();
     while let Some(chunk) = body.stream.next().await {
         let chunk = match chunk {
             Ok(c) => c,
@@ -166,9 +171,11 @@ async fn land(
             let _ = writer.cancel().await;
             return fail(&mut tee, format!("storing blob {}: {e}", plan.digest));
         }
+        let len = chunk.len() as u64;
         if let Some(prev) = held.replace(chunk) {
             feed(&mut tee, TeeItem::Chunk(prev)).await;
         }
+        plan.bandwidth.spend(len, &runs_to_the_end).await;
     }
     plan.metrics.record_cache(|c| c.upstream_bytes += written);
     match writer.commit(&plan.digest, body.total).await {

@@ -157,6 +157,8 @@ pub struct PullThrough {
     connector: Arc<dyn RemoteConnector>,
     metrics: Arc<Metrics>,
     events: Arc<dyn EventSink>,
+    /// The server's bandwidth limit, which fetches keep to as polls do.
+    bandwidth: Option<Arc<crate::bandwidth::Bandwidth>>,
     caches: Mutex<Option<(Instant, Arc<Vec<ProxyCache>>)>>,
     remotes: Mutex<HashMap<RemoteKey, Arc<dyn RemoteRegistry>>>,
     checked: Mutex<HashMap<TagKey, Instant>>,
@@ -178,12 +180,14 @@ impl PullThrough {
         connector: Arc<dyn RemoteConnector>,
         metrics: Arc<Metrics>,
         events: Arc<dyn EventSink>,
+        bandwidth: Option<Arc<crate::bandwidth::Bandwidth>>,
     ) -> Self {
         PullThrough {
             stores,
             connector,
             metrics,
             events,
+            bandwidth,
             caches: Mutex::new(None),
             remotes: Mutex::new(HashMap::new()),
             checked: Mutex::new(HashMap::new()),
@@ -430,6 +434,12 @@ impl PullThrough {
             .repos
             .publish_cached(&target.local, &[record], &tags)
             .await?;
+        // As a push would: the manifest, then the tag.
+        let stored = EventKind::ManifestPush {
+            digest: digest.clone(),
+            media_type: manifest.media_type.clone(),
+        };
+        self.events.emit(Event::now(stored, &target.local, None));
         if let Some(t) = tag {
             let pushed = EventKind::TagPush {
                 tag: t.to_string(),
@@ -446,6 +456,15 @@ impl PullThrough {
         })
     }
 
+    /// Whether the cached repository holds `digest` (a blob it links, or
+    /// one of its manifests) and the store has its bytes.
+    async fn holds(&self, target: &CacheTarget, digest: &Digest) -> Result<bool, StoreError> {
+        let repos = &self.stores.repos;
+        let linked = repos.has_blob(&target.local, digest).await?
+            || repos.manifest(&target.local, digest).await?.is_some();
+        Ok(linked && self.stores.blobs.stat(digest).await?.is_some())
+    }
+
     /// A blob: held by the repository, or fetched now. With `stream`, the
     /// first pull of a missing blob gets its bytes as they arrive;
     /// otherwise (and for pulls that join a fetch under way) the answer
@@ -457,10 +476,7 @@ impl PullThrough {
         digest: &Digest,
         stream: bool,
     ) -> Result<CachedBlob, CacheError> {
-        let repos = &self.stores.repos;
-        let held = repos.has_blob(&target.local, digest).await?
-            || repos.manifest(&target.local, digest).await?.is_some();
-        if held && self.stores.blobs.stat(digest).await?.is_some() {
+        if self.holds(target, digest).await? {
             self.metrics.record_cache(|c| c.hits += 1);
             return Ok(CachedBlob::Stored);
         }
@@ -481,7 +497,6 @@ impl PullThrough {
             self.metrics.record_cache(|c| c.joined += 1);
             return self.landed(landing, digest).await;
         };
-        self.metrics.record_cache(|c| c.misses += 1);
         let flights = self.flights.clone();
         let mut watch_end = landing.clone();
         let key_end = key.clone();
@@ -489,6 +504,21 @@ impl PullThrough {
             let _ = watch_end.wait_for(Option::is_some).await;
             lock(&flights).remove(&key_end);
         });
+        // A fetch that ended between the check above and taking the lead
+        // has landed the blob: nothing to fetch (its joiners are ours now).
+        match self.holds(target, digest).await {
+            Ok(true) => {
+                let _ = done.send(Some(Ok(())));
+                self.metrics.record_cache(|c| c.hits += 1);
+                return Ok(CachedBlob::Stored);
+            }
+            Ok(false) => {}
+            Err(e) => {
+                let _ = done.send(Some(Err(e.to_string())));
+                return Err(e.into());
+            }
+        }
+        self.metrics.record_cache(|c| c.misses += 1);
         let plan = flight::FlightPlan {
             remote,
             remote_repository: target.remote.clone(),
@@ -498,6 +528,7 @@ impl PullThrough {
             repos: self.stores.repos.clone(),
             metrics: self.metrics.clone(),
             events: self.events.clone(),
+            bandwidth: crate::bandwidth::Limits::none().and(self.bandwidth.clone(), "server"),
         };
         let tee = flight::start(plan, done)
             .await

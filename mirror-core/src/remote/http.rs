@@ -28,7 +28,9 @@ use crate::policy::{RemoteEndpoint, is_docker_hub};
 use crate::reference::RepositoryName;
 
 mod bulk;
+mod low_speed;
 mod push;
+use low_speed::{LowSpeed, WatchedBody};
 use push::Payload;
 
 /// Tag list page size asked for.
@@ -63,6 +65,11 @@ pub struct RemoteLimits {
     /// (`ratelimit-remaining` / `ratelimit-limit`), so other pulls on the
     /// same budget keep working; 0 turns deferral off.
     pub min_pulls_left_percent: u8,
+    /// The most every poll's blob transfers together read from remotes,
+    /// in bytes per second (0: no limit); [`crate::Mirror::open_on`] makes
+    /// it the engine's [`crate::bandwidth::Bandwidth`]. Not applied to a
+    /// lone `HttpRemote`.
+    pub max_bytes_per_sec: u64,
 }
 
 impl Default for RemoteLimits {
@@ -75,6 +82,7 @@ impl Default for RemoteLimits {
             min_transfer_rate: 10 * 1024,
             low_speed_window: Duration::from_secs(60),
             min_pulls_left_percent: 10,
+            max_bytes_per_sec: 0,
         }
     }
 }
@@ -885,54 +893,6 @@ fn is_tls(e: &reqwest::Error) -> bool {
         || chain.contains("invalidcontenttype")
 }
 
-/// A blob body's low-speed limit: fewer than `rate` bytes per second over
-/// a `window` fails the transfer (as curl's `--speed-limit`), so a remote
-/// cannot hold a transfer open by dripping bytes just often enough to beat
-/// the idle timeout. Checked as chunks arrive; total silence is the idle
-/// timeout's job.
-struct LowSpeed {
-    rate: u64,
-    window: Duration,
-    what: String,
-    started: std::time::Instant,
-    bytes: u64,
-}
-
-impl LowSpeed {
-    fn new(rate: u64, window: Duration, what: String) -> Self {
-        LowSpeed {
-            rate,
-            window,
-            what,
-            started: std::time::Instant::now(),
-            bytes: 0,
-        }
-    }
-
-    fn received(&mut self, n: u64) -> Result<(), RemoteError> {
-        self.bytes += n;
-        let elapsed = self.started.elapsed();
-        if elapsed < self.window {
-            return Ok(());
-        }
-        if self.bytes < self.rate.saturating_mul(elapsed.as_secs()) {
-            return Err(RemoteError::LimitExceeded {
-                what: self.what.clone(),
-                limit: format!(
-                    "{} bytes in {} s, slower than {}/s",
-                    self.bytes,
-                    elapsed.as_secs(),
-                    human_bytes(self.rate)
-                ),
-                setting: "remote_limits.min_transfer_rate",
-            });
-        }
-        self.started = std::time::Instant::now();
-        self.bytes = 0;
-        Ok(())
-    }
-}
-
 fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
     h.get(name)?.to_str().ok().map(str::to_string)
 }
@@ -1202,19 +1162,12 @@ impl RemoteRegistry for HttpRemote {
             resp.content_length()
         };
         let u = url.to_string();
-        let mut watch = LowSpeed::new(
+        let watch = LowSpeed::new(
             self.limits.min_transfer_rate,
             self.limits.low_speed_window,
             format!("blob {digest} from {}", url_for_message(&url)),
         );
-        let stream = resp.bytes_stream().map(move |r| {
-            let chunk = r.map_err(|e| RemoteError::Transfer {
-                url: u.clone(),
-                reason: error_chain(&e),
-            })?;
-            watch.received(chunk.len() as u64)?;
-            Ok(chunk)
-        });
+        let stream = WatchedBody::new(resp.bytes_stream(), watch, u);
         Ok(BlobBody {
             offset: start,
             total,

@@ -1591,6 +1591,7 @@ pub async fn policies(store: &dyn PolicyStore) {
     updated.remote.remote_ca = "PEM".into();
     updated.enabled = false;
     updated.owner = None;
+    updated.max_bytes_per_sec = 5 * 1024 * 1024;
     assert!(store.update_policy(&updated).await.unwrap());
     assert_eq!(store.policy(&a.id).await.unwrap().as_ref(), Some(&updated));
     let mut ghost = updated.clone();

@@ -127,7 +127,7 @@ CREATE TABLE IF NOT EXISTS job_logs (
 "#;
 
 /// The schema of `regmirror.db`, step by step (see [`super::migrate`]).
-const MIGRATIONS: [Migration; 12] = [
+const MIGRATIONS: [Migration; 13] = [
     Migration {
         version: 1,
         what: "repositories, manifests, tags, policies, jobs and logs",
@@ -223,6 +223,18 @@ const MIGRATIONS: [Migration; 12] = [
         version: 12,
         what: "when cached manifests were last pulled",
         apply: |c| c.execute_batch(proxy_caches::PULLS_SCHEMA),
+    },
+    Migration {
+        version: 13,
+        what: "policies' bandwidth limits",
+        apply: |c| {
+            add_column(
+                c,
+                "policies",
+                "max_bytes_per_sec",
+                "INTEGER NOT NULL DEFAULT 0",
+            )
+        },
     },
 ];
 
@@ -1360,7 +1372,7 @@ impl RepositoryStore for SqliteStore {
     }
 }
 
-const POLICY_COLUMNS: &str = "id, local_repository, remote_host, remote_repository, username, password, auth_token, remote_ca, skip_tls_verification, enabled, initial_evaluation, last_mirrored_at, status_code, status_detail, status_timestamp, created_at, owner, rules, delete_removed, content";
+const POLICY_COLUMNS: &str = "id, local_repository, remote_host, remote_repository, username, password, auth_token, remote_ca, skip_tls_verification, enabled, initial_evaluation, last_mirrored_at, status_code, status_detail, status_timestamp, created_at, owner, rules, delete_removed, content, max_bytes_per_sec";
 
 struct PolicyRow {
     id: String,
@@ -1383,6 +1395,7 @@ struct PolicyRow {
     rules: String,
     delete_removed: String,
     content: String,
+    max_bytes_per_sec: i64,
 }
 
 fn policy_row(r: &Row) -> rusqlite::Result<PolicyRow> {
@@ -1407,6 +1420,7 @@ fn policy_row(r: &Row) -> rusqlite::Result<PolicyRow> {
         rules: r.get(17)?,
         delete_removed: r.get(18)?,
         content: r.get(19)?,
+        max_bytes_per_sec: r.get(20)?,
     })
 }
 
@@ -1438,6 +1452,7 @@ fn build_policy(p: PolicyRow, keys: &SecretKeys) -> Result<PollMirroringPolicy, 
         rules: super::rules_from_text(&p.rules)?,
         delete_removed: super::deletion_from_text(&p.delete_removed)?,
         content: super::selection_from_text(&p.content)?,
+        max_bytes_per_sec: u64::try_from(p.max_bytes_per_sec).unwrap_or(0),
     })
 }
 
@@ -1609,7 +1624,7 @@ impl PolicyStore for SqliteStore {
         let (password, auth_token) = self.sealed_secrets(&p);
         self.with(move |c| {
             c.execute(
-                &format!("INSERT INTO policies ({POLICY_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)"),
+                &format!("INSERT INTO policies ({POLICY_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)"),
                 params![
                     p.id,
                     p.local_repository.as_str(),
@@ -1630,7 +1645,8 @@ impl PolicyStore for SqliteStore {
                     p.owner,
                     super::rules_to_text(&p.rules),
                     super::deletion_to_text(&p.delete_removed),
-                    super::selection_to_text(&p.content)
+                    super::selection_to_text(&p.content),
+                    i64::try_from(p.max_bytes_per_sec).unwrap_or(i64::MAX)
                 ],
             )
             .map_err(db_err("saving a policy"))?;
@@ -1686,7 +1702,7 @@ impl PolicyStore for SqliteStore {
         self.with(move |c| {
             let n = c
                 .execute(
-                    "UPDATE policies SET remote_host=?2, remote_repository=?3, username=?4, password=?5, auth_token=?6, remote_ca=?7, skip_tls_verification=?8, enabled=?9, owner=?10, rules=?11, delete_removed=?12, content=?13 WHERE id=?1",
+                    "UPDATE policies SET remote_host=?2, remote_repository=?3, username=?4, password=?5, auth_token=?6, remote_ca=?7, skip_tls_verification=?8, enabled=?9, owner=?10, rules=?11, delete_removed=?12, content=?13, max_bytes_per_sec=?14 WHERE id=?1",
                     params![
                         p.id,
                         p.remote.host,
@@ -1700,7 +1716,8 @@ impl PolicyStore for SqliteStore {
                         p.owner,
                         super::rules_to_text(&p.rules),
                         super::deletion_to_text(&p.delete_removed),
-                        super::selection_to_text(&p.content)
+                        super::selection_to_text(&p.content),
+                        i64::try_from(p.max_bytes_per_sec).unwrap_or(i64::MAX)
                     ],
                 )
                 .map_err(db_err("updating a policy"))?;

@@ -11,7 +11,7 @@ __version__: str
 
 ProgressCallback = Callable[[dict[str, int]], object]
 """Called with ``bytes_copied``, ``blobs_copied``, ``blobs_reused``,
-``tags_copied``, ``tags_planned`` and ``retries``."""
+``tags_copied``, ``tags_planned``, ``retries`` and ``bandwidth_wait_ms``."""
 
 class TagRule(TypedDict):
     """A tag rule (the ``rules`` item of a policy): which remote tags a policy
@@ -181,6 +181,9 @@ class Policy:
         """Whether signatures, attestations and SBOMs are copied."""
     @property
     def referrer_artifact_types(self) -> list[str]: ...
+    @property
+    def max_bytes_per_sec(self) -> int:
+        """The most its copies read from the remote, in bytes per second (0: no limit of its own)."""
     def to_dict(self) -> dict[str, Any]: ...
 
 @final
@@ -384,6 +387,7 @@ class _Engine:
         platform_mode: Optional[Literal["sparse", "rewrite"]] = None,
         mirror_referrers: Optional[bool] = None,
         referrer_artifact_types: Optional[list[str]] = None,
+        max_bytes_per_sec: Optional[int] = None,
     ) -> Policy: ...
     def add_policy_async(
         self,
@@ -406,6 +410,7 @@ class _Engine:
         platform_mode: Optional[Literal["sparse", "rewrite"]] = None,
         mirror_referrers: Optional[bool] = None,
         referrer_artifact_types: Optional[list[str]] = None,
+        max_bytes_per_sec: Optional[int] = None,
     ) -> Awaitable[Policy]: ...
     def check_connection(
         self,
@@ -425,6 +430,7 @@ class _Engine:
         platform_mode: Optional[Literal["sparse", "rewrite"]] = None,
         mirror_referrers: Optional[bool] = None,
         referrer_artifact_types: Optional[list[str]] = None,
+        max_bytes_per_sec: Optional[int] = None,
     ) -> dict[str, bool]:
         """``{"read": bool, "write": bool}``; raises with the reason when
         the remote repository cannot be read."""
@@ -446,6 +452,7 @@ class _Engine:
         platform_mode: Optional[Literal["sparse", "rewrite"]] = None,
         mirror_referrers: Optional[bool] = None,
         referrer_artifact_types: Optional[list[str]] = None,
+        max_bytes_per_sec: Optional[int] = None,
     ) -> Awaitable[dict[str, bool]]: ...
     def preview_tags(
         self,
@@ -465,6 +472,7 @@ class _Engine:
         platform_mode: Optional[Literal["sparse", "rewrite"]] = None,
         mirror_referrers: Optional[bool] = None,
         referrer_artifact_types: Optional[list[str]] = None,
+        max_bytes_per_sec: Optional[int] = None,
     ) -> TagPreview:
         """Which of the remote repository's tags ``rules`` would mirror (every
         tag without rules), listed now; nothing is saved. A bad rule raises
@@ -487,6 +495,7 @@ class _Engine:
         platform_mode: Optional[Literal["sparse", "rewrite"]] = None,
         mirror_referrers: Optional[bool] = None,
         referrer_artifact_types: Optional[list[str]] = None,
+        max_bytes_per_sec: Optional[int] = None,
     ) -> Awaitable[TagPreview]: ...
     def poll(self, policy_id: str, progress: Optional[ProgressCallback] = None) -> Job:
         """Runs one ``poll_mirror`` job for the policy and returns it finished.
@@ -518,6 +527,7 @@ class _Engine:
         platform_mode: Optional[Literal["sparse", "rewrite"]] = None,
         mirror_referrers: Optional[bool] = None,
         referrer_artifact_types: Optional[list[str]] = None,
+        max_bytes_per_sec: Optional[int] = None,
     ) -> Policy: ...
     def update_policy_async(
         self,
@@ -539,6 +549,7 @@ class _Engine:
         platform_mode: Optional[Literal["sparse", "rewrite"]] = None,
         mirror_referrers: Optional[bool] = None,
         referrer_artifact_types: Optional[list[str]] = None,
+        max_bytes_per_sec: Optional[int] = None,
     ) -> Awaitable[Policy]: ...
     def delete_policy(self, id: str) -> bool: ...
     def delete_policy_async(self, id: str) -> Awaitable[bool]: ...

@@ -217,6 +217,23 @@ pub fn render(m: &MetricsSnapshot, server: ServerCounts) -> String {
     );
     family(
         &mut out,
+        "regmirror_bandwidth_wait_seconds_total",
+        "counter",
+        "Time poll transfers waited for a bandwidth limit (the server's or a policy's), summed over concurrent transfers.",
+        &[(
+            String::new(),
+            format!("{:.3}", m.copied.bandwidth_wait_ms as f64 / 1000.0),
+        )],
+    );
+    family(
+        &mut out,
+        "regmirror_bandwidth_limit_bytes_per_second",
+        "gauge",
+        "The server's bandwidth limit for copies from remote registries (0: none).",
+        &one(m.bandwidth_limit),
+    );
+    family(
+        &mut out,
         "regmirror_remote_rate_limited_total",
         "counter",
         "429 Too Many Requests answers received from remote registries.",

@@ -102,7 +102,7 @@ pub fn contents(event: &Event, host: &str, info: Option<&ImageInfo>) -> Value {
     };
     if let Value::Object(map) = &mut c {
         map.insert("namespace".into(), repo.namespace().into());
-        map.insert("repository".into(), repo.short_name().into());
+        map.insert("repository".into(), repo.name_in_namespace().into());
     }
     c
 }

@@ -29,7 +29,7 @@ const LOCK_KEY: i64 = 0x7265_676d_6972_726f;
 
 /// Names, tags and digests compare byte by byte (`COLLATE "C"`), so lists
 /// sort as SQLite sorts them, whatever the database's locale.
-const STEPS: [PgStep; 9] = [
+const STEPS: [PgStep; 10] = [
     PgStep {
         version: 1,
         what: "repositories, manifests, tags, policies, leases, jobs and logs",
@@ -201,6 +201,11 @@ CREATE INDEX tag_history_tag ON tag_history (repo, tag, id);
         version: 9,
         what: "when cached manifests were last pulled",
         sql: super::proxy_cache::PULLS_SCHEMA,
+    },
+    PgStep {
+        version: 10,
+        what: "policies' bandwidth limits",
+        sql: "ALTER TABLE policies ADD COLUMN max_bytes_per_sec BIGINT NOT NULL DEFAULT 0",
     },
 ];
 

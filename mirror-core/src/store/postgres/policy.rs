@@ -18,10 +18,10 @@ use crate::store::sqlite::{parse_digest, parse_name, secret_context};
 use crate::store::{PolicyStore, StoreError};
 
 /// What an update replaces, in the order of [`PgStore::changeable`].
-const CHANGEABLE_COLUMNS: &str = "remote_host, remote_repository, username, password, auth_token, remote_ca, skip_tls_verification, enabled, owner, rules, delete_removed, content";
+const CHANGEABLE_COLUMNS: &str = "remote_host, remote_repository, username, password, auth_token, remote_ca, skip_tls_verification, enabled, owner, rules, delete_removed, content, max_bytes_per_sec";
 
 /// Every column, in the order of [`PgStore::insert_policy`]'s values.
-const POLICY_COLUMNS: &str = "id, local_repository, initial_evaluation, last_mirrored_at, status_code, status_detail, status_timestamp, created_at, remote_host, remote_repository, username, password, auth_token, remote_ca, skip_tls_verification, enabled, owner, rules, delete_removed, content";
+const POLICY_COLUMNS: &str = "id, local_repository, initial_evaluation, last_mirrored_at, status_code, status_detail, status_timestamp, created_at, remote_host, remote_repository, username, password, auth_token, remote_ca, skip_tls_verification, enabled, owner, rules, delete_removed, content, max_bytes_per_sec";
 
 /// The fields a policy's sealed secrets are kept in, with the field name
 /// each is sealed for.
@@ -58,6 +58,7 @@ fn policy_row(r: &Row, keys: &SecretKeys) -> Result<PollMirroringPolicy, StoreEr
         rules: super::super::rules_from_text(get(r, "rules")?)?,
         delete_removed: super::super::deletion_from_text(get(r, "delete_removed")?)?,
         content: super::super::selection_from_text(get(r, "content")?)?,
+        max_bytes_per_sec: u64::try_from(get::<i64>(r, "max_bytes_per_sec")?).unwrap_or(0),
         id,
     })
 }
@@ -82,6 +83,7 @@ impl PgStore {
             Box::new(super::super::rules_to_text(&p.rules)),
             Box::new(super::super::deletion_to_text(&p.delete_removed)),
             Box::new(super::super::selection_to_text(&p.content)),
+            Box::new(i64::try_from(p.max_bytes_per_sec).unwrap_or(i64::MAX)),
         ]
     }
 

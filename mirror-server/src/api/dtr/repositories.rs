@@ -27,7 +27,10 @@ use crate::state::AppState;
 use crate::store::records::AccessMap;
 
 /// Validates `namespace` and `name` separately (so the error names the
-/// right field), then the whole name.
+/// right field), then the whole name. The name may have several
+/// components (`library/alpine`, as a proxy cache's repositories and
+/// names pushed through `/v2` do); in a URL its slashes are
+/// percent-encoded (`/api/v0/repositories/hub/library%2Falpine`).
 pub fn repository_name(
     namespace: &str,
     name: &str,
@@ -46,7 +49,7 @@ pub fn repository_name(
     if namespace.contains('/') || RepositoryName::parse(namespace).is_err() {
         return Err(bad("namespace", namespace));
     }
-    if name.contains('/') || RepositoryName::parse(name).is_err() {
+    if RepositoryName::parse(name).is_err() {
         return Err(bad(name_field, name));
     }
     RepositoryName::parse(&format!("{namespace}/{name}"))
@@ -204,7 +207,7 @@ fn view(repo: &Repository, users: &HashSet<String>, facts: Facts) -> RepositoryV
             "organization"
         },
         namespace,
-        name: repo.name.short_name().to_string(),
+        name: repo.name.name_in_namespace().to_string(),
         short_description: repo.short_description.clone(),
         visibility: repo.visibility,
         created_at: repo.created_at,

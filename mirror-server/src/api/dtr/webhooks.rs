@@ -283,10 +283,15 @@ async fn may_manage(
     }
 }
 
-/// Whether `ns` is an account's, an organization's, or holds a repository
-/// (an administrator's namespace such as `mirrors`).
+/// Whether `ns` is an account's, an organization's, a proxy cache's (which
+/// fills it on demand), or holds a repository (an administrator's
+/// namespace such as `mirrors`).
 async fn namespace_exists(state: &AppState, ns: &str) -> Result<bool, ApiError> {
     if state.accounts.get(ns).await?.is_some() || state.orgs.get(ns).await?.is_some() {
+        return Ok(true);
+    }
+    let stores = state.mirror.stores();
+    if stores.proxy_caches.proxy_cache(ns).await?.is_some() {
         return Ok(true);
     }
     let repos = state.mirror.stores().repos.repositories().await?;

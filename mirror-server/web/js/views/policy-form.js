@@ -495,7 +495,9 @@ export function policyForm({ namespace, name, policy, onSaved, onCancel }) {
 // - `deleteRemoved` (default off), `deleteRemovedDryRun`,
 //   `deleteRemovedMaxPercent` (1 to 100, default 10): local tags this
 //   policy mirrored are deleted once the remote no longer lists them,
-//   never when it lists no tag at all.
+//   never when it lists no tag at all;
+// - `maxBytesPerSec` (0: no limit of its own): the most its copies read
+//   from the remote, which the form shows in MiB/s.
 
 /** What the API assumes for a field a policy (or an older server) leaves out. */
 export const CONTENT_DEFAULTS = {
@@ -506,7 +508,12 @@ export const CONTENT_DEFAULTS = {
   deleteRemoved: false,
   deleteRemovedDryRun: false,
   deleteRemovedMaxPercent: 10,
+  maxBytesPerSec: 0,
 };
+
+const MIB = 1024 * 1024;
+/** The API's lowest bandwidth limit (bytes per second), 1 KiB/s. */
+const MIN_BYTES_PER_SEC = 1024;
 
 /** Most entries the API takes in `platforms` and `referrerArtifactTypes`. */
 const MAX_LISTED = 32;
@@ -654,6 +661,24 @@ export function policyContentEditor({ policy, onChange = () => {} }) {
   });
   const deleteOptions = h('div', { class: 'delete-options' }, dryRun.el, maxPercent.el);
 
+  // --- bandwidth --------------------------------------------------------------------
+  const bandwidth = field({
+    label: 'Most MiB/s read from the remote',
+    name: 'maxBytesPerSec',
+    type: 'number',
+    min: '0',
+    step: 'any',
+    inputmode: 'decimal',
+    value: current.maxBytesPerSec ? String(+(current.maxBytesPerSec / MIB).toFixed(3)) : '',
+    placeholder: 'no limit',
+    hint: 'Empty: no limit of its own (the server\'s limit, if any, still applies).',
+  });
+  /** The bandwidth field in bytes per second (0: empty; NaN: not a number). */
+  const bandwidthBytes = () => {
+    const text = bandwidth.input.value.trim();
+    return text === '' ? 0 : Math.round(Number(text) * MIB);
+  };
+
   // --- showing what applies ------------------------------------------------------------
   function update() {
     modeGroup.hidden = parseList(platforms.input.value).length === 0;
@@ -677,7 +702,10 @@ export function policyContentEditor({ policy, onChange = () => {} }) {
     h('fieldset', { class: 'field field-group content-section deletion-section' },
       h('legend', { text: 'Tags removed from the remote' }),
       deleteRemoved.el,
-      deleteOptions));
+      deleteOptions),
+    h('fieldset', { class: 'field field-group content-section bandwidth-section' },
+      h('legend', { text: 'Bandwidth' }),
+      bandwidth.el));
   for (const type of ['input', 'change']) {
     el.addEventListener(type, () => {
       update();
@@ -694,6 +722,7 @@ export function policyContentEditor({ policy, onChange = () => {} }) {
       deleteRemoved: deleteRemoved.input.checked,
       deleteRemovedDryRun: dryRun.input.checked,
       deleteRemovedMaxPercent: Number(maxPercent.input.value.trim()),
+      maxBytesPerSec: bandwidthBytes(),
     };
   }
 
@@ -730,6 +759,7 @@ export function policyContentEditor({ policy, onChange = () => {} }) {
           out.deleteRemovedMaxPercent = v.deleteRemovedMaxPercent;
         }
       }
+      if (v.maxBytesPerSec) out.maxBytesPerSec = v.maxBytesPerSec;
       return out;
     },
     fields() {
@@ -741,6 +771,7 @@ export function policyContentEditor({ policy, onChange = () => {} }) {
         deleteRemoved,
         deleteRemovedDryRun: dryRun,
         deleteRemovedMaxPercent: maxPercent,
+        maxBytesPerSec: bandwidth,
       };
       // The API names one entry of a list (`platforms[1]`); the form has
       // one input for the whole list.
@@ -754,6 +785,9 @@ export function policyContentEditor({ policy, onChange = () => {} }) {
       const v = values();
       if (v.deleteRemoved && !(Number.isInteger(v.deleteRemovedMaxPercent) && v.deleteRemovedMaxPercent >= 1 && v.deleteRemovedMaxPercent <= 100)) {
         return ['deleteRemovedMaxPercent', 'Enter a whole percentage from 1 to 100.'];
+      }
+      if (!(Number.isFinite(v.maxBytesPerSec) && (v.maxBytesPerSec === 0 || v.maxBytesPerSec >= MIN_BYTES_PER_SEC))) {
+        return ['maxBytesPerSec', 'Enter MiB per second, at least 0.001, or leave it empty for no limit.'];
       }
       return null;
     },
@@ -793,6 +827,9 @@ export function contentFacts(p) {
   if (c.deleteRemoved) {
     out.push(fact('Removed tags', 'deletion-summary',
       `deletes removed tags${c.deleteRemovedDryRun ? ' (dry run)' : ''}, at most ${c.deleteRemovedMaxPercent}% a poll`));
+  }
+  if (c.maxBytesPerSec) {
+    out.push(fact('Bandwidth', 'bandwidth-summary', `at most ${+(c.maxBytesPerSec / MIB).toFixed(3)} MiB/s`));
   }
   return out;
 }
