@@ -516,10 +516,12 @@ mod tests {
     #[tokio::test]
     async fn bounded_and_idle_sessions_expire() {
         let f = Fixture::new();
+        // Long enough that opening four sessions on a loaded machine
+        // (other tests hash passwords meanwhile) never outlasts it.
         let limits = UploadLimits {
             max_sessions: 3,
             max_per_account: 2,
-            idle_timeout: Duration::from_millis(200),
+            idle_timeout: Duration::from_secs(3),
         };
         let a = f.sessions(limits);
         let first = a.open(&repo(), "alice").await.unwrap();
@@ -539,7 +541,7 @@ mod tests {
             "{e}"
         );
         // Once idle, they expire (parts too), and opening makes room.
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(3100)).await;
         a.open(&repo(), "carol").await.unwrap();
         assert!(matches!(
             a.get(&repo(), &first).await,
