@@ -8,11 +8,9 @@
 //! owes before reading on. The remote is slowed by TCP itself: the bytes
 //! not read wait in the socket buffers, which fill, and the sender's window
 //! closes. Concurrent transfers spend from the same bucket, so together
-//! they keep to the rate. Time spent waiting is counted
-//! ([`Bandwidth::waited`], and by copies in their progress, which
-//! `/metrics` and job logs show).
+//! they keep to the rate. [`Bandwidth::spend`] says how long it waited;
+//! copies add that to their progress, which `/metrics` and job logs show.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,7 +24,6 @@ use tokio_util::sync::CancellationToken;
 pub struct Bandwidth {
     rate: u64,
     bucket: Mutex<Bucket>,
-    waited_nanos: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -46,7 +43,6 @@ impl Bandwidth {
                 tokens: rate as f64,
                 refilled_at: Instant::now(),
             }),
-            waited_nanos: AtomicU64::new(0),
         }
     }
 
@@ -84,15 +80,7 @@ impl Bandwidth {
             () = tokio::time::sleep(wait) => {}
             () = cancel.cancelled() => {}
         }
-        let waited = started.elapsed();
-        let nanos = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
-        self.waited_nanos.fetch_add(nanos, Ordering::Relaxed);
-        waited
-    }
-
-    /// Time transfers have waited for this limit so far.
-    pub fn waited(&self) -> Duration {
-        Duration::from_nanos(self.waited_nanos.load(Ordering::Relaxed))
+        started.elapsed()
     }
 }
 
@@ -177,12 +165,13 @@ mod tests {
         let cancel = CancellationToken::new();
         let start = tokio::time::Instant::now();
         // 4 MiB in 64 KiB chunks: one second of burst, three of waiting.
+        let mut waited = Duration::ZERO;
         for _ in 0..64 {
-            b.spend(64 * 1024, &cancel).await;
+            waited += b.spend(64 * 1024, &cancel).await;
         }
         let took = start.elapsed();
         assert!(took >= Duration::from_millis(2900), "{took:?}");
-        assert!(b.waited() >= Duration::from_millis(2900));
+        assert!(waited >= Duration::from_millis(2900), "{waited:?}");
         let limits = Limits::none().and(Some(b), "policy").and(None, "server");
         assert_eq!(limits.describe(), "1.0 MiB/s (policy)");
     }

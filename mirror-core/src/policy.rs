@@ -208,6 +208,18 @@ pub struct PollMirroringPolicy {
 /// per second: below it a copy of any real image would take days.
 pub const MIN_BYTES_PER_SEC: u64 = 1024;
 
+/// Checks a bandwidth limit (a policy's `maxBytesPerSec`, the server's
+/// `remote_limits.max_bytes_per_sec`): 0 for none, else at least
+/// [`MIN_BYTES_PER_SEC`]; the error says so.
+pub fn check_bytes_per_sec(rate: u64) -> Result<(), String> {
+    if rate != 0 && rate < MIN_BYTES_PER_SEC {
+        return Err(format!(
+            "{rate}: bytes per second, at least {MIN_BYTES_PER_SEC}, or 0 for no limit"
+        ));
+    }
+    Ok(())
+}
+
 /// Deletion propagation: a poll deletes local tags this policy mirrored
 /// that the remote no longer lists, never when the remote lists no tag at
 /// all, and at most `max_percent` of the policy's tags per poll (rounded
@@ -452,16 +464,8 @@ impl PolicyForm {
                 format!("{p}: a percentage from 1 to 100"),
             ));
         }
-        if let Some(rate) = self.max_bytes_per_sec
-            && rate != 0
-            && rate < MIN_BYTES_PER_SEC
-        {
-            return Err(InvalidPolicy::new(
-                "maxBytesPerSec",
-                format!(
-                    "{rate}: bytes per second, at least {MIN_BYTES_PER_SEC}, or 0 for no limit"
-                ),
-            ));
+        if let Some(rate) = self.max_bytes_per_sec {
+            check_bytes_per_sec(rate).map_err(|e| InvalidPolicy::new("maxBytesPerSec", e))?;
         }
         self.tag_filter()
     }

@@ -483,18 +483,14 @@ impl RemoteLimitsFile {
         )? {
             limits.min_pulls_left_percent = p;
         }
-        match self.max_bytes_per_sec {
-            Some(rate) if rate != 0 && rate < mirror_core::policy::MIN_BYTES_PER_SEC => {
-                return Err(ConfigError::Invalid {
+        if let Some(rate) = self.max_bytes_per_sec {
+            mirror_core::policy::check_bytes_per_sec(rate).map_err(|reason| {
+                ConfigError::Invalid {
                     key: "remote_limits.max_bytes_per_sec",
-                    reason: format!(
-                        "{rate}: bytes per second, at least {}, or 0 for no limit",
-                        mirror_core::policy::MIN_BYTES_PER_SEC
-                    ),
-                });
-            }
-            Some(rate) => limits.max_bytes_per_sec = rate,
-            None => {}
+                    reason,
+                }
+            })?;
+            limits.max_bytes_per_sec = rate;
         }
         Ok(limits)
     }

@@ -62,6 +62,16 @@ async fn pull(server: &TestServer, reference: &str, digest: &str, admin: bool) {
     assert!(blobs >= 2, "{reference}: config and layers pulled");
 }
 
+/// Sets the `hub` cache's tag TTL to 0: every pull of a tag checks it.
+async fn check_tags_on_every_pull(server: &TestServer) {
+    server
+        .admin()
+        .put("/api/v0/proxyCaches/hub")
+        .json(&json!({"tagTTLSecs": 0}))
+        .await
+        .expect(StatusCode::OK);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn pulls_fill_the_cache_once_and_survive_the_upstream_going_down() {
     let mut up = Registry::builder()
@@ -121,12 +131,7 @@ async fn pulls_fill_the_cache_once_and_survive_the_upstream_going_down() {
 
     // Tags are checked on every pull from now on; with the upstream
     // stopped, the cached tag and digest are still served.
-    server
-        .admin()
-        .put("/api/v0/proxyCaches/hub")
-        .json(&json!({"tagTTLSecs": 0}))
-        .await
-        .expect(StatusCode::OK);
+    check_tags_on_every_pull(&server).await;
     up.stop();
     pull(&server, "hub/library/alpine:3", &alpine.digest, true).await;
     pull(
@@ -347,12 +352,7 @@ async fn docker_pulls_through_the_cache_as_its_registry_mirror() {
 
     // The upstream stopped and the tag due for a check: still pulled, from
     // the cache (stale-if-error).
-    server
-        .admin()
-        .put("/api/v0/proxyCaches/hub")
-        .json(&json!({"tagTTLSecs": 0}))
-        .await
-        .expect(StatusCode::OK);
+    check_tags_on_every_pull(&server).await;
     up.stop();
     pull(true).await;
     assert!(server.metric("regmirror_cache_stale_served_total").await >= 1.0);
