@@ -11,10 +11,13 @@
 //! layers in parallel) share one Argon2id run instead of starting one each.
 //! Access tokens are 256-bit random strings; only their SHA-256 is
 //! stored (a slow hash adds nothing to that much entropy), so they are
-//! checked with one indexed lookup, on every request: revoking one
-//! (`delete_token`, or `update_token` to inactive) takes effect at once.
-//! Changing a password or an account forgets that user's remembered
-//! verifications, so an old password stops working at once too.
+//! checked with one indexed lookup. Who a credential belongs to, and a
+//! user's level on a repository, are then kept for [`RECENT_TTL`]
+//! ([`recent`]), so requests do not go to the database. Revoking a token
+//! (`delete_token`, or `update_token` to inactive), changing a password,
+//! an account, a grant, a team or an organization forgets all of that
+//! in this process, so the change takes effect at once here; other
+//! replicas see it within [`RECENT_TTL`].
 //!
 //! Logins are counted by a [`LoginLimiter`] (per user and client address):
 //! a password check takes a slot *before* Argon2id runs and gives it back
@@ -47,6 +50,9 @@ use crate::store::records::AccessMap;
 use crate::store::{AccountChange, DbError, ServerStores, TokenChange, TokenUpdate};
 
 pub mod bearer;
+mod recent;
+
+pub use recent::RECENT_TTL;
 
 /// How long a verified (user, password) pair is trusted without re-hashing.
 pub const VERIFIED_TTL: Duration = Duration::from_secs(60);
@@ -151,6 +157,8 @@ pub struct Accounts {
     argon2: Arc<tokio::sync::Semaphore>,
     /// Login attempts by user and address.
     limiter: LoginLimiter,
+    /// Recent answers about credentials and access ([`recent`]).
+    recent: recent::Recent,
 }
 
 /// Why a password was not checked.
@@ -254,6 +262,7 @@ impl Accounts {
             password_checks: AtomicU64::new(0),
             argon2: Arc::new(tokio::sync::Semaphore::new(argon2_permits())),
             limiter,
+            recent: recent::Recent::default(),
         }
     }
 
@@ -382,6 +391,7 @@ impl Accounts {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|_, (u, _)| u != user);
+        self.access_changed();
     }
 
     /// Creates the `admin` account if it does not exist: with `password`
@@ -451,6 +461,7 @@ impl Accounts {
         if !self.stores.accounts.insert_account(&account, &hash).await? {
             return Err(AccountError::Exists { name: account.name });
         }
+        self.access_changed();
         Ok(account)
     }
 
@@ -477,7 +488,13 @@ impl Accounts {
     ) -> Result<Option<(Account, Credential)>, AccountError> {
         self.limiter.check(user, client, Instant::now())?;
         let key = cache_key(user, secret);
-        let found = self.lookup(user, secret).await?;
+        if let Some(known) = self.recent.owner(recent::Presented::Basic, &key) {
+            self.limiter.succeeded(user, client);
+            return Ok(Some(known));
+        }
+        let epoch = self.recent.epoch();
+        let hashed_token = sha256_hex(secret.as_bytes());
+        let found = self.stores.accounts.login(user, &hashed_token).await?;
         // Read after the lookup: a check that ended while it ran (queued
         // behind other requests' lookups) is remembered by now, and not
         // repeated.
@@ -492,40 +509,38 @@ impl Accounts {
                 .await?;
             return Ok(None);
         };
-        if is_token || cached {
+        if is_token {
             self.limiter.succeeded(user, client);
-            let credential = if is_token {
-                Credential::Token
-            } else {
-                Credential::Password
-            };
+            self.recent.note_token_use(hashed_token.clone());
+            let (how, token) = (recent::Presented::Basic, Some(hashed_token));
+            let credential = Credential::Token;
+            self.recent
+                .keep_owner(epoch, how, key, &account, credential, token);
             return Ok(Some((account, credential)));
         }
-        if !self.shared_check(user, client, key, secret, hash).await? {
-            return Ok(None);
+        if !cached {
+            if !self.shared_check(user, client, key, secret, hash).await? {
+                return Ok(None);
+            }
+            let mut map = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+            if map.len() > 4096 {
+                let now = Instant::now();
+                map.retain(|_, (_, exp)| *exp > now);
+            }
+            map.insert(key, (account.name.clone(), Instant::now() + VERIFIED_TTL));
+        } else {
+            self.limiter.succeeded(user, client);
         }
-        let mut map = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() > 4096 {
-            let now = Instant::now();
-            map.retain(|_, (_, exp)| *exp > now);
-        }
-        map.insert(key, (account.name.clone(), Instant::now() + VERIFIED_TTL));
-        Ok(Some((account, Credential::Password)))
-    }
-
-    /// In one round trip: the account `user`, its password hash, and
-    /// whether `secret` is one of its active tokens (marking it used).
-    async fn lookup(
-        &self,
-        user: &str,
-        secret: &str,
-    ) -> Result<Option<(Account, String, bool)>, AccountError> {
-        let hashed_token = sha256_hex(secret.as_bytes());
-        Ok(self
-            .stores
-            .accounts
-            .login(user, &hashed_token, Utc::now())
-            .await?)
+        let credential = Credential::Password;
+        self.recent.keep_owner(
+            epoch,
+            recent::Presented::Basic,
+            key,
+            &account,
+            credential,
+            None,
+        );
+        Ok(Some((account, credential)))
     }
 
     /// How many Argon2id password verifications have run (the rest were
@@ -634,6 +649,7 @@ impl Accounts {
             .tokens
             .update_token(user, hashed_token, &change)
             .await?;
+        self.access_changed();
         match found {
             TokenUpdate::Missing => return Ok(None),
             TokenUpdate::RevokedByAdmin => return Err(AccountError::RevokedByAdmin),
@@ -677,12 +693,17 @@ impl Accounts {
 
     /// The tokens of `user`, newest first.
     pub async fn tokens(&self, user: &str) -> Result<Vec<ApiToken>, AccountError> {
+        if let Err(e) = self.flush_token_uses().await {
+            tracing::warn!("recording access token uses failed (kept for the next try): {e}");
+        }
         Ok(self.stores.tokens.tokens(user).await?)
     }
 
     /// Deletes a token of `user`. Returns whether it existed.
     pub async fn delete_token(&self, user: &str, hashed_token: &str) -> Result<bool, AccountError> {
-        Ok(self.stores.tokens.delete_token(user, hashed_token).await?)
+        let deleted = self.stores.tokens.delete_token(user, hashed_token).await?;
+        self.access_changed();
+        Ok(deleted)
     }
 
     /// The highest level `user` holds on `repo` through their own grant,
@@ -692,11 +713,17 @@ impl Accounts {
         user: &str,
         repo: &RepositoryName,
     ) -> Result<Option<AccessLevel>, AccountError> {
-        Ok(self
+        if let Some(level) = self.recent.level(user, repo.as_str()) {
+            return Ok(level);
+        }
+        let epoch = self.recent.epoch();
+        let level = self
             .stores
             .orgs
             .levels(user, repo.as_str(), repo.owner_namespace())
-            .await?)
+            .await?;
+        self.recent.keep_level(epoch, user, repo.as_str(), level);
+        Ok(level)
     }
 
     /// Every level `user` holds (own grants, teams, organizations), by
@@ -723,11 +750,12 @@ impl Accounts {
         if self.get(user).await?.is_none() {
             return Err(AccountError::NoSuchAccount { name: user.into() });
         }
-        Ok(self
-            .stores
+        self.stores
             .grants
             .set_grant(user, repo.as_str(), level)
-            .await?)
+            .await?;
+        self.access_changed();
+        Ok(())
     }
 
     /// Removes the grant of `user` on `repo`. Returns whether it existed.
@@ -736,13 +764,17 @@ impl Accounts {
         user: &str,
         repo: &RepositoryName,
     ) -> Result<bool, AccountError> {
-        Ok(self.stores.grants.remove_grant(user, repo.as_str()).await?)
+        let removed = self.stores.grants.remove_grant(user, repo.as_str()).await?;
+        self.access_changed();
+        Ok(removed)
     }
 
     /// Removes every grant on `repo` (when the repository is deleted, so a
     /// later repository of the same name does not inherit them).
     pub async fn forget_repository(&self, repo: &RepositoryName) -> Result<(), AccountError> {
-        Ok(self.stores.grants.remove_grants_on(repo.as_str()).await?)
+        self.stores.grants.remove_grants_on(repo.as_str()).await?;
+        self.access_changed();
+        Ok(())
     }
 }
 

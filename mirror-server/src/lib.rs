@@ -38,6 +38,7 @@ pub mod client_ip;
 pub mod config;
 pub mod error;
 pub mod login_limit;
+pub mod manifest_bytes;
 mod open;
 pub mod orgs;
 pub mod read_access;
@@ -220,7 +221,11 @@ pub async fn run(
         mirror.stores().blobs.clone(),
     ));
     tasks.spawn(uploads.clone().run_sweeper(background.child_token()));
-    tasks.spawn(flush_cache_pulls(mirror.clone(), background.child_token()));
+    tasks.spawn(flush_noted_uses(
+        mirror.clone(),
+        accounts.clone(),
+        background.child_token(),
+    ));
     tasks.spawn(webhooks.clone().run_matcher(
         mirror.clone(),
         webhook_events,
@@ -246,6 +251,7 @@ pub async fn run(
         tls: tls.clone(),
         blob_redirect: config.blob_redirect,
         webhooks,
+        manifest_bytes: Default::default(),
     };
     // The client address of each request, for the login limits.
     if !config.trusted_proxies.is_empty() {
@@ -285,9 +291,14 @@ pub async fn run(
     Ok(())
 }
 
-/// Writes the pull times proxy caches noted (for least-recently-pulled
-/// eviction) every few seconds, and once more at shutdown.
-async fn flush_cache_pulls(mirror: mirror_core::Mirror, stop: tokio_util::sync::CancellationToken) {
+/// Writes what requests noted instead of writing it themselves, every
+/// few seconds and once more at shutdown: the pull times proxy caches
+/// noted (for least-recently-pulled eviction) and access token uses.
+async fn flush_noted_uses(
+    mirror: mirror_core::Mirror,
+    accounts: Arc<Accounts>,
+    stop: tokio_util::sync::CancellationToken,
+) {
     const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
     loop {
         let stopping = tokio::select! {
@@ -296,6 +307,9 @@ async fn flush_cache_pulls(mirror: mirror_core::Mirror, stop: tokio_util::sync::
         };
         if let Err(e) = mirror.pull_through().flush_pulls().await {
             tracing::warn!("recording proxy cache pull times failed (kept for the next try): {e}");
+        }
+        if let Err(e) = accounts.flush_token_uses().await {
+            tracing::warn!("recording access token uses failed (kept for the next try): {e}");
         }
         if stopping {
             return;

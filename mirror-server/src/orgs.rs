@@ -123,7 +123,7 @@ impl Organizations {
             full_name: full_name.into(),
             created_at: Utc::now(),
         };
-        if !self.stores.orgs.insert_org(&org).await? {
+        if !self.changes(self.stores.orgs.insert_org(&org)).await? {
             return Err(OrgError::Exists(name.into()));
         }
         Ok(org)
@@ -150,7 +150,8 @@ impl Organizations {
         self.require(caller, name, OrgRole::Admin).await?;
         if let Some(full_name) = full_name {
             check_text("fullName", full_name)?;
-            self.stores.orgs.update_org(name, full_name).await?;
+            self.changes(self.stores.orgs.update_org(name, full_name))
+                .await?;
         }
         self.get(name)
             .await?
@@ -161,7 +162,7 @@ impl Organizations {
     /// administrators). Its repositories stay (an administrator's to
     /// delete).
     pub async fn delete(&self, name: &str) -> Result<(), OrgError> {
-        if !self.stores.orgs.delete_org(name).await? {
+        if !self.changes(self.stores.orgs.delete_org(name)).await? {
             return Err(OrgError::NoSuchOrg(name.into()));
         }
         Ok(())
@@ -238,7 +239,8 @@ impl Organizations {
                 .into_iter()
                 .any(|m| m.name == user && m.is_admin),
         };
-        self.stores.orgs.set_org_member(org, user, is_admin).await?;
+        self.changes(self.stores.orgs.set_org_member(org, user, is_admin))
+            .await?;
         Ok(OrgMember {
             name: user.into(),
             is_admin,
@@ -253,7 +255,10 @@ impl Organizations {
         user: &str,
     ) -> Result<(), OrgError> {
         self.require(caller, org, OrgRole::Admin).await?;
-        if !self.stores.orgs.remove_org_member(org, user).await? {
+        if !self
+            .changes(self.stores.orgs.remove_org_member(org, user))
+            .await?
+        {
             return Err(OrgError::NoSuchAccount(user.into()));
         }
         Ok(())
@@ -306,7 +311,7 @@ impl Organizations {
             description: description.into(),
             members: 0,
         };
-        if !self.stores.orgs.insert_team(&team).await? {
+        if !self.changes(self.stores.orgs.insert_team(&team)).await? {
             return Err(OrgError::Invalid {
                 field: "name",
                 reason: format!("organization {org:?} already has a team named {name:?}"),
@@ -339,7 +344,7 @@ impl Organizations {
             check_text("description", description)?;
             t.description = description.into();
         }
-        self.stores.orgs.update_team(&t).await?;
+        self.changes(self.stores.orgs.update_team(&t)).await?;
         Ok(t)
     }
 
@@ -351,7 +356,7 @@ impl Organizations {
         team: &str,
     ) -> Result<(), OrgError> {
         let t = self.team(caller, org, team, OrgRole::Admin).await?;
-        self.stores.orgs.delete_team(&t.id).await?;
+        self.changes(self.stores.orgs.delete_team(&t.id)).await?;
         Ok(())
     }
 
@@ -376,7 +381,9 @@ impl Organizations {
     ) -> Result<(), OrgError> {
         let t = self.team(caller, org, team, OrgRole::Admin).await?;
         self.user(user).await?;
-        Ok(self.stores.orgs.add_team_member(&t, user).await?)
+        Ok(self
+            .changes(self.stores.orgs.add_team_member(&t, user))
+            .await?)
     }
 
     /// Removes `user` from a team.
@@ -388,7 +395,10 @@ impl Organizations {
         user: &str,
     ) -> Result<(), OrgError> {
         let t = self.team(caller, org, team, OrgRole::Admin).await?;
-        if !self.stores.orgs.remove_team_member(&t.id, user).await? {
+        if !self
+            .changes(self.stores.orgs.remove_team_member(&t.id, user))
+            .await?
+        {
             return Err(OrgError::NoSuchAccount(user.into()));
         }
         Ok(())
@@ -434,18 +444,14 @@ impl Organizations {
         level: AccessLevel,
     ) -> Result<(), OrgError> {
         Ok(self
-            .stores
-            .orgs
-            .set_team_access(&team.id, target, level)
+            .changes(self.stores.orgs.set_team_access(&team.id, target, level))
             .await?)
     }
 
     /// Removes a team's level on `target`; whether it had one.
     pub async fn remove_access(&self, team: &Team, target: &GrantTarget) -> Result<bool, OrgError> {
         Ok(self
-            .stores
-            .orgs
-            .remove_team_access(&team.id, target)
+            .changes(self.stores.orgs.remove_team_access(&team.id, target))
             .await?)
     }
 
@@ -460,7 +466,18 @@ impl Organizations {
     /// Forgets every team's level on a deleted repository.
     pub async fn forget_repository(&self, repo: &RepositoryName) -> Result<(), OrgError> {
         let target = GrantTarget::Repository(repo.as_str().into());
-        Ok(self.stores.orgs.remove_team_access_on(&target).await?)
+        Ok(self
+            .changes(self.stores.orgs.remove_team_access_on(&target))
+            .await?)
+    }
+
+    /// Awaits `write`, a change to organizations, teams or their grants,
+    /// then has every recent access answer forgotten (even if the write
+    /// failed: it may have happened).
+    async fn changes<T>(&self, write: impl std::future::Future<Output = T>) -> T {
+        let done = write.await;
+        self.accounts.access_changed();
+        done
     }
 
     /// The active account `name`.

@@ -38,4 +38,6 @@ pub struct AppState {
     pub blob_redirect: Option<std::time::Duration>,
     /// Webhook subscriptions and deliveries.
     pub webhooks: Arc<crate::webhooks::Webhooks>,
+    /// Recently served manifests' bytes, by digest.
+    pub manifest_bytes: Arc<crate::manifest_bytes::ManifestBytes>,
 }

@@ -37,6 +37,13 @@ async fn tokens_passwords_and_accounts_are_revoked_at_once() {
     let token = tok["token"].as_str().unwrap().to_string();
     let hashed = tok["hashedToken"].as_str().unwrap().to_string();
     assert_eq!(v2(&server, "carol", &token).await, StatusCode::OK);
+    // A request notes the use in memory, never writing; the listing
+    // shows it.
+    assert_eq!(v2(&server, "carol", &token).await, StatusCode::OK);
+    let (_, list) = server
+        .call(Method::GET, "/api/v0/api_tokens", carol, None)
+        .await;
+    assert!(list[0]["lastUsed"].is_string(), "{list}");
     let token_path = format!("/api/v0/api_tokens/{hashed}");
     let (s, b) = server
         .call(

@@ -10,6 +10,8 @@
 //!   pushed images of one are the others' (a policy saved through A,
 //!   polled by whichever claims it, pulled whole from C); a cron due every
 //!   second fires about once a second in all, not once per replica.
+//! - A token deactivated through one replica is refused by another
+//!   within `accounts::RECENT_TTL`.
 //! - A chunked push (by hand and by skopeo) through a load balancer that
 //!   sends each request to the other replica succeeds, and an unfinished
 //!   push outlives the replica it started on.
@@ -238,6 +240,68 @@ async fn three_replicas_behave_as_one_registry() {
     for server in [a, b, c] {
         server.stop().await;
     }
+}
+
+/// Replicas answer who a credential is from memory for a few seconds
+/// (`accounts::RECENT_TTL`), so a registry request reads nothing from the
+/// database: a token deactivated through A is refused by A at once and by
+/// B, which used it a moment before, within that time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_reaches_other_replicas_within_seconds() {
+    use mirror_server::accounts::RECENT_TTL;
+    let (a, b) = two_replicas().await;
+    a.create_user("erin", "erin-pa55word").await;
+    let erin = a.api().creds(Some(("erin", "erin-pa55word")));
+    let made = erin
+        .post("/api/v0/api_tokens")
+        .json(&json!({"tokenLabel": "ci"}))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let token = made["token"].as_str().unwrap().to_string();
+    let hashed = made["hashedToken"].as_str().unwrap().to_string();
+    let v2 = async |server: &TestServer| {
+        server
+            .api()
+            .creds(Some(("erin", token.as_str())))
+            .get("/v2/")
+            .await
+            .status
+    };
+    assert_eq!(v2(&b).await, StatusCode::OK);
+    // B noted the use; its listing shows it.
+    let listed = b
+        .api()
+        .creds(Some(("erin", "erin-pa55word")))
+        .get("/api/v0/api_tokens")
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert!(listed[0]["lastUsed"].is_string(), "{listed}");
+
+    erin.call(
+        reqwest::Method::PATCH,
+        format!("/api/v0/api_tokens/{hashed}"),
+    )
+    .json(&json!({"isActive": false}))
+    .await
+    .expect(StatusCode::OK);
+    let deactivated = Instant::now();
+    assert_eq!(v2(&a).await, StatusCode::UNAUTHORIZED, "at once on A");
+    while v2(&b).await == StatusCode::OK {
+        assert!(
+            deactivated.elapsed() < RECENT_TTL + Duration::from_secs(2),
+            "B still takes the token {:?} later",
+            deactivated.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "B refused the token {:?} after A deactivated it",
+        deactivated.elapsed()
+    );
+    a.stop().await;
+    b.stop().await;
 }
 
 /// Copies `team/app:v1` of `up` to `mirrors/pushed:v1` at `host_port`

@@ -483,6 +483,8 @@ impl SqliteStore {
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
         )
         .map_err(db_err("configuring the database"))?;
+        // The statements a registry read runs stay prepared.
+        conn.set_prepared_statement_cache_capacity(64);
         migrate(&mut conn, "regmirror.db", &MIGRATIONS)?;
         reseal_secrets(&conn, &keys)?;
         push_policies::reseal(&conn, &keys)?;
@@ -505,6 +507,22 @@ impl SqliteStore {
                 &secret_context(&p.id, "authToken"),
             ),
         )
+    }
+
+    /// Runs `f`, a lookup by key (microseconds, the pages cached), at
+    /// once on this thread when the connection is free: less than the
+    /// hand-off to the blocking pool and back that [`SqliteStore::with`]
+    /// costs. When the connection is busy (a write, a listing), `f` waits
+    /// for it on the blocking pool instead. For the lookups of a registry
+    /// read (`GET` of a manifest or blob).
+    async fn lookup<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        if let Ok(mut conn) = self.conn.try_lock() {
+            return f(&mut conn);
+        }
+        self.with(f).await
     }
 
     /// Runs `f` with the connection on the blocking pool.
@@ -642,19 +660,20 @@ fn load_manifest(
     digest: &str,
 ) -> Result<Option<ManifestRecord>, StoreError> {
     let row = conn
-        .query_row(
+        .prepare_cached(
             "SELECT media_type, size, subject, artifact_type FROM manifests WHERE repo=?1 AND digest=?2",
-            params![repo, digest],
-            |r| {
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row(params![repo, digest], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, i64>(1)?,
                     r.get::<_, Option<String>>(2)?,
                     r.get::<_, Option<String>>(3)?,
                 ))
-            },
-        )
-        .optional()
+            })
+            .optional()
+        })
         .map_err(db_err("reading a manifest"))?;
     let Some((media_type, size, subject, artifact_type)) = row else {
         return Ok(None);
@@ -794,13 +813,11 @@ impl RepositoryStore for SqliteStore {
 
     async fn repository(&self, name: &RepositoryName) -> Result<Option<Repository>, StoreError> {
         let name = name.to_string();
-        self.with(move |c| {
-            c.query_row(
+        self.lookup(move |c| {
+            c.prepare_cached(
                 "SELECT id, name, visibility, short_description, created_at FROM repositories WHERE name=?1",
-                params![name],
-                repository_from_row,
             )
-            .optional()
+            .and_then(|mut stmt| stmt.query_row(params![name], repository_from_row).optional())
             .map_err(db_err("reading a repository"))?
             .map(build_repository)
             .transpose()
@@ -881,13 +898,11 @@ impl RepositoryStore for SqliteStore {
 
     async fn tag(&self, repo: &RepositoryName, tag: &str) -> Result<Option<TagRecord>, StoreError> {
         let (repo, tag) = (repo.to_string(), tag.to_string());
-        self.with(move |c| {
-            c.query_row(
-                &format!("SELECT {TAG_COLUMNS} FROM tags WHERE repo=?1 AND name=?2"),
-                params![repo, tag],
-                tag_row,
-            )
-            .optional()
+        self.lookup(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {TAG_COLUMNS} FROM tags WHERE repo=?1 AND name=?2"
+            ))
+            .and_then(|mut stmt| stmt.query_row(params![repo, tag], tag_row).optional())
             .map_err(db_err("reading a tag"))?
             .map(build_tag)
             .transpose()
@@ -901,18 +916,17 @@ impl RepositoryStore for SqliteStore {
         digest: &Digest,
     ) -> Result<Option<ManifestRecord>, StoreError> {
         let (repo, digest) = (repo.to_string(), digest.to_string());
-        self.with(move |c| load_manifest(c, &repo, &digest)).await
+        self.lookup(move |c| load_manifest(c, &repo, &digest)).await
     }
 
     async fn has_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool, StoreError> {
         let (repo, digest) = (repo.to_string(), digest.to_string());
-        self.with(move |c| {
+        self.lookup(move |c| {
             let n: i64 = c
-                .query_row(
+                .prepare_cached(
                     "SELECT (SELECT COUNT(*) FROM repo_blobs WHERE repo=?1 AND digest=?2) + (SELECT COUNT(*) FROM manifests WHERE repo=?1 AND digest=?2)",
-                    params![repo, digest],
-                    |r| r.get(0),
                 )
+                .and_then(|mut stmt| stmt.query_row(params![repo, digest], |r| r.get(0)))
                 .map_err(db_err("looking up a blob link"))?;
             Ok(n > 0)
         })

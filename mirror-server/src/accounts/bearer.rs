@@ -4,10 +4,12 @@
 //!
 //! - A bearer token is a 256-bit random string, valid for [`BEARER_TTL`].
 //!   Only its SHA-256 is stored ([`crate::store::BearerStore`]), like an
-//!   access token's; it is looked up on every request, so it stops working
-//!   at once when its account is deactivated, when the access token it was
-//!   minted with is deactivated or deleted, or (minted with the password)
-//!   when the password changes.
+//!   access token's; its owner is looked up at most every
+//!   [`super::RECENT_TTL`], so it stops working (at once through this
+//!   process, within that time through another replica) when its account
+//!   is deactivated, when the access token it was minted with is
+//!   deactivated or deleted, or (minted with the password) when the
+//!   password changes.
 //! - It acts as its account, with the rights the account has at each
 //!   request, but like an access token it cannot create access tokens or
 //!   change the password, and it cannot mint another bearer token: it
@@ -23,6 +25,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use mirror_core::Secret;
 
+use super::recent::Presented;
 use super::{Account, AccountError, Accounts, Credential, random_alphanumeric, sha256_hex};
 use crate::store::BearerRecord;
 
@@ -99,17 +102,34 @@ impl Accounts {
 
     /// The active account whose live bearer token `secret` is
     /// ([`Credential::Bearer`]), or whose active access token it is
-    /// ([`Credential::Token`], marking it used); `None` otherwise.
+    /// ([`Credential::Token`], its use noted); `None` otherwise. An answer
+    /// is kept for [`super::RECENT_TTL`], so on another replica than the
+    /// one that revoked it, a token works at most that long after.
     pub async fn verify_bearer(
         &self,
         secret: &str,
     ) -> Result<Option<(Account, Credential)>, AccountError> {
-        let hashed = sha256_hex(secret.as_bytes());
-        Ok(self
+        use sha2::Digest as _;
+        let key: [u8; 32] = sha2::Sha256::digest(secret.as_bytes()).into();
+        if let Some(known) = self.recent.owner(Presented::Bearer, &key) {
+            return Ok(Some(known));
+        }
+        let epoch = self.recent.epoch();
+        let hashed = hex::encode(key);
+        let found = self
             .stores
             .bearers
             .bearer_account(&hashed, Utc::now())
-            .await?)
+            .await?;
+        if let Some((account, credential)) = &found {
+            let token = (*credential == Credential::Token).then_some(hashed);
+            if let Some(t) = &token {
+                self.recent.note_token_use(t.clone());
+            }
+            self.recent
+                .keep_owner(epoch, Presented::Bearer, key, account, *credential, token);
+        }
+        Ok(found)
     }
 }
 

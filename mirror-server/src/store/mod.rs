@@ -97,13 +97,12 @@ pub trait AccountStore: Send + Sync {
     /// The password hash of `name`.
     async fn password_hash(&self, name: &str) -> Result<Option<String>, DbError>;
     /// In one round trip: the account `name`, its password hash, and
-    /// whether `hashed_token` is one of its active access tokens (then
-    /// marked used at `now`).
+    /// whether `hashed_token` is one of its active access tokens. Reads
+    /// only ([`TokenStore::touch_tokens`] records uses).
     async fn login(
         &self,
         name: &str,
         hashed_token: &str,
-        now: DateTime<Utc>,
     ) -> Result<Option<(Account, String, bool)>, DbError>;
     /// Replaces the password hash of `name` and deletes the bearer tokens
     /// it minted with the password; `false` when there is no such account.
@@ -153,6 +152,9 @@ pub trait TokenStore: Send + Sync {
     ) -> Result<TokenUpdate, DbError>;
     /// Deletes a token of `user`; whether it existed.
     async fn delete_token(&self, user: &str, hashed_token: &str) -> Result<bool, DbError>;
+    /// Records when access tokens were last used: `(hashed token, at)`,
+    /// in one transaction; a later time already recorded is kept.
+    async fn touch_tokens(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), DbError>;
 }
 
 /// A bearer token as held (its SHA-256, never the token).
@@ -178,8 +180,8 @@ pub trait BearerStore: Send + Sync {
     async fn insert_bearer(&self, bearer: &BearerRecord, keep: usize) -> Result<(), DbError>;
     /// The active account whose live bearer token (its access token, if
     /// any, still active) has the hash `hashed` ([`Credential::Bearer`]),
-    /// or whose active access token it is ([`Credential::Token`], marked
-    /// used at `now`).
+    /// or whose active access token it is ([`Credential::Token`]), at
+    /// `now`. Reads only.
     async fn bearer_account(
         &self,
         hashed: &str,

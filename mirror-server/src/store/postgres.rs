@@ -4,7 +4,8 @@
 //!
 //! - **Its own pool** (`mirror_core::store::pg_pool`, the same client,
 //!   pool settings and URL handling as mirror-core's store): the server's
-//!   lookups run on every request (credentials, grants), and must not queue
+//!   lookups run on requests (credentials, grants, at most every few
+//!   seconds each: `accounts::RECENT_TTL`), and must not queue
 //!   behind the engine's job traffic, nor depend on how mirror-core holds
 //!   its store.
 //! - **Migrations** run at connect, recorded in
@@ -385,12 +386,11 @@ impl AccountStore for PgServerStore {
         &self,
         name: &str,
         hashed_token: &str,
-        now: DateTime<Utc>,
     ) -> Result<Option<(Account, String, bool)>, DbError> {
         self.row(
             "verifying credentials",
-            sql::PG_LOGIN,
-            &[&name, &hashed_token, &now],
+            sql::LOGIN,
+            &[&name, &hashed_token],
             |r| Ok((rows::account(r)?, r.text(6)?, r.flag(7)?)),
         )
         .await
@@ -468,6 +468,16 @@ impl TokenStore for PgServerStore {
             .await?;
         Ok(n > 0)
     }
+
+    async fn touch_tokens(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), DbError> {
+        const CTX: &str = "recording access token uses";
+        let mut client = self.client(CTX).await?;
+        let tx = client.transaction().await.map_err(pg_err(CTX))?;
+        for (hashed, at) in uses {
+            execute(&tx, CTX, sql::TOUCH_TOKEN, &[at, hashed]).await?;
+        }
+        tx.commit().await.map_err(pg_err(CTX))
+    }
 }
 
 #[async_trait]
@@ -502,7 +512,7 @@ impl BearerStore for PgServerStore {
             return Ok(Some((account, Credential::Bearer)));
         }
         let token = self
-            .row(CTX, sql::PG_TOKEN_ACCOUNT, p, rows::account)
+            .row(CTX, sql::TOKEN_ACCOUNT, &[&hashed], rows::account)
             .await?;
         Ok(token.map(|account| (account, Credential::Token)))
     }

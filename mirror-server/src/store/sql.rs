@@ -33,12 +33,26 @@ pub(super) const INSERT_ACCOUNT: &str =
 /// `$1` name.
 pub(super) const ACCOUNT: &str =
     concat!("SELECT ", account_columns!(), " FROM users WHERE name=$1");
-/// The account and its password hash (column 6); `$1` name.
-pub(super) const ACCOUNT_AND_HASH: &str = concat!(
+/// In one round trip: account `$1`, its password hash (column 6), and
+/// whether `$2` is the hash of one of its active access tokens (column 7).
+/// Reads only: uses are noted in memory and written by [`TOUCH_TOKEN`].
+pub(super) const LOGIN: &str = concat!(
     "SELECT ",
     account_columns!(),
-    ", password_hash FROM users WHERE name=$1"
+    ", password_hash, EXISTS (SELECT 1 FROM api_tokens
+       WHERE username=$1 AND hashed_token=$2 AND is_active)
+     FROM users WHERE name=$1"
 );
+/// The active account of active access token `$1`.
+pub(super) const TOKEN_ACCOUNT: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM api_tokens t JOIN users u ON u.name = t.username
+     WHERE t.hashed_token=$1 AND t.is_active AND u.is_active"
+);
+/// Marks access token `$2` used at `$1` (never back in time).
+pub(super) const TOUCH_TOKEN: &str = "UPDATE api_tokens SET last_used=$1
+     WHERE hashed_token=$2 AND (last_used IS NULL OR last_used < $1)";
 pub(super) const ACCOUNTS: &str =
     concat!("SELECT ", account_columns!(), " FROM users ORDER BY name");
 /// `$1` name.
@@ -286,19 +300,6 @@ pub(super) const SET_META: &str = "INSERT INTO meta (key, value) VALUES ($1, $2)
 
 // Each backend's own: what the other cannot say the same way.
 
-/// SQLite: marks active access token `$2` of user `$3` used at `$1`.
-pub(super) const SQLITE_TOUCH_TOKEN: &str =
-    "UPDATE api_tokens SET last_used=$1 WHERE hashed_token=$2 AND username=$3 AND is_active";
-/// SQLite: the active account of active access token `$1`.
-pub(super) const SQLITE_TOKEN_ACCOUNT: &str = concat!(
-    "SELECT ",
-    user_columns!(),
-    " FROM api_tokens t JOIN users u ON u.name = t.username
-     WHERE t.hashed_token=$1 AND t.is_active AND u.is_active"
-);
-/// SQLite: marks access token `$2` used at `$1`.
-pub(super) const SQLITE_TOUCH_ANY_TOKEN: &str =
-    "UPDATE api_tokens SET last_used=$1 WHERE hashed_token=$2";
 /// SQLite: who revoked token `$2` of user `$1` (the transaction holds the
 /// database's write lock).
 pub(super) const SQLITE_TOKEN_REVOKED: &str =
@@ -306,27 +307,6 @@ pub(super) const SQLITE_TOKEN_REVOKED: &str =
 /// PostgreSQL: the same, locking the row until the transaction ends.
 pub(super) const PG_TOKEN_REVOKED: &str =
     "SELECT revoked_by_admin FROM api_tokens WHERE username=$1 AND hashed_token=$2 FOR UPDATE";
-/// PostgreSQL, in one round trip: account `$1`, its password hash (column
-/// 6), and whether `$2` is one of its active tokens (column 7; then marked
-/// used at `$3`).
-pub(super) const PG_LOGIN: &str = concat!(
-    "WITH touched AS (
-       UPDATE api_tokens SET last_used=$3
-       WHERE hashed_token=$2 AND username=$1 AND is_active
-       RETURNING 1)
-     SELECT ",
-    account_columns!(),
-    ", password_hash, EXISTS (SELECT 1 FROM touched) FROM users WHERE name=$1"
-);
-/// PostgreSQL: the active account of active access token `$1`, marking the
-/// token used at `$2`.
-pub(super) const PG_TOKEN_ACCOUNT: &str = concat!(
-    "UPDATE api_tokens t SET last_used=$2 FROM users u
-     WHERE t.hashed_token=$1 AND t.is_active AND u.name = t.username AND u.is_active
-     RETURNING ",
-    user_columns!()
-);
-
 #[cfg(test)]
 mod tests {
     /// Every shared statement numbers its placeholders by first appearance.
@@ -336,7 +316,6 @@ mod tests {
         for sql in [
             INSERT_ACCOUNT,
             ACCOUNT,
-            ACCOUNT_AND_HASH,
             ACCOUNTS,
             PASSWORD_HASH,
             SET_PASSWORD_HASH,
@@ -398,9 +377,9 @@ mod tests {
             TAKE_UPLOAD,
             DELETE_UPLOAD,
             EXPIRE_UPLOADS,
-            SQLITE_TOUCH_TOKEN,
-            SQLITE_TOKEN_ACCOUNT,
-            SQLITE_TOUCH_ANY_TOKEN,
+            LOGIN,
+            TOKEN_ACCOUNT,
+            TOUCH_TOKEN,
             SQLITE_TOKEN_REVOKED,
         ] {
             let mut seen = 0;

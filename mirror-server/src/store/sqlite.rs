@@ -346,23 +346,14 @@ impl AccountStore for SqliteServerStore {
         &self,
         name: &str,
         hashed_token: &str,
-        now: DateTime<Utc>,
     ) -> Result<Option<(Account, String, bool)>, DbError> {
         let (name, hashed_token) = (name.to_string(), hashed_token.to_string());
         self.with("verifying credentials", move |c| {
-            let Some((account, hash)) = c
-                .query_row(sql::ACCOUNT_AND_HASH, [&name], |r| {
-                    Ok((mapped(rows::account)(r)?, r.get::<_, String>(6)?))
+            c.prepare_cached(sql::LOGIN)?
+                .query_row(params![name, hashed_token], |r| {
+                    Ok((mapped(rows::account)(r)?, r.get(6)?, r.get(7)?))
                 })
-                .optional()?
-            else {
-                return Ok(None);
-            };
-            let touched = c.execute(
-                sql::SQLITE_TOUCH_TOKEN,
-                params![ts(now), hashed_token, name],
-            )?;
-            Ok(Some((account, hash, touched > 0)))
+                .optional()
         })
         .await
     }
@@ -445,6 +436,19 @@ impl TokenStore for SqliteServerStore {
             .await?;
         Ok(n > 0)
     }
+
+    async fn touch_tokens(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), DbError> {
+        let uses: Vec<(String, String)> = uses.iter().map(|(h, at)| (h.clone(), ts(*at))).collect();
+        self.with("recording access token uses", move |c| {
+            let tx = c.transaction()?;
+            for (hashed, at) in &uses {
+                tx.prepare_cached(sql::TOUCH_TOKEN)?
+                    .execute(params![at, hashed])?;
+            }
+            tx.commit()
+        })
+        .await
+    }
 }
 
 /// Whether a token whose revocation mark reads `revoked_by_admin` (`None`:
@@ -484,21 +488,16 @@ impl BearerStore for SqliteServerStore {
         let (hashed, now) = (hashed.to_string(), ts(now));
         self.with("verifying a bearer token", move |c| {
             let bearer = c
-                .query_row(
-                    sql::BEARER_ACCOUNT,
-                    params![hashed, now],
-                    mapped(rows::account),
-                )
+                .prepare_cached(sql::BEARER_ACCOUNT)?
+                .query_row(params![hashed, now], mapped(rows::account))
                 .optional()?;
             if let Some(account) = bearer {
                 return Ok(Some((account, Credential::Bearer)));
             }
             let token = c
-                .query_row(sql::SQLITE_TOKEN_ACCOUNT, [&hashed], mapped(rows::account))
+                .prepare_cached(sql::TOKEN_ACCOUNT)?
+                .query_row([&hashed], mapped(rows::account))
                 .optional()?;
-            if token.is_some() {
-                c.execute(sql::SQLITE_TOUCH_ANY_TOKEN, params![now, hashed])?;
-            }
             Ok(token.map(|account| (account, Credential::Token)))
         })
         .await

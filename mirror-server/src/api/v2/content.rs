@@ -63,6 +63,8 @@ pub async fn manifest(
     };
     let body = if head {
         Body::empty()
+    } else if let Some(bytes) = state.manifest_bytes.get(&digest) {
+        Body::from(bytes)
     } else {
         let bytes = match stores.blobs.read_small(&digest, MAX_MANIFEST_SIZE).await {
             Ok(b) => b,
@@ -71,6 +73,7 @@ pub async fn manifest(
             }
             Err(e) => return Err(e.into()),
         };
+        state.manifest_bytes.keep(&digest, &bytes);
         Body::from(bytes)
     };
     Ok(response(
