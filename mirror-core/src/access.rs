@@ -11,8 +11,9 @@
 //! it is fetched from the remote and verified like any new blob, so a
 //! remote that merely *names* another team's digest gets nothing.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
@@ -48,9 +49,20 @@ pub struct ReuseGate {
     access: Arc<dyn ReadAccess>,
     owner: Option<String>,
     target: RepositoryName,
-    /// Downloaded from this poll's remote and verified against their digest.
+    /// Downloaded from this poll's remote and verified against their
+    /// digest, or found linkable once (the answer holds for the poll).
     verified: Mutex<HashSet<Digest>>,
+    /// When this poll last held each digest ([`ReuseGate::hold_due`]).
+    held: Mutex<HashMap<Digest, Instant>>,
 }
+
+/// How long a poll counts on its own hold of a stored blob before holding
+/// it again: a poll of many tags sharing layers holds each once in this
+/// time, not once per tag. Safe whatever the collector's grace period:
+/// publishing holds every digest again and checks it is still stored, so
+/// a blob collected meanwhile fails its tag (copied again by the next
+/// poll) and is never linked missing.
+pub const HOLD_REUSED_FOR: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for ReuseGate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -75,7 +87,25 @@ impl ReuseGate {
             owner,
             target,
             verified: Mutex::new(HashSet::new()),
+            held: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether `digest` needs a hold before it is looked at: true unless
+    /// this poll held it within [`HOLD_REUSED_FOR`]. The caller holds it
+    /// and then calls [`ReuseGate::held`].
+    pub fn hold_due(&self, digest: &Digest) -> bool {
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.get(digest)
+            .is_none_or(|at| at.elapsed() >= HOLD_REUSED_FOR)
+    }
+
+    /// Records that this poll held `digest` now.
+    pub fn held(&self, digest: &Digest) {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(digest.clone(), Instant::now());
     }
 
     /// Records that `digest` was fetched from the remote and verified.
@@ -97,15 +127,40 @@ impl ReuseGate {
             return Ok(true);
         }
         if self.repos.has_blob(&self.target, digest).await? {
+            self.verified(digest);
             return Ok(true);
         }
         for holder in self.repos.holders(digest).await? {
             if let Some(repo) = self.repos.repository(&holder).await?
                 && self.access.can_read(self.owner.as_deref(), &repo).await?
             {
+                self.verified(digest);
                 return Ok(true);
             }
         }
         Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+
+    #[tokio::test]
+    async fn a_poll_holds_each_digest_once_in_a_while_and_remembers_what_it_may_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let repos: Arc<dyn RepositoryStore> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let target = RepositoryName::parse("team/app").unwrap();
+        let gate = ReuseGate::new(repos, Arc::new(OpenAccess), None, target);
+        let d = Digest::of(b"layer");
+        assert!(gate.hold_due(&d), "never held");
+        gate.held(&d);
+        assert!(!gate.hold_due(&d), "held just now");
+        assert!(gate.hold_due(&Digest::of(b"other")));
+        // Stored nowhere: not linkable, and not remembered as linkable.
+        assert!(!gate.may_link(&d).await.unwrap());
+        gate.verified(&d);
+        assert!(gate.may_link(&d).await.unwrap());
     }
 }

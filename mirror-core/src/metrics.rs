@@ -213,6 +213,19 @@ impl PullBudget {
     }
 }
 
+/// Whether a pull may start now ([`Metrics::start_pull`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullGate {
+    /// Start it; it is counted as under way until [`Metrics::pull_ended`].
+    Go,
+    /// Wait for a pull under way to end (and its answer to say how many
+    /// pulls are left), then ask again.
+    Wait,
+    /// Defer it: what is left, less the pulls under way, is at or under
+    /// the reserve.
+    Low(PullBudget),
+}
+
 /// Parses a `ratelimit-*` header value: `100;w=21600` → `(100, 6 h)`.
 pub fn parse_rate_header(value: &str) -> Option<(u64, Option<std::time::Duration>)> {
     let mut parts = value.split(';');
@@ -248,6 +261,8 @@ pub struct Metrics {
     last_success: Mutex<HashMap<String, DateTime<Utc>>>,
     /// Registry host → its last announced pull budget.
     pull_budgets: Mutex<HashMap<String, PullBudget>>,
+    /// Pulls under way, by host (locked after `pull_budgets`).
+    pulls_in_flight: Mutex<HashMap<String, u64>>,
     gc: Mutex<GcTotals>,
     cache: Mutex<CacheTotals>,
 }
@@ -339,6 +354,59 @@ impl Metrics {
             b.remaining = Some(n);
             b.window = w.or(b.window);
             b.observed = now;
+        }
+    }
+
+    /// Whether a pull (a manifest GET) from `host` may start now, keeping
+    /// `floor_percent` of an announced budget in reserve: the pulls under
+    /// way count as spent, and while the registry has announced a limit but
+    /// not yet what is left, one pull at a time goes (its answer says).
+    /// Without an announced limit (or with `floor_percent` 0), always
+    /// [`PullGate::Go`]. A `Go` is counted until [`Metrics::pull_ended`].
+    pub fn start_pull(&self, host: &str, floor_percent: u8) -> PullGate {
+        let budgets = self.pull_budgets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut flying = self
+            .pulls_in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let under_way = flying.get(host).copied().unwrap_or(0);
+        let gate = match budgets.get(host) {
+            Some(b) if floor_percent > 0 && b.limit.is_some() => {
+                let left = PullBudget {
+                    remaining: b.remaining.map(|r| r.saturating_sub(under_way)),
+                    ..*b
+                };
+                if left.is_low(floor_percent, std::time::Instant::now()) {
+                    if under_way > 0 {
+                        PullGate::Wait
+                    } else {
+                        PullGate::Low(*b)
+                    }
+                } else if b.remaining.is_none() && under_way > 0 {
+                    PullGate::Wait
+                } else {
+                    PullGate::Go
+                }
+            }
+            _ => PullGate::Go,
+        };
+        if gate == PullGate::Go {
+            *flying.entry(host.to_string()).or_insert(0) += 1;
+        }
+        gate
+    }
+
+    /// Ends a pull [`Metrics::start_pull`] let start.
+    pub fn pull_ended(&self, host: &str) {
+        let mut flying = self
+            .pulls_in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = flying.get_mut(host) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                flying.remove(host);
+            }
         }
     }
 
@@ -459,6 +527,27 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pulls_under_way_count_against_an_announced_budget() {
+        let m = Metrics::default();
+        let h = "hub.example";
+        assert_eq!(m.start_pull(h, 10), PullGate::Go, "nothing announced");
+        m.pull_ended(h);
+        // A limit without what is left: one pull at a time.
+        m.record_pull_budget(h, Some("100;w=21600"), None);
+        assert_eq!(m.start_pull(h, 10), PullGate::Go);
+        assert_eq!(m.start_pull(h, 10), PullGate::Wait);
+        // Its answer: 12 left. With it still under way, 11: one more may go.
+        m.record_pull_budget(h, None, Some("12;w=21600"));
+        assert_eq!(m.start_pull(h, 10), PullGate::Go);
+        assert_eq!(m.start_pull(h, 10), PullGate::Wait, "12 - 2 under way");
+        m.pull_ended(h);
+        m.pull_ended(h);
+        m.record_pull_budget(h, None, Some("10;w=21600"));
+        assert!(matches!(m.start_pull(h, 10), PullGate::Low(_)));
+        assert_eq!(m.start_pull(h, 0), PullGate::Go, "no reserve kept");
+    }
 
     fn progress(bytes: u64, retries: u64) -> ProgressSnapshot {
         ProgressSnapshot {

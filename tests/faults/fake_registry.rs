@@ -44,6 +44,8 @@ pub struct Faults {
     pub blob_truncate: AtomicU32,
     /// Serve blobs with one byte flipped.
     pub corrupt_blobs: AtomicBool,
+    /// Serve this blob (a digest) with one byte flipped.
+    pub corrupt_blob: Mutex<Option<String>>,
     /// Stall blob bodies after half the bytes until cleared.
     pub stall_blobs: AtomicBool,
     /// Answer every HEAD of this tag with 500.
@@ -261,7 +263,9 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         };
         inner.counters.blob_gets.fetch_add(1, Ordering::SeqCst);
         let mut bytes = bytes.to_vec();
-        if inner.faults.corrupt_blobs.load(Ordering::SeqCst) {
+        if inner.faults.corrupt_blobs.load(Ordering::SeqCst)
+            || inner.faults.corrupt_blob.lock().unwrap().as_deref() == Some(digest)
+        {
             let last = bytes.len() - 1;
             bytes[last] ^= 0xff;
         }

@@ -567,3 +567,60 @@ async fn one_unreadable_tag_does_not_stop_the_others() {
     );
     assert_eq!(s.tag_digest().await.as_ref(), Some(&s.digest));
 }
+
+/// Many tags copy at once and are published in batches: a tag whose blob
+/// arrives corrupt fails alone, every other tag is published with its own
+/// counts in its log line, and the next poll copies the one that failed.
+#[tokio::test]
+async fn a_failed_tag_among_many_copied_at_once_fails_alone() {
+    let s = setup(&[layer(1000, 1)]).await;
+    let mut bad_layer = String::new();
+    for i in 0..40u8 {
+        let (_, layers) = s.reg.add_image(
+            "team/app",
+            &format!("t{i:02}"),
+            &[layer(700 + i as usize, i)],
+        );
+        if i == 17 {
+            bad_layer = layers[0].clone();
+        }
+    }
+    *s.reg.faults().corrupt_blob.lock().unwrap() = Some(bad_layer);
+    let job = s.m.poll(&s.policy_id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Errored);
+    let log = log_text(&s.m, &job.id).await;
+    assert!(log.contains("failed team/app:t17 ("), "{log}");
+    let copied: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("copied new tag"))
+        .collect();
+    assert_eq!(copied.len(), 40, "{log}");
+    for line in &copied {
+        // Each tag's own counts, although 8 copy at once: a config and a
+        // layer of its own.
+        assert!(line.contains(", 2 blobs copied, 0 reused, "), "{line}");
+    }
+    let tags = s.m.stores().repos.tags(&name("local/app")).await.unwrap();
+    let mut names: Vec<String> = tags.into_iter().map(|t| t.name).collect();
+    names.sort();
+    assert_eq!(names.len(), 40, "{names:?}");
+    assert!(!names.contains(&"t17".to_string()), "{names:?}");
+
+    *s.reg.faults().corrupt_blob.lock().unwrap() = None;
+    let job = s.m.poll(&s.policy_id).await.unwrap();
+    assert_eq!(
+        job.status,
+        JobStatus::Done,
+        "{}",
+        log_text(&s.m, &job.id).await
+    );
+    let log = log_text(&s.m, &job.id).await;
+    assert!(log.contains("1 tags to copy, 40 unchanged"), "{log}");
+    let t17 =
+        s.m.stores()
+            .repos
+            .tag(&name("local/app"), "t17")
+            .await
+            .unwrap();
+    assert!(t17.is_some());
+}

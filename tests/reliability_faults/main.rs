@@ -794,9 +794,22 @@ async fn a_token_that_expires_mid_poll_is_renewed() {
         .await;
     let p = reg.pusher();
     let v1 = p.push_image(REMOTE, "v1", image("v1", 600_000)).await;
-    let v2 = p.push_image(REMOTE, "v2", image("v2", 600_000)).await;
+    // Tags copy several at once, in plan (name) order, a new one starting
+    // when the oldest under way is done: the tag after the first
+    // TAGS_IN_FLIGHT (v1 and w002...) starts once v1 is.
+    let mut later = Vec::new();
+    for i in 2..=mirror_core::poll::TAGS_IN_FLIGHT + 1 {
+        let tag = format!("w{i:03}");
+        later.push((
+            tag.clone(),
+            p.push_image(REMOTE, &tag, image(&tag, 1000)).await,
+        ));
+    }
+    let v2 = later.last().unwrap().1.clone();
+    let last = later.last().unwrap().0.clone();
     let proxy = FaultProxy::start(&reg, 1);
-    // v1's big layer takes about 3 s: v2 is fetched with an expired token.
+    // v1's big layer takes about 3 s: the last tag is fetched with an
+    // expired token.
     proxy.add(
         Rule::new(Fault::Throttle {
             bytes_per_sec: 200_000,
@@ -815,7 +828,7 @@ async fn a_token_that_expires_mid_poll_is_renewed() {
     let log = log_text(&m, &job.id).await;
     assert_eq!(job.status, JobStatus::Done, "{log}");
     // The client knows the token's `expires_in` and fetched a new one for
-    // v2 (a token the registry refuses early is the test above).
+    // the last tag (a token the registry refuses early is the test above).
     assert!(
         proxy.count(|l| l.path.starts_with(support::fault_proxy::TOKEN_PREFIX)) >= 2,
         "the token was never renewed: {:?}",
@@ -831,7 +844,8 @@ async fn a_token_that_expires_mid_poll_is_renewed() {
         .map(|t| (t.name, t.digest.to_string()))
         .collect();
     assert_eq!(tags.get("v1"), Some(&v1.digest));
-    assert_eq!(tags.get("v2"), Some(&v2.digest));
+    assert_eq!(tags.get(&last), Some(&v2.digest));
+    assert_eq!(tags.len(), mirror_core::poll::TAGS_IN_FLIGHT + 1);
     assert_sound(&m, dir.path()).await;
 }
 

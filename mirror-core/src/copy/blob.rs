@@ -43,10 +43,14 @@ pub async fn copy_blob(
         source,
     };
     // Held first, so a collector does not delete what this copy finds
-    // stored and is about to link (see `crate::gc`).
-    crate::gc::hold(ctx.repos.as_ref(), std::slice::from_ref(&desc.digest))
-        .await
-        .map_err(store_err)?;
+    // stored and is about to link (see `crate::gc`; a poll holds each
+    // digest once in a while, not once per tag that shares it).
+    if ctx.reuse.hold_due(&desc.digest) {
+        crate::gc::hold(ctx.repos.as_ref(), std::slice::from_ref(&desc.digest))
+            .await
+            .map_err(store_err)?;
+        ctx.reuse.held(&desc.digest);
+    }
     // Stored bytes are reused only where the policy's owner may already
     // read them; otherwise the remote must prove it has them.
     if let Some(size) = ctx.blobs.stat(&desc.digest).await.map_err(store_err)?

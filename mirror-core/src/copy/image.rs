@@ -5,7 +5,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use super::blob::copy_blob;
-use super::{CopyContext, CopyError, Progress};
+use super::{CopyContext, CopyError, CopyStats, Progress};
 use crate::digest::Digest;
 use crate::manifest::{Descriptor, MAX_MANIFEST_SIZE, Manifest, is_manifest_media_type};
 use crate::reference::RepositoryName;
@@ -28,6 +28,8 @@ pub struct CopiedTree {
     /// The top manifest's local digest: the remote's, unless the index
     /// was rewritten to the policy's platforms.
     pub digest: Digest,
+    /// What this copy downloaded and reused.
+    pub stats: CopyStats,
 }
 
 impl CopiedTree {
@@ -55,18 +57,23 @@ pub async fn copy_tree(
     selection: &ContentSelection,
 ) -> Result<CopiedTree, CopyError> {
     let mut records = Vec::new();
+    let mut stats = CopyStats::default();
     let top = Node {
         digest,
         media_type_hint: None,
         depth: 0,
     };
-    copy_manifest(ctx, remote, repo, top, selection, &mut records).await?;
+    copy_manifest(ctx, remote, repo, top, selection, &mut records, &mut stats).await?;
     let digest = records
         .last()
         .expect("copy_manifest records the top manifest")
         .digest
         .clone();
-    Ok(CopiedTree { records, digest })
+    Ok(CopiedTree {
+        records,
+        digest,
+        stats,
+    })
 }
 
 /// A manifest to copy: its digest, the media type its parent gave, how
@@ -118,6 +125,7 @@ fn copy_manifest<'a>(
     node: Node<'a>,
     selection: &'a ContentSelection,
     records: &'a mut Vec<ManifestRecord>,
+    stats: &'a mut CopyStats,
 ) -> futures_util::future::BoxFuture<'a, Result<(), CopyError>> {
     Box::pin(async move {
         let Node {
@@ -152,7 +160,7 @@ fn copy_manifest<'a>(
         for child in kept.iter().copied() {
             if !is_manifest_media_type(&child.media_type) {
                 // Not a manifest (an artifact blob listed in an index): copy opaque.
-                copy_blob(ctx, remote, repo, child).await?;
+                stats.blob(copy_blob(ctx, remote, repo, child).await?);
                 continue;
             }
             if depth + 1 > MAX_DEPTH {
@@ -171,7 +179,7 @@ fn copy_manifest<'a>(
                 media_type_hint: Some(&child.media_type),
                 depth: depth + 1,
             };
-            copy_manifest(ctx, remote, repo, node, selection, records).await?;
+            copy_manifest(ctx, remote, repo, node, selection, records, stats).await?;
         }
         // Blobs of one image copy concurrently; the semaphore in the context
         // bounds transfers across the whole poll.
@@ -187,9 +195,7 @@ fn copy_manifest<'a>(
                 }
             }
             match transfers.next().await {
-                Some(r) => {
-                    r?;
-                }
+                Some(r) => stats.blob(r?),
                 None => break,
             }
         }
@@ -203,6 +209,7 @@ fn copy_manifest<'a>(
                     source,
                 })?;
             Progress::add(&ctx.progress.bytes_copied, len);
+            stats.bytes += len;
             ctx.reuse.verified(digest);
         }
         let mut record =
@@ -213,6 +220,7 @@ fn copy_manifest<'a>(
             record.children = kept.iter().map(|c| c.digest.clone()).collect();
             if selection.rewrites_index() {
                 record = store_rewritten_index(ctx, digest, &bytes, &kept).await?;
+                stats.bytes += record.size;
             }
         }
         records.push(record);

@@ -85,6 +85,38 @@ impl CopyError {
     }
 }
 
+/// What one copy did, counted for it alone (the poll's [`Progress`] adds
+/// up every copy running at once).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CopyStats {
+    /// Blobs downloaded.
+    pub blobs_copied: u64,
+    /// Blobs found stored and linked.
+    pub blobs_reused: u64,
+    /// Bytes written: blobs and manifests.
+    pub bytes: u64,
+}
+
+impl CopyStats {
+    /// Counts a blob's outcome.
+    pub fn blob(&mut self, outcome: blob::BlobOutcome) {
+        match outcome {
+            blob::BlobOutcome::Reused => self.blobs_reused += 1,
+            blob::BlobOutcome::Copied(bytes) => {
+                self.blobs_copied += 1;
+                self.bytes += bytes;
+            }
+        }
+    }
+
+    /// Adds another copy's counts.
+    pub fn add(&mut self, other: CopyStats) {
+        self.blobs_copied += other.blobs_copied;
+        self.blobs_reused += other.blobs_reused;
+        self.bytes += other.bytes;
+    }
+}
+
 /// What a copy needs besides the remote: the store, limits, cancellation
 /// and counters.
 #[derive(Clone)]

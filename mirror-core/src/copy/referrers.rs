@@ -90,6 +90,8 @@ pub struct ReferrersCopied {
     pub copied: usize,
     /// One line per referrer left out, and why.
     pub skipped: Vec<String>,
+    /// What copying them downloaded and reused.
+    pub stats: super::CopyStats,
 }
 
 /// Copies the referrers `selection` keeps of each of `subjects` (and their
@@ -168,6 +170,7 @@ pub async fn copy_referrers(
                         continue;
                     }
                 };
+            done.stats.add(tree.stats);
             if tree.top().subject.as_ref() != Some(&subject) {
                 done.skipped.push(format!(
                     "referrer {digest} of {subject}: its subject is {}, not the manifest it was listed for",

@@ -623,25 +623,36 @@ impl HttpRemote {
         }
     }
 
-    /// Refuses a pull (a manifest GET) while the registry's announced pull
-    /// budget is at or under `min_pulls_left_percent` of its limit: the
-    /// rest is left for other pulls, and the tag is tried again at the
-    /// next poll.
-    fn check_pull_budget(&self, what: &str) -> Result<(), RemoteError> {
+    /// Waits for a pull (a manifest GET) to be allowed, and refuses it while
+    /// the registry's announced pull budget, less the pulls under way, is
+    /// at or under `min_pulls_left_percent` of its limit: the rest is left
+    /// for other pulls, and the tag is tried again at the next poll
+    /// ([`crate::metrics::Metrics::start_pull`]). The pull counts as under
+    /// way until the slot is dropped.
+    async fn pull_slot(&self, what: &str) -> Result<PullSlot<'_>, RemoteError> {
+        use crate::metrics::PullGate;
         let floor = self.limits.min_pulls_left_percent;
-        match self.metrics.pull_budget(&self.host) {
-            Some(b) if floor > 0 && b.is_low(floor, std::time::Instant::now()) => {
-                Err(RemoteError::Deferred {
-                    what: format!("pulling {what} from {}", self.host),
-                    reason: format!(
-                        "the registry has {} of {} pulls left in its window, at or under the {floor}% kept in reserve: deferred to a later poll",
-                        b.remaining.unwrap_or(0),
-                        b.limit.unwrap_or(0)
-                    ),
-                    setting: "remote_limits.min_pulls_left_percent",
-                })
+        loop {
+            match self.metrics.start_pull(&self.host, floor) {
+                PullGate::Go => {
+                    return Ok(PullSlot {
+                        metrics: &self.metrics,
+                        host: &self.host,
+                    });
+                }
+                PullGate::Wait => tokio::time::sleep(Duration::from_millis(20)).await,
+                PullGate::Low(b) => {
+                    return Err(RemoteError::Deferred {
+                        what: format!("pulling {what} from {}", self.host),
+                        reason: format!(
+                            "the registry has {} of {} pulls left in its window, at or under the {floor}% kept in reserve: deferred to a later poll",
+                            b.remaining.unwrap_or(0),
+                            b.limit.unwrap_or(0)
+                        ),
+                        setting: "remote_limits.min_pulls_left_percent",
+                    });
+                }
             }
-            _ => Ok(()),
         }
     }
 
@@ -1016,7 +1027,7 @@ impl RemoteRegistry for HttpRemote {
         reference: &str,
     ) -> Result<RemoteManifest, RemoteError> {
         let what = format!("{repo}@{reference}");
-        self.check_pull_budget(&what)?;
+        let _pull = self.pull_slot(&what).await?;
         let url = self.url(&format!("/v2/{repo}/manifests/{reference}"));
         let resp = self
             .send(
@@ -1216,5 +1227,17 @@ impl RemoteRegistry for HttpRemote {
             _ => false,
         };
         Ok(Permissions { read: true, write })
+    }
+}
+
+/// A pull under way ([`HttpRemote::pull_slot`]); ends when dropped.
+struct PullSlot<'a> {
+    metrics: &'a crate::metrics::Metrics,
+    host: &'a str,
+}
+
+impl Drop for PullSlot<'_> {
+    fn drop(&mut self) {
+        self.metrics.pull_ended(self.host);
     }
 }

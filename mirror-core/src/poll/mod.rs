@@ -12,23 +12,26 @@
 //!    policy saved without initial evaluation);
 //! 4. for each tag to copy: [`crate::copy::image::copy_tree`] (the
 //!    policy's platforms) and [`crate::copy::referrers::copy_referrers`],
-//!    then publish that tag at once, so a later failure leaves earlier
-//!    tags complete.
+//!    several tags at once, each published as soon as it and the tags
+//!    planned before it are copied, in batches ([`pipeline`]), so a later
+//!    failure leaves earlier tags complete.
 //!
 //! The tags of step 2 are those the policy's rules match, plus the cosign
 //! tag-scheme tags (`sha256-<hex>.sig`, ...) of the digests they resolve
 //! to, when the policy copies referrers.
 
+mod pipeline;
+
+pub use pipeline::{PUBLISH_BATCH, TAGS_IN_FLIGHT};
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::Utc;
 use futures_util::StreamExt;
 
-use crate::copy::image::copy_tree;
-use crate::copy::referrers::{ReferrersApi, copy_referrers, is_tag_scheme_name, tag_scheme_names};
-use crate::copy::{CopyContext, CopyError};
-use crate::diff::{Change, plan};
+use crate::copy::CopyContext;
+use crate::copy::referrers::tag_scheme_names;
+use crate::diff::plan;
 use crate::digest::Digest;
 use crate::error::ErrorKind;
 use crate::events::{Event, EventKind, EventSink};
@@ -37,8 +40,7 @@ use crate::progress::Progress;
 use crate::reference::RepositoryName;
 use crate::remote::{BulkDigests, RemoteError, RemoteRegistry};
 use crate::rules::TagFilter;
-use crate::store::{RepositoryStore, StoreError, TagRecord, TagSource};
-use crate::write::{WriteError, publish_checked};
+use crate::store::{RepositoryStore, StoreError, TagRecord};
 
 /// Where a poll writes its log lines.
 pub trait LogSink: Send + Sync {
@@ -398,140 +400,7 @@ pub async fn poll_policy(
     ));
     Progress::add(&env.copy.progress.tags_planned, sync.copy.len() as u64);
 
-    let referrers_api = ReferrersApi::default();
-    for item in &sync.copy {
-        if env.copy.cancel.is_cancelled() {
-            return Err(PollError::Canceled);
-        }
-        let before = env.copy.progress.snapshot();
-        let copied = copy_tree(
-            &env.copy,
-            remote,
-            remote_repo,
-            &item.digest,
-            &policy.content,
-        )
-        .await;
-        let copied = match copied {
-            Ok(r) => r,
-            Err(CopyError::Canceled) => return Err(PollError::Canceled),
-            Err(e) => {
-                let line = format!("failed {}:{} ({}): {e}", remote_repo, item.tag, item.digest);
-                report.failed(env.log, e.kind(), line);
-                continue;
-            }
-        };
-        let top = copied.top().clone();
-        let mut records = copied.records;
-        let mut referrers = 0;
-        if policy.content.referrers && !is_tag_scheme_name(&item.tag) {
-            let subjects: Vec<Digest> = records.iter().map(|r| r.digest.clone()).collect();
-            let found = copy_referrers(
-                &env.copy,
-                remote,
-                remote_repo,
-                &subjects,
-                &policy.content,
-                &referrers_api,
-                &mut records,
-            )
-            .await;
-            match found {
-                Ok(found) => {
-                    referrers = found.copied;
-                    for line in found.skipped {
-                        env.log
-                            .line(format!("{}:{}: {line}", remote_repo, item.tag));
-                    }
-                }
-                Err(CopyError::Canceled) => return Err(PollError::Canceled),
-                Err(e) => {
-                    let line =
-                        format!("failed {}:{} ({}): {e}", remote_repo, item.tag, item.digest);
-                    report.failed(env.log, e.kind(), line);
-                    continue;
-                }
-            }
-        }
-        let tag = TagRecord {
-            name: item.tag.clone(),
-            digest: top.digest.clone(),
-            media_type: top.media_type.clone(),
-            size: top.size,
-            mirrored: Some(TagSource {
-                policy_id: policy.id.clone(),
-                remote_repository: source.clone(),
-                remote_tag: item.tag.clone(),
-                remote_digest: (top.digest != item.digest).then(|| item.digest.clone()),
-            }),
-            updated_at: Utc::now(),
-        };
-        // copy_tree fetched and verified every blob, or the ReuseGate let
-        // this poll link it: the poll vouches for them all.
-        let published = publish_checked(
-            env.copy.blobs.as_ref(),
-            env.repos,
-            local_repo,
-            &records,
-            &[tag],
-            |_| true,
-        )
-        .await;
-        match published {
-            Ok(()) => {}
-            Err(WriteError::Store(source)) => {
-                return Err(PollError::Store {
-                    context: format!("publishing {local_repo}:{}", item.tag),
-                    source,
-                });
-            }
-            Err(e) => {
-                let line = format!("failed {}:{} ({}): {e}", remote_repo, item.tag, item.digest);
-                report.failed(env.log, e.kind(), line);
-                continue;
-            }
-        }
-        env.events.emit(Event::now(
-            EventKind::PollMirroring {
-                policy_id: policy.id.clone(),
-                tag: item.tag.clone(),
-                digest: top.digest.clone(),
-                remote_repository: source.clone(),
-                remote_tag: item.tag.clone(),
-            },
-            local_repo,
-            None,
-        ));
-        let after = env.copy.progress.snapshot();
-        let bytes = after.bytes_copied - before.bytes_copied;
-        report.tags_copied += 1;
-        report.bytes_copied += bytes;
-        Progress::add(&env.copy.progress.tags_copied, 1);
-        let rewritten = if top.digest == item.digest {
-            String::new()
-        } else {
-            format!(" rewritten to {}", top.digest)
-        };
-        let referrers = if referrers > 0 {
-            format!(", {referrers} referrers")
-        } else {
-            String::new()
-        };
-        env.log.line(format!(
-            "copied {} tag {}:{} -> {local_repo}:{} ({}{rewritten}, {} manifests{referrers}, {} blobs copied, {} reused, {bytes} bytes)",
-            match item.change {
-                Change::New => "new",
-                Change::Moved => "moved",
-            },
-            remote_repo,
-            item.tag,
-            item.tag,
-            item.digest,
-            records.len(),
-            after.blobs_copied - before.blobs_copied,
-            after.blobs_reused - before.blobs_reused,
-        ));
-    }
+    pipeline::copy_and_publish(env, policy, &source, &sync.copy, &mut report).await?;
     if policy.delete_removed.enabled {
         propagate_deletions(env, policy, &listed, &source, &mut report).await?;
     }
