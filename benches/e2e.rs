@@ -16,6 +16,9 @@
 //!    3b. the same from a regmirror upstream, whose tag API lists the
 //!    digests (`REGMIRROR_BENCH_ONLY=3b`), counting requests through a
 //!    `FaultProxy`;
+//!    3c. the initial mirror of that repository into an empty data
+//!    directory, vs `skopeo sync` into an empty docker-registry
+//!    (`REGMIRROR_BENCH_ONLY=3c`);
 //! 4. serving from mirror-server vs docker-registry (`wrk`): 1 MiB blob GETs
 //!    and manifest GETs, private repository, Basic credentials on every
 //!    request;
@@ -424,6 +427,11 @@ async fn run(s: Sizes) {
         many_tags_bulk(&s, &mut rows).await;
         print_rows(&rows);
     }
+    if wanted("3c") {
+        let mut rows = Vec::new();
+        many_tags_initial(&s, &mut rows).await;
+        print_rows(&rows);
+    }
     if wanted("4") {
         serving(&s).await;
     }
@@ -575,7 +583,10 @@ async fn small_tags(s: &Sizes, rows: &mut Vec<Row>) {
     });
 }
 
-async fn many_tags(s: &Sizes, rows: &mut Vec<Row>) {
+/// The upstream of scenarios 3 and 3c: `bench/many` with
+/// `s.many_tags` tags over `s.many_images` small images (the extra tags
+/// point at the same manifests).
+async fn many_tags_upstream(s: &Sizes) -> Registry {
     let up = Registry::builder()
         .log_level("info")
         .blob_descriptor_cache(true)
@@ -614,6 +625,73 @@ async fn many_tags(s: &Sizes, rows: &mut Vec<Row>) {
     for t in tasks {
         t.await.unwrap();
     }
+    up
+}
+
+/// 3c. Initial mirror of scenario 3's repository (5,000 tags) into an
+/// empty data directory each run, vs one `skopeo sync` into an empty
+/// docker-registry.
+async fn many_tags_initial(s: &Sizes, rows: &mut Vec<Row>) {
+    let up = many_tags_upstream(s).await;
+    let n_tags = up.pusher().tags("bench/many").await.len();
+    let name = format!(
+        "3c. initial mirror, {n_tags} tags ({} images)",
+        s.many_images
+    );
+    let (mut ours, mut cpu_ours) = (vec![], vec![]);
+    for _ in 0..s.runs {
+        let dir = scratch();
+        let r = regmirror(&up, "bench/many", dir.path(), true, 1);
+        ours.push(r.stdout.trim().parse::<f64>().unwrap());
+        cpu_ours.push(r.cpu_secs);
+    }
+    let o = median(ours);
+    // One `skopeo sync`, stopped after SYNC_LIMIT: here it goes idle part
+    // way (as in scenario 3), so what it copied by then is counted.
+    const SYNC_LIMIT: Duration = Duration::from_secs(300);
+    let (t, sync_note) = if std::env::var("REGMIRROR_BENCH_SKIP_SKOPEO_SYNC").is_err() {
+        let dest = Registry::plain().await;
+        match measure_limited(&mut skopeo_sync(&up, "bench/many", &dest), SYNC_LIMIT) {
+            Some(r) => (r.secs, String::new()),
+            None => {
+                let copied = dest.pusher().tags("mirror/many").await.len();
+                (
+                    f64::NAN,
+                    format!(
+                        "stopped after {} s with {copied} of {n_tags} tags copied",
+                        SYNC_LIMIT.as_secs()
+                    ),
+                )
+            }
+        }
+    } else {
+        (f64::NAN, "skipped".into())
+    };
+    let ratio = if t.is_nan() {
+        format!("< {:.3}x", o / SYNC_LIMIT.as_secs_f64())
+    } else {
+        format!("{:.3}x", o / t)
+    };
+    rows.push(Row {
+        scenario: name.clone(),
+        tool: "regmirror (durable; job requested to done)".into(),
+        secs: o,
+        extra: format!(
+            "{ratio} skopeo sync (goal <= 0.1x, <= 8 s); CPU {:.2} s",
+            median(cpu_ours)
+        ),
+    });
+    rows.push(Row {
+        scenario: name,
+        tool: "skopeo sync".into(),
+        secs: t,
+        extra: sync_note,
+    });
+}
+
+async fn many_tags(s: &Sizes, rows: &mut Vec<Row>) {
+    let up = many_tags_upstream(s).await;
+    let p = up.pusher();
     let n_tags = p.tags("bench/many").await.len();
     let dir = scratch();
     regmirror(&up, "bench/many", dir.path(), true, 1);
@@ -898,14 +976,24 @@ async fn serving(s: &Sizes) {
         ("1 MiB blob GET", format!("/v2/bench/serve/blobs/{blob}")),
         ("manifest GET", "/v2/bench/serve/manifests/v1".to_string()),
     ] {
-        let ours = wrk(
-            &format!("{}{path}", srv.url),
-            "admin",
-            ADMIN_PASSWORD,
-            accept,
-            secs,
+        // Median of `runs` rounds, each server in turn.
+        let (mut ours, mut theirs) = (vec![], vec![]);
+        for _ in 0..s.runs {
+            let o = wrk(
+                &format!("{}{path}", srv.url),
+                "admin",
+                ADMIN_PASSWORD,
+                accept,
+                secs,
+            );
+            let t = wrk(&format!("{}{path}", up.url()), user, password, accept, secs);
+            ours.extend(o);
+            theirs.extend(t);
+        }
+        let (ours, theirs) = (
+            (!ours.is_empty()).then(|| median(ours)),
+            (!theirs.is_empty()).then(|| median(theirs)),
         );
-        let theirs = wrk(&format!("{}{path}", up.url()), user, password, accept, secs);
         let (Some(o), Some(t)) = (ours, theirs) else {
             println!(
                 "| 4. serving                          | (wrk not installed: apt-get install wrk) |"

@@ -11,8 +11,11 @@
 //! loopback with "Save & Apply"; the table gives the copy's wall time (job
 //! submitted to done), the server's resident memory when idle before the
 //! copy, and its peak (`VmHWM`, reset through `/proc/PID/clear_refs` just
-//! before the copy, so the start's password hash is not counted). Under `cargo test` it runs once
-//! with a 2 MiB layer as a smoke test.
+//! before the copy, so the start's password hash is not counted), and, in
+//! the same run, the anchors: `dd conv=fdatasync` of the same byte count
+//! to the same disk and `skopeo copy` of the image into a second
+//! docker-registry, with the server's copy time as a ratio of each.
+//! Under `cargo test` it runs once with a 2 MiB layer as a smoke test.
 //!
 //! Then the pull-through cache (issue "Pull-through cache"): 100 clients
 //! at once pull an image of 256 MiB (192 + 64 MiB layers) that a fresh
@@ -30,6 +33,7 @@ mod support;
 #[allow(dead_code)]
 mod server;
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
@@ -38,6 +42,18 @@ use support::fault_proxy::FaultProxy;
 use support::{ImageSpec, LayerSpec, Registry};
 
 const MIB: u64 = 1024 * 1024;
+
+/// Seconds `cmd` took; panics if it failed.
+fn timed(cmd: &mut Command) -> f64 {
+    let start = Instant::now();
+    let out = cmd.output().expect("run the anchor command");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    start.elapsed().as_secs_f64()
+}
 
 /// `VmHWM` / `VmRSS` of `pid` in MiB.
 fn memory_mib(pid: u32, field: &str) -> f64 {
@@ -68,12 +84,18 @@ async fn main() {
     };
     println!();
     println!(
-        "| {:<24} | {:>8} | {:>9} | {:>16} | {:>17} |",
-        "image", "MiB", "copy s", "idle RSS MiB", "copy peak RSS MiB"
+        "| {:<24} | {:>8} | {:>9} | {:>16} | {:>17} | {:>15} | {:>17} |",
+        "image",
+        "MiB",
+        "copy s",
+        "idle RSS MiB",
+        "copy peak RSS MiB",
+        "dd s (ratio)",
+        "skopeo s (ratio)"
     );
     println!(
-        "|{:-<26}|{:->10}|{:->11}|{:->18}|{:->19}|",
-        "", "", "", "", ""
+        "|{:-<26}|{:->10}|{:->11}|{:->18}|{:->19}|{:->17}|{:->19}|",
+        "", "", "", "", "", "", ""
     );
     for (i, (name, layers)) in cases.into_iter().enumerate() {
         let upstream = Registry::plain().await;
@@ -105,13 +127,35 @@ async fn main() {
         let secs = start.elapsed().as_secs_f64();
         let peak = memory_mib(server.pid(), "VmHWM:");
         let total: u64 = layers.iter().sum();
+        // The anchors, in the same run: the same byte count written and
+        // flushed by `dd` to the same disk, and `skopeo copy` of the same
+        // image into a second docker-registry.
+        let dd = timed(Command::new("dd").args([
+            "if=/dev/zero",
+            &format!("of={}", dir.path().join("dd.out").display()),
+            "bs=4M",
+            &format!("count={}", total.div_ceil(4 * MIB)),
+            "conv=fdatasync",
+        ]));
+        let _ = std::fs::remove_file(dir.path().join("dd.out"));
+        let dest = Registry::plain().await;
+        let skopeo = timed(Command::new("skopeo").args([
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &format!("docker://{}/bench/rss:v1", upstream.host_port()),
+            &format!("docker://{}/bench/rss:v1", dest.host_port()),
+        ]));
+        drop(dest);
         println!(
-            "| {:<24} | {:>8} | {:>9.3} | {:>16.1} | {:>17} |",
+            "| {:<24} | {:>8} | {:>9.3} | {:>16.1} | {:>17} | {:>15} | {:>17} |",
             name,
             total / MIB,
             secs,
             idle,
-            format!("{peak:.1}{}", if reset { "" } else { " (since start)" })
+            format!("{peak:.1}{}", if reset { "" } else { " (since start)" }),
+            format!("{dd:.3} ({:.2}x)", secs / dd),
+            format!("{skopeo:.3} ({:.2}x)", secs / skopeo),
         );
         assert!(
             peak < 64.0,
