@@ -19,6 +19,9 @@
 //!    3c. the initial mirror of that repository into an empty data
 //!    directory, vs `skopeo sync` into an empty docker-registry
 //!    (`REGMIRROR_BENCH_ONLY=3c`);
+//!    3d. the initial mirror and a no-change poll of it through
+//!    mirror-server's API (a new in-process server per run), beside the
+//!    library's (`REGMIRROR_BENCH_ONLY=3d`);
 //! 4. serving from mirror-server vs docker-registry (`wrk`): 1 MiB blob GETs
 //!    and manifest GETs, private repository, Basic credentials on every
 //!    request;
@@ -432,6 +435,11 @@ async fn run(s: Sizes) {
         many_tags_initial(&s, &mut rows).await;
         print_rows(&rows);
     }
+    if wanted("3d") {
+        let mut rows = Vec::new();
+        many_tags_through_server(&s, &mut rows).await;
+        print_rows(&rows);
+    }
     if wanted("4") {
         serving(&s).await;
     }
@@ -687,6 +695,73 @@ async fn many_tags_initial(s: &Sizes, rows: &mut Vec<Row>) {
         secs: t,
         extra: sync_note,
     });
+}
+
+/// 3d. Scenario 3c's initial mirror and scenario 3's no-change poll
+/// through `mirror-server`'s API (in this process, embedded stores): a new
+/// server per run, the policy saved, `POST /api/v0/jobs` → done, then
+/// once more with nothing changed; beside the same polls through the
+/// library (the child process of 3 and 3c) in the same run.
+async fn many_tags_through_server(s: &Sizes, rows: &mut Vec<Row>) {
+    use reqwest::Method;
+    use server::ADMIN;
+    let up = many_tags_upstream(s).await;
+    let n_tags = up.pusher().tags("bench/many").await.len();
+    let (mut initial, mut again, mut lib_initial, mut lib_again) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..s.runs {
+        let srv = server::TestServer::start().await;
+        srv.create_repo("bench", "mirror", "private").await;
+        let (status, body) = srv
+            .call(
+                Method::POST,
+                "/api/v0/repositories/bench/mirror/pollMirroringPolicies",
+                ADMIN,
+                Some(serde_json::json!({
+                    "remoteHost": up.url(), "remoteRepository": "bench/many", "enabled": true
+                })),
+            )
+            .await;
+        assert!(status.is_success(), "policy: {status} {body}");
+        for times in [&mut initial, &mut again] {
+            let start = Instant::now();
+            let (status, job) = srv
+                .call(
+                    Method::POST,
+                    "/api/v0/jobs",
+                    ADMIN,
+                    Some(serde_json::json!({"action": "poll_mirror"})),
+                )
+                .await;
+            assert!(status.is_success(), "job: {status} {job}");
+            srv.wait_done(job["id"].as_str().unwrap()).await;
+            times.push(start.elapsed().as_secs_f64());
+        }
+        let (_, listed) = srv
+            .call(Method::GET, "/v2/bench/mirror/tags/list", ADMIN, None)
+            .await;
+        let mirrored = listed["tags"].as_array().map_or(0, Vec::len);
+        assert_eq!(mirrored, n_tags, "every tag mirrored");
+        srv.stop().await;
+        let dir = scratch();
+        let r = regmirror(&up, "bench/many", dir.path(), true, 2);
+        lib_again.push(r.stdout.trim().parse::<f64>().unwrap());
+        let dir = scratch();
+        let r = regmirror(&up, "bench/many", dir.path(), true, 1);
+        lib_initial.push(r.stdout.trim().parse::<f64>().unwrap());
+    }
+    let name = format!("3d. {n_tags} tags through mirror-server's API");
+    for (what, ours, lib) in [
+        ("initial mirror", initial, lib_initial),
+        ("no-change poll", again, lib_again),
+    ] {
+        let (o, l) = (median(ours), median(lib));
+        rows.push(Row {
+            scenario: name.clone(),
+            tool: format!("{what}: job requested → done"),
+            secs: o,
+            extra: format!("{:.2}x the library's {l:.3} s (same run)", o / l),
+        });
+    }
 }
 
 async fn many_tags(s: &Sizes, rows: &mut Vec<Row>) {

@@ -11,8 +11,9 @@
 //! loopback with "Save & Apply"; the table gives the copy's wall time (job
 //! submitted to done), the server's resident memory when idle before the
 //! copy, and its peak (`VmHWM`, reset through `/proc/PID/clear_refs` just
-//! before the copy, so the start's password hash is not counted), and, in
-//! the same run, the anchors: `dd conv=fdatasync` of the same byte count
+//! before the copy, so the start's password hash is not counted), the
+//! median of 3 runs (a fresh server each), and, in the same runs, the
+//! anchors: `dd conv=fdatasync` of the same byte count
 //! to the same disk and `skopeo copy` of the image into a second
 //! docker-registry, with the server's copy time as a ratio of each.
 //! Under `cargo test` it runs once with a 2 MiB layer as a smoke test.
@@ -42,6 +43,13 @@ use support::fault_proxy::FaultProxy;
 use support::{ImageSpec, LayerSpec, Registry};
 
 const MIB: u64 = 1024 * 1024;
+
+/// The median of `v` (not empty).
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
 
 /// Seconds `cmd` took; panics if it failed.
 fn timed(cmd: &mut Command) -> f64 {
@@ -82,6 +90,8 @@ async fn main() {
     } else {
         vec![("one 2 MiB layer", vec![2 * MIB])]
     };
+    // Median of 3 runs per image (1 under `cargo test`).
+    let runs = if full { 3 } else { 1 };
     println!();
     println!(
         "| {:<24} | {:>8} | {:>9} | {:>16} | {:>17} | {:>15} | {:>17} |",
@@ -112,41 +122,46 @@ async fn main() {
         // SAFETY: sync(2) has no preconditions.
         unsafe { libc::sync() };
 
-        let dir = tempfile::tempdir().unwrap();
-        let server = Server::start(&dir.path().join("data"), None);
-        server.create_repo("bench", "rss").await;
-        let idle = memory_mib(server.pid(), "VmRSS:");
-        // Peak from here on: the start's admin password hash (Argon2id,
-        // 19 MiB for a moment) is not the copy's.
-        let reset = std::fs::write(format!("/proc/{}/clear_refs", server.pid()), "5").is_ok();
-        let start = Instant::now();
-        let job = server
-            .create_policy("bench/rss", &upstream.url(), "bench/rss")
-            .await;
-        server.wait_done(&job, Duration::from_secs(600)).await;
-        let secs = start.elapsed().as_secs_f64();
-        let peak = memory_mib(server.pid(), "VmHWM:");
         let total: u64 = layers.iter().sum();
-        // The anchors, in the same run: the same byte count written and
-        // flushed by `dd` to the same disk, and `skopeo copy` of the same
-        // image into a second docker-registry.
-        let dd = timed(Command::new("dd").args([
-            "if=/dev/zero",
-            &format!("of={}", dir.path().join("dd.out").display()),
-            "bs=4M",
-            &format!("count={}", total.div_ceil(4 * MIB)),
-            "conv=fdatasync",
-        ]));
-        let _ = std::fs::remove_file(dir.path().join("dd.out"));
-        let dest = Registry::plain().await;
-        let skopeo = timed(Command::new("skopeo").args([
-            "copy",
-            "--src-tls-verify=false",
-            "--dest-tls-verify=false",
-            &format!("docker://{}/bench/rss:v1", upstream.host_port()),
-            &format!("docker://{}/bench/rss:v1", dest.host_port()),
-        ]));
-        drop(dest);
+        let (mut copies, mut dds, mut skopeos) = (vec![], vec![], vec![]);
+        let (mut idle, mut peak, mut reset) = (0f64, 0f64, true);
+        for _ in 0..runs {
+            let dir = tempfile::tempdir().unwrap();
+            let server = Server::start(&dir.path().join("data"), None);
+            server.create_repo("bench", "rss").await;
+            idle = idle.max(memory_mib(server.pid(), "VmRSS:"));
+            // Peak from here on: the start's admin password hash (Argon2id,
+            // 19 MiB for a moment) is not the copy's.
+            reset &= std::fs::write(format!("/proc/{}/clear_refs", server.pid()), "5").is_ok();
+            let start = Instant::now();
+            let job = server
+                .create_policy("bench/rss", &upstream.url(), "bench/rss")
+                .await;
+            server.wait_done(&job, Duration::from_secs(600)).await;
+            copies.push(start.elapsed().as_secs_f64());
+            peak = peak.max(memory_mib(server.pid(), "VmHWM:"));
+            drop(server);
+            // The anchors, in the same run: the same byte count written and
+            // flushed by `dd` to the same disk, and `skopeo copy` of the
+            // same image into a second docker-registry.
+            dds.push(timed(Command::new("dd").args([
+                "if=/dev/zero",
+                &format!("of={}", dir.path().join("dd.out").display()),
+                "bs=4M",
+                &format!("count={}", total.div_ceil(4 * MIB)),
+                "conv=fdatasync",
+            ])));
+            let _ = std::fs::remove_file(dir.path().join("dd.out"));
+            let dest = Registry::plain().await;
+            skopeos.push(timed(Command::new("skopeo").args([
+                "copy",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+                &format!("docker://{}/bench/rss:v1", upstream.host_port()),
+                &format!("docker://{}/bench/rss:v1", dest.host_port()),
+            ])));
+        }
+        let (secs, dd, skopeo) = (median(&copies), median(&dds), median(&skopeos));
         println!(
             "| {:<24} | {:>8} | {:>9.3} | {:>16.1} | {:>17} | {:>15} | {:>17} |",
             name,
@@ -157,6 +172,7 @@ async fn main() {
             format!("{dd:.3} ({:.2}x)", secs / dd),
             format!("{skopeo:.3} ({:.2}x)", secs / skopeo),
         );
+        println!("  {name}: copy {copies:.3?} s, dd {dds:.3?} s, skopeo {skopeos:.3?} s");
         assert!(
             peak < 64.0,
             "mirror-server peaked at {peak:.1} MiB copying {name} (goal: at most 64 MiB)"
