@@ -711,29 +711,14 @@ async fn many_tags_through_server(s: &Sizes, rows: &mut Vec<Row>) {
     for _ in 0..s.runs {
         let srv = server::TestServer::start().await;
         srv.create_repo("bench", "mirror", "private").await;
-        let (status, body) = srv
-            .call(
-                Method::POST,
-                "/api/v0/repositories/bench/mirror/pollMirroringPolicies",
-                ADMIN,
-                Some(serde_json::json!({
-                    "remoteHost": up.url(), "remoteRepository": "bench/many", "enabled": true
-                })),
-            )
-            .await;
-        assert!(status.is_success(), "policy: {status} {body}");
+        let form = serde_json::json!({
+            "remoteHost": up.url(), "remoteRepository": "bench/many", "enabled": true
+        });
+        support::policies::add_policy(&srv.admin(), "bench/mirror", &form).await;
         for times in [&mut initial, &mut again] {
             let start = Instant::now();
-            let (status, job) = srv
-                .call(
-                    Method::POST,
-                    "/api/v0/jobs",
-                    ADMIN,
-                    Some(serde_json::json!({"action": "poll_mirror"})),
-                )
-                .await;
-            assert!(status.is_success(), "job: {status} {job}");
-            srv.wait_done(job["id"].as_str().unwrap()).await;
+            let job = srv.submit_poll(None).await;
+            srv.wait_done(&job).await;
             times.push(start.elapsed().as_secs_f64());
         }
         let (_, listed) = srv
@@ -1034,15 +1019,7 @@ async fn serving(s: &Sizes) {
         )
         .await;
     assert!(status.is_success(), "policy: {status}");
-    let (_, job) = srv
-        .call(
-            Method::POST,
-            "/api/v0/jobs",
-            ADMIN,
-            Some(serde_json::json!({"action": "poll_mirror"})),
-        )
-        .await;
-    srv.wait_done(job["id"].as_str().unwrap()).await;
+    srv.wait_done(&srv.submit_poll(None).await).await;
 
     let secs = if s.full { 10 } else { 1 };
     let accept = &img.media_type;

@@ -12,7 +12,7 @@
 use chrono::Utc;
 use futures_util::StreamExt;
 
-use super::{LogSink, PollEnv, PollError, PollReport};
+use super::{PollEnv, PollError, PollReport};
 use crate::copy::image::copy_tree;
 use crate::copy::referrers::{ReferrersApi, copy_referrers, is_tag_scheme_name};
 use crate::copy::{CopyError, CopyStats};
@@ -103,11 +103,7 @@ pub(super) async fn copy_and_publish(
                 match published {
                     Ok(()) => published_tag(env, policy, source, &tag, report),
                     Err(e) => {
-                        let item = tag.item;
-                        let line = format!(
-                            "failed {}:{} ({}): {e}",
-                            policy.remote.repository, item.tag, item.digest
-                        );
+                        let line = failed_line(policy, tag.item, &e);
                         report.failed(env.log, e.kind(), line);
                     }
                 }
@@ -125,6 +121,12 @@ pub(super) async fn copy_and_publish(
     publish_behind.await
 }
 
+/// The log line of a tag that failed: tag, remote digest and cause.
+fn failed_line(policy: &PollMirroringPolicy, item: &TagCopy, e: &dyn std::fmt::Display) -> String {
+    let remote_repo = &policy.remote.repository;
+    format!("failed {remote_repo}:{} ({}): {e}", item.tag, item.digest)
+}
+
 /// Copies one tag's tree (and its referrers, if the policy copies them).
 async fn copy_tag<'p>(
     env: &PollEnv<'_>,
@@ -139,7 +141,7 @@ async fn copy_tag<'p>(
         CopyError::Canceled => Err(PollError::Canceled),
         e => Ok(Copied::Failed {
             kind: e.kind(),
-            line: format!("failed {}:{} ({}): {e}", remote_repo, item.tag, item.digest),
+            line: failed_line(policy, item, &e),
         }),
     };
     if env.copy.cancel.is_cancelled() {
@@ -307,8 +309,7 @@ fn published_tag(
     } else {
         String::new()
     };
-    let log: &dyn LogSink = env.log;
-    log.line(format!(
+    env.log.line(format!(
         "copied {} tag {}:{} -> {local_repo}:{} ({}{rewritten}, {} manifests{referrers}, {} blobs copied, {} reused, {} bytes)",
         match item.change {
             Change::New => "new",
